@@ -1,0 +1,11 @@
+//! ferry: ferry container images across an air gap.
+//!
+//! The library resolves references against registries, fetches every blob once into a single
+//! content-addressed OCI layout, and verifies it. It never prints: progress reaches the caller
+//! as [`report::Event`]s.
+
+pub mod digest;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+pub mod store;

@@ -1,0 +1,205 @@
+//! Image references, normalized the way Docker does (`alpine` -> `docker.io/library/alpine:latest`).
+//!
+//! Parsing is oci-spec's port of distribution's grammar; this module adds the checks that give
+//! users a useful message, and the accessors the rest of ferry needs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+
+/// A normalized image reference: registry, repository, and a tag, a digest, or both.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+/// Why a string is not an image reference.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid image reference {input:?}: {reason}")]
+pub struct ReferenceError {
+    /// The text as given.
+    pub input: String,
+    /// What is wrong with it, with a hint where one helps.
+    pub reason: String,
+}
+
+impl ImageRef {
+    /// Registry host, with port when given (`docker.io`, `127.0.0.1:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Repository path within the registry (`library/alpine`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag, if the reference names one.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest, if the reference pins one. It wins over the tag when both are given.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// What to ask the registry's manifest endpoint for: the digest when pinned, else the tag.
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_owned(),
+        }
+    }
+
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository pinned to `digest` (no tag): `registry/repository@digest`.
+    pub fn with_digest_only(&self, digest: Digest) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: Some(digest),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let fail = |reason: String| ReferenceError {
+            input: input.to_owned(),
+            reason,
+        };
+        let trimmed = input.trim();
+        // skopeo and crane users write transports; the only one that means a registry is docker://.
+        let text = trimmed.strip_prefix("docker://").unwrap_or(trimmed);
+        if text.is_empty() {
+            return Err(fail("empty reference".into()));
+        }
+        if let Some((transport, _)) = text.split_once(':')
+            && matches!(
+                transport,
+                "oci" | "oci-archive" | "docker-archive" | "dir" | "containers-storage"
+            )
+            && !text[transport.len()..].starts_with("://")
+            && !text[transport.len() + 1..].starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(fail(format!(
+                "the {transport}: transport is not a registry; ferry bundle reads from registries \
+                 (write registry/repository:tag)"
+            )));
+        }
+        if text.contains("://") {
+            return Err(fail(
+                "a reference has no URL scheme; write host[:port]/repository:tag".into(),
+            ));
+        }
+        let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|e| {
+            let path = text.split(['@']).next().unwrap_or(text);
+            let path = path.rsplit_once('/').map_or(path, |(_, last)| last);
+            let path = path.split(':').next().unwrap_or(path);
+            if path.chars().any(|c| c.is_ascii_uppercase()) {
+                fail("repository names must be lowercase".into())
+            } else {
+                fail(e.to_string())
+            }
+        })?;
+        let digest = match parsed.digest() {
+            Some(d) => Some(d.parse::<Digest>().map_err(|e| fail(e.to_string()))?),
+            None => None,
+        };
+        Ok(ImageRef {
+            registry: parsed.registry().to_owned(),
+            repository: parsed.repository().to_owned(),
+            tag: parsed.tag().map(str::to_owned),
+            digest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn norm(s: &str) -> String {
+        s.parse::<ImageRef>().unwrap().to_string()
+    }
+
+    #[test]
+    fn normalizes_like_docker() {
+        assert_eq!(norm("alpine"), "docker.io/library/alpine:latest");
+        assert_eq!(norm("alpine:3.20"), "docker.io/library/alpine:3.20");
+        assert_eq!(norm("bitnami/redis:7"), "docker.io/bitnami/redis:7");
+        assert_eq!(
+            norm("index.docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(norm("docker://quay.io/org/app:1"), "quay.io/org/app:1");
+        assert_eq!(norm("localhost/app"), "localhost/app:latest");
+        assert_eq!(norm("localhost:5000/a/b/c:v1"), "localhost:5000/a/b/c:v1");
+        assert_eq!(norm("127.0.0.1:5000/app:1"), "127.0.0.1:5000/app:1");
+        assert_eq!(
+            norm(&format!("ghcr.io/o/app@{D}")),
+            format!("ghcr.io/o/app@{D}")
+        );
+    }
+
+    #[test]
+    fn digest_wins_over_tag() {
+        let r: ImageRef = format!("nginx:1.27@{D}").parse().unwrap();
+        assert_eq!(r.tag(), Some("1.27"));
+        assert_eq!(r.manifest_reference(), D);
+        assert_eq!(r.to_string(), format!("docker.io/library/nginx:1.27@{D}"));
+        assert_eq!(
+            r.with_digest_only(r.digest().unwrap().clone()).to_string(),
+            format!("docker.io/library/nginx@{D}")
+        );
+    }
+
+    #[test]
+    fn useful_errors() {
+        let e = "docker.io/Library/Alpine:3"
+            .parse::<ImageRef>()
+            .unwrap_err();
+        assert!(e.reason.contains("lowercase"), "{e}");
+        let e = "oci:/tmp/layout:tag".parse::<ImageRef>().unwrap_err();
+        assert!(e.reason.contains("transport"), "{e}");
+        let e = "https://ghcr.io/o/a:1".parse::<ImageRef>().unwrap_err();
+        assert!(e.reason.contains("scheme"), "{e}");
+        assert!("alpine@sha256:abc".parse::<ImageRef>().is_err());
+        assert!("".parse::<ImageRef>().is_err());
+        assert!("alpine:".parse::<ImageRef>().is_err());
+    }
+}

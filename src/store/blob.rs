@@ -1,0 +1,244 @@
+//! Writing one blob: bytes are hashed as they are written; only content whose digest and size
+//! match is fsynced and renamed into `blobs/`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use super::{Layout, StoreError};
+use crate::digest::{self, Digest, Hasher};
+
+/// Buffer between the network and the file: large enough to keep syscalls rare.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// A blob being written. Either a throwaway temp file (removed if dropped before `commit`), or
+/// a resumable partial download (kept on drop, so a later attempt or run can continue it).
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: BufWriter<File>,
+    path: PathBuf,
+    dest: PathBuf,
+    hasher: Hasher,
+    digest: Digest,
+    size: Option<u64>,
+    keep_on_drop: bool,
+    done: bool,
+}
+
+/// A resumable partial download: a [`BlobWriter`] whose file outlives the process.
+pub type PartialBlob = BlobWriter;
+
+impl BlobWriter {
+    /// Starts a fresh temp file for `digest`.
+    pub fn create(
+        layout: &Layout,
+        digest: Digest,
+        size: Option<u64>,
+    ) -> Result<BlobWriter, StoreError> {
+        let name = format!(
+            "{}-{}.{}.{}",
+            digest.algorithm().as_str(),
+            digest.hex(),
+            std::process::id(),
+            fastrand::u32(..)
+        );
+        let path = layout.tmp_dir().join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::io("create", &path))?;
+        Ok(BlobWriter {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            dest: layout.blob_path(&digest),
+            hasher: Hasher::new(digest.algorithm()),
+            digest,
+            size,
+            keep_on_drop: false,
+            done: false,
+        })
+    }
+
+    /// Opens the partial download of `digest`, hashing the bytes already there so that the
+    /// final digest covers every byte. More bytes than `size` means the file is not ours to
+    /// trust: it is started over.
+    pub(super) fn open(
+        layout: &Layout,
+        digest: Digest,
+        size: u64,
+    ) -> Result<BlobWriter, StoreError> {
+        let path =
+            layout
+                .partial_dir()
+                .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(StoreError::io("open", &path))?;
+        let mut hasher = Hasher::new(digest.algorithm());
+        let len = file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .len();
+        if len > size {
+            file.set_len(0).map_err(StoreError::io("truncate", &path))?;
+        } else if len > 0 {
+            let mut buf = vec![0u8; WRITE_BUFFER];
+            loop {
+                let n = file.read(&mut buf).map_err(StoreError::io("read", &path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        file.seek(SeekFrom::Start(hasher.len()))
+            .map_err(StoreError::io("seek", &path))?;
+        Ok(BlobWriter {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            dest: layout.blob_path(&digest),
+            hasher,
+            digest,
+            size: Some(size),
+            keep_on_drop: true,
+            done: false,
+        })
+    }
+
+    /// Bytes written so far (including those a previous attempt left): where to resume.
+    pub fn offset(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Hashes and writes bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(bytes);
+        self.file
+            .write_all(bytes)
+            .map_err(StoreError::io("write", &self.path))
+    }
+
+    /// Throws away everything written, to start from byte 0.
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file
+            .flush()
+            .map_err(StoreError::io("write", &self.path))?;
+        let f = self.file.get_mut();
+        f.set_len(0)
+            .map_err(StoreError::io("truncate", &self.path))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(StoreError::io("seek", &self.path))?;
+        self.hasher = Hasher::new(self.digest.algorithm());
+        Ok(())
+    }
+
+    /// Pushes buffered bytes to the file, so an interrupted run leaves them for the next.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.file
+            .flush()
+            .map_err(StoreError::io("write", &self.path))
+    }
+
+    /// Checks digest and size, fsyncs and renames into `blobs/`. On a mismatch the file is
+    /// deleted (its content is wrong, not merely incomplete) and the mismatch returned.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.digest.algorithm()));
+        if let Err(source) = digest::check(hasher, &self.digest, self.size) {
+            self.keep_on_drop = false;
+            return Err(StoreError::Mismatch {
+                digest: self.digest.clone(),
+                source,
+            });
+        }
+        self.file
+            .get_ref()
+            .sync_all()
+            .map_err(StoreError::io("sync", &self.path))?;
+        fs::rename(&self.path, &self.dest).map_err(StoreError::io("rename into", &self.dest))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.keep_on_drop {
+            let _ = self.file.flush();
+        } else {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_resumes_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let data = b"0123456789abcdef".repeat(1000);
+        let digest = Digest::sha256_of(&data);
+        {
+            let mut p = layout.partial_blob(&digest, data.len() as u64).unwrap();
+            assert_eq!(p.offset(), 0);
+            p.write(&data[..5000]).unwrap();
+        } // dropped: kept for resume
+        let mut p = layout.partial_blob(&digest, data.len() as u64).unwrap();
+        assert_eq!(p.offset(), 5000);
+        p.write(&data[5000..]).unwrap();
+        p.commit().unwrap();
+        assert!(layout.has_blob(&digest, data.len() as u64));
+        assert_eq!(layout.read_blob(&digest).unwrap(), data);
+    }
+
+    #[test]
+    fn wrong_content_never_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let digest = Digest::sha256_of(b"right");
+        let mut w = BlobWriter::create(&layout, digest.clone(), Some(5)).unwrap();
+        w.write(b"wrong").unwrap();
+        assert!(matches!(w.commit(), Err(StoreError::Mismatch { .. })));
+        assert!(!layout.blob_path(&digest).exists());
+        let mut p = layout.partial_blob(&digest, 5).unwrap();
+        p.write(b"wrong").unwrap();
+        assert!(p.commit().is_err());
+        // The bad partial is gone: the next attempt starts at 0.
+        assert_eq!(layout.partial_blob(&digest, 5).unwrap().offset(), 0);
+        assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn oversized_partial_is_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let digest = Digest::sha256_of(b"abc");
+        fs::write(
+            layout
+                .partial_dir()
+                .join(format!("sha256-{}", digest.hex())),
+            b"abcdef",
+        )
+        .unwrap();
+        let mut p = layout.partial_blob(&digest, 3).unwrap();
+        assert_eq!(p.offset(), 0);
+        p.write(b"abc").unwrap();
+        p.commit().unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! ferry.lock: what each reference resolved to. Sorted and pretty-printed so that a diff of two
+//! lock files reads as "this tag moved".
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::digest::Digest;
+use crate::platform::Platform;
+
+/// The lock file's name inside a bundle.
+pub const LOCK_FILE_NAME: &str = "ferry.lock";
+
+const LOCK_VERSION: u32 = 1;
+
+/// The whole lock file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockFile {
+    /// Format version, bumped on incompatible changes.
+    pub lock_version: u32,
+    /// One entry per reference, sorted by reference.
+    pub images: Vec<LockedImage>,
+}
+
+/// What one reference resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockedImage {
+    /// The full normalized reference, as in index.json.
+    pub reference: String,
+    /// Digest of the manifest or index the reference resolved to.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The platforms kept, with their manifests. For a single-platform image, one entry whose
+    /// digest is the image's own.
+    pub platforms: Vec<LockedPlatform>,
+    /// Bytes of all the image's distinct blobs in the bundle (manifests, configs, layers).
+    pub total_size: u64,
+}
+
+/// One platform of a locked image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockedPlatform {
+    /// `os/arch[/variant]`; absent when the image declares none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub platform: Option<Platform>,
+    /// Digest of the platform's image manifest.
+    pub digest: Digest,
+    /// Size of that manifest.
+    pub size: u64,
+}
+
+impl Default for LockFile {
+    fn default() -> Self {
+        LockFile {
+            lock_version: LOCK_VERSION,
+            images: Vec::new(),
+        }
+    }
+}
+
+impl LockFile {
+    /// Reads a lock file; a missing file is an empty lock.
+    pub fn read(path: &Path) -> Result<LockFile, StoreError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockFile::default()),
+            Err(e) => return Err(StoreError::io("read", path)(e)),
+        };
+        let lock: LockFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if lock.lock_version != LOCK_VERSION {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "lock version {} is not supported by this ferry (it reads version {LOCK_VERSION})",
+                    lock.lock_version
+                ),
+            });
+        }
+        Ok(lock)
+    }
+
+    /// The entry for a reference.
+    pub fn get(&self, reference: &str) -> Option<&LockedImage> {
+        self.images.iter().find(|i| i.reference == reference)
+    }
+
+    /// Adds or replaces an entry, keeping the list sorted.
+    pub fn upsert(&mut self, image: LockedImage) {
+        match self
+            .images
+            .binary_search_by(|i| i.reference.cmp(&image.reference))
+        {
+            Ok(pos) => self.images[pos] = image,
+            Err(pos) => self.images.insert(pos, image),
+        }
+    }
+
+    /// The JSON written to disk.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut sorted = self.clone();
+        sorted.images.sort_by(|a, b| a.reference.cmp(&b.reference));
+        for image in &mut sorted.images {
+            image
+                .platforms
+                .sort_by(|a, b| a.platform.cmp(&b.platform).then(a.digest.cmp(&b.digest)));
+        }
+        let mut out = serde_json::to_vec_pretty(&sorted).expect("a lock file serializes");
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(reference: &str) -> LockedImage {
+        let d = Digest::sha256_of(reference.as_bytes());
+        LockedImage {
+            reference: reference.into(),
+            digest: d.clone(),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            size: 10,
+            platforms: vec![LockedPlatform {
+                platform: Some("linux/amd64".parse().unwrap()),
+                digest: d,
+                size: 10,
+            }],
+            total_size: 100,
+        }
+    }
+
+    #[test]
+    fn stable_sorted_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lock = LockFile::default();
+        lock.upsert(image("docker.io/library/b:1"));
+        lock.upsert(image("docker.io/library/a:1"));
+        lock.upsert(image("docker.io/library/b:1"));
+        let path = dir.path().join(LOCK_FILE_NAME);
+        fs::write(&path, lock.to_json()).unwrap();
+        let back = LockFile::read(&path).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.images.len(), 2);
+        assert_eq!(back.images[0].reference, "docker.io/library/a:1");
+        assert_eq!(back.to_json(), lock.to_json());
+        let text = String::from_utf8(lock.to_json()).unwrap();
+        assert!(text.contains("\"platform\": \"linux/amd64\""), "{text}");
+    }
+}

@@ -1,0 +1,277 @@
+//! The bundle on disk: an OCI image layout with ferry's lock file beside it.
+//!
+//! Every write goes through a temp file in the bundle's own filesystem, is hashed and checked
+//! while written, fsynced and renamed, so a crash at any instant leaves a valid layout.
+//! This module knows nothing of registries.
+
+mod atomic;
+mod blob;
+mod index;
+mod inspect;
+mod lockfile;
+pub mod verify;
+
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use atomic::write_atomic;
+pub use blob::{BlobWriter, PartialBlob};
+pub use index::{
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
+};
+pub use inspect::{ImageContents, inspect_entry};
+pub use lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
+
+use crate::digest::Digest;
+
+/// Content of the `oci-layout` file.
+pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Ferry's working folder inside a bundle: temp files and partial downloads (never exported).
+pub const WORK_DIR: &str = ".ferry";
+
+/// A failure reading or writing the bundle, naming the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O error on a path.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What ferry was doing.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Another process holds the bundle.
+    #[error(
+        "{0} is in use by another ferry process; hint: wait for it to finish, or use another -o folder"
+    )]
+    Busy(PathBuf),
+    /// The folder is not an OCI layout.
+    #[error("{path} is not an OCI image layout ({reason})")]
+    NotALayout {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Content did not match its digest while being stored.
+    #[error("{digest}: {source}")]
+    Mismatch {
+        /// The blob.
+        digest: Digest,
+        /// How it differs.
+        source: crate::digest::Mismatch,
+    },
+    /// A JSON document in the bundle does not parse.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// True when the cause is a full disk or quota, which a retry will not cure.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc_enospc) if libc_enospc == 28 || libc_enospc == 122))
+    }
+}
+
+/// An opened bundle folder. A writer holds an exclusive lock on the folder for its lifetime.
+#[derive(Debug)]
+pub struct Layout {
+    root: PathBuf,
+    _lock: Option<File>,
+}
+
+impl Layout {
+    /// Opens `root` for writing, creating the layout when absent, and locks it against other
+    /// ferry processes.
+    pub fn open_for_write(root: &Path) -> Result<Layout, StoreError> {
+        fs::create_dir_all(root).map_err(StoreError::io("create", root))?;
+        let lock = File::open(root).map_err(StoreError::io("open", root))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Busy(root.to_path_buf())),
+            Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", root)(e)),
+        }
+        let layout = Layout {
+            root: root.to_path_buf(),
+            _lock: Some(lock),
+        };
+        let oci_layout = root.join("oci-layout");
+        match fs::read(&oci_layout) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let has_foreign = fs::read_dir(root)
+                    .map_err(StoreError::io("read", root))?
+                    .filter_map(Result::ok)
+                    .any(|e| e.file_name() != WORK_DIR);
+                if has_foreign {
+                    return Err(StoreError::NotALayout {
+                        path: root.to_path_buf(),
+                        reason: "the folder has other files and no oci-layout; hint: choose an \
+                                 empty or new folder for -o"
+                            .into(),
+                    });
+                }
+                write_atomic(root, "oci-layout", OCI_LAYOUT.as_bytes(), &layout.tmp_dir())?;
+            }
+            Err(e) => return Err(StoreError::io("read", &oci_layout)(e)),
+        }
+        for dir in [
+            layout.blob_dir(crate::digest::Algorithm::Sha256),
+            layout.tmp_dir(),
+            layout.partial_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        }
+        Ok(layout)
+    }
+
+    /// Opens an existing layout for reading; works on read-only mounts and takes no lock.
+    pub fn open_read(root: &Path) -> Result<Layout, StoreError> {
+        let oci_layout = root.join("oci-layout");
+        if !root.is_dir() {
+            return Err(StoreError::NotALayout {
+                path: root.to_path_buf(),
+                reason: "no such folder".into(),
+            });
+        }
+        if !oci_layout.is_file() {
+            return Err(StoreError::NotALayout {
+                path: root.to_path_buf(),
+                reason: "no oci-layout file".into(),
+            });
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    /// The bundle folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `blobs/<algorithm>` for an algorithm.
+    pub fn blob_dir(&self, alg: crate::digest::Algorithm) -> PathBuf {
+        self.root.join("blobs").join(alg.as_str())
+    }
+
+    /// Where a blob lives: `blobs/<algorithm>/<hex>`.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir(digest.algorithm()).join(digest.hex())
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join(WORK_DIR).join("tmp")
+    }
+
+    fn partial_dir(&self) -> PathBuf {
+        self.root.join(WORK_DIR).join("partial")
+    }
+
+    /// Whether a blob is stored with the expected size. Blobs are only ever renamed into
+    /// place after their digest was checked, so presence is proof (`verify` re-hashes).
+    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Reads a whole blob (manifests and configs; never layers).
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        fs::read(&path).map_err(StoreError::io("read", &path))
+    }
+
+    /// Stores small content (a manifest or config) already held in memory.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.has_blob(digest, bytes.len() as u64) {
+            return Ok(());
+        }
+        let mut writer = BlobWriter::create(self, digest.clone(), Some(bytes.len() as u64))?;
+        writer.write(bytes)?;
+        writer.commit()
+    }
+
+    /// Opens (or starts) the resumable download of a blob, re-hashing what an earlier
+    /// attempt or run left.
+    pub fn partial_blob(&self, digest: &Digest, size: u64) -> Result<PartialBlob, StoreError> {
+        PartialBlob::open(self, digest.clone(), size)
+    }
+
+    /// Makes renames into `blobs/` durable (call before index.json names them).
+    pub fn sync_blob_dirs(&self) -> Result<(), StoreError> {
+        let dir = self.blob_dir(crate::digest::Algorithm::Sha256);
+        atomic::sync_dir(&dir)
+    }
+
+    /// Removes ferry's working folder when nothing resumable is left in it.
+    pub fn tidy(&self) {
+        let _ = fs::remove_dir(self.tmp_dir());
+        let _ = fs::remove_dir(self.partial_dir());
+        let _ = fs::remove_dir(self.root.join(WORK_DIR));
+    }
+
+    /// Reads index.json (an empty index when the file does not exist yet).
+    pub fn read_index(&self) -> Result<BundleIndex, StoreError> {
+        BundleIndex::read(&self.root.join("index.json"))
+    }
+
+    /// Replaces index.json atomically.
+    pub fn write_index(&self, index: &BundleIndex) -> Result<(), StoreError> {
+        write_atomic(&self.root, "index.json", &index.to_json(), &self.tmp_dir())
+    }
+
+    /// Reads the lock file (empty when absent).
+    pub fn read_lock(&self) -> Result<LockFile, StoreError> {
+        LockFile::read(&self.root.join(LOCK_FILE_NAME))
+    }
+
+    /// Replaces the lock file atomically.
+    pub fn write_lock(&self, lock: &LockFile) -> Result<(), StoreError> {
+        write_atomic(&self.root, LOCK_FILE_NAME, &lock.to_json(), &self.tmp_dir())
+    }
+
+    /// Every blob file under `blobs/`, with its digest (files that are not digests are skipped).
+    pub fn list_blobs(&self) -> Result<Vec<(Digest, PathBuf)>, StoreError> {
+        let mut out = Vec::new();
+        for alg in [
+            crate::digest::Algorithm::Sha256,
+            crate::digest::Algorithm::Sha512,
+        ] {
+            let dir = self.blob_dir(alg);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("read", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(StoreError::io("read", &dir))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Ok(d) = format!("{}:{name}", alg.as_str()).parse::<Digest>() {
+                    out.push((d, entry.path()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

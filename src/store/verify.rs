@@ -1,0 +1,172 @@
+//! `ferry verify`: re-hash every blob, check every reference resolves to complete content, and
+//! compare the lock file with index.json.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::inspect::inspect_entry;
+use super::{Layout, OCI_LAYOUT, StoreError};
+use crate::digest::{Digest, Hasher};
+
+/// The outcome of a verification. The bundle is sound when `problems` is empty.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Image references checked.
+    pub images: usize,
+    /// Blob files re-hashed.
+    pub blobs: usize,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// What is wrong: corrupt or missing blobs, unresolvable references.
+    pub problems: Vec<String>,
+    /// What is odd but harmless (a stale lock file, blobs nothing references).
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies a bundle. `on_bytes` is told of progress as blobs are hashed (from worker threads).
+pub fn verify(
+    layout: &Layout,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    match std::fs::read(layout.root().join("oci-layout")) {
+        Ok(b)
+            if serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|v| v.get("imageLayoutVersion").cloned())
+                .is_some() => {}
+        _ => report
+            .problems
+            .push(format!("oci-layout: missing or not {OCI_LAYOUT}")),
+    }
+    let index = layout.read_index()?;
+    let blobs = layout.list_blobs()?;
+    let (bytes, corrupt) = rehash_all(&blobs, on_bytes);
+    report.blobs = blobs.len();
+    report.bytes = bytes;
+    report.problems.extend(corrupt);
+
+    let mut reachable = BTreeSet::new();
+    for entry in index.entries() {
+        report.images += 1;
+        let name = entry
+            .name
+            .clone()
+            .unwrap_or_else(|| "(unnamed entry)".into());
+        let contents = inspect_entry(layout, &entry);
+        for (digest, why) in &contents.problems {
+            report.problems.push(format!("{name}: {digest}: {why}"));
+        }
+        if let Some(recorded) = entry.recorded_platforms() {
+            let present: Vec<String> = contents
+                .platforms
+                .iter()
+                .flatten()
+                .map(|p| p.to_string())
+                .collect();
+            for p in recorded.iter().filter(|p| !present.contains(p)) {
+                report
+                    .problems
+                    .push(format!("{name}: platform {p} is recorded but incomplete"));
+            }
+        }
+        reachable.extend(contents.blobs.into_keys());
+    }
+
+    let lock = layout.read_lock()?;
+    for entry in index.entries() {
+        let Some(name) = &entry.name else { continue };
+        match lock.get(name) {
+            None => report.warnings.push(format!("ferry.lock has no entry for {name}")),
+            Some(l) if l.digest.to_string() != entry.descriptor.digest().to_string() => report.warnings.push(format!(
+                "ferry.lock says {name} is {}, index.json says {}; re-run ferry bundle to refresh the lock",
+                l.digest,
+                entry.descriptor.digest()
+            )),
+            Some(_) => {}
+        }
+    }
+    for l in &lock.images {
+        if index.get(&l.reference).is_none() {
+            report.warnings.push(format!(
+                "ferry.lock names {} which index.json does not",
+                l.reference
+            ));
+        }
+    }
+    let orphans = blobs.iter().filter(|(d, _)| !reachable.contains(d)).count();
+    if orphans > 0 {
+        report
+            .warnings
+            .push(format!("{orphans} blob(s) are not referenced by any image"));
+    }
+    Ok(report)
+}
+
+/// Re-hashes blob files on all cores; returns bytes hashed and the problems found.
+fn rehash_all(blobs: &[(Digest, PathBuf)], on_bytes: &(dyn Fn(u64) + Sync)) -> (u64, Vec<String>) {
+    let next = AtomicUsize::new(0);
+    let problems = Mutex::new(Vec::new());
+    let total = std::sync::atomic::AtomicU64::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((digest, path)) = blobs.get(i) else {
+                        break;
+                    };
+                    match hash_file(digest, path, &mut buf, on_bytes) {
+                        Ok((actual, n)) => {
+                            total.fetch_add(n, Ordering::Relaxed);
+                            if &actual != digest {
+                                problems.lock().unwrap().push(format!(
+                                    "blob {digest} is corrupt: its content hashes to {actual}"
+                                ));
+                            }
+                        }
+                        Err(e) => problems.lock().unwrap().push(format!("blob {digest}: {e}")),
+                    }
+                }
+            });
+        }
+    });
+    let mut problems = problems.into_inner().unwrap();
+    problems.sort();
+    (total.into_inner(), problems)
+}
+
+fn hash_file(
+    digest: &Digest,
+    path: &PathBuf,
+    buf: &mut [u8],
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(Digest, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Hasher::new(digest.algorithm());
+    loop {
+        let n = f.read(buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        on_bytes(n as u64);
+    }
+    let len = h.len();
+    Ok((h.finish(), len))
+}
