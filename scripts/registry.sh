@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Starts and stops a throwaway CNCF distribution registry (Debian's docker-registry) on loopback.
+#
+#   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY]   # prints host:port
+#   scripts/registry.sh stop STATE_DIR
+#
+# The registry's storage, config, log and pid live in STATE_DIR.
+set -euo pipefail
+
+die() { echo "registry.sh: $*" >&2; exit 1; }
+
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: registry.sh start|stop STATE_DIR [--htpasswd FILE] [--tls CERT KEY]"
+
+case "$cmd" in
+start)
+  shift 2
+  htpasswd=""; cert=""; key=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --htpasswd) htpasswd=$2; shift 2 ;;
+      --tls) cert=$2; key=$3; shift 3 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  command -v docker-registry >/dev/null ||
+    die "docker-registry is not installed: apt-get install -y docker-registry (or run scripts/test.sh, which installs it)"
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  scheme=http; curl_opts=()
+  [ -n "$cert" ] && { scheme=https; curl_opts=(-k); }
+  for _ in 1 2 3 4 5; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    {
+      echo "version: 0.1"
+      echo "log: {level: error, accesslog: {disabled: true}}"
+      echo "storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}"
+      echo "http:"
+      echo "  addr: 127.0.0.1:$port"
+      echo "  secret: ferry-test-secret"
+      [ -n "$cert" ] && echo "  tls: {certificate: $cert, key: $key}"
+      [ -n "$htpasswd" ] && echo "auth: {htpasswd: {realm: ferry-test, path: $htpasswd}}"
+    } >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    echo $! >"$dir/pid"
+    for _ in $(seq 1 100); do
+      if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then break; fi
+      code=$(curl -s "${curl_opts[@]}" -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$port/v2/" || true)
+      if [ "$code" = 200 ] || [ "$code" = 401 ]; then
+        echo "127.0.0.1:$port"
+        exit 0
+      fi
+      sleep 0.05
+    done
+    kill "$(cat "$dir/pid")" 2>/dev/null || true
+  done
+  cat "$dir/registry.log" >&2
+  die "the registry did not start (log above)"
+  ;;
+stop)
+  if [ -f "$dir/pid" ]; then
+    pid=$(cat "$dir/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pid"
+  fi
+  ;;
+*) die "unknown command $cmd" ;;
+esac

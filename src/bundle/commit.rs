@@ -1,0 +1,82 @@
+//! Making one image visible in the bundle: manifests are stored last (after every blob they
+//! name), then index.json and the lock file are replaced atomically.
+
+use std::str::FromStr;
+
+use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
+
+use crate::resolve::ResolvedImage;
+use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, LockedImage, LockedPlatform, StoreError};
+
+/// Holds index.json and the lock file in memory between commits.
+pub(super) struct Committer {
+    index: BundleIndex,
+    lock: LockFile,
+}
+
+impl Committer {
+    pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
+        Ok(Committer {
+            index: layout.read_index()?,
+            lock: layout.read_lock()?,
+        })
+    }
+
+    /// Stores the image's manifests and records it. Its configs and layers must be stored.
+    pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<(), StoreError> {
+        for p in &image.platforms {
+            if let Some(config) = &p.config_bytes {
+                layout.put_blob(&p.config.digest, config)?;
+            }
+            if image.is_index {
+                layout.put_blob(&p.manifest.digest, &p.manifest.bytes)?;
+            }
+        }
+        layout.put_blob(&image.root.digest, &image.root.bytes)?;
+        // The renames above must be durable before index.json names them.
+        layout.sync_blob_dirs()?;
+
+        let name = image.reference.to_string();
+        let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string()).expect("valid digest");
+        let mut descriptor = Descriptor::new(
+            MediaType::from(image.root.media_type.as_str()),
+            image.root.bytes.len() as u64,
+            digest,
+        );
+        let runnable: Vec<_> = image.platforms.iter().filter(|p| !p.attestation).collect();
+        if image.is_index {
+            let mut platforms: Vec<String> =
+                runnable.iter().filter_map(|p| p.platform.as_ref().map(|p| p.to_string())).collect();
+            platforms.sort();
+            platforms.dedup();
+            let mut annotations = std::collections::HashMap::new();
+            annotations.insert(ANNOTATION_PLATFORMS.to_owned(), platforms.join(","));
+            descriptor.set_annotations(Some(annotations));
+        } else if let Some(p) = runnable.first().and_then(|p| p.platform.as_ref()) {
+            let mut oci = OciPlatform::default();
+            oci.set_os(Os::from(p.os()));
+            oci.set_architecture(Arch::from(p.architecture()));
+            oci.set_variant(p.variant().map(str::to_owned));
+            descriptor.set_platform(Some(oci));
+        }
+        self.index.upsert(&name, descriptor);
+        layout.write_index(&self.index)?;
+
+        self.lock.upsert(LockedImage {
+            reference: name,
+            digest: image.root.digest.clone(),
+            media_type: image.root.media_type.clone(),
+            size: image.root.bytes.len() as u64,
+            platforms: runnable
+                .iter()
+                .map(|p| LockedPlatform {
+                    platform: p.platform.clone(),
+                    digest: p.manifest.digest.clone(),
+                    size: p.manifest.bytes.len() as u64,
+                })
+                .collect(),
+            total_size: image.all_blobs().values().sum(),
+        });
+        layout.write_lock(&self.lock)
+    }
+}

@@ -1,0 +1,230 @@
+//! `ferry bundle`: pull images into one OCI layout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use ferry::bundle::{BundleOptions, BundleSummary, bundle};
+use ferry::platform::{Platform, PlatformFilter};
+use ferry::registry::{Anonymous, ClientOptions, Registries, RetryPolicy};
+use ferry::store::Layout;
+
+use super::progress::BundleProgress;
+use super::{Exit, output};
+
+/// Pull images from registries into one deduplicated, verified OCI image layout.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  ferry bundle docker.io/library/alpine:3.20 quay.io/org/app@sha256:... -o ./bundle
+  ferry bundle -f images.txt -o /mnt/pvc/bundle --platform linux/amd64 --platform linux/arm64
+  ferry bundle -f - -o ./bundle --all-platforms < images.txt")]
+pub struct BundleArgs {
+    /// Image references (`alpine:3.20`, `ghcr.io/org/app@sha256:…`).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// A file listing references, one a line (`#` comments); `-` reads stdin. Repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// The bundle folder (created if absent; an existing bundle is added to).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Keep this platform of multi-platform images (repeatable). Default: this machine's.
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all_platforms")]
+    pub platforms: Vec<Platform>,
+
+    /// Keep every platform, attestations included.
+    #[arg(long)]
+    pub all_platforms: bool,
+
+    /// Blob downloads in flight at once.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Requests in flight to one registry at once.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs_per_registry: u16,
+
+    /// Allow plain HTTP or unverified TLS for this registry (`host[:port]`; repeatable).
+    /// Loopback registries fall back to HTTP without it.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+
+    /// Failed attempts in a row before a request gives up.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+
+    /// Cut and retry a connection that delivers no bytes for this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+
+    /// Give up on everything still running after this long (e.g. `2h`). Default: no limit.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Print a machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `ferry bundle`.
+pub async fn run(args: BundleArgs) -> Result<Exit, String> {
+    let mut refs = ferry::inputs::parse_args(&args.images).map_err(|e| e.to_string())?;
+    for f in &args.files {
+        refs.extend(ferry::inputs::read_list(f).map_err(|e| e.to_string())?);
+    }
+    let refs = ferry::inputs::dedup(refs);
+    if refs.is_empty() {
+        return Err("no images to bundle\nhint: name images as arguments or with -f FILE (or -f - for stdin)".into());
+    }
+    let filter = if args.all_platforms {
+        PlatformFilter::All
+    } else if args.platforms.is_empty() {
+        PlatformFilter::host()
+    } else {
+        PlatformFilter::Only(args.platforms.clone())
+    };
+
+    let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
+    let progress = Arc::new(BundleProgress::new(
+        output::stderr_is_terminal() && !args.no_progress && !args.quiet,
+        args.quiet,
+    ));
+    let retry = RetryPolicy {
+        retries: args.retries,
+        stall_timeout: args.stall_timeout,
+        deadline: args.timeout.map(|t| Instant::now() + t),
+        ..RetryPolicy::default()
+    };
+    let options = ClientOptions {
+        insecure_registries: args.insecure_registries.clone(),
+        connections_per_registry: args.jobs_per_registry.into(),
+        retry,
+    };
+    let registries = Arc::new(Registries::new(options, Arc::new(Anonymous), progress.clone()).map_err(|e| e.to_string())?);
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signals(cancel.clone(), args.timeout));
+
+    let options = BundleOptions {
+        platforms: filter,
+        jobs: args.jobs.into(),
+    };
+    let summary = bundle(registries, layout, refs, &options, progress.clone(), cancel)
+        .await
+        .map_err(|e| format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"))?;
+    progress.finish();
+    report(&args, &summary);
+    Ok(if summary.cancelled && summary.failed.is_empty() {
+        Exit::Interrupted
+    } else if summary.success() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// First Ctrl-C or SIGTERM (a Job being stopped): stop cleanly. A second Ctrl-C: exit now.
+/// The `--timeout` deadline stops the run the same way.
+async fn stop_on_signals(cancel: CancellationToken, timeout: Option<Duration>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        () = deadline => {
+            output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
+        }
+    }
+    output::warning("stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once");
+    cancel.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(Exit::Interrupted as i32);
+}
+
+fn report(args: &BundleArgs, s: &BundleSummary) {
+    let bundle = args.output.display();
+    if args.json {
+        output::json(&json_report(&args.output, s));
+    }
+    for (reference, error) in &s.failed {
+        output::error(&format!("{reference}: {error}"));
+    }
+    if args.quiet {
+        return;
+    }
+    let total = s.done.len() + s.failed.len() + s.unfinished.len();
+    eprintln!(
+        "{} {} of {total} images into {bundle} in {:.1} s",
+        if s.success() { "bundled" } else { "bundled only" },
+        s.done.len(),
+        s.elapsed.as_secs_f64()
+    );
+    eprintln!(
+        "  blobs: {} fetched ({}), {} already present ({}); {} retries, {} resumed",
+        s.blobs_fetched,
+        output::bytes(s.bytes_fetched),
+        s.blobs_present,
+        output::bytes(s.bytes_present),
+        s.retries,
+        s.resumes
+    );
+    if s.cancelled {
+        output::warning(&format!(
+            "interrupted: {} image(s) unfinished; the bundle is valid\nhint: run the same command again to continue where it stopped",
+            s.unfinished.len()
+        ));
+    } else if !s.failed.is_empty() {
+        eprintln!("hint: the {} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)", s.done.len());
+    }
+}
+
+fn json_report(bundle: &std::path::Path, s: &BundleSummary) -> serde_json::Value {
+    let mut images: Vec<serde_json::Value> = Vec::new();
+    for (r, d) in &s.done {
+        images.push(serde_json::json!({"reference": r, "digest": d.to_string(), "status": "ok"}));
+    }
+    for (r, e) in &s.failed {
+        images.push(serde_json::json!({"reference": r, "status": "failed", "error": e}));
+    }
+    for r in &s.unfinished {
+        images.push(serde_json::json!({"reference": r, "status": "unfinished"}));
+    }
+    images.sort_by(|a, b| a["reference"].as_str().cmp(&b["reference"].as_str()));
+    serde_json::json!({
+        "bundle": bundle.display().to_string(),
+        "success": s.success(),
+        "cancelled": s.cancelled,
+        "images": images,
+        "totals": {
+            "images": s.done.len() + s.failed.len() + s.unfinished.len(),
+            "ok": s.done.len(),
+            "failed": s.failed.len(),
+            "blobsFetched": s.blobs_fetched,
+            "blobsPresent": s.blobs_present,
+            "bytesFetched": s.bytes_fetched,
+            "bytesPresent": s.bytes_present,
+            "bytesReceived": s.bytes_received,
+            "retries": s.retries,
+            "resumes": s.resumes,
+            "seconds": s.elapsed.as_secs_f64(),
+        }
+    })
+}

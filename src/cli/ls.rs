@@ -1,0 +1,63 @@
+//! `ferry ls`: what a bundle holds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use ferry::store::{Layout, inspect_entry};
+
+use super::{Exit, output};
+
+/// List the images in a bundle: reference, digest, platforms, size.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ferry ls`.
+pub fn run(args: LsArgs) -> Result<Exit, String> {
+    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let index = layout.read_index().map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for entry in index.entries() {
+        let contents = inspect_entry(&layout, &entry);
+        let platforms: Vec<String> = contents
+            .platforms
+            .iter()
+            .map(|p| p.as_ref().map_or_else(|| "-".to_owned(), |p| p.to_string()))
+            .collect();
+        rows.push((
+            entry.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+            entry.descriptor.digest().to_string(),
+            entry.descriptor.media_type().to_string(),
+            platforms,
+            contents.total_size(),
+            contents.problems.len(),
+        ));
+    }
+    if args.json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(r, d, m, p, size, problems)| {
+                serde_json::json!({"reference": r, "digest": d, "mediaType": m, "platforms": p, "size": size, "complete": *problems == 0})
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(items));
+        return Ok(Exit::Ok);
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max("REFERENCE".len());
+    println!("{:width$}  {:19}  {:24}  {:>10}", "REFERENCE", "DIGEST", "PLATFORMS", "SIZE");
+    for (r, d, _, p, size, problems) in &rows {
+        let short = d.get(..19).unwrap_or(d);
+        let mut platforms = p.join(",");
+        if *problems > 0 {
+            platforms.push_str(" (incomplete: run ferry verify)");
+        }
+        println!("{r:width$}  {short:19}  {platforms:24}  {:>10}", output::bytes(*size));
+    }
+    Ok(Exit::Ok)
+}

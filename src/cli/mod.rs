@@ -1,0 +1,70 @@
+//! The command line: argument parsing, and the only code that prints or draws.
+
+mod bundle;
+mod ls;
+mod output;
+mod progress;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes: 0 everything worked, 1 something failed, 2 usage error, 130 interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every image or check succeeded.
+    Ok = 0,
+    /// Some image failed, or verification found problems.
+    Failed = 1,
+    /// The command line was wrong.
+    Usage = 2,
+    /// Stopped by Ctrl-C or SIGTERM; a re-run continues.
+    Interrupted = 130,
+}
+
+/// ferry: ferry container images across an air gap, no container daemon needed.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Bundle(bundle::BundleArgs),
+    Ls(ls::LsArgs),
+    Verify(verify::VerifyArgs),
+}
+
+/// Parses the command line, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    output::init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Bundle(args) => runtime().block_on(bundle::run(args)),
+        Command::Ls(args) => ls::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(message) => {
+            output::error(&message);
+            ExitCode::from(Exit::Failed as u8)
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}

@@ -1,0 +1,238 @@
+//! Downloading one blob into the bundle: resumed from what is on disk, hashed while written,
+//! retried on network faults and on content that does not match its digest.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::digest::Digest;
+use crate::reference::ImageRef;
+use crate::registry::{BlobBody, BlobStats, ErrorKind, Registries, RegistryError};
+use crate::report::{Event, Reporter};
+use crate::store::{BlobWriter, Layout, StoreError};
+
+/// Bytes gathered before one write to disk (hashing and writing run off the async threads).
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Why a blob could not be stored.
+#[derive(Debug)]
+pub enum BlobError {
+    /// The registry failed, after retries.
+    Registry(RegistryError),
+    /// Writing to the bundle failed (a full disk, permissions): no retry can help.
+    Store(StoreError),
+}
+
+impl fmt::Display for BlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobError::Registry(e) => write!(f, "{e}"),
+            BlobError::Store(e) if e.is_disk_full() => {
+                write!(f, "{e}\nhint: the bundle's filesystem is full; free space and re-run (finished blobs are kept)")
+            }
+            BlobError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How one attempt ended, short of success.
+enum AttemptError {
+    /// A registry or network fault; `progressed` when bytes were stored before it.
+    Registry(RegistryError, bool),
+    /// The bundle cannot be written: ends the download.
+    Store(StoreError),
+}
+
+impl From<StoreError> for AttemptError {
+    fn from(e: StoreError) -> Self {
+        AttemptError::Store(e)
+    }
+}
+
+/// Runs blocking store work (hashing, writing, fsync) off the async worker threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("store task panicked")
+}
+
+/// One blob's download state across attempts.
+struct Download<'a> {
+    registries: &'a Registries,
+    layout: &'a Arc<Layout>,
+    source: &'a ImageRef,
+    digest: &'a Digest,
+    size: u64,
+    reporter: &'a dyn Reporter,
+    /// The partial file, kept between attempts (None after a discard: reopened fresh).
+    writer: Option<BlobWriter>,
+    stats: BlobStats,
+}
+
+/// Downloads `digest` (`size` bytes) from `source`'s repository into `layout`.
+pub async fn fetch_blob(
+    registries: &Registries,
+    layout: &Arc<Layout>,
+    source: &ImageRef,
+    digest: &Digest,
+    size: u64,
+    reporter: &dyn Reporter,
+) -> Result<BlobStats, BlobError> {
+    let mut d = Download {
+        registries,
+        layout,
+        source,
+        digest,
+        size,
+        reporter,
+        writer: None,
+        stats: BlobStats::default(),
+    };
+    let first = d.open().await.map_err(BlobError::Store)?;
+    reporter.event(&Event::BlobStarted {
+        digest: digest.clone(),
+        size,
+        offset: first.offset(),
+    });
+    d.writer = Some(first);
+    let mut retrier = registries.retrier(format!("blob {} from {}", digest.short(), source.name()));
+    loop {
+        let attempt = retrier.next_attempt();
+        d.stats.retries = retrier.retries();
+        match d.attempt(attempt).await {
+            Ok(()) => return Ok(d.stats),
+            Err(AttemptError::Store(e)) => return Err(BlobError::Store(e)),
+            Err(AttemptError::Registry(e, progressed)) => {
+                retrier.failed(e, progressed).await.map_err(BlobError::Registry)?;
+            }
+        }
+    }
+}
+
+impl Download<'_> {
+    /// Tells the reporter that `bytes` counted for this blob were thrown away.
+    fn rewound(&self, bytes: u64) {
+        self.reporter.event(&Event::BlobRewound {
+            digest: self.digest.clone(),
+            bytes,
+        });
+    }
+
+    async fn open(&self) -> Result<BlobWriter, StoreError> {
+        let (layout, digest, size) = (self.layout.clone(), self.digest.clone(), self.size);
+        blocking(move || layout.partial_blob(&digest, size)).await
+    }
+
+    async fn attempt(&mut self, attempt: u32) -> Result<(), AttemptError> {
+        let mut writer = match self.writer.take() {
+            Some(w) => w,
+            None => self.open().await?,
+        };
+        let offset = writer.offset();
+        if offset == self.size {
+            // An earlier run got every byte but stopped before the rename.
+            let template = RegistryError::new(
+                ErrorKind::Corrupt,
+                self.source.registry(),
+                "(a download left by an earlier run)",
+                "",
+            );
+            let result = finish(writer, template).await;
+            if result.is_err() {
+                self.rewound(self.size);
+            }
+            return result;
+        }
+        let mut body = match self.registries.open_blob(self.source, self.digest, self.size, offset, attempt).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.writer = Some(writer);
+                return Err(AttemptError::Registry(e, false));
+            }
+        };
+        if body.start == 0 && offset > 0 {
+            writer = blocking(move || writer.restart().map(|()| writer)).await?;
+            self.rewound(offset);
+        } else if offset > 0 {
+            self.stats.resumes += 1;
+        }
+        let (writer, outcome, progressed) = self.stream_into(writer, &mut body).await?;
+        match outcome {
+            Ok(()) if writer.offset() == self.size => {
+                let result = finish(writer, body.corrupt(String::new())).await;
+                if result.is_err() {
+                    self.rewound(self.size);
+                }
+                result
+            }
+            Ok(()) => {
+                let detail = format!("the body ended at byte {} of {}", writer.offset(), self.size);
+                self.writer = Some(writer);
+                Err(AttemptError::Registry(body.transport(detail), progressed))
+            }
+            Err(e) if e.kind == ErrorKind::Corrupt => {
+                // Bytes beyond the declared size: nothing here can be trusted.
+                let mut w = writer;
+                let discarded = w.offset();
+                blocking(move || w.restart()).await?;
+                self.rewound(discarded);
+                Err(AttemptError::Registry(e, false))
+            }
+            Err(e) => {
+                self.writer = Some(writer);
+                Err(AttemptError::Registry(e, progressed))
+            }
+        }
+    }
+
+    /// Copies the body into the writer in batches. Every byte that arrived is written, whatever
+    /// ends the stream, so the next attempt resumes after it.
+    async fn stream_into(
+        &mut self,
+        mut writer: BlobWriter,
+        body: &mut BlobBody,
+    ) -> Result<(BlobWriter, Result<(), RegistryError>, bool), StoreError> {
+        let mut buf = BytesMut::with_capacity(WRITE_BATCH);
+        let mut progressed = false;
+        let outcome = loop {
+            match body.next_chunk(self.registries).await {
+                Ok(Some(chunk)) => {
+                    self.stats.received += chunk.len() as u64;
+                    self.reporter.event(&Event::BlobProgress {
+                        digest: self.digest.clone(),
+                        bytes: chunk.len() as u64,
+                    });
+                    buf.extend_from_slice(&chunk);
+                    if writer.offset() + buf.len() as u64 > self.size {
+                        let detail = format!("the registry sent more than the {} bytes the manifest declares", self.size);
+                        break Err(body.corrupt(detail));
+                    }
+                    if buf.len() >= WRITE_BATCH {
+                        let batch = buf.split().freeze();
+                        writer = blocking(move || writer.write(&batch).map(|()| writer)).await?;
+                        progressed = true;
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let batch = buf.split().freeze();
+        progressed |= !batch.is_empty();
+        let writer = blocking(move || writer.write(&batch).and_then(|()| writer.flush()).map(|()| writer)).await?;
+        Ok((writer, outcome, progressed))
+    }
+}
+
+/// Verifies and renames a complete download. Content that does not match is discarded and
+/// reported through `corrupt` (an error naming the blob's registry and URL), so the retry loop
+/// fetches it again from byte 0.
+async fn finish(writer: BlobWriter, mut corrupt: RegistryError) -> Result<(), AttemptError> {
+    match blocking(move || writer.commit()).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Mismatch { source, .. }) => {
+            corrupt.detail = format!("{source}; the download was discarded");
+            Err(AttemptError::Registry(corrupt, false))
+        }
+        Err(e) => Err(AttemptError::Store(e)),
+    }
+}

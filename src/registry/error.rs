@@ -1,0 +1,200 @@
+//! Registry failures, carrying the registry, repository, redacted URL and what to do next.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What kind of failure, deciding whether it is worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 404: the manifest, tag or blob does not exist.
+    NotFound,
+    /// 401 even after authenticating.
+    Unauthorized,
+    /// 403: credentials lack permission.
+    Denied,
+    /// 429: the registry is rate limiting.
+    TooManyRequests,
+    /// Any other HTTP status.
+    Status(u16),
+    /// Could not connect, TLS failure, connection reset, or the body broke off.
+    Transport,
+    /// No bytes arrived within the stall timeout.
+    Stalled,
+    /// The attempt or the overall deadline ran out.
+    Timeout,
+    /// Content did not match its digest or size: discarded, worth another try.
+    Corrupt,
+    /// The registry answered with something it must not (bad digest, oversized manifest,
+    /// wrong Content-Range, malformed token response...).
+    Protocol,
+}
+
+impl ErrorKind {
+    /// Whether another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ErrorKind::Transport
+            | ErrorKind::Stalled
+            | ErrorKind::Timeout
+            | ErrorKind::TooManyRequests
+            | ErrorKind::Corrupt => true,
+            ErrorKind::Status(s) => *s == 408 || *s >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A failed registry interaction.
+#[derive(Debug, Clone)]
+pub struct RegistryError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The registry as the user named it (`docker.io`).
+    pub registry: String,
+    /// The URL requested, credentials and query strings removed.
+    pub url: String,
+    /// The cause in words (the registry's error message, the I/O error...).
+    pub detail: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time spent on all attempts.
+    pub elapsed: Duration,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+    /// A `Retry-After` the registry asked for.
+    pub retry_after: Option<Duration>,
+}
+
+impl RegistryError {
+    pub(crate) fn new(kind: ErrorKind, registry: &str, url: &str, detail: impl Into<String>) -> Self {
+        RegistryError {
+            kind,
+            registry: registry.to_owned(),
+            url: redact(url),
+            detail: detail.into(),
+            attempts: 1,
+            elapsed: Duration::ZERO,
+            hint: None,
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.kind {
+            ErrorKind::NotFound => "not found".to_owned(),
+            ErrorKind::Unauthorized => "authentication required".to_owned(),
+            ErrorKind::Denied => "access denied".to_owned(),
+            ErrorKind::TooManyRequests => "rate limited (429)".to_owned(),
+            ErrorKind::Status(s) => format!("HTTP {s}"),
+            ErrorKind::Transport => "connection failed".to_owned(),
+            ErrorKind::Stalled => "connection stalled".to_owned(),
+            ErrorKind::Timeout => "timed out".to_owned(),
+            ErrorKind::Corrupt => "corrupt content".to_owned(),
+            ErrorKind::Protocol => "bad response".to_owned(),
+        };
+        write!(f, "{what} from {} ({})", self.registry, self.url)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        if self.attempts > 1 {
+            write!(f, " (failed after {} attempts in {:.1} s)", self.attempts, self.elapsed.as_secs_f64())?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nhint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+/// Removes credentials and query strings (signed object-storage URLs carry secrets there).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            let had_query = u.query().is_some();
+            u.set_query(None);
+            u.set_fragment(None);
+            let mut s = u.to_string();
+            if had_query {
+                s.push_str("?…");
+            }
+            s
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+    }
+}
+
+/// The `message` of a registry's JSON error body (`{"errors":[{"code":..,"message":..}]}`).
+pub(crate) fn registry_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    if let Ok(e) = serde_json::from_slice::<Errors>(body) {
+        let parts: Vec<String> = e
+            .errors
+            .into_iter()
+            .map(|i| match (i.code, i.message) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (c, m) => c.or(m).unwrap_or_default(),
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.starts_with('<') || text.is_empty() {
+        String::new()
+    } else {
+        text.chars().take(200).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_secrets() {
+        assert_eq!(
+            redact("https://user:pw@s3.example/bucket/blob?X-Amz-Signature=abc"),
+            "https://s3.example/bucket/blob?…"
+        );
+        assert_eq!(redact("http://127.0.0.1:5000/v2/a/blobs/sha256:1"), "http://127.0.0.1:5000/v2/a/blobs/sha256:1");
+    }
+
+    #[test]
+    fn registry_error_bodies() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(registry_message(body), "MANIFEST_UNKNOWN: manifest unknown");
+        assert_eq!(registry_message(b"<html>bad gateway</html>"), "");
+    }
+
+    #[test]
+    fn display_has_context() {
+        let mut e = RegistryError::new(ErrorKind::Status(503), "ghcr.io", "https://ghcr.io/v2/o/a/manifests/1", "busy")
+            .with_hint("try later");
+        e.attempts = 4;
+        e.elapsed = Duration::from_millis(2500);
+        let s = e.to_string();
+        assert_eq!(s, "HTTP 503 from ghcr.io (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later");
+    }
+}

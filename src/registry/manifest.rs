@@ -1,0 +1,118 @@
+//! Fetching a manifest: raw bytes, size-capped, digest-checked.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use super::Registries;
+use super::error::{ErrorKind, RegistryError};
+use super::auth::pull_scope;
+use crate::digest::{Algorithm, Digest};
+use crate::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
+use crate::reference::ImageRef;
+
+/// A manifest exactly as the registry served it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The bytes, never re-serialized.
+    pub bytes: Bytes,
+    /// Their digest (checked against the reference when it pins one).
+    pub digest: Digest,
+    /// The `Content-Type` the registry sent.
+    pub content_type: Option<String>,
+}
+
+impl Registries {
+    /// Fetches the manifest `image` names (by its digest when pinned, else by tag).
+    pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<FetchedManifest, RegistryError> {
+        let scope = pull_scope(image.repository());
+        let path = format!("v2/{}/manifests/{}", image.repository(), image.manifest_reference());
+        let mut retrier = self.retrier(format!("manifest {image}"));
+        loop {
+            let attempt = retrier.next_attempt();
+            match self.fetch_manifest_once(image, &path, &scope, attempt).await {
+                Ok(m) => return Ok(m),
+                Err(e) => retrier.failed(e, false).await?,
+            }
+        }
+    }
+
+    async fn fetch_manifest_once(
+        &self,
+        image: &ImageRef,
+        path: &str,
+        scope: &str,
+        attempt: u32,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let host = self.host(image.registry());
+        {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+            let (resp, _permit) = host.get(self, scope, path, headers, attempt).await?;
+            let url = resp.url().to_string();
+            let too_large = |n: u64| {
+                RegistryError::new(
+                    ErrorKind::Protocol,
+                    image.registry(),
+                    &url,
+                    format!("the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
+                )
+            };
+            if let Some(n) = resp.content_length()
+                && n > MAX_MANIFEST_BYTES
+            {
+                return Err(too_large(n));
+            }
+            let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
+            let served_digest = header_str(resp.headers(), "docker-content-digest");
+            let mut body = BytesMut::new();
+            let mut stream = resp.bytes_stream();
+            let stall = self.options.retry.stall_timeout;
+            loop {
+                let next = tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
+                    RegistryError::new(ErrorKind::Stalled, image.registry(), &url, format!("no data for {} s", stall.as_secs()))
+                })?;
+                match next {
+                    None => break,
+                    Some(Ok(chunk)) => {
+                        body.extend_from_slice(&chunk);
+                        if body.len() as u64 > MAX_MANIFEST_BYTES {
+                            return Err(too_large(body.len() as u64));
+                        }
+                    }
+                    Some(Err(e)) => return Err(host.transport_error(&url, &e)),
+                }
+            }
+            let algorithm = image.digest().map_or(Algorithm::Sha256, Digest::algorithm);
+            let digest = Digest::of(algorithm, &body);
+            let mismatch = |expected: &Digest, source: &str| -> RegistryError {
+                RegistryError::new(
+                    ErrorKind::Protocol,
+                    image.registry(),
+                    &url,
+                    format!("manifest digest mismatch: {source} {expected}, content hashes to {digest}"),
+                )
+            };
+            if let Some(expected) = image.digest()
+                && expected != &digest
+            {
+                return Err(mismatch(expected, "the reference pins"));
+            }
+            if let Some(served) = served_digest.as_deref().and_then(|s| s.parse::<Digest>().ok())
+                && served.algorithm() == digest.algorithm()
+                && served != digest
+            {
+                return Err(mismatch(&served, "the registry's Docker-Content-Digest says"));
+            }
+            Ok(FetchedManifest {
+                bytes: body.freeze(),
+                digest,
+                content_type,
+            })
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}

@@ -1,0 +1,150 @@
+//! When and how long to wait before trying again.
+
+use std::time::{Duration, Instant, SystemTime};
+
+/// Retry and timeout settings for every request to a registry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so `retries + 1` attempts at most).
+    pub retries: u32,
+    /// First backoff delay; doubles each retry, with full jitter.
+    pub base_delay: Duration,
+    /// Longest backoff delay (a `Retry-After` may ask for more, up to `max_retry_after`).
+    pub max_delay: Duration,
+    /// The longest `Retry-After` honoured; a registry asking for more fails the request.
+    pub max_retry_after: Duration,
+    /// No byte for this long cuts the connection.
+    pub stall_timeout: Duration,
+    /// The first attempt's time limit; it doubles each attempt up to `max_attempt_timeout`.
+    pub attempt_timeout: Duration,
+    /// The ceiling for the growing attempt timeout.
+    pub max_attempt_timeout: Duration,
+    /// When the whole run must end, if ever.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(30),
+            max_attempt_timeout: Duration::from_secs(300),
+            deadline: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1-based): exponential with full jitter, or the
+    /// registry's `Retry-After` when it gave one.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.max_retry_after);
+        }
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        // Full jitter: spreads the retries of many clients (and many blobs) apart.
+        let millis = exp.as_millis() as u64;
+        Duration::from_millis(millis / 2 + fastrand::u64(0..=millis / 2))
+    }
+
+    /// The time limit of attempt number `attempt` (1-based): 30 s doubling to 5 min, as
+    /// image-prefetcher does, never past the deadline.
+    pub fn attempt_timeout(&self, attempt: u32) -> Duration {
+        let grown = self
+            .attempt_timeout
+            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX))
+            .min(self.max_attempt_timeout);
+        match self.remaining() {
+            Some(left) => grown.min(left),
+            None => grown,
+        }
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether waiting `delay` would pass the deadline.
+    pub fn past_deadline_after(&self, delay: Duration) -> bool {
+        self.remaining().is_some_and(|left| delay >= left)
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate(value)?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only date form HTTP/1.1 senders use.
+fn httpdate(s: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: u64 = day.parse().ok()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| m == month)? as u64
+        + 1;
+    let year: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else { return None };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + (*h * 3600 + *m * 60 + *sec) as i64;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_cap() {
+        let p = RetryPolicy::default();
+        for retry in 1..12 {
+            let d = p.delay(retry, None);
+            let exp = p.base_delay.saturating_mul(1 << (retry - 1)).min(p.max_delay);
+            assert!(d >= exp / 2 && d <= exp, "retry {retry}: {d:?} vs {exp:?}");
+        }
+        assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(9999))), p.max_retry_after);
+    }
+
+    #[test]
+    fn attempt_timeouts_double_to_five_minutes() {
+        let p = RetryPolicy::default();
+        let t: Vec<u64> = (1..=6).map(|a| p.attempt_timeout(a).as_secs()).collect();
+        assert_eq!(t, [30, 60, 120, 240, 300, 300]);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            httpdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

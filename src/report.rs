@@ -1,0 +1,100 @@
+//! What the library tells its caller while it works. Only the CLI turns these into output.
+
+use std::time::Duration;
+
+use crate::digest::Digest;
+
+/// Something that happened during a run.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A reference resolved to a manifest; `blobs`/`bytes` count what the image needs.
+    Resolved {
+        /// The full normalized reference.
+        reference: String,
+        /// The manifest or index digest.
+        digest: Digest,
+        /// Platforms kept.
+        platforms: Vec<String>,
+    },
+    /// Everything resolved; what will be fetched and what is already in the bundle.
+    Planned {
+        /// Blobs to download.
+        blobs_to_fetch: usize,
+        /// Bytes to download.
+        bytes_to_fetch: u64,
+        /// Blobs the bundle already has.
+        blobs_present: usize,
+        /// Their bytes.
+        bytes_present: u64,
+    },
+    /// A blob download started (or resumed from `offset`).
+    BlobStarted {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// Bytes already on disk from an earlier attempt or run.
+        offset: u64,
+    },
+    /// Bytes of a blob arrived.
+    BlobProgress {
+        /// The blob.
+        digest: Digest,
+        /// New bytes since the last event.
+        bytes: u64,
+    },
+    /// Bytes counted earlier for this blob were thrown away (a restart from zero).
+    BlobRewound {
+        /// The blob.
+        digest: Digest,
+        /// Bytes discarded.
+        bytes: u64,
+    },
+    /// A blob is verified and stored.
+    BlobDone {
+        /// The blob.
+        digest: Digest,
+    },
+    /// A blob could not be fetched.
+    BlobFailed {
+        /// The blob.
+        digest: Digest,
+    },
+    /// A request failed in a way worth retrying; the next attempt follows after `delay`.
+    Retrying {
+        /// What was being fetched (a URL with credentials removed).
+        what: String,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// Wait before the next attempt.
+        delay: Duration,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An image is complete in the bundle.
+    ImageDone {
+        /// The full normalized reference.
+        reference: String,
+    },
+    /// An image could not be bundled; the others go on.
+    ImageFailed {
+        /// The full normalized reference.
+        reference: String,
+        /// Why, with context.
+        error: String,
+    },
+}
+
+/// Receives events. Implementations must be cheap: events come from the transfer hot path.
+pub trait Reporter: Send + Sync {
+    /// Called for every event.
+    fn event(&self, event: &Event);
+}
+
+/// A reporter that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&self, _: &Event) {}
+}

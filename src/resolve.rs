@@ -1,0 +1,314 @@
+//! Resolving a reference: its manifest (or index and the wanted platforms' manifests), and the
+//! blobs each platform needs. Only manifests and single-image configs are fetched here.
+
+use std::fmt;
+
+use bytes::Bytes;
+use oci_spec::image::{Descriptor, ImageManifest};
+
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest, ManifestError};
+use crate::platform::{Platform, PlatformFilter};
+use crate::reference::ImageRef;
+use crate::registry::{RegistryError, Registries};
+
+/// Content held in memory (manifests, small configs) with its digest and media type.
+#[derive(Debug, Clone)]
+pub struct InMemoryBlob {
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// Media type to record in descriptors.
+    pub media_type: String,
+    /// The bytes exactly as served.
+    pub bytes: Bytes,
+}
+
+/// A blob to download: digest and size from a descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlobRef {
+    /// The digest.
+    pub digest: Digest,
+    /// The size the descriptor declares.
+    pub size: u64,
+}
+
+/// One platform's image within a resolved reference.
+#[derive(Debug, Clone)]
+pub struct ResolvedPlatform {
+    /// The platform the index (or the config) declares.
+    pub platform: Option<Platform>,
+    /// The image manifest.
+    pub manifest: InMemoryBlob,
+    /// The config, as a blob to download or (single-platform images) already fetched.
+    pub config: BlobRef,
+    /// The config bytes when they were needed to learn the platform.
+    pub config_bytes: Option<Bytes>,
+    /// The layers, in order.
+    pub layers: Vec<BlobRef>,
+    /// Whether this is a BuildKit attestation rather than a runnable image.
+    pub attestation: bool,
+}
+
+/// A reference resolved to content.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// The reference as requested, normalized.
+    pub reference: ImageRef,
+    /// The manifest or index the reference points at.
+    pub root: InMemoryBlob,
+    /// True when `root` is an index.
+    pub is_index: bool,
+    /// The platforms kept (for a single image, exactly one).
+    pub platforms: Vec<ResolvedPlatform>,
+}
+
+impl ResolvedImage {
+    /// Every distinct blob this image stores, with sizes: root, manifests, configs, layers.
+    pub fn all_blobs(&self) -> std::collections::BTreeMap<Digest, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        out.insert(self.root.digest.clone(), self.root.bytes.len() as u64);
+        for p in &self.platforms {
+            out.insert(p.manifest.digest.clone(), p.manifest.bytes.len() as u64);
+            out.insert(p.config.digest.clone(), p.config.size);
+            for l in &p.layers {
+                out.insert(l.digest.clone(), l.size);
+            }
+        }
+        out
+    }
+}
+
+/// Why a reference could not be resolved.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// The registry failed or refused.
+    Registry(RegistryError),
+    /// The registry served a manifest ferry cannot take.
+    Manifest(ManifestError),
+    /// A wanted platform is not in the image.
+    MissingPlatform {
+        /// The platform asked for.
+        wanted: Platform,
+        /// What the image offers.
+        available: Vec<String>,
+    },
+    /// Something else about the content (nested index, size mismatch).
+    Content(String),
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Registry(e) => write!(f, "{e}"),
+            ResolveError::Manifest(e) => write!(f, "{e}"),
+            ResolveError::MissingPlatform { wanted, available } => write!(
+                f,
+                "no {wanted} image: it has {}\nhint: choose with --platform (repeatable), or take all with --all-platforms",
+                if available.is_empty() { "no platform information".to_owned() } else { available.join(", ") }
+            ),
+            ResolveError::Content(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<RegistryError> for ResolveError {
+    fn from(e: RegistryError) -> Self {
+        ResolveError::Registry(e)
+    }
+}
+
+impl From<ManifestError> for ResolveError {
+    fn from(e: ManifestError) -> Self {
+        ResolveError::Manifest(e)
+    }
+}
+
+/// Resolves `reference`, keeping the platforms `filter` asks for.
+pub async fn resolve(
+    registries: &Registries,
+    reference: &ImageRef,
+    filter: &PlatformFilter,
+) -> Result<ResolvedImage, ResolveError> {
+    let fetched = registries.fetch_manifest(reference).await?;
+    let (parsed, media_type) = Manifest::parse(&fetched.bytes, fetched.content_type.as_deref())?;
+    let root = InMemoryBlob {
+        digest: fetched.digest,
+        media_type,
+        bytes: fetched.bytes,
+    };
+    match parsed {
+        Manifest::Image(m) => {
+            let config = blob_ref(m.config());
+            if config.size > manifest::MAX_MANIFEST_BYTES {
+                return Err(ResolveError::Content(format!(
+                    "config {} is {} bytes; ferry refuses configs over 4 MiB",
+                    config.digest, config.size
+                )));
+            }
+            let config_bytes = registries.fetch_small_blob(reference, &config.digest, config.size).await?;
+            let platform = manifest::config_platform(&config_bytes);
+            if let (PlatformFilter::Only(wanted), Some(have)) = (filter, &platform)
+                && let Some(missing) = wanted.iter().find(|w| !w.matches(have))
+            {
+                return Err(ResolveError::MissingPlatform {
+                    wanted: missing.clone(),
+                    available: vec![format!("{have} only (a single-platform image)")],
+                });
+            }
+            Ok(ResolvedImage {
+                reference: reference.clone(),
+                platforms: vec![platform_of(&m, root.clone(), platform, Some(config_bytes), false)],
+                root,
+                is_index: false,
+            })
+        }
+        Manifest::Index(index) => {
+            let children = select_children(index.manifests(), filter)?;
+            let mut platforms = Vec::with_capacity(children.len());
+            for child in children {
+                platforms.push(resolve_child(registries, reference, child).await?);
+            }
+            Ok(ResolvedImage {
+                reference: reference.clone(),
+                root,
+                is_index: true,
+                platforms,
+            })
+        }
+    }
+}
+
+/// Picks the index entries to keep: all of them, or the first match for each wanted platform.
+fn select_children<'a>(entries: &'a [Descriptor], filter: &PlatformFilter) -> Result<Vec<&'a Descriptor>, ResolveError> {
+    let wanted = match filter {
+        PlatformFilter::All => return Ok(entries.iter().collect()),
+        PlatformFilter::Only(w) => w,
+    };
+    let images: Vec<(&Descriptor, Platform)> = entries
+        .iter()
+        .filter(|d| !manifest::is_attestation(d))
+        .filter_map(|d| manifest::descriptor_platform(d).map(|p| (d, p)))
+        .collect();
+    let mut picked: Vec<&Descriptor> = Vec::new();
+    for w in wanted {
+        match images.iter().find(|(_, p)| w.matches(p)) {
+            Some((d, _)) => {
+                if !picked.iter().any(|p| p.digest() == d.digest()) {
+                    picked.push(d);
+                }
+            }
+            None => {
+                return Err(ResolveError::MissingPlatform {
+                    wanted: w.clone(),
+                    available: images.iter().map(|(_, p)| p.to_string()).collect(),
+                });
+            }
+        }
+    }
+    Ok(picked)
+}
+
+async fn resolve_child(
+    registries: &Registries,
+    reference: &ImageRef,
+    child: &Descriptor,
+) -> Result<ResolvedPlatform, ResolveError> {
+    let digest = manifest::descriptor_digest(child);
+    let fetched = registries.fetch_manifest(&reference.with_digest_only(digest.clone())).await?;
+    if fetched.bytes.len() as u64 != child.size() {
+        return Err(ResolveError::Content(format!(
+            "manifest {digest} is {} bytes but the index says {}",
+            fetched.bytes.len(),
+            child.size()
+        )));
+    }
+    let declared = child.media_type().to_string();
+    let (parsed, media_type) = Manifest::parse(&fetched.bytes, Some(&declared))?;
+    let Manifest::Image(m) = parsed else {
+        return Err(ResolveError::Content(format!(
+            "index entry {digest} is itself an index; nested indexes are not supported"
+        )));
+    };
+    let blob = InMemoryBlob {
+        digest,
+        media_type,
+        bytes: fetched.bytes,
+    };
+    Ok(platform_of(
+        &m,
+        blob,
+        manifest::descriptor_platform(child),
+        None,
+        manifest::is_attestation(child),
+    ))
+}
+
+fn platform_of(
+    m: &ImageManifest,
+    manifest: InMemoryBlob,
+    platform: Option<Platform>,
+    config_bytes: Option<Bytes>,
+    attestation: bool,
+) -> ResolvedPlatform {
+    ResolvedPlatform {
+        platform,
+        manifest,
+        config: blob_ref(m.config()),
+        config_bytes,
+        layers: m.layers().iter().map(blob_ref).collect(),
+        attestation,
+    }
+}
+
+fn blob_ref(d: &Descriptor) -> BlobRef {
+    BlobRef {
+        digest: manifest::descriptor_digest(d),
+        size: d.size(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(platform: Option<(&str, &str, Option<&str>)>, digest_byte: u8, attestation: bool) -> Descriptor {
+        let mut json = serde_json::json!({
+            "mediaType": manifest::OCI_MANIFEST,
+            "size": 10,
+            "digest": format!("sha256:{}", hex::encode([digest_byte; 32])),
+        });
+        if let Some((os, arch, variant)) = platform {
+            json["platform"] = serde_json::json!({"os": os, "architecture": arch});
+            if let Some(v) = variant {
+                json["platform"]["variant"] = v.into();
+            }
+        }
+        if attestation {
+            json["annotations"] = serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"});
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn only(p: &[&str]) -> PlatformFilter {
+        PlatformFilter::Only(p.iter().map(|s| s.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn selection_by_platform() {
+        let entries = vec![
+            entry(Some(("linux", "amd64", None)), 1, false),
+            entry(Some(("linux", "arm64", Some("v8"))), 2, false),
+            entry(Some(("unknown", "unknown", None)), 3, true),
+        ];
+        let picked = select_children(&entries, &only(&["linux/arm64", "linux/arm64/v8"])).unwrap();
+        assert_eq!(picked.len(), 1, "one child even when two requests match it");
+        assert_eq!(picked[0].digest(), entries[1].digest());
+        assert_eq!(select_children(&entries, &PlatformFilter::All).unwrap().len(), 3);
+        let Err(ResolveError::MissingPlatform { available, .. }) = select_children(&entries, &only(&["linux/s390x"])) else {
+            panic!("s390x must be missing")
+        };
+        assert_eq!(available, ["linux/amd64", "linux/arm64/v8"], "attestations are not offered");
+        let err = select_children(&entries, &only(&["linux/s390x"])).unwrap_err().to_string();
+        assert!(err.contains("--all-platforms"), "{err}");
+    }
+}
