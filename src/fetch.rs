@@ -29,7 +29,10 @@ impl fmt::Display for BlobError {
         match self {
             BlobError::Registry(e) => write!(f, "{e}"),
             BlobError::Store(e) if e.is_disk_full() => {
-                write!(f, "{e}\nhint: the bundle's filesystem is full; free space and re-run (finished blobs are kept)")
+                write!(
+                    f,
+                    "{e}\nhint: the bundle's filesystem is full; free space and re-run (finished blobs are kept)"
+                )
             }
             BlobError::Store(e) => write!(f, "{e}"),
         }
@@ -52,7 +55,9 @@ impl From<StoreError> for AttemptError {
 
 /// Runs blocking store work (hashing, writing, fsync) off the async worker threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("store task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store task panicked")
 }
 
 /// One blob's download state across attempts.
@@ -102,7 +107,10 @@ pub async fn fetch_blob(
             Ok(()) => return Ok(d.stats),
             Err(AttemptError::Store(e)) => return Err(BlobError::Store(e)),
             Err(AttemptError::Registry(e, progressed)) => {
-                retrier.failed(e, progressed).await.map_err(BlobError::Registry)?;
+                retrier
+                    .failed(e, progressed)
+                    .await
+                    .map_err(BlobError::Registry)?;
             }
         }
     }
@@ -142,7 +150,11 @@ impl Download<'_> {
             }
             return result;
         }
-        let mut body = match self.registries.open_blob(self.source, self.digest, self.size, offset, attempt).await {
+        let mut body = match self
+            .registries
+            .open_blob(self.source, self.digest, self.size, offset, attempt)
+            .await
+        {
             Ok(b) => b,
             Err(e) => {
                 self.writer = Some(writer);
@@ -165,7 +177,11 @@ impl Download<'_> {
                 result
             }
             Ok(()) => {
-                let detail = format!("the body ended at byte {} of {}", writer.offset(), self.size);
+                let detail = format!(
+                    "the body ended at byte {} of {}",
+                    writer.offset(),
+                    self.size
+                );
                 self.writer = Some(writer);
                 Err(AttemptError::Registry(body.transport(detail), progressed))
             }
@@ -203,7 +219,10 @@ impl Download<'_> {
                     });
                     buf.extend_from_slice(&chunk);
                     if writer.offset() + buf.len() as u64 > self.size {
-                        let detail = format!("the registry sent more than the {} bytes the manifest declares", self.size);
+                        let detail = format!(
+                            "the registry sent more than the {} bytes the manifest declares",
+                            self.size
+                        );
                         break Err(body.corrupt(detail));
                     }
                     if buf.len() >= WRITE_BATCH {
@@ -218,7 +237,13 @@ impl Download<'_> {
         };
         let batch = buf.split().freeze();
         progressed |= !batch.is_empty();
-        let writer = blocking(move || writer.write(&batch).and_then(|()| writer.flush()).map(|()| writer)).await?;
+        let writer = blocking(move || {
+            writer
+                .write(&batch)
+                .and_then(|()| writer.flush())
+                .map(|()| writer)
+        })
+        .await?;
         Ok((writer, outcome, progressed))
     }
 }

@@ -4,15 +4,15 @@
 //! content-addressed OCI layout, and verifies it. It never prints: progress reaches the caller
 //! as [`report::Event`]s.
 
+pub mod bundle;
 pub mod digest;
+pub mod fetch;
+pub mod inputs;
 pub mod manifest;
+pub mod plan;
 pub mod platform;
 pub mod reference;
-pub mod store;
 pub mod registry;
 pub mod report;
 pub mod resolve;
-pub mod fetch;
-pub mod plan;
-pub mod bundle;
-pub mod inputs;
+pub mod store;

@@ -30,9 +30,9 @@ application/vnd.docker.distribution.manifest.v2+json";
 #[derive(Debug, Clone)]
 pub enum Manifest {
     /// An OCI index or Docker manifest list.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// An OCI or Docker schema2 image manifest.
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
 }
 
 /// Why bytes are not a manifest ferry can store.
@@ -106,24 +106,22 @@ impl Manifest {
             return Err(ManifestError::Schema1);
         }
         let manifest = match media_type.as_str() {
-            OCI_INDEX | DOCKER_LIST => {
-                Manifest::Index(serde_json::from_slice(bytes).map_err(|source| {
-                    ManifestError::Malformed {
-                        kind: "image index",
-                        source,
-                    }
-                })?)
-            }
+            OCI_INDEX | DOCKER_LIST => Manifest::Index(Box::new(
+                serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
+                    kind: "image index",
+                    source,
+                })?,
+            )),
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 if probe.config.is_none() {
                     return Err(ManifestError::UnsupportedMediaType(media_type));
                 }
-                Manifest::Image(serde_json::from_slice(bytes).map_err(|source| {
-                    ManifestError::Malformed {
+                Manifest::Image(Box::new(serde_json::from_slice(bytes).map_err(
+                    |source| ManifestError::Malformed {
                         kind: "image manifest",
                         source,
-                    }
-                })?)
+                    },
+                )?))
             }
             _ => return Err(ManifestError::UnsupportedMediaType(media_type)),
         };

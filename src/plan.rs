@@ -24,6 +24,9 @@ pub struct Plan {
     pub downloads: Vec<Download>,
     /// For each image, the digests of `downloads` it waits for.
     pub waits: Vec<BTreeSet<Digest>>,
+    /// Distinct configs fetched while resolving (held in memory, written with their image)
+    /// that the bundle does not have yet.
+    pub in_memory: Vec<(Digest, u64)>,
     /// Distinct blobs the images need that the bundle already has.
     pub present_blobs: usize,
     /// Their bytes.
@@ -42,10 +45,19 @@ impl Plan {
     pub fn new(images: &[ResolvedImage], is_present: impl Fn(&Digest, u64) -> bool) -> Plan {
         let mut sources: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
         let mut present: BTreeMap<Digest, u64> = BTreeMap::new();
+        let mut in_memory: BTreeMap<Digest, u64> = BTreeMap::new();
         let mut waits = Vec::with_capacity(images.len());
         for (i, image) in images.iter().enumerate() {
             let mut wait = BTreeSet::new();
             for p in &image.platforms {
+                if p.config_bytes.is_some() {
+                    let c = &p.config;
+                    if is_present(&c.digest, c.size) {
+                        present.insert(c.digest.clone(), c.size);
+                    } else {
+                        in_memory.insert(c.digest.clone(), c.size);
+                    }
+                }
                 let config = (p.config_bytes.is_none()).then_some(&p.config);
                 for blob in config.into_iter().chain(&p.layers) {
                     if present.contains_key(&blob.digest) {
@@ -63,12 +75,17 @@ impl Plan {
         }
         let mut downloads: Vec<Download> = sources
             .into_iter()
-            .map(|(digest, (size, source))| Download { digest, size, source })
+            .map(|(digest, (size, source))| Download {
+                digest,
+                size,
+                source,
+            })
             .collect();
         downloads.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
         Plan {
             downloads,
             waits,
+            in_memory: in_memory.into_iter().collect(),
             present_blobs: present.len(),
             present_bytes: present.values().sum(),
         }
@@ -97,9 +114,18 @@ mod tests {
             platforms: vec![ResolvedPlatform {
                 platform: None,
                 manifest: m,
-                config: BlobRef { digest: d(config), size: 10 },
+                config: BlobRef {
+                    digest: d(config),
+                    size: 10,
+                },
                 config_bytes: None,
-                layers: layers.iter().map(|(n, s)| BlobRef { digest: d(*n), size: *s }).collect(),
+                layers: layers
+                    .iter()
+                    .map(|(n, s)| BlobRef {
+                        digest: d(*n),
+                        size: *s,
+                    })
+                    .collect(),
                 attestation: false,
             }],
         }
@@ -112,13 +138,20 @@ mod tests {
             image("b", 2, &[(10, 500), (12, 900)]),
         ];
         let plan = Plan::new(&images, |digest, _| *digest == d(11));
-        let order: Vec<_> = plan.downloads.iter().map(|x| (x.digest.clone(), x.source)).collect();
+        let order: Vec<_> = plan
+            .downloads
+            .iter()
+            .map(|x| (x.digest.clone(), x.source))
+            .collect();
         assert_eq!(order, [(d(12), 1), (d(10), 0), (d(1), 0), (d(2), 1)]);
         assert_eq!(plan.bytes_to_fetch(), 900 + 500 + 10 + 10);
         assert_eq!(plan.present_blobs, 1);
         assert_eq!(plan.present_bytes, 50);
         assert!(plan.waits[0].contains(&d(10)) && !plan.waits[0].contains(&d(11)));
-        assert!(plan.waits[1].contains(&d(10)), "b waits for the shared layer too");
+        assert!(
+            plan.waits[1].contains(&d(10)),
+            "b waits for the shared layer too"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::platform::{Platform, PlatformFilter};
 use crate::reference::ImageRef;
-use crate::registry::{RegistryError, Registries};
+use crate::registry::{Registries, RegistryError};
 
 /// Content held in memory (manifests, small configs) with its digest and media type.
 #[derive(Debug, Clone)]
@@ -87,8 +87,8 @@ pub enum ResolveError {
     Manifest(ManifestError),
     /// A wanted platform is not in the image.
     MissingPlatform {
-        /// The platform asked for.
-        wanted: Platform,
+        /// The platform(s) asked for, for people (`linux/amd64 or linux/s390x`).
+        wanted: String,
         /// What the image offers.
         available: Vec<String>,
     },
@@ -104,7 +104,11 @@ impl fmt::Display for ResolveError {
             ResolveError::MissingPlatform { wanted, available } => write!(
                 f,
                 "no {wanted} image: it has {}\nhint: choose with --platform (repeatable), or take all with --all-platforms",
-                if available.is_empty() { "no platform information".to_owned() } else { available.join(", ") }
+                if available.is_empty() {
+                    "no platform information".to_owned()
+                } else {
+                    available.join(", ")
+                }
             ),
             ResolveError::Content(s) => write!(f, "{s}"),
         }
@@ -145,19 +149,33 @@ pub async fn resolve(
                     config.digest, config.size
                 )));
             }
-            let config_bytes = registries.fetch_small_blob(reference, &config.digest, config.size).await?;
+            let config_bytes = registries
+                .fetch_small_blob(reference, &config.digest, config.size)
+                .await?;
             let platform = manifest::config_platform(&config_bytes);
+            // A single-platform image is kept when it serves any wanted platform (as crane,
+            // skopeo and ctr take it); one that serves none would be useless on every node.
             if let (PlatformFilter::Only(wanted), Some(have)) = (filter, &platform)
-                && let Some(missing) = wanted.iter().find(|w| !w.matches(have))
+                && !wanted.iter().any(|w| w.matches(have))
             {
                 return Err(ResolveError::MissingPlatform {
-                    wanted: missing.clone(),
+                    wanted: wanted
+                        .iter()
+                        .map(Platform::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                     available: vec![format!("{have} only (a single-platform image)")],
                 });
             }
             Ok(ResolvedImage {
                 reference: reference.clone(),
-                platforms: vec![platform_of(&m, root.clone(), platform, Some(config_bytes), false)],
+                platforms: vec![platform_of(
+                    &m,
+                    root.clone(),
+                    platform,
+                    Some(config_bytes),
+                    false,
+                )],
                 root,
                 is_index: false,
             })
@@ -179,7 +197,10 @@ pub async fn resolve(
 }
 
 /// Picks the index entries to keep: all of them, or the first match for each wanted platform.
-fn select_children<'a>(entries: &'a [Descriptor], filter: &PlatformFilter) -> Result<Vec<&'a Descriptor>, ResolveError> {
+fn select_children<'a>(
+    entries: &'a [Descriptor],
+    filter: &PlatformFilter,
+) -> Result<Vec<&'a Descriptor>, ResolveError> {
     let wanted = match filter {
         PlatformFilter::All => return Ok(entries.iter().collect()),
         PlatformFilter::Only(w) => w,
@@ -199,7 +220,7 @@ fn select_children<'a>(entries: &'a [Descriptor], filter: &PlatformFilter) -> Re
             }
             None => {
                 return Err(ResolveError::MissingPlatform {
-                    wanted: w.clone(),
+                    wanted: w.to_string(),
                     available: images.iter().map(|(_, p)| p.to_string()).collect(),
                 });
             }
@@ -214,7 +235,9 @@ async fn resolve_child(
     child: &Descriptor,
 ) -> Result<ResolvedPlatform, ResolveError> {
     let digest = manifest::descriptor_digest(child);
-    let fetched = registries.fetch_manifest(&reference.with_digest_only(digest.clone())).await?;
+    let fetched = registries
+        .fetch_manifest(&reference.with_digest_only(digest.clone()))
+        .await?;
     if fetched.bytes.len() as u64 != child.size() {
         return Err(ResolveError::Content(format!(
             "manifest {digest} is {} bytes but the index says {}",
@@ -271,7 +294,11 @@ fn blob_ref(d: &Descriptor) -> BlobRef {
 mod tests {
     use super::*;
 
-    fn entry(platform: Option<(&str, &str, Option<&str>)>, digest_byte: u8, attestation: bool) -> Descriptor {
+    fn entry(
+        platform: Option<(&str, &str, Option<&str>)>,
+        digest_byte: u8,
+        attestation: bool,
+    ) -> Descriptor {
         let mut json = serde_json::json!({
             "mediaType": manifest::OCI_MANIFEST,
             "size": 10,
@@ -284,7 +311,8 @@ mod tests {
             }
         }
         if attestation {
-            json["annotations"] = serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"});
+            json["annotations"] =
+                serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"});
         }
         serde_json::from_value(json).unwrap()
     }
@@ -303,12 +331,25 @@ mod tests {
         let picked = select_children(&entries, &only(&["linux/arm64", "linux/arm64/v8"])).unwrap();
         assert_eq!(picked.len(), 1, "one child even when two requests match it");
         assert_eq!(picked[0].digest(), entries[1].digest());
-        assert_eq!(select_children(&entries, &PlatformFilter::All).unwrap().len(), 3);
-        let Err(ResolveError::MissingPlatform { available, .. }) = select_children(&entries, &only(&["linux/s390x"])) else {
+        assert_eq!(
+            select_children(&entries, &PlatformFilter::All)
+                .unwrap()
+                .len(),
+            3
+        );
+        let Err(ResolveError::MissingPlatform { available, .. }) =
+            select_children(&entries, &only(&["linux/s390x"]))
+        else {
             panic!("s390x must be missing")
         };
-        assert_eq!(available, ["linux/amd64", "linux/arm64/v8"], "attestations are not offered");
-        let err = select_children(&entries, &only(&["linux/s390x"])).unwrap_err().to_string();
+        assert_eq!(
+            available,
+            ["linux/amd64", "linux/arm64/v8"],
+            "attestations are not offered"
+        );
+        let err = select_children(&entries, &only(&["linux/s390x"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--all-platforms"), "{err}");
     }
 }

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
 use crate::resolve::ResolvedImage;
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, LockedImage, LockedPlatform, StoreError};
+use crate::store::{
+    ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, LockedImage, LockedPlatform, StoreError,
+};
 
 /// Holds index.json and the lock file in memory between commits.
 pub(super) struct Committer {
@@ -37,7 +39,8 @@ impl Committer {
         layout.sync_blob_dirs()?;
 
         let name = image.reference.to_string();
-        let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string()).expect("valid digest");
+        let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string())
+            .expect("valid digest");
         let mut descriptor = Descriptor::new(
             MediaType::from(image.root.media_type.as_str()),
             image.root.bytes.len() as u64,
@@ -45,8 +48,10 @@ impl Committer {
         );
         let runnable: Vec<_> = image.platforms.iter().filter(|p| !p.attestation).collect();
         if image.is_index {
-            let mut platforms: Vec<String> =
-                runnable.iter().filter_map(|p| p.platform.as_ref().map(|p| p.to_string())).collect();
+            let mut platforms: Vec<String> = runnable
+                .iter()
+                .filter_map(|p| p.platform.as_ref().map(|p| p.to_string()))
+                .collect();
             platforms.sort();
             platforms.dedup();
             let mut annotations = std::collections::HashMap::new();

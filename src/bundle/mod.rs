@@ -97,7 +97,9 @@ pub async fn bundle(
         let filter = &options.platforms;
         let registries = &registries;
         let stream = futures_util::stream::iter(references.into_iter().map(|r| async move {
-            let out = resolve(registries, &r, filter).await.map_err(|e| e.to_string());
+            let out = resolve(registries, &r, filter)
+                .await
+                .map_err(|e| e.to_string());
             (r, out)
         }))
         .buffer_unordered(options.jobs.max(1));
@@ -118,7 +120,11 @@ pub async fn bundle(
                 reporter.event(&Event::Resolved {
                     reference: reference.to_string(),
                     digest: image.root.digest.clone(),
-                    platforms: image.platforms.iter().filter_map(|p| p.platform.as_ref().map(|p| p.to_string())).collect(),
+                    platforms: image
+                        .platforms
+                        .iter()
+                        .filter_map(|p| p.platform.as_ref().map(|p| p.to_string()))
+                        .collect(),
                 });
                 images.push(image);
             }
@@ -131,6 +137,10 @@ pub async fn bundle(
     let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
     summary.blobs_present = plan.present_blobs;
     summary.bytes_present = plan.present_bytes;
+    // Configs fetched while resolving count as fetched (they were, and they are stored).
+    summary.blobs_fetched = plan.in_memory.len();
+    summary.bytes_fetched = plan.in_memory.iter().map(|(_, size)| size).sum();
+    summary.bytes_received = summary.bytes_fetched;
     reporter.event(&Event::Planned {
         blobs_to_fetch: plan.downloads.len(),
         bytes_to_fetch: plan.bytes_to_fetch(),
@@ -161,7 +171,12 @@ pub async fn bundle(
     let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
     let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
     for download in &plan.downloads {
-        let (registries, layout, reporter, slots) = (registries.clone(), layout.clone(), reporter.clone(), slots.clone());
+        let (registries, layout, reporter, slots) = (
+            registries.clone(),
+            layout.clone(),
+            reporter.clone(),
+            slots.clone(),
+        );
         let source = images[download.source].reference.clone();
         let (digest, size) = (download.digest.clone(), download.size);
         tasks.spawn(async move {
@@ -185,7 +200,9 @@ pub async fn bundle(
         let (digest, size, result) = joined.expect("download task panicked");
         match result {
             Ok(stats) => {
-                reporter.event(&Event::BlobDone { digest: digest.clone() });
+                reporter.event(&Event::BlobDone {
+                    digest: digest.clone(),
+                });
                 summary.blobs_fetched += 1;
                 summary.bytes_fetched += size;
                 summary.bytes_received += stats.received;
@@ -194,12 +211,20 @@ pub async fn bundle(
                 for &i in users.get(&digest).into_iter().flatten() {
                     waits[i].remove(&digest);
                     if waits[i].is_empty() && !failed_images[i] {
-                        commit_image(&mut committer, &layout, &images[i], &mut summary, &*reporter)?;
+                        commit_image(
+                            &mut committer,
+                            &layout,
+                            &images[i],
+                            &mut summary,
+                            &*reporter,
+                        )?;
                     }
                 }
             }
             Err(error) => {
-                reporter.event(&Event::BlobFailed { digest: digest.clone() });
+                reporter.event(&Event::BlobFailed {
+                    digest: digest.clone(),
+                });
                 if let BlobError::Store(e) = &error
                     && e.is_disk_full()
                 {
@@ -210,7 +235,12 @@ pub async fn bundle(
                     if !failed_images[i] {
                         failed_images[i] = true;
                         let why = format!("blob {digest}: {error}");
-                        fail(&mut summary, &*reporter, images[i].reference.to_string(), why);
+                        fail(
+                            &mut summary,
+                            &*reporter,
+                            images[i].reference.to_string(),
+                            why,
+                        );
                     }
                 }
             }
@@ -222,7 +252,9 @@ pub async fn bundle(
         }
     }
     let layout2 = layout.clone();
-    tokio::task::spawn_blocking(move || layout2.tidy()).await.ok();
+    tokio::task::spawn_blocking(move || layout2.tidy())
+        .await
+        .ok();
     summary.elapsed = start.elapsed();
     Ok(summary)
 }
@@ -245,7 +277,9 @@ fn commit_image(
     let name = image.reference.to_string();
     match committer.commit(layout, image) {
         Ok(()) => {
-            reporter.event(&Event::ImageDone { reference: name.clone() });
+            reporter.event(&Event::ImageDone {
+                reference: name.clone(),
+            });
             summary.done.push((name, image.root.digest.clone()));
             Ok(())
         }

@@ -35,7 +35,11 @@ pub struct BundleArgs {
     pub output: PathBuf,
 
     /// Keep this platform of multi-platform images (repeatable). Default: this machine's.
-    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all_platforms")]
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
     pub platforms: Vec<Platform>,
 
     /// Keep every platform, attestations included.
@@ -114,7 +118,10 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
         connections_per_registry: args.jobs_per_registry.into(),
         retry,
     };
-    let registries = Arc::new(Registries::new(options, Arc::new(Anonymous), progress.clone()).map_err(|e| e.to_string())?);
+    let registries = Arc::new(
+        Registries::new(options, Arc::new(Anonymous), progress.clone())
+            .map_err(|e| e.to_string())?,
+    );
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signals(cancel.clone(), args.timeout));
 
@@ -153,7 +160,9 @@ async fn stop_on_signals(cancel: CancellationToken, timeout: Option<Duration>) {
             output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
         }
     }
-    output::warning("stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once");
+    output::warning(
+        "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
+    );
     cancel.cancel();
     let _ = tokio::signal::ctrl_c().await;
     std::process::exit(Exit::Interrupted as i32);
@@ -173,7 +182,11 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     let total = s.done.len() + s.failed.len() + s.unfinished.len();
     eprintln!(
         "{} {} of {total} images into {bundle} in {:.1} s",
-        if s.success() { "bundled" } else { "bundled only" },
+        if s.success() {
+            "bundled"
+        } else {
+            "bundled only"
+        },
         s.done.len(),
         s.elapsed.as_secs_f64()
     );
@@ -191,8 +204,11 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
             "interrupted: {} image(s) unfinished; the bundle is valid\nhint: run the same command again to continue where it stopped",
             s.unfinished.len()
         ));
-    } else if !s.failed.is_empty() {
-        eprintln!("hint: the {} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)", s.done.len());
+    } else if !s.failed.is_empty() && !s.done.is_empty() {
+        eprintln!(
+            "hint: the {} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)",
+            s.done.len()
+        );
     }
 }
 

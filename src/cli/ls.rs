@@ -49,15 +49,33 @@ pub fn run(args: LsArgs) -> Result<Exit, String> {
         output::json(&serde_json::Value::Array(items));
         return Ok(Exit::Ok);
     }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max("REFERENCE".len());
-    println!("{:width$}  {:19}  {:24}  {:>10}", "REFERENCE", "DIGEST", "PLATFORMS", "SIZE");
-    for (r, d, _, p, size, problems) in &rows {
-        let short = d.get(..19).unwrap_or(d);
-        let mut platforms = p.join(",");
-        if *problems > 0 {
-            platforms.push_str(" (incomplete: run ferry verify)");
-        }
-        println!("{r:width$}  {short:19}  {platforms:24}  {:>10}", output::bytes(*size));
+    let table: Vec<[String; 4]> = rows
+        .iter()
+        .map(|(r, d, _, p, size, problems)| {
+            let mut platforms = p.join(",");
+            if *problems > 0 {
+                platforms.push_str(" (incomplete: run ferry verify)");
+            }
+            [
+                r.clone(),
+                d.get(..19).unwrap_or(d).to_owned(),
+                platforms,
+                output::bytes(*size),
+            ]
+        })
+        .collect();
+    let header = ["REFERENCE", "DIGEST", "PLATFORMS", "SIZE"].map(str::to_owned);
+    let width = |i: usize| {
+        table
+            .iter()
+            .chain([&header])
+            .map(|row| row[i].len())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    for [r, d, p, s] in std::iter::once(&header).chain(&table) {
+        println!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}");
     }
     Ok(Exit::Ok)
 }

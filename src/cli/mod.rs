@@ -25,7 +25,13 @@ pub enum Exit {
 
 /// ferry: ferry container images across an air gap, no container daemon needed.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, propagate_version = true, arg_required_else_help = true)]
+#[command(
+    name = "ferry",
+    version,
+    about,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -51,5 +51,8 @@ pub fn bytes(n: u64) -> String {
 
 /// Prints a JSON value on stdout.
 pub fn json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
 }

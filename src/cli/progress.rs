@@ -67,24 +67,36 @@ impl BundleProgress {
 impl Reporter for BundleProgress {
     fn event(&self, event: &Event) {
         match event {
-            Event::Retrying { what, attempt, delay, reason } => {
-                if !self.quiet {
-                    self.line(&format!(
-                        "{} {what}: attempt {attempt} failed ({reason}); retrying in {:.1} s",
-                        console::style("retry:").for_stderr().yellow(),
-                        delay.as_secs_f64()
-                    ));
-                }
+            Event::Retrying {
+                what,
+                attempt,
+                delay,
+                reason,
+            } if !self.quiet => {
+                self.line(&format!(
+                    "{} {what}: attempt {attempt} failed ({reason}); retrying in {:.1} s",
+                    console::style("retry:").for_stderr().yellow(),
+                    delay.as_secs_f64()
+                ));
             }
-            Event::ImageFailed { reference, error } => {
+            // With bars on screen a failure would go unseen until the end; without them the
+            // final summary lists every failure in full, so once is enough.
+            Event::ImageFailed { reference, error } if self.bars.is_some() => {
                 let first = error.lines().next().unwrap_or_default();
-                self.line(&format!("{} {reference}: {first}", console::style("failed:").for_stderr().red().bold()));
+                self.line(&format!(
+                    "{} {reference}: {first}",
+                    console::style("failed:").for_stderr().red().bold()
+                ));
             }
             _ => {}
         }
         let Some(b) = &self.bars else { return };
         match event {
-            Event::Planned { bytes_to_fetch, blobs_to_fetch, .. } => {
+            Event::Planned {
+                bytes_to_fetch,
+                blobs_to_fetch,
+                ..
+            } => {
                 b.total.set_length(*bytes_to_fetch);
                 b.total.set_position(0);
                 b.total.set_style(
@@ -96,17 +108,26 @@ impl Reporter for BundleProgress {
                 );
                 b.total.set_message(format!("{blobs_to_fetch} blobs"));
             }
-            Event::BlobStarted { digest, size, offset } => {
+            Event::BlobStarted {
+                digest,
+                size,
+                offset,
+            } => {
                 let bar = b.multi.insert_from_back(1, ProgressBar::new(*size));
                 bar.set_style(
-                    ProgressStyle::with_template("  {msg:20} {bar:30} {bytes:>10}/{total_bytes:10}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "  {msg:20} {bar:30} {bytes:>10}/{total_bytes:10}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
                 );
                 bar.set_message(digest.short());
                 bar.set_position(*offset);
                 b.total.inc(*offset);
-                b.blobs.lock().expect("bars lock").insert(digest.clone(), bar);
+                b.blobs
+                    .lock()
+                    .expect("bars lock")
+                    .insert(digest.clone(), bar);
             }
             Event::BlobProgress { digest, bytes } => {
                 b.total.inc(*bytes);
@@ -115,7 +136,8 @@ impl Reporter for BundleProgress {
                 }
             }
             Event::BlobRewound { digest, bytes } => {
-                b.total.set_position(b.total.position().saturating_sub(*bytes));
+                b.total
+                    .set_position(b.total.position().saturating_sub(*bytes));
                 if let Some(bar) = b.blobs.lock().expect("bars lock").get(digest) {
                     bar.set_position(0);
                 }

@@ -33,10 +33,13 @@ pub fn run(args: VerifyArgs) -> Result<Exit, String> {
         .map(|m| m.len())
         .sum();
     let bar = if output::stderr_is_terminal() && !args.no_progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+        let bar =
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(
-            ProgressStyle::with_template("verifying {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "verifying {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template"),
         );
         bar
     } else {
@@ -68,11 +71,17 @@ pub fn run(args: VerifyArgs) -> Result<Exit, String> {
             report.blobs,
             output::bytes(report.bytes),
             args.bundle.display(),
-            if report.ok() { String::new() } else { format!("; {} problem(s)", report.problems.len()) }
+            if report.ok() {
+                String::new()
+            } else {
+                format!("; {} problem(s)", report.problems.len())
+            }
         );
     }
     if !report.ok() && !args.json {
-        eprintln!("hint: re-run the ferry bundle command that made it: corrupt blobs are fetched again once removed (ferry never overwrites a blob it believes good)");
+        eprintln!(
+            "hint: re-run the ferry bundle command that made it: corrupt blobs are fetched again once removed (ferry never overwrites a blob it believes good)"
+        );
     }
     Ok(if report.ok() { Exit::Ok } else { Exit::Failed })
 }

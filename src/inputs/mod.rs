@@ -31,14 +31,19 @@ pub enum InputError {
 pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.split_once('#').map_or(line, |(before, _)| before).trim();
+        let line = line
+            .split_once('#')
+            .map_or(line, |(before, _)| before)
+            .trim();
         if line.is_empty() {
             continue;
         }
-        let r = line.parse::<ImageRef>().map_err(|source| InputError::Reference {
-            origin: format!("{origin}:{}", n + 1),
-            source,
-        })?;
+        let r = line
+            .parse::<ImageRef>()
+            .map_err(|source| InputError::Reference {
+                origin: format!("{origin}:{}", n + 1),
+                source,
+            })?;
         out.push(r);
     }
     Ok(out)
@@ -91,12 +96,17 @@ mod tests {
         let text = "# base images\nalpine:3.20\n\n  docker.io/library/alpine:3.20  # same\nquay.io/org/app:1\n";
         let refs = dedup(parse_list(text, "images.txt").unwrap());
         let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-        assert_eq!(names, ["docker.io/library/alpine:3.20", "quay.io/org/app:1"]);
+        assert_eq!(
+            names,
+            ["docker.io/library/alpine:3.20", "quay.io/org/app:1"]
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
-        let err = parse_list("alpine\nNot/Valid:1\n", "images.txt").unwrap_err().to_string();
+        let err = parse_list("alpine\nNot/Valid:1\n", "images.txt")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("images.txt:2: "), "{err}");
     }
 }

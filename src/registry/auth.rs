@@ -37,7 +37,10 @@ impl Credential {
     /// The `Authorization: Basic` value.
     pub(crate) fn basic_header(&self) -> Option<String> {
         match self {
-            Credential::Basic { username, password } => Some(format!("Basic {}", b64(format!("{username}:{password}").as_bytes()))),
+            Credential::Basic { username, password } => Some(format!(
+                "Basic {}",
+                b64(format!("{username}:{password}").as_bytes())
+            )),
             Credential::IdentityToken(_) => None,
         }
     }
@@ -78,7 +81,9 @@ pub enum Challenge {
 /// Parses a `WWW-Authenticate` header value.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     let params = parse_params(rest);
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
@@ -99,7 +104,8 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() {
             break;
         }
@@ -196,7 +202,10 @@ mod tests {
                 scope: Some("repository:library/alpine:pull".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
         // Scopes with commas (several actions) stay whole inside quotes.
         let Some(Challenge::Bearer { scope, .. }) =
@@ -209,22 +218,35 @@ mod tests {
 
     #[test]
     fn basic_header() {
-        let c = Credential::Basic { username: "user".into(), password: "pass".into() };
+        let c = Credential::Basic {
+            username: "user".into(),
+            password: "pass".into(),
+        };
         assert_eq!(c.basic_header().as_deref(), Some("Basic dXNlcjpwYXNz"));
     }
 
     #[test]
     fn credentials_never_debug_print_secrets() {
-        let c = Credential::Basic { username: "u".into(), password: "hunter2".into() };
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]
     fn tokens_expire() {
         let mut cache = TokenCache::default();
-        cache.put("s", Token { value: "t".into(), renew_at: Instant::now() - Duration::from_secs(1) });
+        cache.put(
+            "s",
+            Token {
+                value: "t".into(),
+                renew_at: Instant::now() - Duration::from_secs(1),
+            },
+        );
         assert_eq!(cache.get("s"), None);
-        let t: TokenResponse = serde_json::from_str(r#"{"access_token":"abc","expires_in":300}"#).unwrap();
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"abc","expires_in":300}"#).unwrap();
         cache.put("s", t.into_token().unwrap());
         assert_eq!(cache.get("s").as_deref(), Some("abc"));
     }

@@ -51,7 +51,10 @@ impl BlobBody {
 
     /// The next chunk; `None` at the end. A chunk not arriving within the stall timeout is an
     /// error of kind `Stalled`.
-    pub async fn next_chunk(&mut self, host_errors: &Registries) -> Result<Option<Bytes>, RegistryError> {
+    pub async fn next_chunk(
+        &mut self,
+        host_errors: &Registries,
+    ) -> Result<Option<Bytes>, RegistryError> {
         match tokio::time::timeout(self.stall, self.stream.next()).await {
             Err(_) => Err(RegistryError::new(
                 ErrorKind::Stalled,
@@ -61,7 +64,9 @@ impl BlobBody {
             )),
             Ok(None) => Ok(None),
             Ok(Some(Ok(b))) => Ok(Some(b)),
-            Ok(Some(Err(e))) => Err(host_errors.host(&self.registry).transport_error(&self.url, &e)),
+            Ok(Some(Err(e))) => Err(host_errors
+                .host(&self.registry)
+                .transport_error(&self.url, &e)),
         }
     }
 }
@@ -71,7 +76,11 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let (a, b) = range.split_once('-')?;
-    let total = if total.trim() == "*" { None } else { Some(total.trim().parse().ok()?) };
+    let total = if total.trim() == "*" {
+        None
+    } else {
+        Some(total.trim().parse().ok()?)
+    };
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
 }
 
@@ -82,18 +91,32 @@ impl Registries {
     }
 
     /// Fetches a small blob (a config) into memory, verified against digest and size.
-    pub async fn fetch_small_blob(&self, image: &ImageRef, digest: &Digest, size: u64) -> Result<Bytes, RegistryError> {
+    pub async fn fetch_small_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Bytes, RegistryError> {
         let mut retrier = self.retrier(format!("config {} of {image}", digest.short()));
         loop {
             let attempt = retrier.next_attempt();
-            match self.fetch_small_blob_once(image, digest, size, attempt).await {
+            match self
+                .fetch_small_blob_once(image, digest, size, attempt)
+                .await
+            {
                 Ok(b) => return Ok(b),
                 Err(e) => retrier.failed(e, false).await?,
             }
         }
     }
 
-    async fn fetch_small_blob_once(&self, image: &ImageRef, digest: &Digest, size: u64, attempt: u32) -> Result<Bytes, RegistryError> {
+    async fn fetch_small_blob_once(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        attempt: u32,
+    ) -> Result<Bytes, RegistryError> {
         let mut body = self.open_blob(image, digest, size, 0, attempt).await?;
         let mut buf = Vec::with_capacity(size as usize);
         while let Some(chunk) = body.next_chunk(self).await? {
@@ -104,7 +127,10 @@ impl Registries {
         }
         let actual = Digest::of(digest.algorithm(), &buf);
         if buf.len() as u64 != size || &actual != digest {
-            return Err(body.corrupt(format!("expected {digest} ({size} bytes), got {actual} ({} bytes)", buf.len())));
+            return Err(body.corrupt(format!(
+                "expected {digest} ({size} bytes), got {actual} ({} bytes)",
+                buf.len()
+            )));
         }
         Ok(Bytes::from(buf))
     }
@@ -122,7 +148,15 @@ impl Registries {
     ) -> Result<BlobBody, RegistryError> {
         let host = self.host(image.registry());
         let ranged = offset > 0 && offset < size;
-        let (resp, permit) = self.get_blob(&host, image, digest, ranged.then_some((offset, size)), attempt).await?;
+        let (resp, permit) = self
+            .get_blob(
+                &host,
+                image,
+                digest,
+                ranged.then_some((offset, size)),
+                attempt,
+            )
+            .await?;
         let url = resp.url().to_string();
         let (resp, permit, start) = if resp.status() == StatusCode::PARTIAL_CONTENT {
             let range = resp
@@ -131,7 +165,9 @@ impl Registries {
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_content_range);
             match range {
-                Some((a, b, t)) if ranged && a == offset && b == size - 1 && t.is_none_or(|t| t == size) => {
+                Some((a, b, t))
+                    if ranged && a == offset && b == size - 1 && t.is_none_or(|t| t == size) =>
+                {
                     (resp, permit, offset)
                 }
                 _ => {
@@ -159,7 +195,9 @@ impl Registries {
                 ErrorKind::Corrupt,
                 image.registry(),
                 &url,
-                format!("the registry sends {len} bytes for a blob of {size} bytes from offset {start}"),
+                format!(
+                    "the registry sends {len} bytes for a blob of {size} bytes from offset {start}"
+                ),
             ));
         }
         Ok(BlobBody {
@@ -186,7 +224,14 @@ impl Registries {
             headers.insert(RANGE, HeaderValue::from_str(&v).expect("ascii"));
         }
         let path = format!("v2/{}/blobs/{digest}", image.repository());
-        host.get(self, &pull_scope(image.repository()), &path, headers, attempt).await
+        host.get(
+            self,
+            &pull_scope(image.repository()),
+            &path,
+            headers,
+            attempt,
+        )
+        .await
     }
 }
 
@@ -196,8 +241,14 @@ mod tests {
 
     #[test]
     fn content_range_forms() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, 199, Some(200))));
-        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199, None)));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, 199, Some(200)))
+        );
+        assert_eq!(
+            parse_content_range("bytes 100-199/*"),
+            Some((100, 199, None))
+        );
         assert_eq!(parse_content_range("bytes */200"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
     }

@@ -44,9 +44,13 @@ impl ErrorKind {
     }
 }
 
-/// A failed registry interaction.
+/// A failed registry interaction (boxed: errors travel through many `Result`s).
 #[derive(Debug, Clone)]
-pub struct RegistryError {
+pub struct RegistryError(Box<RegistryErrorDetails>);
+
+/// What a [`RegistryError`] holds; reachable through `Deref`.
+#[derive(Debug, Clone)]
+pub struct RegistryErrorDetails {
     /// What went wrong.
     pub kind: ErrorKind,
     /// The registry as the user named it (`docker.io`).
@@ -65,9 +69,27 @@ pub struct RegistryError {
     pub retry_after: Option<Duration>,
 }
 
+impl std::ops::Deref for RegistryError {
+    type Target = RegistryErrorDetails;
+    fn deref(&self) -> &RegistryErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RegistryError {
+    fn deref_mut(&mut self) -> &mut RegistryErrorDetails {
+        &mut self.0
+    }
+}
+
 impl RegistryError {
-    pub(crate) fn new(kind: ErrorKind, registry: &str, url: &str, detail: impl Into<String>) -> Self {
-        RegistryError {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        registry: &str,
+        url: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        RegistryError(Box::new(RegistryErrorDetails {
             kind,
             registry: registry.to_owned(),
             url: redact(url),
@@ -76,7 +98,7 @@ impl RegistryError {
             elapsed: Duration::ZERO,
             hint: None,
             retry_after: None,
-        }
+        }))
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -104,7 +126,12 @@ impl fmt::Display for RegistryError {
             write!(f, ": {}", self.detail)?;
         }
         if self.attempts > 1 {
-            write!(f, " (failed after {} attempts in {:.1} s)", self.attempts, self.elapsed.as_secs_f64())?;
+            write!(
+                f,
+                " (failed after {} attempts in {:.1} s)",
+                self.attempts,
+                self.elapsed.as_secs_f64()
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\nhint: {h}")?;
@@ -178,23 +205,35 @@ mod tests {
             redact("https://user:pw@s3.example/bucket/blob?X-Amz-Signature=abc"),
             "https://s3.example/bucket/blob?…"
         );
-        assert_eq!(redact("http://127.0.0.1:5000/v2/a/blobs/sha256:1"), "http://127.0.0.1:5000/v2/a/blobs/sha256:1");
+        assert_eq!(
+            redact("http://127.0.0.1:5000/v2/a/blobs/sha256:1"),
+            "http://127.0.0.1:5000/v2/a/blobs/sha256:1"
+        );
     }
 
     #[test]
     fn registry_error_bodies() {
-        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
         assert_eq!(registry_message(body), "MANIFEST_UNKNOWN: manifest unknown");
         assert_eq!(registry_message(b"<html>bad gateway</html>"), "");
     }
 
     #[test]
     fn display_has_context() {
-        let mut e = RegistryError::new(ErrorKind::Status(503), "ghcr.io", "https://ghcr.io/v2/o/a/manifests/1", "busy")
-            .with_hint("try later");
+        let mut e = RegistryError::new(
+            ErrorKind::Status(503),
+            "ghcr.io",
+            "https://ghcr.io/v2/o/a/manifests/1",
+            "busy",
+        )
+        .with_hint("try later");
         e.attempts = 4;
         e.elapsed = Duration::from_millis(2500);
         let s = e.to_string();
-        assert_eq!(s, "HTTP 503 from ghcr.io (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later");
+        assert_eq!(
+            s,
+            "HTTP 503 from ghcr.io (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later"
+        );
     }
 }

@@ -10,10 +10,10 @@ use reqwest::{Response, StatusCode};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use super::Registries;
 use super::auth::{Challenge, TokenCache, TokenResponse, parse_challenge};
 use super::error::{ErrorKind, RegistryError, registry_message};
 use super::retry::parse_retry_after;
-use super::Registries;
 use crate::report::Event;
 
 /// A registry host and its connection state.
@@ -66,7 +66,11 @@ impl Host {
     }
 
     fn client<'a>(&self, pool: &'a Registries) -> &'a reqwest::Client {
-        if self.insecure { &pool.unverified } else { &pool.verified }
+        if self.insecure {
+            &pool.unverified
+        } else {
+            &pool.verified
+        }
     }
 
     fn err(&self, kind: ErrorKind, url: &str, detail: impl Into<String>) -> RegistryError {
@@ -129,27 +133,42 @@ impl Host {
 
     /// Classifies a reqwest error; certificate problems are not worth retrying.
     pub fn transport_error(&self, url: &str, e: &reqwest::Error) -> RegistryError {
-        let mut chain = e.to_string();
+        // reqwest's outer layers say "error sending request for url (…): client error
+        // (Connect)"; the cause users can act on is the innermost one.
+        let mut messages = vec![e.to_string()];
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
+            messages.push(s.to_string());
             source = s.source();
         }
-        // reqwest repeats the URL in its messages; ours carry a redacted one already.
-        let chain = chain.replace(&format!(" ({url})"), "").replace(&format!(" for url ({url})"), "");
-        if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+        let innermost = messages.last().cloned().unwrap_or_default();
+        let chain = if e.is_connect() && !innermost.contains("certificate") {
+            format!("cannot connect: {innermost}")
+        } else if e.is_body() || e.is_decode() {
+            format!("the response body broke off: {innermost}")
+        } else {
+            innermost
+        };
+        if messages.iter().any(|m| m.contains("certificate")) {
             return self.err(ErrorKind::Protocol, url, format!("TLS: {chain}")).with_hint(format!(
                 "the certificate of {} is not trusted; pass --insecure-registry {} to skip verification (test setups only)",
                 self.registry, self.registry
             ));
         }
-        let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Transport
+        };
         self.err(kind, url, chain)
     }
 
     /// The Authorization header for a request in `scope`, fetching a token when needed.
-    async fn authorization(&self, pool: &Registries, scope: &str) -> Result<Option<String>, RegistryError> {
+    async fn authorization(
+        &self,
+        pool: &Registries,
+        scope: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let challenge = self.challenge.lock().expect("challenge lock").clone();
         let credential = pool.credentials.credential(&self.registry);
         match challenge {
@@ -164,8 +183,13 @@ impl Host {
                 if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let mut url = Url::parse(&realm)
-                    .map_err(|e| self.err(ErrorKind::Protocol, &realm, format!("token realm is not a URL: {e}")))?;
+                let mut url = Url::parse(&realm).map_err(|e| {
+                    self.err(
+                        ErrorKind::Protocol,
+                        &realm,
+                        format!("token realm is not a URL: {e}"),
+                    )
+                })?;
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(s) = &service {
@@ -180,17 +204,28 @@ impl Host {
                 let timeout = pool.options.retry.attempt_timeout(1);
                 let resp = tokio::time::timeout(timeout, req.send())
                     .await
-                    .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
+                    .map_err(|_| {
+                        self.err(ErrorKind::Timeout, url.as_str(), "token request timed out")
+                    })?
                     .map_err(|e| self.transport_error(url.as_str(), &e))?;
                 let status = resp.status();
-                let body = resp.bytes().await.map_err(|e| self.transport_error(url.as_str(), &e))?;
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| self.transport_error(url.as_str(), &e))?;
                 if !status.is_success() {
                     return Err(self.status_error(status, url.as_str(), &body, None));
                 }
                 let token = serde_json::from_slice::<TokenResponse>(&body)
                     .ok()
                     .and_then(TokenResponse::into_token)
-                    .ok_or_else(|| self.err(ErrorKind::Protocol, url.as_str(), "token response has no token"))?;
+                    .ok_or_else(|| {
+                        self.err(
+                            ErrorKind::Protocol,
+                            url.as_str(),
+                            "token response has no token",
+                        )
+                    })?;
                 let value = token.value.clone();
                 self.tokens.lock().expect("token lock").put(scope, token);
                 Ok(Some(format!("Bearer {value}")))
@@ -199,7 +234,13 @@ impl Host {
     }
 
     /// An error for a non-success status, with the registry's own message.
-    pub fn status_error(&self, status: StatusCode, url: &str, body: &[u8], headers: Option<&HeaderMap>) -> RegistryError {
+    pub fn status_error(
+        &self,
+        status: StatusCode,
+        url: &str,
+        body: &[u8],
+        headers: Option<&HeaderMap>,
+    ) -> RegistryError {
         let kind = match status.as_u16() {
             401 => ErrorKind::Unauthorized,
             403 => ErrorKind::Denied,
@@ -234,7 +275,12 @@ impl Host {
     ) -> Result<(Response, OwnedSemaphorePermit), RegistryError> {
         let base = self.base(pool).await?;
         let url = base.join(path).expect("registry paths are valid URL paths");
-        let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let mut reauthenticated = false;
         loop {
             let mut req = self.client(pool).get(url.clone()).headers(headers.clone());
@@ -244,7 +290,13 @@ impl Host {
             let timeout = pool.options.retry.attempt_timeout(attempt);
             let resp = tokio::time::timeout(timeout, req.send())
                 .await
-                .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), format!("no response in {} s", timeout.as_secs())))?
+                .map_err(|_| {
+                    self.err(
+                        ErrorKind::Timeout,
+                        url.as_str(),
+                        format!("no response in {} s", timeout.as_secs()),
+                    )
+                })?
                 .map_err(|e| self.transport_error(url.as_str(), &e))?;
             let status = resp.status();
             if status.is_success() {
@@ -299,7 +351,11 @@ impl<'a> Retrier<'a> {
     /// Records a failed attempt. `progressed` (bytes were stored) resets the count of failures
     /// in a row. Returns after the backoff when another attempt is worth it, or the final
     /// error (with attempts and elapsed time) when not.
-    pub async fn failed(&mut self, mut error: RegistryError, progressed: bool) -> Result<(), RegistryError> {
+    pub async fn failed(
+        &mut self,
+        mut error: RegistryError,
+        progressed: bool,
+    ) -> Result<(), RegistryError> {
         let policy = &self.pool.options.retry;
         self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
         error.attempts = self.attempts;
@@ -307,16 +363,28 @@ impl<'a> Retrier<'a> {
         if !error.kind.is_retryable() || self.in_a_row > policy.retries {
             return Err(error);
         }
-        if error.retry_after.is_some_and(|ra| ra > policy.max_retry_after) {
-            error.detail.push_str(" (Retry-After is longer than ferry waits)");
+        if error
+            .retry_after
+            .is_some_and(|ra| ra > policy.max_retry_after)
+        {
+            error
+                .detail
+                .push_str(" (Retry-After is longer than ferry waits)");
             return Err(error);
         }
         let delay = policy.delay(self.in_a_row.max(1), error.retry_after);
         if policy.past_deadline_after(delay) {
-            error.detail.push_str(" (the --timeout deadline leaves no time to retry)");
+            error
+                .detail
+                .push_str(" (the --timeout deadline leaves no time to retry)");
             return Err(error);
         }
-        let reason = error.to_string().lines().next().unwrap_or_default().to_owned();
+        let reason = error
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         self.pool.reporter.event(&Event::Retrying {
             what: self.what.clone(),
             attempt: self.attempts,

@@ -5,8 +5,8 @@ use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::Registries;
-use super::error::{ErrorKind, RegistryError};
 use super::auth::pull_scope;
+use super::error::{ErrorKind, RegistryError};
 use crate::digest::{Algorithm, Digest};
 use crate::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
 use crate::reference::ImageRef;
@@ -26,11 +26,18 @@ impl Registries {
     /// Fetches the manifest `image` names (by its digest when pinned, else by tag).
     pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<FetchedManifest, RegistryError> {
         let scope = pull_scope(image.repository());
-        let path = format!("v2/{}/manifests/{}", image.repository(), image.manifest_reference());
+        let path = format!(
+            "v2/{}/manifests/{}",
+            image.repository(),
+            image.manifest_reference()
+        );
         let mut retrier = self.retrier(format!("manifest {image}"));
         loop {
             let attempt = retrier.next_attempt();
-            match self.fetch_manifest_once(image, &path, &scope, attempt).await {
+            match self
+                .fetch_manifest_once(image, &path, &scope, attempt)
+                .await
+            {
                 Ok(m) => return Ok(m),
                 Err(e) => retrier.failed(e, false).await?,
             }
@@ -55,7 +62,9 @@ impl Registries {
                     ErrorKind::Protocol,
                     image.registry(),
                     &url,
-                    format!("the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
+                    format!(
+                        "the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"
+                    ),
                 )
             };
             if let Some(n) = resp.content_length()
@@ -69,9 +78,16 @@ impl Registries {
             let mut stream = resp.bytes_stream();
             let stall = self.options.retry.stall_timeout;
             loop {
-                let next = tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
-                    RegistryError::new(ErrorKind::Stalled, image.registry(), &url, format!("no data for {} s", stall.as_secs()))
-                })?;
+                let next = tokio::time::timeout(stall, stream.next())
+                    .await
+                    .map_err(|_| {
+                        RegistryError::new(
+                            ErrorKind::Stalled,
+                            image.registry(),
+                            &url,
+                            format!("no data for {} s", stall.as_secs()),
+                        )
+                    })?;
                 match next {
                     None => break,
                     Some(Ok(chunk)) => {
@@ -90,7 +106,9 @@ impl Registries {
                     ErrorKind::Protocol,
                     image.registry(),
                     &url,
-                    format!("manifest digest mismatch: {source} {expected}, content hashes to {digest}"),
+                    format!(
+                        "manifest digest mismatch: {source} {expected}, content hashes to {digest}"
+                    ),
                 )
             };
             if let Some(expected) = image.digest()
@@ -98,11 +116,16 @@ impl Registries {
             {
                 return Err(mismatch(expected, "the reference pins"));
             }
-            if let Some(served) = served_digest.as_deref().and_then(|s| s.parse::<Digest>().ok())
+            if let Some(served) = served_digest
+                .as_deref()
+                .and_then(|s| s.parse::<Digest>().ok())
                 && served.algorithm() == digest.algorithm()
                 && served != digest
             {
-                return Err(mismatch(&served, "the registry's Docker-Content-Digest says"));
+                return Err(mismatch(
+                    &served,
+                    "the registry's Docker-Content-Digest says",
+                ));
             }
             Ok(FetchedManifest {
                 bytes: body.freeze(),
@@ -114,5 +137,8 @@ impl Registries {
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

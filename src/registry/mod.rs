@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use auth::{Anonymous, Challenge, Credential, CredentialSource, parse_challenge, pull_scope};
 pub use blob::{BlobBody, BlobStats};
-pub use error::{ErrorKind, RegistryError, redact};
+pub use error::{ErrorKind, RegistryError, RegistryErrorDetails, redact};
 pub use manifest::FetchedManifest;
 pub use retry::{RetryPolicy, parse_retry_after};
 
@@ -77,7 +77,12 @@ impl Registries {
                 .tls_danger_accept_invalid_certs(accept_invalid)
                 .build()
                 .map_err(|e| {
-                    RegistryError::new(ErrorKind::Transport, "-", "-", format!("cannot set up HTTP: {e}"))
+                    RegistryError::new(
+                        ErrorKind::Transport,
+                        "-",
+                        "-",
+                        format!("cannot set up HTTP: {e}"),
+                    )
                 })
         };
         Ok(Registries {
@@ -100,12 +105,15 @@ impl Registries {
         hosts
             .entry(registry.to_owned())
             .or_insert_with(|| {
-                let insecure = self
-                    .options
-                    .insecure_registries
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(registry) || h.eq_ignore_ascii_case(host::strip_port(registry)));
-                Arc::new(Host::new(registry, insecure, self.options.connections_per_registry))
+                let insecure = self.options.insecure_registries.iter().any(|h| {
+                    h.eq_ignore_ascii_case(registry)
+                        || h.eq_ignore_ascii_case(host::strip_port(registry))
+                });
+                Arc::new(Host::new(
+                    registry,
+                    insecure,
+                    self.options.connections_per_registry,
+                ))
             })
             .clone()
     }

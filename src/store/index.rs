@@ -132,7 +132,10 @@ impl BundleIndex {
             builder = builder.annotations(a.clone());
         }
         let index = builder.build().expect("all required index fields are set");
-        let mut out = serde_json::to_vec_pretty(&index).expect("an index serializes");
+        // Through serde_json::Value, whose maps are sorted: annotations are HashMaps in
+        // oci-spec, and index.json must be the same bytes for the same content.
+        let value = serde_json::to_value(&index).expect("an index serializes");
+        let mut out = serde_json::to_vec_pretty(&value).expect("a value serializes");
         out.push(b'\n');
         out
     }
@@ -177,6 +180,10 @@ mod tests {
         assert_eq!(ann[ANNOTATION_CONTAINERD_NAME], "docker.io/library/zeta:1");
         let text = String::from_utf8(back.to_json()).unwrap();
         assert!(text.contains("\"schemaVersion\": 2"), "{text}");
+        // Same content, same bytes, however the annotations hash.
+        for _ in 0..10 {
+            assert_eq!(BundleIndex::read(&path).unwrap().to_json(), back.to_json());
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
     let Some(bytes) = read_checked(layout, &digest, d.size(), &mut out) else {
         return out;
     };
-    match Manifest::parse(&bytes, Some(&d.media_type().to_string())) {
+    match Manifest::parse(&bytes, Some(d.media_type().as_ref())) {
         Ok((Manifest::Index(index), _)) => {
             let recorded = entry.recorded_platforms();
             for child in index.manifests() {
@@ -81,7 +81,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
 fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Option<Platform> {
     let digest = manifest::descriptor_digest(d);
     let bytes = read_checked(layout, &digest, d.size(), out)?;
-    let image = match Manifest::parse(&bytes, Some(&d.media_type().to_string())) {
+    let image = match Manifest::parse(&bytes, Some(d.media_type().as_ref())) {
         Ok((Manifest::Image(m), _)) => m,
         Ok((Manifest::Index(_), _)) => {
             out.problems

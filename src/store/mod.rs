@@ -141,6 +141,10 @@ impl Layout {
         ] {
             fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         }
+        // A layout is valid only with an index.json, even before its first image lands.
+        if !root.join("index.json").exists() {
+            layout.write_index(&BundleIndex::default())?;
+        }
         Ok(layout)
     }
 

@@ -1,1 +1,94 @@
-fn main() {}
+//! Project tasks: `cargo xtask bench` (ferry against skopeo, same machine, same run) and
+//! `cargo xtask fixtures DIR` (the sample images as an OCI layout).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+mod bench;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("fixtures") => fixtures(&args[1..]),
+        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N]\n       \
+                  cargo xtask fixtures DIR"
+            .into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fixtures(args: &[String]) -> Result<(), String> {
+    let dir = args.first().ok_or("usage: cargo xtask fixtures DIR")?;
+    sh(Command::new("python3")
+        .arg(root().join("testdata/make_fixtures.py"))
+        .arg(dir))?;
+    Ok(())
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs a command to completion; its stdout on success.
+pub fn sh(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Wall time and peak resident memory of one child process.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Elapsed time.
+    pub wall: Duration,
+    /// Peak RSS in bytes (getrusage's ru_maxrss).
+    pub peak_rss: u64,
+}
+
+/// Runs `cmd` and measures it with wait4's rusage: the child's own peak RSS.
+pub fn measure(cmd: &mut Command) -> Result<Measured, String> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if r != pid {
+        return Err(format!("wait4 failed for {cmd:?}"));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!("{cmd:?} failed (status {status}):\n{err}"));
+    }
+    Ok(Measured {
+        wall,
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+    })
+}

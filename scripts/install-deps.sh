@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the real components ferry's tests and demo use, from Debian's packages, when missing.
+# Needs root (apt-get); prints what to install otherwise.
+set -euo pipefail
+
+# command -> Debian package
+deps=(
+  "docker-registry:docker-registry"
+  "skopeo:skopeo"
+  "containerd:containerd"
+  "ctr:containerd"
+  "mkfs.ext4:e2fsprogs"
+  "htpasswd:apache2-utils"
+  "openssl:openssl"
+  "curl:curl"
+  "zstd:zstd"
+  "python3:python3"
+  "sha256sum:coreutils"
+)
+missing=()
+for d in "${deps[@]}"; do
+  command -v "${d%%:*}" >/dev/null 2>&1 || missing+=("${d##*:}")
+done
+# The sample images carry a static busybox so that they run under containerd.
+[ -x /bin/busybox ] || missing+=(busybox-static)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" != 0 ]; then
+  echo "missing packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} ..." >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,245 @@
+//! Test harness: real components (docker-registry, skopeo) started by the project's scripts,
+//! fixtures made by testdata/make_fixtures.py (not by ferry), and the ferry binary.
+//! A missing component fails the test with the command that installs it; nothing is skipped.
+
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails loudly when a component is missing.
+pub fn require(command: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{command} is not installed. Install it with `apt-get install -y {package}`, \
+         or run scripts/test.sh, which installs every test dependency."
+    );
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The sample images as an OCI layout, built once per test binary.
+pub fn sample_layout() -> &'static Path {
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        require("python3", "python3");
+        require("zstd", "zstd");
+        let dir = std::env::temp_dir().join(format!("ferry-fixtures-{}", std::process::id()));
+        run(Command::new("python3")
+            .arg(root().join("testdata/make_fixtures.py"))
+            .arg(&dir));
+        dir
+    })
+}
+
+/// What the fixture script says it built: tag -> description.
+pub fn fixture_tags() -> BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(sample_layout().join("fixtures.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A throwaway docker-registry on loopback, stopped on drop.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    state: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts an empty registry.
+    pub fn start() -> Registry {
+        require("docker-registry", "docker-registry");
+        require("curl", "curl");
+        let state = tempfile::tempdir().unwrap();
+        let out = run(Command::new(root().join("scripts/registry.sh"))
+            .arg("start")
+            .arg(state.path()));
+        let addr = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Registry { addr, state }
+    }
+
+    /// Starts a registry seeded with the sample images (scripts/seed-registry.sh, via skopeo).
+    pub fn seeded() -> Registry {
+        require("skopeo", "skopeo");
+        let r = Registry::start();
+        run(Command::new(root().join("scripts/seed-registry.sh"))
+            .arg(&r.addr)
+            .arg(sample_layout()));
+        r
+    }
+
+    /// `addr/repo:tag`.
+    pub fn image(&self, name: &str) -> String {
+        format!("{}/{name}", self.addr)
+    }
+
+    /// The manifest bytes and Content-Type the registry serves for `repo` at `reference`.
+    pub fn manifest(&self, repo: &str, reference: &str) -> (Vec<u8>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let headers = dir.path().join("headers");
+        let out = run(Command::new("curl").args([
+            "-sf",
+            "-D",
+            headers.to_str().unwrap(),
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+             application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{}/v2/{repo}/manifests/{reference}", self.addr),
+        ]));
+        let headers = std::fs::read_to_string(headers).unwrap();
+        let content_type = headers
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        (out.stdout, content_type)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/registry.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+/// The ferry binary under test.
+pub fn ferry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Runs ferry and returns (exit code, stdout, stderr).
+pub fn ferry_out(args: &[&str]) -> (i32, String, String) {
+    let out = ferry().args(args).output().expect("ferry runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// sha256:<hex> of bytes, computed with the sha256sum tool (independent of ferry's code).
+pub fn sha256(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x");
+    std::fs::write(&f, bytes).unwrap();
+    let out = run(Command::new("sha256sum").arg(&f));
+    format!(
+        "sha256:{}",
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+/// index.json of a bundle.
+pub fn index_json(bundle: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("index.json")).unwrap()).unwrap()
+}
+
+/// The index.json entry named `reference`.
+pub fn index_entry(bundle: &Path, reference: &str) -> Option<serde_json::Value> {
+    index_json(bundle)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .cloned()
+}
+
+/// Path of a blob in a bundle.
+pub fn blob_path(bundle: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    bundle.join("blobs").join(alg).join(hex)
+}
+
+/// Files under blobs/ and their total size.
+pub fn blob_files(bundle: &Path) -> (usize, u64) {
+    let mut n = 0;
+    let mut bytes = 0;
+    for alg in std::fs::read_dir(bundle.join("blobs")).unwrap() {
+        for f in std::fs::read_dir(alg.unwrap().path()).unwrap() {
+            n += 1;
+            bytes += f.unwrap().metadata().unwrap().len();
+        }
+    }
+    (n, bytes)
+}
+
+/// A registry seeded with one large image (random layers, made by make_fixtures.py --bench):
+/// `mib` MiB in two layers plus a small shared base. Returns the registry and the image name.
+pub fn big_image_registry(mib: u32) -> (Registry, String) {
+    require("skopeo", "skopeo");
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("big");
+    run(Command::new("python3")
+        .arg(root().join("testdata/make_fixtures.py"))
+        .arg(&layout)
+        .args(["--bench", "1"])
+        .env("FERRY_BENCH_MIB_PER_IMAGE", mib.to_string())
+        .env("FERRY_BENCH_SHARED_MIB", "1"));
+    let r = Registry::start();
+    run(Command::new(root().join("scripts/seed-registry.sh"))
+        .arg(&r.addr)
+        .arg(&layout));
+    (r, "bench/app00:1.0".to_owned())
+}
+
+/// Size of the largest file under `.ferry/partial` of a bundle (0 when none).
+pub fn partial_bytes(bundle: &Path) -> u64 {
+    std::fs::read_dir(bundle.join(".ferry/partial"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `cond` holds, polling; panics after `secs`.
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed().as_secs() < secs,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,178 @@
+//! A fault-injecting TCP proxy (tokio) to put in front of a real registry: it throttles, cuts
+//! connections after N bytes (RST or FIN), stalls them, and counts what crosses it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to the registry's responses.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Bytes per second from the registry to the client, per connection.
+    pub throttle: Option<u64>,
+    /// Close each connection after this many response bytes.
+    pub cut_after: Option<u64>,
+    /// Close with a reset (RST) rather than a clean FIN.
+    pub reset: bool,
+    /// Stop forwarding (keep the connection open, silent) after this many response bytes.
+    pub stall_after: Option<u64>,
+}
+
+/// Counters, readable while the proxy runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Response bytes forwarded to clients.
+    pub bytes_down: AtomicU64,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Most connections open at once.
+    pub max_open: AtomicUsize,
+}
+
+/// A running proxy; stops when dropped.
+pub struct Proxy {
+    /// `127.0.0.1:PORT` to give ferry instead of the registry.
+    pub addr: String,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    faults_on: Arc<AtomicBool>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`host:port`).
+    pub fn start(upstream: &str, faults: Faults) -> Proxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stats = Arc::new(Stats::default());
+        let faults_on = Arc::new(AtomicBool::new(true));
+        let upstream: SocketAddr = upstream.parse().unwrap();
+        let (s, on) = (stats.clone(), faults_on.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    break;
+                };
+                let (faults, s, on) = (faults.clone(), s.clone(), on.clone());
+                tokio::spawn(async move {
+                    s.connections.fetch_add(1, Ordering::SeqCst);
+                    let now = s.open.fetch_add(1, Ordering::SeqCst) + 1;
+                    s.max_open.fetch_max(now, Ordering::SeqCst);
+                    let faults = if on.load(Ordering::SeqCst) {
+                        faults
+                    } else {
+                        Faults::default()
+                    };
+                    let _ = relay(client, upstream, &faults, &s).await;
+                    s.open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Proxy {
+            addr,
+            stats,
+            faults_on,
+            _runtime: runtime,
+        }
+    }
+
+    /// Stops injecting faults into new connections.
+    pub fn heal(&self) {
+        self.faults_on.store(false, Ordering::SeqCst);
+    }
+
+    /// Response bytes forwarded so far.
+    pub fn bytes_down(&self) -> u64 {
+        self.stats.bytes_down.load(Ordering::SeqCst)
+    }
+}
+
+enum Ending {
+    /// Either side closed: nothing to do.
+    Closed,
+    /// The cut_after limit was reached.
+    Cut,
+    /// The stall_after limit was reached.
+    Stall,
+}
+
+async fn relay(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    faults: &Faults,
+    stats: &Stats,
+) -> std::io::Result<()> {
+    let mut server = TcpStream::connect(upstream).await?;
+    let ending = {
+        let (mut cr, mut cw) = client.split();
+        let (mut sr, mut sw) = server.split();
+        let up = async {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+            let _ = sw.shutdown().await;
+            std::future::pending::<()>().await;
+        };
+        let down = async {
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; 16 * 1024];
+            let started = tokio::time::Instant::now();
+            loop {
+                let mut want = buf.len() as u64;
+                if let Some(limit) = faults.cut_after {
+                    want = want.min(limit.saturating_sub(sent));
+                    if want == 0 {
+                        return Ending::Cut;
+                    }
+                }
+                if let Some(limit) = faults.stall_after {
+                    want = want.min(limit.saturating_sub(sent));
+                    if want == 0 {
+                        return Ending::Stall;
+                    }
+                }
+                let n = match sr.read(&mut buf[..want as usize]).await {
+                    Ok(0) | Err(_) => return Ending::Closed,
+                    Ok(n) => n,
+                };
+                if cw.write_all(&buf[..n]).await.is_err() {
+                    return Ending::Closed;
+                }
+                sent += n as u64;
+                stats.bytes_down.fetch_add(n as u64, Ordering::SeqCst);
+                if let Some(rate) = faults.throttle {
+                    let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                    tokio::time::sleep_until(started + due).await;
+                }
+            }
+        };
+        tokio::select! {
+            e = down => e,
+            () = up => Ending::Closed,
+        }
+    };
+    match ending {
+        Ending::Closed => {}
+        Ending::Cut => {
+            if faults.reset {
+                client.set_zero_linger()?;
+            }
+            drop(client);
+        }
+        Ending::Stall => {
+            // Silent but open, until the client gives up and closes.
+            let mut byte = [0u8; 1];
+            let _ = tokio::time::timeout(Duration::from_secs(600), client.read(&mut byte)).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Bad input: clear messages naming the image, the registry and what to do; non-zero exits;
+//! nothing already in the bundle lost.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_typo_fails_that_image_only() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let typo = reg.image("sample/helo:1.0");
+    let (code, stdout, stderr) = ferry_out(&[
+        "bundle",
+        "--json",
+        "-o",
+        b.to_str().unwrap(),
+        &typo,
+        &reg.image("sample/hello:1.0"),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {typo}: not found from {}", reg.addr)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("NAME_UNKNOWN") || stderr.contains("MANIFEST_UNKNOWN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retry"), "a 404 is not retried: {stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["totals"]["ok"], 1);
+    assert_eq!(report["totals"]["failed"], 1);
+    assert!(
+        index_entry(&b, &reg.image("sample/hello:1.0")).is_some(),
+        "the other image is bundled"
+    );
+    assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
+}
+
+#[test]
+fn an_unreachable_registry_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let image = format!("127.0.0.1:{port}/app:1");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--retries",
+        "1",
+        "-o",
+        dir.path().join("b").to_str().unwrap(),
+        &image,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("{image}: connection failed from 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("hint: is a registry running at 127.0.0.1:{port}?")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, stderr) = ferry_out(&["bundle", "alpine"]);
+    assert_eq!(code, 2, "missing -o: {stderr}");
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", "/tmp/x", "--platform", "linux", "alpine"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("os/arch"), "{stderr}");
+    let (code, _, _) = ferry_out(&[
+        "bundle",
+        "-o",
+        "/tmp/x",
+        "--all-platforms",
+        "--platform",
+        "linux/amd64",
+        "alpine",
+    ]);
+    assert_eq!(code, 2);
+    let (code, _, _) = ferry_out(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn bad_references_are_refused_before_anything_is_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        b.to_str().unwrap(),
+        "docker.io/Library/Alpine:3",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("argument 1") && stderr.contains("lowercase"),
+        "{stderr}"
+    );
+    assert!(
+        !b.exists(),
+        "nothing created for a command that could not start"
+    );
+}
+
+#[test]
+fn a_folder_that_is_not_a_bundle_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "127.0.0.1:1/app:1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("has other files and no oci-layout"),
+        "{stderr}"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+}
+
+#[test]
+fn two_writers_on_one_bundle_are_refused() {
+    let (reg, image) = big_image_registry(16);
+    let proxy = common::proxy::Proxy::start(
+        &reg.addr,
+        common::proxy::Faults {
+            throttle: Some(4 << 20),
+            ..Default::default()
+        },
+    );
+    let name = format!("{}/{image}", proxy.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let mut first = ferry()
+        .args(["bundle", "-q", "-o", b.to_str().unwrap(), &name])
+        .spawn()
+        .unwrap();
+    wait_for(30, "the first writer to start", || partial_bytes(&b) > 0);
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &name]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("in use by another ferry process"),
+        "{stderr}"
+    );
+}
