@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops a throwaway CNCF distribution registry (Debian's docker-registry) on loopback.
 #
-#   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY]   # prints host:port
+#   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY] [--addr IP]
+#                                            # prints host:port (IP defaults to 127.0.0.1)
 #   scripts/registry.sh stop STATE_DIR
 #
 # The registry's storage, config, log and pid live in STATE_DIR.
@@ -15,11 +16,12 @@ cmd=${1:-}; dir=${2:-}
 case "$cmd" in
 start)
   shift 2
-  htpasswd=""; cert=""; key=""
+  htpasswd=""; cert=""; key=""; ip=127.0.0.1
   while [ $# -gt 0 ]; do
     case "$1" in
       --htpasswd) htpasswd=$2; shift 2 ;;
       --tls) cert=$2; key=$3; shift 3 ;;
+      --addr) ip=$2; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -30,13 +32,13 @@ start)
   scheme=http; curl_opts=()
   [ -n "$cert" ] && { scheme=https; curl_opts=(-k); }
   for _ in 1 2 3 4 5; do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$ip")
     {
       echo "version: 0.1"
       echo "log: {level: error, accesslog: {disabled: true}}"
       echo "storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}"
       echo "http:"
-      echo "  addr: 127.0.0.1:$port"
+      echo "  addr: $ip:$port"
       echo "  secret: ferry-test-secret"
       [ -n "$cert" ] && echo "  tls: {certificate: $cert, key: $key}"
       [ -n "$htpasswd" ] && echo "auth: {htpasswd: {realm: ferry-test, path: $htpasswd}}"
@@ -45,9 +47,9 @@ start)
     echo $! >"$dir/pid"
     for _ in $(seq 1 100); do
       if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then break; fi
-      code=$(curl -s "${curl_opts[@]}" -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$port/v2/" || true)
+      code=$(curl -s "${curl_opts[@]}" -o /dev/null -w '%{http_code}' "$scheme://$ip:$port/v2/" || true)
       if [ "$code" = 200 ] || [ "$code" = 401 ]; then
-        echo "127.0.0.1:$port"
+        echo "$ip:$port"
         exit 0
       fi
       sleep 0.05

@@ -21,7 +21,7 @@ fn a_typo_fails_that_image_only() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains(&format!("error: {typo}: not found from {}", reg.addr)),
+        stderr.contains(&format!("error: {typo}: not found at {}", reg.addr)),
         "{stderr}"
     );
     assert!(
@@ -59,7 +59,7 @@ fn an_unreachable_registry_says_so() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        stderr.contains(&format!("{image}: connection failed from 127.0.0.1:{port}")),
+        stderr.contains(&format!("{image}: cannot reach 127.0.0.1:{port}")),
         "{stderr}"
     );
     assert!(
@@ -158,4 +158,46 @@ fn two_writers_on_one_bundle_are_refused() {
         stderr.contains("in use by another ferry process"),
         "{stderr}"
     );
+}
+
+#[test]
+fn plain_http_only_for_loopback_unless_insecure_registry() {
+    let ip = non_loopback_ip();
+    let reg = Registry::start_with(&["--addr", &ip]);
+    run(
+        std::process::Command::new(root().join("scripts/seed-registry.sh"))
+            .arg(&reg.addr)
+            .arg(sample_layout()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let image = reg.image("sample/hello:1.0");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--retries",
+        "0",
+        "-o",
+        b.to_str().unwrap(),
+        &image,
+    ]);
+    assert_eq!(code, 1, "HTTPS is required off loopback: {stderr}");
+    assert!(
+        stderr.contains(&format!("pass --insecure-registry {}", reg.addr)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("https://{}/v2/", reg.addr)),
+        "only https was tried: {stderr}"
+    );
+
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--insecure-registry",
+        &reg.addr,
+        "-o",
+        b.to_str().unwrap(),
+        &image,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(index_entry(&b, &image).is_some());
 }

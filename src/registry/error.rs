@@ -109,19 +109,20 @@ impl RegistryError {
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.registry;
         let what = match &self.kind {
-            ErrorKind::NotFound => "not found".to_owned(),
-            ErrorKind::Unauthorized => "authentication required".to_owned(),
-            ErrorKind::Denied => "access denied".to_owned(),
-            ErrorKind::TooManyRequests => "rate limited (429)".to_owned(),
-            ErrorKind::Status(s) => format!("HTTP {s}"),
-            ErrorKind::Transport => "connection failed".to_owned(),
-            ErrorKind::Stalled => "connection stalled".to_owned(),
-            ErrorKind::Timeout => "timed out".to_owned(),
-            ErrorKind::Corrupt => "corrupt content".to_owned(),
-            ErrorKind::Protocol => "bad response".to_owned(),
+            ErrorKind::NotFound => format!("not found at {r}"),
+            ErrorKind::Unauthorized => format!("{r} requires authentication"),
+            ErrorKind::Denied => format!("{r} denied access"),
+            ErrorKind::TooManyRequests => format!("{r} is rate limiting (429)"),
+            ErrorKind::Status(s) => format!("{r} answered HTTP {s}"),
+            ErrorKind::Transport => format!("cannot reach {r}"),
+            ErrorKind::Stalled => format!("the connection to {r} stalled"),
+            ErrorKind::Timeout => format!("{r} timed out"),
+            ErrorKind::Corrupt => format!("{r} sent corrupt content"),
+            ErrorKind::Protocol => format!("{r} sent a bad response"),
         };
-        write!(f, "{what} from {} ({})", self.registry, self.url)?;
+        write!(f, "{what} ({})", self.url)?;
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }
@@ -233,7 +234,7 @@ mod tests {
         let s = e.to_string();
         assert_eq!(
             s,
-            "HTTP 503 from ghcr.io (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later"
+            "ghcr.io answered HTTP 503 (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later"
         );
     }
 }

@@ -142,7 +142,10 @@ impl Host {
             source = s.source();
         }
         let innermost = messages.last().cloned().unwrap_or_default();
-        let chain = if e.is_connect() && !innermost.contains("certificate") {
+        let chain = if innermost.contains("InvalidContentType") {
+            // rustls's words for a server that answered a TLS hello with something else.
+            "the server does not speak TLS there (plain HTTP?)".to_owned()
+        } else if e.is_connect() && !innermost.contains("certificate") {
             format!("cannot connect: {innermost}")
         } else if e.is_body() || e.is_decode() {
             format!("the response body broke off: {innermost}")

@@ -74,12 +74,18 @@ pub struct Registry {
 impl Registry {
     /// Starts an empty registry.
     pub fn start() -> Registry {
+        Registry::start_with(&[])
+    }
+
+    /// Starts an empty registry with extra options for scripts/registry.sh.
+    pub fn start_with(options: &[&str]) -> Registry {
         require("docker-registry", "docker-registry");
         require("curl", "curl");
         let state = tempfile::tempdir().unwrap();
         let out = run(Command::new(root().join("scripts/registry.sh"))
             .arg("start")
-            .arg(state.path()));
+            .arg(state.path())
+            .args(options));
         let addr = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         Registry { addr, state }
     }
@@ -242,4 +248,15 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// A non-loopback IPv4 address of this machine (to test what loopback alone is allowed).
+pub fn non_loopback_ip() -> String {
+    let out = run(Command::new("hostname").arg("-I"));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .unwrap_or_else(|| panic!("this test needs a non-loopback IPv4 address on the machine (hostname -I shows none)"))
+        .to_owned()
 }
