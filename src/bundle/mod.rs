@@ -1,7 +1,7 @@
 //! `ferry bundle`: resolve references, fetch what is missing, and commit each image to
 //! index.json and the lock file as soon as all its blobs are stored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,15 +40,41 @@ impl Default for BundleOptions {
     }
 }
 
+/// How one image ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStatus {
+    /// Complete in the bundle.
+    Ok,
+    /// Could not be bundled.
+    Failed,
+    /// Not finished: the run was stopped first.
+    Unfinished,
+}
+
+/// One image's outcome.
+#[derive(Debug, Clone)]
+pub struct ImageReport {
+    /// The full normalized reference.
+    pub reference: String,
+    /// The manifest or index digest, once resolved.
+    pub digest: Option<Digest>,
+    /// How it ended.
+    pub status: ImageStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bytes of the image's distinct blobs (0 when not resolved).
+    pub bytes: u64,
+    /// Seconds from the start of the run until the image was committed or failed.
+    pub seconds: f64,
+    /// Retries spent on its blobs (a blob shared with other images counts for each).
+    pub retries: u32,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone, Default)]
 pub struct BundleSummary {
-    /// Images now complete in the bundle, with their digests.
-    pub done: Vec<(String, Digest)>,
-    /// Images that failed, with the reason.
-    pub failed: Vec<(String, String)>,
-    /// Images not finished because the run was cancelled.
-    pub unfinished: Vec<String>,
+    /// Every image, sorted by reference.
+    pub images: Vec<ImageReport>,
     /// Blobs downloaded in this run.
     pub blobs_fetched: usize,
     /// Blobs the bundle already had.
@@ -72,7 +98,12 @@ pub struct BundleSummary {
 impl BundleSummary {
     /// True when every image made it.
     pub fn success(&self) -> bool {
-        self.failed.is_empty() && self.unfinished.is_empty()
+        self.images.iter().all(|i| i.status == ImageStatus::Ok)
+    }
+
+    /// The images that ended with `status`.
+    pub fn with_status(&self, status: ImageStatus) -> impl Iterator<Item = &ImageReport> {
+        self.images.iter().filter(move |i| i.status == status)
     }
 }
 
@@ -86,21 +117,25 @@ pub async fn bundle(
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<BundleSummary, StoreError> {
-    let start = Instant::now();
-    let mut summary = BundleSummary::default();
     let mut references = references;
     references.sort();
     references.dedup();
+    let mut run = Run {
+        start: Instant::now(),
+        summary: BundleSummary::default(),
+        reporter: reporter.clone(),
+    };
 
     // 1. Resolve every reference (manifests only), a few at a time.
-    let resolved: Vec<(ImageRef, Result<ResolvedImage, String>)> = {
-        let filter = &options.platforms;
-        let registries = &registries;
-        let stream = futures_util::stream::iter(references.into_iter().map(|r| async move {
-            let out = resolve(registries, &r, filter)
-                .await
-                .map_err(|e| e.to_string());
-            (r, out)
+    let resolved = {
+        let (filter, registries) = (&options.platforms, &registries);
+        let stream = futures_util::stream::iter(references.iter().map(|r| async move {
+            (
+                r.clone(),
+                resolve(registries, r, filter)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
         }))
         .buffer_unordered(options.jobs.max(1));
         tokio::select! {
@@ -109,9 +144,10 @@ pub async fn bundle(
         }
     };
     if cancel.is_cancelled() {
-        summary.cancelled = true;
-        summary.elapsed = start.elapsed();
-        return Ok(summary);
+        for r in &references {
+            run.report(r.to_string(), None, ImageStatus::Unfinished, None, 0, 0);
+        }
+        return Ok(run.finish(true));
     }
     let mut images = Vec::new();
     for (reference, result) in resolved {
@@ -128,19 +164,19 @@ pub async fn bundle(
                 });
                 images.push(image);
             }
-            Err(error) => fail(&mut summary, &*reporter, reference.to_string(), error),
+            Err(error) => run.fail(reference.to_string(), None, 0, error, 0),
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
 
     // 2. Plan against what the bundle holds.
     let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
-    summary.blobs_present = plan.present_blobs;
-    summary.bytes_present = plan.present_bytes;
+    run.summary.blobs_present = plan.present_blobs;
+    run.summary.bytes_present = plan.present_bytes;
     // Configs fetched while resolving count as fetched (they were, and they are stored).
-    summary.blobs_fetched = plan.in_memory.len();
-    summary.bytes_fetched = plan.in_memory.iter().map(|(_, size)| size).sum();
-    summary.bytes_received = summary.bytes_fetched;
+    run.summary.blobs_fetched = plan.in_memory.len();
+    run.summary.bytes_fetched = plan.in_memory.iter().map(|(_, size)| size).sum();
+    run.summary.bytes_received = run.summary.bytes_fetched;
     reporter.event(&Event::Planned {
         blobs_to_fetch: plan.downloads.len(),
         bytes_to_fetch: plan.bytes_to_fetch(),
@@ -149,20 +185,28 @@ pub async fn bundle(
     });
 
     let mut committer = commit::Committer::open(&layout)?;
-    let mut waits = plan.waits.clone();
-    let mut failed_images = vec![false; images.len()];
+    let mut pending: Vec<Pending> = images
+        .iter()
+        .zip(plan.waits.iter())
+        .map(|(image, waits)| Pending {
+            waits: waits.clone(),
+            retries: 0,
+            open: true,
+            bytes: image.all_blobs().values().sum(),
+        })
+        .collect();
     // Images with nothing to download are complete at once.
     for (i, image) in images.iter().enumerate() {
-        if waits[i].is_empty() {
-            commit_image(&mut committer, &layout, image, &mut summary, &*reporter)?;
+        if pending[i].waits.is_empty() {
+            run.commit(&mut committer, &layout, image, &mut pending[i])?;
         }
     }
 
     // 3. Download, largest first; commit each image when its last blob lands.
     let users: HashMap<Digest, Vec<usize>> = {
         let mut m: HashMap<Digest, Vec<usize>> = HashMap::new();
-        for (i, w) in waits.iter().enumerate() {
-            for d in w {
+        for (i, p) in pending.iter().enumerate() {
+            for d in &p.waits {
                 m.entry(d.clone()).or_default().push(i);
             }
         }
@@ -185,39 +229,38 @@ pub async fn bundle(
             (digest, size, result)
         });
     }
+    let mut cancelled = false;
     loop {
         let joined = tokio::select! {
             biased;
             () = cancel.cancelled() => {
                 // Dropping the downloads keeps their partial files for the next run.
                 tasks.shutdown().await;
-                summary.cancelled = true;
+                cancelled = true;
                 break;
             }
             joined = tasks.join_next() => joined,
         };
         let Some(joined) = joined else { break };
         let (digest, size, result) = joined.expect("download task panicked");
+        let waiting = users.get(&digest).map(Vec::as_slice).unwrap_or_default();
         match result {
             Ok(stats) => {
                 reporter.event(&Event::BlobDone {
                     digest: digest.clone(),
                 });
-                summary.blobs_fetched += 1;
-                summary.bytes_fetched += size;
-                summary.bytes_received += stats.received;
-                summary.retries += stats.retries;
-                summary.resumes += stats.resumes;
-                for &i in users.get(&digest).into_iter().flatten() {
-                    waits[i].remove(&digest);
-                    if waits[i].is_empty() && !failed_images[i] {
-                        commit_image(
-                            &mut committer,
-                            &layout,
-                            &images[i],
-                            &mut summary,
-                            &*reporter,
-                        )?;
+                let s = &mut run.summary;
+                s.blobs_fetched += 1;
+                s.bytes_fetched += size;
+                s.bytes_received += stats.received;
+                s.retries += stats.retries;
+                s.resumes += stats.resumes;
+                for &i in waiting {
+                    let p = &mut pending[i];
+                    p.retries += stats.retries;
+                    p.waits.remove(&digest);
+                    if p.waits.is_empty() && p.open {
+                        run.commit(&mut committer, &layout, &images[i], p)?;
                     }
                 }
             }
@@ -231,63 +274,134 @@ pub async fn bundle(
                     // Nothing else will fit either: stop rather than fail every image slowly.
                     cancel.cancel();
                 }
-                for &i in users.get(&digest).into_iter().flatten() {
-                    if !failed_images[i] {
-                        failed_images[i] = true;
+                for &i in waiting {
+                    let p = &mut pending[i];
+                    if p.open {
+                        p.open = false;
                         let why = format!("blob {digest}: {error}");
-                        fail(
-                            &mut summary,
-                            &*reporter,
+                        run.fail(
                             images[i].reference.to_string(),
+                            Some(images[i].root.digest.clone()),
+                            p.bytes,
                             why,
+                            p.retries,
                         );
                     }
                 }
             }
         }
     }
-    for (i, image) in images.iter().enumerate() {
-        if !waits[i].is_empty() && !failed_images[i] {
-            summary.unfinished.push(image.reference.to_string());
+    for (image, p) in images.iter().zip(&pending) {
+        if p.open {
+            let (reference, digest) =
+                (image.reference.to_string(), Some(image.root.digest.clone()));
+            run.report(
+                reference,
+                digest,
+                ImageStatus::Unfinished,
+                None,
+                p.bytes,
+                p.retries,
+            );
         }
     }
-    let layout2 = layout.clone();
-    tokio::task::spawn_blocking(move || layout2.tidy())
-        .await
-        .ok();
-    summary.elapsed = start.elapsed();
-    Ok(summary)
+    let tidy = layout.clone();
+    tokio::task::spawn_blocking(move || tidy.tidy()).await.ok();
+    Ok(run.finish(cancelled))
 }
 
-fn fail(summary: &mut BundleSummary, reporter: &dyn Reporter, reference: String, error: String) {
-    reporter.event(&Event::ImageFailed {
-        reference: reference.clone(),
-        error: error.clone(),
-    });
-    summary.failed.push((reference, error));
+/// An image waiting for its blobs.
+struct Pending {
+    waits: BTreeSet<Digest>,
+    retries: u32,
+    /// Neither committed nor failed yet.
+    open: bool,
+    bytes: u64,
 }
 
-fn commit_image(
-    committer: &mut commit::Committer,
-    layout: &Arc<Layout>,
-    image: &ResolvedImage,
-    summary: &mut BundleSummary,
-    reporter: &dyn Reporter,
-) -> Result<(), StoreError> {
-    let name = image.reference.to_string();
-    match committer.commit(layout, image) {
-        Ok(()) => {
-            reporter.event(&Event::ImageDone {
-                reference: name.clone(),
-            });
-            summary.done.push((name, image.root.digest.clone()));
-            Ok(())
+/// The bookkeeping of one run.
+struct Run {
+    start: Instant,
+    summary: BundleSummary,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Run {
+    fn report(
+        &mut self,
+        reference: String,
+        digest: Option<Digest>,
+        status: ImageStatus,
+        error: Option<String>,
+        bytes: u64,
+        retries: u32,
+    ) {
+        self.summary.images.push(ImageReport {
+            reference,
+            digest,
+            status,
+            error,
+            bytes,
+            seconds: self.start.elapsed().as_secs_f64(),
+            retries,
+        });
+    }
+
+    fn fail(
+        &mut self,
+        reference: String,
+        digest: Option<Digest>,
+        bytes: u64,
+        error: String,
+        retries: u32,
+    ) {
+        self.reporter.event(&Event::ImageFailed {
+            reference: reference.clone(),
+            error: error.clone(),
+        });
+        self.report(
+            reference,
+            digest,
+            ImageStatus::Failed,
+            Some(error),
+            bytes,
+            retries,
+        );
+    }
+
+    /// Commits an image. A store failure on a shared file ends the run (later images would fail
+    /// the same way); anything else fails this image only.
+    fn commit(
+        &mut self,
+        committer: &mut commit::Committer,
+        layout: &Layout,
+        image: &ResolvedImage,
+        p: &mut Pending,
+    ) -> Result<(), StoreError> {
+        p.open = false;
+        let (reference, digest) = (image.reference.to_string(), Some(image.root.digest.clone()));
+        match committer.commit(layout, image) {
+            Ok(()) => {
+                self.reporter.event(&Event::ImageDone {
+                    reference: reference.clone(),
+                });
+                self.report(reference, digest, ImageStatus::Ok, None, p.bytes, p.retries);
+                Ok(())
+            }
+            Err(e @ StoreError::Io { .. }) => Err(e),
+            Err(e) => {
+                self.fail(reference, digest, p.bytes, e.to_string(), p.retries);
+                Ok(())
+            }
         }
-        // A shared file could not be written: later images would fail the same way.
-        Err(e @ StoreError::Io { .. }) => Err(e),
-        Err(e) => {
-            fail(summary, reporter, name, e.to_string());
-            Ok(())
-        }
+    }
+
+    fn finish(mut self, cancelled: bool) -> BundleSummary {
+        self.summary
+            .images
+            .sort_by(|a, b| a.reference.cmp(&b.reference));
+        self.summary.cancelled = cancelled;
+        self.summary.elapsed = self.start.elapsed();
+        self.summary
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use ferry::bundle::{BundleOptions, BundleSummary, bundle};
+use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
 use ferry::platform::{Platform, PlatformFilter};
 use ferry::registry::{Anonymous, ClientOptions, Registries, RetryPolicy};
 use ferry::store::Layout;
@@ -134,7 +134,8 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
         .map_err(|e| format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"))?;
     progress.finish();
     report(&args, &summary);
-    Ok(if summary.cancelled && summary.failed.is_empty() {
+    let failed = summary.with_status(ImageStatus::Failed).count();
+    Ok(if summary.cancelled && failed == 0 {
         Exit::Interrupted
     } else if summary.success() {
         Exit::Ok
@@ -173,21 +174,26 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     if args.json {
         output::json(&json_report(&args.output, s));
     }
-    for (reference, error) in &s.failed {
-        output::error(&format!("{reference}: {error}"));
+    let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
+    for image in &failed {
+        output::error(&format!(
+            "{}: {}",
+            image.reference,
+            image.error.as_deref().unwrap_or("failed")
+        ));
     }
     if args.quiet {
         return;
     }
-    let total = s.done.len() + s.failed.len() + s.unfinished.len();
+    let done = s.with_status(ImageStatus::Ok).count();
     eprintln!(
-        "{} {} of {total} images into {bundle} in {:.1} s",
+        "{} {done} of {} images into {bundle} in {:.1} s",
         if s.success() {
             "bundled"
         } else {
             "bundled only"
         },
-        s.done.len(),
+        s.images.len(),
         s.elapsed.as_secs_f64()
     );
     eprintln!(
@@ -202,37 +208,45 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     if s.cancelled {
         output::warning(&format!(
             "interrupted: {} image(s) unfinished; the bundle is valid\nhint: run the same command again to continue where it stopped",
-            s.unfinished.len()
+            s.with_status(ImageStatus::Unfinished).count()
         ));
-    } else if !s.failed.is_empty() && !s.done.is_empty() {
+    } else if !failed.is_empty() && done > 0 {
         eprintln!(
-            "hint: the {} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)",
-            s.done.len()
+            "hint: the {done} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)"
         );
     }
 }
 
 fn json_report(bundle: &std::path::Path, s: &BundleSummary) -> serde_json::Value {
-    let mut images: Vec<serde_json::Value> = Vec::new();
-    for (r, d) in &s.done {
-        images.push(serde_json::json!({"reference": r, "digest": d.to_string(), "status": "ok"}));
-    }
-    for (r, e) in &s.failed {
-        images.push(serde_json::json!({"reference": r, "status": "failed", "error": e}));
-    }
-    for r in &s.unfinished {
-        images.push(serde_json::json!({"reference": r, "status": "unfinished"}));
-    }
-    images.sort_by(|a, b| a["reference"].as_str().cmp(&b["reference"].as_str()));
+    let images: Vec<serde_json::Value> = s
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "reference": i.reference,
+                "digest": i.digest.as_ref().map(ToString::to_string),
+                "status": match i.status {
+                    ImageStatus::Ok => "ok",
+                    ImageStatus::Failed => "failed",
+                    ImageStatus::Unfinished => "unfinished",
+                },
+                "error": i.error,
+                "bytes": i.bytes,
+                "seconds": (i.seconds * 1000.0).round() / 1000.0,
+                "retries": i.retries,
+            })
+        })
+        .collect();
     serde_json::json!({
         "bundle": bundle.display().to_string(),
         "success": s.success(),
         "cancelled": s.cancelled,
         "images": images,
         "totals": {
-            "images": s.done.len() + s.failed.len() + s.unfinished.len(),
-            "ok": s.done.len(),
-            "failed": s.failed.len(),
+            "images": s.images.len(),
+            "ok": s.with_status(ImageStatus::Ok).count(),
+            "failed": s.with_status(ImageStatus::Failed).count(),
+            "unfinished": s.with_status(ImageStatus::Unfinished).count(),
             "blobsFetched": s.blobs_fetched,
             "blobsPresent": s.blobs_present,
             "bytesFetched": s.bytes_fetched,
@@ -240,7 +254,7 @@ fn json_report(bundle: &std::path::Path, s: &BundleSummary) -> serde_json::Value
             "bytesReceived": s.bytes_received,
             "retries": s.retries,
             "resumes": s.resumes,
-            "seconds": s.elapsed.as_secs_f64(),
+            "seconds": (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         }
     })
 }

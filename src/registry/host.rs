@@ -16,6 +16,9 @@ use super::error::{ErrorKind, RegistryError, registry_message};
 use super::retry::parse_retry_after;
 use crate::report::Event;
 
+/// How long the HTTPS probe of a registry that may also speak plain HTTP waits.
+const HTTPS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A registry host and its connection state.
 pub(crate) struct Host {
     /// As written in references (`docker.io`, `127.0.0.1:5000`).
@@ -86,7 +89,13 @@ impl Host {
                 let mut last = None;
                 for scheme in schemes {
                     let url = format!("{scheme}://{}/v2/", self.api_host);
-                    let timeout = pool.options.retry.attempt_timeout(1);
+                    // A plain-HTTP server may sit silent on a TLS hello: when HTTP is the
+                    // fallback, the HTTPS probe gets a short limit.
+                    let timeout = if *scheme == "https" && schemes.len() > 1 {
+                        HTTPS_PROBE_TIMEOUT.min(pool.options.retry.attempt_timeout(1))
+                    } else {
+                        pool.options.retry.attempt_timeout(1)
+                    };
                     let sent = tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await;
                     match sent {
                         Ok(Ok(resp)) => {

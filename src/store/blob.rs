@@ -9,7 +9,7 @@ use super::{Layout, StoreError};
 use crate::digest::{self, Digest, Hasher};
 
 /// Buffer between the network and the file: large enough to keep syscalls rare.
-const WRITE_BUFFER: usize = 1 << 20;
+const WRITE_BUFFER: usize = 256 << 10;
 
 /// A blob being written. Either a throwaway temp file (removed if dropped before `commit`), or
 /// a resumable partial download (kept on drop, so a later attempt or run can continue it).

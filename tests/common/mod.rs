@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
-pub mod proxy;
+pub mod fake;
+#[allow(unused_imports)]
+pub use faultproxy as proxy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

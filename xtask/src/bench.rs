@@ -1,9 +1,13 @@
 //! `cargo xtask bench`: bundles a set of large images from a local registry with ferry and with
 //! `skopeo copy` (one image at a time into one OCI layout, as skopeo users do), alternating the
-//! tools, and prints median wall time, peak memory and the ratios.
+//! tools, and prints median wall time, peak memory and the ratios. A second case runs both
+//! through the fault proxy (a throttled link whose connections drop at random offsets).
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+use faultproxy::{Faults, Proxy};
 
 use crate::{Measured, measure, root, sh};
 
@@ -12,6 +16,7 @@ struct Options {
     images: usize,
     mib_per_image: usize,
     shared_mib: usize,
+    bad_network: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -20,9 +25,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
         images: 12,
         mib_per_image: 24,
         shared_mib: 64,
+        bad_network: true,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--no-bad-network" {
+            o.bad_network = false;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let n: usize = value
             .parse()
@@ -38,9 +48,27 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// A folder removed on drop.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("ferry-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 struct Registry {
     addr: String,
-    state: tempfile_dir::Dir,
+    state: Dir,
 }
 
 impl Drop for Registry {
@@ -52,38 +80,8 @@ impl Drop for Registry {
     }
 }
 
-mod tempfile_dir {
-    /// A folder removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(name: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!("ferry-bench-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn median(mut v: Vec<Measured>) -> Measured {
-    v.sort_by_key(|m| m.wall);
-    let wall = v[v.len() / 2].wall;
-    let peak_rss = v.iter().map(|m| m.peak_rss).max().unwrap_or(0);
-    Measured { wall, peak_rss }
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// skopeo remembers blobs it saw in a cache that would favour later runs; start each run clean.
-fn clear_skopeo_cache() {
-    let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -98,6 +96,77 @@ fn dir_bytes(dir: &Path) -> u64 {
     .unwrap_or(0)
 }
 
+/// One tool's run: its measurement, whether it finished, and (ferry) its JSON report.
+struct Outcome {
+    m: Measured,
+    ok: Result<(), String>,
+    report: String,
+}
+
+fn run_ferry(ferry: &Path, refs: &[String], extra: &[&str]) -> Outcome {
+    let out = Dir::new("ferry");
+    let mut cmd = Command::new(ferry);
+    cmd.args(["bundle", "-q", "--json", "-o"])
+        .arg(out.0.join("bundle"))
+        .args(extra)
+        .args(refs);
+    let (m, report, ok) = measure(&mut cmd);
+    Outcome { m, ok, report }
+}
+
+/// A number from ferry's JSON report totals, found without a JSON parser.
+fn total(report: &str, key: &str) -> String {
+    let needle = format!("\"{key}\": ");
+    let totals = report.split("\"totals\"").nth(1).unwrap_or_default();
+    totals
+        .split(&needle)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '\n', '}']).next())
+        .unwrap_or("?")
+        .trim()
+        .to_owned()
+}
+
+fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
+    // skopeo remembers blobs it saw in a cache that would favour later runs: start clean.
+    let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
+    let out = Dir::new("skopeo");
+    let dest = out.0.join("layout");
+    let mut sum = Measured {
+        wall: Duration::ZERO,
+        peak_rss: 0,
+    };
+    for r in refs {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--src-tls-verify=false"])
+            .args(extra)
+            .arg(format!("docker://{r}"))
+            .arg(format!("oci:{}:{r}", dest.display()));
+        let (m, _, ok) = measure(&mut cmd);
+        sum.wall += m.wall;
+        sum.peak_rss = sum.peak_rss.max(m.peak_rss);
+        if ok.is_err() {
+            return Outcome {
+                m: sum,
+                ok,
+                report: String::new(),
+            };
+        }
+    }
+    Outcome {
+        m: sum,
+        ok: Ok(()),
+        report: String::new(),
+    }
+}
+
+fn median(mut v: Vec<Measured>) -> Measured {
+    v.sort_by_key(|m| m.wall);
+    let wall = v[v.len() / 2].wall;
+    let peak_rss = v.iter().map(|m| m.peak_rss).max().unwrap_or(0);
+    Measured { wall, peak_rss }
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     sh(&mut Command::new(root().join("scripts/install-deps.sh")))?;
@@ -107,7 +176,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .current_dir(root()))?;
     let ferry = root().join("target/release/ferry");
 
-    let work = tempfile_dir::Dir::new("work");
+    let work = Dir::new("work");
     let layout = work.0.join("fixtures");
     eprintln!(
         "making {} images of {} MiB each plus a shared {} MiB base layer (random, incompressible)...",
@@ -119,7 +188,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .args(["--bench", &o.images.to_string()])
         .env("FERRY_BENCH_MIB_PER_IMAGE", o.mib_per_image.to_string())
         .env("FERRY_BENCH_SHARED_MIB", o.shared_mib.to_string()))?;
-    let state = tempfile_dir::Dir::new("registry");
+    let state = Dir::new("registry");
     let addr = sh(Command::new(root().join("scripts/registry.sh"))
         .arg("start")
         .arg(&state.0))?
@@ -130,60 +199,41 @@ pub fn run(args: &[String]) -> Result<(), String> {
     sh(Command::new(root().join("scripts/seed-registry.sh"))
         .arg(&registry.addr)
         .arg(&layout))?;
-    let refs: Vec<String> = (0..o.images)
-        .map(|i| format!("{}/bench/app{i:02}:1.0", registry.addr))
+    let names: Vec<String> = (0..o.images)
+        .map(|i| format!("bench/app{i:02}:1.0"))
         .collect();
+    let refs: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}/{n}", registry.addr))
+        .collect();
+    let unique = dir_bytes(&layout.join("blobs"));
 
-    let mut ferry_runs = Vec::new();
-    let mut skopeo_runs = Vec::new();
-    let mut bundle_bytes = 0;
+    // Case 1: a clean loopback link.
+    let (mut f_runs, mut s_runs) = (Vec::new(), Vec::new());
     for run in 1..=o.runs {
-        let out = tempfile_dir::Dir::new(&format!("ferry-{run}"));
-        let bundle = out.0.join("bundle");
-        let m = measure(
-            Command::new(&ferry)
-                .args(["bundle", "-q", "-o"])
-                .arg(&bundle)
-                .args(&refs),
-        )?;
-        bundle_bytes = dir_bytes(&bundle.join("blobs"));
+        let f = run_ferry(&ferry, &refs, &[]);
+        f.ok.clone()?;
         eprintln!(
             "  run {run}: ferry  {:6.2} s  {:6.1} MiB peak",
-            m.wall.as_secs_f64(),
-            mib(m.peak_rss)
+            f.m.wall.as_secs_f64(),
+            mib(f.m.peak_rss)
         );
-        ferry_runs.push(m);
-
-        clear_skopeo_cache();
-        let out = tempfile_dir::Dir::new(&format!("skopeo-{run}"));
-        let dest = out.0.join("layout");
-        let mut total = Measured {
-            wall: std::time::Duration::ZERO,
-            peak_rss: 0,
-        };
-        for r in &refs {
-            let m = measure(
-                Command::new("skopeo")
-                    .args(["copy", "--quiet", "--src-tls-verify=false"])
-                    .arg(format!("docker://{r}"))
-                    .arg(format!("oci:{}:{r}", dest.display())),
-            )?;
-            total.wall += m.wall;
-            total.peak_rss = total.peak_rss.max(m.peak_rss);
-        }
+        let s = run_skopeo(&refs, &[]);
+        s.ok.clone()?;
         eprintln!(
             "  run {run}: skopeo {:6.2} s  {:6.1} MiB peak",
-            total.wall.as_secs_f64(),
-            mib(total.peak_rss)
+            s.m.wall.as_secs_f64(),
+            mib(s.m.peak_rss)
         );
-        skopeo_runs.push(total);
+        f_runs.push(f.m);
+        s_runs.push(s.m);
     }
-    let (f, s) = (median(ferry_runs), median(skopeo_runs));
+    let (f, s) = (median(f_runs), median(s_runs));
     println!();
     println!(
-        "bundle: {} images, {:.0} MiB of unique blobs, local docker-registry on loopback, {} runs (median wall, max peak RSS)",
+        "clean link: {} images, {:.0} MiB of unique blobs, local docker-registry on loopback, {} runs (median wall, max peak RSS)",
         o.images,
-        mib(bundle_bytes),
+        mib(unique),
         o.runs
     );
     println!(
@@ -191,17 +241,77 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "tool", "wall (s)", "peak RSS (MiB)", "MiB/s"
     );
     for (name, m) in [("ferry", f), ("skopeo", s)] {
+        let rate = mib(unique) / m.wall.as_secs_f64();
         println!(
-            "{name:10} {:>10.2} {:>14.1} {:>12.1}",
+            "{name:10} {:>10.2} {:>14.1} {rate:>12.1}",
             m.wall.as_secs_f64(),
-            mib(m.peak_rss),
-            mib(bundle_bytes) / m.wall.as_secs_f64()
+            mib(m.peak_rss)
         );
     }
     println!(
-        "ratio: ferry is {:.2}x faster than skopeo; peak memory {:.1} MiB (target < 100 MiB)",
+        "ratio: ferry is {:.2}x faster than skopeo; ferry peak memory {:.1} MiB (target < 100 MiB)",
         s.wall.as_secs_f64() / f.wall.as_secs_f64(),
         mib(f.peak_rss)
+    );
+
+    if !o.bad_network {
+        return Ok(());
+    }
+    // Case 2: a throttled link (per connection) that drops connections at random offsets;
+    // the same seeded sequence of drops for both tools.
+    let faults = Faults {
+        throttle: Some(48 << 20),
+        cut_at_random: Some((8 << 20, 128 << 20, 7)),
+        // Resets, not clean closes: skopeo retries a reset, but not a body that ends early.
+        reset: true,
+        ..Faults::default()
+    };
+    println!();
+    println!(
+        "bad network: {} MiB/s per connection, every connection reset after a random 8-128 MiB \
+         (seeded); ferry --retries 10, skopeo --retry-times 10",
+        48
+    );
+    println!(
+        "{:10} {:>10} {:>16} {:>10}",
+        "tool", "wall (s)", "MiB transferred", "finished"
+    );
+    let proxy = Proxy::start(&registry.addr, faults.clone());
+    let via: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}/{n}", proxy.addr))
+        .collect();
+    let f = run_ferry(&ferry, &via, &["--retries", "10"]);
+    let f_bytes = proxy.bytes_down();
+    drop(proxy);
+    let proxy = Proxy::start(&registry.addr, faults);
+    let via: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}/{n}", proxy.addr))
+        .collect();
+    let s = run_skopeo(&via, &["--retry-times", "10"]);
+    let s_bytes = proxy.bytes_down();
+    for (name, out, bytes) in [("ferry", &f, f_bytes), ("skopeo", &s, s_bytes)] {
+        let finished = match &out.ok {
+            Ok(()) => "yes".to_owned(),
+            Err(e) => format!("no: {e}"),
+        };
+        println!(
+            "{name:10} {:>10.2} {:>16.1} {finished:>10}",
+            out.m.wall.as_secs_f64(),
+            mib(bytes)
+        );
+    }
+    println!(
+        "ferry: {} retries, {} resumed downloads",
+        total(&f.report, "retries"),
+        total(&f.report, "resumes")
+    );
+    println!(
+        "unique blob bytes: {:.1} MiB; ferry transferred {:.2}x of them, skopeo {:.2}x",
+        mib(unique),
+        f_bytes as f64 / unique as f64,
+        s_bytes as f64 / unique as f64
     );
     Ok(())
 }

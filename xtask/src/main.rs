@@ -62,33 +62,58 @@ pub struct Measured {
     pub peak_rss: u64,
 }
 
-/// Runs `cmd` and measures it with wait4's rusage: the child's own peak RSS.
-pub fn measure(cmd: &mut Command) -> Result<Measured, String> {
+/// Runs `cmd` and measures it with wait4's rusage (the child's own peak RSS). Returns the
+/// measurement, the child's stdout, and whether it succeeded (with its last stderr line).
+pub fn measure(cmd: &mut Command) -> (Measured, String, Result<(), String>) {
+    use std::io::Read;
     let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Measured {
+                    wall: Duration::ZERO,
+                    peak_rss: 0,
+                },
+                String::new(),
+                Err(format!("cannot run {cmd:?}: {e}")),
+            );
+        }
+    };
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    // SAFETY: rusage is plain data; wait4 fills it for our own child, which we reap here.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
-    if r != pid {
-        return Err(format!("wait4 failed for {cmd:?}"));
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!("{cmd:?} failed (status {status}):\n{err}"));
-    }
-    Ok(Measured {
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    let m = Measured {
         wall,
         peak_rss: usage.ru_maxrss as u64 * 1024,
-    })
+    };
+    let ok = if r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed")
+            .to_owned())
+    };
+    (m, stdout, ok)
 }

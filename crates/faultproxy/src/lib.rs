@@ -20,6 +20,26 @@ pub struct Faults {
     pub reset: bool,
     /// Stop forwarding (keep the connection open, silent) after this many response bytes.
     pub stall_after: Option<u64>,
+    /// Close each connection after a random number of response bytes in this range (a seeded
+    /// generator: the same seed gives the same sequence of cuts).
+    pub cut_at_random: Option<(u64, u64, u64)>,
+    /// Fault only the first N connections; later ones pass untouched.
+    pub first_connections: Option<u64>,
+}
+
+impl Faults {
+    /// Faults for connection number `n` (0-based): these, or none.
+    fn for_connection(&self, n: u64, rng: &std::sync::Mutex<fastrand::Rng>) -> Faults {
+        if self.first_connections.is_some_and(|k| n >= k) {
+            return Faults::default();
+        }
+        let mut f = self.clone();
+        if let Some((lo, hi, _)) = self.cut_at_random {
+            let cut = rng.lock().expect("rng lock").u64(lo..=hi);
+            f.cut_after = Some(f.cut_after.map_or(cut, |c| c.min(cut)));
+        }
+        f
+    }
 }
 
 /// Counters, readable while the proxy runs.
@@ -59,21 +79,23 @@ impl Proxy {
         let faults_on = Arc::new(AtomicBool::new(true));
         let upstream: SocketAddr = upstream.parse().unwrap();
         let (s, on) = (stats.clone(), faults_on.clone());
+        let seed = faults.cut_at_random.map_or(0, |(_, _, seed)| seed);
+        let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)));
         runtime.spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     break;
                 };
-                let (faults, s, on) = (faults.clone(), s.clone(), on.clone());
+                let n = s.connections.fetch_add(1, Ordering::SeqCst);
+                let faults = if on.load(Ordering::SeqCst) {
+                    faults.for_connection(n, &rng)
+                } else {
+                    Faults::default()
+                };
+                let s = s.clone();
                 tokio::spawn(async move {
-                    s.connections.fetch_add(1, Ordering::SeqCst);
                     let now = s.open.fetch_add(1, Ordering::SeqCst) + 1;
                     s.max_open.fetch_max(now, Ordering::SeqCst);
-                    let faults = if on.load(Ordering::SeqCst) {
-                        faults
-                    } else {
-                        Faults::default()
-                    };
                     let _ = relay(client, upstream, &faults, &s).await;
                     s.open.fetch_sub(1, Ordering::SeqCst);
                 });

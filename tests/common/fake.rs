@@ -1,0 +1,303 @@
+//! An in-process fake registry, for what a real registry will not do on demand: 429s, 500s,
+//! wrong digests and sizes, lying Content-Range, redirects, oversized manifests, token
+//! challenges. Hand-rolled HTTP/1.1 (one request per connection) so that every byte is ours to
+//! get wrong on purpose.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Path with query.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: HashMap<String, String>,
+}
+
+/// What to send back.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Declare this Content-Length instead of the body's (a short body then a close).
+    pub declared_len: Option<usize>,
+    /// Send this many body bytes, then go silent (a stall) for a long time.
+    pub stall_after: Option<usize>,
+}
+
+impl Reply {
+    /// A reply with a status and body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            declared_len: None,
+            stall_after: None,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+type Handler = Box<dyn Fn(&Seen, u32) -> Reply + Send + Sync>;
+
+struct Route {
+    path: String,
+    handler: Handler,
+    hits: AtomicU32,
+}
+
+/// A running fake registry on loopback (plain HTTP).
+pub struct Fake {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    routes: Arc<Mutex<Vec<Arc<Route>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    /// Starts a fake that answers `/v2/` with 200 and everything else with 404.
+    pub fn start() -> Fake {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let routes: Arc<Mutex<Vec<Arc<Route>>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (r, s) = (routes.clone(), seen.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    break;
+                };
+                let (r, s) = (r.clone(), s.clone());
+                tokio::spawn(async move {
+                    let _ = serve(conn, r, s).await;
+                });
+            }
+        });
+        let fake = Fake {
+            addr,
+            routes,
+            seen,
+            _runtime: runtime,
+        };
+        fake.route("/v2/", |_, _| Reply::new(200, "{}"));
+        fake
+    }
+
+    /// Answers requests to exactly `path` (query ignored) with `handler(request, hit number)`.
+    /// Later routes win over earlier ones for the same path.
+    pub fn route(&self, path: &str, handler: impl Fn(&Seen, u32) -> Reply + Send + Sync + 'static) {
+        self.routes.lock().unwrap().insert(
+            0,
+            Arc::new(Route {
+                path: path.to_owned(),
+                handler: Box::new(handler),
+                hits: AtomicU32::new(0),
+            }),
+        );
+    }
+
+    /// Requests seen whose path starts with `prefix`.
+    pub fn seen(&self, prefix: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Serves `image` under `repo:tag` (and by digest), blobs with Range support.
+    pub fn serve_image(&self, repo: &str, tag: &str, image: &TestImage) {
+        let m = image.manifest.clone();
+        let ok = move |_: &Seen, _: u32| {
+            Reply::new(200, m.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        };
+        let m2 = image.manifest.clone();
+        self.route(&format!("/v2/{repo}/manifests/{tag}"), ok);
+        self.route(
+            &format!("/v2/{repo}/manifests/{}", image.digest),
+            move |_, _| {
+                Reply::new(200, m2.clone())
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            },
+        );
+        for (digest, bytes) in image.blobs() {
+            self.route(&format!("/v2/{repo}/blobs/{digest}"), move |req, _| {
+                ranged(req, &bytes)
+            });
+        }
+    }
+}
+
+/// A 200 with the whole blob, or a 206 for a `Range: bytes=a-b` request.
+pub fn ranged(req: &Seen, bytes: &[u8]) -> Reply {
+    if let Some(range) = req
+        .headers
+        .get("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+    {
+        let (a, b) = range.split_once('-').unwrap();
+        let a: usize = a.parse().unwrap();
+        let b: usize = if b.is_empty() {
+            bytes.len() - 1
+        } else {
+            b.parse().unwrap()
+        };
+        return Reply::new(206, bytes[a..=b].to_vec())
+            .header("Content-Range", &format!("bytes {a}-{b}/{}", bytes.len()));
+    }
+    Reply::new(200, bytes.to_vec())
+}
+
+async fn serve(
+    mut conn: TcpStream,
+    routes: Arc<Mutex<Vec<Arc<Route>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 || (buf.is_empty() && chunk[0] == 0x16) {
+            // End of stream, or a TLS hello: plain HTTP servers hang up on those.
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let headers: HashMap<String, String> = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let req = Seen {
+        path: path.clone(),
+        headers,
+    };
+    seen.lock().unwrap().push(req.clone());
+    let bare = path.split('?').next().unwrap_or_default();
+    let route = routes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path == bare)
+        .cloned();
+    let reply = match route {
+        Some(r) => {
+            let hit = r.hits.fetch_add(1, Ordering::SeqCst) + 1;
+            (r.handler)(&req, hit)
+        }
+        None => Reply::new(
+            404,
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"not here"}]}"#,
+        ),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} Fake\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.declared_len.unwrap_or(reply.body.len())
+    );
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await?;
+    match reply.stall_after {
+        Some(n) => {
+            conn.write_all(&reply.body[..n.min(reply.body.len())])
+                .await?;
+            conn.flush().await?;
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        None => conn.write_all(&reply.body).await?,
+    }
+    conn.flush().await?;
+    Ok(())
+}
+
+/// A small OCI image with random layers, for the fake registry.
+pub struct TestImage {
+    /// Manifest bytes.
+    pub manifest: Vec<u8>,
+    /// `sha256:…` of the manifest.
+    pub digest: String,
+    /// Config bytes.
+    pub config: Vec<u8>,
+    /// Layer bytes.
+    pub layers: Vec<Vec<u8>>,
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    ferry::digest::Digest::sha256_of(bytes).to_string()
+}
+
+impl TestImage {
+    /// An image whose layers have these sizes (random bytes, seeded).
+    pub fn random(seed: u64, layer_sizes: &[usize]) -> TestImage {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let layers: Vec<Vec<u8>> = layer_sizes
+            .iter()
+            .map(|&n| (0..n).map(|_| rng.u8(..)).collect())
+            .collect();
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": digest_of(b), "size": b.len()});
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": desc("application/vnd.oci.image.config.v1+json", &config),
+            "layers": layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        TestImage {
+            digest: digest_of(&manifest),
+            manifest,
+            config,
+            layers,
+        }
+    }
+
+    /// Every blob with its digest.
+    pub fn blobs(&self) -> Vec<(String, Vec<u8>)> {
+        std::iter::once(&self.config)
+            .chain(&self.layers)
+            .map(|b| (digest_of(b), b.clone()))
+            .collect()
+    }
+
+    /// The digest of layer `i`.
+    pub fn layer_digest(&self, i: usize) -> String {
+        digest_of(&self.layers[i])
+    }
+}
