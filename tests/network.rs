@@ -177,3 +177,37 @@ fn no_more_connections_than_the_per_registry_cap() {
         }
     }
 }
+
+#[test]
+fn the_timeout_stops_the_run_as_a_failure_and_keeps_what_arrived() {
+    let (reg, image) = big_image_registry(16);
+    let proxy = Proxy::start(
+        &reg.addr,
+        Faults {
+            throttle: Some(2 << 20),
+            ..Faults::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let name = format!("{}/{image}", proxy.addr);
+    let start = Instant::now();
+    let (code, stdout, stderr) = ferry_out(&[
+        "bundle",
+        "--json",
+        "--timeout",
+        "2s",
+        "-o",
+        b.to_str().unwrap(),
+        &name,
+    ]);
+    assert!(start.elapsed().as_secs_f64() < 10.0);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--timeout reached"), "{stderr}");
+    assert_eq!(report(&stdout)["images"][0]["status"], "unfinished");
+    assert!(
+        partial_bytes(&b) > 1 << 20,
+        "what arrived is kept for the next run"
+    );
+    assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
+}

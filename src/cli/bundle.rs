@@ -123,7 +123,12 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
             .map_err(|e| e.to_string())?,
     );
     let cancel = CancellationToken::new();
-    tokio::spawn(stop_on_signals(cancel.clone(), args.timeout));
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(stop_on_signals(
+        cancel.clone(),
+        args.timeout,
+        timed_out.clone(),
+    ));
 
     let options = BundleOptions {
         platforms: filter,
@@ -135,7 +140,10 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
     progress.finish();
     report(&args, &summary);
     let failed = summary.with_status(ImageStatus::Failed).count();
-    Ok(if summary.cancelled && failed == 0 {
+    // A deadline that passes is a failure to deliver, not a user's decision to stop.
+    Ok(if timed_out.load(std::sync::atomic::Ordering::SeqCst) {
+        Exit::Failed
+    } else if summary.cancelled && failed == 0 {
         Exit::Interrupted
     } else if summary.success() {
         Exit::Ok
@@ -145,8 +153,12 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
 }
 
 /// First Ctrl-C or SIGTERM (a Job being stopped): stop cleanly. A second Ctrl-C: exit now.
-/// The `--timeout` deadline stops the run the same way.
-async fn stop_on_signals(cancel: CancellationToken, timeout: Option<Duration>) {
+/// The `--timeout` deadline stops the run the same way, and sets `timed_out`.
+async fn stop_on_signals(
+    cancel: CancellationToken,
+    timeout: Option<Duration>,
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let deadline = async {
         match timeout {
@@ -158,6 +170,7 @@ async fn stop_on_signals(cancel: CancellationToken, timeout: Option<Duration>) {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         () = deadline => {
+            timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
             output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
         }
     }
