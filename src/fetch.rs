@@ -7,8 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::digest::Digest;
-use crate::reference::ImageRef;
-use crate::registry::{BlobBody, BlobStats, ErrorKind, Registries, RegistryError};
+use crate::registry::{BlobBody, BlobStats, ErrorKind, Registries, RegistryError, Remote};
 use crate::report::{Event, Reporter};
 use crate::store::{BlobWriter, Layout, StoreError};
 
@@ -65,7 +64,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 struct Download<'a> {
     registries: &'a Registries,
     layout: &'a Arc<Layout>,
-    source: &'a ImageRef,
+    source: &'a Remote,
     digest: &'a Digest,
     size: u64,
     reporter: &'a dyn Reporter,
@@ -74,11 +73,12 @@ struct Download<'a> {
     stats: BlobStats,
 }
 
-/// Downloads `digest` (`size` bytes) from `source`'s repository into `layout`.
+/// Downloads `digest` (`size` bytes) into `layout` from the first of `remotes` that has it:
+/// a mirror that fails hands over to the next remote, which resumes the same partial file.
 pub async fn fetch_blob(
     registries: &Registries,
     layout: &Arc<Layout>,
-    source: &ImageRef,
+    remotes: &[Remote],
     digest: &Digest,
     size: u64,
     reporter: &dyn Reporter,
@@ -86,7 +86,7 @@ pub async fn fetch_blob(
     let mut d = Download {
         registries,
         layout,
-        source,
+        source: &remotes[0],
         digest,
         size,
         reporter,
@@ -100,21 +100,34 @@ pub async fn fetch_blob(
         offset: first.offset(),
     });
     d.writer = Some(first);
-    let mut retrier = registries.retrier(format!("blob {} from {}", digest.short(), source.name()));
-    loop {
-        let attempt = retrier.next_attempt();
-        d.stats.retries = retrier.retries();
-        match d.attempt(attempt).await {
-            Ok(()) => return Ok(d.stats),
-            Err(AttemptError::Store(e)) => return Err(BlobError::Store(e)),
-            Err(AttemptError::Registry(e, progressed)) => {
-                retrier
-                    .failed(e, progressed)
-                    .await
-                    .map_err(BlobError::Registry)?;
+    let mut retries_before = 0;
+    for (i, remote) in remotes.iter().enumerate() {
+        d.source = remote;
+        let mut retrier = registries.retrier(
+            remote,
+            format!("blob {} from {}", digest.short(), remote.name()),
+        );
+        let outcome = loop {
+            let attempt = retrier.next_attempt();
+            d.stats.retries = retries_before + retrier.retries();
+            match d.attempt(attempt).await {
+                Ok(()) => break Ok(()),
+                Err(AttemptError::Store(e)) => return Err(BlobError::Store(e)),
+                Err(AttemptError::Registry(e, progressed)) => {
+                    if let Err(e) = retrier.failed(e, progressed).await {
+                        break Err(e);
+                    }
+                }
             }
+        };
+        retries_before += retrier.retries();
+        match outcome {
+            Ok(()) => return Ok(d.stats),
+            Err(e) if i + 1 == remotes.len() => return Err(BlobError::Registry(e)),
+            Err(_) => {} // the next remote resumes where this one stopped
         }
     }
+    unreachable!("remotes is never empty")
 }
 
 impl Download<'_> {
@@ -141,7 +154,7 @@ impl Download<'_> {
             // An earlier run got every byte but stopped before the rename.
             let template = RegistryError::new(
                 ErrorKind::Corrupt,
-                self.source.registry(),
+                &self.source.registry,
                 "(a download left by an earlier run)",
                 "",
             );
@@ -226,7 +239,7 @@ impl Download<'_> {
         });
         let mut arrived = 0u64;
         let outcome = loop {
-            match body.next_chunk(self.registries).await {
+            match body.next_chunk().await {
                 Ok(Some(chunk)) => {
                     let n = chunk.len() as u64;
                     self.stats.received += n;

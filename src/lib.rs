@@ -5,6 +5,7 @@
 //! as [`report::Event`]s.
 
 pub mod bundle;
+pub mod credentials;
 pub mod digest;
 pub mod fetch;
 pub mod inputs;

@@ -107,8 +107,10 @@ mod tests {
             media_type: crate::manifest::OCI_MANIFEST.into(),
             bytes: bytes::Bytes::from_static(b"{}"),
         };
+        let reference: crate::reference::ImageRef = name.parse().unwrap();
         ResolvedImage {
-            reference: name.parse().unwrap(),
+            remotes: vec![crate::registry::Remote::origin(&reference)],
+            reference,
             root: m.clone(),
             is_index: false,
             platforms: vec![ResolvedPlatform {

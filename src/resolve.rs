@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::platform::{Platform, PlatformFilter};
 use crate::reference::ImageRef;
-use crate::registry::{Registries, RegistryError};
+use crate::registry::{FetchedManifest, Registries, RegistryError, Remote};
 
 /// Content held in memory (manifests, small configs) with its digest and media type.
 #[derive(Debug, Clone)]
@@ -52,8 +52,11 @@ pub struct ResolvedPlatform {
 /// A reference resolved to content.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
-    /// The reference as requested, normalized.
+    /// The reference as requested, normalized (the name recorded in the bundle).
     pub reference: ImageRef,
+    /// Where its content is fetched from: the remote that served the manifest, then any
+    /// others to fall back on (mirrors after it, the source last).
+    pub remotes: Vec<Remote>,
     /// The manifest or index the reference points at.
     pub root: InMemoryBlob,
     /// True when `root` is an index.
@@ -133,7 +136,8 @@ pub async fn resolve(
     reference: &ImageRef,
     filter: &PlatformFilter,
 ) -> Result<ResolvedImage, ResolveError> {
-    let fetched = registries.fetch_manifest(reference).await?;
+    let (fetched, remotes) = fetch_root(registries, reference).await?;
+    let remote = &remotes[0];
     let (parsed, media_type) = Manifest::parse(&fetched.bytes, fetched.content_type.as_deref())?;
     let root = InMemoryBlob {
         digest: fetched.digest,
@@ -150,7 +154,7 @@ pub async fn resolve(
                 )));
             }
             let config_bytes = registries
-                .fetch_small_blob(reference, &config.digest, config.size)
+                .fetch_small_blob(remote, &config.digest, config.size)
                 .await?;
             let platform = manifest::config_platform(&config_bytes);
             // A single-platform image is kept when it serves any wanted platform (as crane,
@@ -169,6 +173,7 @@ pub async fn resolve(
             }
             Ok(ResolvedImage {
                 reference: reference.clone(),
+                remotes,
                 platforms: vec![platform_of(
                     &m,
                     root.clone(),
@@ -184,10 +189,11 @@ pub async fn resolve(
             let children = select_children(index.manifests(), filter)?;
             let mut platforms = Vec::with_capacity(children.len());
             for child in children {
-                platforms.push(resolve_child(registries, reference, child).await?);
+                platforms.push(resolve_child(registries, remote, child).await?);
             }
             Ok(ResolvedImage {
                 reference: reference.clone(),
+                remotes,
                 root,
                 is_index: true,
                 platforms,
@@ -229,14 +235,47 @@ fn select_children<'a>(
     Ok(picked)
 }
 
-async fn resolve_child(
+/// Fetches the reference's manifest from its mirrors in order, then its own registry. Returns
+/// it with the remotes to fetch the rest from: the one that answered first, then the others
+/// after it.
+async fn fetch_root(
     registries: &Registries,
     reference: &ImageRef,
+) -> Result<(FetchedManifest, Vec<Remote>), ResolveError> {
+    let remotes = registries.remotes(reference);
+    let mut skipped: Vec<String> = Vec::new();
+    for (i, remote) in remotes.iter().enumerate() {
+        match registries
+            .fetch_manifest(remote, &reference.manifest_reference(), reference.digest())
+            .await
+        {
+            Ok(m) => return Ok((m, remotes[i..].to_vec())),
+            Err(e) if remote.mirror => {
+                skipped.push(format!(
+                    "mirror {}: {}",
+                    remote.registry,
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
+            }
+            Err(mut e) => {
+                if !skipped.is_empty() {
+                    e.detail = format!("{} (after {})", e.detail, skipped.join("; "));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    unreachable!("the reference's own registry is always the last remote")
+}
+
+async fn resolve_child(
+    registries: &Registries,
+    remote: &Remote,
     child: &Descriptor,
 ) -> Result<ResolvedPlatform, ResolveError> {
     let digest = manifest::descriptor_digest(child);
     let fetched = registries
-        .fetch_manifest(&reference.with_digest_only(digest.clone()))
+        .fetch_manifest(remote, &digest.to_string(), Some(&digest))
         .await?;
     if fetched.bytes.len() as u64 != child.size() {
         return Err(ResolveError::Content(format!(

@@ -221,11 +221,12 @@ pub async fn bundle(
             reporter.clone(),
             slots.clone(),
         );
-        let source = images[download.source].reference.clone();
+        let remotes = images[download.source].remotes.clone();
         let (digest, size) = (download.digest.clone(), download.size);
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore never closed");
-            let result = fetch_blob(&registries, &layout, &source, &digest, size, &*reporter).await;
+            let result =
+                fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
             (digest, size, result)
         });
     }

@@ -2,17 +2,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
 use ferry::platform::{Platform, PlatformFilter};
-use ferry::registry::{Anonymous, ClientOptions, Registries, RetryPolicy};
 use ferry::store::Layout;
 
 use super::progress::BundleProgress;
+use super::registry_args::RegistryArgs;
 use super::{Exit, output};
 
 /// Pull images from registries into one deduplicated, verified OCI image layout.
@@ -50,26 +50,8 @@ pub struct BundleArgs {
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
 
-    /// Requests in flight to one registry at once.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs_per_registry: u16,
-
-    /// Allow plain HTTP or unverified TLS for this registry (`host[:port]`; repeatable).
-    /// Loopback registries fall back to HTTP without it.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registries: Vec<String>,
-
-    /// Failed attempts in a row before a request gives up.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
-
-    /// Cut and retry a connection that delivers no bytes for this long.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stall_timeout: Duration,
-
-    /// Give up on everything still running after this long (e.g. `2h`). Default: no limit.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Print a machine-readable report on stdout.
     #[arg(long)]
@@ -107,26 +89,12 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
         output::stderr_is_terminal() && !args.no_progress && !args.quiet,
         args.quiet,
     ));
-    let retry = RetryPolicy {
-        retries: args.retries,
-        stall_timeout: args.stall_timeout,
-        deadline: args.timeout.map(|t| Instant::now() + t),
-        ..RetryPolicy::default()
-    };
-    let options = ClientOptions {
-        insecure_registries: args.insecure_registries.clone(),
-        connections_per_registry: args.jobs_per_registry.into(),
-        retry,
-    };
-    let registries = Arc::new(
-        Registries::new(options, Arc::new(Anonymous), progress.clone())
-            .map_err(|e| e.to_string())?,
-    );
+    let registries = Arc::new(args.registry.registries(progress.clone())?);
     let cancel = CancellationToken::new();
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(stop_on_signals(
         cancel.clone(),
-        args.timeout,
+        args.registry.timeout,
         timed_out.clone(),
     ));
 

@@ -1,9 +1,11 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
 mod bundle;
+mod login;
 mod ls;
 mod output;
 mod progress;
+mod registry_args;
 mod verify;
 
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ enum Command {
     Bundle(bundle::BundleArgs),
     Ls(ls::LsArgs),
     Verify(verify::VerifyArgs),
+    Login(login::LoginArgs),
+    Logout(login::LogoutArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -58,6 +62,8 @@ pub fn main() -> ExitCode {
         Command::Bundle(args) => runtime().block_on(bundle::run(args)),
         Command::Ls(args) => ls::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Login(args) => runtime().block_on(login::login(args)),
+        Command::Logout(args) => login::logout(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

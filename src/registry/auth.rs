@@ -6,59 +6,25 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use url::Url;
+
+use super::Registries;
+use super::error::{ErrorKind, RegistryError};
+use super::host::Host;
+use crate::credentials::Credential;
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Credentials for one registry.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// A user name and password (or access token used as a password).
-    Basic {
-        /// User name.
-        username: String,
-        /// Password or token.
-        password: String,
-    },
-    /// An OAuth2 refresh token (`identitytoken` in docker's config.json).
-    IdentityToken(String),
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Basic { username, .. } => write!(f, "Basic({username}, ****)"),
-            Credential::IdentityToken(_) => write!(f, "IdentityToken(****)"),
-        }
-    }
-}
-
-impl Credential {
-    /// The `Authorization: Basic` value.
-    pub(crate) fn basic_header(&self) -> Option<String> {
-        match self {
-            Credential::Basic { username, password } => Some(format!(
-                "Basic {}",
-                b64(format!("{username}:{password}").as_bytes())
-            )),
-            Credential::IdentityToken(_) => None,
-        }
-    }
-}
-
-/// Where credentials come from (config files, helpers; see issue-driven sources).
-pub trait CredentialSource: Send + Sync {
-    /// Credentials for a registry host as written in references (`docker.io`, `host:5000`).
-    fn credential(&self, registry: &str) -> Option<Credential>;
-}
-
-/// No credentials at all: anonymous access only.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Anonymous;
-
-impl CredentialSource for Anonymous {
-    fn credential(&self, _: &str) -> Option<Credential> {
-        None
+/// The `Authorization: Basic` value for a credential (identity tokens have none).
+pub(crate) fn basic_header(credential: &Credential) -> Option<String> {
+    match credential {
+        Credential::Basic { username, password } => Some(format!(
+            "Basic {}",
+            b64(format!("{username}:{password}").as_bytes())
+        )),
+        Credential::IdentityToken(_) => None,
     }
 }
 
@@ -185,6 +151,174 @@ pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
+impl Host {
+    /// The Authorization header for a request on `repository`, fetching a token when the
+    /// registry wants one.
+    pub(super) async fn authorization(
+        &self,
+        pool: &Registries,
+        repository: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let challenge = self.challenge.lock().expect("challenge lock").clone();
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        let credential = pool
+            .credentials
+            .credential(&self.registry, repository)
+            .map_err(|e| {
+                self.err(ErrorKind::Credentials, "-", e.0).with_hint(format!(
+                "fix the credential configuration for {}, or log in again with `ferry login {}`",
+                self.registry, self.registry
+            ))
+            })?;
+        let (realm, service) = match challenge {
+            Challenge::Basic => return Ok(credential.as_ref().and_then(basic_header)),
+            Challenge::Bearer { realm, service, .. } => (realm, service),
+        };
+        let scope = pull_scope(repository);
+        if let Some(t) = self.tokens.lock().expect("token lock").get(&scope) {
+            return Ok(Some(format!("Bearer {t}")));
+        }
+        let _one_at_a_time = self.token_fetch.lock().await;
+        if let Some(t) = self.tokens.lock().expect("token lock").get(&scope) {
+            return Ok(Some(format!("Bearer {t}")));
+        }
+        let url = Url::parse(&realm).map_err(|e| {
+            self.err(
+                ErrorKind::Protocol,
+                &realm,
+                format!("token realm is not a URL: {e}"),
+            )
+        })?;
+        let req = match &credential {
+            // An identity token is an OAuth2 refresh token: POST it to the realm.
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh)
+                    .append_pair("client_id", "ferry")
+                    .append_pair("scope", &scope);
+                if let Some(s) = &service {
+                    form.append_pair("service", s);
+                }
+                self.client(pool)
+                    .post(url.clone())
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form.finish())
+            }
+            other => {
+                let mut get_url = url.clone();
+                {
+                    let mut q = get_url.query_pairs_mut();
+                    if let Some(s) = &service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", &scope);
+                }
+                let mut req = self.client(pool).get(get_url);
+                if let Some(h) = other.as_ref().and_then(basic_header) {
+                    req = req.header(reqwest::header::AUTHORIZATION, h);
+                }
+                req
+            }
+        };
+        let timeout = pool.options.retry.attempt_timeout(1);
+        let resp = tokio::time::timeout(timeout, req.send())
+            .await
+            .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
+            .map_err(|e| self.transport_error(url.as_str(), &e))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(url.as_str(), &e))?;
+        if !status.is_success() {
+            let mut e = self.status_error(status, url.as_str(), &body, None, Some(repository));
+            if credential.is_some() && status.as_u16() == 401 {
+                e.detail = format!(
+                    "the token server rejected the credentials for {}",
+                    self.registry
+                );
+            }
+            return Err(e);
+        }
+        let token = serde_json::from_slice::<TokenResponse>(&body)
+            .ok()
+            .and_then(TokenResponse::into_token)
+            .ok_or_else(|| {
+                self.err(
+                    ErrorKind::Protocol,
+                    url.as_str(),
+                    "the token response has no token",
+                )
+            })?;
+        let value = token.value.clone();
+        self.tokens.lock().expect("token lock").put(&scope, token);
+        Ok(Some(format!("Bearer {value}")))
+    }
+}
+
+impl Registries {
+    /// Checks `credential` against `registry` the way `docker login` does: a Basic request to
+    /// `/v2/`, or a token request to the Bearer realm. A registry that asks for nothing accepts
+    /// anything.
+    pub async fn verify_login(
+        &self,
+        registry: &str,
+        credential: &Credential,
+    ) -> Result<(), RegistryError> {
+        let host = self.host(registry)?;
+        let base = host.base(self).await?;
+        let challenge = host.challenge.lock().expect("challenge lock").clone();
+        let Some(header) = basic_header(credential) else {
+            return Err(host.err(
+                ErrorKind::Credentials,
+                "-",
+                "ferry login takes a user name and password",
+            ));
+        };
+        let url = match challenge {
+            None => return Ok(()),
+            Some(Challenge::Basic) => base.join("v2/").expect("valid path"),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let mut url = Url::parse(&realm).map_err(|e| {
+                    host.err(
+                        ErrorKind::Protocol,
+                        &realm,
+                        format!("token realm is not a URL: {e}"),
+                    )
+                })?;
+                if let Some(s) = service {
+                    url.query_pairs_mut().append_pair("service", &s);
+                }
+                url
+            }
+        };
+        let resp = host
+            .client(self)
+            .get(url.clone())
+            .header(reqwest::header::AUTHORIZATION, header)
+            .send()
+            .await
+            .map_err(|e| host.transport_error(url.as_str(), &e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let mut e = host.status_error(status, url.as_str(), &body, None, None);
+        if status.as_u16() == 401 {
+            e.detail = format!("{} rejected the user name or password", registry);
+            e.hint = None;
+        }
+        Err(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,12 +351,12 @@ mod tests {
     }
 
     #[test]
-    fn basic_header() {
+    fn basic_header_encodes() {
         let c = Credential::Basic {
             username: "user".into(),
             password: "pass".into(),
         };
-        assert_eq!(c.basic_header().as_deref(), Some("Basic dXNlcjpwYXNz"));
+        assert_eq!(basic_header(&c).as_deref(), Some("Basic dXNlcjpwYXNz"));
     }
 
     #[test]

@@ -9,11 +9,11 @@ use reqwest::header::{CONTENT_RANGE, HeaderMap, HeaderValue, RANGE};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Registries;
-use super::auth::pull_scope;
 use super::error::{ErrorKind, RegistryError};
-use super::host::{Host, Retrier};
+use super::host::Host;
+use super::mirrors::Remote;
+use super::retry::Retrier;
 use crate::digest::Digest;
-use crate::reference::ImageRef;
 
 /// Counters for one blob transfer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +34,7 @@ pub struct BlobBody {
     stream: BoxStream<'static, reqwest::Result<Bytes>>,
     url: String,
     registry: String,
+    host: std::sync::Arc<Host>,
     stall: std::time::Duration,
     _permit: OwnedSemaphorePermit,
 }
@@ -51,10 +52,7 @@ impl BlobBody {
 
     /// The next chunk; `None` at the end. A chunk not arriving within the stall timeout is an
     /// error of kind `Stalled`.
-    pub async fn next_chunk(
-        &mut self,
-        host_errors: &Registries,
-    ) -> Result<Option<Bytes>, RegistryError> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, RegistryError> {
         match tokio::time::timeout(self.stall, self.stream.next()).await {
             Err(_) => Err(RegistryError::new(
                 ErrorKind::Stalled,
@@ -64,9 +62,7 @@ impl BlobBody {
             )),
             Ok(None) => Ok(None),
             Ok(Some(Ok(b))) => Ok(Some(b)),
-            Ok(Some(Err(e))) => Err(host_errors
-                .host(&self.registry)
-                .transport_error(&self.url, &e)),
+            Ok(Some(Err(e))) => Err(self.host.transport_error(&self.url, &e)),
         }
     }
 }
@@ -86,22 +82,31 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
 
 impl Registries {
     /// A retry counter for one request; `what` names the target in retry events.
-    pub fn retrier(&self, what: String) -> Retrier<'_> {
-        Retrier::new(self, what)
+    pub fn retrier(&self, remote: &Remote, what: String) -> Retrier<'_> {
+        // A mirror gets one retry: the source is there to fall back on.
+        let retries = if remote.mirror {
+            self.options.retry.retries.min(1)
+        } else {
+            self.options.retry.retries
+        };
+        Retrier::new(self, what, retries)
     }
 
     /// Fetches a small blob (a config) into memory, verified against digest and size.
     pub async fn fetch_small_blob(
         &self,
-        image: &ImageRef,
+        remote: &Remote,
         digest: &Digest,
         size: u64,
     ) -> Result<Bytes, RegistryError> {
-        let mut retrier = self.retrier(format!("config {} of {image}", digest.short()));
+        let mut retrier = self.retrier(
+            remote,
+            format!("config {} of {}", digest.short(), remote.name()),
+        );
         loop {
             let attempt = retrier.next_attempt();
             match self
-                .fetch_small_blob_once(image, digest, size, attempt)
+                .fetch_small_blob_once(remote, digest, size, attempt)
                 .await
             {
                 Ok(b) => return Ok(b),
@@ -112,14 +117,14 @@ impl Registries {
 
     async fn fetch_small_blob_once(
         &self,
-        image: &ImageRef,
+        remote: &Remote,
         digest: &Digest,
         size: u64,
         attempt: u32,
     ) -> Result<Bytes, RegistryError> {
-        let mut body = self.open_blob(image, digest, size, 0, attempt).await?;
+        let mut body = self.open_blob(remote, digest, size, 0, attempt).await?;
         let mut buf = Vec::with_capacity(size as usize);
-        while let Some(chunk) = body.next_chunk(self).await? {
+        while let Some(chunk) = body.next_chunk().await? {
             buf.extend_from_slice(&chunk);
             if buf.len() as u64 > size {
                 break;
@@ -135,23 +140,23 @@ impl Registries {
         Ok(Bytes::from(buf))
     }
 
-    /// Opens the blob `digest` of `size` bytes from `image`'s repository, from byte `offset`.
+    /// Opens the blob `digest` of `size` bytes from `remote`, from byte `offset`.
     /// A 206 is accepted only when its Content-Range is exactly the range asked for; otherwise
     /// the blob is requested again from byte 0.
     pub async fn open_blob(
         &self,
-        image: &ImageRef,
+        remote: &Remote,
         digest: &Digest,
         size: u64,
         offset: u64,
         attempt: u32,
     ) -> Result<BlobBody, RegistryError> {
-        let host = self.host(image.registry());
+        let host = self.host(&remote.registry)?;
         let ranged = offset > 0 && offset < size;
         let (resp, permit) = self
             .get_blob(
                 &host,
-                image,
+                remote,
                 digest,
                 ranged.then_some((offset, size)),
                 attempt,
@@ -173,11 +178,12 @@ impl Registries {
                 _ => {
                     // A range we did not ask for: its bytes cannot be placed. Start over.
                     drop((resp, permit));
-                    let (resp, permit) = self.get_blob(&host, image, digest, None, attempt).await?;
+                    let (resp, permit) =
+                        self.get_blob(&host, remote, digest, None, attempt).await?;
                     if resp.status() != StatusCode::OK {
                         return Err(RegistryError::new(
                             ErrorKind::Protocol,
-                            image.registry(),
+                            &remote.registry,
                             &url,
                             format!("expected 200 for a whole blob, got {}", resp.status()),
                         ));
@@ -193,7 +199,7 @@ impl Registries {
         {
             return Err(RegistryError::new(
                 ErrorKind::Corrupt,
-                image.registry(),
+                &remote.registry,
                 &url,
                 format!(
                     "the registry sends {len} bytes for a blob of {size} bytes from offset {start}"
@@ -204,7 +210,8 @@ impl Registries {
             start,
             stream: resp.bytes_stream().boxed(),
             url,
-            registry: image.registry().to_owned(),
+            registry: remote.registry.clone(),
+            host: host.clone(),
             stall: self.options.retry.stall_timeout,
             _permit: permit,
         })
@@ -213,7 +220,7 @@ impl Registries {
     async fn get_blob(
         &self,
         host: &Host,
-        image: &ImageRef,
+        remote: &Remote,
         digest: &Digest,
         range: Option<(u64, u64)>,
         attempt: u32,
@@ -223,15 +230,9 @@ impl Registries {
             let v = format!("bytes={offset}-{}", size - 1);
             headers.insert(RANGE, HeaderValue::from_str(&v).expect("ascii"));
         }
-        let path = format!("v2/{}/blobs/{digest}", image.repository());
-        host.get(
-            self,
-            &pull_scope(image.repository()),
-            &path,
-            headers,
-            attempt,
-        )
-        .await
+        let path = format!("v2/{}/blobs/{digest}", remote.repository);
+        host.get(self, &remote.repository, &path, headers, attempt)
+            .await
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Timeout,
     /// Content did not match its digest or size: discarded, worth another try.
     Corrupt,
+    /// Credentials could not be read (a failing helper, a malformed file).
+    Credentials,
     /// The registry answered with something it must not (bad digest, oversized manifest,
     /// wrong Content-Range, malformed token response...).
     Protocol,
@@ -120,6 +122,7 @@ impl fmt::Display for RegistryError {
             ErrorKind::Stalled => format!("the connection to {r} stalled"),
             ErrorKind::Timeout => format!("{r} timed out"),
             ErrorKind::Corrupt => format!("{r} sent corrupt content"),
+            ErrorKind::Credentials => format!("cannot get the credentials for {r}"),
             ErrorKind::Protocol => format!("{r} sent a bad response"),
         };
         write!(f, "{what} ({})", self.url)?;

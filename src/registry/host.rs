@@ -1,9 +1,9 @@
-//! One registry: where its API lives (https, or http on loopback), how it wants to be
-//! authenticated, how many requests may be in flight to it, and the retry loop.
+//! One registry: where its API lives (https, or http on loopback), its TLS client, how many
+//! requests may be in flight to it, and one authenticated GET. Tokens: `auth.rs`; retries:
+//! `retry.rs`.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
@@ -11,10 +11,9 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use super::Registries;
-use super::auth::{Challenge, TokenCache, TokenResponse, parse_challenge};
+use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
 use super::error::{ErrorKind, RegistryError, registry_message};
 use super::retry::parse_retry_after;
-use crate::report::Event;
 
 /// How long the HTTPS probe of a registry that may also speak plain HTTP waits.
 const HTTPS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -26,10 +25,13 @@ pub(crate) struct Host {
     api_host: String,
     insecure: bool,
     loopback: bool,
+    /// A client of its own, when certs.d holds CA or client certificates for it.
+    own_client: Option<reqwest::Client>,
     base: OnceCell<Url>,
-    challenge: Mutex<Option<Challenge>>,
-    tokens: Mutex<TokenCache>,
-    token_fetch: tokio::sync::Mutex<()>,
+    pub(super) challenge: Mutex<Option<Challenge>>,
+    pub(super) tokens: Mutex<TokenCache>,
+    /// One token request at a time, however many blobs wait for a token.
+    pub(super) token_fetch: tokio::sync::Mutex<()>,
     permits: Arc<Semaphore>,
 }
 
@@ -50,7 +52,12 @@ fn is_loopback(registry: &str) -> bool {
 }
 
 impl Host {
-    pub fn new(registry: &str, insecure: bool, connections: usize) -> Host {
+    pub fn new(
+        registry: &str,
+        insecure: bool,
+        connections: usize,
+        own_client: Option<reqwest::Client>,
+    ) -> Host {
         let api_host = match registry {
             "docker.io" | "index.docker.io" => "registry-1.docker.io".to_owned(),
             other => other.to_owned(),
@@ -60,6 +67,7 @@ impl Host {
             api_host,
             insecure,
             loopback: is_loopback(registry),
+            own_client,
             base: OnceCell::new(),
             challenge: Mutex::new(None),
             tokens: Mutex::new(TokenCache::default()),
@@ -68,15 +76,20 @@ impl Host {
         }
     }
 
-    fn client<'a>(&self, pool: &'a Registries) -> &'a reqwest::Client {
-        if self.insecure {
-            &pool.unverified
-        } else {
-            &pool.verified
+    pub(super) fn client<'a>(&'a self, pool: &'a Registries) -> &'a reqwest::Client {
+        match (&self.own_client, self.insecure) {
+            (Some(c), _) => c,
+            (None, true) => &pool.unverified,
+            (None, false) => &pool.verified,
         }
     }
 
-    fn err(&self, kind: ErrorKind, url: &str, detail: impl Into<String>) -> RegistryError {
+    pub(super) fn err(
+        &self,
+        kind: ErrorKind,
+        url: &str,
+        detail: impl Into<String>,
+    ) -> RegistryError {
         RegistryError::new(kind, &self.registry, url, detail)
     }
 
@@ -96,8 +109,7 @@ impl Host {
                     } else {
                         pool.options.retry.attempt_timeout(1)
                     };
-                    let sent = tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await;
-                    match sent {
+                    match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
                         Ok(Ok(resp)) => {
                             if resp.status() == StatusCode::UNAUTHORIZED {
                                 self.remember_challenge(resp.headers());
@@ -127,7 +139,7 @@ impl Host {
             .cloned()
     }
 
-    fn remember_challenge(&self, headers: &HeaderMap) {
+    pub(super) fn remember_challenge(&self, headers: &HeaderMap) {
         let parsed = headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -162,9 +174,11 @@ impl Host {
             innermost
         };
         if messages.iter().any(|m| m.contains("certificate")) {
+            let r = &self.registry;
             return self.err(ErrorKind::Protocol, url, format!("TLS: {chain}")).with_hint(format!(
-                "the certificate of {} is not trusted; pass --insecure-registry {} to skip verification (test setups only)",
-                self.registry, self.registry
+                "the certificate of {r} is not trusted: pass --ca-file CA.pem, or put the CA as \
+                 /etc/containers/certs.d/{r}/ca.crt (or under --cert-dir DIR/{r}/); \
+                 --insecure-registry {r} skips verification (test setups only)"
             ));
         }
         let kind = if e.is_timeout() {
@@ -175,76 +189,6 @@ impl Host {
         self.err(kind, url, chain)
     }
 
-    /// The Authorization header for a request in `scope`, fetching a token when needed.
-    async fn authorization(
-        &self,
-        pool: &Registries,
-        scope: &str,
-    ) -> Result<Option<String>, RegistryError> {
-        let challenge = self.challenge.lock().expect("challenge lock").clone();
-        let credential = pool.credentials.credential(&self.registry);
-        match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(credential.and_then(|c| c.basic_header())),
-            Some(Challenge::Bearer { realm, service, .. }) => {
-                if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
-                    return Ok(Some(format!("Bearer {t}")));
-                }
-                // One token request per scope at a time, however many blobs wait for it.
-                let _guard = self.token_fetch.lock().await;
-                if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
-                    return Ok(Some(format!("Bearer {t}")));
-                }
-                let mut url = Url::parse(&realm).map_err(|e| {
-                    self.err(
-                        ErrorKind::Protocol,
-                        &realm,
-                        format!("token realm is not a URL: {e}"),
-                    )
-                })?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = &service {
-                        q.append_pair("service", s);
-                    }
-                    q.append_pair("scope", scope);
-                }
-                let mut req = self.client(pool).get(url.clone());
-                if let Some(h) = credential.as_ref().and_then(|c| c.basic_header()) {
-                    req = req.header(AUTHORIZATION, h);
-                }
-                let timeout = pool.options.retry.attempt_timeout(1);
-                let resp = tokio::time::timeout(timeout, req.send())
-                    .await
-                    .map_err(|_| {
-                        self.err(ErrorKind::Timeout, url.as_str(), "token request timed out")
-                    })?
-                    .map_err(|e| self.transport_error(url.as_str(), &e))?;
-                let status = resp.status();
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| self.transport_error(url.as_str(), &e))?;
-                if !status.is_success() {
-                    return Err(self.status_error(status, url.as_str(), &body, None));
-                }
-                let token = serde_json::from_slice::<TokenResponse>(&body)
-                    .ok()
-                    .and_then(TokenResponse::into_token)
-                    .ok_or_else(|| {
-                        self.err(
-                            ErrorKind::Protocol,
-                            url.as_str(),
-                            "token response has no token",
-                        )
-                    })?;
-                let value = token.value.clone();
-                self.tokens.lock().expect("token lock").put(scope, token);
-                Ok(Some(format!("Bearer {value}")))
-            }
-        }
-    }
-
     /// An error for a non-success status, with the registry's own message.
     pub fn status_error(
         &self,
@@ -252,6 +196,7 @@ impl Host {
         url: &str,
         body: &[u8],
         headers: Option<&HeaderMap>,
+        repository: Option<&str>,
     ) -> RegistryError {
         let kind = match status.as_u16() {
             401 => ErrorKind::Unauthorized,
@@ -265,28 +210,35 @@ impl Host {
             .and_then(|h| h.get(reqwest::header::RETRY_AFTER))
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let r = &self.registry;
+        let repo = repository
+            .map(|p| format!(" (repository {p})"))
+            .unwrap_or_default();
         match kind {
             ErrorKind::Unauthorized => e.with_hint(format!(
-                "authentication required for {}; log in with `docker login {}` (ferry reads the same credentials) or check the repository name",
-                self.registry, self.registry
+                "authentication required for {r}{repo}: `ferry login {r}`, or set DOCKER_CONFIG \
+                 or --authfile to where your credentials are; check the repository name too"
             )),
-            ErrorKind::Denied => e.with_hint("the credentials in use may not pull this repository"),
+            ErrorKind::Denied => {
+                e.with_hint(format!("the credentials in use for {r} may not pull{repo}"))
+            }
             _ => e,
         }
     }
 
-    /// One GET to `path` (relative to the API base) in `scope`. Re-authenticates once on 401.
-    /// The returned permit counts against the registry's connection cap until dropped.
+    /// One GET to `path` (relative to the API base) for `repository`. Re-authenticates once
+    /// on 401. The returned permit counts against the registry's connection cap until dropped.
     pub async fn get(
         &self,
         pool: &Registries,
-        scope: &str,
+        repository: &str,
         path: &str,
         headers: HeaderMap,
         attempt: u32,
     ) -> Result<(Response, OwnedSemaphorePermit), RegistryError> {
         let base = self.base(pool).await?;
         let url = base.join(path).expect("registry paths are valid URL paths");
+        let scope = pull_scope(repository);
         let permit = self
             .permits
             .clone()
@@ -296,7 +248,7 @@ impl Host {
         let mut reauthenticated = false;
         loop {
             let mut req = self.client(pool).get(url.clone()).headers(headers.clone());
-            if let Some(auth) = self.authorization(pool, scope).await? {
+            if let Some(auth) = self.authorization(pool, repository).await? {
                 req = req.header(AUTHORIZATION, auth);
             }
             let timeout = pool.options.retry.attempt_timeout(attempt);
@@ -318,93 +270,19 @@ impl Host {
                 // The token expired, or the registry wants a challenge we had not seen.
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());
-                self.tokens.lock().expect("token lock").forget(scope);
+                self.tokens.lock().expect("token lock").forget(&scope);
                 continue;
             }
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
-            return Err(self.status_error(status, url.as_str(), &body, Some(&headers)));
+            return Err(self.status_error(
+                status,
+                url.as_str(),
+                &body,
+                Some(&headers),
+                Some(repository),
+            ));
         }
-    }
-}
-
-/// Counts the attempts at one request and decides, after each failure, whether to try again
-/// (after backoff or `Retry-After`) or give up.
-pub struct Retrier<'a> {
-    pool: &'a Registries,
-    what: String,
-    start: Instant,
-    attempts: u32,
-    in_a_row: u32,
-}
-
-impl<'a> Retrier<'a> {
-    pub(crate) fn new(pool: &'a Registries, what: String) -> Retrier<'a> {
-        Retrier {
-            pool,
-            what,
-            start: Instant::now(),
-            attempts: 0,
-            in_a_row: 0,
-        }
-    }
-
-    /// Starts the next attempt; returns its number (1-based).
-    pub fn next_attempt(&mut self) -> u32 {
-        self.attempts += 1;
-        self.attempts
-    }
-
-    /// Retries so far.
-    pub fn retries(&self) -> u32 {
-        self.attempts.saturating_sub(1)
-    }
-
-    /// Records a failed attempt. `progressed` (bytes were stored) resets the count of failures
-    /// in a row. Returns after the backoff when another attempt is worth it, or the final
-    /// error (with attempts and elapsed time) when not.
-    pub async fn failed(
-        &mut self,
-        mut error: RegistryError,
-        progressed: bool,
-    ) -> Result<(), RegistryError> {
-        let policy = &self.pool.options.retry;
-        self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
-        error.attempts = self.attempts;
-        error.elapsed = self.start.elapsed();
-        if !error.kind.is_retryable() || self.in_a_row > policy.retries {
-            return Err(error);
-        }
-        if error
-            .retry_after
-            .is_some_and(|ra| ra > policy.max_retry_after)
-        {
-            error
-                .detail
-                .push_str(" (Retry-After is longer than ferry waits)");
-            return Err(error);
-        }
-        let delay = policy.delay(self.in_a_row.max(1), error.retry_after);
-        if policy.past_deadline_after(delay) {
-            error
-                .detail
-                .push_str(" (the --timeout deadline leaves no time to retry)");
-            return Err(error);
-        }
-        let reason = error
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        self.pool.reporter.event(&Event::Retrying {
-            what: self.what.clone(),
-            attempt: self.attempts,
-            delay,
-            reason,
-        });
-        tokio::time::sleep(delay).await;
-        Ok(())
     }
 }
 

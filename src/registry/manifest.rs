@@ -5,11 +5,10 @@ use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::Registries;
-use super::auth::pull_scope;
 use super::error::{ErrorKind, RegistryError};
+use super::mirrors::Remote;
 use crate::digest::{Algorithm, Digest};
 use crate::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
-use crate::reference::ImageRef;
 
 /// A manifest exactly as the registry served it.
 #[derive(Debug, Clone)]
@@ -23,19 +22,24 @@ pub struct FetchedManifest {
 }
 
 impl Registries {
-    /// Fetches the manifest `image` names (by its digest when pinned, else by tag).
-    pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<FetchedManifest, RegistryError> {
-        let scope = pull_scope(image.repository());
-        let path = format!(
-            "v2/{}/manifests/{}",
-            image.repository(),
-            image.manifest_reference()
+    /// Fetches the manifest `reference` (a tag or a digest) of `remote`. When `pinned` is given
+    /// the content must hash to it.
+    pub async fn fetch_manifest(
+        &self,
+        remote: &Remote,
+        reference: &str,
+        pinned: Option<&Digest>,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let path = format!("v2/{}/manifests/{reference}", remote.repository);
+        let sep = if reference.contains(':') { "@" } else { ":" };
+        let mut retrier = self.retrier(
+            remote,
+            format!("manifest {}{sep}{reference}", remote.name()),
         );
-        let mut retrier = self.retrier(format!("manifest {image}"));
         loop {
             let attempt = retrier.next_attempt();
             match self
-                .fetch_manifest_once(image, &path, &scope, attempt)
+                .fetch_manifest_once(remote, &path, pinned, attempt)
                 .await
             {
                 Ok(m) => return Ok(m),
@@ -46,21 +50,23 @@ impl Registries {
 
     async fn fetch_manifest_once(
         &self,
-        image: &ImageRef,
+        remote: &Remote,
         path: &str,
-        scope: &str,
+        pinned: Option<&Digest>,
         attempt: u32,
     ) -> Result<FetchedManifest, RegistryError> {
-        let host = self.host(image.registry());
+        let host = self.host(&remote.registry)?;
         {
             let mut headers = HeaderMap::new();
             headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-            let (resp, _permit) = host.get(self, scope, path, headers, attempt).await?;
+            let (resp, _permit) = host
+                .get(self, &remote.repository, path, headers, attempt)
+                .await?;
             let url = resp.url().to_string();
             let too_large = |n: u64| {
                 RegistryError::new(
                     ErrorKind::Protocol,
-                    image.registry(),
+                    &remote.registry,
                     &url,
                     format!(
                         "the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"
@@ -83,7 +89,7 @@ impl Registries {
                     .map_err(|_| {
                         RegistryError::new(
                             ErrorKind::Stalled,
-                            image.registry(),
+                            &remote.registry,
                             &url,
                             format!("no data for {} s", stall.as_secs()),
                         )
@@ -99,19 +105,19 @@ impl Registries {
                     Some(Err(e)) => return Err(host.transport_error(&url, &e)),
                 }
             }
-            let algorithm = image.digest().map_or(Algorithm::Sha256, Digest::algorithm);
+            let algorithm = pinned.map_or(Algorithm::Sha256, Digest::algorithm);
             let digest = Digest::of(algorithm, &body);
             let mismatch = |expected: &Digest, source: &str| -> RegistryError {
                 RegistryError::new(
                     ErrorKind::Protocol,
-                    image.registry(),
+                    &remote.registry,
                     &url,
                     format!(
                         "manifest digest mismatch: {source} {expected}, content hashes to {digest}"
                     ),
                 )
             };
-            if let Some(expected) = image.digest()
+            if let Some(expected) = pinned
                 && expected != &digest
             {
                 return Err(mismatch(expected, "the reference pins"));

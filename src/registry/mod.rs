@@ -1,30 +1,36 @@
 //! Talking to registries (OCI distribution API) over reqwest.
 //!
 //! Why not oci-client: its partial blob pull accepts any 206 without checking Content-Range,
-//! its errors drop `Retry-After`, and it offers no hook for stall detection or per-registry
-//! connection limits. Those are the transfer rules ferry exists for, so this module speaks the
-//! (small) pull side of the protocol itself: ping, token auth, manifests, blobs.
+//! its errors drop `Retry-After`, and it offers no hook for stall detection, per-registry
+//! connection limits, per-registry TLS or mirrors. Those are the transfer rules ferry exists
+//! for, so this module speaks the (small) pull side of the protocol itself: ping, token auth,
+//! manifests, blobs.
 
 mod auth;
 mod blob;
 mod error;
 mod host;
 mod manifest;
+mod mirrors;
 mod retry;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use auth::{Anonymous, Challenge, Credential, CredentialSource, parse_challenge, pull_scope};
+pub use auth::{Challenge, parse_challenge, pull_scope};
 pub use blob::{BlobBody, BlobStats};
 pub use error::{ErrorKind, RegistryError, RegistryErrorDetails, redact};
 pub use manifest::FetchedManifest;
-pub use retry::{RetryPolicy, parse_retry_after};
+pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
+pub use retry::{Retrier, RetryPolicy, parse_retry_after};
+pub use tls::TlsOptions;
 
 use host::Host;
-pub use host::Retrier;
 
+use crate::credentials::CredentialSource;
+use crate::reference::ImageRef;
 use crate::report::Reporter;
 
 /// How to reach registries.
@@ -36,6 +42,10 @@ pub struct ClientOptions {
     pub connections_per_registry: usize,
     /// Retries, backoff, stall and attempt timeouts.
     pub retry: RetryPolicy,
+    /// CA files and certs.d folders.
+    pub tls: TlsOptions,
+    /// Pull mirrors.
+    pub mirrors: Mirrors,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +54,8 @@ impl Default for ClientOptions {
             insecure_registries: Vec::new(),
             connections_per_registry: 6,
             retry: RetryPolicy::default(),
+            tls: TlsOptions::default(),
+            mirrors: Mirrors::default(),
         }
     }
 }
@@ -53,9 +65,31 @@ pub struct Registries {
     options: ClientOptions,
     verified: reqwest::Client,
     unverified: reqwest::Client,
+    ca_certificates: Vec<reqwest::Certificate>,
     credentials: Arc<dyn CredentialSource>,
     reporter: Arc<dyn Reporter>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+}
+
+/// The client settings every registry shares; certs.d material is added per registry.
+fn client_builder(ca: &[reqwest::Certificate], accept_invalid: bool) -> reqwest::ClientBuilder {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        // reqwest drops Authorization when a redirect leaves the host (object storage).
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .tls_danger_accept_invalid_certs(accept_invalid);
+    for c in ca {
+        b = b.add_root_certificate(c.clone());
+    }
+    b
+}
+
+fn setup_error(detail: String) -> RegistryError {
+    RegistryError::new(ErrorKind::Protocol, "-", "-", detail)
 }
 
 impl Registries {
@@ -65,29 +99,16 @@ impl Registries {
         credentials: Arc<dyn CredentialSource>,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Registries, RegistryError> {
-        let build = |accept_invalid: bool| {
-            reqwest::Client::builder()
-                .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
-                // reqwest drops Authorization when a redirect leaves the host (object storage).
-                .redirect(reqwest::redirect::Policy::limited(10))
-                .pool_idle_timeout(Duration::from_secs(60))
-                .tcp_nodelay(true)
-                .http2_adaptive_window(true)
-                .tls_danger_accept_invalid_certs(accept_invalid)
+        let ca = tls::ca_certificates(&options.tls).map_err(setup_error)?;
+        let build = |accept_invalid| {
+            client_builder(&ca, accept_invalid)
                 .build()
-                .map_err(|e| {
-                    RegistryError::new(
-                        ErrorKind::Transport,
-                        "-",
-                        "-",
-                        format!("cannot set up HTTP: {e}"),
-                    )
-                })
+                .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))
         };
         Ok(Registries {
             verified: build(false)?,
             unverified: build(true)?,
+            ca_certificates: ca,
             options,
             credentials,
             reporter,
@@ -100,21 +121,55 @@ impl Registries {
         &self.options.retry
     }
 
-    fn host(&self, registry: &str) -> Arc<Host> {
+    /// Where to fetch `image` from: its mirrors, then its own registry.
+    pub fn remotes(&self, image: &ImageRef) -> Vec<Remote> {
+        self.options.mirrors.remotes(image)
+    }
+
+    fn is_insecure(&self, registry: &str) -> bool {
+        let insecure = self
+            .options
+            .insecure_registries
+            .iter()
+            .chain(&self.options.mirrors.insecure_hosts())
+            .cloned()
+            .collect::<Vec<_>>();
+        insecure.iter().any(|h| {
+            h.eq_ignore_ascii_case(registry) || h.eq_ignore_ascii_case(host::strip_port(registry))
+        })
+    }
+
+    /// The connection state of a registry, made on first use (with its own client when it has
+    /// certs.d material).
+    fn host(&self, registry: &str) -> Result<Arc<Host>, RegistryError> {
         let mut hosts = self.hosts.lock().expect("host map lock");
-        hosts
-            .entry(registry.to_owned())
-            .or_insert_with(|| {
-                let insecure = self.options.insecure_registries.iter().any(|h| {
-                    h.eq_ignore_ascii_case(registry)
-                        || h.eq_ignore_ascii_case(host::strip_port(registry))
-                });
-                Arc::new(Host::new(
+        if let Some(h) = hosts.get(registry) {
+            return Ok(h.clone());
+        }
+        let insecure = self.is_insecure(registry);
+        let material = tls::host_tls(&self.options.tls, registry)
+            .map_err(|e| RegistryError::new(ErrorKind::Protocol, registry, "-", e))?;
+        let own_client = if material.is_empty() {
+            None
+        } else {
+            let builder = tls::apply(client_builder(&self.ca_certificates, insecure), &material)
+                .map_err(|e| RegistryError::new(ErrorKind::Protocol, registry, "-", e))?;
+            Some(builder.build().map_err(|e| {
+                RegistryError::new(
+                    ErrorKind::Protocol,
                     registry,
-                    insecure,
-                    self.options.connections_per_registry,
-                ))
-            })
-            .clone()
+                    "-",
+                    format!("TLS setup from {:?}: {e}", material.dirs),
+                )
+            })?)
+        };
+        let h = Arc::new(Host::new(
+            registry,
+            insecure,
+            self.options.connections_per_registry,
+            own_client,
+        ));
+        hosts.insert(registry.to_owned(), h.clone());
+        Ok(h)
     }
 }

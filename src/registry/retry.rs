@@ -2,6 +2,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::Registries;
+use super::error::RegistryError;
+use crate::report::Event;
+
 /// Retry and timeout settings for every request to a registry.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -129,6 +133,89 @@ fn httpdate(s: &str) -> Option<SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + (*h * 3600 + *m * 60 + *sec) as i64;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Counts the attempts at one request and decides, after each failure, whether to try again
+/// (after backoff or `Retry-After`) or give up.
+pub struct Retrier<'a> {
+    pool: &'a Registries,
+    what: String,
+    retries: u32,
+    start: Instant,
+    attempts: u32,
+    in_a_row: u32,
+}
+
+impl<'a> Retrier<'a> {
+    /// A retrier allowing `retries` failures in a row (mirrors get fewer than sources).
+    pub(crate) fn new(pool: &'a Registries, what: String, retries: u32) -> Retrier<'a> {
+        Retrier {
+            pool,
+            what,
+            retries,
+            start: Instant::now(),
+            attempts: 0,
+            in_a_row: 0,
+        }
+    }
+
+    /// Starts the next attempt; returns its number (1-based).
+    pub fn next_attempt(&mut self) -> u32 {
+        self.attempts += 1;
+        self.attempts
+    }
+
+    /// Retries so far.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+
+    /// Records a failed attempt. `progressed` (bytes were stored) resets the count of failures
+    /// in a row. Returns after the backoff when another attempt is worth it, or the final
+    /// error (with attempts and elapsed time) when not.
+    pub async fn failed(
+        &mut self,
+        mut error: RegistryError,
+        progressed: bool,
+    ) -> Result<(), RegistryError> {
+        let policy = &self.pool.options.retry;
+        self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
+        error.attempts = self.attempts;
+        error.elapsed = self.start.elapsed();
+        if !error.kind.is_retryable() || self.in_a_row > self.retries {
+            return Err(error);
+        }
+        if error
+            .retry_after
+            .is_some_and(|ra| ra > policy.max_retry_after)
+        {
+            error
+                .detail
+                .push_str(" (Retry-After is longer than ferry waits)");
+            return Err(error);
+        }
+        let delay = policy.delay(self.in_a_row.max(1), error.retry_after);
+        if policy.past_deadline_after(delay) {
+            error
+                .detail
+                .push_str(" (the --timeout deadline leaves no time to retry)");
+            return Err(error);
+        }
+        let reason = error
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.pool.reporter.event(&Event::Retrying {
+            what: self.what.clone(),
+            attempt: self.attempts,
+            delay,
+            reason,
+        });
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

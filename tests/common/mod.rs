@@ -142,10 +142,31 @@ impl Drop for Registry {
     }
 }
 
-/// The ferry binary under test.
+/// An empty home folder for the process, so that no test reads the machine's own
+/// credentials, certs.d or registries.conf.
+fn isolated_home() -> &'static Path {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ferry-test-home-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("registries.conf"), "").unwrap();
+        dir
+    })
+}
+
+/// The ferry binary under test, isolated from the machine's credentials and mirrors.
 pub fn ferry() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.env("NO_COLOR", "1");
+    c.env("NO_COLOR", "1")
+        .env("HOME", isolated_home())
+        .env(
+            "CONTAINERS_REGISTRIES_CONF",
+            isolated_home().join("registries.conf"),
+        )
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("FERRY_AUTHFILE");
     c
 }
 

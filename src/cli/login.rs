@@ -1,0 +1,111 @@
+//! `ferry login` / `ferry logout`: store and remove registry credentials as `docker login`
+//! does (a credential helper when one is configured, else config.json).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use ferry::credentials::Credential;
+use ferry::credentials::login::{self, Stored};
+use ferry::report::Silent;
+
+use super::Exit;
+use super::registry_args::RegistryArgs;
+
+/// Log in to a registry: check the credentials, then store them where docker would.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  echo \"$TOKEN\" | ferry login ghcr.io -u me --password-stdin")]
+pub struct LoginArgs {
+    /// The registry (`ghcr.io`, `harbor.corp:8443`, `docker.io`).
+    pub registry: String,
+    /// User name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or token) from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password on the command line (visible to other users of the machine: prefer
+    /// --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Registry options (--authfile is where the credentials are written).
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
+}
+
+/// Log out of a registry: remove its stored credentials.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry.
+    pub registry: String,
+    /// The credential file to edit (default: $DOCKER_CONFIG/config.json).
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+}
+
+/// `docker.io`'s other spellings, and scheme prefixes people paste, to a registry name.
+fn registry_name(arg: &str) -> String {
+    let s = arg
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Runs `ferry login`.
+pub async fn login(args: LoginArgs) -> Result<Exit, String> {
+    let registry = registry_name(&args.registry);
+    let password = match (&args.password, args.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+            s.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => return Err("no password: pass --password-stdin and pipe it in".into()),
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let credential = Credential::Basic {
+        username: args.username.clone(),
+        password: password.clone(),
+    };
+    let registries = args.registry_args.registries(Arc::new(Silent))?;
+    registries
+        .verify_login(&registry, &credential)
+        .await
+        .map_err(|e| format!("login to {registry} failed: {e}"))?;
+    let stored = login::store(
+        &registry,
+        &args.username,
+        &password,
+        args.registry_args.authfile.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    match stored {
+        Stored::Helper(h) => eprintln!("Login Succeeded (credentials stored with {h})"),
+        Stored::File(p) => eprintln!("Login Succeeded (credentials stored in {})", p.display()),
+    }
+    Ok(Exit::Ok)
+}
+
+/// Runs `ferry logout`.
+pub fn logout(args: LogoutArgs) -> Result<Exit, String> {
+    let registry = registry_name(&args.registry);
+    let removed = login::erase(&registry, args.authfile.as_deref()).map_err(|e| e.to_string())?;
+    if removed {
+        eprintln!("Removed login credentials for {registry}");
+    } else {
+        eprintln!("Not logged in to {registry}");
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,240 @@
+//! `ferry login` / `ferry logout`: write and remove credentials the way `docker login` does,
+//! through the configured credential helper when there is one, else in config.json's `auths`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::{CredentialError, docker_key};
+
+/// The file `ferry login` writes: `--authfile`, else `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
+pub fn login_file(authfile: Option<&Path>) -> Result<PathBuf, CredentialError> {
+    if let Some(p) = authfile {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir).join("config.json"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            CredentialError("HOME is not set; hint: set DOCKER_CONFIG or pass --authfile".into())
+        })?;
+    Ok(PathBuf::from(home).join(".docker/config.json"))
+}
+
+/// Where a login was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// In a credential helper (`docker-credential-NAME`).
+    Helper(String),
+    /// In the file's `auths`.
+    File(PathBuf),
+}
+
+fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Ok(Map::new()),
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(CredentialError(format!(
+                "{}: not a JSON object; fix or move it and retry",
+                path.display()
+            ))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
+        Err(e) => Err(CredentialError(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Replaces the file atomically, readable by its owner only (it holds secrets).
+fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| CredentialError(format!("cannot write {}: {e}", path.display()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join(format!(
+        ".{}.ferry-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config"),
+        std::process::id()
+    ));
+    let mut text =
+        serde_json::to_vec_pretty(&Value::Object(config.clone())).expect("JSON serializes");
+    text.push(b'\n');
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
+
+/// The helper configured for `registry` in a config: its `credHelpers` entry, else `credsStore`.
+fn helper_for(config: &Map<String, Value>, registry: &str) -> Option<String> {
+    let key = docker_key(registry);
+    config
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|h| h.get(registry).or_else(|| h.get(&key)))
+        .or_else(|| config.get("credsStore"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Runs `docker-credential-NAME ACTION` with `input` on stdin.
+fn run_helper(name: &str, action: &str, input: &[u8]) -> Result<(), CredentialError> {
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CredentialError(format!("cannot run {program}: {e}; hint: is it on PATH?")))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)
+        .map_err(|e| CredentialError(format!("{program} {action}: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| CredentialError(format!("{program} {action}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(if out.stderr.is_empty() {
+        &out.stdout
+    } else {
+        &out.stderr
+    })
+    .trim()
+    .to_owned();
+    Err(CredentialError(format!(
+        "{program} {action} failed: {said}"
+    )))
+}
+
+/// Stores `username`/`password` for `registry`.
+pub fn store(
+    registry: &str,
+    username: &str,
+    password: &str,
+    authfile: Option<&Path>,
+) -> Result<Stored, CredentialError> {
+    let path = login_file(authfile)?;
+    let mut config = read_config(&path)?;
+    let key = docker_key(registry);
+    if let Some(helper) = helper_for(&config, registry) {
+        let input = json!({ "ServerURL": key, "Username": username, "Secret": password });
+        run_helper(&helper, "store", input.to_string().as_bytes())?;
+        return Ok(Stored::Helper(format!("docker-credential-{helper}")));
+    }
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let auths = config.entry("auths").or_insert_with(|| json!({}));
+    let Some(auths) = auths.as_object_mut() else {
+        return Err(CredentialError(format!(
+            "{}: \"auths\" is not an object",
+            path.display()
+        )));
+    };
+    auths.insert(key, json!({ "auth": auth }));
+    write_config(&path, &config)?;
+    Ok(Stored::File(path))
+}
+
+/// Removes the credentials for `registry`; returns whether there were any in the file.
+pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, CredentialError> {
+    let path = login_file(authfile)?;
+    let mut config = read_config(&path)?;
+    let key = docker_key(registry);
+    if let Some(helper) = helper_for(&config, registry) {
+        run_helper(&helper, "erase", key.as_bytes())?;
+    }
+    let removed = config
+        .get_mut("auths")
+        .and_then(Value::as_object_mut)
+        .map(|a| {
+            [key.as_str(), registry]
+                .iter()
+                .filter(|k| a.remove(**k).is_some())
+                .count()
+                > 0
+        })
+        .unwrap_or(false);
+    if removed {
+        write_config(&path, &config)?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{AuthFile, Credential};
+
+    #[test]
+    fn store_then_erase_keeps_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"other.io":{"auth":"eDp5"}},"psFormat":"table"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            store("docker.io", "me", "s3cret", Some(&path)).unwrap(),
+            Stored::File(path.clone())
+        );
+        let f = AuthFile::load(&path).unwrap().unwrap();
+        assert_eq!(
+            f.lookup("docker.io", "library/alpine").unwrap(),
+            Some(Credential::Basic {
+                username: "me".into(),
+                password: "s3cret".into()
+            })
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("https://index.docker.io/v1/") && text.contains("psFormat"),
+            "{text}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(erase("docker.io", Some(&path)).unwrap());
+        assert!(
+            !erase("docker.io", Some(&path)).unwrap(),
+            "nothing left to remove"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("index.docker.io") && text.contains("other.io"),
+            "{text}"
+        );
+    }
+}
