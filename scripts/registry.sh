@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops a throwaway CNCF distribution registry (Debian's docker-registry) on loopback.
 #
-#   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY] [--addr IP]
+#   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY] [--client-ca CA]
+#                                       [--addr IP]
 #                                            # prints host:port (IP defaults to 127.0.0.1)
 #   scripts/registry.sh stop STATE_DIR
 #
@@ -16,12 +17,13 @@ cmd=${1:-}; dir=${2:-}
 case "$cmd" in
 start)
   shift 2
-  htpasswd=""; cert=""; key=""; ip=127.0.0.1
+  htpasswd=""; cert=""; key=""; client_ca=""; ip=127.0.0.1
   while [ $# -gt 0 ]; do
     case "$1" in
       --htpasswd) htpasswd=$2; shift 2 ;;
       --tls) cert=$2; key=$3; shift 3 ;;
       --addr) ip=$2; shift 2 ;;
+      --client-ca) client_ca=$2; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -31,6 +33,8 @@ start)
   dir=$(cd "$dir" && pwd)
   scheme=http; curl_opts=()
   [ -n "$cert" ] && { scheme=https; curl_opts=(-k); }
+  # With client certificates required, the readiness probe presents none: any TLS answer will do.
+  [ -n "$client_ca" ] && curl_opts=(-k --cert "$cert" --key "$key")
   for _ in 1 2 3 4 5; do
     port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$ip")
     {
@@ -40,7 +44,11 @@ start)
       echo "http:"
       echo "  addr: $ip:$port"
       echo "  secret: ferry-test-secret"
-      [ -n "$cert" ] && echo "  tls: {certificate: $cert, key: $key}"
+      if [ -n "$cert" ] && [ -n "$client_ca" ]; then
+        echo "  tls: {certificate: $cert, key: $key, clientcas: [$client_ca]}"
+      elif [ -n "$cert" ]; then
+        echo "  tls: {certificate: $cert, key: $key}"
+      fi
       [ -n "$htpasswd" ] && echo "auth: {htpasswd: {realm: ferry-test, path: $htpasswd}}"
     } >"$dir/config.yml"
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &

@@ -115,7 +115,7 @@ impl AuthFile {
             .and_then(|h| names.iter().find_map(|n| h.get(n)?.as_str()))
             .filter(|h| !h.is_empty())
         {
-            return self.ask(&json!({ "credsStore": helper }), &docker_key(registry));
+            return self.helper(helper, registry);
         }
         if let Some(auths) = auths {
             // docker_credential folds Docker Hub's spellings together when asked for docker.io.
@@ -133,12 +133,19 @@ impl AuthFile {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         {
-            return self.ask(&json!({ "credsStore": store }), &docker_key(registry));
+            return self.helper(store, registry);
         }
         Ok(None)
     }
 
-    /// Asks docker_credential about `server` in `config` (a helper runs for credsStore).
+    /// Asks a credential helper, naming this file in errors.
+    fn helper(&self, name: &str, registry: &str) -> Result<Option<Credential>, CredentialError> {
+        super::helper::get(name, &docker_key(registry)).map_err(|e| {
+            CredentialError(format!("{} (configured in {})", e.0, self.path.display()))
+        })
+    }
+
+    /// Asks docker_credential to decode the `auths` entry for `server` in `config`.
     fn ask(&self, config: &Value, server: &str) -> Result<Option<Credential>, CredentialError> {
         let bytes = serde_json::to_vec(config).expect("JSON serializes");
         match docker_credential::get_credential_from_reader(bytes.as_slice(), server) {
@@ -147,34 +154,6 @@ impl AuthFile {
             }
             Ok(DockerCredential::IdentityToken(t)) => Ok(Some(Credential::IdentityToken(t))),
             Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
-            Err(CredentialRetrievalError::HelperFailure {
-                helper,
-                stdout,
-                stderr,
-            }) => {
-                // The helpers' own way of saying "nothing stored for this server".
-                if stdout.contains("credentials not found")
-                    || stderr.contains("credentials not found")
-                {
-                    return Ok(None);
-                }
-                let said = if stderr.trim().is_empty() {
-                    stdout
-                } else {
-                    stderr
-                };
-                Err(CredentialError(format!(
-                    "credential helper {helper} failed for {server} (configured in {}): {}",
-                    self.path.display(),
-                    said.trim()
-                )))
-            }
-            Err(CredentialRetrievalError::HelperCommunicationError) => {
-                Err(CredentialError(format!(
-                    "cannot run the credential helper configured in {} for {server}; hint: is its docker-credential-* program on PATH?",
-                    self.path.display()
-                )))
-            }
             Err(e) => Err(CredentialError(format!(
                 "{}: {server}: {e}",
                 self.path.display()

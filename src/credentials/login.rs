@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -103,40 +102,6 @@ fn helper_for(config: &Map<String, Value>, registry: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Runs `docker-credential-NAME ACTION` with `input` on stdin.
-fn run_helper(name: &str, action: &str, input: &[u8]) -> Result<(), CredentialError> {
-    let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| CredentialError(format!("cannot run {program}: {e}; hint: is it on PATH?")))?;
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(input)
-        .map_err(|e| CredentialError(format!("{program} {action}: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CredentialError(format!("{program} {action}: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(if out.stderr.is_empty() {
-        &out.stdout
-    } else {
-        &out.stderr
-    })
-    .trim()
-    .to_owned();
-    Err(CredentialError(format!(
-        "{program} {action} failed: {said}"
-    )))
-}
-
 /// Stores `username`/`password` for `registry`.
 pub fn store(
     registry: &str,
@@ -148,8 +113,7 @@ pub fn store(
     let mut config = read_config(&path)?;
     let key = docker_key(registry);
     if let Some(helper) = helper_for(&config, registry) {
-        let input = json!({ "ServerURL": key, "Username": username, "Secret": password });
-        run_helper(&helper, "store", input.to_string().as_bytes())?;
+        super::helper::store(&helper, &key, username, password)?;
         return Ok(Stored::Helper(format!("docker-credential-{helper}")));
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
@@ -171,7 +135,7 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
     let mut config = read_config(&path)?;
     let key = docker_key(registry);
     if let Some(helper) = helper_for(&config, registry) {
-        run_helper(&helper, "erase", key.as_bytes())?;
+        super::helper::erase(&helper, &key)?;
     }
     let removed = config
         .get_mut("auths")

@@ -9,6 +9,7 @@
 //! `credsStore` run `docker-credential-*` helpers.
 
 mod files;
+mod helper;
 pub mod login;
 
 use std::collections::HashMap;

@@ -116,7 +116,15 @@ impl Host {
                             }
                             return Ok(Url::parse(&format!("{scheme}://{}/", self.api_host)).expect("valid base"));
                         }
-                        Ok(Err(e)) => last = Some(self.transport_error(&url, &e)),
+                        Ok(Err(e)) => {
+                            let e = self.transport_error(&url, &e);
+                            // A certificate problem proves the server speaks TLS: falling back
+                            // to plain HTTP would only trade a clear error for a confusing one.
+                            if e.kind == ErrorKind::Protocol {
+                                return Err(e);
+                            }
+                            last = Some(e);
+                        }
                         Err(_) => last = Some(self.err(ErrorKind::Timeout, &url, format!("no answer in {} s", timeout.as_secs()))),
                     }
                 }

@@ -14,8 +14,12 @@ use tokio::net::{TcpListener, TcpStream};
 /// A request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// GET, POST...
+    pub method: String,
     /// Path with query.
     pub path: String,
+    /// The request body (POSTs).
+    pub body: String,
     /// Headers, names lowercased.
     pub headers: HashMap<String, String>,
 }
@@ -54,6 +58,7 @@ impl Reply {
 }
 
 type Handler = Box<dyn Fn(&Seen, u32) -> Reply + Send + Sync>;
+type Guard = Arc<dyn Fn(&Seen) -> Option<Reply> + Send + Sync>;
 
 struct Route {
     path: String,
@@ -67,6 +72,7 @@ pub struct Fake {
     pub addr: String,
     routes: Arc<Mutex<Vec<Arc<Route>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    guard: Arc<Mutex<Option<Guard>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -82,15 +88,16 @@ impl Fake {
         let addr = listener.local_addr().unwrap().to_string();
         let routes: Arc<Mutex<Vec<Arc<Route>>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (r, s) = (routes.clone(), seen.clone());
+        let guard: Arc<Mutex<Option<Guard>>> = Arc::default();
+        let (r, s, g) = (routes.clone(), seen.clone(), guard.clone());
         runtime.spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
                     break;
                 };
-                let (r, s) = (r.clone(), s.clone());
+                let (r, s, g) = (r.clone(), s.clone(), g.clone());
                 tokio::spawn(async move {
-                    let _ = serve(conn, r, s).await;
+                    let _ = serve(conn, r, s, g).await;
                 });
             }
         });
@@ -98,6 +105,7 @@ impl Fake {
             addr,
             routes,
             seen,
+            guard,
             _runtime: runtime,
         };
         fake.route("/v2/", |_, _| Reply::new(200, "{}"));
@@ -115,6 +123,11 @@ impl Fake {
                 hits: AtomicU32::new(0),
             }),
         );
+    }
+
+    /// Runs `guard` before every route: a reply it returns is sent instead (an auth check).
+    pub fn guard(&self, guard: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static) {
+        *self.guard.lock().unwrap() = Some(Arc::new(guard));
     }
 
     /// Requests seen whose path starts with `prefix`.
@@ -176,6 +189,7 @@ async fn serve(
     mut conn: TcpStream,
     routes: Arc<Mutex<Vec<Arc<Route>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    guard: Arc<Mutex<Option<Guard>>>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -187,37 +201,52 @@ async fn serve(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_owned();
+    let path = parts.next().unwrap_or("/").to_owned();
     let headers: HashMap<String, String> = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[end..].to_vec();
+    while body.len() < length {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
     let req = Seen {
+        method,
         path: path.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
         headers,
     };
     seen.lock().unwrap().push(req.clone());
     let bare = path.split('?').next().unwrap_or_default();
+    let guard = guard.lock().unwrap().clone();
     let route = routes
         .lock()
         .unwrap()
         .iter()
         .find(|r| r.path == bare)
         .cloned();
-    let reply = match route {
-        Some(r) => {
+    let reply = match (guard.and_then(|g| g(&req)), route) {
+        (Some(denied), _) => denied,
+        (None, Some(r)) => {
             let hit = r.hits.fetch_add(1, Ordering::SeqCst) + 1;
             (r.handler)(&req, hit)
         }
-        None => Reply::new(
+        (None, None) => Reply::new(
             404,
             r#"{"errors":[{"code":"NAME_UNKNOWN","message":"not here"}]}"#,
         ),

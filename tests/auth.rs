@@ -1,0 +1,617 @@
+//! Registry access as real users have it: the real docker-registry with htpasswd and TLS (a CA
+//! made by openssl here), credentials from the files and helpers docker and podman use,
+//! certs.d folders and mutual TLS, ferry login/logout, and no secret ever printed or stored.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use common::*;
+
+const USER: &str = "ferry-user";
+const PASS: &str = "pa55-Word-xyzzy";
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A TLS registry with htpasswd auth, holding sample/hello and sample/world.
+struct AuthRegistry {
+    reg: Registry,
+    tls: Tls,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    fn start(mutual: bool) -> AuthRegistry {
+        let tls = Tls::new();
+        let dir = tempfile::tempdir().unwrap();
+        let hp = htpasswd(dir.path(), USER, PASS);
+        let (cert, key, ca) = (
+            tls.path("server.crt"),
+            tls.path("server.key"),
+            tls.path("ca.crt"),
+        );
+        let mut opts = vec!["--htpasswd", hp.to_str().unwrap(), "--tls", &cert, &key];
+        if mutual {
+            opts.extend(["--client-ca", &ca]);
+        }
+        let reg = Registry::start_with(&opts);
+        // skopeo's certs.d-style folder: ca.crt, and client.cert/key for mutual TLS.
+        let skopeo_certs = dir.path().join("skopeo-certs");
+        std::fs::create_dir_all(&skopeo_certs).unwrap();
+        std::fs::copy(tls.path("ca.crt"), skopeo_certs.join("ca.crt")).unwrap();
+        std::fs::copy(tls.path("client.crt"), skopeo_certs.join("client.cert")).unwrap();
+        std::fs::copy(tls.path("client.key"), skopeo_certs.join("client.key")).unwrap();
+        for tag in ["sample/hello:1.0", "sample/world:1.0"] {
+            skopeo_push(
+                &reg.addr,
+                tag,
+                Some(&format!("{USER}:{PASS}")),
+                Some(&skopeo_certs),
+            );
+        }
+        AuthRegistry {
+            reg,
+            tls,
+            _dir: dir,
+        }
+    }
+
+    fn image(&self, tag: &str) -> String {
+        self.reg.image(tag)
+    }
+}
+
+fn docker_config(dir: &Path, json: &str) -> std::path::PathBuf {
+    let cfg = dir.join("docker");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), json).unwrap();
+    cfg
+}
+
+fn ferry_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = ferry();
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_json_with_ca_file_and_the_errors_without() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let bundle = b.to_str().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let hello = ar.image("sample/hello:1.0");
+
+    // No --ca-file: the certificate is not trusted, and the hint says what to do.
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", bundle, &hello]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not trusted: pass --ca-file") && stderr.contains("certs.d"),
+        "{stderr}"
+    );
+
+    // Trusted, but no credentials: authentication required, with the login hint.
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", bundle, "--ca-file", &ca, &hello]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("{} requires authentication", ar.reg.addr)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "hint: authentication required for {} (repository sample/hello): `ferry login {}`",
+            ar.reg.addr, ar.reg.addr
+        )),
+        "{stderr}"
+    );
+
+    // config.json with a base64 auth entry.
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            ar.reg.addr,
+            b64(&format!("{USER}:{PASS}"))
+        ),
+    );
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let (code, _, stderr) = ferry_env(&["bundle", "-o", bundle, "--ca-file", &ca, &hello], &env);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A later run without credentials fails and leaves the bundle as it was.
+    let before = std::fs::read(b.join("index.json")).unwrap();
+    let (code, _, _) = ferry_out(&[
+        "bundle",
+        "-o",
+        bundle,
+        "--ca-file",
+        &ca,
+        &ar.image("sample/world:1.0"),
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(std::fs::read(b.join("index.json")).unwrap(), before);
+    assert_eq!(ferry_out(&["verify", bundle]).0, 0);
+}
+
+#[test]
+fn credential_helpers_and_their_failures() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let hello = ar.image("sample/hello:1.0");
+    let helper_bin = credential_helper(dir.path(), "ferrytest", &ar.reg.addr, USER, PASS, None);
+    let path = path_with(&helper_bin);
+    for config in [
+        r#"{"credsStore":"ferrytest"}"#.to_owned(),
+        format!(r#"{{"credHelpers":{{"{}":"ferrytest"}}}}"#, ar.reg.addr),
+    ] {
+        let cfg = docker_config(dir.path(), &config);
+        let b = dir.path().join("b");
+        let env = [
+            ("DOCKER_CONFIG", cfg.to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ];
+        let (code, _, stderr) = ferry_env(
+            &[
+                "bundle",
+                "-o",
+                b.to_str().unwrap(),
+                "--ca-file",
+                &ca,
+                &hello,
+            ],
+            &env,
+        );
+        assert_eq!(code, 0, "{config}: {stderr}");
+    }
+    // A helper that fails: its name and its stderr, no retries.
+    let broken = credential_helper(
+        dir.path(),
+        "broken",
+        &ar.reg.addr,
+        USER,
+        PASS,
+        Some("the keychain is locked"),
+    );
+    let cfg = docker_config(dir.path(), r#"{"credsStore":"broken"}"#);
+    let path = path_with(&broken);
+    let env = [
+        ("DOCKER_CONFIG", cfg.to_str().unwrap()),
+        ("PATH", path.as_str()),
+    ];
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            dir.path().join("c").to_str().unwrap(),
+            "--ca-file",
+            &ca,
+            &hello,
+        ],
+        &env,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("docker-credential-broken") && stderr.contains("the keychain is locked"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retry"), "{stderr}");
+}
+
+#[test]
+fn podman_auth_json_and_a_kubernetes_secret() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let hello = ar.image("sample/hello:1.0");
+    let auth = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+        ar.reg.addr,
+        b64(&format!("{USER}:{PASS}"))
+    );
+    let auth_json = dir.path().join("auth.json");
+    std::fs::write(&auth_json, &auth).unwrap();
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            dir.path().join("a").to_str().unwrap(),
+            "--ca-file",
+            &ca,
+            &hello,
+        ],
+        &[("REGISTRY_AUTH_FILE", auth_json.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // `kubectl get secret regcred -o yaml`, given as --authfile.
+    let secret = dir.path().join("regcred.yaml");
+    std::fs::write(
+        &secret,
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n", b64(&auth)),
+    )
+    .unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        dir.path().join("s").to_str().unwrap(),
+        "--ca-file",
+        &ca,
+        "--authfile",
+        secret.to_str().unwrap(),
+        &hello,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        dir.path().join("m").to_str().unwrap(),
+        "--authfile",
+        "/nonexistent/auth.json",
+        &hello,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--authfile /nonexistent/auth.json: no such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn certs_d_folders_and_mutual_tls() {
+    let ar = AuthRegistry::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let hello = ar.image("sample/hello:1.0");
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            ar.reg.addr,
+            b64(&format!("{USER}:{PASS}"))
+        ),
+    );
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let certs = dir.path().join("certs.d");
+    let host_dir = certs.join(&ar.reg.addr);
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::copy(ar.tls.path("ca.crt"), host_dir.join("ca.crt")).unwrap();
+
+    // The CA from certs.d, but no client certificate: the registry refuses the handshake.
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "--retries",
+            "0",
+            "-o",
+            dir.path().join("a").to_str().unwrap(),
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            &hello,
+        ],
+        &env,
+    );
+    assert_eq!(code, 1, "{stderr}");
+
+    std::fs::copy(ar.tls.path("client.crt"), host_dir.join("client.cert")).unwrap();
+    std::fs::copy(ar.tls.path("client.key"), host_dir.join("client.key")).unwrap();
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            dir.path().join("b").to_str().unwrap(),
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            &hello,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn login_and_logout_like_docker() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let cfg = dir.path().join("docker");
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let login = |password: &str, extra: &[(&str, &str)]| {
+        let mut c = ferry();
+        c.args([
+            "login",
+            &ar.reg.addr,
+            "-u",
+            USER,
+            "--password-stdin",
+            "--ca-file",
+            &ca,
+        ]);
+        for (k, v) in env.iter().chain(extra) {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = login("wrong", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("rejected the user name or password"),
+        "{stderr}"
+    );
+    assert!(
+        !cfg.join("config.json").exists(),
+        "nothing stored for a failed login"
+    );
+
+    let (code, stderr) = login(PASS, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("Login Succeeded"), "{stderr}");
+    let text = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    assert!(text.contains(&b64(&format!("{USER}:{PASS}"))), "{text}");
+    let b = dir.path().join("b");
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            b.to_str().unwrap(),
+            "--ca-file",
+            &ca,
+            &ar.image("sample/hello:1.0"),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = ferry_env(&["logout", &ar.reg.addr], &env);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("Removed login credentials"), "{stderr}");
+    assert!(
+        !std::fs::read_to_string(cfg.join("config.json"))
+            .unwrap()
+            .contains(&ar.reg.addr)
+    );
+
+    // With a credential store configured, login goes through the helper.
+    std::fs::write(cfg.join("config.json"), r#"{"credsStore":"ferrytest"}"#).unwrap();
+    let helper = credential_helper(dir.path(), "ferrytest", "none", "x", "y", None);
+    let path = path_with(&helper);
+    let (code, stderr) = login(PASS, &[("PATH", &path)]);
+    assert_eq!(code, 0, "{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("ferrytest.log")).unwrap();
+    assert!(
+        log.starts_with("store ") && log.contains(&format!(r#""Secret":"{PASS}""#)),
+        "{log}"
+    );
+    assert!(
+        !std::fs::read_to_string(cfg.join("config.json"))
+            .unwrap()
+            .contains(PASS),
+        "not in the file"
+    );
+}
+
+#[test]
+fn no_secret_is_printed_or_stored() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let basic = b64(&format!("{USER}:{PASS}"));
+    let cfg = docker_config(
+        dir.path(),
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{basic}"}}}}}}"#, ar.reg.addr),
+    );
+    let b = dir.path().join("b");
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let mut all = String::new();
+    for args in [
+        vec![
+            "bundle",
+            "--json",
+            "-o",
+            b.to_str().unwrap(),
+            "--ca-file",
+            &ca,
+            &ar.image("sample/hello:1.0"),
+        ],
+        vec![
+            "bundle",
+            "--json",
+            "-o",
+            b.to_str().unwrap(),
+            "--ca-file",
+            &ca,
+            &ar.image("sample/nope:1.0"),
+        ],
+        vec!["ls", "--json", b.to_str().unwrap()],
+        vec!["verify", "--json", b.to_str().unwrap()],
+    ] {
+        let (_, stdout, stderr) = ferry_env(&args, &env);
+        all.push_str(&stdout);
+        all.push_str(&stderr);
+    }
+    assert!(
+        all.contains("sample/nope"),
+        "the failing run was reported: {all}"
+    );
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("find {} -type f -exec cat {{}} +", b.display())));
+    let stored = String::from_utf8_lossy(&out.stdout).into_owned();
+    for secret in [PASS, &basic] {
+        assert!(!all.contains(secret), "{secret} printed");
+        assert!(!stored.contains(secret), "{secret} stored in the bundle");
+    }
+}
+
+#[test]
+fn bearer_tokens_per_repository_with_credentials_or_an_identity_token() {
+    use common::fake::{Fake, Reply, TestImage};
+    let fake = Fake::start();
+    let (a, b) = (
+        TestImage::random(21, &[3000]),
+        TestImage::random(22, &[4000]),
+    );
+    fake.serve_image("team/a", "1", &a);
+    fake.serve_image("team/b", "1", &b);
+    let realm = format!("http://{}/token", fake.addr);
+    let challenge = format!(r#"Bearer realm="{realm}",service="fake-registry""#);
+    // Every repository path needs the token for its own scope.
+    let ch = challenge.clone();
+    fake.guard(move |req| {
+        let rest = req.path.strip_prefix("/v2/")?;
+        if rest.is_empty() {
+            return Some(Reply::new(401, "{}").header("WWW-Authenticate", &ch));
+        }
+        let repo = rest.split("/manifests/").next()?.split("/blobs/").next()?;
+        let want = format!("Bearer tok-repository:{repo}:pull-SECRETTOKEN");
+        (req.headers.get("authorization") != Some(&want))
+            .then(|| Reply::new(401, "{}").header("WWW-Authenticate", &ch))
+    });
+    let basic = format!("Basic {}", b64(&format!("{USER}:{PASS}")));
+    fake.route("/token", move |req, _| {
+        let query = req
+            .path
+            .split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default();
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(if req.method == "POST" {
+                req.body.as_bytes()
+            } else {
+                query.as_bytes()
+            })
+            .into_owned()
+            .collect();
+        let allowed = req.headers.get("authorization") == Some(&basic)
+            || (form.get("grant_type").map(String::as_str) == Some("refresh_token")
+                && form.get("refresh_token").map(String::as_str) == Some("IDENTITY-42"));
+        if !allowed || form.get("service").map(String::as_str) != Some("fake-registry") {
+            return Reply::new(
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"who are you"}]}"#,
+            );
+        }
+        Reply::new(
+            200,
+            format!(
+                r#"{{"token":"tok-{}-SECRETTOKEN","expires_in":300}}"#,
+                form["scope"]
+            ),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let refs = [
+        format!("{}/team/a:1", fake.addr),
+        format!("{}/team/b:1", fake.addr),
+    ];
+
+    // Anonymous: the token server says no, and ferry says what to do.
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        dir.path().join("x").to_str().unwrap(),
+        &refs[0],
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("ferry login {}", fake.addr)),
+        "{stderr}"
+    );
+
+    // User and password: one token per repository scope, asked with Basic auth.
+    let tokens_before = fake.seen("/token").len();
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            fake.addr,
+            b64(&format!("{USER}:{PASS}"))
+        ),
+    );
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let (code, stdout, stderr) = ferry_env(
+        &[
+            "bundle",
+            "--json",
+            "-o",
+            dir.path().join("p").to_str().unwrap(),
+            &refs[0],
+            &refs[1],
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let requests = fake.seen("/token");
+    let mut scopes: Vec<String> = requests[tokens_before..]
+        .iter()
+        .map(|r| {
+            url::form_urlencoded::parse(r.path.split_once('?').unwrap().1.as_bytes())
+                .find(|(k, _)| k == "scope")
+                .unwrap()
+                .1
+                .into_owned()
+        })
+        .collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        ["repository:team/a:pull", "repository:team/b:pull"],
+        "one token per repository, cached"
+    );
+    for secret in ["SECRETTOKEN", PASS] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} printed"
+        );
+    }
+
+    // An identity token (OAuth2 refresh token) is exchanged with a POST.
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"IDENTITY-42"}}}}}}"#,
+            fake.addr
+        ),
+    );
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            dir.path().join("i").to_str().unwrap(),
+            &refs[0],
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let last = fake.seen("/token").pop().unwrap();
+    assert_eq!(last.method, "POST");
+    assert!(
+        last.body.contains("grant_type=refresh_token")
+            && !last.headers.contains_key("authorization"),
+        "{last:?}"
+    );
+}
