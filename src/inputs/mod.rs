@@ -1,6 +1,8 @@
 //! Image lists: references on the command line, and list files (one reference a line, `#`
 //! comments and blank lines ignored), from a path or standard input.
 
+pub mod manifests;
+
 use std::io::Read;
 use std::path::Path;
 
@@ -16,6 +18,14 @@ pub enum InputError {
         origin: String,
         /// What is wrong with it.
         source: ReferenceError,
+    },
+    /// A manifest document that does not parse.
+    #[error("{origin}: {reason}")]
+    Manifest {
+        /// `FILE: document N`.
+        origin: String,
+        /// The parser's complaint.
+        reason: String,
     },
     /// A list file cannot be read.
     #[error("cannot read image list {path}: {source}")]
