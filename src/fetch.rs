@@ -70,6 +70,8 @@ struct Download<'a> {
     reporter: &'a dyn Reporter,
     /// The partial file, kept between attempts (None after a discard: reopened fresh).
     writer: Option<BlobWriter>,
+    /// The furthest offset stored so far: an attempt progresses only past it.
+    high_water: u64,
     stats: BlobStats,
 }
 
@@ -91,6 +93,7 @@ pub async fn fetch_blob(
         size,
         reporter,
         writer: None,
+        high_water: 0,
         stats: BlobStats::default(),
     };
     let first = d.open().await.map_err(BlobError::Store)?;
@@ -99,6 +102,7 @@ pub async fn fetch_blob(
         size,
         offset: first.offset(),
     });
+    d.high_water = first.offset();
     d.writer = Some(first);
     let mut retries_before = 0;
     for (i, remote) in remotes.iter().enumerate() {
@@ -181,7 +185,22 @@ impl Download<'_> {
         } else if offset > 0 {
             self.stats.resumes += 1;
         }
-        let (writer, outcome, progressed) = self.stream_into(writer, &mut body).await?;
+        let (writer, outcome) = self.stream_into(writer, &mut body).await?;
+        // Progress is new ground: bytes past the furthest point reached before. A registry that
+        // ignores Range and keeps breaking off restarts at 0 and makes none, so its failures
+        // count against --retries.
+        let progressed = writer.offset() > self.high_water;
+        self.high_water = self.high_water.max(writer.offset());
+        if self.stats.received > 3 * self.size + (64 << 20) {
+            self.writer = Some(writer);
+            let detail = format!(
+                "received {} bytes for a blob of {} without completing it; the registry keeps breaking off",
+                self.stats.received, self.size
+            );
+            let mut e = body.interrupted(detail);
+            e.kind = ErrorKind::Protocol;
+            return Err(AttemptError::Registry(e, false));
+        }
         match outcome {
             Ok(()) if writer.offset() == self.size => {
                 let result = finish(writer, body.corrupt(String::new())).await;
@@ -197,7 +216,7 @@ impl Download<'_> {
                     self.size
                 );
                 self.writer = Some(writer);
-                Err(AttemptError::Registry(body.transport(detail), progressed))
+                Err(AttemptError::Registry(body.interrupted(detail), progressed))
             }
             Err(e) if e.kind == ErrorKind::Corrupt => {
                 // Bytes beyond the declared size: nothing here can be trusted.
@@ -222,20 +241,18 @@ impl Download<'_> {
         &mut self,
         writer: BlobWriter,
         body: &mut BlobBody,
-    ) -> Result<(BlobWriter, Result<(), RegistryError>, bool), StoreError> {
+    ) -> Result<(BlobWriter, Result<(), RegistryError>), StoreError> {
         let start = writer.offset();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_CHUNKS);
         let write = tokio::task::spawn_blocking(move || {
             let mut writer = writer;
-            let mut wrote = false;
             while let Some(chunk) = rx.blocking_recv() {
                 if let Err(e) = writer.write(&chunk) {
-                    return (writer, Err(e), wrote);
+                    return (writer, Err(e));
                 }
-                wrote = true;
             }
             let flushed = writer.flush();
-            (writer, flushed, wrote)
+            (writer, flushed)
         });
         let mut arrived = 0u64;
         let outcome = loop {
@@ -265,9 +282,9 @@ impl Download<'_> {
             }
         };
         drop(tx);
-        let (writer, written, progressed) = write.await.expect("writer task panicked");
+        let (writer, written) = write.await.expect("writer task panicked");
         written?;
-        Ok((writer, outcome, progressed))
+        Ok((writer, outcome))
     }
 }
 

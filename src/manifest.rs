@@ -45,6 +45,9 @@ pub enum ManifestError {
          current client (docker push, skopeo copy --format v2s2)"
     )]
     Schema1,
+    /// A digest ferry cannot verify (an algorithm other than sha256 or sha512).
+    #[error("{0}")]
+    UnsupportedDigest(String),
     /// A media type that is neither an index nor an image manifest.
     #[error("unsupported manifest media type {0:?}")]
     UnsupportedMediaType(String),
@@ -129,12 +132,14 @@ impl Manifest {
     }
 }
 
-/// The digest of a descriptor in ferry's type. oci-spec validated it already.
-pub fn descriptor_digest(d: &Descriptor) -> Digest {
+/// The digest of a descriptor in ferry's type; oci-spec accepts algorithms ferry does not.
+pub fn descriptor_digest(d: &Descriptor) -> Result<Digest, ManifestError> {
     d.digest()
         .to_string()
         .parse()
-        .expect("oci-spec validates digests")
+        .map_err(|e: crate::digest::DigestParseError| {
+            ManifestError::UnsupportedDigest(e.to_string())
+        })
 }
 
 /// The size of a descriptor; negative sizes (invalid) count as unknown.

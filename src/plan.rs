@@ -24,9 +24,6 @@ pub struct Plan {
     pub downloads: Vec<Download>,
     /// For each image, the digests of `downloads` it waits for.
     pub waits: Vec<BTreeSet<Digest>>,
-    /// Distinct configs fetched while resolving (held in memory, written with their image)
-    /// that the bundle does not have yet.
-    pub in_memory: Vec<(Digest, u64)>,
     /// Distinct blobs the images need that the bundle already has.
     pub present_blobs: usize,
     /// Their bytes.
@@ -45,17 +42,15 @@ impl Plan {
     pub fn new(images: &[ResolvedImage], is_present: impl Fn(&Digest, u64) -> bool) -> Plan {
         let mut sources: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
         let mut present: BTreeMap<Digest, u64> = BTreeMap::new();
-        let mut in_memory: BTreeMap<Digest, u64> = BTreeMap::new();
         let mut waits = Vec::with_capacity(images.len());
         for (i, image) in images.iter().enumerate() {
             let mut wait = BTreeSet::new();
             for p in &image.platforms {
                 if p.config_bytes.is_some() {
                     let c = &p.config;
+                    // Held in memory; counted as present only when the bundle has it.
                     if is_present(&c.digest, c.size) {
                         present.insert(c.digest.clone(), c.size);
-                    } else {
-                        in_memory.insert(c.digest.clone(), c.size);
                     }
                 }
                 let config = (p.config_bytes.is_none()).then_some(&p.config);
@@ -85,7 +80,6 @@ impl Plan {
         Plan {
             downloads,
             waits,
-            in_memory: in_memory.into_iter().collect(),
             present_blobs: present.len(),
             present_bytes: present.values().sum(),
         }

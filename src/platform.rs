@@ -105,6 +105,25 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// How well `candidate` serves a request for `self`: `None` when it does not, 2 when the
+    /// variants agree (counting defaults), 1 for another compatible variant. Among several
+    /// entries of an index (`linux/arm` matches v5, v6 and v7) the best one is kept, as
+    /// containerd and docker pick it.
+    pub fn preference(&self, candidate: &Platform) -> Option<u8> {
+        if !self.matches(candidate) {
+            return None;
+        }
+        Some(
+            if self.effective_variant() == candidate.effective_variant() {
+                2
+            } else {
+                1
+            },
+        )
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -197,5 +216,9 @@ mod tests {
         assert!(!p("linux/amd64").matches(&p("linux/arm64")));
         assert!(!p("linux/amd64").matches(&p("windows/amd64")));
         assert!(p("linux/arm").matches(&p("linux/arm/v6")));
+        assert_eq!(p("linux/arm").preference(&p("linux/arm/v7")), Some(2));
+        assert_eq!(p("linux/arm").preference(&p("linux/arm/v6")), Some(1));
+        assert_eq!(p("linux/arm64").preference(&p("linux/arm64")), Some(2));
+        assert_eq!(p("linux/arm64").preference(&p("linux/amd64")), None);
     }
 }

@@ -118,6 +118,16 @@ impl fmt::Display for ResolveError {
     }
 }
 
+impl ResolveError {
+    /// Retries spent before giving up.
+    pub fn retries(&self) -> u32 {
+        match self {
+            ResolveError::Registry(e) => e.attempts.saturating_sub(1),
+            _ => 0,
+        }
+    }
+}
+
 impl From<RegistryError> for ResolveError {
     fn from(e: RegistryError) -> Self {
         ResolveError::Registry(e)
@@ -146,7 +156,7 @@ pub async fn resolve(
     };
     match parsed {
         Manifest::Image(m) => {
-            let config = blob_ref(m.config());
+            let config = blob_ref(m.config())?;
             if config.size > manifest::MAX_MANIFEST_BYTES {
                 return Err(ResolveError::Content(format!(
                     "config {} is {} bytes; ferry refuses configs over 4 MiB",
@@ -180,7 +190,7 @@ pub async fn resolve(
                     platform,
                     Some(config_bytes),
                     false,
-                )],
+                )?],
                 root,
                 is_index: false,
             })
@@ -218,8 +228,15 @@ fn select_children<'a>(
         .collect();
     let mut picked: Vec<&Descriptor> = Vec::new();
     for w in wanted {
-        match images.iter().find(|(_, p)| w.matches(p)) {
-            Some((d, _)) => {
+        // The best match; the first in index order among equals.
+        let best = images
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (d, p))| w.preference(p).map(|rank| (rank, std::cmp::Reverse(i), *d)))
+            .max_by_key(|(rank, i, _)| (*rank, *i))
+            .map(|(_, _, d)| d);
+        match best {
+            Some(d) => {
                 if !picked.iter().any(|p| p.digest() == d.digest()) {
                     picked.push(d);
                 }
@@ -273,7 +290,7 @@ async fn resolve_child(
     remote: &Remote,
     child: &Descriptor,
 ) -> Result<ResolvedPlatform, ResolveError> {
-    let digest = manifest::descriptor_digest(child);
+    let digest = manifest::descriptor_digest(child)?;
     let fetched = registries
         .fetch_manifest(remote, &digest.to_string(), Some(&digest))
         .await?;
@@ -296,13 +313,13 @@ async fn resolve_child(
         media_type,
         bytes: fetched.bytes,
     };
-    Ok(platform_of(
+    platform_of(
         &m,
         blob,
         manifest::descriptor_platform(child),
         None,
         manifest::is_attestation(child),
-    ))
+    )
 }
 
 fn platform_of(
@@ -311,22 +328,22 @@ fn platform_of(
     platform: Option<Platform>,
     config_bytes: Option<Bytes>,
     attestation: bool,
-) -> ResolvedPlatform {
-    ResolvedPlatform {
+) -> Result<ResolvedPlatform, ResolveError> {
+    Ok(ResolvedPlatform {
         platform,
         manifest,
-        config: blob_ref(m.config()),
+        config: blob_ref(m.config())?,
         config_bytes,
-        layers: m.layers().iter().map(blob_ref).collect(),
+        layers: m.layers().iter().map(blob_ref).collect::<Result<_, _>>()?,
         attestation,
-    }
+    })
 }
 
-fn blob_ref(d: &Descriptor) -> BlobRef {
-    BlobRef {
-        digest: manifest::descriptor_digest(d),
+fn blob_ref(d: &Descriptor) -> Result<BlobRef, ResolveError> {
+    Ok(BlobRef {
+        digest: manifest::descriptor_digest(d)?,
         size: d.size(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -375,6 +392,19 @@ mod tests {
                 .unwrap()
                 .len(),
             3
+        );
+        // alpine lists arm/v6 before arm/v7: linux/arm means v7.
+        let arm = vec![
+            entry(Some(("linux", "arm", Some("v6"))), 4, false),
+            entry(Some(("linux", "arm", Some("v7"))), 5, false),
+        ];
+        assert_eq!(
+            select_children(&arm, &only(&["linux/arm"])).unwrap()[0].digest(),
+            arm[1].digest()
+        );
+        assert_eq!(
+            select_children(&arm, &only(&["linux/arm/v6"])).unwrap()[0].digest(),
+            arm[0].digest()
         );
         let Err(ResolveError::MissingPlatform { available, .. }) =
             select_children(&entries, &only(&["linux/s390x"]))

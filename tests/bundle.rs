@@ -419,7 +419,7 @@ fn lists_from_files_and_stdin_with_comments_and_duplicates() {
         "-o",
         out.path().join("c").to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("images.txt:2:"), "{stderr}");
 }
 

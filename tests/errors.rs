@@ -99,7 +99,7 @@ fn bad_references_are_refused_before_anything_is_fetched() {
         b.to_str().unwrap(),
         "docker.io/Library/Alpine:3",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "bad input is a usage error");
     assert!(
         stderr.contains("argument 1") && stderr.contains("lowercase"),
         "{stderr}"
@@ -200,4 +200,102 @@ fn plain_http_only_for_loopback_unless_insecure_registry() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(index_entry(&b, &image).is_some());
+}
+
+#[test]
+fn output_paths_users_really_give() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        file.to_str().unwrap(),
+        &reg.image("sample/hello:1.0"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("afile is not an OCI image layout: it exists and is not a folder"),
+        "{stderr}"
+    );
+    // The root of a fresh filesystem (a new PVC) holds lost+found: that is still empty.
+    let volume = dir.path().join("pvc");
+    std::fs::create_dir_all(volume.join("lost+found")).unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        volume.to_str().unwrap(),
+        &reg.image("sample/hello:1.0"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_full_disk_stops_the_run_and_says_so() {
+    let (reg, image) = big_image_registry(16);
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    run(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let b = mnt.join("b");
+    let (code, stdout, stderr) = ferry_out(&[
+        "bundle",
+        "--json",
+        "-o",
+        b.to_str().unwrap(),
+        &reg.image(&image),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is full") && stderr.contains("free space"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("interrupted"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["success"], false);
+    assert_eq!(
+        ferry_out(&["verify", b.to_str().unwrap()]).0,
+        0,
+        "still a valid bundle"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let (reg, image) = big_image_registry(16);
+    // A registry that stalls: the first Ctrl-C alone would wait on nothing, but the test must
+    // show the second one does not wait for the clean stop.
+    let proxy = common::proxy::Proxy::start(
+        &reg.addr,
+        common::proxy::Faults {
+            throttle: Some(1 << 20),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let name = format!("{}/{image}", proxy.addr);
+    let child = ferry()
+        .args(["bundle", "-o", b.to_str().unwrap(), &name])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(30, "a partial download", || partial_bytes(&b) > 0);
+    let pid = child.id().to_string();
+    run(std::process::Command::new("kill").args(["-INT", &pid]));
+    run(std::process::Command::new("kill").args(["-INT", &pid]));
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(start.elapsed().as_secs_f64() < 5.0);
 }

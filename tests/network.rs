@@ -15,9 +15,11 @@ fn report(stdout: &str) -> serde_json::Value {
 fn every_connection_cut_after_8_mib_still_completes_by_resuming() {
     let (reg, image) = big_image_registry(40);
     for reset in [false, true] {
-        // A reset destroys whatever sits unread in the receiver's kernel buffer. Unthrottled
-        // loopback keeps that buffer full whatever the reader does (the sender is infinitely
-        // fast), so the reset case runs at a real link's pace (32 MiB/s), where it is not.
+        // A clean close delivers every byte the proxy sent, so the proxy's count is the
+        // independent measure. A reset destroys whatever sits in kernel buffers (the proxy's
+        // send buffer, ferry's receive buffer) by definition of TCP: there the measure is what
+        // reached ferry, and the proxy's count only gets a looser bound. The reset case runs at
+        // a real link's pace (32 MiB/s): unthrottled loopback keeps those buffers full.
         let proxy = Proxy::start(
             &reg.addr,
             Faults {
@@ -40,9 +42,19 @@ fn every_connection_cut_after_8_mib_still_completes_by_resuming() {
             "reset={reset}: {crossed} bytes crossed the proxy for {blob_bytes} bytes of blobs ({:.3}x)",
             crossed as f64 / blob_bytes as f64
         );
+        let received = r["totals"]["bytesReceived"].as_u64().unwrap();
+        let (measured, bound) = if reset {
+            (received, 1.1)
+        } else {
+            (crossed, 1.1)
+        };
         assert!(
-            (crossed as f64) <= 1.1 * blob_bytes as f64,
-            "reset={reset}: {crossed} bytes crossed the proxy for {blob_bytes} bytes of blobs"
+            (measured as f64) <= bound * blob_bytes as f64,
+            "reset={reset}: {measured} bytes for {blob_bytes} bytes of blobs"
+        );
+        assert!(
+            (crossed as f64) <= 1.5 * blob_bytes as f64,
+            "reset={reset}: {crossed} crossed the proxy"
         );
         assert!(r["totals"]["resumes"].as_u64().unwrap() >= 4, "{r}");
         assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
@@ -113,69 +125,6 @@ fn a_throttled_transfer_completes() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
-}
-
-#[test]
-fn no_more_connections_than_the_per_registry_cap() {
-    // 6 images, 13 distinct blobs, slowed down so that downloads overlap.
-    require("skopeo", "skopeo");
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("six");
-    run(std::process::Command::new("python3")
-        .arg(root().join("testdata/make_fixtures.py"))
-        .arg(&layout)
-        .args(["--bench", "6"])
-        .env("FERRY_BENCH_MIB_PER_IMAGE", "2")
-        .env("FERRY_BENCH_SHARED_MIB", "2"));
-    let reg = Registry::start();
-    run(
-        std::process::Command::new(root().join("scripts/seed-registry.sh"))
-            .arg(&reg.addr)
-            .arg(&layout),
-    );
-    for (cap, must_exceed) in [(3usize, false), (8, true)] {
-        let proxy = Proxy::start(
-            &reg.addr,
-            Faults {
-                throttle: Some(2 << 20),
-                ..Faults::default()
-            },
-        );
-        let refs: Vec<String> = (0..6)
-            .map(|i| format!("{}/bench/app{i:02}:1.0", proxy.addr))
-            .collect();
-        let b = dir.path().join(format!("b{cap}"));
-        let cap_s = cap.to_string();
-        let mut args = vec![
-            "bundle",
-            "-q",
-            "--jobs",
-            "16",
-            "--jobs-per-registry",
-            &cap_s,
-            "-o",
-            b.to_str().unwrap(),
-        ];
-        args.extend(refs.iter().map(String::as_str));
-        let (code, _, stderr) = ferry_out(&args);
-        assert_eq!(code, 0, "{stderr}");
-        let max_open = proxy
-            .stats
-            .max_open
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if must_exceed {
-            // Shows the measurement can see more than 3 when the cap allows it.
-            assert!(
-                max_open > 3,
-                "cap {cap}: only {max_open} connections were ever open at once"
-            );
-        } else {
-            assert!(
-                max_open <= cap,
-                "cap {cap}: {max_open} connections were open at once"
-            );
-        }
-    }
 }
 
 #[test]

@@ -39,6 +39,21 @@ fn a_flipped_byte_is_named() {
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["ok"], false);
     assert_eq!(json["problems"].as_array().unwrap().len(), 1);
+    assert!(stderr.contains("ferry verify --repair"), "{stderr}");
+
+    // --repair removes the corrupt blob; the bundle command then fetches it again.
+    let (code, _, stderr) = ferry_out(&["verify", "--repair", bundle.to_str().unwrap()]);
+    assert_eq!(code, 1, "the bundle was not sound when checked");
+    assert!(stderr.contains("removed 1 corrupt blob(s)"), "{stderr}");
+    assert!(!path.exists());
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        bundle.to_str().unwrap(),
+        &reg.image("sample/hello:1.0"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(ferry_out(&["verify", bundle.to_str().unwrap()]).0, 0);
 }
 
 #[test]
@@ -95,7 +110,7 @@ fn not_a_bundle() {
     let (code, _, stderr) = ferry_out(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("is not an OCI image layout (no oci-layout file)"),
+        stderr.contains("is not an OCI image layout: no oci-layout file"),
         "{stderr}"
     );
     let (code, _, stderr) = ferry_out(&["ls", "/nonexistent/bundle"]);

@@ -10,6 +10,15 @@ use crate::store::{
     ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, LockedImage, LockedPlatform, StoreError,
 };
 
+/// What a commit wrote that had been held in memory.
+#[derive(Debug, Default)]
+pub(super) struct Stored {
+    /// Configs written (fetched while resolving).
+    pub configs: usize,
+    /// Their bytes.
+    pub config_bytes: u64,
+}
+
 /// Holds index.json and the lock file in memory between commits.
 pub(super) struct Committer {
     index: BundleIndex,
@@ -25,10 +34,14 @@ impl Committer {
     }
 
     /// Stores the image's manifests and records it. Its configs and layers must be stored.
-    pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<(), StoreError> {
+    pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<Stored, StoreError> {
+        let mut stored = Stored::default();
         for p in &image.platforms {
-            if let Some(config) = &p.config_bytes {
-                layout.put_blob(&p.config.digest, config)?;
+            if let Some(config) = &p.config_bytes
+                && layout.put_blob(&p.config.digest, config)?
+            {
+                stored.configs += 1;
+                stored.config_bytes += config.len() as u64;
             }
             if image.is_index {
                 layout.put_blob(&p.manifest.digest, &p.manifest.bytes)?;
@@ -82,6 +95,7 @@ impl Committer {
                 .collect(),
             total_size: image.all_blobs().values().sum(),
         });
-        layout.write_lock(&self.lock)
+        layout.write_lock(&self.lock)?;
+        Ok(stored)
     }
 }

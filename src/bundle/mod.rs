@@ -85,7 +85,7 @@ pub struct BundleSummary {
     pub bytes_fetched: u64,
     /// Bytes already present.
     pub bytes_present: u64,
-    /// Retries over all blobs.
+    /// Retries over all requests (manifests, configs, blobs).
     pub retries: u32,
     /// Downloads continued from an offset.
     pub resumes: u32,
@@ -93,6 +93,8 @@ pub struct BundleSummary {
     pub elapsed: Duration,
     /// True when the run stopped early on request.
     pub cancelled: bool,
+    /// True when it stopped because the bundle's filesystem is full.
+    pub disk_full: bool,
 }
 
 impl BundleSummary {
@@ -134,7 +136,7 @@ pub async fn bundle(
                 r.clone(),
                 resolve(registries, r, filter)
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| (e.to_string(), e.retries())),
             )
         }))
         .buffer_unordered(options.jobs.max(1));
@@ -147,7 +149,7 @@ pub async fn bundle(
         for r in &references {
             run.report(r.to_string(), None, ImageStatus::Unfinished, None, 0, 0);
         }
-        return Ok(run.finish(true));
+        return Ok(run.finish(true, registries.retries()));
     }
     let mut images = Vec::new();
     for (reference, result) in resolved {
@@ -164,7 +166,7 @@ pub async fn bundle(
                 });
                 images.push(image);
             }
-            Err(error) => run.fail(reference.to_string(), None, 0, error, 0),
+            Err((error, retries)) => run.fail(reference.to_string(), None, 0, error, retries),
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -173,10 +175,6 @@ pub async fn bundle(
     let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
     run.summary.blobs_present = plan.present_blobs;
     run.summary.bytes_present = plan.present_bytes;
-    // Configs fetched while resolving count as fetched (they were, and they are stored).
-    run.summary.blobs_fetched = plan.in_memory.len();
-    run.summary.bytes_fetched = plan.in_memory.iter().map(|(_, size)| size).sum();
-    run.summary.bytes_received = run.summary.bytes_fetched;
     reporter.event(&Event::Planned {
         blobs_to_fetch: plan.downloads.len(),
         bytes_to_fetch: plan.bytes_to_fetch(),
@@ -221,7 +219,16 @@ pub async fn bundle(
             reporter.clone(),
             slots.clone(),
         );
-        let remotes = images[download.source].remotes.clone();
+        // Every place this blob can come from: its first image's remotes, then those of the
+        // other images that share it (the same base layer on two registries).
+        let mut remotes = images[download.source].remotes.clone();
+        for &i in users.get(&download.digest).into_iter().flatten() {
+            for r in &images[i].remotes {
+                if !remotes.contains(r) {
+                    remotes.push(r.clone());
+                }
+            }
+        }
         let (digest, size) = (download.digest.clone(), download.size);
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore never closed");
@@ -254,7 +261,6 @@ pub async fn bundle(
                 s.blobs_fetched += 1;
                 s.bytes_fetched += size;
                 s.bytes_received += stats.received;
-                s.retries += stats.retries;
                 s.resumes += stats.resumes;
                 for &i in waiting {
                     let p = &mut pending[i];
@@ -273,10 +279,16 @@ pub async fn bundle(
                     && e.is_disk_full()
                 {
                     // Nothing else will fit either: stop rather than fail every image slowly.
+                    run.summary.disk_full = true;
                     cancel.cancel();
                 }
+                let failed_retries = match &error {
+                    BlobError::Registry(e) => e.attempts.saturating_sub(1),
+                    BlobError::Store(_) => 0,
+                };
                 for &i in waiting {
                     let p = &mut pending[i];
+                    p.retries += failed_retries;
                     if p.open {
                         p.open = false;
                         let why = format!("blob {digest}: {error}");
@@ -308,7 +320,7 @@ pub async fn bundle(
     }
     let tidy = layout.clone();
     tokio::task::spawn_blocking(move || tidy.tidy()).await.ok();
-    Ok(run.finish(cancelled))
+    Ok(run.finish(cancelled, registries.retries()))
 }
 
 /// An image waiting for its blobs.
@@ -382,7 +394,11 @@ impl Run {
         p.open = false;
         let (reference, digest) = (image.reference.to_string(), Some(image.root.digest.clone()));
         match committer.commit(layout, image) {
-            Ok(()) => {
+            Ok(stored) => {
+                // Configs fetched while resolving count as fetched once they are stored.
+                self.summary.blobs_fetched += stored.configs;
+                self.summary.bytes_fetched += stored.config_bytes;
+                self.summary.bytes_received += stored.config_bytes;
                 self.reporter.event(&Event::ImageDone {
                     reference: reference.clone(),
                 });
@@ -397,7 +413,8 @@ impl Run {
         }
     }
 
-    fn finish(mut self, cancelled: bool) -> BundleSummary {
+    fn finish(mut self, cancelled: bool, retries: u32) -> BundleSummary {
+        self.summary.retries = retries;
         self.summary
             .images
             .sort_by(|a, b| a.reference.cmp(&b.reference));

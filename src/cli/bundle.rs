@@ -13,7 +13,7 @@ use ferry::store::Layout;
 
 use super::progress::BundleProgress;
 use super::registry_args::RegistryArgs;
-use super::{Exit, output};
+use super::{Exit, Failure, output};
 
 /// Pull images from registries into one deduplicated, verified OCI image layout.
 #[derive(Debug, Args)]
@@ -67,14 +67,17 @@ pub struct BundleArgs {
 }
 
 /// Runs `ferry bundle`.
-pub async fn run(args: BundleArgs) -> Result<Exit, String> {
-    let mut refs = ferry::inputs::parse_args(&args.images).map_err(|e| e.to_string())?;
+pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
+    let mut refs =
+        ferry::inputs::parse_args(&args.images).map_err(|e| Failure::usage(e.to_string()))?;
     for f in &args.files {
-        refs.extend(ferry::inputs::read_list(f).map_err(|e| e.to_string())?);
+        refs.extend(ferry::inputs::read_list(f).map_err(|e| Failure::usage(e.to_string()))?);
     }
     let refs = ferry::inputs::dedup(refs);
     if refs.is_empty() {
-        return Err("no images to bundle\nhint: name images as arguments or with -f FILE (or -f - for stdin)".into());
+        return Err(Failure::usage(
+            "no images to bundle\nhint: name images as arguments or with -f FILE (or -f - for stdin)",
+        ));
     }
     let filter = if args.all_platforms {
         PlatformFilter::All
@@ -109,15 +112,17 @@ pub async fn run(args: BundleArgs) -> Result<Exit, String> {
     report(&args, &summary);
     let failed = summary.with_status(ImageStatus::Failed).count();
     // A deadline that passes is a failure to deliver, not a user's decision to stop.
-    Ok(if timed_out.load(std::sync::atomic::Ordering::SeqCst) {
-        Exit::Failed
-    } else if summary.cancelled && failed == 0 {
-        Exit::Interrupted
-    } else if summary.success() {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    })
+    Ok(
+        if timed_out.load(std::sync::atomic::Ordering::SeqCst) || summary.disk_full {
+            Exit::Failed
+        } else if summary.cancelled && failed == 0 {
+            Exit::Interrupted
+        } else if summary.success() {
+            Exit::Ok
+        } else {
+            Exit::Failed
+        },
+    )
 }
 
 /// First Ctrl-C or SIGTERM (a Job being stopped): stop cleanly. A second Ctrl-C: exit now.
@@ -186,7 +191,19 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
         s.retries,
         s.resumes
     );
-    if s.cancelled {
+    if s.disk_full {
+        let unfinished = s.with_status(ImageStatus::Unfinished).count();
+        let left = if unfinished > 0 {
+            format!("; {unfinished} image(s) unfinished")
+        } else {
+            String::new()
+        };
+        output::error(&format!(
+            "stopped: the filesystem holding {bundle} is full{left}\n\
+             hint: free space or use a larger volume, then run the same command again \
+             (finished images and partial downloads are kept)"
+        ));
+    } else if s.cancelled {
         output::warning(&format!(
             "interrupted: {} image(s) unfinished; the bundle is valid\nhint: run the same command again to continue where it stopped",
             s.with_status(ImageStatus::Unfinished).count()

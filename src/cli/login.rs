@@ -11,8 +11,8 @@ use ferry::credentials::Credential;
 use ferry::credentials::login::{self, Stored};
 use ferry::report::Silent;
 
-use super::Exit;
 use super::registry_args::RegistryArgs;
+use super::{Exit, Failure};
 
 /// Log in to a registry: check the credentials, then store them where docker would.
 #[derive(Debug, Args)]
@@ -59,7 +59,7 @@ fn registry_name(arg: &str) -> String {
 }
 
 /// Runs `ferry login`.
-pub async fn login(args: LoginArgs) -> Result<Exit, String> {
+pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
     let password = match (&args.password, args.password_stdin) {
         (Some(p), _) => p.clone(),
@@ -99,7 +99,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, String> {
 }
 
 /// Runs `ferry logout`.
-pub fn logout(args: LogoutArgs) -> Result<Exit, String> {
+pub fn logout(args: LogoutArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
     let removed = login::erase(&registry, args.authfile.as_deref()).map_err(|e| e.to_string())?;
     if removed {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use ferry::store::{Layout, inspect_entry};
 
-use super::{Exit, output};
+use super::{Exit, Failure, output};
 
 /// List the images in a bundle: reference, digest, platforms, size.
 #[derive(Debug, Args)]
@@ -19,7 +19,7 @@ pub struct LsArgs {
 }
 
 /// Runs `ferry ls`.
-pub fn run(args: LsArgs) -> Result<Exit, String> {
+pub fn run(args: LsArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
     let index = layout.read_index().map_err(|e| e.to_string())?;
     let mut rows = Vec::new();

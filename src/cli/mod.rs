@@ -25,6 +25,40 @@ pub enum Exit {
     Interrupted = 130,
 }
 
+/// Why a command stopped, and the exit code that says so.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub exit: Exit,
+    /// The message (with any `hint:` lines).
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input on the command line (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            exit: Exit::Failed,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::from(message.to_owned())
+    }
+}
+
 /// ferry: ferry container images across an air gap, no container daemon needed.
 #[derive(Debug, Parser)]
 #[command(
@@ -67,9 +101,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
-        Err(message) => {
-            output::error(&message);
-            ExitCode::from(Exit::Failed as u8)
+        Err(failure) => {
+            output::error(&failure.message);
+            ExitCode::from(failure.exit as u8)
         }
     }
 }

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use ferry::store::{Layout, verify};
 
-use super::{Exit, output};
+use super::{Exit, Failure, output};
 
 /// Re-hash every blob of a bundle and check that every image in it is complete.
 #[derive(Debug, Args)]
@@ -20,11 +20,20 @@ pub struct VerifyArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Remove the corrupt blobs found, so that re-running `ferry bundle` fetches them again.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Runs `ferry verify`; exits 1 when anything is wrong.
-pub fn run(args: VerifyArgs) -> Result<Exit, String> {
+pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    // Repairing writes: take the bundle's lock, as a bundle run would.
+    let layout = if args.repair {
+        Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?
+    } else {
+        layout
+    };
     let total: u64 = layout
         .list_blobs()
         .map_err(|e| e.to_string())?
@@ -78,9 +87,22 @@ pub fn run(args: VerifyArgs) -> Result<Exit, String> {
             }
         );
     }
-    if !report.ok() && !args.json {
+    if args.repair {
+        let removed = verify::remove_corrupt(&layout, &report).map_err(|e| e.to_string())?;
+        layout.tidy();
+        if removed > 0 {
+            eprintln!(
+                "removed {removed} corrupt blob(s); run the ferry bundle command that made this bundle again to fetch them"
+            );
+        }
+    } else if !report.corrupt.is_empty() && !args.json {
         eprintln!(
-            "hint: re-run the ferry bundle command that made it: corrupt blobs are fetched again once removed (ferry never overwrites a blob it believes good)"
+            "hint: `ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
+            args.bundle.display()
+        );
+    } else if !report.ok() && !args.json {
+        eprintln!(
+            "hint: re-run the ferry bundle command that made this bundle: it fetches what is missing"
         );
     }
     Ok(if report.ok() { Exit::Ok } else { Exit::Failed })

@@ -18,7 +18,10 @@ const POD_SPEC_PATHS: &[(&str, &[&str])] = &[
     ("DaemonSet", &["spec", "template", "spec"]),
     ("Job", &["spec", "template", "spec"]),
     ("ReplicationController", &["spec", "template", "spec"]),
-    ("CronJob", &["spec", "jobTemplate", "spec", "template", "spec"]),
+    (
+        "CronJob",
+        &["spec", "jobTemplate", "spec", "template", "spec"],
+    ),
     ("PodTemplate", &["template", "spec"]),
 ];
 
@@ -38,7 +41,13 @@ pub fn workload_kinds() -> impl Iterator<Item = &'static str> {
 }
 
 /// The images of one object whose kind is known (items of an API list carry no `kind`).
-pub fn images_in_object(kind: &str, object: &Value, options: ManifestOptions, origin: &str, out: &mut Vec<ImageRef>) -> Result<(), InputError> {
+pub fn images_in_object(
+    kind: &str,
+    object: &Value,
+    options: ManifestOptions,
+    origin: &str,
+    out: &mut Vec<ImageRef>,
+) -> Result<(), InputError> {
     let what = match object.pointer("/metadata/name").and_then(Value::as_str) {
         Some(name) => format!("{origin} ({kind} {name})"),
         None => format!("{origin} ({kind})"),
@@ -91,7 +100,12 @@ fn scan(v: &Value, what: &str, out: &mut Vec<ImageRef>) -> Result<(), InputError
 
 /// The images of one parsed document: an object, a `List` (or `…List` with `items`), or a
 /// bare array of objects.
-fn images_in_document(doc: &Value, options: ManifestOptions, origin: &str, out: &mut Vec<ImageRef>) -> Result<(), InputError> {
+fn images_in_document(
+    doc: &Value,
+    options: ManifestOptions,
+    origin: &str,
+    out: &mut Vec<ImageRef>,
+) -> Result<(), InputError> {
     match doc {
         Value::Array(items) => {
             for item in items {
@@ -120,7 +134,11 @@ fn images_in_document(doc: &Value, options: ManifestOptions, origin: &str, out: 
 }
 
 /// The images in a manifest file's text (`name` is used in messages).
-pub fn images_in_text(text: &str, name: &str, options: ManifestOptions) -> Result<Vec<ImageRef>, InputError> {
+pub fn images_in_text(
+    text: &str,
+    name: &str,
+    options: ManifestOptions,
+) -> Result<Vec<ImageRef>, InputError> {
     let mut out = Vec::new();
     let bad = |n: usize, e: String| InputError::Manifest {
         origin: format!("{name}: document {n}"),
@@ -143,14 +161,25 @@ pub fn images_in_text(text: &str, name: &str, options: ManifestOptions) -> Resul
         }
         if json_ok {
             for (i, doc) in parsed.iter().enumerate() {
-                images_in_document(doc, options, &format!("{name}: document {}", i + 1), &mut out)?;
+                images_in_document(
+                    doc,
+                    options,
+                    &format!("{name}: document {}", i + 1),
+                    &mut out,
+                )?;
             }
             return Ok(out);
         }
     }
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| bad(i + 1, format!("not YAML or JSON: {e}")))?;
-        images_in_document(&value, options, &format!("{name}: document {}", i + 1), &mut out)?;
+        let value =
+            Value::deserialize(doc).map_err(|e| bad(i + 1, format!("not YAML or JSON: {e}")))?;
+        images_in_document(
+            &value,
+            options,
+            &format!("{name}: document {}", i + 1),
+            &mut out,
+        )?;
     }
     Ok(out)
 }
@@ -167,12 +196,18 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for e in entries {
         if e.is_dir() {
             out.extend(manifest_files(&e)?);
-        } else if matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            e.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(e);
         }
     }
@@ -180,7 +215,11 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
 }
 
 /// The images in manifest files and folders; `-` reads stdin.
-pub fn read_manifests(paths: &[PathBuf], options: ManifestOptions, stdin: &mut dyn FnMut() -> Result<String, InputError>) -> Result<Vec<ImageRef>, InputError> {
+pub fn read_manifests(
+    paths: &[PathBuf],
+    options: ManifestOptions,
+    stdin: &mut dyn FnMut() -> Result<String, InputError>,
+) -> Result<Vec<ImageRef>, InputError> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -203,8 +242,14 @@ mod tests {
     use super::*;
 
     fn images(text: &str, scan_all: bool) -> Vec<String> {
-        let opts = ManifestOptions { scan_all_image_fields: scan_all };
-        let mut v: Vec<String> = images_in_text(text, "t.yaml", opts).unwrap().iter().map(|r| r.to_string()).collect();
+        let opts = ManifestOptions {
+            scan_all_image_fields: scan_all,
+        };
+        let mut v: Vec<String> = images_in_text(text, "t.yaml", opts)
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
         v.sort();
         v
     }
@@ -218,7 +263,12 @@ mod tests {
     #[test]
     fn errors_name_file_document_and_object() {
         let text = "kind: Pod\nmetadata: {name: ok}\nspec: {containers: [{image: a}]}\n---\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{image: 'Bad Image'}]\n";
-        let err = images_in_text(text, "t.yaml", ManifestOptions::default()).unwrap_err().to_string();
-        assert!(err.starts_with("t.yaml: document 2 (Deployment web): invalid image reference"), "{err}");
+        let err = images_in_text(text, "t.yaml", ManifestOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.yaml: document 2 (Deployment web): invalid image reference"),
+            "{err}"
+        );
     }
 }

@@ -45,9 +45,9 @@ impl BlobBody {
         RegistryError::new(ErrorKind::Corrupt, &self.registry, &self.url, detail)
     }
 
-    /// An error saying the transfer broke off (kind `Transport`, resumable).
-    pub fn transport(&self, detail: String) -> RegistryError {
-        RegistryError::new(ErrorKind::Transport, &self.registry, &self.url, detail)
+    /// An error saying the transfer broke off (kind `Interrupted`, resumable).
+    pub fn interrupted(&self, detail: String) -> RegistryError {
+        RegistryError::new(ErrorKind::Interrupted, &self.registry, &self.url, detail)
     }
 
     /// The next chunk; `None` at the end. A chunk not arriving within the stall timeout is an

@@ -16,8 +16,12 @@ pub enum ErrorKind {
     TooManyRequests,
     /// Any other HTTP status.
     Status(u16),
-    /// Could not connect, TLS failure, connection reset, or the body broke off.
+    /// Could not connect, or the connection failed before a response.
     Transport,
+    /// The response body broke off (reset, closed early).
+    Interrupted,
+    /// Object storage behind a redirect refused (an expired or skewed pre-signed URL).
+    Storage(u16),
     /// No bytes arrived within the stall timeout.
     Stalled,
     /// The attempt or the overall deadline ran out.
@@ -36,6 +40,8 @@ impl ErrorKind {
     pub fn is_retryable(&self) -> bool {
         match self {
             ErrorKind::Transport
+            | ErrorKind::Interrupted
+            | ErrorKind::Storage(_)
             | ErrorKind::Stalled
             | ErrorKind::Timeout
             | ErrorKind::TooManyRequests
@@ -119,6 +125,8 @@ impl fmt::Display for RegistryError {
             ErrorKind::TooManyRequests => format!("{r} is rate limiting (429)"),
             ErrorKind::Status(s) => format!("{r} answered HTTP {s}"),
             ErrorKind::Transport => format!("cannot reach {r}"),
+            ErrorKind::Interrupted => format!("the connection to {r} broke off"),
+            ErrorKind::Storage(s) => format!("the storage {r} redirected to refused (HTTP {s})"),
             ErrorKind::Stalled => format!("the connection to {r} stalled"),
             ErrorKind::Timeout => format!("{r} timed out"),
             ErrorKind::Corrupt => format!("{r} sent corrupt content"),
@@ -196,6 +204,21 @@ pub(crate) fn registry_message(body: &[u8]) -> String {
         String::new()
     } else {
         text.chars().take(200).collect()
+    }
+}
+
+/// The `<Code>` and `<Message>` of an object store's XML error (S3, GCS, Azure).
+pub(crate) fn storage_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_owned())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (c, m) => c.or(m).unwrap_or_else(|| registry_message(body)),
     }
 }
 

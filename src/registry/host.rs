@@ -12,7 +12,7 @@ use url::Url;
 
 use super::Registries;
 use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
-use super::error::{ErrorKind, RegistryError, registry_message};
+use super::error::{ErrorKind, RegistryError, registry_message, storage_message};
 use super::retry::parse_retry_after;
 
 /// How long the HTTPS probe of a registry that may also speak plain HTTP waits.
@@ -176,8 +176,6 @@ impl Host {
             "the server does not speak TLS there (plain HTTP?)".to_owned()
         } else if e.is_connect() && !innermost.contains("certificate") {
             format!("cannot connect: {innermost}")
-        } else if e.is_body() || e.is_decode() {
-            format!("the response body broke off: {innermost}")
         } else {
             innermost
         };
@@ -191,6 +189,8 @@ impl Host {
         }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
+        } else if e.is_body() || e.is_decode() {
+            ErrorKind::Interrupted
         } else {
             ErrorKind::Transport
         };
@@ -259,7 +259,12 @@ impl Host {
             if let Some(auth) = self.authorization(pool, repository).await? {
                 req = req.header(AUTHORIZATION, auth);
             }
-            let timeout = pool.options.retry.attempt_timeout(attempt);
+            // Waiting for the response headers is "no bytes" too: the stall limit applies.
+            let timeout = pool
+                .options
+                .retry
+                .attempt_timeout(attempt)
+                .min(pool.options.retry.stall_timeout);
             let resp = tokio::time::timeout(timeout, req.send())
                 .await
                 .map_err(|_| {
@@ -273,6 +278,20 @@ impl Host {
             let status = resp.status();
             if status.is_success() {
                 return Ok((resp, permit));
+            }
+            let redirected = resp.url().host_str() != url.host_str()
+                || resp.url().port_or_known_default() != url.port_or_known_default();
+            if redirected && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+            {
+                // Object storage refusing a pre-signed URL (expired, clock skew): asking the
+                // registry again yields a fresh one, so this is worth a retry.
+                let storage_url = resp.url().to_string();
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(self.err(
+                    ErrorKind::Storage(status.as_u16()),
+                    &storage_url,
+                    storage_message(&body),
+                ));
             }
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
                 // The token expired, or the registry wants a challenge we had not seen.

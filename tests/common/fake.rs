@@ -4,7 +4,7 @@
 //! get wrong on purpose.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct Reply {
     pub declared_len: Option<usize>,
     /// Send this many body bytes, then go silent (a stall) for a long time.
     pub stall_after: Option<usize>,
+    /// Wait this long before answering at all (no headers either).
+    pub delay: Option<Duration>,
 }
 
 impl Reply {
@@ -47,6 +49,7 @@ impl Reply {
             body: body.into(),
             declared_len: None,
             stall_after: None,
+            delay: None,
         }
     }
 
@@ -66,6 +69,40 @@ struct Route {
     hits: AtomicU32,
 }
 
+/// Requests being served at once: counted from the parsed request until just before the
+/// response's last byte is written, so a client cannot finish one request and start the next
+/// before the count has dropped (the measure of a per-registry cap).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    /// Requests being served now.
+    pub now: AtomicUsize,
+    /// The most at once so far.
+    pub max: AtomicUsize,
+}
+
+/// One request in the in-flight count until `done` (or drop, on an error path).
+struct Counted<'a>(&'a InFlight, bool);
+
+impl<'a> Counted<'a> {
+    fn new(f: &'a InFlight) -> Counted<'a> {
+        let now = f.now.fetch_add(1, Ordering::SeqCst) + 1;
+        f.max.fetch_max(now, Ordering::SeqCst);
+        Counted(f, true)
+    }
+
+    fn done(&mut self) {
+        if std::mem::take(&mut self.1) {
+            self.0.now.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// A running fake registry on loopback (plain HTTP).
 pub struct Fake {
     /// `127.0.0.1:PORT`.
@@ -73,6 +110,8 @@ pub struct Fake {
     routes: Arc<Mutex<Vec<Arc<Route>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     guard: Arc<Mutex<Option<Guard>>>,
+    /// Requests in flight.
+    pub in_flight: Arc<InFlight>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -89,15 +128,21 @@ impl Fake {
         let routes: Arc<Mutex<Vec<Arc<Route>>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let guard: Arc<Mutex<Option<Guard>>> = Arc::default();
-        let (r, s, g) = (routes.clone(), seen.clone(), guard.clone());
+        let in_flight: Arc<InFlight> = Arc::default();
+        let (r, s, g, f) = (
+            routes.clone(),
+            seen.clone(),
+            guard.clone(),
+            in_flight.clone(),
+        );
         runtime.spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else {
                     break;
                 };
-                let (r, s, g) = (r.clone(), s.clone(), g.clone());
+                let (r, s, g, f) = (r.clone(), s.clone(), g.clone(), f.clone());
                 tokio::spawn(async move {
-                    let _ = serve(conn, r, s, g).await;
+                    let _ = serve(conn, r, s, g, f).await;
                 });
             }
         });
@@ -106,6 +151,7 @@ impl Fake {
             routes,
             seen,
             guard,
+            in_flight,
             _runtime: runtime,
         };
         fake.route("/v2/", |_, _| Reply::new(200, "{}"));
@@ -190,6 +236,7 @@ async fn serve(
     routes: Arc<Mutex<Vec<Arc<Route>>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     guard: Arc<Mutex<Option<Guard>>>,
+    in_flight: Arc<InFlight>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -232,6 +279,8 @@ async fn serve(
         headers,
     };
     seen.lock().unwrap().push(req.clone());
+    let mut counted = Counted::new(&in_flight);
+    let mut done = || counted.done();
     let bare = path.split('?').next().unwrap_or_default();
     let guard = guard.lock().unwrap().clone();
     let route = routes
@@ -260,15 +309,26 @@ async fn serve(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    conn.write_all(head.as_bytes()).await?;
+    if let Some(d) = reply.delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut all = head.into_bytes();
     match reply.stall_after {
         Some(n) => {
-            conn.write_all(&reply.body[..n.min(reply.body.len())])
-                .await?;
+            all.extend_from_slice(&reply.body[..n.min(reply.body.len())]);
+            conn.write_all(&all).await?;
             conn.flush().await?;
+            done();
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
-        None => conn.write_all(&reply.body).await?,
+        None => {
+            all.extend_from_slice(&reply.body);
+            let (most, last) = all.split_at(all.len() - 1);
+            conn.write_all(most).await?;
+            conn.flush().await?;
+            done();
+            conn.write_all(last).await?;
+        }
     }
     conn.flush().await?;
     Ok(())
@@ -294,10 +354,16 @@ impl TestImage {
     /// An image whose layers have these sizes (random bytes, seeded).
     pub fn random(seed: u64, layer_sizes: &[usize]) -> TestImage {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let layers: Vec<Vec<u8>> = layer_sizes
-            .iter()
-            .map(|&n| (0..n).map(|_| rng.u8(..)).collect())
-            .collect();
+        TestImage::from_layers(
+            layer_sizes
+                .iter()
+                .map(|&n| (0..n).map(|_| rng.u8(..)).collect())
+                .collect(),
+        )
+    }
+
+    /// An image of these layers.
+    pub fn from_layers(layers: Vec<Vec<u8>>) -> TestImage {
         let config =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
                 .to_vec();

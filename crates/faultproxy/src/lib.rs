@@ -139,10 +139,11 @@ async fn relay(
     let ending = {
         let (mut cr, mut cw) = client.split();
         let (mut sr, mut sw) = server.split();
+        // When the client closes (HTTP clients never half-close), the relay ends: its
+        // connection no longer counts as open, whatever the registry's keep-alive does.
         let up = async {
             let _ = tokio::io::copy(&mut cr, &mut sw).await;
             let _ = sw.shutdown().await;
-            std::future::pending::<()>().await;
         };
         let down = async {
             let mut sent = 0u64;
