@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod digest;
 pub mod fetch;
 pub mod inputs;
+pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod platform;

@@ -11,6 +11,7 @@ use crate::manifest::{self, Manifest, ManifestError};
 use crate::platform::{Platform, PlatformFilter};
 use crate::reference::ImageRef;
 use crate::registry::{FetchedManifest, Registries, RegistryError, Remote};
+use crate::store::LockedImage;
 
 /// Content held in memory (manifests, small configs) with its digest and media type.
 #[derive(Debug, Clone)]
@@ -144,9 +145,14 @@ impl From<ManifestError> for ResolveError {
 pub async fn resolve(
     registries: &Registries,
     reference: &ImageRef,
-    filter: &PlatformFilter,
+    selection: &Selection<'_>,
 ) -> Result<ResolvedImage, ResolveError> {
-    let (fetched, remotes) = fetch_root(registries, reference).await?;
+    // A lock entry pins the manifest: fetch it by digest, whatever the tag says today.
+    let fetch_as = match selection {
+        Selection::Locked(pin) => reference.with_digest_only(pin.digest.clone()),
+        Selection::Platforms(_) => reference.clone(),
+    };
+    let (fetched, remotes) = fetch_root(registries, &fetch_as).await?;
     let remote = &remotes[0];
     let (parsed, media_type) = Manifest::parse(&fetched.bytes, fetched.content_type.as_deref())?;
     let root = InMemoryBlob {
@@ -169,7 +175,8 @@ pub async fn resolve(
             let platform = manifest::config_platform(&config_bytes);
             // A single-platform image is kept when it serves any wanted platform (as crane,
             // skopeo and ctr take it); one that serves none would be useless on every node.
-            if let (PlatformFilter::Only(wanted), Some(have)) = (filter, &platform)
+            if let (Selection::Platforms(PlatformFilter::Only(wanted)), Some(have)) =
+                (selection, &platform)
                 && !wanted.iter().any(|w| w.matches(have))
             {
                 return Err(ResolveError::MissingPlatform {
@@ -196,7 +203,10 @@ pub async fn resolve(
             })
         }
         Manifest::Index(index) => {
-            let children = select_children(index.manifests(), filter)?;
+            let children = match selection {
+                Selection::Platforms(filter) => select_children(index.manifests(), filter)?,
+                Selection::Locked(pin) => locked_children(index.manifests(), pin)?,
+            };
             let mut platforms = Vec::with_capacity(children.len());
             for child in children {
                 platforms.push(resolve_child(registries, remote, child).await?);
@@ -210,6 +220,61 @@ pub async fn resolve(
             })
         }
     }
+}
+
+/// Resolves `references`, `jobs` at a time, each as `select` says.
+pub async fn resolve_many<'a>(
+    registries: &Registries,
+    references: &[ImageRef],
+    jobs: usize,
+    select: impl Fn(&ImageRef) -> Selection<'a>,
+) -> Vec<(ImageRef, Result<ResolvedImage, ResolveError>)> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(references.iter().map(|r| {
+        let selection = select(r);
+        async move { (r.clone(), resolve(registries, r, &selection).await) }
+    }))
+    .buffer_unordered(jobs.max(1))
+    .collect()
+    .await
+}
+
+/// The digest a reference's tag names today (its manifest only; nothing else is fetched).
+pub async fn current_digest(
+    registries: &Registries,
+    reference: &ImageRef,
+) -> Result<Digest, ResolveError> {
+    Ok(fetch_root(registries, reference).await?.0.digest)
+}
+
+/// What to keep of a reference.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection<'a> {
+    /// The manifest the tag names today, and these platforms of it.
+    Platforms(&'a PlatformFilter),
+    /// Exactly what a lock file recorded: the manifest by digest, and its locked children.
+    Locked(&'a LockedImage),
+}
+
+/// The index entries a lock entry names, by digest.
+fn locked_children<'a>(
+    entries: &'a [Descriptor],
+    pin: &LockedImage,
+) -> Result<Vec<&'a Descriptor>, ResolveError> {
+    pin.platforms
+        .iter()
+        .map(|p| {
+            entries
+                .iter()
+                .find(|d| d.digest().to_string() == p.digest.to_string())
+                .ok_or_else(|| {
+                    ResolveError::Content(format!(
+                        "the lock names manifest {} which index {} does not list",
+                        p.digest, pin.digest
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Picks the index entries to keep: all of them, or the first match for each wanted platform.

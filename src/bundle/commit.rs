@@ -6,9 +6,7 @@ use std::str::FromStr;
 use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
 use crate::resolve::ResolvedImage;
-use crate::store::{
-    ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, LockedImage, LockedPlatform, StoreError,
-};
+use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, StoreError};
 
 /// What a commit wrote that had been held in memory.
 #[derive(Debug, Default)]
@@ -80,21 +78,7 @@ impl Committer {
         self.index.upsert(&name, descriptor);
         layout.write_index(&self.index)?;
 
-        self.lock.upsert(LockedImage {
-            reference: name,
-            digest: image.root.digest.clone(),
-            media_type: image.root.media_type.clone(),
-            size: image.root.bytes.len() as u64,
-            platforms: runnable
-                .iter()
-                .map(|p| LockedPlatform {
-                    platform: p.platform.clone(),
-                    digest: p.manifest.digest.clone(),
-                    size: p.manifest.bytes.len() as u64,
-                })
-                .collect(),
-            total_size: image.all_blobs().values().sum(),
-        });
+        self.lock.upsert(crate::lock::locked_image(image));
         layout.write_lock(&self.lock)?;
         Ok(stored)
     }

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +16,7 @@ use crate::platform::PlatformFilter;
 use crate::reference::ImageRef;
 use crate::registry::{BlobStats, Registries};
 use crate::report::{Event, Reporter};
-use crate::resolve::{ResolvedImage, resolve};
+use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
@@ -29,6 +28,8 @@ pub struct BundleOptions {
     pub platforms: PlatformFilter,
     /// Blob downloads in flight at once, over all registries.
     pub jobs: usize,
+    /// Lock entries by reference: those references are fetched exactly as locked.
+    pub pins: std::collections::BTreeMap<String, crate::store::LockedImage>,
 }
 
 impl Default for BundleOptions {
@@ -36,6 +37,7 @@ impl Default for BundleOptions {
         BundleOptions {
             platforms: PlatformFilter::host(),
             jobs: 8,
+            pins: Default::default(),
         }
     }
 }
@@ -130,18 +132,12 @@ pub async fn bundle(
 
     // 1. Resolve every reference (manifests only), a few at a time.
     let resolved = {
-        let (filter, registries) = (&options.platforms, &registries);
-        let stream = futures_util::stream::iter(references.iter().map(|r| async move {
-            (
-                r.clone(),
-                resolve(registries, r, filter)
-                    .await
-                    .map_err(|e| (e.to_string(), e.retries())),
-            )
-        }))
-        .buffer_unordered(options.jobs.max(1));
+        let select = |r: &ImageRef| match options.pins.get(&r.to_string()) {
+            Some(pin) => Selection::Locked(pin),
+            None => Selection::Platforms(&options.platforms),
+        };
         tokio::select! {
-            all = stream.collect::<Vec<_>>() => all,
+            all = resolve_many(&registries, &references, options.jobs, select) => all,
             () = cancel.cancelled() => Vec::new(),
         }
     };
@@ -166,7 +162,13 @@ pub async fn bundle(
                 });
                 images.push(image);
             }
-            Err((error, retries)) => run.fail(reference.to_string(), None, 0, error, retries),
+            Err(error) => run.fail(
+                reference.to_string(),
+                None,
+                0,
+                error.to_string(),
+                error.retries(),
+            ),
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));

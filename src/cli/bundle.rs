@@ -8,11 +8,11 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
-use ferry::platform::{Platform, PlatformFilter};
 use ferry::store::Layout;
 
 use super::progress::BundleProgress;
 use super::registry_args::RegistryArgs;
+use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
 
 /// Pull images from registries into one deduplicated, verified OCI image layout.
@@ -22,29 +22,25 @@ use super::{Exit, Failure, output};
   ferry bundle -f images.txt -o /mnt/pvc/bundle --platform linux/amd64 --platform linux/arm64
   ferry bundle -f - -o ./bundle --all-platforms < images.txt")]
 pub struct BundleArgs {
-    /// Image references (`alpine:3.20`, `ghcr.io/org/app@sha256:…`).
-    #[arg(value_name = "IMAGE")]
-    pub images: Vec<String>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 
-    /// A file listing references, one a line (`#` comments); `-` reads stdin. Repeatable.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub platforms: PlatformArgs,
+
+    /// Fetch exactly what this lock file records (`ferry lock`, or a bundle's ferry.lock),
+    /// under its references, whatever the tags say today.
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+
+    /// With --lock: first check that no tag moved since the lock was made; fail, naming the
+    /// references, when one did.
+    #[arg(long, requires = "lock")]
+    pub locked: bool,
 
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
-
-    /// Keep this platform of multi-platform images (repeatable). Default: this machine's.
-    #[arg(
-        long = "platform",
-        value_name = "OS/ARCH[/VARIANT]",
-        conflicts_with = "all_platforms"
-    )]
-    pub platforms: Vec<Platform>,
-
-    /// Keep every platform, attestations included.
-    #[arg(long)]
-    pub all_platforms: bool,
 
     /// Blob downloads in flight at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -68,24 +64,36 @@ pub struct BundleArgs {
 
 /// Runs `ferry bundle`.
 pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
-    let mut refs =
-        ferry::inputs::parse_args(&args.images).map_err(|e| Failure::usage(e.to_string()))?;
-    for f in &args.files {
-        refs.extend(ferry::inputs::read_list(f).map_err(|e| Failure::usage(e.to_string()))?);
-    }
-    let refs = ferry::inputs::dedup(refs);
-    if refs.is_empty() {
-        return Err(Failure::usage(
-            "no images to bundle\nhint: name images as arguments or with -f FILE (or -f - for stdin)",
-        ));
-    }
-    let filter = if args.all_platforms {
-        PlatformFilter::All
-    } else if args.platforms.is_empty() {
-        PlatformFilter::host()
-    } else {
-        PlatformFilter::Only(args.platforms.clone())
+    let (refs, pins) = match &args.lock {
+        Some(path) => {
+            if !args.sources.sources().is_empty() {
+                return Err(Failure::usage(
+                    "--lock takes the references from the lock file; name no other images",
+                ));
+            }
+            let lock =
+                ferry::store::LockFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
+            let mut refs = Vec::new();
+            for locked in &lock.images {
+                refs.push(locked.reference.parse().map_err(
+                    |e: ferry::reference::ReferenceError| {
+                        Failure::usage(format!("{}: {e}", path.display()))
+                    },
+                )?);
+            }
+            let pins: std::collections::BTreeMap<_, _> = lock
+                .images
+                .iter()
+                .map(|i| (i.reference.clone(), i.clone()))
+                .collect();
+            (refs, pins)
+        }
+        None => (args.sources.collect("bundle").await?, Default::default()),
     };
+    if refs.is_empty() {
+        return Err(Failure::usage("the lock file names no images"));
+    }
+    let filter = args.platforms.filter();
 
     let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
     let progress = Arc::new(BundleProgress::new(
@@ -101,9 +109,27 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
         timed_out.clone(),
     ));
 
+    if args.locked {
+        let lock = ferry::store::LockFile {
+            images: pins.values().cloned().collect(),
+            ..Default::default()
+        };
+        let drift = ferry::lock::drift(&registries, &lock).await;
+        if !drift.is_empty() {
+            return Err(Failure::from(format!(
+                "the lock file is out of date; nothing was fetched:\n{}\nhint: update it with `ferry lock ... -o FILE`, or drop --locked",
+                drift
+                    .iter()
+                    .map(|d| format!("  {d}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )));
+        }
+    }
     let options = BundleOptions {
         platforms: filter,
         jobs: args.jobs.into(),
+        pins,
     };
     let summary = bundle(registries, layout, refs, &options, progress.clone(), cancel)
         .await

@@ -1,11 +1,14 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
 mod bundle;
+mod images;
+mod lock;
 mod login;
 mod ls;
 mod output;
 mod progress;
 mod registry_args;
+mod sources;
 mod verify;
 
 use std::process::ExitCode;
@@ -76,6 +79,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Bundle(bundle::BundleArgs),
+    Images(images::ImagesArgs),
+    Lock(lock::LockArgs),
     Ls(ls::LsArgs),
     Verify(verify::VerifyArgs),
     Login(login::LoginArgs),
@@ -94,6 +99,8 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Bundle(args) => runtime().block_on(bundle::run(args)),
+        Command::Images(args) => runtime().block_on(images::run(args)),
+        Command::Lock(args) => runtime().block_on(lock::run(args)),
         Command::Ls(args) => ls::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Login(args) => runtime().block_on(login::login(args)),

@@ -1,10 +1,14 @@
-//! Image lists: references on the command line, and list files (one reference a line, `#`
-//! comments and blank lines ignored), from a path or standard input.
+//! Image lists from where users keep them: references on the command line, list files (one
+//! reference a line, `#` comments), Kubernetes manifests, a node's containerd, a cluster.
 
+pub mod cluster;
+pub mod containerd;
 pub mod manifests;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use manifests::ManifestOptions;
 
 use crate::reference::{ImageRef, ReferenceError};
 
@@ -25,6 +29,14 @@ pub enum InputError {
         /// `FILE: document N`.
         origin: String,
         /// The parser's complaint.
+        reason: String,
+    },
+    /// A source (containerd, the cluster) could not be read.
+    #[error("{source_name}: {reason}")]
+    Source {
+        /// The option that named it.
+        source_name: String,
+        /// What went wrong, with a hint.
         reason: String,
     },
     /// A list file cannot be read.
@@ -97,9 +109,160 @@ pub fn dedup(mut refs: Vec<ImageRef>) -> Vec<ImageRef> {
     refs
 }
 
+/// Every place references can come from, for `ferry images`, `ferry lock` and `ferry bundle`.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// References given as arguments.
+    pub images: Vec<String>,
+    /// List files (`-` for stdin).
+    pub files: Vec<PathBuf>,
+    /// Manifest files or folders (`-` for stdin).
+    pub manifests: Vec<PathBuf>,
+    /// How to read manifests.
+    pub manifest_options: ManifestOptions,
+    /// The containerd namespace to list, when `--from-containerd`.
+    pub containerd_namespace: Option<String>,
+    /// List the cluster's workloads.
+    pub cluster: bool,
+    /// Only this namespace of the cluster.
+    pub cluster_namespace: Option<String>,
+    /// Drop references starting with these (normalized) prefixes.
+    pub excludes: Vec<String>,
+}
+
+/// What the sources gave.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The references, normalized, deduplicated and sorted.
+    pub references: Vec<ImageRef>,
+    /// Things worth telling the user (names skipped, references excluded).
+    pub notes: Vec<String>,
+}
+
+/// `--exclude` prefixes: a bare name is normalized as a reference would be (`busybox` means
+/// `docker.io/library/busybox`, `bitnami/redis` `docker.io/bitnami/redis`); a prefix that
+/// starts with a registry is taken as written (`docker.io/library`, `quay.io/org/`).
+fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim();
+    let first = p.split('/').next().unwrap_or_default();
+    let has_registry =
+        p.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        return match p.strip_prefix("index.docker.io") {
+            Some(rest) => format!("docker.io{rest}"),
+            None => p.to_owned(),
+        };
+    }
+    let pinned = p.contains('@') || p.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    match p.parse::<ImageRef>() {
+        Ok(r) if pinned => r.to_string(),
+        Ok(r) => r.name(),
+        Err(_) => p.to_owned(),
+    }
+}
+
+impl Sources {
+    /// True when no source is given.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+            && self.files.is_empty()
+            && self.manifests.is_empty()
+            && self.containerd_namespace.is_none()
+            && !self.cluster
+    }
+
+    /// Reads every source. Standard input can serve one of them only.
+    pub async fn collect(&self) -> Result<Collected, InputError> {
+        let stdin_users = self
+            .files
+            .iter()
+            .chain(&self.manifests)
+            .filter(|p| p.as_os_str() == "-")
+            .count();
+        if stdin_users > 1 {
+            return Err(InputError::Source {
+                source_name: "-".into(),
+                reason:
+                    "standard input can feed one list (-f - or --from-manifests -), not several"
+                        .into(),
+            });
+        }
+        let mut out = Collected::default();
+        let mut refs = parse_args(&self.images)?;
+        for f in &self.files {
+            refs.extend(read_list(f)?);
+        }
+        let mut read_stdin = || {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map(|_| s)
+                .map_err(|source| InputError::Io {
+                    path: "-".into(),
+                    source,
+                })
+        };
+        refs.extend(manifests::read_manifests(
+            &self.manifests,
+            self.manifest_options,
+            &mut read_stdin,
+        )?);
+        if let Some(ns) = &self.containerd_namespace {
+            let found = containerd::list(ns)?;
+            if !found.skipped.is_empty() {
+                out.notes.push(format!(
+                    "--from-containerd: skipped {} name(s) that are not pullable references: {}",
+                    found.skipped.len(),
+                    found.skipped.join(", ")
+                ));
+            }
+            refs.extend(found.references);
+        }
+        if self.cluster {
+            refs.extend(
+                cluster::list(self.cluster_namespace.as_deref(), self.manifest_options).await?,
+            );
+        }
+        let prefixes: Vec<String> = self.excludes.iter().map(|p| normalize_prefix(p)).collect();
+        let mut refs = dedup(refs);
+        let excluded = |r: &ImageRef| {
+            prefixes
+                .iter()
+                .any(|p| r.to_string().starts_with(p.as_str()))
+        };
+        let left_out = refs.iter().filter(|r| excluded(r)).count();
+        refs.retain(|r| !excluded(r));
+        // The order people read: by the reference as written.
+        refs.sort_by_cached_key(ToString::to_string);
+        if left_out > 0 {
+            out.notes
+                .push(format!("--exclude: left out {left_out} reference(s)"));
+        }
+        out.references = refs;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exclude_prefixes() {
+        assert_eq!(normalize_prefix("busybox"), "docker.io/library/busybox");
+        assert_eq!(normalize_prefix("bitnami/redis"), "docker.io/bitnami/redis");
+        assert_eq!(
+            normalize_prefix("nginx:1.27"),
+            "docker.io/library/nginx:1.27"
+        );
+        assert_eq!(normalize_prefix("docker.io/library"), "docker.io/library");
+        assert_eq!(
+            normalize_prefix("index.docker.io/library/"),
+            "docker.io/library/"
+        );
+        assert_eq!(normalize_prefix("quay.io/org/"), "quay.io/org/");
+        assert_eq!(normalize_prefix("localhost:5000/app"), "localhost:5000/app");
+    }
 
     #[test]
     fn list_with_comments_blanks_and_duplicates() {

@@ -20,6 +20,8 @@ pub struct Faults {
     pub reset: bool,
     /// Stop forwarding (keep the connection open, silent) after this many response bytes.
     pub stall_after: Option<u64>,
+    /// With `stall_after`: only the first connection to reach the limit stalls.
+    pub stall_once: bool,
     /// Close each connection after a random number of response bytes in this range (a seeded
     /// generator: the same seed gives the same sequence of cuts).
     pub cut_at_random: Option<(u64, u64, u64)>,
@@ -53,6 +55,8 @@ pub struct Stats {
     pub open: AtomicUsize,
     /// Most connections open at once.
     pub max_open: AtomicUsize,
+    /// A connection has stalled (for `stall_once`).
+    pub stalled: std::sync::atomic::AtomicBool,
 }
 
 /// A running proxy; stops when dropped.
@@ -149,6 +153,7 @@ async fn relay(
             let mut sent = 0u64;
             let mut buf = vec![0u8; 16 * 1024];
             let started = tokio::time::Instant::now();
+            let mut stall_after = faults.stall_after;
             loop {
                 let mut want = buf.len() as u64;
                 if let Some(limit) = faults.cut_after {
@@ -157,9 +162,14 @@ async fn relay(
                         return Ending::Cut;
                     }
                 }
-                if let Some(limit) = faults.stall_after {
+                if let Some(limit) = stall_after {
                     want = want.min(limit.saturating_sub(sent));
                     if want == 0 {
+                        if faults.stall_once && stats.stalled.swap(true, Ordering::SeqCst) {
+                            // Another connection has stalled already: this one flows.
+                            stall_after = None;
+                            continue;
+                        }
                         return Ending::Stall;
                     }
                 }

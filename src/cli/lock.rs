@@ -1,0 +1,101 @@
+//! `ferry lock`: resolve every reference to its digest without downloading blobs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use ferry::store::{LockFile, write_atomic};
+
+use super::progress::BundleProgress;
+use super::registry_args::RegistryArgs;
+use super::sources::{PlatformArgs, SourceArgs};
+use super::{Exit, Failure, output};
+
+/// Resolve every reference to its digest (and an index's platform manifests) into a lock file,
+/// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  ferry lock -f images.txt --platform linux/amd64 -o ferry.lock
+  ferry lock -f images.txt -o ferry.lock --locked     # fails when a tag moved")]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    #[command(flatten)]
+    pub platforms: PlatformArgs,
+    /// Write the lock file here (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Check instead of writing: fail, naming the references, when the lock file would change.
+    #[arg(long, requires = "output")]
+    pub locked: bool,
+    /// References resolved at once.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Runs `ferry lock`.
+pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
+    let refs = args.sources.collect("lock").await?;
+    let reporter = Arc::new(BundleProgress::new(false, false));
+    let registries = args.registry.registries(reporter)?;
+    let outcome = ferry::lock::lock(
+        &registries,
+        &refs,
+        &args.platforms.filter(),
+        args.jobs.into(),
+    )
+    .await;
+    for (reference, error) in &outcome.failed {
+        output::error(&format!("{reference}: {error}"));
+    }
+    if !outcome.failed.is_empty() {
+        return Err(Failure::from(format!(
+            "{} of {} reference(s) could not be resolved; no lock file written",
+            outcome.failed.len(),
+            refs.len()
+        )));
+    }
+    let Some(path) = &args.output else {
+        print!("{}", String::from_utf8_lossy(&outcome.lock.to_json()));
+        return Ok(Exit::Ok);
+    };
+    if args.locked {
+        let old = LockFile::read(path).map_err(|e| e.to_string())?;
+        let changes = ferry::lock::differences(&old, &outcome.lock);
+        if !changes.is_empty() {
+            return Err(Failure::from(format!(
+                "{} is out of date:\n{}\nhint: run without --locked to update it",
+                path.display(),
+                changes
+                    .iter()
+                    .map(|c| format!("  {c}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )));
+        }
+        eprintln!(
+            "{} is up to date ({} images)",
+            path.display(),
+            outcome.lock.images.len()
+        );
+        return Ok(Exit::Ok);
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Failure::usage("-o needs a file name"))?;
+    write_atomic(dir, name, &outcome.lock.to_json(), dir).map_err(|e| e.to_string())?;
+    eprintln!(
+        "locked {} images in {}",
+        outcome.lock.images.len(),
+        path.display()
+    );
+    Ok(Exit::Ok)
+}

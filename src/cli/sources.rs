@@ -1,0 +1,133 @@
+//! Where references come from, and which platforms to keep: options shared by `ferry images`,
+//! `ferry lock` and `ferry bundle`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use ferry::inputs::Sources;
+use ferry::inputs::manifests::ManifestOptions;
+use ferry::platform::{Platform, PlatformFilter};
+
+use super::{Failure, output};
+
+/// References and the places that list them.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Image references (`alpine:3.20`, `ghcr.io/org/app@sha256:…`).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// A file listing references, one a line (`#` comments); `-` reads stdin. Repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Kubernetes manifests (multi-document YAML or JSON, Lists, kubectl/helm/kustomize output):
+    /// a file, or a folder read recursively; `-` reads stdin. Repeatable.
+    #[arg(long = "from-manifests", value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+
+    /// With --from-manifests/--from-cluster: also take any string field named `image` in kinds
+    /// other than workloads (operators' custom resources).
+    #[arg(long)]
+    pub scan_all_image_fields: bool,
+
+    /// The images of this node's containerd (through ctr; honours CONTAINERD_ADDRESS).
+    #[arg(long)]
+    pub from_containerd: bool,
+
+    /// The containerd namespace for --from-containerd.
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value = "k8s.io",
+        requires = "from_containerd"
+    )]
+    pub namespace: String,
+
+    /// The images of the cluster's pods and workload templates (kubeconfig, or the in-cluster
+    /// service account).
+    #[arg(long)]
+    pub from_cluster: bool,
+
+    /// With --from-cluster: only this Kubernetes namespace (default: all).
+    #[arg(
+        short = 'n',
+        long = "kube-namespace",
+        value_name = "NS",
+        requires = "from_cluster"
+    )]
+    pub kube_namespace: Option<String>,
+
+    /// Leave out references starting with this prefix (normalized: `busybox` means
+    /// docker.io/library/busybox). Repeatable.
+    #[arg(long, value_name = "PREFIX")]
+    pub exclude: Vec<String>,
+}
+
+impl SourceArgs {
+    /// The library's view of these options.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            images: self.images.clone(),
+            files: self.files.clone(),
+            manifests: self.manifests.clone(),
+            manifest_options: ManifestOptions {
+                scan_all_image_fields: self.scan_all_image_fields,
+            },
+            containerd_namespace: self.from_containerd.then(|| self.namespace.clone()),
+            cluster: self.from_cluster,
+            cluster_namespace: self.kube_namespace.clone(),
+            excludes: self.exclude.clone(),
+        }
+    }
+
+    /// Reads every source. Unreadable input is a usage error; an unreachable containerd or
+    /// cluster is a failure.
+    pub async fn collect(&self, what: &str) -> Result<Vec<ferry::reference::ImageRef>, Failure> {
+        let sources = self.sources();
+        if sources.is_empty() {
+            return Err(Failure::usage(format!(
+                "no images to {what}\nhint: name images as arguments, or use -f FILE, --from-manifests PATH, \
+                 --from-containerd or --from-cluster"
+            )));
+        }
+        let collected = sources.collect().await.map_err(|e| match e {
+            ferry::inputs::InputError::Source { .. } => Failure::from(e.to_string()),
+            other => Failure::usage(other.to_string()),
+        })?;
+        for note in &collected.notes {
+            output::warning(note);
+        }
+        Ok(collected.references)
+    }
+}
+
+/// Which platforms of multi-platform images to keep.
+#[derive(Debug, Args)]
+pub struct PlatformArgs {
+    /// Keep this platform of multi-platform images (repeatable). Default: this machine's.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
+    pub platforms: Vec<Platform>,
+
+    /// Keep every platform, attestations included.
+    #[arg(long)]
+    pub all_platforms: bool,
+}
+
+impl PlatformArgs {
+    /// The filter these options mean.
+    pub fn filter(&self) -> PlatformFilter {
+        if self.all_platforms {
+            PlatformFilter::All
+        } else if self.platforms.is_empty() {
+            PlatformFilter::host()
+        } else {
+            PlatformFilter::Only(self.platforms.clone())
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The images a cluster runs or may run: pods, and the pod templates of every workload
+//! controller (those scaled to zero too) and CronJob, through the Kubernetes API (kube).
+
+use std::path::PathBuf;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::InputError;
+use super::manifests::{ManifestOptions, images_in_object};
+use crate::reference::ImageRef;
+
+/// The API resources that hold pod specs: (group, version, kind, plural).
+const RESOURCES: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "ReplicationController", "replicationcontrollers"),
+    ("", "v1", "PodTemplate", "podtemplates"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+];
+
+/// Where the service account's files are mounted in a pod (overridable for tests).
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+fn source_error(reason: String) -> InputError {
+    InputError::Source {
+        source_name: "--from-cluster".into(),
+        reason,
+    }
+}
+
+/// The client configuration: the user's kubeconfig when there is one, else the in-cluster
+/// service account.
+async fn config() -> Result<kube::Config, InputError> {
+    let kubeconfig_present = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("HOME")
+            .is_some_and(|h| PathBuf::from(h).join(".kube/config").is_file());
+    if kubeconfig_present {
+        let kc = Kubeconfig::read()
+            .map_err(|e| source_error(format!("cannot read the kubeconfig: {e}")))?;
+        return kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| source_error(format!("kubeconfig: {e}")));
+    }
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
+        source_error("no kubeconfig and not running in a pod\nhint: set KUBECONFIG, or run ferry in the cluster with a service account".into())
+    })?;
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+    let dir = std::env::var_os("FERRY_SERVICEACCOUNT_DIR")
+        .map_or_else(|| PathBuf::from(SERVICE_ACCOUNT_DIR), PathBuf::from);
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let url = format!("https://{host}:{port}").parse().map_err(|e| {
+        source_error(format!(
+            "KUBERNETES_SERVICE_HOST/PORT do not make a URL: {e}"
+        ))
+    })?;
+    let mut config = kube::Config::new(url);
+    config.root_cert_file = Some(dir.join("ca.crt"));
+    config.auth_info.token_file = Some(dir.join("token").to_string_lossy().into_owned());
+    if let Ok(ns) = std::fs::read_to_string(dir.join("namespace")) {
+        config.default_namespace = ns.trim().to_owned();
+    }
+    Ok(config)
+}
+
+/// Lists every image in the cluster, or in `namespace`.
+pub async fn list(
+    namespace: Option<&str>,
+    options: ManifestOptions,
+) -> Result<Vec<ImageRef>, InputError> {
+    let client = kube::Client::try_from(config().await?)
+        .map_err(|e| source_error(format!("cannot set up the Kubernetes client: {e}")))?;
+    let mut out = Vec::new();
+    let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
+    for (group, version, kind, plural) in RESOURCES {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await.map_err(|e| {
+                source_error(format!(
+                    "cannot list {plural} in {scope}: {e}\nhint: the account in use needs get/list on {plural}"
+                ))
+            })?;
+            for object in &page.items {
+                let value = serde_json::to_value(object).expect("API objects serialize");
+                let origin = format!(
+                    "{plural} in {}",
+                    object
+                        .metadata
+                        .namespace
+                        .as_deref()
+                        .unwrap_or("the cluster")
+                );
+                images_in_object(kind, &value, options, &origin, &mut out)?;
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}

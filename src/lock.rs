@@ -1,0 +1,125 @@
+//! `ferry lock`: what every reference resolves to, without downloading blobs; and the drift
+//! between a lock file and what the tags say today.
+
+use std::collections::BTreeMap;
+
+use crate::platform::PlatformFilter;
+use crate::reference::ImageRef;
+use crate::registry::Registries;
+use crate::resolve::{ResolvedImage, Selection, current_digest, resolve_many};
+use crate::store::{LockFile, LockedImage, LockedPlatform};
+
+/// The lock entry for a resolved image: its manifest, and every child kept (attestations
+/// included, so that a bundle made from the lock is the same bundle).
+pub fn locked_image(image: &ResolvedImage) -> LockedImage {
+    LockedImage {
+        reference: image.reference.to_string(),
+        digest: image.root.digest.clone(),
+        media_type: image.root.media_type.clone(),
+        size: image.root.bytes.len() as u64,
+        platforms: image
+            .platforms
+            .iter()
+            .map(|p| LockedPlatform {
+                platform: p.platform.clone(),
+                digest: p.manifest.digest.clone(),
+                size: p.manifest.bytes.len() as u64,
+            })
+            .collect(),
+        total_size: image.all_blobs().values().sum(),
+    }
+}
+
+/// The outcome of `ferry lock`.
+#[derive(Debug, Default)]
+pub struct LockOutcome {
+    /// The lock of every reference that resolved.
+    pub lock: LockFile,
+    /// References that did not, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Resolves every reference (manifests and single-image configs only) into a lock file.
+pub async fn lock(
+    registries: &Registries,
+    references: &[ImageRef],
+    filter: &PlatformFilter,
+    jobs: usize,
+) -> LockOutcome {
+    let mut out = LockOutcome::default();
+    for (reference, result) in resolve_many(registries, references, jobs, |_| {
+        Selection::Platforms(filter)
+    })
+    .await
+    {
+        match result {
+            Ok(image) => out.lock.upsert(locked_image(&image)),
+            Err(e) => out.failed.push((reference.to_string(), e.to_string())),
+        }
+    }
+    out.failed.sort();
+    out
+}
+
+/// How a lock differs from another (or from the registries): one line per reference.
+pub fn differences(old: &LockFile, new: &LockFile) -> Vec<String> {
+    let old: BTreeMap<&str, &LockedImage> = old
+        .images
+        .iter()
+        .map(|i| (i.reference.as_str(), i))
+        .collect();
+    let new: BTreeMap<&str, &LockedImage> = new
+        .images
+        .iter()
+        .map(|i| (i.reference.as_str(), i))
+        .collect();
+    let mut out = Vec::new();
+    for (r, n) in &new {
+        match old.get(r) {
+            None => out.push(format!("{r}: not in the lock file (new)")),
+            Some(o) if o.digest != n.digest => {
+                out.push(format!("{r}: locked {}, now {}", o.digest, n.digest))
+            }
+            Some(o) if o.platforms != n.platforms => {
+                out.push(format!("{r}: its platforms changed"))
+            }
+            Some(_) => {}
+        }
+    }
+    for r in old.keys().filter(|r| !new.contains_key(*r)) {
+        out.push(format!(
+            "{r}: in the lock file, no longer among the sources"
+        ));
+    }
+    out
+}
+
+/// The references of a lock whose tag names another manifest today (by-digest references
+/// cannot drift). Lines for people; errors reaching a registry count as drift too, naming it.
+pub async fn drift(registries: &Registries, lock: &LockFile) -> Vec<String> {
+    let mut out = Vec::new();
+    for locked in &lock.images {
+        let reference: ImageRef = match locked.reference.parse() {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(format!("{}: {e}", locked.reference));
+                continue;
+            }
+        };
+        if reference.digest().is_some() {
+            continue;
+        }
+        match current_digest(registries, &reference).await {
+            Ok(d) if d == locked.digest => {}
+            Ok(d) => out.push(format!(
+                "{reference}: locked {}, the tag now names {d}",
+                locked.digest
+            )),
+            Err(e) => out.push(format!(
+                "{reference}: cannot check: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            )),
+        }
+    }
+    out
+}
