@@ -399,3 +399,121 @@ pub fn path_with(dir: &Path) -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// A private containerd (scripts/containerd.sh), stopped on drop.
+pub struct Containerd {
+    /// Its socket (for CONTAINERD_ADDRESS or `ctr -a`).
+    pub socket: String,
+    state: tempfile::TempDir,
+}
+
+impl Containerd {
+    /// Starts one.
+    pub fn start() -> Containerd {
+        require("containerd", "containerd");
+        require("ctr", "containerd");
+        let state = tempfile::tempdir().unwrap();
+        let out = run(Command::new(root().join("scripts/containerd.sh"))
+            .arg("start")
+            .arg(state.path()));
+        Containerd {
+            socket: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            state,
+        }
+    }
+
+    /// `ctr -a SOCKET -n k8s.io ARGS`.
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        run(Command::new("ctr")
+            .args(["-a", &self.socket, "-n", "k8s.io"])
+            .args(args))
+    }
+
+    /// Imports a bundle folder with ctr's own importer (a tar made by GNU tar, not ferry).
+    pub fn import_bundle(&self, bundle: &Path) {
+        let tar = self.state.path().join("bundle.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(bundle)
+            .args(["--exclude=./.ferry", "-cf"])
+            .arg(&tar)
+            .arg("."));
+        self.ctr(&["images", "import", tar.to_str().unwrap()]);
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/containerd.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+/// The fake Kubernetes API (testdata/fake_kube_api.py) over HTTPS with the recorded lists of
+/// testdata/kube-api, stopped on drop.
+pub struct FakeKubeApi {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The bearer token it accepts.
+    pub token: String,
+    /// The CA that signed its certificate.
+    pub tls: Tls,
+    /// Where it logs request paths.
+    pub log: PathBuf,
+    child: std::process::Child,
+}
+
+impl FakeKubeApi {
+    /// Starts it.
+    pub fn start() -> FakeKubeApi {
+        let tls = Tls::new();
+        let port_file = tls.dir.path().join("port");
+        let log = tls.dir.path().join("requests.log");
+        let token = "ferry-test-token".to_owned();
+        let child = Command::new("python3")
+            .arg(root().join("testdata/fake_kube_api.py"))
+            .args([
+                "--cert",
+                &tls.path("server.crt"),
+                "--key",
+                &tls.path("server.key"),
+                "--token",
+                &token,
+            ])
+            .arg("--responses")
+            .arg(root().join("testdata/kube-api"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .spawn()
+            .unwrap();
+        wait_for(10, "the fake API server", || port_file.exists());
+        let port = std::fs::read_to_string(&port_file).unwrap();
+        FakeKubeApi {
+            addr: format!("127.0.0.1:{}", port.trim()),
+            token,
+            tls,
+            log,
+            child,
+        }
+    }
+
+    /// The request paths it saw.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for FakeKubeApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
