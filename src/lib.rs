@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod credentials;
 pub mod digest;
+pub mod export;
 pub mod fetch;
 pub mod inputs;
 pub mod lock;
@@ -17,4 +18,5 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod resolve;
+pub mod restore;
 pub mod store;

@@ -76,6 +76,10 @@ impl Committer {
             descriptor.set_platform(Some(oci));
         }
         self.index.upsert(&name, descriptor);
+        // restore.sh lists the images itself (no JSON parser on the node): written before
+        // index.json, so that it never misses an image index.json names.
+        let script = crate::restore::script::render(&self.index);
+        layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
         layout.write_index(&self.index)?;
 
         self.lock.upsert(crate::lock::locked_image(image));

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
 mod bundle;
+mod export;
 mod images;
 mod lock;
 mod login;
@@ -8,6 +9,7 @@ mod ls;
 mod output;
 mod progress;
 mod registry_args;
+mod restore;
 mod sources;
 mod verify;
 
@@ -83,6 +85,8 @@ enum Command {
     Lock(lock::LockArgs),
     Ls(ls::LsArgs),
     Verify(verify::VerifyArgs),
+    Restore(restore::RestoreArgs),
+    Export(export::ExportArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
 }
@@ -103,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::Lock(args) => runtime().block_on(lock::run(args)),
         Command::Ls(args) => ls::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Export(args) => export::run(args),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
     };

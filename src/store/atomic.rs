@@ -13,6 +13,18 @@ pub fn write_atomic(
     bytes: &[u8],
     tmp_dir: &Path,
 ) -> Result<(), StoreError> {
+    write_atomic_mode(dir, name, bytes, tmp_dir, 0o644)
+}
+
+/// [`write_atomic`] with a file mode (0o755 for a script).
+pub fn write_atomic_mode(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    tmp_dir: &Path,
+    mode: u32,
+) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     fs::create_dir_all(tmp_dir).map_err(StoreError::io("create", tmp_dir))?;
     let tmp = tmp_dir.join(format!("{name}.{}.tmp", std::process::id()));
     let result = (|| {
@@ -20,6 +32,7 @@ pub fn write_atomic(
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(mode)
             .open(&tmp)
             .map_err(StoreError::io("create", &tmp))?;
         f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;

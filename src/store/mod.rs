@@ -9,13 +9,14 @@ mod blob;
 mod index;
 mod inspect;
 mod lockfile;
+pub mod select;
 pub mod verify;
 
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, PartialBlob};
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
@@ -257,6 +258,11 @@ impl Layout {
     /// Replaces index.json atomically.
     pub fn write_index(&self, index: &BundleIndex) -> Result<(), StoreError> {
         write_atomic(&self.root, "index.json", &index.to_json(), &self.tmp_dir())
+    }
+
+    /// Replaces an executable file at the bundle's root atomically (restore.sh).
+    pub fn write_script(&self, name: &str, text: &str) -> Result<(), StoreError> {
+        write_atomic_mode(&self.root, name, text.as_bytes(), &self.tmp_dir(), 0o755)
     }
 
     /// Reads the lock file (empty when absent).

@@ -1,0 +1,149 @@
+//! `ferry restore`: import a bundle into this node's container runtime.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use ferry::platform::Platform;
+use ferry::restore::{RestoreOptions, Runtime, restore};
+use ferry::store::{Layout, verify};
+
+use super::{Exit, Failure, output};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeArg {
+    /// containerd when its socket is there, else CRI-O when skopeo is.
+    Auto,
+    /// containerd, through ctr.
+    Containerd,
+    /// CRI-O's containers-storage, through skopeo.
+    CriO,
+}
+
+/// Import a bundle into this node's containerd or CRI-O, under each reference and its
+/// repository@digest name, optionally pinned against kubelet's image GC.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  ferry restore /preload --pin
+  ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
+pub struct RestoreArgs {
+    /// The bundle folder (may be a read-only mount).
+    pub bundle: PathBuf,
+    /// The runtime to import into.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub runtime: RuntimeArg,
+    /// containerd namespace.
+    #[arg(long, default_value = "k8s.io")]
+    pub namespace: String,
+    /// The platform to import (default: this node's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+    /// Pin the images so kubelet's image GC keeps them (containerd label
+    /// io.cri-containerd.pinned=pinned; a CRI-O pinned_images drop-in).
+    #[arg(long)]
+    pub pin: bool,
+    /// Verify the bundle (re-hash every blob) before importing.
+    #[arg(long)]
+    pub verify: bool,
+    /// containerd's socket.
+    #[arg(
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub address: PathBuf,
+    /// containers-storage for CRI-O, as skopeo writes it: `[driver@root+runroot]` (default:
+    /// the system's storage.conf).
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    pub storage: String,
+    /// Where the CRI-O pinning drop-in goes.
+    #[arg(long, value_name = "DIR", default_value = "/etc/crio/crio.conf.d")]
+    pub crio_conf_dir: PathBuf,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Runs `ferry restore`.
+pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
+    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let runtime = match args.runtime {
+        RuntimeArg::Containerd => Runtime::Containerd,
+        RuntimeArg::CriO => Runtime::CriO,
+        RuntimeArg::Auto if on_path("ctr") && args.address.exists() => Runtime::Containerd,
+        RuntimeArg::Auto
+            if on_path("skopeo")
+                && (!args.storage.is_empty() || std::path::Path::new("/etc/crio").exists()) =>
+        {
+            Runtime::CriO
+        }
+        RuntimeArg::Auto => {
+            return Err(Failure::from(format!(
+                "found neither containerd (ctr and {}) nor CRI-O (skopeo and /etc/crio)\nhint: pass --address, or --runtime containerd|cri-o",
+                args.address.display()
+            )));
+        }
+    };
+    if args.verify {
+        let report = verify::verify(&layout, &|_| {}).map_err(|e| e.to_string())?;
+        if !report.ok() {
+            return Err(Failure::from(format!(
+                "the bundle is not sound; nothing was imported:\n{}",
+                report
+                    .problems
+                    .iter()
+                    .map(|p| format!("  {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )));
+        }
+    }
+    let options = RestoreOptions {
+        runtime,
+        platform: args.platform.clone().unwrap_or_else(Platform::host),
+        namespace: args.namespace.clone(),
+        containerd_address: args.address.clone(),
+        storage: args.storage.clone(),
+        pin: args.pin,
+        crio_conf_dir: args.crio_conf_dir.clone(),
+    };
+    let outcomes = restore(&layout, &options).map_err(|e| e.to_string())?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if args.json {
+        output::json(&serde_json::json!({
+            "bundle": args.bundle.display().to_string(),
+            "runtime": match runtime { Runtime::Containerd => "containerd", Runtime::CriO => "cri-o" },
+            "platform": options.platform.to_string(),
+            "images": outcomes.iter().map(|o| serde_json::json!({
+                "reference": o.reference, "digest": o.digest,
+                "status": if o.error.is_some() { "failed" } else { "ok" }, "error": o.error,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    for o in &outcomes {
+        match &o.error {
+            None => eprintln!(
+                "restored {} ({}){}",
+                o.reference,
+                o.digest,
+                if args.pin { ", pinned" } else { "" }
+            ),
+            Some(e) => output::error(&format!("{}: {e}", o.reference)),
+        }
+    }
+    if args.pin && runtime == Runtime::CriO {
+        eprintln!("hint: apply the pinning drop-in with: systemctl reload crio");
+    }
+    eprintln!(
+        "{} of {} image(s) restored for {}",
+        outcomes.len() - failed,
+        outcomes.len(),
+        options.platform
+    );
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
+}

@@ -1,0 +1,104 @@
+//! oci-archive and docker-archive files of a bundle. Both are deterministic: the same bundle
+//! gives the same bytes.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::ExportError;
+use super::tarball::{TarPlan, write_file_atomically, write_tar};
+use crate::digest::Digest;
+use crate::platform::Platform;
+use crate::store::select::{Offer, offer};
+use crate::store::{Layout, OCI_LAYOUT, inspect_entry};
+
+/// Writes an oci-archive (`.tar`, or `.tar.zst`/`.zst` compressed with zstd): oci-layout,
+/// index.json and every blob the index reaches.
+pub fn oci_archive(layout: &Layout, out: &Path) -> Result<(), ExportError> {
+    let index = layout.read_index()?;
+    let mut plan = TarPlan::default();
+    for entry in index.entries() {
+        let contents = inspect_entry(layout, &entry);
+        if let Some((digest, why)) = contents.problems.first() {
+            return Err(ExportError::Incomplete(format!(
+                "{}: {digest}: {why}",
+                entry.name.unwrap_or_default()
+            )));
+        }
+        plan.blobs.extend(contents.blobs.into_keys());
+    }
+    plan.files
+        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+    plan.files.push(("index.json".into(), index.to_json()));
+    let zstd = out.extension().is_some_and(|e| e == "zst");
+    write_file_atomically(out, |f| {
+        if zstd {
+            // One thread, a fixed level: deterministic output.
+            let mut enc = zstd::stream::Encoder::new(f, 3)?;
+            write_tar(layout, &plan, &mut enc)?;
+            enc.finish()?.flush()
+        } else {
+            write_tar(layout, &plan, f)
+        }
+    })
+    .map_err(|e| ExportError::Io(out.display().to_string(), e))
+}
+
+/// Writes a docker-archive (`docker save` format, loadable by `docker load` and `podman load`):
+/// one image per reference, for `platform`, with its tag in `RepoTags`. Layers keep their
+/// compression.
+pub fn docker_archive(
+    layout: &Layout,
+    out: &Path,
+    platform: &Platform,
+) -> Result<Vec<String>, ExportError> {
+    let index = layout.read_index()?;
+    let mut plan = TarPlan::default();
+    let mut manifest = Vec::new();
+    let mut skipped = Vec::new();
+    let path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+    for entry in index.entries() {
+        let image = match offer(layout, &entry, platform)? {
+            Offer::Serves(image) => image,
+            Offer::Lacks { name, has } => {
+                skipped.push(format!(
+                    "{name}: no {platform} image (it has {})",
+                    has.join(", ")
+                ));
+                continue;
+            }
+        };
+        let digest = |d: &oci_spec::image::Descriptor| -> Result<Digest, ExportError> {
+            crate::manifest::descriptor_digest(d)
+                .map_err(|e| ExportError::Incomplete(e.to_string()))
+        };
+        let config = digest(&image.config)?;
+        let layers: Vec<Digest> = image.layers.iter().map(digest).collect::<Result<_, _>>()?;
+        // docker load wants name:tag; a reference pinned by digest only has no tag to give.
+        let reference: Option<crate::reference::ImageRef> = image.name.parse().ok();
+        let repo_tags: Vec<String> = reference
+            .as_ref()
+            .and_then(|r| r.tag().map(|t| format!("{}:{t}", r.name())))
+            .into_iter()
+            .collect();
+        manifest.push(serde_json::json!({
+            "Config": path(&config),
+            "RepoTags": repo_tags,
+            "Layers": layers.iter().map(path).collect::<Vec<_>>(),
+        }));
+        plan.blobs.push(config);
+        plan.blobs.extend(layers);
+    }
+    if manifest.is_empty() {
+        return Err(ExportError::Incomplete(format!(
+            "no image of the bundle is for {platform}: {}",
+            skipped.join("; ")
+        )));
+    }
+    plan.files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).expect("JSON serializes"),
+    ));
+    write_file_atomically(out, |f| write_tar(layout, &plan, f))
+        .map_err(|e| ExportError::Io(out.display().to_string(), e))?;
+    Ok(skipped)
+}

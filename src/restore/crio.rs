@@ -1,0 +1,112 @@
+//! Restoring into CRI-O's containers-storage with skopeo, and pinning with a CRI-O drop-in.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{RestoreError, RestoreOptions, Restored, repository};
+use crate::store::select::PlatformImage;
+use crate::store::{Layout, OCI_LAYOUT};
+
+/// A one-image layout whose blobs are the bundle's (a symlink, no copy). skopeo's `oci:`
+/// transport then finds the image whatever its media type (it skips Docker-typed index.json
+/// entries it is asked for by name).
+fn one_image_layout(dir: &Path, layout: &Layout, image: &PlatformImage) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::symlink(
+        layout.root().canonicalize()?.join("blobs"),
+        dir.join("blobs"),
+    )?;
+    std::fs::write(dir.join("oci-layout"), OCI_LAYOUT)?;
+    let d = &image.entry;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": d.media_type().to_string(), "digest": d.digest().to_string(), "size": d.size()}],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string())
+}
+
+/// Copies `images` (each serving the node) into containers-storage.
+pub fn restore(
+    layout: &Layout,
+    images: &[PlatformImage],
+    options: &RestoreOptions,
+) -> Result<Vec<Restored>, RestoreError> {
+    let tmp = tempdir()?;
+    let p = &options.platform;
+    let mut outcomes = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let dir = tmp.join(i.to_string());
+        one_image_layout(&dir, layout, image)
+            .map_err(|e| RestoreError::Runtime(format!("preparing {}: {e}", image.name)))?;
+        let mut copy = Command::new("skopeo");
+        copy.args([
+            "copy",
+            "--quiet",
+            "--override-os",
+            p.os(),
+            "--override-arch",
+            p.architecture(),
+        ]);
+        if let Some(v) = p.variant() {
+            copy.args(["--override-variant", v]);
+        }
+        copy.arg(format!("oci:{}", dir.display())).arg(format!(
+            "containers-storage:{}{}",
+            options.storage, image.name
+        ));
+        let error = match copy.output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!(
+                "skopeo copy failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(RestoreError::Runtime(format!(
+                    "cannot run skopeo: {e}\nhint: apt-get install skopeo, or use --runtime containerd"
+                )));
+            }
+        };
+        outcomes.push(Restored {
+            reference: image.name.clone(),
+            digest: image.entry.digest().to_string(),
+            error,
+        });
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    if options.pin {
+        let mut text = String::from(
+            "# Written by ferry restore: images kept from kubelet's image GC.\n[crio.image]\npinned_images = [\n",
+        );
+        for image in images {
+            text.push_str(&format!(
+                "  \"{}\",\n  \"{}@{}\",\n",
+                image.name,
+                repository(&image.name),
+                image.entry.digest()
+            ));
+        }
+        text.push_str("]\n");
+        let dir = &options.crio_conf_dir;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(dir.join("50-ferry-pinned.conf"), text))
+            .map_err(|e| {
+                RestoreError::Runtime(format!(
+                    "cannot write the CRI-O pinning drop-in in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+    }
+    Ok(outcomes)
+}
+
+fn tempdir() -> Result<std::path::PathBuf, RestoreError> {
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-restore-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RestoreError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}

@@ -1,0 +1,154 @@
+//! Restoring a bundle on a node: into containerd (`ctr images import`, one streamed tar) or
+//! CRI-O's containers-storage (`skopeo copy`), optionally pinned against kubelet's image GC.
+//! `restore.sh` does the same with nothing but POSIX sh on the node.
+
+mod containerd;
+mod crio;
+pub mod script;
+
+use std::path::PathBuf;
+
+use crate::platform::Platform;
+use crate::store::select::{Offer, PlatformImage, offer};
+use crate::store::{Layout, StoreError};
+
+/// Which runtime to restore into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// containerd, through ctr.
+    Containerd,
+    /// CRI-O's containers-storage, through skopeo.
+    CriO,
+}
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The node's platform.
+    pub platform: Platform,
+    /// containerd namespace.
+    pub namespace: String,
+    /// containerd socket.
+    pub containerd_address: PathBuf,
+    /// containers-storage spec for skopeo (`[vfs@root+runroot]`), empty for the default.
+    pub storage: String,
+    /// Pin the images against kubelet's image GC.
+    pub pin: bool,
+    /// Where CRI-O's pinning drop-in goes.
+    pub crio_conf_dir: PathBuf,
+}
+
+/// One image's outcome.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The reference.
+    pub reference: String,
+    /// Its manifest (or index) digest.
+    pub digest: String,
+    /// Why it was not restored.
+    pub error: Option<String>,
+}
+
+/// Why a restore could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The bundle cannot be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No image of the bundle runs on this node.
+    #[error(
+        "no image in {bundle} runs on {platform}: {details}\nhint: this bundle was made for other platforms; build one with --platform {platform}"
+    )]
+    NoImageForPlatform {
+        /// The bundle.
+        bundle: String,
+        /// The node's platform.
+        platform: String,
+        /// What the images have.
+        details: String,
+    },
+    /// The runtime's tool failed or is missing.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// The repository of a reference: without its tag and digest.
+pub fn repository(reference: &str) -> &str {
+    let r = reference.split('@').next().unwrap_or(reference);
+    match r.rsplit_once('/') {
+        Some((_, last)) if last.contains(':') => r.rsplit_once(':').map_or(r, |(repo, _)| repo),
+        None if r.contains(':') => r.rsplit_once(':').map_or(r, |(repo, _)| repo),
+        _ => r,
+    }
+}
+
+/// Restores every image of the bundle that serves the node's platform; the others are
+/// reported as failed. Returns one outcome per image.
+pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored>, RestoreError> {
+    let index = layout.read_index()?;
+    let mut serving: Vec<PlatformImage> = Vec::new();
+    let mut outcomes = Vec::new();
+    for entry in index.entries() {
+        match offer(layout, &entry, &options.platform)? {
+            Offer::Serves(image) => serving.push(*image),
+            Offer::Lacks { name, has } => outcomes.push(Restored {
+                reference: name,
+                digest: entry.descriptor.digest().to_string(),
+                error: Some(format!(
+                    "no image for {} in this bundle (it has {})",
+                    options.platform,
+                    has.join(", ")
+                )),
+            }),
+        }
+    }
+    if serving.is_empty() {
+        return Err(RestoreError::NoImageForPlatform {
+            bundle: layout.root().display().to_string(),
+            platform: options.platform.to_string(),
+            details: outcomes
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} ({})",
+                        o.reference,
+                        o.error.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    let done = match options.runtime {
+        Runtime::Containerd => containerd::restore(layout, &serving, options)?,
+        Runtime::CriO => crio::restore(layout, &serving, options)?,
+    };
+    outcomes.extend(done);
+    outcomes.sort_by(|a, b| a.reference.cmp(&b.reference));
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories() {
+        assert_eq!(
+            repository("docker.io/library/nginx:1.27"),
+            "docker.io/library/nginx"
+        );
+        assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
+        assert_eq!(repository("localhost:5000/app:1"), "localhost:5000/app");
+        assert_eq!(
+            repository(&format!("quay.io/o/a:1@sha256:{}", "a".repeat(64))),
+            "quay.io/o/a"
+        );
+        assert_eq!(
+            repository(&format!("quay.io/o/a@sha256:{}", "a".repeat(64))),
+            "quay.io/o/a"
+        );
+    }
+}

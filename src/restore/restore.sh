@@ -1,0 +1,209 @@
+#!/bin/sh
+# restore.sh: written by ferry into every bundle. Imports the bundle's images into this node's
+# container runtime with nothing but POSIX sh, tar, and ctr (containerd) or skopeo (CRI-O).
+# It writes nothing into its own folder, so it runs from a read-only mount, as cloud-init's
+# preKubeadmCommands run it:
+#
+#   /preload/restore.sh [--pin] [--runtime auto|containerd|cri-o]
+#
+# Environment:
+#   FERRY_PIN=1                 same as --pin: keep the images from kubelet's image GC
+#   FERRY_RUNTIME               auto (default), containerd or cri-o
+#   FERRY_PLATFORM              os/arch[/variant] to import (default: this node's)
+#   FERRY_NAMESPACE             containerd namespace (default k8s.io)
+#   CONTAINERD_ADDRESS          containerd socket (default /run/containerd/containerd.sock)
+#   FERRY_CONTAINERS_STORAGE    containers-storage spec for skopeo, e.g. [vfs@/var/lib/x+/run/x]
+#   FERRY_CRIO_CONF_DIR         where the CRI-O pinning drop-in goes (/etc/crio/crio.conf.d)
+#
+# Every image is imported under its reference and under REPOSITORY@DIGEST (kubelet looks pods
+# that name images by digest up that way). Running it twice changes nothing.
+set -eu
+
+log() { printf 'restore.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+pin=${FERRY_PIN:-0}
+runtime=${FERRY_RUNTIME:-auto}
+namespace=${FERRY_NAMESPACE:-k8s.io}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --pin) pin=1 ;;
+    --runtime) [ $# -ge 2 ] || die "--runtime needs a value"; runtime=$2; shift ;;
+    --runtime=*) runtime=${1#*=} ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || die "cannot find the bundle folder"
+if [ ! -f "$here/oci-layout" ] || [ ! -d "$here/blobs" ]; then
+  die "$here is not a ferry bundle"
+fi
+
+# The images of this bundle, one a line: reference, manifest digest, media type, size, and
+# the platforms present ("-" when the image declares none).
+images() {
+  cat <<'FERRY_IMAGES'
+@@IMAGES@@
+FERRY_IMAGES
+}
+
+node_platform() {
+  if [ -n "${FERRY_PLATFORM:-}" ]; then echo "$FERRY_PLATFORM"; return; fi
+  case $(uname -m) in
+    x86_64|amd64) echo linux/amd64 ;;
+    aarch64|arm64) echo linux/arm64 ;;
+    armv7l|armv7*) echo linux/arm/v7 ;;
+    armv6l|armv6*) echo linux/arm/v6 ;;
+    ppc64le) echo linux/ppc64le ;;
+    s390x) echo linux/s390x ;;
+    riscv64) echo linux/riscv64 ;;
+    *) die "unknown machine type $(uname -m); set FERRY_PLATFORM=os/arch" ;;
+  esac
+}
+
+# serves PLATFORMS NODE: whether one of the comma-separated PLATFORMS runs on NODE
+# (linux/arm64/v8 serves linux/arm64, and linux/arm/v7 linux/arm).
+serves() {
+  [ "$1" = - ] && return 0
+  old_ifs=$IFS; IFS=,
+  for p in $1; do
+    IFS=$old_ifs
+    case $p in
+      "$2"|"$2"/*) return 0 ;;
+    esac
+    case $2 in
+      "$p"/*) return 0 ;;
+    esac
+  done
+  IFS=$old_ifs
+  return 1
+}
+
+# The repository of a reference: without its tag (a tag follows the last slash) and digest.
+repository() {
+  r=${1%@*}
+  case ${r##*/} in
+    *:*) r=${r%:*} ;;
+  esac
+  echo "$r"
+}
+
+node=$(node_platform)
+case $runtime in
+  auto)
+    if command -v ctr >/dev/null 2>&1 && [ -S "${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}" ]; then
+      runtime=containerd
+    elif command -v skopeo >/dev/null 2>&1 && { [ -S /var/run/crio/crio.sock ] || [ -d /etc/crio ] || [ -n "${FERRY_CONTAINERS_STORAGE:-}" ]; }; then
+      runtime=cri-o
+    else
+      die "found neither containerd (ctr and ${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}) nor CRI-O (skopeo); set CONTAINERD_ADDRESS or --runtime"
+    fi ;;
+  containerd|cri-o) ;;
+  *) die "unknown runtime $runtime (auto, containerd or cri-o)" ;;
+esac
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-restore.XXXXXX") || die "cannot make a temporary folder"
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# Which images serve this node; the others are reported and make the exit status non-zero.
+failed=0
+: >"$tmp/serving"
+while read -r ref digest media size platforms; do
+  [ -n "$ref" ] || continue
+  if serves "$platforms" "$node"; then
+    printf '%s %s %s %s\n' "$ref" "$digest" "$media" "$size" >>"$tmp/serving"
+  else
+    log "$ref: no image for $node in this bundle (it has $platforms)"
+    failed=1
+  fi
+done <<EOF
+$(images)
+EOF
+count=$(wc -l <"$tmp/serving" | tr -d ' ')
+[ "$count" -gt 0 ] || die "no image in this bundle runs on $node"
+
+restore_containerd() {
+  command -v ctr >/dev/null 2>&1 || die "ctr not found; install containerd"
+  CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
+  export CONTAINERD_ADDRESS
+  [ -S "$CONTAINERD_ADDRESS" ] || die "no containerd socket at $CONTAINERD_ADDRESS; set CONTAINERD_ADDRESS"
+  # An index of the serving images only: ctr would record the others without their content.
+  {
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
+    sep=''
+    while read -r ref digest media size; do
+      printf '%s{"mediaType":"%s","digest":"%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}' \
+        "$sep" "$media" "$digest" "$size" "$ref" "$ref"
+      sep=,
+    done <"$tmp/serving"
+    printf ']}\n'
+  } >"$tmp/index.json"
+  log "importing $count image(s) for $node into containerd namespace $namespace"
+  # One tar stream, straight from the bundle: no copy of it on the node.
+  tar -cf - -C "$tmp" index.json -C "$here" oci-layout blobs |
+    ctr -n "$namespace" images import --platform "$node" - >"$tmp/import.log" 2>&1 ||
+    { cat "$tmp/import.log" >&2; die "ctr images import failed"; }
+  while read -r ref digest media size; do
+    twin="$(repository "$ref")@$digest"
+    if [ "$twin" != "$ref" ]; then
+      ctr -n "$namespace" images tag --force "$ref" "$twin" >/dev/null || { log "$ref: cannot tag $twin"; failed=1; continue; }
+    fi
+    if [ "$pin" = 1 ]; then
+      for name in "$ref" "$twin"; do
+        ctr -n "$namespace" images label "$name" io.cri-containerd.pinned=pinned >/dev/null ||
+          { log "$ref: cannot pin $name"; failed=1; }
+      done
+    fi
+    pinned=''
+    if [ "$pin" = 1 ]; then pinned=', pinned'; fi
+    log "$ref ($digest) restored$pinned"
+  done <"$tmp/serving"
+}
+
+restore_crio() {
+  command -v skopeo >/dev/null 2>&1 || die "skopeo not found; install skopeo"
+  storage=${FERRY_CONTAINERS_STORAGE:-}
+  os=${node%%/*}; rest=${node#*/}; arch=${rest%%/*}; variant=''
+  [ "$rest" != "$arch" ] && variant=${rest#*/}
+  set -- --override-os "$os" --override-arch "$arch"
+  [ -n "$variant" ] && set -- "$@" --override-variant "$variant"
+  log "copying $count image(s) for $node into containers-storage"
+  while read -r ref digest media size; do
+    # A one-image layout whose blobs are the bundle's (a link, no copy): skopeo then reads
+    # any media type, Docker's too.
+    rm -rf "$tmp/layout" && mkdir "$tmp/layout"
+    ln -s "$here/blobs" "$tmp/layout/blobs"
+    cp "$here/oci-layout" "$tmp/layout/oci-layout"
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"%s","size":%s}]}\n' "$media" "$digest" "$size" >"$tmp/layout/index.json"
+    if skopeo copy --quiet "$@" "oci:$tmp/layout" "containers-storage:$storage$ref" >"$tmp/copy.log" 2>&1; then
+      log "$ref ($digest) restored"
+    else
+      cat "$tmp/copy.log" >&2
+      log "$ref: skopeo copy failed"
+      failed=1
+    fi
+  done <"$tmp/serving"
+  if [ "$pin" = 1 ]; then
+    dir=${FERRY_CRIO_CONF_DIR:-/etc/crio/crio.conf.d}
+    mkdir -p "$dir" || die "cannot create $dir"
+    {
+      echo "# Written by ferry's restore.sh: images kept from kubelet's image GC."
+      echo "[crio.image]"
+      echo "pinned_images = ["
+      while read -r ref digest media size; do
+        printf '  "%s",\n  "%s@%s",\n' "$ref" "$(repository "$ref")" "$digest"
+      done <"$tmp/serving"
+      echo "]"
+    } >"$dir/50-ferry-pinned.conf"
+    log "pinned in $dir/50-ferry-pinned.conf; apply it with: systemctl reload crio"
+  fi
+}
+
+case $runtime in
+  containerd) restore_containerd ;;
+  cri-o) restore_crio ;;
+esac
+[ "$failed" = 0 ] || die "some images were not restored (see above)"
+log "done: $count image(s)"

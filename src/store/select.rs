@@ -1,0 +1,142 @@
+//! One image of the bundle for one platform: the manifest that serves it, its config and
+//! layers (for restoring on a node, or a docker-archive of that platform).
+
+use oci_spec::image::Descriptor;
+
+use super::{IndexEntry, Layout, StoreError};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::platform::Platform;
+
+/// An image chosen for a platform.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    /// The reference (index.json's name).
+    pub name: String,
+    /// The index.json descriptor (an index or a manifest).
+    pub entry: Descriptor,
+    /// The image manifest for the platform (the entry itself for a single image).
+    pub manifest: Descriptor,
+    /// Its config.
+    pub config: Descriptor,
+    /// Its layers, in order.
+    pub layers: Vec<Descriptor>,
+}
+
+impl PlatformImage {
+    /// Every blob the image needs on a node of that platform.
+    pub fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = vec![
+            digest(&self.entry)?,
+            digest(&self.manifest)?,
+            digest(&self.config)?,
+        ];
+        for l in &self.layers {
+            out.push(digest(l)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// What a bundle entry offers a platform.
+#[derive(Debug, Clone)]
+pub enum Offer {
+    /// An image for it.
+    Serves(Box<PlatformImage>),
+    /// No image for it; the platforms it has.
+    Lacks {
+        /// The reference.
+        name: String,
+        /// Its platforms (`-` when it declares none).
+        has: Vec<String>,
+    },
+}
+
+fn digest(d: &Descriptor) -> Result<Digest, StoreError> {
+    manifest::descriptor_digest(d).map_err(|e| StoreError::Corrupt {
+        path: "index.json".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<Manifest, StoreError> {
+    let digest = digest(d)?;
+    let bytes = layout.read_blob(&digest)?;
+    Manifest::parse(&bytes, Some(d.media_type().as_ref()))
+        .map(|(m, _)| m)
+        .map_err(|e| StoreError::Corrupt {
+            path: layout.blob_path(&digest),
+            reason: e.to_string(),
+        })
+}
+
+/// The image of `entry` for `platform`: among an index's children present in the bundle, the
+/// best match (the default variant first); a single image when it declares that platform or
+/// none.
+pub fn offer(
+    layout: &Layout,
+    entry: &IndexEntry,
+    platform: &Platform,
+) -> Result<Offer, StoreError> {
+    let name = entry.name.clone().unwrap_or_else(|| "(unnamed)".into());
+    let image = |d: &Descriptor| -> Result<PlatformImage, StoreError> {
+        match read_manifest(layout, d)? {
+            Manifest::Image(m) => Ok(PlatformImage {
+                name: name.clone(),
+                entry: entry.descriptor.clone(),
+                manifest: d.clone(),
+                config: m.config().clone(),
+                layers: m.layers().clone(),
+            }),
+            Manifest::Index(_) => Err(StoreError::Corrupt {
+                path: layout.blob_path(&digest(d)?),
+                reason: "a nested index".into(),
+            }),
+        }
+    };
+    match read_manifest(layout, &entry.descriptor)? {
+        Manifest::Image(m) => {
+            let declared = match manifest::descriptor_platform(&entry.descriptor) {
+                Some(p) => Some(p),
+                None => manifest::config_platform(&layout.read_blob(&digest(m.config())?)?),
+            };
+            match declared {
+                Some(p) if !platform.matches(&p) => Ok(Offer::Lacks {
+                    name,
+                    has: vec![p.to_string()],
+                }),
+                _ => Ok(Offer::Serves(Box::new(image(&entry.descriptor)?))),
+            }
+        }
+        Manifest::Index(index) => {
+            let mut present = Vec::new();
+            for child in index.manifests() {
+                if manifest::is_attestation(child) || !layout.blob_path(&digest(child)?).exists() {
+                    continue;
+                }
+                if let Some(p) = manifest::descriptor_platform(child) {
+                    present.push((child, p));
+                }
+            }
+            let best = present
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (d, p))| {
+                    platform
+                        .preference(p)
+                        .map(|rank| (rank, std::cmp::Reverse(i), *d))
+                })
+                .max_by_key(|(rank, i, _)| (*rank, *i))
+                .map(|(_, _, d)| d);
+            match best {
+                Some(d) => Ok(Offer::Serves(Box::new(image(d)?))),
+                None => Ok(Offer::Lacks {
+                    name,
+                    has: present.iter().map(|(_, p)| p.to_string()).collect(),
+                }),
+            }
+        }
+    }
+}
