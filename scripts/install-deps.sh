@@ -16,6 +16,8 @@ deps=(
   "zstd:zstd"
   "python3:python3"
   "sha256sum:coreutils"
+  "podman:podman"
+  "shellcheck:shellcheck"
 )
 missing=()
 for d in "${deps[@]}"; do

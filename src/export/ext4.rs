@@ -83,11 +83,9 @@ pub fn ext4_image(
             Ok(())
         } else {
             let _ = std::fs::remove_file(&tmp);
-            Err(ExportError::Tool(format!(
-                "{what} failed: {}{}",
-                String::from_utf8_lossy(&o.stderr).trim(),
-                String::from_utf8_lossy(&o.stdout).trim()
-            )))
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let said = if stderr.trim().is_empty() { String::from_utf8_lossy(&o.stdout) } else { stderr };
+            Err(ExportError::Tool(format!("{what} failed: {}", said.trim())))
         }
     };
     // -d copies the tree in; -m 0: no blocks reserved for root on a data volume.
