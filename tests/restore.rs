@@ -36,7 +36,10 @@ struct Mount(PathBuf);
 impl Mount {
     fn ro(image: &Path, at: &Path) -> Mount {
         std::fs::create_dir_all(at).unwrap();
-        run(Command::new("mount").args(["-o", "loop,ro"]).arg(image).arg(at));
+        run(Command::new("mount")
+            .args(["-o", "loop,ro"])
+            .arg(image)
+            .arg(at));
         Mount(at.to_path_buf())
     }
 }
@@ -48,8 +51,15 @@ impl Drop for Mount {
 }
 
 fn restore_sh(script: &Path, node: &Containerd, args: &[&str]) -> (i32, String) {
-    let out = Command::new(script).args(args).env("CONTAINERD_ADDRESS", &node.socket).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(script)
+        .args(args)
+        .env("CONTAINERD_ADDRESS", &node.socket)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `ctr images ls` as (name, digest, labels) rows.
@@ -61,7 +71,11 @@ fn images(node: &Containerd) -> Vec<(String, String, String)> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_owned(), f[2].to_owned(), f.last().unwrap().to_string())
+            (
+                f[0].to_owned(),
+                f[2].to_owned(),
+                f.last().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -76,7 +90,14 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     run(Command::new("shellcheck").arg(b.join("restore.sh")));
 
     let img = dir.path().join("preload.img");
-    let (code, _, stderr) = ferry_out(&["export", b.to_str().unwrap(), "--ext4", img.to_str().unwrap(), "--label", "preload"]);
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--ext4",
+        img.to_str().unwrap(),
+        "--label",
+        "preload",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     run(Command::new("e2fsck").args(["-f", "-n"]).arg(&img));
     let mount = Mount::ro(&img, &dir.path().join("preload"));
@@ -92,10 +113,16 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
         let served = sha256(&reg.manifest(repo, t).0);
         let twin = format!("{}/{repo}@{served}", reg.addr);
         for n in [&name, &twin] {
-            let row = listed.iter().find(|r| &r.0 == n).unwrap_or_else(|| panic!("{n} not in containerd: {listed:?}"));
+            let row = listed
+                .iter()
+                .find(|r| &r.0 == n)
+                .unwrap_or_else(|| panic!("{n} not in containerd: {listed:?}"));
             assert_eq!(row.1, served, "{n}: the digest the registry served");
         }
-        assert!(log.contains(&format!("{name} ({served}) restored")), "{log}");
+        assert!(
+            log.contains(&format!("{name} ({served}) restored")),
+            "{log}"
+        );
     }
     let check = String::from_utf8(node.ctr(&["images", "check"]).stdout).unwrap();
     assert!(!check.contains("incomplete"), "{check}");
@@ -113,35 +140,82 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     }
 
     // The restored image runs.
-    let out = node.ctr(&["run", "--rm", &reg.image("sample/hello:1.0"), "ferry-test-run"]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "hello.txt from ferry's fixtures\n");
+    let out = node.ctr(&[
+        "run",
+        "--rm",
+        &reg.image("sample/hello:1.0"),
+        "ferry-test-run",
+    ]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "hello.txt from ferry's fixtures\n"
+    );
 }
 
 #[test]
 fn ferry_restore_and_a_bundle_for_another_platform() {
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(&reg, dir.path(), &["sample/hello:1.0", "sample/multi:1.0"], &["--platform", "linux/amd64"]);
+    let b = bundle(
+        &reg,
+        dir.path(),
+        &["sample/hello:1.0", "sample/multi:1.0"],
+        &["--platform", "linux/amd64"],
+    );
     let node = Containerd::start();
-    let (code, stdout, stderr) = ferry_out(&["restore", b.to_str().unwrap(), "--address", &node.socket, "--verify", "--pin", "--json"]);
+    let (code, stdout, stderr) = ferry_out(&[
+        "restore",
+        b.to_str().unwrap(),
+        "--address",
+        &node.socket,
+        "--verify",
+        "--pin",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["images"].as_array().unwrap().len(), 2);
     let listed = images(&node);
     let multi = sha256(&reg.manifest("sample/multi", "1.0").0);
-    assert!(listed.iter().any(|r| r.0 == format!("{}/sample/multi@{multi}", reg.addr) && r.2.contains("pinned")), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.0 == format!("{}/sample/multi@{multi}", reg.addr) && r.2.contains("pinned")),
+        "{listed:?}"
+    );
 
     // A bundle made for linux/arm64 only, on this amd64 node: refused, saying so.
     let arm_dir = tempfile::tempdir().unwrap();
-    let arm = bundle(&reg, arm_dir.path(), &["sample/arm-only:1.0", "sample/multi:1.0"], &["--platform", "linux/arm64"]);
-    let (code, _, stderr) = ferry_out(&["restore", arm.to_str().unwrap(), "--address", &node.socket, "--platform", "linux/amd64"]);
+    let arm = bundle(
+        &reg,
+        arm_dir.path(),
+        &["sample/arm-only:1.0", "sample/multi:1.0"],
+        &["--platform", "linux/arm64"],
+    );
+    let (code, _, stderr) = ferry_out(&[
+        "restore",
+        arm.to_str().unwrap(),
+        "--address",
+        &node.socket,
+        "--platform",
+        "linux/amd64",
+    ]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no image in") && stderr.contains("runs on linux/amd64"), "{stderr}");
+    assert!(
+        stderr.contains("no image in") && stderr.contains("runs on linux/amd64"),
+        "{stderr}"
+    );
     assert!(stderr.contains("linux/arm64/v8"), "{stderr}");
     let (code, log) = restore_sh(&arm.join("restore.sh"), &node, &[]);
     assert_eq!(code, 1);
-    assert!(log.contains("no image in this bundle runs on linux/amd64"), "{log}");
-    assert!(!images(&node).iter().any(|r| r.0.contains("arm-only")), "no record without content");
+    assert!(
+        log.contains("no image in this bundle runs on linux/amd64"),
+        "{log}"
+    );
+    assert!(
+        !images(&node).iter().any(|r| r.0.contains("arm-only")),
+        "no record without content"
+    );
 }
 
 #[test]
@@ -154,7 +228,17 @@ fn cri_o_containers_storage_through_skopeo() {
     let (root, runroot) = (dir.path().join("cs"), dir.path().join("csrun"));
     let storage = format!("[vfs@{}+{}]", root.display(), runroot.display());
     let conf = dir.path().join("crio.conf.d");
-    let (code, _, stderr) = ferry_out(&["restore", b.to_str().unwrap(), "--runtime", "cri-o", "--storage", &storage, "--pin", "--crio-conf-dir", conf.to_str().unwrap()]);
+    let (code, _, stderr) = ferry_out(&[
+        "restore",
+        b.to_str().unwrap(),
+        "--runtime",
+        "cri-o",
+        "--storage",
+        &storage,
+        "--pin",
+        "--crio-conf-dir",
+        conf.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let podman = |root: &Path, runroot: &Path| {
         let out = run(Command::new("podman")
@@ -162,26 +246,45 @@ fn cri_o_containers_storage_through_skopeo() {
             .arg(root)
             .arg("--runroot")
             .arg(runroot)
-            .args(["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]));
+            .args([
+                "images",
+                "--digests",
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.Digest}}",
+            ]));
         String::from_utf8(out.stdout).unwrap()
     };
     let listed = podman(&root, &runroot);
     for tag in tags {
         let (repo, t) = tag.rsplit_once(':').unwrap();
         let served = sha256(&reg.manifest(repo, t).0);
-        assert!(listed.contains(&format!("{} {served}", reg.image(tag))), "{tag}: {listed}");
+        assert!(
+            listed.contains(&format!("{} {served}", reg.image(tag))),
+            "{tag}: {listed}"
+        );
     }
     let dropin = std::fs::read_to_string(conf.join("50-ferry-pinned.conf")).unwrap();
-    assert!(dropin.contains("[crio.image]") && dropin.contains(&format!("\"{}\"", reg.image("sample/hello:1.0"))), "{dropin}");
+    assert!(
+        dropin.contains("[crio.image]")
+            && dropin.contains(&format!("\"{}\"", reg.image("sample/hello:1.0"))),
+        "{dropin}"
+    );
 
     // restore.sh does the same with skopeo alone.
     let (root2, runroot2) = (dir.path().join("cs2"), dir.path().join("csrun2"));
     let out = Command::new(b.join("restore.sh"))
         .env("FERRY_RUNTIME", "cri-o")
-        .env("FERRY_CONTAINERS_STORAGE", format!("[vfs@{}+{}]", root2.display(), runroot2.display()))
+        .env(
+            "FERRY_CONTAINERS_STORAGE",
+            format!("[vfs@{}+{}]", root2.display(), runroot2.display()),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(podman(&root2, &runroot2), listed);
 }
 
@@ -190,40 +293,99 @@ fn archives_are_deterministic_and_read_by_other_tools() {
     require("podman", "podman");
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(&reg, dir.path(), &["sample/hello:1.0", "sample/multi:1.0", "sample/zstd:1.0"], &[]);
+    let b = bundle(
+        &reg,
+        dir.path(),
+        &["sample/hello:1.0", "sample/multi:1.0", "sample/zstd:1.0"],
+        &[],
+    );
     let export = |flag: &str, name: &str| {
         let out = dir.path().join(name);
-        let (code, _, stderr) = ferry_out(&["export", b.to_str().unwrap(), flag, out.to_str().unwrap()]);
+        let (code, _, stderr) =
+            ferry_out(&["export", b.to_str().unwrap(), flag, out.to_str().unwrap()]);
         assert_eq!(code, 0, "{stderr}");
         std::fs::read(out).unwrap()
     };
-    assert_eq!(export("--oci-archive", "a.tar"), export("--oci-archive", "a2.tar"), "same bundle, same bytes");
-    assert_eq!(export("--oci-archive", "a.tar.zst"), export("--oci-archive", "a2.tar.zst"));
-    let unpacked = run(Command::new("zstd").args(["-d", "-c"]).arg(dir.path().join("a.tar.zst")));
-    assert_eq!(unpacked.stdout, std::fs::read(dir.path().join("a.tar")).unwrap(), "the .zst holds the same tar");
+    assert_eq!(
+        export("--oci-archive", "a.tar"),
+        export("--oci-archive", "a2.tar"),
+        "same bundle, same bytes"
+    );
+    assert_eq!(
+        export("--oci-archive", "a.tar.zst"),
+        export("--oci-archive", "a2.tar.zst")
+    );
+    let unpacked = run(Command::new("zstd")
+        .args(["-d", "-c"])
+        .arg(dir.path().join("a.tar.zst")));
+    assert_eq!(
+        unpacked.stdout,
+        std::fs::read(dir.path().join("a.tar")).unwrap(),
+        "the .zst holds the same tar"
+    );
 
     // skopeo reads the oci-archive; ctr imports it.
     let multi = reg.image("sample/multi:1.0");
-    let inspect = run(Command::new("skopeo").args(["inspect", "--raw", &format!("oci-archive:{}:{multi}", dir.path().join("a.tar").display())]));
-    assert_eq!(sha256(&inspect.stdout), sha256(&reg.manifest("sample/multi", "1.0").0));
+    let inspect = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:{multi}", dir.path().join("a.tar").display()),
+    ]));
+    assert_eq!(
+        sha256(&inspect.stdout),
+        sha256(&reg.manifest("sample/multi", "1.0").0)
+    );
     let node = Containerd::start();
-    node.ctr(&["images", "import", dir.path().join("a.tar").to_str().unwrap()]);
-    assert!(images(&node).iter().any(|r| r.0 == multi), "{:?}", images(&node));
+    node.ctr(&[
+        "images",
+        "import",
+        dir.path().join("a.tar").to_str().unwrap(),
+    ]);
+    assert!(
+        images(&node).iter().any(|r| r.0 == multi),
+        "{:?}",
+        images(&node)
+    );
 
     // podman loads the docker-archive, names and all.
-    assert_eq!(export("--docker-archive", "d.tar"), export("--docker-archive", "d2.tar"));
+    assert_eq!(
+        export("--docker-archive", "d.tar"),
+        export("--docker-archive", "d2.tar")
+    );
     let (root, runroot) = (dir.path().join("cs"), dir.path().join("csrun"));
     let podman = |args: &[&str]| {
-        run(Command::new("podman").args(["--storage-driver", "vfs", "--root"]).arg(&root).arg("--runroot").arg(&runroot).args(args))
+        run(Command::new("podman")
+            .args(["--storage-driver", "vfs", "--root"])
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(args))
     };
-    podman(&["load", "-q", "-i", dir.path().join("d.tar").to_str().unwrap()]);
-    let listed = String::from_utf8(podman(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout).unwrap();
+    podman(&[
+        "load",
+        "-q",
+        "-i",
+        dir.path().join("d.tar").to_str().unwrap(),
+    ]);
+    let listed =
+        String::from_utf8(podman(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout)
+            .unwrap();
     for tag in ["sample/hello:1.0", "sample/multi:1.0", "sample/zstd:1.0"] {
-        assert!(listed.lines().any(|l| l == reg.image(tag)), "{tag}: {listed}");
+        assert!(
+            listed.lines().any(|l| l == reg.image(tag)),
+            "{tag}: {listed}"
+        );
     }
 
     // An ext4 image that is too small says so.
-    let (code, _, stderr) = ferry_out(&["export", b.to_str().unwrap(), "--ext4", dir.path().join("tiny.img").to_str().unwrap(), "--size", "1M"]);
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--ext4",
+        dir.path().join("tiny.img").to_str().unwrap(),
+        "--size",
+        "1M",
+    ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("mkfs.ext4 failed"), "{stderr}");
 }

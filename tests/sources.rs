@@ -8,20 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-fn ferry_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = ferry();
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_golden_nodes_containerd() {
     let reg = Registry::seeded();

@@ -84,7 +84,11 @@ pub fn ext4_image(
         } else {
             let _ = std::fs::remove_file(&tmp);
             let stderr = String::from_utf8_lossy(&o.stderr);
-            let said = if stderr.trim().is_empty() { String::from_utf8_lossy(&o.stdout) } else { stderr };
+            let said = if stderr.trim().is_empty() {
+                String::from_utf8_lossy(&o.stdout)
+            } else {
+                stderr
+            };
             Err(ExportError::Tool(format!("{what} failed: {}", said.trim())))
         }
     };

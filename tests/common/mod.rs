@@ -517,3 +517,26 @@ impl Drop for FakeKubeApi {
         let _ = self.child.wait();
     }
 }
+
+/// Runs ferry with extra environment; returns (exit code, stdout, stderr).
+pub fn ferry_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = ferry();
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A docker config folder holding `json` as config.json (for DOCKER_CONFIG).
+pub fn docker_config(dir: &Path, json: &str) -> std::path::PathBuf {
+    let cfg = dir.join("docker");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), json).unwrap();
+    cfg
+}
