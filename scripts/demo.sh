@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end, on a built-in default: starts a throwaway registry on loopback, seeds
 # it with the sample images of testdata/ (built by make_fixtures.py, pushed by skopeo), bundles
-# them with ferry into one OCI layout, verifies it, lists it, and reads an image back with skopeo.
+# them with ferry into one OCI layout, verifies it, lists it, reads an image back with skopeo,
+# then plays the node: restores the bundle into a throwaway containerd with the bundle's own
+# restore.sh and runs one of the images.
 #
 #   scripts/demo.sh            # work folder in /tmp, kept for a look afterwards
 #   FERRY_DEMO_DIR=DIR scripts/demo.sh
@@ -18,7 +20,7 @@ rm -rf "$work/bundle" "$work/fixtures"
 echo "==> building the sample images (testdata/make_fixtures.py)"
 python3 testdata/make_fixtures.py "$work/fixtures"
 reg=$(scripts/registry.sh start "$work/registry")
-trap 'scripts/registry.sh stop "$work/registry"' EXIT
+trap 'scripts/registry.sh stop "$work/registry"; scripts/containerd.sh stop "$work/containerd" 2>/dev/null || true' EXIT
 echo "==> registry on $reg; seeding it (skopeo)"
 scripts/seed-registry.sh "$reg" "$work/fixtures"
 
@@ -44,5 +46,11 @@ echo "==> ferry verify bundle"
 "$ferry" verify "$work/bundle"
 echo "==> skopeo reads an image back out of the bundle"
 skopeo inspect "oci:$work/bundle:$reg/sample/multi:1.0" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("  ", d["Digest"], d["Os"] + "/" + d["Architecture"], len(d["Layers"]), "layers")'
+echo "==> on a node: restore.sh into a throwaway containerd, then run an image"
+sock=$(scripts/containerd.sh start "$work/containerd")
+CONTAINERD_ADDRESS=$sock "$work/bundle/restore.sh" --pin
+ctr -a "$sock" -n k8s.io images ls -q | sed 's/^/   /'
+printf '   ctr run prints: '
+ctr -a "$sock" -n k8s.io run --rm "$reg/sample/hello:1.0" ferry-demo
 echo
 echo "done: the bundle is in $work/bundle ($(du -sh "$work/bundle" | cut -f1)); ferry.lock records what each reference resolved to"
