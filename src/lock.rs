@@ -12,20 +12,23 @@ use crate::store::{LockFile, LockedImage, LockedPlatform};
 /// The lock entry for a resolved image: its manifest, and every child kept (attestations
 /// included, so that a bundle made from the lock is the same bundle).
 pub fn locked_image(image: &ResolvedImage) -> LockedImage {
+    let mut platforms: Vec<LockedPlatform> = image
+        .platforms
+        .iter()
+        .map(|p| LockedPlatform {
+            platform: p.platform.clone(),
+            digest: p.manifest.digest.clone(),
+            size: p.manifest.bytes.len() as u64,
+        })
+        .collect();
+    // The order the file has: a comparison with a lock read back must not see a change.
+    platforms.sort_by(|a, b| a.platform.cmp(&b.platform).then(a.digest.cmp(&b.digest)));
     LockedImage {
         reference: image.reference.to_string(),
         digest: image.root.digest.clone(),
         media_type: image.root.media_type.clone(),
         size: image.root.bytes.len() as u64,
-        platforms: image
-            .platforms
-            .iter()
-            .map(|p| LockedPlatform {
-                platform: p.platform.clone(),
-                digest: p.manifest.digest.clone(),
-                size: p.manifest.bytes.len() as u64,
-            })
-            .collect(),
+        platforms,
         total_size: image.all_blobs().values().sum(),
     }
 }

@@ -259,3 +259,68 @@ fn lock_then_bundle_exactly_that_even_after_the_tag_moves() {
     );
     assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
 }
+
+#[test]
+fn lock_files_that_would_mislead_are_refused() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("ferry.lock");
+    let multi = reg.image("sample/multi:1.0");
+    // Platforms in another order than the file keeps them: still up to date.
+    let (code, _, stderr) = ferry_out(&[
+        "lock",
+        &multi,
+        "--platform",
+        "linux/arm64",
+        "--platform",
+        "linux/amd64",
+        "-o",
+        lock.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = ferry_out(&[
+        "lock",
+        &multi,
+        "--platform",
+        "linux/arm64",
+        "--platform",
+        "linux/amd64",
+        "-o",
+        lock.to_str().unwrap(),
+        "--locked",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // --lock decides the platforms: another --platform would be silently ignored.
+    let b = dir.path().join("b");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--lock",
+        lock.to_str().unwrap(),
+        "--platform",
+        "linux/s390x",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+
+    // An entry whose reference pins one digest and whose digest field says another.
+    let hello = sha256(&reg.manifest("sample/hello", "1.0").0);
+    let world = sha256(&reg.manifest("sample/world", "1.0").0);
+    let forged = format!(
+        r#"{{"lockVersion":1,"images":[{{"reference":"{}/sample/hello@{hello}","digest":"{world}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":559,"platforms":[],"totalSize":0}}]}}"#,
+        reg.addr
+    );
+    std::fs::write(&lock, forged).unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--lock",
+        lock.to_str().unwrap(),
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("pins {hello} but its entry says {world}")),
+        "{stderr}"
+    );
+}

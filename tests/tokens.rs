@@ -162,3 +162,47 @@ fn bearer_tokens_per_repository_with_credentials_or_an_identity_token() {
         "{last:?}"
     );
 }
+
+#[test]
+fn a_token_realm_redirecting_elsewhere_gets_no_refresh_token() {
+    use common::fake::{Fake, Reply, TestImage};
+    let (registry, realm, elsewhere) = (Fake::start(), Fake::start(), Fake::start());
+    let image = TestImage::random(50, &[1000]);
+    registry.serve_image("app", "1", &image);
+    let challenge = format!(
+        r#"Bearer realm="http://{}/token",service="fake""#,
+        realm.addr
+    );
+    registry.guard(move |req| {
+        (req.path.starts_with("/v2/") && !req.headers.contains_key("authorization"))
+            .then(|| Reply::new(401, "{}").header("WWW-Authenticate", &challenge))
+    });
+    // The realm answers 307 to another host: a POST would be re-sent there, body and all.
+    let to = format!("http://{}/steal", elsewhere.addr);
+    realm.route("/token", move |_, _| {
+        Reply::new(307, "").header("Location", &to)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"REFRESH-SECRET"}}}}}}"#,
+            registry.addr
+        ),
+    );
+    let (code, _, stderr) = ferry_env(
+        &[
+            "bundle",
+            "-o",
+            dir.path().join("b").to_str().unwrap(),
+            &format!("{}/app:1", registry.addr),
+        ],
+        &[("DOCKER_CONFIG", cfg.to_str().unwrap())],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        elsewhere.seen("/").is_empty(),
+        "the refresh token went to another host"
+    );
+    assert_eq!(realm.seen("/token").len(), 1);
+}

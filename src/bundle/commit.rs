@@ -24,9 +24,16 @@ pub(super) struct Committer {
 }
 
 impl Committer {
+    /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
+    /// the script, an empty one too, and one made by an older ferry gets the current script.
     pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
+        let index = layout.read_index()?;
+        layout.write_script(
+            crate::restore::script::SCRIPT_NAME,
+            &crate::restore::script::render(&index),
+        )?;
         Ok(Committer {
-            index: layout.read_index()?,
+            index,
             lock: layout.read_lock()?,
         })
     }

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -212,17 +211,9 @@ pub async fn bundle(
         }
         m
     };
-    let slots = Arc::new(Semaphore::new(options.jobs.max(1)));
-    let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
-    for download in &plan.downloads {
-        let (registries, layout, reporter, slots) = (
-            registries.clone(),
-            layout.clone(),
-            reporter.clone(),
-            slots.clone(),
-        );
-        // Every place this blob can come from: its first image's remotes, then those of the
-        // other images that share it (the same base layer on two registries).
+    // Every place a blob can come from: its first image's remotes, then those of the other
+    // images that share it (the same base layer on two registries).
+    let remotes_of = |download: &crate::plan::Download| {
         let mut remotes = images[download.source].remotes.clone();
         for &i in users.get(&download.digest).into_iter().flatten() {
             for r in &images[i].remotes {
@@ -231,16 +222,29 @@ pub async fn bundle(
                 }
             }
         }
-        let (digest, size) = (download.digest.clone(), download.size);
-        tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await.expect("semaphore never closed");
-            let result =
-                fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
-            (digest, size, result)
-        });
-    }
+        remotes
+    };
+    // Downloads start in the plan's order (largest first) as slots free up: spawned all at
+    // once they would race for a semaphore, and the scheduler runs the newest task first.
+    let mut queue: std::collections::VecDeque<&crate::plan::Download> =
+        plan.downloads.iter().collect();
+    let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
     let mut cancelled = false;
     loop {
+        while tasks.len() < options.jobs.max(1) && !cancel.is_cancelled() {
+            let Some(download) = queue.pop_front() else {
+                break;
+            };
+            let (registries, layout, reporter) =
+                (registries.clone(), layout.clone(), reporter.clone());
+            let remotes = remotes_of(download);
+            let (digest, size) = (download.digest.clone(), download.size);
+            tasks.spawn(async move {
+                let result =
+                    fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
+                (digest, size, result)
+            });
+        }
         let joined = tokio::select! {
             biased;
             () = cancel.cancelled() => {

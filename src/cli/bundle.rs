@@ -30,7 +30,7 @@ pub struct BundleArgs {
 
     /// Fetch exactly what this lock file records (`ferry lock`, or a bundle's ferry.lock),
     /// under its references, whatever the tags say today.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["platforms", "all_platforms"])]
     pub lock: Option<PathBuf>,
 
     /// With --lock: first check that no tag moved since the lock was made; fail, naming the

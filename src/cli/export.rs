@@ -76,7 +76,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
         let skipped = docker_archive(&layout, out, &platform).map_err(|e| e.to_string())?;
         for s in &skipped {
-            output::warning(&format!("left out {s}"));
+            output::warning(s);
         }
         eprintln!("wrote {} for {platform}", out.display());
     }

@@ -15,7 +15,7 @@ use super::registry_args::RegistryArgs;
 use super::{Exit, Failure};
 
 /// Log in to a registry: check the credentials, then store them where docker would.
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = "Example:\n  echo \"$TOKEN\" | ferry login ghcr.io -u me --password-stdin")]
 pub struct LoginArgs {
     /// The registry (`ghcr.io`, `harbor.corp:8443`, `docker.io`).
@@ -33,6 +33,17 @@ pub struct LoginArgs {
     /// Registry options (--authfile is where the credentials are written).
     #[command(flatten)]
     pub registry_args: RegistryArgs,
+}
+
+impl std::fmt::Debug for LoginArgs {
+    // The password must not reach a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginArgs")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "****"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Log out of a registry: remove its stored credentials.

@@ -40,11 +40,18 @@ pub fn default_auth_files() -> Vec<PathBuf> {
 }
 
 /// One credential file, normalized to config.json's shape.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthFile {
     /// Where it was read from.
     pub path: PathBuf,
     config: Map<String, Value>,
+}
+
+impl std::fmt::Debug for AuthFile {
+    // The config holds secrets: only the path is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthFile({})", self.path.display())
+    }
 }
 
 impl AuthFile {

@@ -45,7 +45,8 @@ pub fn oci_archive(layout: &Layout, out: &Path) -> Result<(), ExportError> {
 
 /// Writes a docker-archive (`docker save` format, loadable by `docker load` and `podman load`):
 /// one image per reference, for `platform`, with its tag in `RepoTags`. Layers keep their
-/// compression.
+/// compression. Returns notes for the user: images left out (no build for the platform) or
+/// written without a name (references pinned by digest only).
 pub fn docker_archive(
     layout: &Layout,
     out: &Path,
@@ -61,7 +62,7 @@ pub fn docker_archive(
             Offer::Serves(image) => image,
             Offer::Lacks { name, has } => {
                 skipped.push(format!(
-                    "{name}: no {platform} image (it has {})",
+                    "left out {name}: no {platform} image (it has {})",
                     has.join(", ")
                 ));
                 continue;
@@ -80,6 +81,9 @@ pub fn docker_archive(
             .and_then(|r| r.tag().map(|t| format!("{}:{t}", r.name())))
             .into_iter()
             .collect();
+        if repo_tags.is_empty() {
+            skipped.push(format!("{}: no tag to name it by; docker load and podman load will list it by image ID only", image.name));
+        }
         manifest.push(serde_json::json!({
             "Config": path(&config),
             "RepoTags": repo_tags,

@@ -92,10 +92,15 @@ pub fn ext4_image(
             Err(ExportError::Tool(format!("{what} failed: {}", said.trim())))
         }
     };
+    // Enough inodes for every file whatever the size (mkfs gives one per 16 KiB above
+    // 512 MiB, too few for a bundle of many small blobs).
+    let (_, files) = tree_bytes(layout.root())
+        .map_err(|e| ExportError::Io(layout.root().display().to_string(), e))?;
+    let inodes = (files + files / 5 + 1024).to_string();
     // -d copies the tree in; -m 0: no blocks reserved for root on a data volume.
     tool(
         Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-m", "0", "-L", label, "-d"])
+            .args(["-q", "-F", "-m", "0", "-N", &inodes, "-L", label, "-d"])
             .arg(layout.root())
             .arg(&tmp)
             .arg(format!("{}k", bytes / 1024)),
@@ -103,9 +108,11 @@ pub fn ext4_image(
     )
     .map_err(|e| match e {
         ExportError::Tool(m) if m.contains("Could not allocate") || m.contains("No space") => {
-            ExportError::Tool(format!(
-                "{m}\nhint: the image is too small for the bundle; use --size auto or a larger size"
-            ))
+            let advice = match size {
+                Size::Auto => "please report it: --size auto should have fitted; pass a larger --size meanwhile",
+                Size::Bytes(_) => "use --size auto or a larger size",
+            };
+            ExportError::Tool(format!("{m}\nhint: the image is too small for the bundle; {advice}"))
         }
         other => other,
     })?;

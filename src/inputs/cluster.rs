@@ -71,6 +71,48 @@ async fn config() -> Result<kube::Config, InputError> {
     Ok(config)
 }
 
+/// Every object of a kind, page by page.
+async fn list_all(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Result<Vec<DynamicObject>, kube::Error> {
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let mut params = ListParams::default().limit(500);
+    let mut out = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A ReplicaSet a Deployment controls and has scaled to zero: a past revision.
+fn is_old_revision(object: &DynamicObject) -> bool {
+    let owned_by_deployment = object
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Deployment" && o.controller == Some(true));
+    let replicas = object
+        .data
+        .pointer("/spec/replicas")
+        .and_then(serde_json::Value::as_u64);
+    owned_by_deployment && replicas == Some(0)
+}
+
 /// Lists every image in the cluster, or in `namespace`.
 pub async fn list(
     namespace: Option<&str>,
@@ -81,35 +123,28 @@ pub async fn list(
     let mut out = Vec::new();
     let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
     for (group, version, kind, plural) in RESOURCES {
-        let resource =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list(&params).await.map_err(|e| {
-                source_error(format!(
-                    "cannot list {plural} in {scope}: {e}\nhint: the account in use needs get/list on {plural}"
-                ))
-            })?;
-            for object in &page.items {
-                let value = serde_json::to_value(object).expect("API objects serialize");
-                let origin = format!(
-                    "{plural} in {}",
-                    object
-                        .metadata
-                        .namespace
-                        .as_deref()
-                        .unwrap_or("the cluster")
-                );
-                images_in_object(kind, &value, options, &origin, &mut out)?;
+        let mut objects = match list_all(&client, namespace, group, version, kind, plural).await {
+            // CronJob was batch/v1beta1 before Kubernetes 1.21.
+            Err(kube::Error::Api(e)) if e.code == 404 && *kind == "CronJob" => {
+                list_all(&client, namespace, "batch", "v1beta1", kind, plural).await
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
+            other => other,
+        }
+        .map_err(|e| source_error(format!("cannot list {plural} in {scope}: {e}\nhint: the account in use needs get/list on {plural}")))?;
+        // A Deployment keeps its old ReplicaSets at zero replicas (revisionHistoryLimit): their
+        // images are past versions, not what the cluster runs or will run.
+        objects.retain(|o| !(*kind == "ReplicaSet" && is_old_revision(o)));
+        for object in &objects {
+            let origin = format!(
+                "{plural} in {}",
+                object
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("the cluster")
+            );
+            let value = serde_json::to_value(object).expect("API objects serialize");
+            images_in_object(kind, &value, options, &origin, &mut out)?;
         }
     }
     Ok(out)

@@ -51,9 +51,14 @@ pub fn parse(text: &str) -> ContainerdImages {
             out.skipped.push(line.to_owned());
             continue;
         }
+        // containerd records pulled images under full names; a name without a registry
+        // (`import-2024-01-01@sha256:…` from ctr import) names no registry to pull from.
+        let first = line.split('/').next().unwrap_or_default();
+        let qualified = line.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost");
         match line.parse::<ImageRef>() {
-            Ok(r) => out.references.push(r),
-            Err(_) => out.skipped.push(line.to_owned()),
+            Ok(r) if qualified => out.references.push(r),
+            _ => out.skipped.push(line.to_owned()),
         }
     }
     out
@@ -67,7 +72,7 @@ mod tests {
     fn names_ids_and_digests() {
         let d = format!("sha256:{}", "a".repeat(64));
         let text = format!(
-            "docker.io/library/alpine:3.20\n{d}\nregistry.k8s.io/pause@{d}\nNot A Name\n\n"
+            "docker.io/library/alpine:3.20\n{d}\nregistry.k8s.io/pause@{d}\nNot A Name\nimport-2026-11-23@{d}\n\n"
         );
         let got = parse(&text);
         let names: Vec<String> = got.references.iter().map(ToString::to_string).collect();
@@ -78,6 +83,13 @@ mod tests {
                 format!("registry.k8s.io/pause@{d}")
             ]
         );
-        assert_eq!(got.skipped, [d, "Not A Name".to_owned()]);
+        assert_eq!(
+            got.skipped,
+            [
+                d.clone(),
+                "Not A Name".to_owned(),
+                format!("import-2026-11-23@{d}")
+            ]
+        );
     }
 }

@@ -172,8 +172,13 @@ pub fn images_in_text(
         }
     }
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value =
-            Value::deserialize(doc).map_err(|e| bad(i + 1, format!("not YAML or JSON: {e}")))?;
+        let mut yaml = serde_yaml_ng::Value::deserialize(doc)
+            .map_err(|e| bad(i + 1, format!("not YAML or JSON: {e}")))?;
+        // `<<: *base` merge keys are how charts share container fields.
+        yaml.apply_merge()
+            .map_err(|e| bad(i + 1, format!("YAML merge key: {e}")))?;
+        let value = serde_json::to_value(&yaml)
+            .map_err(|e| bad(i + 1, format!("not JSON-shaped YAML: {e}")))?;
         images_in_document(
             &value,
             options,
@@ -269,6 +274,20 @@ mod tests {
         assert!(
             err.starts_with("t.yaml: document 2 (Deployment web): invalid image reference"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn yaml_anchors_and_merge_keys() {
+        let text = "kind: Pod\nspec:\n  containers:\n    - &base {name: a, image: nginx:1.25}\n    - <<: *base\n      name: b\n  initContainers:\n    - <<: {image: busybox:1}\n";
+        // Container b takes its image from the anchor it merges.
+        assert_eq!(
+            images(text, false),
+            [
+                "docker.io/library/busybox:1",
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:1.25"
+            ]
         );
     }
 }

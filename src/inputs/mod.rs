@@ -161,6 +161,19 @@ fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
+/// Whether `name` starts with `prefix` at a name boundary: `busybox` leaves `busyboxplus` alone
+/// and `nginx:1.2` leaves `nginx:1.27` alone.
+fn matches_prefix(name: &str, prefix: &str) -> bool {
+    match name.strip_prefix(prefix) {
+        Some(rest) => {
+            prefix.ends_with(['/', ':', '@'])
+                || rest.is_empty()
+                || rest.starts_with(['/', ':', '@'])
+        }
+        None => false,
+    }
+}
+
 impl Sources {
     /// True when no source is given.
     pub fn is_empty(&self) -> bool {
@@ -225,11 +238,7 @@ impl Sources {
         }
         let prefixes: Vec<String> = self.excludes.iter().map(|p| normalize_prefix(p)).collect();
         let mut refs = dedup(refs);
-        let excluded = |r: &ImageRef| {
-            prefixes
-                .iter()
-                .any(|p| r.to_string().starts_with(p.as_str()))
-        };
+        let excluded = |r: &ImageRef| prefixes.iter().any(|p| matches_prefix(&r.to_string(), p));
         let left_out = refs.iter().filter(|r| excluded(r)).count();
         refs.retain(|r| !excluded(r));
         // The order people read: by the reference as written.
@@ -262,6 +271,17 @@ mod tests {
         );
         assert_eq!(normalize_prefix("quay.io/org/"), "quay.io/org/");
         assert_eq!(normalize_prefix("localhost:5000/app"), "localhost:5000/app");
+        let busybox = normalize_prefix("busybox");
+        assert!(matches_prefix("docker.io/library/busybox:1", &busybox));
+        assert!(!matches_prefix("docker.io/library/busyboxplus:1", &busybox));
+        let tagged = normalize_prefix("nginx:1.2");
+        assert!(matches_prefix("docker.io/library/nginx:1.2", &tagged));
+        assert!(!matches_prefix("docker.io/library/nginx:1.27", &tagged));
+        assert!(matches_prefix("quay.io/org/app:1", "quay.io/org/"));
+        assert!(matches_prefix(
+            "docker.io/library/nginx:1",
+            "docker.io/library"
+        ));
     }
 
     #[test]

@@ -152,6 +152,19 @@ pub fn pull_scope(repository: &str) -> String {
 }
 
 impl Host {
+    /// A transport error on the token realm, whose TLS hint names the realm's host.
+    fn realm_error(&self, realm_host: &str, url: &str, e: &reqwest::Error) -> RegistryError {
+        let mut err = self.transport_error(url, e);
+        if err.kind == ErrorKind::Protocol && realm_host != self.registry {
+            err.hint = Some(format!(
+                "the certificate of {realm_host}, the token server of {}, is not trusted: pass --ca-file CA.pem, \
+                 or put the CA in /etc/containers/certs.d/{realm_host}/ca.crt",
+                self.registry
+            ));
+        }
+        err
+    }
+
     /// The Authorization header for a request on `repository`, fetching a token when the
     /// registry wants one.
     pub(super) async fn authorization(
@@ -191,6 +204,25 @@ impl Host {
                 format!("token realm is not a URL: {e}"),
             )
         })?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => {
+                return Err(self.err(ErrorKind::Protocol, &realm, "the token realm has no host"));
+            }
+        };
+        let registry_is_https = self.base.get().is_some_and(|b| b.scheme() == "https");
+        if credential.is_some() && registry_is_https && url.scheme() != "https" {
+            return Err(self.err(
+                ErrorKind::Credentials,
+                &realm,
+                format!(
+                    "the token server of {} is plain HTTP: ferry does not send credentials there",
+                    self.registry
+                ),
+            ));
+        }
+        let client = pool.token_client(&realm_host)?;
         let req = match &credential {
             // An identity token is an OAuth2 refresh token: POST it to the realm.
             Some(Credential::IdentityToken(refresh)) => {
@@ -202,7 +234,7 @@ impl Host {
                 if let Some(s) = &service {
                     form.append_pair("service", s);
                 }
-                self.client(pool)
+                client
                     .post(url.clone())
                     .header(
                         reqwest::header::CONTENT_TYPE,
@@ -219,7 +251,7 @@ impl Host {
                     }
                     q.append_pair("scope", &scope);
                 }
-                let mut req = self.client(pool).get(get_url);
+                let mut req = client.get(get_url);
                 if let Some(h) = other.as_ref().and_then(basic_header) {
                     req = req.header(reqwest::header::AUTHORIZATION, h);
                 }
@@ -230,7 +262,7 @@ impl Host {
         let resp = tokio::time::timeout(timeout, req.send())
             .await
             .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
-            .map_err(|e| self.transport_error(url.as_str(), &e))?;
+            .map_err(|e| self.realm_error(&realm_host, url.as_str(), &e))?;
         let status = resp.status();
         let body = resp
             .bytes()

@@ -27,7 +27,7 @@ pub(crate) struct Host {
     loopback: bool,
     /// A client of its own, when certs.d holds CA or client certificates for it.
     own_client: Option<reqwest::Client>,
-    base: OnceCell<Url>,
+    pub(super) base: OnceCell<Url>,
     pub(super) challenge: Mutex<Option<Challenge>>,
     pub(super) tokens: Mutex<TokenCache>,
     /// One token request at a time, however many blobs wait for a token.

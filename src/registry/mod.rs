@@ -69,6 +69,9 @@ pub struct Registries {
     credentials: Arc<dyn CredentialSource>,
     reporter: Arc<dyn Reporter>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Clients for token realms, by realm host: they never follow a redirect to another host
+    /// (a 307 re-sends the POST body, which can hold a refresh token).
+    token_clients: Mutex<HashMap<String, reqwest::Client>>,
     /// Retries made so far, over every request.
     retries: std::sync::atomic::AtomicU32,
 }
@@ -121,6 +124,7 @@ impl Registries {
             credentials,
             reporter,
             hosts: Mutex::new(HashMap::new()),
+            token_clients: Mutex::new(HashMap::new()),
             retries: std::sync::atomic::AtomicU32::new(0),
         })
     }
@@ -151,6 +155,43 @@ impl Registries {
         insecure.iter().any(|h| {
             h.eq_ignore_ascii_case(registry) || h.eq_ignore_ascii_case(host::strip_port(registry))
         })
+    }
+
+    /// The client for a token realm on `realm_host`: TLS as that host's own settings say
+    /// (`--insecure-registry`, certs.d), redirects followed only within that host.
+    fn token_client(&self, realm_host: &str) -> Result<reqwest::Client, RegistryError> {
+        let mut clients = self.token_clients.lock().expect("token client lock");
+        if let Some(c) = clients.get(realm_host) {
+            return Ok(c.clone());
+        }
+        let same_host_only = reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().last().is_none_or(|prev| {
+                prev.host_str() == attempt.url().host_str()
+                    && prev.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if same && attempt.previous().len() < 5 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let material = tls::host_tls(&self.options.tls, realm_host)
+            .map_err(|e| RegistryError::new(ErrorKind::Protocol, realm_host, "-", e))?;
+        let builder = client_builder(&self.ca_certificates, self.is_insecure(realm_host), 1)
+            .redirect(same_host_only);
+        let client = tls::apply(builder, &material)
+            .map_err(|e| RegistryError::new(ErrorKind::Protocol, realm_host, "-", e))?
+            .build()
+            .map_err(|e| {
+                RegistryError::new(
+                    ErrorKind::Protocol,
+                    realm_host,
+                    "-",
+                    format!("cannot set up HTTP: {e}"),
+                )
+            })?;
+        clients.insert(realm_host.to_owned(), client.clone());
+        Ok(client)
     }
 
     /// The connection state of a registry, made on first use (with its own client when it has

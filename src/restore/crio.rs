@@ -75,29 +75,56 @@ pub fn restore(
     }
     let _ = std::fs::remove_dir_all(&tmp);
     if options.pin {
-        let mut text = String::from(
-            "# Written by ferry restore: images kept from kubelet's image GC.\n[crio.image]\npinned_images = [\n",
-        );
-        for image in images {
-            text.push_str(&format!(
-                "  \"{}\",\n  \"{}@{}\",\n",
-                image.name,
-                repository(&image.name),
-                image.entry.digest()
-            ));
-        }
-        text.push_str("]\n");
-        let dir = &options.crio_conf_dir;
-        std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(dir.join("50-ferry-pinned.conf"), text))
-            .map_err(|e| {
-                RestoreError::Runtime(format!(
-                    "cannot write the CRI-O pinning drop-in in {}: {e}",
-                    dir.display()
-                ))
-            })?;
+        pin(images, &options.crio_conf_dir)?;
     }
     Ok(outcomes)
+}
+
+/// The drop-in file CRI-O reads pinned images from.
+const PIN_FILE: &str = "50-ferry-pinned.conf";
+
+/// Adds the images to CRI-O's pinned_images drop-in, keeping the names pinned there before (a
+/// later drop-in replaces the whole list, so pins of earlier bundles must stay in this one).
+fn pin(images: &[PlatformImage], dir: &Path) -> Result<(), RestoreError> {
+    let path = dir.join(PIN_FILE);
+    let fail = |e: std::io::Error| {
+        RestoreError::Runtime(format!(
+            "cannot write the CRI-O pinning drop-in {}: {e}",
+            path.display()
+        ))
+    };
+    let mut names: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix('"')?
+                .strip_suffix("\",")
+                .map(str::to_owned)
+        })
+        .collect();
+    for image in images {
+        names.push(image.name.clone());
+        names.push(format!(
+            "{}@{}",
+            repository(&image.name),
+            image.entry.digest()
+        ));
+    }
+    names.sort();
+    names.dedup();
+    let mut text = String::from(
+        "# Written by ferry restore: images kept from kubelet's image GC.\n[crio.image]\npinned_images = [\n",
+    );
+    for n in &names {
+        text.push_str(&format!("  \"{n}\",\n"));
+    }
+    text.push_str("]\n");
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join(format!(".{PIN_FILE}.ferry-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(fail)
 }
 
 fn tempdir() -> Result<std::path::PathBuf, RestoreError> {

@@ -69,6 +69,11 @@ pub enum RestoreError {
         /// What the images have.
         details: String,
     },
+    /// The bundle holds no image at all.
+    #[error(
+        "{0} holds no images\nhint: its ferry bundle run failed or never finished; run it again"
+    )]
+    Empty(String),
     /// The runtime's tool failed or is missing.
     #[error("{0}")]
     Runtime(String),
@@ -103,6 +108,9 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
                 )),
             }),
         }
+    }
+    if serving.is_empty() && outcomes.is_empty() {
+        return Err(RestoreError::Empty(layout.root().display().to_string()));
     }
     if serving.is_empty() {
         return Err(RestoreError::NoImageForPlatform {

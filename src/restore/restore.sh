@@ -187,17 +187,24 @@ restore_crio() {
   done <"$tmp/serving"
   if [ "$pin" = 1 ]; then
     dir=${FERRY_CRIO_CONF_DIR:-/etc/crio/crio.conf.d}
+    file=$dir/50-ferry-pinned.conf
     mkdir -p "$dir" || die "cannot create $dir"
+    # A later drop-in replaces the whole list: keep the names earlier bundles pinned.
+    {
+      if [ -f "$file" ]; then sed -n 's/^ *"\(.*\)",$/\1/p' "$file"; fi
+      while read -r ref digest media size; do
+        printf '%s\n%s@%s\n' "$ref" "$(repository "$ref")" "$digest"
+      done <"$tmp/serving"
+    } | sort -u >"$tmp/pinned"
     {
       echo "# Written by ferry's restore.sh: images kept from kubelet's image GC."
       echo "[crio.image]"
       echo "pinned_images = ["
-      while read -r ref digest media size; do
-        printf '  "%s",\n  "%s@%s",\n' "$ref" "$(repository "$ref")" "$digest"
-      done <"$tmp/serving"
+      sed 's/^\(.*\)$/  "\1",/' "$tmp/pinned"
       echo "]"
-    } >"$dir/50-ferry-pinned.conf"
-    log "pinned in $dir/50-ferry-pinned.conf; apply it with: systemctl reload crio"
+    } >"$file.ferry-tmp" || die "cannot write $file.ferry-tmp"
+    mv "$file.ferry-tmp" "$file" || die "cannot write $file"
+    log "pinned in $file; apply it with: systemctl reload crio"
   fi
 }
 

@@ -79,6 +79,24 @@ impl LockFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        for image in &lock.images {
+            let pinned = image
+                .reference
+                .parse::<crate::reference::ImageRef>()
+                .ok()
+                .and_then(|r| r.digest().cloned());
+            if let Some(pinned) = pinned
+                && pinned != image.digest
+            {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{} pins {pinned} but its entry says {}; a lock must not put a name on other content",
+                        image.reference, image.digest
+                    ),
+                });
+            }
+        }
         if lock.lock_version != LOCK_VERSION {
             return Err(StoreError::Corrupt {
                 path: path.to_path_buf(),

@@ -68,6 +68,20 @@ pub fn verify(
             .clone()
             .unwrap_or_else(|| "(unnamed entry)".into());
         let contents = inspect_entry(layout, &entry);
+        // A name that pins a digest must point at that digest.
+        let pinned = entry
+            .name
+            .as_deref()
+            .and_then(|n| n.parse::<crate::reference::ImageRef>().ok())
+            .and_then(|r| r.digest().cloned());
+        if let Some(pinned) = pinned
+            && pinned.to_string() != entry.descriptor.digest().to_string()
+        {
+            report.problems.push(format!(
+                "{name}: the name pins {pinned} but points at {}",
+                entry.descriptor.digest()
+            ));
+        }
         for (digest, why) in &contents.problems {
             report.problems.push(format!("{name}: {digest}: {why}"));
         }
