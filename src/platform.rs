@@ -122,6 +122,23 @@ impl Platform {
             },
         )
     }
+
+    /// The candidate that serves `self` best (see [`Platform::preference`]); the first in
+    /// order among equals.
+    pub fn best_of<'a, T>(
+        &self,
+        candidates: impl IntoIterator<Item = (T, &'a Platform)>,
+    ) -> Option<T> {
+        candidates
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (t, p))| {
+                self.preference(p)
+                    .map(|rank| (rank, std::cmp::Reverse(i), t))
+            })
+            .max_by_key(|(rank, i, _)| (*rank, *i))
+            .map(|(_, _, t)| t)
+    }
 }
 
 impl fmt::Display for Platform {

@@ -294,12 +294,7 @@ fn select_children<'a>(
     let mut picked: Vec<&Descriptor> = Vec::new();
     for w in wanted {
         // The best match; the first in index order among equals.
-        let best = images
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (d, p))| w.preference(p).map(|rank| (rank, std::cmp::Reverse(i), *d)))
-            .max_by_key(|(rank, i, _)| (*rank, *i))
-            .map(|(_, _, d)| d);
+        let best = w.best_of(images.iter().map(|(d, p)| (*d, p)));
         match best {
             Some(d) => {
                 if !picked.iter().any(|p| p.digest() == d.digest()) {

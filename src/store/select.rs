@@ -120,16 +120,7 @@ pub fn offer(
                     present.push((child, p));
                 }
             }
-            let best = present
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (d, p))| {
-                    platform
-                        .preference(p)
-                        .map(|rank| (rank, std::cmp::Reverse(i), *d))
-                })
-                .max_by_key(|(rank, i, _)| (*rank, *i))
-                .map(|(_, _, d)| d);
+            let best = platform.best_of(present.iter().map(|(d, p)| (*d, p)));
             match best {
                 Some(d) => Ok(Offer::Serves(Box::new(image(d)?))),
                 None => Ok(Offer::Lacks {
