@@ -142,11 +142,6 @@ pub fn descriptor_digest(d: &Descriptor) -> Result<Digest, ManifestError> {
         })
 }
 
-/// The size of a descriptor; negative sizes (invalid) count as unknown.
-pub fn descriptor_size(d: &Descriptor) -> u64 {
-    d.size()
-}
-
 /// The platform an index entry declares, if it declares one.
 pub fn descriptor_platform(d: &Descriptor) -> Option<Platform> {
     d.platform().as_ref().map(|p| {

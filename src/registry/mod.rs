@@ -66,6 +66,8 @@ pub struct Registries {
     verified: reqwest::Client,
     unverified: reqwest::Client,
     ca_certificates: Vec<reqwest::Certificate>,
+    /// `--insecure-registry` hosts and the mirrors registries.conf marks insecure.
+    insecure: Vec<String>,
     credentials: Arc<dyn CredentialSource>,
     reporter: Arc<dyn Reporter>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
@@ -120,6 +122,12 @@ impl Registries {
             verified: build(false)?,
             unverified: build(true)?,
             ca_certificates: ca,
+            insecure: options
+                .insecure_registries
+                .iter()
+                .cloned()
+                .chain(options.mirrors.insecure_hosts())
+                .collect(),
             options,
             credentials,
             reporter,
@@ -134,25 +142,13 @@ impl Registries {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The retry policy in force.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.options.retry
-    }
-
     /// Where to fetch `image` from: its mirrors, then its own registry.
     pub fn remotes(&self, image: &ImageRef) -> Vec<Remote> {
         self.options.mirrors.remotes(image)
     }
 
     fn is_insecure(&self, registry: &str) -> bool {
-        let insecure = self
-            .options
-            .insecure_registries
-            .iter()
-            .chain(&self.options.mirrors.insecure_hosts())
-            .cloned()
-            .collect::<Vec<_>>();
-        insecure.iter().any(|h| {
+        self.insecure.iter().any(|h| {
             h.eq_ignore_ascii_case(registry) || h.eq_ignore_ascii_case(host::strip_port(registry))
         })
     }

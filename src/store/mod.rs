@@ -89,7 +89,7 @@ impl StoreError {
     /// True when the cause is a full disk or quota, which a retry will not cure.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(libc_enospc) if libc_enospc == 28 || libc_enospc == 122))
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
     }
 }
 
