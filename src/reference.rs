@@ -8,6 +8,15 @@ use std::str::FromStr;
 
 use crate::digest::Digest;
 
+/// Whether a name starts with a registry host, by Docker's rule: a first path component with a
+/// `.` or a `:`, or `localhost` (`quay.io/org`, `host:5000/app`; not `library/alpine`).
+pub fn starts_with_registry(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
 /// A normalized image reference: registry, repository, and a tag, a digest, or both.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageRef {
@@ -186,6 +195,16 @@ mod tests {
             r.with_digest_only(r.digest().unwrap().clone()).to_string(),
             format!("docker.io/library/nginx@{D}")
         );
+    }
+
+    #[test]
+    fn registry_prefixes() {
+        assert!(starts_with_registry("quay.io/org"));
+        assert!(starts_with_registry("host:5000/app"));
+        assert!(starts_with_registry("localhost/app"));
+        assert!(!starts_with_registry("library/alpine"));
+        assert!(!starts_with_registry("import-2026-11-23@sha256:abc"));
+        assert!(!starts_with_registry("quay.io"));
     }
 
     #[test]

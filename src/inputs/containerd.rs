@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use super::InputError;
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, starts_with_registry};
 
 /// What `ctr images ls` gave.
 #[derive(Debug, Default)]
@@ -53,11 +53,8 @@ pub fn parse(text: &str) -> ContainerdImages {
         }
         // containerd records pulled images under full names; a name without a registry
         // (`import-2024-01-01@sha256:…` from ctr import) names no registry to pull from.
-        let first = line.split('/').next().unwrap_or_default();
-        let qualified = line.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
         match line.parse::<ImageRef>() {
-            Ok(r) if qualified => out.references.push(r),
+            Ok(r) if starts_with_registry(line) => out.references.push(r),
             _ => out.skipped.push(line.to_owned()),
         }
     }

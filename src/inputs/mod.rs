@@ -144,10 +144,7 @@ pub struct Collected {
 /// starts with a registry is taken as written (`docker.io/library`, `quay.io/org/`).
 fn normalize_prefix(prefix: &str) -> String {
     let p = prefix.trim();
-    let first = p.split('/').next().unwrap_or_default();
-    let has_registry =
-        p.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_registry {
+    if crate::reference::starts_with_registry(p) {
         return match p.strip_prefix("index.docker.io") {
             Some(rest) => format!("docker.io{rest}"),
             None => p.to_owned(),
