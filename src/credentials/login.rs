@@ -1,7 +1,6 @@
 //! `ferry login` / `ferry logout`: write and remove credentials the way `docker login` does,
 //! through the configured credential helper when there is one, else in config.json's `auths`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -55,38 +54,19 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
 
 /// Replaces the file atomically, readable by its owner only (it holds secrets).
 fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |e: std::io::Error| CredentialError(format!("cannot write {}: {e}", path.display()));
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let tmp = dir.join(format!(
-        ".{}.ferry-{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("config"),
-        std::process::id()
-    ));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("config.json");
     let mut text =
         serde_json::to_vec_pretty(&Value::Object(config.clone())).expect("JSON serializes");
     text.push(b'\n');
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
+    crate::store::write_atomic_mode(dir, name, &text, dir, 0o600)
+        .map_err(|e| CredentialError(format!("cannot save the credentials: {e}")))
 }
 
 /// The helper configured for `registry` in a config: its `credHelpers` entry, else `credsStore`.

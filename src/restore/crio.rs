@@ -87,12 +87,6 @@ const PIN_FILE: &str = "50-ferry-pinned.conf";
 /// later drop-in replaces the whole list, so pins of earlier bundles must stay in this one).
 fn pin(images: &[PlatformImage], dir: &Path) -> Result<(), RestoreError> {
     let path = dir.join(PIN_FILE);
-    let fail = |e: std::io::Error| {
-        RestoreError::Runtime(format!(
-            "cannot write the CRI-O pinning drop-in {}: {e}",
-            path.display()
-        ))
-    };
     let mut names: Vec<String> = std::fs::read_to_string(&path)
         .unwrap_or_default()
         .lines()
@@ -120,11 +114,8 @@ fn pin(images: &[PlatformImage], dir: &Path) -> Result<(), RestoreError> {
         text.push_str(&format!("  \"{n}\",\n"));
     }
     text.push_str("]\n");
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let tmp = dir.join(format!(".{PIN_FILE}.ferry-{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(fail)
+    crate::store::write_atomic_mode(dir, PIN_FILE, text.as_bytes(), dir, 0o644)
+        .map_err(|e| RestoreError::Runtime(format!("cannot write the CRI-O pinning drop-in: {e}")))
 }
 
 fn tempdir() -> Result<std::path::PathBuf, RestoreError> {
