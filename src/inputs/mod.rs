@@ -39,8 +39,8 @@ pub enum InputError {
         /// What went wrong, with a hint.
         reason: String,
     },
-    /// A list file cannot be read.
-    #[error("cannot read image list {path}: {source}")]
+    /// A list or manifest file cannot be read.
+    #[error("cannot read {path}: {source}")]
     Io {
         /// The file (`-` for stdin).
         path: String,

@@ -49,33 +49,23 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// A folder removed on drop.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("ferry-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ferry-bench-{name}-"))
+        .tempdir()
+        .expect("a temporary folder")
 }
 
 struct Registry {
     addr: String,
-    state: Dir,
+    state: tempfile::TempDir,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = Command::new(root().join("scripts/registry.sh"))
             .arg("stop")
-            .arg(&self.state.0)
+            .arg(self.state.path())
             .output();
     }
 }
@@ -104,10 +94,10 @@ struct Outcome {
 }
 
 fn run_ferry(ferry: &Path, refs: &[String], extra: &[&str]) -> Outcome {
-    let out = Dir::new("ferry");
+    let out = dir("ferry");
     let mut cmd = Command::new(ferry);
     cmd.args(["bundle", "-q", "--json", "-o"])
-        .arg(out.0.join("bundle"))
+        .arg(out.path().join("bundle"))
         .args(extra)
         .args(refs);
     let (m, report, ok) = measure(&mut cmd);
@@ -130,8 +120,8 @@ fn total(report: &str, key: &str) -> String {
 fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
     // skopeo remembers blobs it saw in a cache that would favour later runs: start clean.
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
-    let out = Dir::new("skopeo");
-    let dest = out.0.join("layout");
+    let out = dir("skopeo");
+    let dest = out.path().join("layout");
     let mut sum = Measured {
         wall: Duration::ZERO,
         peak_rss: 0,
@@ -176,8 +166,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .current_dir(root()))?;
     let ferry = root().join("target/release/ferry");
 
-    let work = Dir::new("work");
-    let layout = work.0.join("fixtures");
+    let work = dir("work");
+    let layout = work.path().join("fixtures");
     eprintln!(
         "making {} images of {} MiB each plus a shared {} MiB base layer (random, incompressible)...",
         o.images, o.mib_per_image, o.shared_mib
@@ -188,10 +178,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .args(["--bench", &o.images.to_string()])
         .env("FERRY_BENCH_MIB_PER_IMAGE", o.mib_per_image.to_string())
         .env("FERRY_BENCH_SHARED_MIB", o.shared_mib.to_string()))?;
-    let state = Dir::new("registry");
+    let state = dir("registry");
     let addr = sh(Command::new(root().join("scripts/registry.sh"))
         .arg("start")
-        .arg(&state.0))?
+        .arg(state.path()))?
     .trim()
     .to_owned();
     let registry = Registry { addr, state };
