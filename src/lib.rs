@@ -7,11 +7,13 @@
 pub mod bundle;
 pub mod credentials;
 pub mod digest;
+pub mod docker_hub;
 pub mod export;
 pub mod fetch;
 pub mod inputs;
 pub mod lock;
 pub mod manifest;
+pub mod node;
 pub mod plan;
 pub mod platform;
 pub mod reference;

@@ -46,7 +46,8 @@ pub(crate) fn strip_port(registry: &str) -> &str {
     }
 }
 
-fn is_loopback(registry: &str) -> bool {
+/// Whether a registry name (host[:port]) is on this machine: localhost or a loopback address.
+pub fn is_loopback(registry: &str) -> bool {
     let h = strip_port(registry);
     h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

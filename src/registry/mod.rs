@@ -22,6 +22,7 @@ use std::time::Duration;
 pub use auth::{Challenge, parse_challenge, pull_scope};
 pub use blob::{BlobBody, BlobStats};
 pub use error::{ErrorKind, RegistryError, RegistryErrorDetails, redact};
+pub use host::is_loopback;
 pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
 pub use retry::{Retrier, RetryPolicy, parse_retry_after};

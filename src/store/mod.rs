@@ -9,6 +9,7 @@ mod blob;
 mod index;
 mod inspect;
 mod lockfile;
+mod read;
 pub mod select;
 pub mod verify;
 
@@ -23,11 +24,16 @@ pub use index::{
 };
 pub use inspect::{ImageContents, inspect_entry};
 pub use lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
+pub use read::{BlobFile, VerifiedReader};
 
 use crate::digest::Digest;
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The most ferry reads into memory for one manifest or config: a manifest is at most 4 MiB
+/// (as registries and containerd enforce); image configs of real images stay far below this.
+pub const MAX_SMALL_BLOB: u64 = 16 << 20;
 
 /// Ferry's working folder inside a bundle: temp files and partial downloads (never exported).
 pub const WORK_DIR: &str = ".ferry";
@@ -65,6 +71,24 @@ pub enum StoreError {
         digest: Digest,
         /// How it differs.
         source: crate::digest::Mismatch,
+    },
+    /// A path in the bundle is a symlink, device or folder where a regular file belongs.
+    #[error("{path}: {what}; refusing to read it (a bundle holds regular files only)")]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// A file in the bundle is larger than ferry reads into memory for its kind.
+    #[error("{path}: {size} bytes is more than the {max} bytes allowed for it")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// A JSON document in the bundle does not parse.
     #[error("{path}: {reason}")]
@@ -213,10 +237,10 @@ impl Layout {
         fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
-    /// Reads a whole blob (manifests and configs; never layers).
+    /// Reads a whole blob (manifests and configs; never layers), without following a
+    /// symlink, re-hashed against its digest, and refused above [`MAX_SMALL_BLOB`] bytes.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        let path = self.blob_path(digest);
-        fs::read(&path).map_err(StoreError::io("read", &path))
+        self.open_blob(digest, None)?.read_verified(MAX_SMALL_BLOB)
     }
 
     /// Stores small content (a manifest or config) already held in memory.

@@ -1,0 +1,232 @@
+//! containerd `hosts.toml` and containers-registries.conf(5) drop-ins that send pulls of a
+//! source registry's images to a mirror first, falling back to the source itself.
+//!
+//! Every string written comes from validated references or from the user's own options, and is
+//! still written through TOML's own quoting (the `toml` crate), never pasted into the file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::store::StoreError;
+
+/// Where nodes find one source registry's images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The mirror's scheme and authority: `https://registry.corp:5000`, `http://127.0.0.1:5050`.
+    pub origin: String,
+    /// The repository path under which the source's repositories live on the mirror
+    /// (`airgap` or `airgap/docker.io`); empty when they sit at the root.
+    pub namespace: String,
+    /// A CA certificate file nodes should trust for the mirror (containerd's `ca`).
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS verification (containerd `skip_verify`; registries.conf `insecure`).
+    pub skip_verify: bool,
+}
+
+impl Mirror {
+    fn is_plain_http(&self) -> bool {
+        self.origin.starts_with("http://")
+    }
+
+    /// `host[:port][/namespace]`, as registries.conf names a location.
+    fn location(&self) -> String {
+        let authority = self
+            .origin
+            .split_once("://")
+            .map_or(self.origin.as_str(), |(_, a)| a)
+            .trim_end_matches('/');
+        join_path(authority, &self.namespace)
+    }
+
+    /// The URL containerd is given: with a namespace, the full API root (`override_path`).
+    fn containerd_url(&self) -> String {
+        let origin = self.origin.trim_end_matches('/');
+        if self.namespace.is_empty() {
+            origin.to_owned()
+        } else {
+            format!("{origin}/v2/{}", self.namespace.trim_matches('/'))
+        }
+    }
+}
+
+fn join_path(a: &str, b: &str) -> String {
+    let b = b.trim_matches('/');
+    if b.is_empty() {
+        a.to_owned()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// A TOML basic string (quoted and escaped by the toml crate).
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// The URL containerd falls back to for a source registry (Docker Hub's API host for docker.io;
+/// plain HTTP for a registry on loopback, as containerd itself assumes).
+fn source_server(source: &str) -> String {
+    let scheme = if crate::registry::is_loopback(source) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{}", crate::docker_hub::api_host(source))
+}
+
+/// The `hosts.toml` for `source`: the mirror for pull and resolve, then the source itself.
+pub fn hosts_toml(source: &str, mirror: &Mirror) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Written by ferry: pull {source}'s images from {} first, then from {source}.",
+        mirror.location()
+    );
+    let _ = writeln!(out, "server = {}\n", quoted(&source_server(source)));
+    let _ = writeln!(out, "[host.{}]", quoted(&mirror.containerd_url()));
+    let _ = writeln!(out, "  capabilities = [\"pull\", \"resolve\"]");
+    if !mirror.namespace.is_empty() {
+        let _ = writeln!(out, "  override_path = true");
+    }
+    if let Some(ca) = &mirror.ca_file {
+        let _ = writeln!(out, "  ca = {}", quoted(&ca.display().to_string()));
+    }
+    if mirror.skip_verify && !mirror.is_plain_http() {
+        let _ = writeln!(out, "  skip_verify = true");
+    }
+    out
+}
+
+/// A registries.conf drop-in: one `[[registry]]` per source with its `[[registry.mirror]]`.
+pub fn registries_conf(mirrors: &[(String, Mirror)]) -> String {
+    let mut out = String::from(
+        "# Written by ferry: pull these registries' images from their mirror first.\n",
+    );
+    for (source, mirror) in mirrors {
+        let source = crate::docker_hub::canonical(source);
+        let _ = writeln!(out, "\n[[registry]]");
+        let _ = writeln!(out, "prefix = {}", quoted(source));
+        let _ = writeln!(out, "location = {}", quoted(source));
+        let _ = writeln!(out, "\n[[registry.mirror]]");
+        let _ = writeln!(out, "location = {}", quoted(&mirror.location()));
+        if mirror.skip_verify || mirror.is_plain_http() {
+            let _ = writeln!(out, "insecure = true");
+        }
+    }
+    out
+}
+
+/// Writes `DIR/<source>/hosts.toml` for every source (containerd's `config_path` layout, also
+/// what `ctr images pull --hosts-dir DIR` reads). Returns the files written.
+pub fn write_hosts_dir(
+    dir: &Path,
+    mirrors: &[(String, Mirror)],
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mut written = Vec::new();
+    for (source, mirror) in mirrors {
+        // The folder name is a registry name from a validated reference: host[:port] only.
+        let host_dir = dir.join(crate::docker_hub::canonical(source));
+        std::fs::create_dir_all(&host_dir).map_err(StoreError::io("create", &host_dir))?;
+        let tmp = host_dir.join(".ferry-tmp");
+        crate::store::write_atomic(
+            &host_dir,
+            "hosts.toml",
+            hosts_toml(source, mirror).as_bytes(),
+            &tmp,
+        )?;
+        let _ = std::fs::remove_dir(&tmp);
+        written.push(host_dir.join("hosts.toml"));
+    }
+    Ok(written)
+}
+
+/// Writes a registries.conf drop-in at `path`.
+pub fn write_registries_conf(path: &Path, mirrors: &[(String, Mirror)]) -> Result<(), StoreError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("ferry.conf");
+    std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+    let tmp = dir.join(".ferry-tmp");
+    crate::store::write_atomic(dir, name, registries_conf(mirrors).as_bytes(), &tmp)?;
+    let _ = std::fs::remove_dir(&tmp);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(origin: &str, namespace: &str) -> Mirror {
+        Mirror {
+            origin: origin.into(),
+            namespace: namespace.into(),
+            ca_file: None,
+            skip_verify: false,
+        }
+    }
+
+    #[test]
+    fn hosts_toml_with_prefix_overrides_the_path() {
+        let mut m = mirror("https://reg.corp:5000", "airgap");
+        m.ca_file = Some("/etc/ferry/ca.crt".into());
+        let text = hosts_toml("docker.io", &m);
+        let v: toml::Table = text.parse().unwrap();
+        assert_eq!(v["server"].as_str(), Some("https://registry-1.docker.io"));
+        let host = &v["host"]["https://reg.corp:5000/v2/airgap"];
+        assert_eq!(host["override_path"].as_bool(), Some(true));
+        assert_eq!(host["ca"].as_str(), Some("/etc/ferry/ca.crt"));
+        assert_eq!(host["capabilities"].as_array().unwrap().len(), 2);
+        assert!(host.get("skip_verify").is_none());
+    }
+
+    #[test]
+    fn hosts_toml_plain_http_at_the_root() {
+        let text = hosts_toml("127.0.0.1:5000", &mirror("http://127.0.0.1:5050", ""));
+        let v: toml::Table = text.parse().unwrap();
+        assert_eq!(v["server"].as_str(), Some("http://127.0.0.1:5000"));
+        let host = &v["host"]["http://127.0.0.1:5050"];
+        assert!(host.get("override_path").is_none());
+    }
+
+    #[test]
+    fn registries_conf_parses_and_marks_http_insecure() {
+        let text = registries_conf(&[
+            (
+                "docker.io".into(),
+                mirror("http://127.0.0.1:5050", "docker.io"),
+            ),
+            ("quay.io".into(), mirror("https://reg.corp", "")),
+        ]);
+        let v: toml::Table = text.parse().unwrap();
+        let regs = v["registry"].as_array().unwrap();
+        assert_eq!(regs.len(), 2);
+        assert_eq!(regs[0]["prefix"].as_str(), Some("docker.io"));
+        let m0 = &regs[0]["mirror"].as_array().unwrap()[0];
+        assert_eq!(m0["location"].as_str(), Some("127.0.0.1:5050/docker.io"));
+        assert_eq!(m0["insecure"].as_bool(), Some(true));
+        let m1 = &regs[1]["mirror"].as_array().unwrap()[0];
+        assert_eq!(m1["location"].as_str(), Some("reg.corp"));
+        assert!(m1.get("insecure").is_none());
+    }
+
+    #[test]
+    fn writes_one_folder_per_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_hosts_dir(
+            dir.path(),
+            &[(
+                "registry-1.docker.io".into(),
+                mirror("http://127.0.0.1:1", ""),
+            )],
+        )
+        .unwrap();
+        assert_eq!(files, [dir.path().join("docker.io/hosts.toml")]);
+        assert!(files[0].is_file());
+        assert!(!dir.path().join("docker.io/.ferry-tmp").exists());
+    }
+}
