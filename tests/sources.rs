@@ -76,17 +76,7 @@ const CLUSTER_SHOP: &[&str] = &[
 fn a_cluster_through_a_kubeconfig() {
     let api = FakeKubeApi::start();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{}\n    certificate-authority: {}\nusers:\n- name: me\n  user:\n    token: {}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
-            api.addr,
-            api.tls.path("ca.crt"),
-            api.token
-        ),
-    )
-    .unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
     let (code, stdout, stderr) = ferry_env(&["images", "--from-cluster"], &env);
     assert_eq!(code, 0, "{stderr}");

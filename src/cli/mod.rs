@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod registry_args;
 mod restore;
+mod snapshot;
 mod sources;
 mod verify;
 
@@ -89,6 +90,7 @@ enum Command {
     Export(export::ExportArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -111,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
+        Command::Snapshot(args) => runtime().block_on(snapshot::run(args)),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

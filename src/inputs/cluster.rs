@@ -1,10 +1,7 @@
 //! The images a cluster runs or may run: pods, and the pod templates of every workload
 //! controller (those scaled to zero too) and CronJob, through the Kubernetes API (kube).
 
-use std::path::PathBuf;
-
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::InputError;
 use super::manifests::{ManifestOptions, images_in_object};
@@ -23,52 +20,11 @@ const RESOURCES: &[(&str, &str, &str, &str)] = &[
     ("batch", "v1", "CronJob", "cronjobs"),
 ];
 
-/// Where the service account's files are mounted in a pod (overridable for tests).
-const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
 fn source_error(reason: String) -> InputError {
     InputError::Source {
         source_name: "--from-cluster".into(),
         reason,
     }
-}
-
-/// The client configuration: the user's kubeconfig when there is one, else the in-cluster
-/// service account.
-async fn config() -> Result<kube::Config, InputError> {
-    let kubeconfig_present = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("HOME")
-            .is_some_and(|h| PathBuf::from(h).join(".kube/config").is_file());
-    if kubeconfig_present {
-        let kc = Kubeconfig::read()
-            .map_err(|e| source_error(format!("cannot read the kubeconfig: {e}")))?;
-        return kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| source_error(format!("kubeconfig: {e}")));
-    }
-    let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
-        source_error("no kubeconfig and not running in a pod\nhint: set KUBECONFIG, or run ferry in the cluster with a service account".into())
-    })?;
-    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-    let dir = std::env::var_os("FERRY_SERVICEACCOUNT_DIR")
-        .map_or_else(|| PathBuf::from(SERVICE_ACCOUNT_DIR), PathBuf::from);
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    let url = format!("https://{host}:{port}").parse().map_err(|e| {
-        source_error(format!(
-            "KUBERNETES_SERVICE_HOST/PORT do not make a URL: {e}"
-        ))
-    })?;
-    let mut config = kube::Config::new(url);
-    config.root_cert_file = Some(dir.join("ca.crt"));
-    config.auth_info.token_file = Some(dir.join("token").to_string_lossy().into_owned());
-    if let Ok(ns) = std::fs::read_to_string(dir.join("namespace")) {
-        config.default_namespace = ns.trim().to_owned();
-    }
-    Ok(config)
 }
 
 /// Every object of a kind, page by page.
@@ -118,8 +74,9 @@ pub async fn list(
     namespace: Option<&str>,
     options: ManifestOptions,
 ) -> Result<Vec<ImageRef>, InputError> {
-    let client = kube::Client::try_from(config().await?)
-        .map_err(|e| source_error(format!("cannot set up the Kubernetes client: {e}")))?;
+    let client = crate::kube_client::client()
+        .await
+        .map_err(|e| source_error(e.to_string()))?;
     let mut out = Vec::new();
     let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
     for (group, version, kind, plural) in RESOURCES {

@@ -468,6 +468,11 @@ pub struct FakeKubeApi {
 impl FakeKubeApi {
     /// Starts it.
     pub fn start() -> FakeKubeApi {
+        FakeKubeApi::start_with("ready")
+    }
+
+    /// Starts it with a `--scenario` for the snapshot API (ready, no-crd, forbidden, stuck).
+    pub fn start_with(scenario: &str) -> FakeKubeApi {
         let tls = Tls::new();
         let port_file = tls.dir.path().join("port");
         let log = tls.dir.path().join("requests.log");
@@ -488,6 +493,7 @@ impl FakeKubeApi {
             .arg(&port_file)
             .arg("--log")
             .arg(&log)
+            .args(["--scenario", scenario])
             .spawn()
             .unwrap();
         wait_for(10, "the fake API server", || port_file.exists());
@@ -501,7 +507,23 @@ impl FakeKubeApi {
         }
     }
 
-    /// The request paths it saw.
+    /// A kubeconfig in `dir` for this server with its token.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{}\n    certificate-authority: {}\nusers:\n- name: me\n  user:\n    token: {}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
+                self.addr,
+                self.tls.path("ca.crt"),
+                self.token
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// The request paths it saw (`POST ` before those that were not GETs).
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
