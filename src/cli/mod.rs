@@ -1,6 +1,7 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
 mod bundle;
+mod completions;
 mod export;
 mod images;
 mod lock;
@@ -91,6 +92,10 @@ enum Command {
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Snapshot(snapshot::SnapshotArgs),
+    Completions(completions::CompletionsArgs),
+    Version(completions::VersionArgs),
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -114,6 +119,9 @@ pub fn main() -> ExitCode {
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
         Command::Snapshot(args) => runtime().block_on(snapshot::run(args)),
+        Command::Completions(args) => completions::completions(args),
+        Command::Version(args) => completions::version(args),
+        Command::Man(args) => completions::man(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

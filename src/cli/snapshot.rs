@@ -8,10 +8,12 @@ use ferry::snapshot::{SnapshotProgress, SnapshotRequest, snapshot};
 
 use super::{Exit, Failure, output};
 
-/// Snapshot the PVC a bundle was written to (a CSI VolumeSnapshot), wait until it is ready to
-/// use, and print the storage system's snapshot handle on stdout (what cluster-api's
-/// `fromSnapshot` or an IaaS image import takes). Uses the kubeconfig, or the pod's service
-/// account in a cluster. Re-running with the same --name reuses the snapshot.
+/// Snapshot the PVC holding a bundle and print the snapshot's storage handle.
+///
+/// Creates a CSI VolumeSnapshot of the PVC, waits until it is ready to use, and prints the
+/// storage system's snapshot handle on stdout (what cluster-api's `fromSnapshot` or an IaaS
+/// image import takes). Uses the kubeconfig, or the pod's service account in a cluster.
+/// Re-running with the same --name reuses the snapshot.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   ferry snapshot --pvc ferry-bundle --class csi-aws-vsc --name preload-2026-11 -n preload

@@ -12,8 +12,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
+        Some("man") => man(&args[1..]),
         _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N]\n       \
-                  cargo xtask fixtures DIR"
+                  cargo xtask fixtures DIR\n       \
+                  cargo xtask man [DIR]"
             .into()),
     };
     match result {
@@ -30,6 +32,19 @@ fn fixtures(args: &[String]) -> Result<(), String> {
     sh(Command::new("python3")
         .arg(root().join("testdata/make_fixtures.py"))
         .arg(dir))?;
+    Ok(())
+}
+
+/// Writes ferry's man pages (clap_mangen, through the binary's hidden `man` command) into DIR
+/// (default target/man).
+fn man(args: &[String]) -> Result<(), String> {
+    let dir = args
+        .first()
+        .map_or_else(|| root().join("target/man"), PathBuf::from);
+    sh(Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--bin", "ferry", "--", "man", "--out"])
+        .arg(&dir)
+        .current_dir(root()))?;
     Ok(())
 }
 
