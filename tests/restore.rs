@@ -163,18 +163,74 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
         &["--platform", "linux/amd64"],
     );
     let node = Containerd::start();
-    let (code, stdout, stderr) = ferry_out(&[
-        "restore",
-        b.to_str().unwrap(),
-        "--address",
-        &node.socket,
-        "--verify",
-        "--pin",
-        "--json",
-    ]);
+    let restore = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["restore", b.to_str().unwrap(), "--address", &node.socket];
+        args.extend_from_slice(extra);
+        ferry_env(&args, env)
+    };
+    let (code, stdout, stderr) = restore(&["--verify", "--json"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["version"], 1);
     assert_eq!(report["images"].as_array().unwrap().len(), 2);
+    for image in report["images"].as_array().unwrap() {
+        assert_eq!(image["status"], "restored", "{image}");
+        assert_eq!(image["pinned"], false, "{image}");
+        assert_eq!(image["names"].as_array().unwrap().len(), 2, "{image}");
+    }
+
+    // Again, with --pin, through a ctr that logs what it is asked: the images are there and
+    // complete, so they are only pinned, never imported again; a third run does nothing.
+    let wrap = tempfile::tempdir().unwrap();
+    let log = wrap.path().join("ctr.log");
+    let ctr = wrap.path().join("ctr");
+    std::fs::write(
+        &ctr,
+        format!(
+            "#!/bin/sh\necho \"$*\" >>'{}'\nexec {} \"$@\"\n",
+            log.display(),
+            which("ctr").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctr, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        wrap.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let (code, stdout, stderr) = restore(&["--pin", "--json"], &[("PATH", &path)]);
+    assert_eq!(code, 0, "{stderr}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(!calls.contains("import"), "{calls}");
+    assert!(calls.contains("io.cri-containerd.pinned=pinned"), "{calls}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["pinned"] == true),
+        "{report}"
+    );
+    std::fs::remove_file(&log).unwrap();
+    let (code, stdout, stderr) = restore(&["--pin", "--json"], &[("PATH", &path)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("already present: "), "{stderr}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !calls.contains("import") && !calls.contains("label"),
+        "{calls}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "present"),
+        "{report}"
+    );
     let listed = images(&node);
     let multi = sha256(&reg.manifest("sample/multi", "1.0").0);
     assert!(

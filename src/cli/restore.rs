@@ -119,19 +119,30 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
             "bundle": args.bundle.display().to_string(),
             "runtime": match runtime { Runtime::Containerd => "containerd", Runtime::CriO => "cri-o" },
             "platform": options.platform.to_string(),
+            "version": 1,
             "images": outcomes.iter().map(|o| serde_json::json!({
                 "reference": o.reference, "digest": o.digest,
-                "status": if o.error.is_some() { "failed" } else { "ok" }, "error": o.error,
+                "status": match (&o.error, o.already_present) {
+                    (Some(_), _) => "failed",
+                    (None, true) => "present",
+                    (None, false) => "restored",
+                },
+                "names": o.names, "pinned": o.pinned, "error": o.error,
             })).collect::<Vec<_>>(),
         }));
     }
     for o in &outcomes {
         match &o.error {
             None => eprintln!(
-                "restored {} ({}){}",
+                "{} {} ({}){}",
+                if o.already_present {
+                    "already present:"
+                } else {
+                    "restored"
+                },
                 o.reference,
                 o.digest,
-                if args.pin { ", pinned" } else { "" }
+                if o.pinned { ", pinned" } else { "" }
             ),
             Some(e) => output::error(&format!("{}: {e}", o.reference)),
         }
@@ -139,11 +150,17 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     if args.pin && runtime == Runtime::CriO {
         eprintln!("hint: apply the pinning drop-in with: systemctl reload crio");
     }
+    let present = outcomes.iter().filter(|o| o.already_present).count();
     eprintln!(
-        "{} of {} image(s) restored for {}",
-        outcomes.len() - failed,
+        "{} of {} image(s) restored for {}{}",
+        outcomes.len() - failed - present,
         outcomes.len(),
-        options.platform
+        options.platform,
+        if present > 0 {
+            format!(", {present} already present")
+        } else {
+            String::new()
+        }
     );
     Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
 }

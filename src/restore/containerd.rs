@@ -1,9 +1,11 @@
 //! Restoring into containerd: one tar streamed into `ctr images import` (no copy of the bundle
 //! on the node), then the `repository@digest` names and pins.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use super::present::{self, PresentImage};
 use super::{RestoreError, RestoreOptions, Restored, repository};
 use crate::export::tarball::{TarPlan, write_tar};
 use crate::store::select::PlatformImage;
@@ -25,12 +27,71 @@ fn run(mut c: Command) -> Result<(), String> {
     }
 }
 
-/// Imports `images` (each serving the node) into containerd.
+fn output(mut c: Command) -> Result<String, String> {
+    match c.output() {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What containerd holds now (an empty map when it cannot say: then everything is imported).
+fn present_images(options: &RestoreOptions) -> HashMap<String, PresentImage> {
+    let mut ls = ctr(options);
+    ls.args(["images", "ls"]);
+    let mut check = ctr(options);
+    // `check` judges completeness for the host's platform, which is what restore imports
+    // unless --platform says otherwise (then an image may be imported again: harmless).
+    check.args(["images", "check"]);
+    match (output(ls), output(check)) {
+        (Ok(ls), Ok(check)) => present::parse(&ls, &check),
+        _ => HashMap::new(),
+    }
+}
+
+/// Imports `images` (each serving the node) into containerd, skipping those already present
+/// under both names, complete, and pinned when asked.
 pub fn restore(
     layout: &Layout,
     images: &[PlatformImage],
     options: &RestoreOptions,
 ) -> Result<Vec<Restored>, RestoreError> {
+    let present = present_images(options);
+    let mut outcomes = Vec::new();
+    let mut todo = Vec::new();
+    for image in images {
+        let digest = image.entry.digest().to_string();
+        let twin = format!("{}@{digest}", repository(&image.name));
+        let names = [image.name.as_str(), twin.as_str()];
+        if present::already_there(&present, &names, &digest, options.pin) {
+            outcomes.push(Restored {
+                reference: image.name.clone(),
+                pinned: present.get(&image.name).is_some_and(|p| p.pinned),
+                digest,
+                error: None,
+                names: vec![image.name.clone(), twin],
+                already_present: true,
+            });
+        } else if present::already_there(&present, &names, &digest, false) {
+            // Complete under both names, only the pin is missing: no need to import it again.
+            outcomes.push(name_and_pin(image, options));
+        } else {
+            todo.push(image);
+        }
+    }
+    if !todo.is_empty() {
+        import(layout, &todo, options)?;
+        outcomes.extend(todo.iter().map(|image| name_and_pin(image, options)));
+    }
+    Ok(outcomes)
+}
+
+/// Streams one tar of `images` into `ctr images import`.
+fn import(
+    layout: &Layout,
+    images: &[&PlatformImage],
+    options: &RestoreOptions,
+) -> Result<(), RestoreError> {
     // An index of these images only: ctr would record the others without their content.
     let mut index = BundleIndex::default();
     let mut plan = TarPlan::default();
@@ -60,7 +121,7 @@ pub fn restore(
     let stdin = child.stdin.take().expect("stdin is piped");
     let layout_root = layout.root().to_path_buf();
     // Stream from a thread while ctr reads; ctr's stderr is collected by wait_with_output.
-    let writer = std::thread::scope(|s| {
+    let (written, out) = std::thread::scope(|s| {
         let w = s.spawn(move || -> std::io::Result<()> {
             let mut stdin = stdin;
             write_tar(layout, &plan, &mut stdin)?;
@@ -69,7 +130,6 @@ pub fn restore(
         let out = child.wait_with_output();
         (w.join().expect("tar writer panicked"), out)
     });
-    let (written, out) = writer;
     let out = out.map_err(|e| RestoreError::Runtime(format!("ctr images import: {e}")))?;
     if !out.status.success() {
         return Err(RestoreError::Runtime(format!(
@@ -79,34 +139,36 @@ pub fn restore(
             options.containerd_address.display()
         )));
     }
-    written.map_err(|e| RestoreError::Runtime(format!("streaming the bundle to ctr: {e}")))?;
+    written.map_err(|e| RestoreError::Runtime(format!("streaming the bundle to ctr: {e}")))
+}
 
-    let mut outcomes = Vec::new();
-    for image in images {
-        let digest = image.entry.digest().to_string();
-        let twin = format!("{}@{digest}", repository(&image.name));
-        let mut error = None;
-        if twin != image.name {
-            let mut tag = ctr(options);
-            tag.args(["images", "tag", "--force", &image.name, &twin]);
-            if let Err(e) = run(tag) {
-                error = Some(format!("cannot name it {twin}: {e}"));
-            }
+/// Names an imported image `repository@digest` too, and pins both names when asked.
+fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
+    let digest = image.entry.digest().to_string();
+    let twin = format!("{}@{digest}", repository(&image.name));
+    let mut error = None;
+    if twin != image.name {
+        let mut tag = ctr(options);
+        tag.args(["images", "tag", "--force", &image.name, &twin]);
+        if let Err(e) = run(tag) {
+            error = Some(format!("cannot name it {twin}: {e}"));
         }
-        if options.pin && error.is_none() {
-            for name in [&image.name, &twin] {
-                let mut label = ctr(options);
-                label.args(["images", "label", name, "io.cri-containerd.pinned=pinned"]);
-                if let Err(e) = run(label) {
-                    error = Some(format!("cannot pin {name}: {e}"));
-                }
-            }
-        }
-        outcomes.push(Restored {
-            reference: image.name.clone(),
-            digest,
-            error,
-        });
     }
-    Ok(outcomes)
+    if options.pin && error.is_none() {
+        for name in [&image.name, &twin] {
+            let mut label = ctr(options);
+            label.args(["images", "label", name, present::PIN_LABEL]);
+            if let Err(e) = run(label) {
+                error = Some(format!("cannot pin {name}: {e}"));
+            }
+        }
+    }
+    Restored {
+        reference: image.name.clone(),
+        digest,
+        pinned: options.pin && error.is_none(),
+        error,
+        names: vec![image.name.clone(), twin],
+        already_present: false,
+    }
 }

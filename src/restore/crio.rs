@@ -70,7 +70,10 @@ pub fn restore(
         outcomes.push(Restored {
             reference: image.name.clone(),
             digest: image.entry.digest().to_string(),
+            pinned: options.pin && error.is_none(),
             error,
+            names: vec![image.name.clone()],
+            already_present: false,
         });
     }
     let _ = std::fs::remove_dir_all(&tmp);

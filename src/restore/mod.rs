@@ -4,6 +4,7 @@
 
 mod containerd;
 mod crio;
+mod present;
 pub mod script;
 
 use std::path::PathBuf;
@@ -49,6 +50,12 @@ pub struct Restored {
     pub digest: String,
     /// Why it was not restored.
     pub error: Option<String>,
+    /// The names it is known by in the runtime (the reference and `repository@digest`).
+    pub names: Vec<String>,
+    /// Whether it is pinned against kubelet's image GC.
+    pub pinned: bool,
+    /// True when it was there already (complete, same digest, pinned if asked): not imported.
+    pub already_present: bool,
 }
 
 /// Why a restore could not run at all.
@@ -101,6 +108,9 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
             Offer::Lacks { name, has } => outcomes.push(Restored {
                 reference: name,
                 digest: entry.descriptor.digest().to_string(),
+                names: Vec::new(),
+                pinned: false,
+                already_present: false,
                 error: Some(format!(
                     "no image for {} in this bundle (it has {})",
                     options.platform,

@@ -31,6 +31,16 @@ pub fn require(command: &str, package: &str) {
     );
 }
 
+/// The full path of an installed command (see [`require`]).
+pub fn which(command: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{command} is not installed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
