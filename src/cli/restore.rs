@@ -62,6 +62,10 @@ pub struct RestoreArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// containerd imports to run side by side, each with images sharing no blob with the
+    /// others' (default: one per core, at most 4).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    pub jobs: usize,
 }
 
 fn on_path(program: &str) -> bool {
@@ -111,6 +115,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         storage: args.storage.clone(),
         pin: args.pin,
         crio_conf_dir: args.crio_conf_dir.clone(),
+        jobs: args.jobs,
     };
     let outcomes = restore(&layout, &options).map_err(|e| e.to_string())?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();

@@ -4,6 +4,7 @@
 
 mod containerd;
 mod crio;
+mod groups;
 mod present;
 pub mod script;
 
@@ -39,6 +40,8 @@ pub struct RestoreOptions {
     pub pin: bool,
     /// Where CRI-O's pinning drop-in goes.
     pub crio_conf_dir: PathBuf,
+    /// containerd imports run side by side (0: one per core, at most 4).
+    pub jobs: usize,
 }
 
 /// One image's outcome.

@@ -26,13 +26,20 @@ pub struct PlatformImage {
 impl PlatformImage {
     /// Every blob the image needs on a node of that platform.
     pub fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        Ok(self.sized_blobs()?.into_iter().map(|(d, _)| d).collect())
+    }
+}
+
+impl PlatformImage {
+    /// Every blob the image needs on a node of that platform, with its declared size.
+    pub fn sized_blobs(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
         let mut out = vec![
-            digest(&self.entry)?,
-            digest(&self.manifest)?,
-            digest(&self.config)?,
+            (digest(&self.entry)?, self.entry.size()),
+            (digest(&self.manifest)?, self.manifest.size()),
+            (digest(&self.config)?, self.config.size()),
         ];
         for l in &self.layers {
-            out.push(digest(l)?);
+            out.push((digest(l)?, l.size()));
         }
         out.sort();
         out.dedup();

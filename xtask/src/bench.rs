@@ -56,8 +56,10 @@ fn dir(name: &str) -> tempfile::TempDir {
         .expect("a temporary folder")
 }
 
-struct Registry {
-    addr: String,
+/// A local docker-registry, stopped on drop.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
     state: tempfile::TempDir,
 }
 
@@ -157,58 +159,89 @@ fn median(mut v: Vec<Measured>) -> Measured {
     Measured { wall, peak_rss }
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let o = parse(args)?;
+/// Installs what the benchmarks need and builds ferry in release mode; returns its path.
+pub fn release_ferry() -> Result<std::path::PathBuf, String> {
     sh(&mut Command::new(root().join("scripts/install-deps.sh")))?;
     eprintln!("building ferry (release)...");
     sh(Command::new("cargo")
         .args(["build", "--release", "--quiet", "--bin", "ferry"])
         .current_dir(root()))?;
-    let ferry = root().join("target/release/ferry");
+    Ok(root().join("target/release/ferry"))
+}
 
-    let work = dir("work");
-    let layout = work.path().join("fixtures");
-    eprintln!(
-        "making {} images of {} MiB each plus a shared {} MiB base layer (random, incompressible)...",
-        o.images, o.mib_per_image, o.shared_mib
-    );
-    sh(Command::new("python3")
-        .arg(root().join("testdata/make_fixtures.py"))
-        .arg(&layout)
-        .args(["--bench", &o.images.to_string()])
-        .env("FERRY_BENCH_MIB_PER_IMAGE", o.mib_per_image.to_string())
-        .env("FERRY_BENCH_SHARED_MIB", o.shared_mib.to_string()))?;
-    let state = dir("registry");
-    let addr = sh(Command::new(root().join("scripts/registry.sh"))
-        .arg("start")
-        .arg(state.path()))?
-    .trim()
-    .to_owned();
-    let registry = Registry { addr, state };
-    eprintln!("seeding the registry at {}...", registry.addr);
-    sh(Command::new(root().join("scripts/seed-registry.sh"))
-        .arg(&registry.addr)
-        .arg(&layout))?;
-    let names: Vec<String> = (0..o.images)
-        .map(|i| format!("bench/app{i:02}:1.0"))
-        .collect();
-    let refs: Vec<String> = names
-        .iter()
-        .map(|n| format!("{}/{n}", registry.addr))
-        .collect();
+/// The bench images in a local registry: made by testdata/make_fixtures.py (not by ferry),
+/// seeded with skopeo.
+pub struct Setup {
+    /// Scratch space (the fixtures layout is `fixtures/` in it).
+    pub work: tempfile::TempDir,
+    /// The registry (stopped on drop).
+    pub registry: Registry,
+    /// `bench/appNN:1.0`.
+    pub names: Vec<String>,
+    /// The same with the registry's address.
+    pub refs: Vec<String>,
+}
+
+impl Setup {
+    /// Makes `images` images of `mib_per_image` MiB plus a shared `shared_mib` MiB layer.
+    pub fn start(images: usize, mib_per_image: usize, shared_mib: usize) -> Result<Setup, String> {
+        let work = dir("work");
+        let layout = work.path().join("fixtures");
+        eprintln!(
+            "making {images} images of {mib_per_image} MiB each plus a shared {shared_mib} MiB base layer (random, incompressible)..."
+        );
+        sh(Command::new("python3")
+            .arg(root().join("testdata/make_fixtures.py"))
+            .arg(&layout)
+            .args(["--bench", &images.to_string()])
+            .env("FERRY_BENCH_MIB_PER_IMAGE", mib_per_image.to_string())
+            .env("FERRY_BENCH_SHARED_MIB", shared_mib.to_string()))?;
+        let state = dir("registry");
+        let addr = sh(Command::new(root().join("scripts/registry.sh"))
+            .arg("start")
+            .arg(state.path()))?
+        .trim()
+        .to_owned();
+        let registry = Registry { addr, state };
+        eprintln!("seeding the registry at {}...", registry.addr);
+        sh(Command::new(root().join("scripts/seed-registry.sh"))
+            .arg(&registry.addr)
+            .arg(&layout))?;
+        let names: Vec<String> = (0..images)
+            .map(|i| format!("bench/app{i:02}:1.0"))
+            .collect();
+        let refs = names
+            .iter()
+            .map(|n| format!("{}/{n}", registry.addr))
+            .collect();
+        Ok(Setup {
+            work,
+            registry,
+            names,
+            refs,
+        })
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let ferry = release_ferry()?;
+    let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
+    let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
+    let layout = setup.work.path().join("fixtures");
     let unique = dir_bytes(&layout.join("blobs"));
 
     // Case 1: a clean loopback link.
     let (mut f_runs, mut s_runs) = (Vec::new(), Vec::new());
     for run in 1..=o.runs {
-        let f = run_ferry(&ferry, &refs, &[]);
+        let f = run_ferry(&ferry, refs, &[]);
         f.ok.clone()?;
         eprintln!(
             "  run {run}: ferry  {:6.2} s  {:6.1} MiB peak",
             f.m.wall.as_secs_f64(),
             mib(f.m.peak_rss)
         );
-        let s = run_skopeo(&refs, &[]);
+        let s = run_skopeo(refs, &[]);
         s.ok.clone()?;
         eprintln!(
             "  run {run}: skopeo {:6.2} s  {:6.1} MiB peak",

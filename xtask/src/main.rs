@@ -6,14 +6,19 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 mod bench;
+mod bench_restore;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench") if args.get(1).is_some_and(|a| a == "restore") => {
+            bench_restore::main(&args[2..])
+        }
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
         Some("man") => man(&args[1..]),
         _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N]\n       \
+                  cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
                   cargo xtask man [DIR]"
             .into()),
