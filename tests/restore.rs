@@ -368,6 +368,37 @@ fn cri_o_containers_storage_through_skopeo() {
 }
 
 #[test]
+fn a_docker_archive_imported_by_ctr_keeps_every_name() {
+    // What k3s and RKE2 do with the tars in their agent/images folder.
+    let reg = Registry::seeded();
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}", reg.image("sample/hello:1.0")),
+        &format!("docker://{}", reg.image("sample/hello:again")),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/hello:again", "sample/multi:1.0"];
+    let b = bundle(&reg, dir.path(), &tags, &[]);
+    let tar = dir.path().join("images.tar");
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--docker-archive",
+        tar.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let node = Containerd::start();
+    node.ctr(&["images", "import", tar.to_str().unwrap()]);
+    let listed: Vec<String> = images(&node).into_iter().map(|i| i.0).collect();
+    for tag in tags {
+        assert!(listed.contains(&reg.image(tag)), "{tag}: {listed:?}");
+    }
+}
+
+#[test]
 fn archives_are_deterministic_and_read_by_other_tools() {
     require("podman", "podman");
     let reg = Registry::seeded();
