@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::{Layout, StoreError};
@@ -68,17 +69,26 @@ impl BlobWriter {
         digest: Digest,
         size: u64,
     ) -> Result<BlobWriter, StoreError> {
-        let path =
-            layout
-                .partial_dir()
-                .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()));
+        let path = layout.partial_path(&digest);
+        // Never through a link planted at the partial's name.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(StoreError::io("open", &path))?;
+        if !file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .is_file()
+        {
+            return Err(StoreError::NotARegularFile {
+                path,
+                what: "not a regular file",
+            });
+        }
         let mut hasher = Hasher::new(digest.algorithm());
         let len = file
             .metadata()
@@ -165,7 +175,16 @@ impl BlobWriter {
             .get_ref()
             .sync_all()
             .map_err(StoreError::io("sync", &self.path))?;
-        fs::rename(&self.path, &self.dest).map_err(StoreError::io("rename into", &self.dest))?;
+        if let Err(e) = fs::rename(&self.path, &self.dest) {
+            // blobs/<algorithm> is made when its first blob lands (blobs/sha512 is rare).
+            let dir = self.dest.parent().expect("a blob path has a folder");
+            if e.kind() != std::io::ErrorKind::NotFound || dir.is_dir() {
+                return Err(StoreError::io("rename into", &self.dest)(e));
+            }
+            fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+            fs::rename(&self.path, &self.dest)
+                .map_err(StoreError::io("rename into", &self.dest))?;
+        }
         self.done = true;
         Ok(())
     }
