@@ -39,9 +39,10 @@ impl TarPlan {
     }
 }
 
-fn header(path: &str, size: u64, directory: bool) -> io::Result<tar::Header> {
+/// A header without its path: `append_data` sets it, with a GNU long-name entry before it when
+/// it does not fit ustar's 100 bytes (`blobs/sha512/<128 hex>` does not).
+fn header(size: u64, directory: bool) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    h.set_path(path)?;
     h.set_size(size);
     h.set_mode(if directory { 0o755 } else { 0o644 });
     h.set_uid(0);
@@ -52,8 +53,7 @@ fn header(path: &str, size: u64, directory: bool) -> io::Result<tar::Header> {
     } else {
         tar::EntryType::Regular
     });
-    h.set_cksum();
-    Ok(h)
+    h
 }
 
 /// [`write_tar_checked`] for a stream that cannot be interrupted by a signal (restore into
@@ -109,8 +109,9 @@ fn append_all(
     let mut files: Vec<&(String, Vec<u8>)> = plan.files.iter().collect();
     files.sort_by(|a, c| a.0.cmp(&c.0));
     for (path, bytes) in files {
-        b.append(
-            &header(path, bytes.len() as u64, false).map_err(fail)?,
+        b.append_data(
+            &mut header(bytes.len() as u64, false),
+            path,
             bytes.as_slice(),
         )
         .map_err(fail)?;
@@ -118,18 +119,18 @@ fn append_all(
     let mut blobs = plan.blobs.clone();
     blobs.sort();
     blobs.dedup();
-    b.append(&header("blobs/", 0, true).map_err(fail)?, io::empty())
+    b.append_data(&mut header(0, true), "blobs/", io::empty())
         .map_err(fail)?;
     let mut dirs: Vec<&str> = blobs.iter().map(|d| d.algorithm().as_str()).collect();
     dirs.dedup();
     for alg in dirs {
         let dir = format!("blobs/{alg}/");
-        b.append(&header(&dir, 0, true).map_err(fail)?, io::empty())
+        b.append_data(&mut header(0, true), &dir, io::empty())
             .map_err(fail)?;
         for d in blobs.iter().filter(|d| d.algorithm().as_str() == alg) {
             let (len, reader) = open_blob(layout, d, plan.sizes.get(d).copied(), cancel)?;
-            let h = header(&format!("{dir}{}", d.hex()), len, false).map_err(fail)?;
-            b.append(&h, reader).map_err(fail)?;
+            b.append_data(&mut header(len, false), format!("{dir}{}", d.hex()), reader)
+                .map_err(fail)?;
         }
     }
     Ok(())
