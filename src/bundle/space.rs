@@ -59,10 +59,18 @@ pub(super) fn refuse_what_cannot_fit<'p>(
         if d.size > space.total {
             layout.remove_partial(&d.digest);
         }
+        let unusual = if d.size > space.total {
+            format!(
+                "; the whole filesystem is {}: check the image's manifest",
+                figure(space.total)
+            )
+        } else {
+            String::new()
+        };
         let why = format!(
-            "blob {} declares {}, more than the {} free on the bundle's filesystem ({root}); \
-             nothing of it was written\nhint: free space there or bundle onto a larger volume \
-             (-o); a layer this size is unusual: check the image's manifest",
+            "blob {} declares {}, more than the {} free on the bundle's filesystem \
+             ({root}){unusual}; nothing of it was written\nhint: free space there or bundle \
+             onto a larger volume (-o)",
             d.digest,
             figure(d.size),
             figure(space.available),
