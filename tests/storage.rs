@@ -527,3 +527,36 @@ fn sha512_layers_are_stored_verified_exported_and_kept() {
     assert_eq!(export(&b, "--oci-archive", &dir.path().join("c.tar")).0, 1);
     assert!(!dir.path().join("c.tar").exists());
 }
+
+#[test]
+fn an_ext4_image_carries_regular_files_and_checked_blobs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let unreferenced = "0".repeat(64);
+    type Damage<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Damage); 5] = [
+        ("a stray file in blobs/sha256", &|b| {
+            std::fs::write(b.join("blobs/sha256/README"), "hi").unwrap()
+        }),
+        ("an unknown folder in blobs", &|b| {
+            std::fs::create_dir(b.join("blobs/md5")).unwrap()
+        }),
+        ("a FIFO at the root", &|b| {
+            run(Command::new("mkfifo").arg(b.join("pipe")));
+        }),
+        ("a symlink at the root", &|b| {
+            std::os::unix::fs::symlink("/etc/passwd", b.join("passwd")).unwrap()
+        }),
+        ("an unreferenced blob that is not its digest", &|b| {
+            std::fs::write(b.join("blobs/sha256").join(&unreferenced), "junk").unwrap()
+        }),
+    ];
+    for (i, (what, damage)) in cases.iter().enumerate() {
+        let b = sample_copy(dir.path(), &format!("b{i}"));
+        damage(&b);
+        let (code, stderr) = export(&b, "--ext4", &out.join("x.img"));
+        assert_eq!(code, 1, "{what}: {stderr}");
+        assert!(names(&out).is_empty(), "{what}: {:?}", names(&out));
+    }
+}
