@@ -350,6 +350,12 @@ fn a_layer_declared_as_1_tb_is_refused_up_front_and_alone() {
     let layer = big.layer_digest(0);
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
+    // What a run before the check left of it (the volume filled up): junk to remove.
+    let junk = b
+        .join(".ferry/partial")
+        .join(format!("sha256-{}", &layer[7..]));
+    std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+    std::fs::write(&junk, vec![0u8; 4096]).unwrap();
     let (app, huge) = (
         format!("{}/app:1", fake.addr),
         format!("{}/big:1", fake.addr),

@@ -56,21 +56,26 @@ pub(super) fn refuse_what_cannot_fit<'p>(
         if with_margin(need(d)) <= space.available {
             continue;
         }
-        if d.size > space.total {
+        let partial = layout.partial_len(&d.digest, d.size);
+        let fate = if d.size > space.total {
+            // It can never complete here: what an earlier run left of it is junk.
             layout.remove_partial(&d.digest);
-        }
-        let unusual = if d.size > space.total {
             format!(
                 "; the whole filesystem is {}: check the image's manifest",
                 figure(space.total)
+            )
+        } else if partial > 0 {
+            format!(
+                "; the {} an earlier run downloaded are kept for a run with more space",
+                figure(partial)
             )
         } else {
             String::new()
         };
         let why = format!(
             "blob {} declares {}, more than the {} free on the bundle's filesystem \
-             ({root}){unusual}; nothing of it was written\nhint: free space there or bundle \
-             onto a larger volume (-o)",
+             ({root}){fate}; nothing was written for it in this run\nhint: free space there \
+             or bundle onto a larger volume (-o)",
             d.digest,
             figure(d.size),
             figure(space.available),

@@ -165,8 +165,14 @@ fn read_checked(
             );
             None
         }
-        Err(_) => {
+        Err(super::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             out.problem(digest, "missing");
+            None
+        }
+        Err(e) => {
+            out.problem(digest, e.to_string());
             None
         }
     }
