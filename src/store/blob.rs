@@ -175,9 +175,19 @@ impl BlobWriter {
             .get_ref()
             .sync_all()
             .map_err(StoreError::io("sync", &self.path))?;
+        let dir = self.dest.parent().expect("a blob path has a folder");
+        // A rename follows links in the folders above: blobs/ and blobs/<alg> must be folders
+        // of the bundle, not links out of it.
+        for d in [dir, dir.parent().expect("blobs/ has a parent")] {
+            if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                return Err(StoreError::NotARegularFile {
+                    path: d.to_path_buf(),
+                    what: "a symlink or file where a folder belongs",
+                });
+            }
+        }
         if let Err(e) = fs::rename(&self.path, &self.dest) {
             // blobs/<algorithm> is made when its first blob lands (blobs/sha512 is rare).
-            let dir = self.dest.parent().expect("a blob path has a folder");
             if e.kind() != std::io::ErrorKind::NotFound || dir.is_dir() {
                 return Err(StoreError::io("rename into", &self.dest)(e));
             }
@@ -241,6 +251,25 @@ mod tests {
         // The bad partial is gone: the next attempt starts at 0.
         assert_eq!(layout.partial_blob(&digest, 5).unwrap().offset(), 0);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_symlinked_blob_folder_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(&dir.path().join("b")).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, layout.blob_dir(digest::Algorithm::Sha512)).unwrap();
+        let content = b"sha512 content";
+        let digest = Digest::of(digest::Algorithm::Sha512, content);
+        assert!(matches!(
+            layout.put_blob(&digest, content),
+            Err(StoreError::NotARegularFile { .. })
+        ));
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        fs::remove_file(layout.blob_dir(digest::Algorithm::Sha512)).unwrap();
+        layout.put_blob(&digest, content).unwrap();
+        assert_eq!(layout.read_blob(&digest).unwrap(), content);
     }
 
     #[test]
