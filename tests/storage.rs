@@ -565,4 +565,17 @@ fn an_ext4_image_carries_regular_files_and_checked_blobs_only() {
         assert_eq!(code, 1, "{what}: {stderr}");
         assert!(names(&out).is_empty(), "{what}: {:?}", names(&out));
     }
+    // mkfs.ext4 failing (an image too small) leaves no temp image behind either.
+    let b = sample_copy(dir.path(), "good");
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--ext4",
+        out.join("x.img").to_str().unwrap(),
+        "--size",
+        "1M",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("mkfs.ext4 failed"), "{stderr}");
+    assert!(names(&out).is_empty(), "{:?}", names(&out));
 }
