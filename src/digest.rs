@@ -22,6 +22,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
     /// The name used in digests and in `blobs/<algorithm>/`.
     pub fn as_str(self) -> &'static str {
         match self {

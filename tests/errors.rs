@@ -233,12 +233,21 @@ fn output_paths_users_really_give() {
 
 #[test]
 fn a_full_disk_stops_the_run_and_says_so() {
+    // The bundle fits when the run starts (it is refused up front otherwise, see
+    // tests/storage.rs); the disk fills up during the download, as when something else writes.
     let (reg, image) = big_image_registry(16);
+    let proxy = common::proxy::Proxy::start(
+        &reg.addr,
+        common::proxy::Faults {
+            throttle: Some(1 << 20),
+            ..Default::default()
+        },
+    );
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
     run(std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
         .arg(&mnt));
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
@@ -248,14 +257,26 @@ fn a_full_disk_stops_the_run_and_says_so() {
     }
     let _unmount = Unmount(mnt.clone());
     let b = mnt.join("b");
-    let (code, stdout, stderr) = ferry_out(&[
-        "bundle",
-        "--json",
-        "-o",
-        b.to_str().unwrap(),
-        &reg.image(&image),
-    ]);
-    assert_eq!(code, 1, "{stderr}");
+    let child = ferry()
+        .args(["bundle", "--json", "-o", b.to_str().unwrap()])
+        .arg(format!("{}/{image}", proxy.addr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(30, "a partial download", || partial_bytes(&b) > 0);
+    // Fill what is left (dd stops on ENOSPC).
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M"])
+        .arg(format!("of={}", mnt.join("filler").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("is full") && stderr.contains("free space"),
         "{stderr}"

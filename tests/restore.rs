@@ -502,31 +502,31 @@ fn archives_are_deterministic_and_read_by_other_tools() {
 
 #[test]
 fn an_ext4_image_gets_inodes_for_every_file_whatever_its_size() {
-    // Made by hand, not by ferry: export --ext4 copies the folder as it is. Above 512 MiB,
-    // mkfs.ext4 gives one inode per 16 KiB by default: a bundle of many small blobs ran out.
-    // ferry passes -N for the files it has: here about a thousand, where the default for
-    // 600 MiB would be 38,400, which proves the count is ferry's.
+    // Made by hand, not by ferry: export --ext4 copies the folder as it is (after re-hashing
+    // every blob, so each is named by its sha256sum). Above 512 MiB, mkfs.ext4 gives one inode
+    // per 16 KiB by default: a bundle of many small blobs ran out. ferry passes -N for the
+    // files it has: here about a thousand, where the default for 600 MiB would be 38,400,
+    // which proves the count is ferry's.
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("bundle");
-    let blobs = b.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(b.join("blobs/sha256")).unwrap();
     std::fs::write(b.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     std::fs::write(
         b.join("index.json"),
         r#"{"schemaVersion":2,"manifests":[]}"#,
     )
     .unwrap();
-    for i in 0..100u32 {
-        std::fs::write(blobs.join(format!("{i:064x}")), i.to_le_bytes()).unwrap();
-    }
-    let big = std::fs::File::create(blobs.join("f".repeat(64))).unwrap();
-    big.set_len(600 << 20).unwrap(); // sparse: cheap to make and to copy
+    let script = "for i in $(seq 0 99); do printf 'blob %s' $i > x; \
+                  mv x blobs/sha256/$(sha256sum x | cut -c1-64); done";
+    run(Command::new("sh").args(["-c", script]).current_dir(&b));
     let img = dir.path().join("many.img");
     let (code, _, stderr) = ferry_out(&[
         "export",
         b.to_str().unwrap(),
         "--ext4",
         img.to_str().unwrap(),
+        "--size",
+        "600M",
     ]);
     assert_eq!(code, 0, "{stderr}");
     let header =

@@ -19,6 +19,7 @@ use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
+mod space;
 
 /// What to bundle and how hard to work.
 #[derive(Debug, Clone)]
@@ -226,8 +227,15 @@ pub async fn bundle(
     };
     // Downloads start in the plan's order (largest first) as slots free up: spawned all at
     // once they would race for a semaphore, and the scheduler runs the newest task first.
-    let mut queue: std::collections::VecDeque<&crate::plan::Download> =
-        plan.downloads.iter().collect();
+    let fitting = space::refuse_what_cannot_fit(
+        &layout,
+        &plan.downloads,
+        &images,
+        space::Users(&users),
+        &mut pending,
+        &mut run,
+    );
+    let mut queue: std::collections::VecDeque<&crate::plan::Download> = fitting.into();
     let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
     let mut cancelled = false;
     loop {

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args};
 
 use ferry::export::ext4::{Size, ext4_image};
-use ferry::export::{docker_archive, oci_archive};
+use ferry::export::{ExportError, Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
 use ferry::store::Layout;
+use tokio_util::sync::CancellationToken;
 
 use super::{Exit, Failure, output};
 
@@ -17,15 +18,17 @@ use super::{Exit, Failure, output};
 #[command(group(ArgGroup::new("format").required(true).args(["oci_archive", "docker_archive", "ext4"])))]
 #[command(after_help = "Examples:
   ferry export ./bundle --oci-archive images.tar.zst
+  ferry export ./bundle --oci-archive - | ssh node ctr -n k8s.io images import -
   ferry export ./bundle --docker-archive images.tar --platform linux/arm64
   ferry export ./bundle --ext4 preload.img --label preload")]
 pub struct ExportArgs {
     /// The bundle folder.
     pub bundle: PathBuf,
-    /// Write an oci-archive (zstd-compressed when the name ends in .zst). Deterministic.
+    /// Write an oci-archive (zstd-compressed when the name ends in .zst; `-`: a tar to
+    /// stdout). Deterministic.
     #[arg(long, value_name = "OUT.tar")]
     pub oci_archive: Option<PathBuf>,
-    /// Write a docker-archive of one platform per image. Deterministic.
+    /// Write a docker-archive of one platform per image (`-`: to stdout). Deterministic.
     #[arg(long, value_name = "OUT.tar")]
     pub docker_archive: Option<PathBuf>,
     /// Write an ext4 filesystem image holding the bundle (mkfs.ext4 -d, checked by e2fsck).
@@ -64,33 +67,85 @@ fn parse_size(s: &str) -> Result<Size, String> {
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    if let Some(out) = &args.oci_archive {
-        oci_archive(&layout, out).map_err(|e| e.to_string())?;
-        eprintln!(
-            "wrote {} ({})",
-            out.display(),
-            output::bytes(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
-        );
+    // Outputs are checked before any work: a symlink, folder or device is refused (exit 2).
+    let target = |p: &PathBuf| Target::parse(p).map_err(failure);
+    let (oci, docker, ext4) = (
+        args.oci_archive.as_ref().map(target).transpose()?,
+        args.docker_archive.as_ref().map(target).transpose()?,
+        args.ext4.as_ref().map(target).transpose()?,
+    );
+    if ext4 == Some(Target::Stdout) {
+        return Err(Failure::usage(
+            "--ext4 -: mkfs.ext4 needs a file, it cannot write to stdout\nhint: name a file (`--ext4 preload.img`)",
+        ));
     }
-    if let Some(out) = &args.docker_archive {
+    // Kept alive for the whole export: its task turns Ctrl-C or SIGTERM into `cancel`, so the
+    // export stops, removes its temp file and exits 130.
+    let runtime = super::runtime();
+    let cancel = CancellationToken::new();
+    stop_on_signals(&runtime, cancel.clone())?;
+    if let Some(out) = &oci {
+        oci_archive(&layout, out, &cancel).map_err(failure)?;
+        if let Target::File(path) = out {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            eprintln!("wrote {} ({})", path.display(), output::bytes(size));
+        }
+    }
+    if let Some(out) = &docker {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
-        let skipped = docker_archive(&layout, out, &platform).map_err(|e| e.to_string())?;
+        let skipped = docker_archive(&layout, out, &platform, &cancel).map_err(failure)?;
         for s in &skipped {
             output::warning(s);
         }
-        eprintln!("wrote {} for {platform}", out.display());
+        eprintln!("wrote {out} for {platform}");
     }
-    if let Some(out) = &args.ext4 {
-        let size = ext4_image(&layout, out, args.size, &args.label).map_err(|e| match e {
-            ferry::export::ExportError::Usage(m) => Failure::usage(m),
-            other => Failure::from(other.to_string()),
-        })?;
+    if let Some(out) = &ext4 {
+        let size = ext4_image(&layout, out, args.size, &args.label, &cancel).map_err(failure)?;
         eprintln!(
-            "wrote {} ({} ext4, label {}, checked with e2fsck)",
-            out.display(),
+            "wrote {out} ({} ext4, label {}, checked with e2fsck)",
             output::bytes(size),
             args.label
         );
     }
     Ok(Exit::Ok)
+}
+
+/// The exit code for an export error: 2 for options and outputs, 130 when interrupted.
+fn failure(e: ExportError) -> Failure {
+    match e {
+        ExportError::Usage(m) => Failure::usage(m),
+        ExportError::Interrupted => Failure {
+            exit: Exit::Interrupted,
+            message: e.to_string(),
+        },
+        other => Failure::from(other.to_string()),
+    }
+}
+
+/// Installs the handlers now (before any temp file exists); the first signal cancels, a
+/// second one exits at once.
+fn stop_on_signals(
+    runtime: &tokio::runtime::Runtime,
+    cancel: CancellationToken,
+) -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _guard = runtime.enter();
+    let handler = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let (mut int, mut term) = (
+        handler(SignalKind::interrupt())?,
+        handler(SignalKind::terminate())?,
+    );
+    runtime.spawn(async move {
+        for _ in 0..2 {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if cancel.is_cancelled() {
+                std::process::exit(Exit::Interrupted as i32);
+            }
+            cancel.cancel();
+        }
+    });
+    Ok(())
 }

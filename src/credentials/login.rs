@@ -52,19 +52,44 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
     }
 }
 
-/// Replaces the file atomically, readable by its owner only (it holds secrets).
-fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
-    let dir = path
-        .parent()
+/// The credential file's folder (`.` for a bare name).
+fn folder(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Refuses a credential file that is a symlink, folder or device before it is read or written:
+/// a link planted there would otherwise steer the secrets elsewhere.
+fn check_writable(path: &Path) -> Result<(), CredentialError> {
+    crate::store::check_replaceable(path).map_err(|e| {
+        CredentialError(format!(
+            "cannot save the credentials: {e}\nhint: remove it if you did not put it there, \
+             or name a regular file with --authfile"
+        ))
+    })
+}
+
+/// Replaces the file atomically, readable by its owner only (it holds secrets). The temp file
+/// is created O_EXCL|O_NOFOLLOW beside it; a folder that does not exist yet is made 0700.
+fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
+    let dir = folder(path);
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("config.json");
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CredentialError(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let mut text =
         serde_json::to_vec_pretty(&Value::Object(config.clone())).expect("JSON serializes");
     text.push(b'\n');
+    check_writable(path)?;
     crate::store::write_atomic_mode(dir, name, &text, dir, 0o600)
         .map_err(|e| CredentialError(format!("cannot save the credentials: {e}")))
 }
@@ -90,6 +115,7 @@ pub fn store(
     authfile: Option<&Path>,
 ) -> Result<Stored, CredentialError> {
     let path = login_file(authfile)?;
+    check_writable(&path)?;
     let mut config = read_config(&path)?;
     let key = docker_key(registry);
     if let Some(helper) = helper_for(&config, registry) {
@@ -112,6 +138,7 @@ pub fn store(
 /// Removes the credentials for `registry`; returns whether there were any in the file.
 pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, CredentialError> {
     let path = login_file(authfile)?;
+    check_writable(&path)?;
     let mut config = read_config(&path)?;
     let key = docker_key(registry);
     if let Some(helper) = helper_for(&config, registry) {
@@ -138,6 +165,30 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
 mod tests {
     use super::*;
     use crate::credentials::{AuthFile, Credential};
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn a_new_config_folder_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home/.docker/config.json");
+        store("ghcr.io", "me", "s3cret", Some(&path)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("home/.docker")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_symlink_at_the_destination_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "{}").unwrap();
+        let path = dir.path().join("config.json");
+        symlink(&target, &path).unwrap();
+        let err = store("ghcr.io", "me", "s3cret", Some(&path)).unwrap_err();
+        assert!(err.0.contains("is a symlink"), "{}", err.0);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
+        assert!(path.is_symlink());
+    }
 
     #[test]
     fn store_then_erase_keeps_the_rest_of_the_file() {
@@ -165,7 +216,6 @@ mod tests {
             text.contains("https://index.docker.io/v1/") && text.contains("psFormat"),
             "{text}"
         );
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600

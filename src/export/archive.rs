@@ -1,56 +1,78 @@
 //! oci-archive and docker-archive files of a bundle. Both are deterministic: the same bundle
 //! gives the same bytes.
 
-use std::io::Write;
-use std::path::Path;
+use tokio_util::sync::CancellationToken;
 
-use super::ExportError;
-use super::tarball::{TarPlan, write_file_atomically, write_tar};
+use super::tarball::{TarPlan, write_tar_checked as write_tar};
+use super::{ExportError, Target};
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::store::select::{Offer, offer};
-use crate::store::{Layout, OCI_LAYOUT, inspect_entry};
+use crate::store::{BundleIndex, Layout, OCI_LAYOUT, inspect_entry};
 
-/// Writes an oci-archive (`.tar`, or `.tar.zst`/`.zst` compressed with zstd): oci-layout,
-/// index.json and every blob the index reaches.
-pub fn oci_archive(layout: &Layout, out: &Path) -> Result<(), ExportError> {
+/// The index, and every blob its images reach with its declared size; an image with missing
+/// or unreadable content is an error.
+pub(super) fn complete_images(
+    layout: &Layout,
+) -> Result<(BundleIndex, Vec<(Digest, u64)>), ExportError> {
     let index = layout.read_index()?;
-    let mut plan = TarPlan::default();
+    let mut blobs = Vec::new();
     for entry in index.entries() {
         let contents = inspect_entry(layout, &entry);
         if let Some((digest, why)) = contents.problems.first() {
             return Err(ExportError::Incomplete(format!(
-                "{}: {digest}: {why}",
+                "{}: {digest}: {why}\nhint: `ferry verify` lists what is wrong; the ferry bundle \
+                 command that made the bundle fetches what is missing",
                 entry.name.unwrap_or_default()
             )));
         }
-        plan.blobs.extend(contents.blobs.into_keys());
+        blobs.extend(contents.blobs);
+    }
+    Ok((index, blobs))
+}
+
+/// Writes an oci-archive (`.tar`, or `.tar.zst`/`.zst` compressed with zstd; an uncompressed
+/// tar to stdout): oci-layout, index.json and every blob the index reaches, each re-hashed.
+pub fn oci_archive(
+    layout: &Layout,
+    out: &Target,
+    cancel: &CancellationToken,
+) -> Result<(), ExportError> {
+    let (index, blobs) = complete_images(layout)?;
+    let mut plan = TarPlan::default();
+    for (digest, size) in blobs {
+        plan.add_blob(digest, size)?;
     }
     plan.files
         .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
     plan.files.push(("index.json".into(), index.to_json()));
-    let zstd = out.extension().is_some_and(|e| e == "zst");
-    write_file_atomically(out, |f| {
+    let zstd = out
+        .path()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e == "zst");
+    let name = out.to_string();
+    out.write_with(|f| {
         if zstd {
             // One thread, a fixed level: deterministic output.
-            let mut enc = zstd::stream::Encoder::new(f, 3)?;
-            write_tar(layout, &plan, &mut enc)?;
-            enc.finish()?.flush()
+            let io = |e| ExportError::Io(name.clone(), e);
+            let mut enc = zstd::stream::Encoder::new(f, 3).map_err(io)?;
+            write_tar(layout, &plan, &mut enc, &name, cancel)?;
+            enc.finish().and_then(|w| w.flush()).map_err(io)
         } else {
-            write_tar(layout, &plan, f)
+            write_tar(layout, &plan, f, &name, cancel)
         }
     })
-    .map_err(|e| ExportError::Io(out.display().to_string(), e))
 }
 
 /// Writes a docker-archive (`docker save` format, loadable by `docker load` and `podman load`):
 /// one image per reference, for `platform`, with its tag in `RepoTags`. Layers keep their
 /// compression. Returns notes for the user: images left out (no build for the platform) or
-/// written without a name (references pinned by digest only).
+/// written without a name (references pinned by digest only). Every blob is re-hashed.
 pub fn docker_archive(
     layout: &Layout,
-    out: &Path,
+    out: &Target,
     platform: &Platform,
+    cancel: &CancellationToken,
 ) -> Result<Vec<String>, ExportError> {
     let index = layout.read_index()?;
     let mut plan = TarPlan::default();
@@ -68,12 +90,14 @@ pub fn docker_archive(
                 continue;
             }
         };
-        let digest = |d: &oci_spec::image::Descriptor| -> Result<Digest, ExportError> {
+        let digest = |d: &oci_spec::image::Descriptor| -> Result<(Digest, u64), ExportError> {
             crate::manifest::descriptor_digest(d)
+                .map(|digest| (digest, d.size()))
                 .map_err(|e| ExportError::Incomplete(e.to_string()))
         };
         let config = digest(&image.config)?;
-        let layers: Vec<Digest> = image.layers.iter().map(digest).collect::<Result<_, _>>()?;
+        let layers: Vec<(Digest, u64)> =
+            image.layers.iter().map(digest).collect::<Result<_, _>>()?;
         // docker load wants name:tag; a reference pinned by digest only has no tag to give.
         let reference: Option<crate::reference::ImageRef> = image.name.parse().ok();
         let repo_tags: Vec<String> = reference
@@ -85,12 +109,13 @@ pub fn docker_archive(
             skipped.push(format!("{}: no tag to name it by; docker load and podman load will list it by image ID only", image.name));
         }
         manifest.push(serde_json::json!({
-            "Config": path(&config),
+            "Config": path(&config.0),
             "RepoTags": repo_tags,
-            "Layers": layers.iter().map(path).collect::<Vec<_>>(),
+            "Layers": layers.iter().map(|l| path(&l.0)).collect::<Vec<_>>(),
         }));
-        plan.blobs.push(config);
-        plan.blobs.extend(layers);
+        for (digest, size) in std::iter::once(config).chain(layers) {
+            plan.add_blob(digest, size)?;
+        }
     }
     if manifest.is_empty() {
         return Err(ExportError::Incomplete(format!(
@@ -102,7 +127,7 @@ pub fn docker_archive(
         "manifest.json".into(),
         serde_json::to_vec(&manifest).expect("JSON serializes"),
     ));
-    write_file_atomically(out, |f| write_tar(layout, &plan, f))
-        .map_err(|e| ExportError::Io(out.display().to_string(), e))?;
+    let name = out.to_string();
+    out.write_with(|f| write_tar(layout, &plan, f, &name, cancel))?;
     Ok(skipped)
 }

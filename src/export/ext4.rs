@@ -1,10 +1,16 @@
 //! An ext4 filesystem image of a bundle, made by e2fsprogs (`mkfs.ext4 -d`) and checked with
 //! `e2fsck -fn`: ready to write to a volume or import as a snapshot.
 
-use std::path::Path;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use super::ExportError;
+use tokio_util::sync::CancellationToken;
+
+use super::archive::complete_images;
+use super::output::create_temp;
+use super::tree::{Tree, rehash, scan};
+use super::{ExportError, Target};
 use crate::store::{Layout, WORK_DIR};
 
 /// How big to make the image.
@@ -16,42 +22,34 @@ pub enum Size {
     Bytes(u64),
 }
 
-/// Bytes the files under `dir` take (each counted in 4 KiB blocks, as ext4 will).
-fn tree_bytes(dir: &Path) -> std::io::Result<(u64, u64)> {
-    let mut bytes = 0;
-    let mut files = 0;
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let m = e.metadata()?;
-        files += 1;
-        if m.is_dir() {
-            let (b, f) = tree_bytes(&e.path())?;
-            bytes += b + 4096;
-            files += f;
-        } else {
-            bytes += m.len().div_ceil(4096) * 4096;
-        }
-    }
-    Ok((bytes, files))
+/// The automatic size for a tree: the data, one inode per 16 KiB-ish file, the journal, 10%
+/// headroom, rounded up to a MiB, never under 16 MiB.
+fn auto_size_of(tree: &Tree) -> u64 {
+    let overhead = tree.files * 256 + (8 << 20) + tree.bytes / 16;
+    let size = (tree.bytes + overhead) * 11 / 10;
+    size.div_ceil(1 << 20).max(16) << 20
 }
 
-/// The automatic size: the data, one inode per 16 KiB-ish file, the journal, 10% headroom,
-/// rounded up to a MiB, never under 16 MiB.
+/// The automatic size of the image of a bundle.
 pub fn auto_size(layout: &Layout) -> Result<u64, ExportError> {
-    let (bytes, files) = tree_bytes(layout.root())
-        .map_err(|e| ExportError::Io(layout.root().display().to_string(), e))?;
-    let overhead = files * 256 + (8 << 20) + bytes / 16;
-    let size = (bytes + overhead) * 11 / 10;
-    Ok(size.div_ceil(1 << 20).max(16) << 20)
+    Ok(auto_size_of(&scan(layout)?))
 }
 
-/// Makes the image at `out`.
+/// Makes the image at `out`. Before mkfs copies the folder, every entry is checked (regular
+/// files and folders only, blobs only under `blobs/`), every index entry must be complete and
+/// every blob is re-hashed: the image is what nodes trust.
 pub fn ext4_image(
     layout: &Layout,
-    out: &Path,
+    out: &Target,
     size: Size,
     label: &str,
+    cancel: &CancellationToken,
 ) -> Result<u64, ExportError> {
+    let Target::File(out) = out else {
+        return Err(ExportError::Usage(
+            "--ext4 needs a file: mkfs.ext4 cannot write a filesystem to stdout".into(),
+        ));
+    };
     if layout.root().join(WORK_DIR).exists() {
         return Err(ExportError::Incomplete(format!(
             "{} has an unfinished ferry run ({WORK_DIR}/)\nhint: run the ferry bundle command again to finish it first",
@@ -63,48 +61,26 @@ pub fn ext4_image(
             "--label {label:?}: ext4 labels have 16 characters at most"
         )));
     }
+    let tree = scan(layout)?;
+    complete_images(layout)?;
+    rehash(layout, &tree, cancel)?;
     let bytes = match size {
-        Size::Auto => auto_size(layout)?,
+        Size::Auto => auto_size_of(&tree),
         Size::Bytes(b) => b,
     };
-    let tmp = out.with_file_name(format!(
-        ".{}.ferry-{}",
-        out.file_name().and_then(|n| n.to_str()).unwrap_or("img"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let tool = |cmd: &mut Command, what: &str| -> Result<(), ExportError> {
-        let o = cmd.output().map_err(|e| {
-            ExportError::Tool(format!(
-                "cannot run {what}: {e}\nhint: it comes with e2fsprogs (apt-get install e2fsprogs)"
-            ))
-        })?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            let _ = std::fs::remove_file(&tmp);
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            let said = if stderr.trim().is_empty() {
-                String::from_utf8_lossy(&o.stdout)
-            } else {
-                stderr
-            };
-            Err(ExportError::Tool(format!("{what} failed: {}", said.trim())))
-        }
-    };
+    let tmp = create_temp(out)?;
     // Enough inodes for every file whatever the size (mkfs gives one per 16 KiB above
     // 512 MiB, too few for a bundle of many small blobs).
-    let (_, files) = tree_bytes(layout.root())
-        .map_err(|e| ExportError::Io(layout.root().display().to_string(), e))?;
-    let inodes = (files + files / 5 + 1024).to_string();
+    let inodes = (tree.files + tree.files / 5 + 1024).to_string();
     // -d copies the tree in; -m 0: no blocks reserved for root on a data volume.
     tool(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-m", "0", "-N", &inodes, "-L", label, "-d"])
             .arg(layout.root())
-            .arg(&tmp)
+            .arg(tmp.tmp_path())
             .arg(format!("{}k", bytes / 1024)),
         "mkfs.ext4",
+        cancel,
     )
     .map_err(|e| match e {
         ExportError::Tool(m) if m.contains("Could not allocate") || m.contains("No space") => {
@@ -117,9 +93,67 @@ pub fn ext4_image(
         other => other,
     })?;
     tool(
-        Command::new("e2fsck").args(["-f", "-n"]).arg(&tmp),
+        Command::new("e2fsck")
+            .args(["-f", "-n"])
+            .arg(tmp.tmp_path()),
         "e2fsck -fn",
+        cancel,
     )?;
-    std::fs::rename(&tmp, out).map_err(|e| ExportError::Io(out.display().to_string(), e))?;
+    tmp.commit()?;
     Ok(bytes)
+}
+
+/// Runs an e2fsprogs tool to completion, or kills it when `cancel` fires (the temp image is
+/// then removed by its guard).
+fn tool(cmd: &mut Command, what: &str, cancel: &CancellationToken) -> Result<(), ExportError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            ExportError::Tool(format!(
+                "cannot run {what}: {e}\nhint: it comes with e2fsprogs (apt-get install e2fsprogs)"
+            ))
+        })?;
+    // Drained by threads, so a chatty tool never blocks on a full pipe while we poll.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        if cancel.is_cancelled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ExportError::Interrupted);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(ExportError::Tool(format!("{what}: {e}"))),
+        }
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    if cancel.is_cancelled() {
+        return Err(ExportError::Interrupted);
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let said = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    Err(ExportError::Tool(format!("{what} failed: {}", said.trim())))
 }

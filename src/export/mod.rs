@@ -1,10 +1,18 @@
 //! Bundles as files: an oci-archive (`.tar`, `.tar.zst`), a docker-archive, an ext4 image.
+//!
+//! Nothing in the bundle is trusted: every blob copied is opened without following links and
+//! re-hashed on the way (a mismatch fails the export), outputs replace only regular files, and
+//! a failed or interrupted export leaves no temp file behind.
 
 mod archive;
+mod checked;
 pub mod ext4;
+mod output;
 pub mod tarball;
+mod tree;
 
 pub use archive::{docker_archive, oci_archive};
+pub use output::Target;
 
 use crate::store::StoreError;
 
@@ -14,6 +22,12 @@ pub enum ExportError {
     /// The bundle cannot be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A blob of the bundle is missing, not a regular file, or not what its digest says.
+    #[error(
+        "{0}\nhint: the bundle is damaged; nothing was written. `ferry verify --repair BUNDLE` \
+         removes corrupt blobs and the ferry bundle command that made it fetches them again"
+    )]
+    Blob(StoreError),
     /// The bundle is not complete enough to export.
     #[error("{0}")]
     Incomplete(String),
@@ -23,7 +37,10 @@ pub enum ExportError {
     /// An external tool (mkfs.ext4, e2fsck) failed.
     #[error("{0}")]
     Tool(String),
-    /// A bad option.
+    /// A bad option or output path (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// Stopped by a signal; nothing was written.
+    #[error("interrupted: no output was written")]
+    Interrupted,
 }

@@ -1,10 +1,13 @@
 //! Deterministic tar streams of a bundle: sorted entries, fixed owner, mode and time, so that
-//! the same bundle gives the same bytes.
+//! the same bundle gives the same bytes. Blobs are re-hashed as they are copied.
 
-use std::fs::File;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
 
+use tokio_util::sync::CancellationToken;
+
+use super::ExportError;
+use super::checked::{open_blob, stopped};
 use crate::digest::Digest;
 use crate::store::Layout;
 
@@ -16,11 +19,30 @@ pub struct TarPlan {
     pub files: Vec<(String, Vec<u8>)>,
     /// Blobs to include under `blobs/<algorithm>/<hex>`.
     pub blobs: Vec<Digest>,
+    /// The sizes descriptors declare for them, where known (a blob of another size fails).
+    pub sizes: BTreeMap<Digest, u64>,
 }
 
-fn header(path: &str, size: u64, directory: bool) -> io::Result<tar::Header> {
+impl TarPlan {
+    /// Adds a blob with the size its descriptor declares. Two descriptors that declare two
+    /// sizes for one digest cannot both be right: the plan is refused.
+    pub fn add_blob(&mut self, digest: Digest, size: u64) -> Result<(), ExportError> {
+        if let Some(other) = self.sizes.insert(digest.clone(), size)
+            && other != size
+        {
+            return Err(ExportError::Incomplete(format!(
+                "{digest}: descriptors declare two sizes ({other} and {size})"
+            )));
+        }
+        self.blobs.push(digest);
+        Ok(())
+    }
+}
+
+/// A header without its path: `append_data` sets it, with a GNU long-name entry before it when
+/// it does not fit ustar's 100 bytes (`blobs/sha512/<128 hex>` does not).
+fn header(size: u64, directory: bool) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    h.set_path(path)?;
     h.set_size(size);
     h.set_mode(if directory { 0o755 } else { 0o644 });
     h.set_uid(0);
@@ -31,59 +53,85 @@ fn header(path: &str, size: u64, directory: bool) -> io::Result<tar::Header> {
     } else {
         tar::EntryType::Regular
     });
-    h.set_cksum();
-    Ok(h)
+    h
 }
 
-/// Writes the plan as a tar: files first, then `blobs/` and the blobs, everything sorted.
-pub fn write_tar(layout: &Layout, plan: &TarPlan, out: impl Write) -> io::Result<()> {
+/// [`write_tar_checked`] for a stream that cannot be interrupted by a signal (restore into
+/// `ctr`): any failure, a damaged blob included, is an `io::Error`.
+pub fn write_tar(layout: &Layout, plan: &TarPlan, mut out: impl Write) -> io::Result<()> {
+    write_tar_checked(
+        layout,
+        plan,
+        &mut out,
+        "the tar stream",
+        &CancellationToken::new(),
+    )
+    .map_err(|e| match e {
+        ExportError::Io(_, e) => e,
+        ExportError::Blob(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+        other => io::Error::other(other.to_string()),
+    })
+}
+
+/// Writes the plan as a tar to `out` (named `name` in errors): files first, then `blobs/` and
+/// the blobs, everything sorted. A blob that is missing, not a regular file, of another size or
+/// content than its digest fails the whole tar ([`ExportError::Blob`]).
+pub fn write_tar_checked(
+    layout: &Layout,
+    plan: &TarPlan,
+    out: &mut dyn Write,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), ExportError> {
     let mut b = tar::Builder::new(out);
+    match append_all(&mut b, layout, plan, name, cancel) {
+        Ok(()) => b
+            .into_inner()
+            .and_then(|w| w.flush())
+            .map_err(|e| stopped(name, e)),
+        Err(e) => {
+            // Dropped, the builder would end the archive properly: a failed stream to stdout
+            // must not look complete to whatever reads it.
+            std::mem::forget(b);
+            Err(e)
+        }
+    }
+}
+
+fn append_all(
+    b: &mut tar::Builder<&mut dyn Write>,
+    layout: &Layout,
+    plan: &TarPlan,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), ExportError> {
+    let fail = |e| stopped(name, e);
     let mut files: Vec<&(String, Vec<u8>)> = plan.files.iter().collect();
     files.sort_by(|a, c| a.0.cmp(&c.0));
     for (path, bytes) in files {
-        b.append(&header(path, bytes.len() as u64, false)?, bytes.as_slice())?;
+        b.append_data(
+            &mut header(bytes.len() as u64, false),
+            path,
+            bytes.as_slice(),
+        )
+        .map_err(fail)?;
     }
     let mut blobs = plan.blobs.clone();
     blobs.sort();
     blobs.dedup();
-    b.append(&header("blobs/", 0, true)?, io::empty())?;
+    b.append_data(&mut header(0, true), "blobs/", io::empty())
+        .map_err(fail)?;
     let mut dirs: Vec<&str> = blobs.iter().map(|d| d.algorithm().as_str()).collect();
     dirs.dedup();
     for alg in dirs {
-        b.append(&header(&format!("blobs/{alg}/"), 0, true)?, io::empty())?;
+        let dir = format!("blobs/{alg}/");
+        b.append_data(&mut header(0, true), &dir, io::empty())
+            .map_err(fail)?;
         for d in blobs.iter().filter(|d| d.algorithm().as_str() == alg) {
-            let path = layout.blob_path(d);
-            let f = File::open(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            let size = f.metadata()?.len();
-            b.append(
-                &header(&format!("blobs/{alg}/{}", d.hex()), size, false)?,
-                f,
-            )?;
+            let (len, reader) = open_blob(layout, d, plan.sizes.get(d).copied(), cancel)?;
+            b.append_data(&mut header(len, false), format!("{dir}{}", d.hex()), reader)
+                .map_err(fail)?;
         }
     }
-    b.into_inner()?.flush()
-}
-
-/// Writes a file through a temp file in the same folder, renamed when complete.
-pub fn write_file_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.ferry-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        write(&mut f)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(())
 }

@@ -1,8 +1,13 @@
-//! Whole-file replacement that a crash cannot tear: temp file, fsync, rename, fsync the folder.
+//! Whole-file replacement that a crash cannot tear and a planted link cannot redirect: a temp
+//! file with an unpredictable name, created with O_EXCL|O_NOFOLLOW (so it is always a new
+//! file of ours), fsynced, renamed over the destination, the folder fsynced. The destination
+//! must be absent or a regular file: a symlink, folder, device node or FIFO is refused, never
+//! replaced.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
@@ -16,7 +21,7 @@ pub fn write_atomic(
     write_atomic_mode(dir, name, bytes, tmp_dir, 0o644)
 }
 
-/// [`write_atomic`] with a file mode (0o755 for a script).
+/// [`write_atomic`] with a file mode (0o755 for a script, 0o600 for secrets).
 pub fn write_atomic_mode(
     dir: &Path,
     name: &str,
@@ -24,27 +29,131 @@ pub fn write_atomic_mode(
     tmp_dir: &Path,
     mode: u32,
 ) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
     fs::create_dir_all(tmp_dir).map_err(StoreError::io("create", tmp_dir))?;
-    let tmp = tmp_dir.join(format!("{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(StoreError::io("create", &tmp))?;
-        f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
-        f.sync_all().map_err(StoreError::io("sync", &tmp))?;
-        let dest = dir.join(name);
-        fs::rename(&tmp, &dest).map_err(StoreError::io("rename into", &dest))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let mut file = AtomicFile::create(&dir.join(name), tmp_dir, mode)?;
+    file.write_all(bytes)
+        .map_err(StoreError::io("write", file.tmp_path()))?;
+    file.commit()
+}
+
+/// Refuses to replace anything but a regular file (or nothing) at `path`.
+pub fn check_replaceable(path: &Path) -> Result<(), StoreError> {
+    let what = match path.symlink_metadata() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", path)(e)),
+        Ok(m) if m.is_file() => return Ok(()),
+        Ok(m) if m.is_symlink() => "a symlink",
+        Ok(m) if m.is_dir() => "a folder",
+        Ok(_) => "a device, FIFO or socket",
+    };
+    Err(StoreError::WontReplace {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
+/// A file being written to replace `dest` atomically. Dropped before [`AtomicFile::commit`]
+/// (an error, an interrupted run), its temp file is removed.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temp file for `dest` in `tmp_dir` (which must be on dest's filesystem),
+    /// refusing up front a destination that is not a regular file.
+    pub fn create(dest: &Path, tmp_dir: &Path, mode: u32) -> Result<AtomicFile, StoreError> {
+        check_replaceable(dest)?;
+        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        // Keep the temp name within NAME_MAX whatever the destination's name.
+        let short: String = name.chars().take(64).collect();
+        let mut attempts = 0;
+        loop {
+            let tmp = tmp_dir.join(format!(".{short}.{}.ferry-tmp", random_hex()));
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp);
+            match opened {
+                Ok(file) => {
+                    return Ok(AtomicFile {
+                        file,
+                        tmp,
+                        dest: dest.to_path_buf(),
+                        done: false,
+                    });
+                }
+                // Someone else's file (or link) at that name: never touch it, pick another.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(StoreError::io("create", &tmp)(e)),
+            }
+        }
     }
-    result
+
+    /// The temp file's path (for a tool that writes it by name, such as mkfs.ext4).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The open temp file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// fsyncs the temp file, renames it over the destination and fsyncs the folder.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_all()
+            .map_err(StoreError::io("sync", &self.tmp))?;
+        // Checked again: something may have been put there since create (rename would replace
+        // a link or node, not write through it, but it must not replace it silently either).
+        check_replaceable(&self.dest)?;
+        fs::rename(&self.tmp, &self.dest).map_err(StoreError::io("rename into", &self.dest))?;
+        self.done = true;
+        let dir = self
+            .dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(dir)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// 128 random bits from the kernel, in hex: a temp name nobody can guess in advance.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `len` bytes into the buffer it is given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        // Only without getrandom(2) (Linux < 3.17): O_EXCL still keeps the file ours.
+        bytes = fastrand::u128(..).to_le_bytes();
+    }
+    hex::encode(bytes)
 }
 
 /// fsyncs a folder so that renames into it survive a power loss.
@@ -52,4 +161,50 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(StoreError::io("sync", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn replaces_a_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), "old").unwrap();
+        write_atomic(dir.path(), "a", b"new", dir.path()).unwrap();
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_links_folders_and_devices_as_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, "keep").unwrap();
+        symlink(&target, dir.path().join("link")).unwrap();
+        fs::create_dir(dir.path().join("folder")).unwrap();
+        for name in ["link", "folder"] {
+            let err = write_atomic(dir.path(), name, b"x", dir.path()).unwrap_err();
+            assert!(matches!(err, StoreError::WontReplace { .. }), "{err}");
+        }
+        let err = write_atomic(Path::new("/dev"), "null", b"x", dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::WontReplace { .. }), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(dir.path().join("link").is_symlink());
+        // Only what the test made: no temp file left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn dropped_before_commit_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = AtomicFile::create(&dir.path().join("out"), dir.path(), 0o600).unwrap();
+        f.write_all(b"half").unwrap();
+        let tmp = f.tmp_path().to_path_buf();
+        assert!(tmp.exists());
+        drop(f);
+        assert!(!tmp.exists());
+        assert!(!dir.path().join("out").exists());
+    }
 }

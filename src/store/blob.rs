@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::{Layout, StoreError};
@@ -68,17 +69,26 @@ impl BlobWriter {
         digest: Digest,
         size: u64,
     ) -> Result<BlobWriter, StoreError> {
-        let path =
-            layout
-                .partial_dir()
-                .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()));
+        let path = layout.partial_path(&digest);
+        // Never through a link planted at the partial's name.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(StoreError::io("open", &path))?;
+        if !file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .is_file()
+        {
+            return Err(StoreError::NotARegularFile {
+                path,
+                what: "not a regular file",
+            });
+        }
         let mut hasher = Hasher::new(digest.algorithm());
         let len = file
             .metadata()
@@ -165,7 +175,26 @@ impl BlobWriter {
             .get_ref()
             .sync_all()
             .map_err(StoreError::io("sync", &self.path))?;
-        fs::rename(&self.path, &self.dest).map_err(StoreError::io("rename into", &self.dest))?;
+        let dir = self.dest.parent().expect("a blob path has a folder");
+        // A rename follows links in the folders above: blobs/ and blobs/<alg> must be folders
+        // of the bundle, not links out of it.
+        for d in [dir, dir.parent().expect("blobs/ has a parent")] {
+            if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                return Err(StoreError::NotARegularFile {
+                    path: d.to_path_buf(),
+                    what: "a symlink or file where a folder belongs",
+                });
+            }
+        }
+        if let Err(e) = fs::rename(&self.path, &self.dest) {
+            // blobs/<algorithm> is made when its first blob lands (blobs/sha512 is rare).
+            if e.kind() != std::io::ErrorKind::NotFound || dir.is_dir() {
+                return Err(StoreError::io("rename into", &self.dest)(e));
+            }
+            fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+            fs::rename(&self.path, &self.dest)
+                .map_err(StoreError::io("rename into", &self.dest))?;
+        }
         self.done = true;
         Ok(())
     }
@@ -222,6 +251,25 @@ mod tests {
         // The bad partial is gone: the next attempt starts at 0.
         assert_eq!(layout.partial_blob(&digest, 5).unwrap().offset(), 0);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_symlinked_blob_folder_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(&dir.path().join("b")).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, layout.blob_dir(digest::Algorithm::Sha512)).unwrap();
+        let content = b"sha512 content";
+        let digest = Digest::of(digest::Algorithm::Sha512, content);
+        assert!(matches!(
+            layout.put_blob(&digest, content),
+            Err(StoreError::NotARegularFile { .. })
+        ));
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        fs::remove_file(layout.blob_dir(digest::Algorithm::Sha512)).unwrap();
+        layout.put_blob(&digest, content).unwrap();
+        assert_eq!(layout.read_blob(&digest).unwrap(), content);
     }
 
     #[test]

@@ -129,10 +129,11 @@ fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Op
         };
         out.blobs.insert(layer_digest.clone(), layer.size());
         if !layout.has_blob(&layer_digest, layer.size()) {
-            let why = if layout.blob_path(&layer_digest).exists() {
-                "wrong size"
-            } else {
-                "missing"
+            let why = match layout.blob_path(&layer_digest).symlink_metadata() {
+                Ok(m) if m.is_symlink() => "is a symlink (a bundle holds regular files only)",
+                Ok(m) if !m.is_file() => "not a regular file",
+                Ok(_) => "wrong size",
+                Err(_) => "missing",
             };
             out.problem(&layer_digest, format!("layer {why}"));
         }
@@ -164,8 +165,14 @@ fn read_checked(
             );
             None
         }
-        Err(_) => {
+        Err(super::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             out.problem(digest, "missing");
+            None
+        }
+        Err(e) => {
+            out.problem(digest, e.to_string());
             None
         }
     }

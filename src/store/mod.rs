@@ -11,20 +11,23 @@ mod inspect;
 mod lockfile;
 mod read;
 pub mod select;
+mod space;
 pub mod verify;
 
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{write_atomic, write_atomic_mode};
+pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, PartialBlob};
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
 };
 pub use inspect::{ImageContents, inspect_entry};
 pub use lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
+pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
+pub use space::{FreeSpace, free_space};
 
 use crate::digest::Digest;
 
@@ -78,6 +81,14 @@ pub enum StoreError {
         /// The path.
         path: PathBuf,
         /// What it is instead.
+        what: &'static str,
+    },
+    /// A write would replace something that is not a regular file.
+    #[error("{path} is {what}; refusing to replace it with a regular file")]
+    WontReplace {
+        /// The destination.
+        path: PathBuf,
+        /// What is there instead.
         what: &'static str,
     },
     /// A file in the bundle is larger than ferry reads into memory for its kind.
@@ -232,9 +243,29 @@ impl Layout {
     }
 
     /// Whether a blob is stored with the expected size. Blobs are only ever renamed into
-    /// place after their digest was checked, so presence is proof (`verify` re-hashes).
+    /// place after their digest was checked, so presence is proof (`verify` re-hashes). A
+    /// symlink is not a stored blob (a run then fetches the blob and renames it over the link).
     pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
-        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Bytes a resumable partial download of `digest` holds (0 when none, or when what is
+    /// there is not a regular file of at most `size` bytes, which a run starts over).
+    pub fn partial_len(&self, digest: &Digest, size: u64) -> u64 {
+        fs::symlink_metadata(self.partial_path(digest))
+            .ok()
+            .filter(|m| m.is_file() && m.len() <= size)
+            .map_or(0, |m| m.len())
+    }
+
+    /// Removes the partial download of `digest`, if any.
+    pub fn remove_partial(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.partial_path(digest));
+    }
+
+    fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.partial_dir()
+            .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()))
     }
 
     /// Reads a whole blob (manifests and configs; never layers), without following a
@@ -263,8 +294,14 @@ impl Layout {
 
     /// Makes renames into `blobs/` durable (call before index.json names them).
     pub fn sync_blob_dirs(&self) -> Result<(), StoreError> {
-        let dir = self.blob_dir(crate::digest::Algorithm::Sha256);
-        atomic::sync_dir(&dir)
+        for alg in crate::digest::Algorithm::ALL {
+            let dir = self.blob_dir(alg);
+            // blobs/sha512 exists only once a sha512 blob was stored.
+            if alg == crate::digest::Algorithm::Sha256 || dir.is_dir() {
+                atomic::sync_dir(&dir)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes ferry's working folder when nothing resumable is left in it.
@@ -302,10 +339,7 @@ impl Layout {
     /// Every blob file under `blobs/`, with its digest (files that are not digests are skipped).
     pub fn list_blobs(&self) -> Result<Vec<(Digest, PathBuf)>, StoreError> {
         let mut out = Vec::new();
-        for alg in [
-            crate::digest::Algorithm::Sha256,
-            crate::digest::Algorithm::Sha512,
-        ] {
+        for alg in crate::digest::Algorithm::ALL {
             let dir = self.blob_dir(alg);
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,

@@ -102,7 +102,7 @@ impl Read for PositionedReader<'_> {
 }
 
 /// Turns a read error into a store error, keeping a digest mismatch as its own kind.
-fn blob_read_error(path: PathBuf, digest: Digest, e: io::Error) -> StoreError {
+pub(crate) fn blob_read_error(path: PathBuf, digest: Digest, e: io::Error) -> StoreError {
     let mismatch = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<digest::Mismatch>())

@@ -1,0 +1,104 @@
+//! Where an export goes: a regular file, written through a temp file in its folder and renamed
+//! when complete, or stdout (`-`). A symlink, folder, device node or FIFO given as output is
+//! refused, never replaced (`/dev/stdout` is a symlink: `-` is the way to say stdout).
+
+use std::fmt;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::ExportError;
+use crate::store::{AtomicFile, StoreError, check_replaceable};
+
+/// An export's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Standard output, streamed (`-`).
+    Stdout,
+    /// A file, replaced atomically.
+    File(PathBuf),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Stdout => write!(f, "stdout"),
+            Target::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Target {
+    /// The output a command line names: `-` is stdout; anything else must be absent or a
+    /// regular file in an existing folder.
+    pub fn parse(arg: &Path) -> Result<Target, ExportError> {
+        if arg.as_os_str() == "-" {
+            return Ok(Target::Stdout);
+        }
+        check_replaceable(arg).map_err(refused)?;
+        Ok(Target::File(arg.to_path_buf()))
+    }
+
+    /// The file's path (None for stdout).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Target::Stdout => None,
+            Target::File(p) => Some(p),
+        }
+    }
+
+    /// Runs `write` on the output and completes it: for a file, the temp file is renamed over
+    /// the destination only when `write` succeeded, and removed otherwise.
+    pub(super) fn write_with(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let name = self.to_string();
+        match self {
+            Target::Stdout => {
+                let stdout = io::stdout();
+                if stdout.is_terminal() {
+                    return Err(ExportError::Usage(
+                        "refusing to write an archive to a terminal\nhint: redirect stdout \
+                         (`> images.tar`, `| ssh host ...`) or name a file"
+                            .into(),
+                    ));
+                }
+                let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+                write(&mut out)?;
+                out.flush().map_err(|e| ExportError::Io(name, e))
+            }
+            Target::File(path) => {
+                let mut file = create_temp(path)?;
+                {
+                    let mut out = BufWriter::with_capacity(1 << 20, &mut file);
+                    write(&mut out)?;
+                    out.flush().map_err(|e| ExportError::Io(name, e))?;
+                }
+                Ok(file.commit()?)
+            }
+        }
+    }
+}
+
+/// An output that is not a regular file is the user's mistake (exit 2), with a way out.
+fn refused(e: StoreError) -> ExportError {
+    match e {
+        StoreError::WontReplace { .. } => ExportError::Usage(format!(
+            "{e}\nhint: name a new or regular file, or `-` for stdout \
+             (`--oci-archive - | ssh host ...`)"
+        )),
+        other => ExportError::Store(other),
+    }
+}
+
+/// The temp file for an output file, in the output's folder (renamed over it when complete).
+pub(super) fn create_temp(path: &Path) -> Result<AtomicFile, ExportError> {
+    AtomicFile::create(path, folder_of(path), 0o644).map_err(refused)
+}
+
+/// The folder a file is in (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
