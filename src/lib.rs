@@ -20,3 +20,4 @@ pub mod report;
 pub mod resolve;
 pub mod restore;
 pub mod store;
+pub mod untrusted;
