@@ -18,12 +18,13 @@
 # Every image is imported under its reference and under REPOSITORY@DIGEST (kubelet looks pods
 # that name images by digest up that way). Running it twice changes nothing.
 set -eu
-# Byte-wise pattern ranges below, whatever the node's locale.
-LC_ALL=C
-export LC_ALL
 
 log() { printf 'restore.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Byte-wise pattern ranges below, whatever the node's locale.
+LC_ALL=C
+export LC_ALL
 
 pin=${FERRY_PIN:-0}
 runtime=${FERRY_RUNTIME:-auto}
