@@ -314,3 +314,58 @@ fn bundle_json_reports_a_busy_folder() {
     );
     assert!(stderr.contains("in use by another ferry"), "{stderr}");
 }
+
+#[test]
+fn restore_sh_checks_each_line_again() {
+    // An empty bundle (the only reference fails) still carries restore.sh.
+    let fake = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let missing = format!("{}/not/there:1", fake.addr);
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &missing]);
+    assert_eq!(code, 1, "{stderr}");
+    // Lines ferry would never write, put in by hand (as whoever can write the bundle could).
+    let marker = dir.path().join("pwned");
+    let script_path = b.join("restore.sh");
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let bad = [
+        format!("docker.io/library/a:1 {digest} application/vnd.oci\"x 5 -"),
+        format!(
+            "docker.io/library/$(touch {}) {digest} {OCI_MANIFEST} 5 -",
+            marker.display()
+        ),
+        format!("-x {digest} {OCI_MANIFEST} 5 -"),
+        format!("docker.io/library/b:1 {digest} {OCI_MANIFEST} 5e3 -"),
+    ];
+    let script = script.replacen(
+        "cat <<'FERRY%IMAGES'\n",
+        &format!("cat <<'FERRY%IMAGES'\n{}\n", bad.join("\n")),
+        1,
+    );
+    let listed = script_images(&script);
+    assert_eq!(
+        listed.iter().filter(|l| !l.is_empty()).count(),
+        bad.len(),
+        "{script}"
+    );
+    std::fs::write(&script_path, script).unwrap();
+    let out = Command::new(&script_path)
+        .args(["--runtime", "containerd"])
+        .env("FERRY_PLATFORM", "linux/amd64")
+        .env("CONTAINERD_ADDRESS", dir.path().join("no.sock"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(
+        log.matches("skipping a malformed image line").count(),
+        bad.len(),
+        "{log}"
+    );
+    assert!(
+        log.contains("no image in this bundle runs on linux/amd64"),
+        "{log}"
+    );
+    assert!(!marker.exists());
+}
