@@ -90,6 +90,34 @@ fn serve_lies(fake: &Fake, marker: &Path) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// restore.sh (with --pin) into a real containerd: the good image under its two names,
+/// nothing else, and no payload run.
+fn restore_only_good(script: &Path, reg: &Registry, good: &str, marker: &Path) {
+    let node = Containerd::start();
+    let out = Command::new(script)
+        .args(["--pin"])
+        .env("CONTAINERD_ADDRESS", &node.socket)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let served = sha256(&reg.manifest("sample/hello", "1.0").0);
+    let mut in_containerd: Vec<String> =
+        String::from_utf8(node.ctr(&["images", "ls", "-q"]).stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    in_containerd.sort();
+    let mut expected = vec![
+        good.to_owned(),
+        format!("{}/sample/hello@{served}", reg.addr),
+    ];
+    expected.sort();
+    assert_eq!(in_containerd, expected, "{log}");
+    assert!(!marker.exists(), "restore.sh ran the registry's payload");
+}
+
 #[test]
 fn a_lying_registry_fails_alone_and_reaches_no_node() {
     require("shellcheck", "shellcheck");
@@ -155,27 +183,7 @@ fn a_lying_registry_fails_alone_and_reaches_no_node() {
     );
     run(Command::new("shellcheck").arg(&script_path));
 
-    // Into a real containerd: the good image under its two names, nothing else, nothing run.
-    let node = Containerd::start();
-    let out = Command::new(&script_path)
-        .args(["--pin"])
-        .env("CONTAINERD_ADDRESS", &node.socket)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{log}");
-    let served = sha256(&reg.manifest("sample/hello", "1.0").0);
-    let mut in_containerd: Vec<String> =
-        String::from_utf8(node.ctr(&["images", "ls", "-q"]).stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-    in_containerd.sort();
-    let mut expected = vec![good.clone(), format!("{}/sample/hello@{served}", reg.addr)];
-    expected.sort();
-    assert_eq!(in_containerd, expected, "{log}");
-    assert!(!marker.exists(), "restore.sh ran the registry's payload");
+    restore_only_good(&script_path, &reg, &good, &marker);
 
     // The bundle takes further runs.
     let (code, _, stderr) = ferry_out(&["bundle", "-o", bundle.to_str().unwrap(), &good]);
