@@ -5,6 +5,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use crate::digest::Digest;
 use crate::platform::Platform;
+use crate::untrusted::Invalid;
 
 /// The largest manifest ferry accepts (as containerd does): anything larger is refused.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -51,6 +52,9 @@ pub enum ManifestError {
     /// A media type that is neither an index nor an image manifest.
     #[error("unsupported manifest media type {0:?}")]
     UnsupportedMediaType(String),
+    /// A field that does not match its grammar (a media type with a newline).
+    #[error(transparent)]
+    Invalid(#[from] crate::untrusted::Invalid),
     /// Not JSON of the expected shape.
     #[error("malformed {kind}: {source}")]
     Malformed {
@@ -102,6 +106,9 @@ impl Manifest {
             }
             .to_owned()
         });
+        // Checked before anything else: the type is recorded in index.json, the lock and
+        // restore.sh, and shown in messages.
+        crate::untrusted::check_media_type(&media_type)?;
         if probe.schema_version == Some(1)
             || media_type == DOCKER_SCHEMA1
             || media_type == DOCKER_SCHEMA1_SIGNED
@@ -142,15 +149,19 @@ pub fn descriptor_digest(d: &Descriptor) -> Result<Digest, ManifestError> {
         })
 }
 
-/// The platform an index entry declares, if it declares one.
-pub fn descriptor_platform(d: &Descriptor) -> Option<Platform> {
-    d.platform().as_ref().map(|p| {
-        Platform::new(
-            &p.os().to_string(),
-            &p.architecture().to_string(),
-            p.variant().as_deref(),
-        )
-    })
+/// The platform an index entry declares, if it declares one; an error when a part of it does
+/// not match the platform grammar (see [`Platform::parse_parts`]).
+pub fn descriptor_platform(d: &Descriptor) -> Result<Option<Platform>, Invalid> {
+    d.platform()
+        .as_ref()
+        .map(|p| {
+            Platform::parse_parts(
+                &p.os().to_string(),
+                &p.architecture().to_string(),
+                p.variant().as_deref(),
+            )
+        })
+        .transpose()
 }
 
 /// Whether an index entry is a BuildKit attestation (provenance/SBOM), not an image.
@@ -160,23 +171,26 @@ pub fn is_attestation(d: &Descriptor) -> bool {
         .as_ref()
         .and_then(|a| a.get("vnd.docker.reference.type"))
         .is_some_and(|t| t == "attestation-manifest");
-    annotated || descriptor_platform(d).is_some_and(|p| p.is_unknown())
+    annotated || matches!(descriptor_platform(d), Ok(Some(p)) if p.is_unknown())
 }
 
-/// The platform an image config declares (`os`, `architecture`, `variant`), if it declares one.
-pub fn config_platform(config: &[u8]) -> Option<Platform> {
+/// The platform an image config declares (`os`, `architecture`, `variant`), if it declares one
+/// (a config that is not JSON declares none); an error when a part of it is invalid.
+pub fn config_platform(config: &[u8]) -> Result<Option<Platform>, Invalid> {
     #[derive(serde::Deserialize)]
     struct Config {
         os: Option<String>,
         architecture: Option<String>,
         variant: Option<String>,
     }
-    let c: Config = serde_json::from_slice(config).ok()?;
+    let Ok(c) = serde_json::from_slice::<Config>(config) else {
+        return Ok(None);
+    };
     match (c.os, c.architecture) {
         (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
-            Some(Platform::new(&os, &arch, c.variant.as_deref()))
+            Platform::parse_parts(&os, &arch, c.variant.as_deref()).map(Some)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 
@@ -199,7 +213,10 @@ mod tests {
             panic!("not an index")
         };
         assert_eq!(
-            descriptor_platform(&i.manifests()[0]).unwrap().to_string(),
+            descriptor_platform(&i.manifests()[0])
+                .unwrap()
+                .unwrap()
+                .to_string(),
             "linux/arm64"
         );
         assert!(!is_attestation(&i.manifests()[0]));
@@ -249,8 +266,26 @@ mod tests {
     fn config_platform_reads_variant() {
         let p =
             config_platform(br#"{"os":"linux","architecture":"arm64","variant":"v8","rootfs":{}}"#)
+                .unwrap()
                 .unwrap();
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!(config_platform(b"{}"), None);
+        assert_eq!(config_platform(b"{}"), Ok(None));
+        let e = config_platform(br#"{"os":"linux","architecture":"amd64","variant":"v1\nx"}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "platform variant");
+    }
+
+    #[test]
+    fn refuses_a_media_type_with_a_newline() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}\nFERRY_IMAGES","config":{{"mediaType":"x","size":1,"digest":"{D}"}},"layers":[]}}"#
+        );
+        let e = Manifest::parse(m.as_bytes(), None).unwrap_err();
+        assert!(matches!(e, ManifestError::Invalid(_)), "{e}");
+        assert!(e.to_string().starts_with("invalid media type"), "{e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+        let e = Manifest::parse(b"{}", Some("application/vnd.oci.image.manifest.v1+json x"))
+            .unwrap_err();
+        assert!(matches!(e, ManifestError::Invalid(_)), "{e}");
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::untrusted::Invalid;
+
 /// An OS/architecture/variant triple in the image-spec's vocabulary (GOOS/GOARCH names).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -14,12 +16,28 @@ pub struct Platform {
 
 /// Why a string is not a platform.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")]
+#[error(
+    "invalid platform {0:?}: expected os/arch[/variant], each part [a-z0-9][a-z0-9._-]{{0,31}}, e.g. linux/amd64 or linux/arm64/v8"
+)]
 pub struct PlatformParseError(String);
+
+/// What one part of a platform must look like, after lowercasing: GOOS/GOARCH names and
+/// variants as images use them (`linux`, `windows`, `amd64`, `ppc64le`, `v8`, `unknown`).
+const PART_GRAMMAR: &str = "[a-z0-9][a-z0-9._-]{0,31} (e.g. linux, amd64, arm64, v8)";
+
+/// Whether a lowercased part matches [`PART_GRAMMAR`].
+fn valid_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=32).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+}
 
 impl Platform {
     /// Builds a platform from its parts, normalizing common aliases (x86_64, aarch64).
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+    /// Trusted input only: see [`Platform::parse_parts`].
+    fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         let os = os.to_ascii_lowercase();
         let (architecture, implied_variant) = match architecture.to_ascii_lowercase().as_str() {
             "x86_64" | "x86-64" => ("amd64".to_owned(), None),
@@ -38,6 +56,38 @@ impl Platform {
             architecture,
             variant,
         }
+    }
+
+    /// Builds a platform from parts a registry, an image or a bundle declares: lowercased,
+    /// aliases normalized, then each part checked against `[a-z0-9][a-z0-9._-]{0,31}`. An
+    /// empty variant means none. Anything else (a newline, a quote, a space, a slash,
+    /// non-ASCII, an overlong part) is refused: platforms reach restore.sh and file names.
+    pub fn parse_parts(
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+    ) -> Result<Platform, Invalid> {
+        let p = Platform::new(os, architecture, variant);
+        if !valid_part(&p.os) {
+            return Err(Invalid::new("platform os", os, PART_GRAMMAR));
+        }
+        if !valid_part(&p.architecture) {
+            return Err(Invalid::new(
+                "platform architecture",
+                architecture,
+                PART_GRAMMAR,
+            ));
+        }
+        if let Some(v) = &p.variant
+            && !valid_part(v)
+        {
+            return Err(Invalid::new(
+                "platform variant",
+                variant.unwrap_or(v),
+                PART_GRAMMAR,
+            ));
+        }
+        Ok(p)
     }
 
     /// The platform this binary runs on, as container images name it.
@@ -161,18 +211,14 @@ impl FromStr for Platform {
     type Err = PlatformParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fail = || PlatformParseError(s.to_owned());
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let valid = |p: &&str| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        };
         match parts.as_slice() {
-            [os, arch] if valid(os) && valid(arch) => Ok(Platform::new(os, arch, None)),
-            [os, arch, variant] if valid(os) && valid(arch) && valid(variant) => {
-                Ok(Platform::new(os, arch, Some(variant)))
+            [os, arch] => Platform::parse_parts(os, arch, None).map_err(|_| fail()),
+            [os, arch, variant] if !variant.is_empty() => {
+                Platform::parse_parts(os, arch, Some(variant)).map_err(|_| fail())
             }
-            _ => Err(PlatformParseError(s.to_owned())),
+            _ => Err(fail()),
         }
     }
 }
@@ -222,6 +268,52 @@ mod tests {
         assert!("linux".parse::<Platform>().is_err());
         assert!("linux//v8".parse::<Platform>().is_err());
         assert!("linux/amd64/v1/x".parse::<Platform>().is_err());
+        assert!("linux/amd64/".parse::<Platform>().is_err());
+        assert!("linux/am d64".parse::<Platform>().is_err());
+    }
+
+    #[test]
+    fn parts_from_registries_are_checked() {
+        let ok =
+            |os, arch, v: Option<&str>| Platform::parse_parts(os, arch, v).unwrap().to_string();
+        assert_eq!(ok("linux", "amd64", None), "linux/amd64");
+        assert_eq!(ok("Linux", "AArch64", Some("")), "linux/arm64");
+        assert_eq!(ok("linux", "arm", Some("V7")), "linux/arm/v7");
+        assert_eq!(ok("windows", "amd64", None), "windows/amd64");
+        assert_eq!(ok("unknown", "unknown", None), "unknown/unknown");
+        for arch in [
+            "ppc64le", "s390x", "riscv64", "386", "mips64le", "loong64", "wasm",
+        ] {
+            assert_eq!(ok("linux", arch, None), format!("linux/{arch}"));
+        }
+        for v in ["v5", "v6", "v7", "v8", "v8.2", "v1"] {
+            assert_eq!(ok("linux", "arm64", Some(v)), format!("linux/arm64/{v}"));
+        }
+        let spoof = "v8\ndocker.io/library/nginx:latest sha256:00 x 1 linux/amd64";
+        let bad: &[(&str, &str, Option<&str>, &str)] = &[
+            ("linux", "amd64", Some("v8\n"), "platform variant"),
+            ("linux", "amd64", Some(spoof), "platform variant"),
+            ("linux\ntouch /tmp/x", "amd64", None, "platform os"),
+            ("linux", "amd64\n", None, "platform architecture"),
+            ("", "amd64", None, "platform os"),
+            ("linux", "", None, "platform architecture"),
+            ("linux", "amd 64", None, "platform architecture"),
+            ("linux", "amd64", Some("v\"8"), "platform variant"),
+            ("linux", "amd64", Some("v'8"), "platform variant"),
+            ("linux", "amd64", Some("v8/x"), "platform variant"),
+            ("linux", "amd64", Some("v\\8"), "platform variant"),
+            ("línux", "amd64", None, "platform os"),
+            ("linux", "amd64", Some("-v8"), "platform variant"),
+            ("linux", "amd64", Some("v8,linux/arm64"), "platform variant"),
+        ];
+        for (os, arch, v, field) in bad {
+            let e = Platform::parse_parts(os, arch, *v).unwrap_err();
+            assert_eq!(&e.field, field, "{os:?} {arch:?} {v:?}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        let long = "a".repeat(33);
+        assert!(Platform::parse_parts("linux", &long, None).is_err());
+        assert!(Platform::parse_parts("linux", &long[..32], None).is_ok());
     }
 
     #[test]

@@ -96,6 +96,13 @@ pub enum ResolveError {
         /// What the image offers.
         available: Vec<String>,
     },
+    /// A value that does not match its grammar: `what` says where it was.
+    Invalid {
+        /// Where (`index entry sha256:...`, `config sha256:...`, `the reference`).
+        what: String,
+        /// The value and its grammar.
+        source: crate::untrusted::Invalid,
+    },
     /// Something else about the content (nested index, size mismatch).
     Content(String),
 }
@@ -113,6 +120,11 @@ impl fmt::Display for ResolveError {
                 } else {
                     available.join(", ")
                 }
+            ),
+            ResolveError::Invalid { what, source } => write!(
+                f,
+                "{what}: {source}\nhint: the registry serves a malformed image; ferry refuses it \
+                 so that nothing it says reaches index.json, the lock or restore.sh"
             ),
             ResolveError::Content(s) => write!(f, "{s}"),
         }
@@ -147,6 +159,14 @@ pub async fn resolve(
     reference: &ImageRef,
     selection: &Selection<'_>,
 ) -> Result<ResolvedImage, ResolveError> {
+    // The name is recorded in index.json, the lock and restore.sh (it may come from a cluster
+    // or a list file).
+    crate::untrusted::check_reference_name(&reference.to_string()).map_err(|source| {
+        ResolveError::Invalid {
+            what: "the reference".into(),
+            source,
+        }
+    })?;
     // A lock entry pins the manifest: fetch it by digest, whatever the tag says today.
     let fetch_as = match selection {
         Selection::Locked(pin) => reference.with_digest_only(pin.digest.clone()),
@@ -172,7 +192,12 @@ pub async fn resolve(
             let config_bytes = registries
                 .fetch_small_blob(remote, &config.digest, config.size)
                 .await?;
-            let platform = manifest::config_platform(&config_bytes);
+            let platform = manifest::config_platform(&config_bytes).map_err(|source| {
+                ResolveError::Invalid {
+                    what: format!("config {}", config.digest),
+                    source,
+                }
+            })?;
             // A single-platform image is kept when it serves any wanted platform (as crane,
             // skopeo and ctr take it); one that serves none would be useless on every node.
             if let (Selection::Platforms(PlatformFilter::Only(wanted)), Some(have)) =
@@ -277,7 +302,11 @@ fn locked_children<'a>(
         .collect()
 }
 
-/// Picks the index entries to keep: all of them, or the first match for each wanted platform.
+/// Picks the index entries to keep: all of them, or the best match for each wanted platform.
+///
+/// An entry whose platform is invalid (a newline in `variant`) can match no wanted platform:
+/// it is ignored when another entry serves each wanted platform, and reported when a wanted
+/// platform is then missing. Kept by `All`, it fails the image in [`resolve_child`].
 fn select_children<'a>(
     entries: &'a [Descriptor],
     filter: &PlatformFilter,
@@ -286,11 +315,20 @@ fn select_children<'a>(
         PlatformFilter::All => return Ok(entries.iter().collect()),
         PlatformFilter::Only(w) => w,
     };
-    let images: Vec<(&Descriptor, Platform)> = entries
-        .iter()
-        .filter(|d| !manifest::is_attestation(d))
-        .filter_map(|d| manifest::descriptor_platform(d).map(|p| (d, p)))
-        .collect();
+    let mut images: Vec<(&Descriptor, Platform)> = Vec::new();
+    let mut invalid = None;
+    for d in entries.iter().filter(|d| !manifest::is_attestation(d)) {
+        match manifest::descriptor_platform(d) {
+            Ok(Some(p)) => images.push((d, p)),
+            Ok(None) => {}
+            Err(source) => {
+                invalid.get_or_insert_with(|| ResolveError::Invalid {
+                    what: format!("index entry {}", d.digest()),
+                    source,
+                });
+            }
+        }
+    }
     let mut picked: Vec<&Descriptor> = Vec::new();
     for w in wanted {
         // The best match; the first in index order among equals.
@@ -302,10 +340,10 @@ fn select_children<'a>(
                 }
             }
             None => {
-                return Err(ResolveError::MissingPlatform {
+                return Err(invalid.unwrap_or_else(|| ResolveError::MissingPlatform {
                     wanted: w.to_string(),
                     available: images.iter().map(|(_, p)| p.to_string()).collect(),
-                });
+                }));
             }
         }
     }
@@ -351,6 +389,11 @@ async fn resolve_child(
     child: &Descriptor,
 ) -> Result<ResolvedPlatform, ResolveError> {
     let digest = manifest::descriptor_digest(child)?;
+    let platform =
+        manifest::descriptor_platform(child).map_err(|source| ResolveError::Invalid {
+            what: format!("index entry {digest}"),
+            source,
+        })?;
     let fetched = registries
         .fetch_manifest(remote, &digest.to_string(), Some(&digest))
         .await?;
@@ -373,13 +416,7 @@ async fn resolve_child(
         media_type,
         bytes: fetched.bytes,
     };
-    platform_of(
-        &m,
-        blob,
-        manifest::descriptor_platform(child),
-        None,
-        manifest::is_attestation(child),
-    )
+    platform_of(&m, blob, platform, None, manifest::is_attestation(child))
 }
 
 fn platform_of(
@@ -480,5 +517,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--all-platforms"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_entry_is_ignored_unless_it_is_needed() {
+        let spoof = "v1\ndocker.io/library/nginx:latest";
+        let entries = vec![
+            entry(Some(("linux", "arm64", Some(spoof))), 1, false),
+            entry(Some(("linux", "amd64", None)), 2, false),
+        ];
+        // Not wanted: ignored.
+        let picked = select_children(&entries, &only(&["linux/amd64"])).unwrap();
+        assert_eq!(picked[0].digest(), entries[1].digest());
+        // Wanted (nothing else serves arm64): the error names the entry and the field.
+        let err = select_children(&entries, &only(&["linux/arm64"])).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ResolveError::Invalid { .. }), "{text}");
+        assert!(text.contains("invalid platform variant"), "{text}");
+        assert!(text.contains(&entries[0].digest().to_string()), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("docker.io")), "{text}");
     }
 }

@@ -1,5 +1,5 @@
 //! Making one image visible in the bundle: manifests are stored last (after every blob they
-//! name), then index.json and the lock file are replaced atomically.
+//! name), then index.json and the lock file are replaced atomically, then restore.sh.
 
 use std::str::FromStr;
 
@@ -83,14 +83,90 @@ impl Committer {
             descriptor.set_platform(Some(oci));
         }
         self.index.upsert(&name, descriptor);
-        // restore.sh lists the images itself (no JSON parser on the node): written before
-        // index.json, so that it never misses an image index.json names.
-        let script = crate::restore::script::render(&self.index);
-        layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
         layout.write_index(&self.index)?;
-
         self.lock.upsert(crate::lock::locked_image(image));
         layout.write_lock(&self.lock)?;
+        // restore.sh lists the images itself (no JSON parser on the node). Written last, so
+        // that a crash never leaves it naming an image index.json lacks (it may miss the last
+        // one; the next run's `open` writes it again from index.json).
+        let script = crate::restore::script::render(&self.index);
+        layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::resolve::{BlobRef, InMemoryBlob, ResolvedPlatform};
+
+    fn image() -> ResolvedImage {
+        let config = br#"{"os":"linux","architecture":"amd64","rootfs":{}}"#;
+        let config_digest = Digest::sha256_of(config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest.to_string(), "size": config.len()},
+            "layers": [],
+        }))
+        .unwrap();
+        let root = InMemoryBlob {
+            digest: Digest::sha256_of(&manifest),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            bytes: manifest.into(),
+        };
+        ResolvedImage {
+            reference: "docker.io/library/alpine:3.20".parse().unwrap(),
+            remotes: Vec::new(),
+            is_index: false,
+            platforms: vec![ResolvedPlatform {
+                platform: Some("linux/amd64".parse().unwrap()),
+                manifest: root.clone(),
+                config: BlobRef {
+                    digest: config_digest,
+                    size: config.len() as u64,
+                },
+                config_bytes: Some(config.to_vec().into()),
+                layers: Vec::new(),
+                attestation: false,
+            }],
+            root,
+        }
+    }
+
+    #[test]
+    fn index_and_lock_are_written_before_restore_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let mut committer = Committer::open(&layout).unwrap();
+        // restore.sh cannot be replaced (a non-empty folder is in its way): the commit fails
+        // at that write, and what came before it must be complete.
+        let script = dir.path().join(crate::restore::script::SCRIPT_NAME);
+        std::fs::remove_file(&script).unwrap();
+        std::fs::create_dir_all(script.join("in-the-way")).unwrap();
+        let image = image();
+        let err = committer.commit(&layout, &image).unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        let name = "docker.io/library/alpine:3.20";
+        let index = layout.read_index().unwrap();
+        assert_eq!(
+            index.get(name).map(|d| d.digest().to_string()),
+            Some(image.root.digest.to_string()),
+            "index.json has the image"
+        );
+        assert!(
+            layout.read_lock().unwrap().get(name).is_some(),
+            "so has the lock"
+        );
+        // The next run writes restore.sh again from index.json.
+        std::fs::remove_dir_all(&script).unwrap();
+        Committer::open(&layout).unwrap();
+        let text = std::fs::read_to_string(&script).unwrap();
+        assert!(
+            text.contains(&format!("{name} {}", image.root.digest)),
+            "{text}"
+        );
     }
 }

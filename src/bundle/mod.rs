@@ -130,6 +130,10 @@ pub async fn bundle(
         reporter: reporter.clone(),
     };
 
+    // index.json and the lock are read (and checked) before anything is fetched: a bundle
+    // they do not fit is refused at once.
+    let mut committer = commit::Committer::open(&layout)?;
+
     // 1. Resolve every reference (manifests only), a few at a time.
     let resolved = {
         let select = |r: &ImageRef| match options.pins.get(&r.to_string()) {
@@ -184,7 +188,6 @@ pub async fn bundle(
         bytes_present: plan.present_bytes,
     });
 
-    let mut committer = commit::Committer::open(&layout)?;
     let mut pending: Vec<Pending> = images
         .iter()
         .zip(plan.waits.iter())

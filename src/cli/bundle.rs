@@ -62,8 +62,21 @@ pub struct BundleArgs {
     pub quiet: bool,
 }
 
-/// Runs `ferry bundle`.
+/// Runs `ferry bundle`. With `--json`, a failure of the whole run (a busy folder, a bad lock
+/// file) still prints the JSON report, with its `error`.
 pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
+    let result = run_inner(&args).await;
+    if let (Err(failure), true) = (&result, args.json) {
+        output::json(&json_report(
+            &args.output,
+            &BundleSummary::default(),
+            Some(&failure.message),
+        ));
+    }
+    result
+}
+
+async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let (refs, pins) = match &args.lock {
         Some(path) => {
             if !args.sources.sources().is_empty() {
@@ -133,9 +146,12 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
     };
     let summary = bundle(registries, layout, refs, &options, progress.clone(), cancel)
         .await
-        .map_err(|e| format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"))?;
+        .map_err(|e| match e {
+            ferry::store::StoreError::Corrupt { .. } => e.to_string(),
+            e => format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"),
+        })?;
     progress.finish();
-    report(&args, &summary);
+    report(args, &summary);
     let failed = summary.with_status(ImageStatus::Failed).count();
     // A deadline that passes is a failure to deliver, not a user's decision to stop.
     Ok(
@@ -184,7 +200,7 @@ async fn stop_on_signals(
 fn report(args: &BundleArgs, s: &BundleSummary) {
     let bundle = args.output.display();
     if args.json {
-        output::json(&json_report(&args.output, s));
+        output::json(&json_report(&args.output, s, None));
     }
     let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
     for image in &failed {
@@ -241,7 +257,11 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     }
 }
 
-fn json_report(bundle: &std::path::Path, s: &BundleSummary) -> serde_json::Value {
+fn json_report(
+    bundle: &std::path::Path,
+    s: &BundleSummary,
+    error: Option<&str>,
+) -> serde_json::Value {
     let images: Vec<serde_json::Value> = s
         .images
         .iter()
@@ -263,7 +283,8 @@ fn json_report(bundle: &std::path::Path, s: &BundleSummary) -> serde_json::Value
         .collect();
     serde_json::json!({
         "bundle": bundle.display().to_string(),
-        "success": s.success(),
+        "success": error.is_none() && s.success(),
+        "error": error,
         "cancelled": s.cancelled,
         "images": images,
         "totals": {

@@ -22,6 +22,10 @@ set -eu
 log() { printf 'restore.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Byte-wise pattern ranges below, whatever the node's locale.
+LC_ALL=C
+export LC_ALL
+
 pin=${FERRY_PIN:-0}
 runtime=${FERRY_RUNTIME:-auto}
 namespace=${FERRY_NAMESPACE:-k8s.io}
@@ -42,11 +46,24 @@ if [ ! -f "$here/oci-layout" ] || [ ! -d "$here/blobs" ]; then
 fi
 
 # The images of this bundle, one a line: reference, manifest digest, media type, size, and
-# the platforms present ("-" when the image declares none).
+# the platforms present ("-" when the image declares none). Data only: ferry writes nothing
+# here that fails the OCI grammars (no space, quote, backslash, newline or %), the
+# here-document is quoted, and every line is checked again before use.
 images() {
-  cat <<'FERRY_IMAGES'
+  cat <<'FERRY%IMAGES'
 @@IMAGES@@
-FERRY_IMAGES
+FERRY%IMAGES
+}
+
+# valid_line REF DIGEST MEDIA SIZE PLATFORMS: whether each field has only the characters its
+# grammar allows (so none can break the JSON or the commands built from it).
+valid_line() {
+  case $1 in ''|-*|*[!A-Za-z0-9._:/@+=-]*) return 1 ;; esac
+  case $2 in ''|*[!A-Za-z0-9:+._=-]*) return 1 ;; esac
+  case $3 in ''|*[!A-Za-z0-9/!#\$\&^_.+-]*) return 1 ;; esac
+  case $4 in ''|*[!0-9]*) return 1 ;; esac
+  case $5 in ''|*[!a-z0-9._,/-]*) return 1 ;; esac
+  return 0
 }
 
 node_platform() {
@@ -110,17 +127,21 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # Which images serve this node; the others are reported and make the exit status non-zero.
 failed=0
 : >"$tmp/serving"
+images >"$tmp/images"
 while read -r ref digest media size platforms; do
   [ -n "$ref" ] || continue
+  if ! valid_line "$ref" "$digest" "$media" "$size" "$platforms"; then
+    log "skipping a malformed image line"
+    failed=1
+    continue
+  fi
   if serves "$platforms" "$node"; then
     printf '%s %s %s %s\n' "$ref" "$digest" "$media" "$size" >>"$tmp/serving"
   else
     log "$ref: no image for $node in this bundle (it has $platforms)"
     failed=1
   fi
-done <<EOF
-$(images)
-EOF
+done <"$tmp/images"
 count=$(wc -l <"$tmp/serving" | tr -d ' ')
 [ "$count" -gt 0 ] || die "no image in this bundle runs on $node"
 

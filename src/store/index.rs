@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 
 use super::StoreError;
+use crate::platform::Platform;
+use crate::untrusted::{self, Invalid};
 
 /// The OCI annotation naming a reference; ferry writes the full normalized reference.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -16,6 +18,82 @@ pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// On an index entry: the platforms whose images are in the bundle, comma separated.
 /// The index blob itself is stored unchanged and may list more.
 pub const ANNOTATION_PLATFORMS: &str = "io.ferry.platforms";
+
+/// The largest index.json (and ferry.lock) ferry reads. An entry takes 450 to 600 bytes, so
+/// 16 MiB holds over 27,000 images, far beyond any cluster's image set; `ferry verify` of a
+/// 16 MB index.json (36,000 entries) peaks at 125 MB RSS, where an unbounded file (74 MB took
+/// 1 GB) could exhaust a node.
+pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a whole small file, `None` when it does not exist; refuses one larger than `limit`
+/// without reading it all (a FIFO or a device reads at most `limit` + 1 bytes).
+pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", path)(e)),
+    };
+    let too_large = || StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!(
+            "larger than the {} MiB ferry reads; hint: this is not a file ferry wrote",
+            limit >> 20
+        ),
+    };
+    if file.metadata().is_ok_and(|m| m.len() > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(StoreError::io("read", path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(Some(bytes))
+}
+
+/// Checks every field of an index.json entry that ferry uses or writes elsewhere: media type,
+/// digest, platform, and the name annotations (full references) and `io.ferry.platforms`
+/// (canonical platforms). Returns the entry's name.
+pub fn check_entry(d: &Descriptor) -> Result<Option<String>, Invalid> {
+    untrusted::check_media_type(d.media_type().as_ref())?;
+    crate::manifest::descriptor_digest(d).map_err(|_| {
+        Invalid::new(
+            "digest",
+            d.digest().as_ref(),
+            "sha256:<64 hex digits> or sha512:<128 hex digits>",
+        )
+    })?;
+    crate::manifest::descriptor_platform(d)?;
+    let Some(annotations) = d.annotations() else {
+        return Ok(None);
+    };
+    if let Some(platforms) = annotations.get(ANNOTATION_PLATFORMS) {
+        check_platform_list(platforms)?;
+    }
+    if let Some(name) = annotations.get(ANNOTATION_CONTAINERD_NAME) {
+        untrusted::check_reference_name(name)?;
+    }
+    match annotations.get(ANNOTATION_REF_NAME) {
+        Some(name) => untrusted::check_reference_name(name).map(|_| Some(name.clone())),
+        None => Ok(None),
+    }
+}
+
+/// Checks an `io.ferry.platforms` value: comma-separated platforms as ferry writes them.
+fn check_platform_list(list: &str) -> Result<(), Invalid> {
+    for p in list.split(',').filter(|p| !p.is_empty()) {
+        if p.parse::<Platform>().map(|q| q.to_string()).as_deref() != Ok(p) {
+            return Err(Invalid::new(
+                "io.ferry.platforms annotation",
+                list,
+                "comma-separated os/arch[/variant] platforms (e.g. linux/amd64,linux/arm64/v8)",
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// One entry of index.json.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,12 +129,13 @@ pub struct BundleIndex {
 }
 
 impl BundleIndex {
-    /// Reads index.json; a missing file is an empty index.
+    /// Reads index.json; a missing file is an empty index. Refuses a file over
+    /// [`MAX_INDEX_BYTES`], and an entry with any field that is not what ferry would write
+    /// (see [`check_entry`]): index.json may come from another tool or a tampered bundle, and
+    /// its names reach restore.sh.
     pub fn read(path: &Path) -> Result<BundleIndex, StoreError> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BundleIndex::default()),
-            Err(e) => return Err(StoreError::io("read", path)(e)),
+        let Some(bytes) = read_bounded(path, MAX_INDEX_BYTES)? else {
+            return Ok(BundleIndex::default());
         };
         let index: ImageIndex =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
@@ -67,16 +146,24 @@ impl BundleIndex {
             annotations: index.annotations().clone(),
             ..BundleIndex::default()
         };
-        for d in index.manifests() {
-            match d
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_REF_NAME))
-            {
-                Some(name) => {
-                    out.named.insert(name.clone(), d.clone());
+        for (i, d) in index.manifests().iter().enumerate() {
+            match check_entry(d) {
+                Ok(Some(name)) => {
+                    out.named.insert(name, d.clone());
                 }
-                None => out.unnamed.push(d.clone()),
+                Ok(None) => out.unnamed.push(d.clone()),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: format!(
+                            "entry {} of {}: {e}\nhint: ferry never writes this; the file was \
+                             written or changed by another tool. Remove that entry, or bundle \
+                             into a new folder",
+                            i + 1,
+                            index.manifests().len()
+                        ),
+                    });
+                }
             }
         }
         Ok(out)
@@ -199,5 +286,109 @@ mod tests {
             BundleIndex::read(&dir.path().join("index.json")),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    fn index_with(annotations: serde_json::Value, extra: serde_json::Value) -> String {
+        let mut entry = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": D1,
+            "size": 5,
+            "annotations": annotations,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            entry[k] = v.clone();
+        }
+        serde_json::json!({"schemaVersion": 2, "manifests": [entry]}).to_string()
+    }
+
+    #[test]
+    fn hostile_entries_are_refused_naming_index_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let good = "docker.io/library/alpine:3.20";
+        let hostile = "evil\nFERRY_IMAGES\ntouch /tmp/x\ncat <<'FERRY_IMAGES'";
+        let none = serde_json::json!({});
+        let cases = [
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: hostile}),
+                none.clone(),
+                "reference name",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: "alpine:3.20"}),
+                none.clone(),
+                "reference name",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: good, ANNOTATION_CONTAINERD_NAME: "x y"}),
+                none.clone(),
+                "reference name",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: good, ANNOTATION_PLATFORMS: "linux/amd64,linux/arm64\nx"}),
+                none.clone(),
+                "io.ferry.platforms",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: good, ANNOTATION_PLATFORMS: "Linux/amd64"}),
+                none.clone(),
+                "io.ferry.platforms",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: good}),
+                serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json\nx"}),
+                "media type",
+            ),
+            (
+                serde_json::json!({ANNOTATION_REF_NAME: good}),
+                serde_json::json!({"platform": {"os": "linux", "architecture": "amd64", "variant": "v1\nx"}}),
+                "platform variant",
+            ),
+            (
+                serde_json::json!({}),
+                serde_json::json!({"mediaType": "a b/c"}),
+                "media type",
+            ),
+        ];
+        for (annotations, extra, field) in cases {
+            fs::write(&path, index_with(annotations, extra)).unwrap();
+            let e = BundleIndex::read(&path).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "{}: entry 1 of 1: invalid {field}",
+                    path.display()
+                )),
+                "{e}"
+            );
+            assert!(
+                !e.contains("FERRY_IMAGES\n") && !e.contains("\ntouch"),
+                "{e}"
+            );
+        }
+        fs::write(&path, index_with(serde_json::json!({ANNOTATION_REF_NAME: good, ANNOTATION_PLATFORMS: "linux/amd64,linux/arm64/v8"}), none)).unwrap();
+        let back = BundleIndex::read(&path).unwrap();
+        assert!(back.get(good).is_some());
+    }
+
+    #[test]
+    fn an_oversized_index_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(MAX_INDEX_BYTES + 1).unwrap();
+        let e = BundleIndex::read(&path).unwrap_err().to_string();
+        assert!(e.contains("larger than the 16 MiB"), "{e}");
+        f.set_len(MAX_INDEX_BYTES).unwrap();
+        // At the limit it is read (and then is not JSON).
+        let e = BundleIndex::read(&path).unwrap_err().to_string();
+        assert!(!e.contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn a_device_is_read_no_further_than_the_limit() {
+        let e = read_bounded(Path::new("/dev/zero"), 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than"), "{e}");
     }
 }

@@ -62,13 +62,17 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                 let Some(child_digest) = out.digest_of(child) else {
                     continue;
                 };
-                if !layout.blob_path(&child_digest).exists() {
+                // Absent, or with an invalid platform (never kept): not part of this image.
+                if !layout.blob_path(&child_digest).exists()
+                    || manifest::descriptor_platform(child).is_err()
+                {
                     continue;
                 }
                 let before = out.problems.len();
                 inspect_image(layout, child, &mut out);
                 if out.problems.len() == before && !manifest::is_attestation(child) {
-                    out.platforms.push(manifest::descriptor_platform(child));
+                    out.platforms
+                        .push(manifest::descriptor_platform(child).ok().flatten());
                 }
             }
             let present: Vec<String> = out
@@ -95,7 +99,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
             let platform = inspect_image(layout, d, &mut out);
             if out.problems.is_empty() {
                 out.platforms
-                    .push(platform.or_else(|| manifest::descriptor_platform(d)));
+                    .push(platform.or_else(|| manifest::descriptor_platform(d).ok().flatten()));
             }
         }
         Err(e) => out.problem(&digest, format!("unreadable manifest: {e}")),
@@ -122,7 +126,13 @@ fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Op
     let platform = out
         .digest_of(config)
         .and_then(|c| read_checked(layout, &c, config.size(), out))
-        .and_then(|c| manifest::config_platform(&c));
+        .and_then(|c| match manifest::config_platform(&c) {
+            Ok(p) => p,
+            Err(e) => {
+                out.problem(config.digest(), format!("config: {e}"));
+                None
+            }
+        });
     for layer in image.layers() {
         let Some(layer_digest) = out.digest_of(layer) else {
             continue;

@@ -1,13 +1,12 @@
 //! ferry.lock: what each reference resolved to. Sorted and pretty-printed so that a diff of two
 //! lock files reads as "this tag moved".
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::index::{MAX_INDEX_BYTES, read_bounded};
 use crate::digest::Digest;
 use crate::platform::Platform;
 
@@ -68,17 +67,27 @@ impl Default for LockFile {
 }
 
 impl LockFile {
-    /// Reads a lock file; a missing file is an empty lock.
+    /// Reads a lock file; a missing file is an empty lock. Refuses a file over
+    /// [`MAX_INDEX_BYTES`], and an entry whose reference is not a full reference or whose media
+    /// type is not one (platforms and digests are checked as they parse).
     pub fn read(path: &Path) -> Result<LockFile, StoreError> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockFile::default()),
-            Err(e) => return Err(StoreError::io("read", path)(e)),
+        let Some(bytes) = read_bounded(path, MAX_INDEX_BYTES)? else {
+            return Ok(LockFile::default());
         };
         let lock: LockFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        for image in &lock.images {
+            crate::untrusted::check_reference_name(&image.reference)
+                .and_then(|_| crate::untrusted::check_media_type(&image.media_type))
+                .map_err(|e| StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{e}\nhint: ferry never writes this; make the lock again with `ferry lock`"
+                    ),
+                })?;
+        }
         for image in &lock.images {
             let pinned = image
                 .reference
@@ -143,6 +152,7 @@ impl LockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn image(reference: &str) -> LockedImage {
         let d = Digest::sha256_of(reference.as_bytes());
@@ -176,5 +186,33 @@ mod tests {
         assert_eq!(back.to_json(), lock.to_json());
         let text = String::from_utf8(lock.to_json()).unwrap();
         assert!(text.contains("\"platform\": \"linux/amd64\""), "{text}");
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE_NAME);
+        let mut lock = LockFile::default();
+        lock.upsert(image("docker.io/library/a:1"));
+        let good = String::from_utf8(lock.to_json()).unwrap();
+        for (from, to, field) in [
+            (
+                "docker.io/library/a:1",
+                "evil\\nFERRY_IMAGES\\ntouch /tmp/x",
+                "reference name",
+            ),
+            ("docker.io/library/a:1", "a:1", "reference name"),
+            ("manifest.v1+json", "manifest.v1+json\\nx", "media type"),
+            ("linux/amd64", "linux/amd64/v1\\nx", "platform"),
+        ] {
+            std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
+            let e = LockFile::read(&path).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{}: ", path.display())), "{e}");
+            assert!(e.contains(&format!("invalid {field}")), "{e}");
+            assert!(
+                !e.contains("\ntouch") && !e.contains("FERRY_IMAGES\n"),
+                "{e}"
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@ pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode}
 pub use blob::{BlobWriter, PartialBlob};
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
+    MAX_INDEX_BYTES, check_entry,
 };
 pub use inspect::{ImageContents, inspect_entry};
 pub use lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
@@ -207,11 +208,18 @@ impl Layout {
                 reason: "no such folder".into(),
             });
         }
-        if !oci_layout.is_file() {
-            return Err(StoreError::NotALayout {
-                path: root.to_path_buf(),
-                reason: "no oci-layout file".into(),
-            });
+        // Both are written first in a bundle (oci-layout, then an empty index.json): a folder
+        // without them is not one, or was never finished.
+        for (file, what) in [
+            (&oci_layout, "no oci-layout file"),
+            (&root.join("index.json"), "no index.json file"),
+        ] {
+            if !file.is_file() {
+                return Err(StoreError::NotALayout {
+                    path: root.to_path_buf(),
+                    reason: what.into(),
+                });
+            }
         }
         Ok(Layout {
             root: root.to_path_buf(),

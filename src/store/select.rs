@@ -105,9 +105,22 @@ pub fn offer(
     };
     match read_manifest(layout, &entry.descriptor)? {
         Manifest::Image(m) => {
+            // index.json's entries were checked when it was read; a config's platform is
+            // checked here (an invalid one serves no platform).
             let declared = match manifest::descriptor_platform(&entry.descriptor) {
-                Some(p) => Some(p),
-                None => manifest::config_platform(&layout.read_blob(&digest(m.config())?)?),
+                Ok(Some(p)) => Some(p),
+                _ => {
+                    let config = layout.read_blob(&digest(m.config())?)?;
+                    match manifest::config_platform(&config) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return Ok(Offer::Lacks {
+                                name,
+                                has: vec![e.to_string()],
+                            });
+                        }
+                    }
+                }
             };
             match declared {
                 Some(p) if !platform.matches(&p) => Ok(Offer::Lacks {
@@ -123,7 +136,8 @@ pub fn offer(
                 if manifest::is_attestation(child) || !layout.blob_path(&digest(child)?).exists() {
                     continue;
                 }
-                if let Some(p) = manifest::descriptor_platform(child) {
+                // A child with an invalid platform was never kept: ignore it.
+                if let Ok(Some(p)) = manifest::descriptor_platform(child) {
                     present.push((child, p));
                 }
             }

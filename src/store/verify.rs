@@ -52,7 +52,16 @@ pub fn verify(
             .problems
             .push(format!("oci-layout: missing or not {OCI_LAYOUT}")),
     }
-    let index = layout.read_index()?;
+    // A malformed index.json or lock (a name that is not a reference, an oversized file) is a
+    // problem to report, with the blobs still checked.
+    let index = match layout.read_index() {
+        Ok(index) => index,
+        Err(e @ StoreError::Corrupt { .. }) => {
+            report.problems.push(e.to_string());
+            super::BundleIndex::default()
+        }
+        Err(e) => return Err(e),
+    };
     let blobs = layout.list_blobs()?;
     let (bytes, problems, corrupt) = rehash_all(&blobs, on_bytes);
     report.blobs = blobs.len();
@@ -88,7 +97,14 @@ pub fn verify(
         reachable.extend(contents.blobs.into_keys());
     }
 
-    let lock = layout.read_lock()?;
+    let lock = match layout.read_lock() {
+        Ok(lock) => lock,
+        Err(e @ StoreError::Corrupt { .. }) => {
+            report.problems.push(e.to_string());
+            super::LockFile::default()
+        }
+        Err(e) => return Err(e),
+    };
     for entry in index.entries() {
         let Some(name) = &entry.name else { continue };
         match lock.get(name) {

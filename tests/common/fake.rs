@@ -211,6 +211,61 @@ impl Fake {
     }
 }
 
+/// A lying registry: content whose fields break the OCI grammars on purpose (a newline in a
+/// platform or a media type), served as a registry would serve honest content.
+impl Fake {
+    /// Serves manifest `bytes` as is under `repo` at `tag` and at its digest, with this
+    /// Content-Type. Returns the digest.
+    pub fn serve_manifest(
+        &self,
+        repo: &str,
+        tag: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> String {
+        let digest = digest_of(&bytes);
+        for reference in [tag, digest.as_str()] {
+            let (bytes, content_type) = (bytes.clone(), content_type.to_owned());
+            self.route(&format!("/v2/{repo}/manifests/{reference}"), move |_, _| {
+                Reply::new(200, bytes.clone()).header("Content-Type", &content_type)
+            });
+        }
+        digest
+    }
+
+    /// Serves an image's manifest (by digest only), config and layers under `repo`: a child
+    /// of an index.
+    pub fn serve_child(&self, repo: &str, image: &TestImage) {
+        let digest = image.digest.clone();
+        self.serve_manifest(repo, &digest, image.manifest.clone(), OCI_MANIFEST);
+        for (digest, bytes) in image.blobs() {
+            self.route(&format!("/v2/{repo}/blobs/{digest}"), move |req, _| {
+                ranged(req, &bytes)
+            });
+        }
+    }
+}
+
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An OCI index of `children`, each with the platform JSON given (any fields, lies included).
+pub fn index_of(children: &[(&TestImage, serde_json::Value)]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(image, platform)| serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": image.digest,
+            "size": image.manifest.len(),
+            "platform": platform,
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
 /// A 200 with the whole blob, or a 206 for a `Range: bytes=a-b` request.
 pub fn ranged(req: &Seen, bytes: &[u8]) -> Reply {
     if let Some(range) = req
@@ -367,10 +422,16 @@ impl TestImage {
         let config =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
                 .to_vec();
+        TestImage::from_parts(config, layers, OCI_MANIFEST)
+    }
+
+    /// An image of this config and these layers whose manifest declares `media_type` (which
+    /// a lying registry may break).
+    pub fn from_parts(config: Vec<u8>, layers: Vec<Vec<u8>>, media_type: &str) -> TestImage {
         let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": digest_of(b), "size": b.len()});
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": media_type,
             "config": desc("application/vnd.oci.image.config.v1+json", &config),
             "layers": layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>(),
         }))
