@@ -15,10 +15,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::fake::{Fake, Reply, TestImage};
 use common::*;
 
-/// A copy of the sample layout (made by make_fixtures.py) to damage at will.
+/// Where [`sample_copy`] says the sample images come from.
+const SOURCE: &str = "registry.example";
+
+/// A copy of the sample layout (made by make_fixtures.py) to damage at will, its short names
+/// (`sample/hello:1.0`) made full (`registry.example/sample/hello:1.0`), as a bundle has them.
 fn sample_copy(dir: &Path, name: &str) -> PathBuf {
     let b = dir.join(name);
     run(Command::new("cp").arg("-a").arg(sample_layout()).arg(&b));
+    let mut index = index_json(&b);
+    for m in index["manifests"].as_array_mut().unwrap() {
+        let short = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        m["annotations"]["org.opencontainers.image.ref.name"] = format!("{SOURCE}/{short}").into();
+    }
+    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
     b
 }
 
@@ -61,7 +74,7 @@ fn a_damaged_bundle_exports_nothing() {
     std::fs::create_dir(&out).unwrap();
     for damage in ["flipped", "truncated", "missing", "symlinked"] {
         let b = sample_copy(dir.path(), damage);
-        let layer = blob_path(&b, &first_layer(&b, "sample/hello:1.0"));
+        let layer = blob_path(&b, &first_layer(&b, &format!("{SOURCE}/sample/hello:1.0")));
         let good = std::fs::read(&layer).unwrap();
         match damage {
             "flipped" => {
@@ -180,9 +193,9 @@ fn a_dash_streams_the_archive_to_stdout() {
     let raw = run(Command::new("skopeo").args([
         "inspect",
         "--raw",
-        &format!("oci-archive:{}:sample/hello:1.0", saved.display()),
+        &format!("oci-archive:{}:{SOURCE}/sample/hello:1.0", saved.display()),
     ]));
-    let entry = index_entry(&b, "sample/hello:1.0").unwrap();
+    let entry = index_entry(&b, &format!("{SOURCE}/sample/hello:1.0")).unwrap();
     assert_eq!(sha256(&raw.stdout), entry["digest"].as_str().unwrap());
 }
 
