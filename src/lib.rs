@@ -21,4 +21,5 @@ pub mod registry;
 pub mod report;
 pub mod resolve;
 pub mod restore;
+pub mod serve;
 pub mod store;

@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod registry_args;
 mod restore;
+mod serve;
 mod sources;
 mod verify;
 
@@ -87,6 +88,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Restore(restore::RestoreArgs),
     Export(export::ExportArgs),
+    Serve(serve::ServeArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
 }
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Export(args) => export::run(args),
+        Command::Serve(args) => runtime().block_on(serve::run(args)),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
     };

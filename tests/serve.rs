@@ -1,0 +1,434 @@
+//! `ferry serve` against real clients: skopeo and containerd pull the bundle's images from it
+//! (from a folder and from an oci-archive .tar) while the source registry is stopped; the API's
+//! details (HEAD, Range, tags/list, ns, uploads) through curl; bad bundles are refused.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+const SAMPLES: &[&str] = &[
+    "sample/hello:1.0",
+    "sample/world:1.0",
+    "sample/multi:1.0",
+    "sample/multi-docker:1.0",
+    "sample/zstd:1.0",
+    "sample/raw:1.0",
+    "sample/hello-docker:1.0",
+];
+
+/// A running `ferry serve`, stopped with SIGTERM on drop.
+struct Served {
+    /// `127.0.0.1:PORT`.
+    addr: String,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn start(bundle: &Path, extra: &[&str]) -> Served {
+        let mut child = ferry()
+            .arg("serve")
+            .arg(bundle)
+            .args(["--addr", "127.0.0.1:0", "-v"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut addr = None;
+        wait_for(30, "ferry serve to listen", || {
+            let lines = log.lock().unwrap();
+            addr = lines
+                .iter()
+                .find_map(|l| l.split(" at http://").nth(1).map(str::to_owned));
+            if addr.is_none()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("ferry serve exited ({status}): {lines:?}");
+            }
+            addr.is_some()
+        });
+        Served {
+            addr: addr.unwrap(),
+            child,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Stops it with SIGTERM; returns its exit code.
+    fn stop(&mut self) -> i32 {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// A response seen by curl: status, headers (lowercase names), body, curl's exit code.
+struct Reply {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+    curl_exit: i32,
+}
+
+fn curl(method: &str, url: &str, headers: &[&str]) -> Reply {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, b) = (dir.path().join("h"), dir.path().join("b"));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", b.to_str().unwrap(), "-D", h.to_str().unwrap()]);
+    match method {
+        "HEAD" => cmd.arg("-I"),
+        m => cmd.args(["-X", m]),
+    };
+    for header in headers {
+        cmd.args(["-H", header]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let head = std::fs::read_to_string(&h).unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: std::fs::read(&b).unwrap_or_default(),
+        curl_exit: out.status.code().unwrap_or(-1),
+    }
+}
+
+fn error_code(reply: &Reply) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    v["errors"][0]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+fn bundle(reg: &Registry, out: &Path, tags: &[&str], extra: &[&str]) -> PathBuf {
+    let refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
+    let mut args = vec!["bundle", "-o", out.to_str().unwrap()];
+    args.extend(extra);
+    args.extend(refs.iter().map(String::as_str));
+    let (code, _, stderr) = ferry_out(&args);
+    assert_eq!(code, 0, "{stderr}");
+    out.to_path_buf()
+}
+
+fn export_tar(b: &Path, out: &Path) {
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--oci-archive",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// The digest index.json records for a reference.
+fn bundled_digest(b: &Path, reference: &str) -> String {
+    index_entry(b, reference).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// skopeo inspects and copies every image from the server; every byte matches the bundle.
+fn skopeo_reads_every_image(served: &Served, b: &Path, reg: &Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    for tag in SAMPLES {
+        let raw = run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/{tag}", served.addr),
+        ]));
+        assert_eq!(sha256(&raw.stdout), bundled_digest(b, &reg.image(tag)), "{tag}");
+        let out = dir.path().join(tag.replace(['/', ':'], "_"));
+        run(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-oci-accept-uncompressed-layers",
+            &format!("docker://{}/{tag}", served.addr),
+            &format!("oci:{}:x", out.display()),
+        ]));
+        let copied = index_json(&out)["manifests"][0]["digest"].clone();
+        assert_eq!(copied, bundled_digest(b, &reg.image(tag)), "{tag}");
+        for f in std::fs::read_dir(out.join("blobs/sha256")).unwrap() {
+            let f = f.unwrap();
+            let name = format!("sha256:{}", f.file_name().to_str().unwrap());
+            let bytes = std::fs::read(f.path()).unwrap();
+            assert_eq!(sha256(&bytes), name);
+            assert_eq!(bytes, std::fs::read(blob_path(b, &name)).unwrap(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn skopeo_copies_every_image_byte_exact_from_a_folder_and_from_its_tar() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), SAMPLES, &["--all-platforms"]);
+    let tar = dir.path().join("b.tar");
+    export_tar(&b, &tar);
+    for source in [&b, &tar] {
+        let mut served = Served::start(source, &[]);
+        skopeo_reads_every_image(&served, &b, &reg);
+        // An upload is refused with the spec's error.
+        let up = curl("POST", &served.url("/v2/sample/hello/blobs/uploads/"), &[]);
+        assert_eq!(up.status, 405);
+        assert_eq!(error_code(&up), "UNSUPPORTED");
+        let del = curl("DELETE", &served.url("/v2/sample/hello/manifests/1.0"), &[]);
+        assert_eq!(del.status, 405);
+        let log = served.log();
+        assert!(log.contains("GET /v2/sample/hello/manifests/1.0 200"), "{log}");
+        assert_eq!(served.stop(), 0, "SIGTERM stops it cleanly: {}", served.log());
+    }
+}
+
+#[test]
+fn containerd_and_skopeo_pull_original_names_with_the_source_registry_stopped() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), SAMPLES, &[]);
+    let tar = dir.path().join("b.tar");
+    export_tar(&b, &tar);
+    let source = reg.addr.clone();
+    let names: Vec<String> = SAMPLES.iter().map(|t| reg.image(t)).collect();
+    drop(reg);
+    for (i, bundle_path) in [&b, &tar].into_iter().enumerate() {
+        let hosts = dir.path().join(format!("certs.d-{i}"));
+        let conf = dir.path().join(format!("registries-{i}.conf"));
+        let served = Served::start(
+            bundle_path,
+            &[
+                "--hosts-dir",
+                hosts.to_str().unwrap(),
+                "--registries-conf",
+                conf.to_str().unwrap(),
+                "--containerd-config",
+                dir.path().join("absent.toml").to_str().unwrap(),
+            ],
+        );
+        assert!(hosts.join(&source).join("hosts.toml").is_file());
+        assert!(served.log().contains("config_path"), "{}", served.log());
+        let node = Containerd::start();
+        for name in &names {
+            node.ctr(&["images", "pull", "--hosts-dir", hosts.to_str().unwrap(), name]);
+        }
+        let listed = String::from_utf8(node.ctr(&["images", "ls"]).stdout).unwrap();
+        for name in &names {
+            let row = listed
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("{name} not pulled: {listed}"));
+            assert!(row.contains(&bundled_digest(&b, name)), "{row}");
+        }
+        assert!(served.log().contains("?ns=") || served.log().contains(" 200 "));
+        // The CRI-O path: c/image with the registries.conf drop-in, no ns parameter.
+        for name in &names {
+            let raw = run(Command::new("skopeo")
+                .arg("--registries-conf")
+                .arg(&conf)
+                .args(["inspect", "--raw", &format!("docker://{name}")]));
+            assert_eq!(sha256(&raw.stdout), bundled_digest(&b, name), "{name}");
+        }
+        let out = dir.path().join(format!("crio-{i}"));
+        run(Command::new("skopeo")
+            .arg("--registries-conf")
+            .arg(&conf)
+            .args(["copy", "--quiet", &format!("docker://{}", names[0])])
+            .arg(format!("oci:{}:x", out.display())));
+    }
+}
+
+#[test]
+fn head_range_tags_ns_and_ambiguous_names() {
+    let reg = Registry::seeded();
+    let other = Registry::start();
+    skopeo_push(&other.addr, "sample/hello:1.0", None, None);
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/multi:1.0"];
+    let mut refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
+    refs.push(other.image("sample/hello:1.0"));
+    let b = dir.path().join("b");
+    let mut args = vec!["bundle", "-o", b.to_str().unwrap()];
+    args.extend(refs.iter().map(String::as_str));
+    let (code, _, stderr) = ferry_out(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let served = Served::start(&b, &[]);
+
+    // HEAD of a manifest: stored type, digest, length, no body.
+    let digest = bundled_digest(&b, &reg.image("sample/multi:1.0"));
+    let head = curl("HEAD", &served.url("/v2/sample/multi/manifests/1.0"), &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["docker-content-digest"], digest);
+    assert_eq!(
+        head.headers["content-type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let size = std::fs::metadata(blob_path(&b, &digest)).unwrap().len();
+    assert_eq!(head.headers["content-length"], size.to_string());
+    let by_digest = curl("GET", &served.url(&format!("/v2/sample/multi/manifests/{digest}")), &[]);
+    assert_eq!(sha256(&by_digest.body), digest);
+
+    // tags/list and _catalog.
+    let tags = curl("GET", &served.url("/v2/sample/multi/tags/list"), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&tags.body).unwrap();
+    assert_eq!(v["tags"], serde_json::json!(["1.0"]));
+    let unknown = curl("GET", &served.url("/v2/sample/nothing/tags/list"), &[]);
+    assert_eq!((unknown.status, error_code(&unknown).as_str()), (404, "NAME_UNKNOWN"));
+    let missing = curl("GET", &served.url("/v2/sample/multi/manifests/2.0"), &[]);
+    assert_eq!(error_code(&missing), "MANIFEST_UNKNOWN");
+
+    // sample/hello is held from two registries: the bare name is ambiguous; ns or the host
+    // form selects one.
+    let bare = curl("GET", &served.url("/v2/sample/hello/manifests/1.0"), &[]);
+    assert_eq!(bare.status, 404);
+    assert!(String::from_utf8_lossy(&bare.body).contains("several registries"));
+    for (registry, path) in [
+        (&reg, format!("/v2/sample/hello/manifests/1.0?ns={}", reg.addr)),
+        (&other, format!("/v2/sample/hello/manifests/1.0?ns={}", other.addr)),
+        (&reg, format!("/v2/{}/sample/hello/manifests/1.0", reg.addr)),
+        (&other, format!("/v2/{}/sample/hello/manifests/1.0", other.addr.replace(':', "_"))),
+    ] {
+        let r = curl("GET", &served.url(&path), &[]);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(
+            r.headers["docker-content-digest"],
+            bundled_digest(&b, &registry.image("sample/hello:1.0")),
+            "{path}"
+        );
+    }
+
+    // Range requests on a layer: 206 with Content-Range, 416 past the end.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_path(&b, &bundled_digest(&b, &reg.image("sample/hello:1.0")))).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let lsize = manifest["layers"][0]["size"].as_u64().unwrap();
+    let bytes = std::fs::read(blob_path(&b, layer)).unwrap();
+    let url = served.url(&format!("/v2/sample/hello/blobs/{layer}?ns={}", reg.addr));
+    let part = curl("GET", &url, &["Range: bytes=10-19"]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.headers["content-range"], format!("bytes 10-19/{lsize}"));
+    assert_eq!(part.body, bytes[10..20]);
+    let tail = curl("GET", &url, &["Range: bytes=-5"]);
+    assert_eq!(tail.body, bytes[bytes.len() - 5..]);
+    let past = curl("GET", &url, &[&format!("Range: bytes={lsize}-")]);
+    assert_eq!(past.status, 416);
+    assert_eq!(past.headers["content-range"], format!("bytes */{lsize}"));
+    let whole = curl("GET", &url, &[]);
+    assert_eq!((whole.status, whole.body.len() as u64), (200, lsize));
+    let head = curl("HEAD", &url, &[]);
+    assert_eq!(head.headers["content-length"], lsize.to_string());
+    assert_eq!(head.headers["docker-content-digest"], layer);
+    // A blob of another repository is not served under this one.
+    let multi: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_path(&b, &bundled_digest(&b, &reg.image("sample/multi:1.0")))).unwrap(),
+    )
+    .unwrap();
+    let child = multi["manifests"][0]["digest"].as_str().unwrap();
+    let elsewhere = curl("GET", &served.url(&format!("/v2/sample/hello/blobs/{child}?ns={}", reg.addr)), &[]);
+    assert_eq!((elsewhere.status, error_code(&elsewhere).as_str()), (404, "BLOB_UNKNOWN"));
+
+    // Referrers: an empty index for a digest nothing refers to.
+    let refs = curl("GET", &served.url(&format!("/v2/sample/multi/referrers/{digest}")), &[]);
+    assert_eq!(refs.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&refs.body).unwrap();
+    assert_eq!(v["manifests"], serde_json::json!([]));
+}
+
+/// The first layer of sample/hello in a bundle: (digest, path).
+fn hello_layer(b: &Path, reg: &Registry) -> (String, PathBuf) {
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_path(b, &bundled_digest(b, &reg.image("sample/hello:1.0")))).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let path = blob_path(b, &layer);
+    (layer, path)
+}
+
+#[test]
+fn symlinked_tampered_and_compressed_bundles_are_refused() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &["sample/hello:1.0", "sample/world:1.0"], &[]);
+    let zst = dir.path().join("b.tar.zst");
+    export_tar(&b, &zst);
+    let (code, _, stderr) = ferry_out(&["serve", zst.to_str().unwrap(), "--addr", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("zstd") && stderr.contains("hint:"), "{stderr}");
+
+    // A layer replaced by a symlink to the same bytes elsewhere: not served.
+    let (layer, path) = hello_layer(&b, &reg);
+    let outside = dir.path().join("outside");
+    std::fs::copy(&path, &outside).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    let served = Served::start(&b, &[]);
+    let r = curl("GET", &served.url(&format!("/v2/sample/hello/blobs/{layer}")), &[]);
+    assert_eq!((r.status, error_code(&r).as_str()), (404, "BLOB_UNKNOWN"));
+    assert!(served.log().contains("symlink"), "{}", served.log());
+    drop(served);
+
+    // A layer with one byte changed (same size): a whole GET is cut before its end, then the
+    // blob is refused; a Range request is never served from it.
+    std::fs::remove_file(&path).unwrap();
+    let mut bytes = std::fs::read(&outside).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let served = Served::start(&b, &[]);
+    let url = served.url(&format!("/v2/sample/hello/blobs/{layer}"));
+    let ranged = curl("GET", &url, &["Range: bytes=0-9"]);
+    assert_eq!(ranged.status, 404);
+    let served = {
+        drop(served);
+        Served::start(&b, &[])
+    };
+    let url = served.url(&format!("/v2/sample/hello/blobs/{layer}"));
+    let cut = curl("GET", &url, &[]);
+    assert_ne!(cut.curl_exit, 0, "the transfer must not complete");
+    assert!((cut.body.len()) < bytes.len());
+    let again = curl("GET", &url, &[]);
+    assert_eq!(again.status, 404);
+    assert!(served.log().contains("digest mismatch"), "{}", served.log());
+}
