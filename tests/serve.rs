@@ -134,7 +134,10 @@ fn curl(method: &str, url: &str, headers: &[&str]) -> Reply {
 
 fn error_code(reply: &Reply) -> String {
     let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-    v["errors"][0]["code"].as_str().unwrap_or_default().to_owned()
+    v["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn bundle(reg: &Registry, out: &Path, tags: &[&str], extra: &[&str]) -> PathBuf {
@@ -175,27 +178,39 @@ fn skopeo_reads_every_image(served: &Served, b: &Path, reg: &Registry) {
             "--tls-verify=false",
             &format!("docker://{}/{tag}", served.addr),
         ]));
-        assert_eq!(sha256(&raw.stdout), bundled_digest(b, &reg.image(tag)), "{tag}");
+        assert_eq!(
+            sha256(&raw.stdout),
+            bundled_digest(b, &reg.image(tag)),
+            "{tag}"
+        );
         let out = dir.path().join(tag.replace(['/', ':'], "_"));
+        // dir: keeps every media type (Docker's too) and names blobs by their digest.
         run(Command::new("skopeo").args([
             "copy",
             "--quiet",
             "--all",
             "--preserve-digests",
             "--src-tls-verify=false",
-            "--dest-oci-accept-uncompressed-layers",
             &format!("docker://{}/{tag}", served.addr),
-            &format!("oci:{}:x", out.display()),
+            &format!("dir:{}", out.display()),
         ]));
-        let copied = index_json(&out)["manifests"][0]["digest"].clone();
-        assert_eq!(copied, bundled_digest(b, &reg.image(tag)), "{tag}");
-        for f in std::fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let top = std::fs::read(out.join("manifest.json")).unwrap();
+        assert_eq!(sha256(&top), bundled_digest(b, &reg.image(tag)), "{tag}");
+        let mut blobs = 0;
+        for f in std::fs::read_dir(&out).unwrap() {
             let f = f.unwrap();
-            let name = format!("sha256:{}", f.file_name().to_str().unwrap());
+            let file = f.file_name().into_string().unwrap();
+            let hex = file.trim_end_matches(".manifest.json");
+            if hex.len() != 64 {
+                continue;
+            }
+            let name = format!("sha256:{hex}");
             let bytes = std::fs::read(f.path()).unwrap();
             assert_eq!(sha256(&bytes), name);
             assert_eq!(bytes, std::fs::read(blob_path(b, &name)).unwrap(), "{name}");
+            blobs += 1;
         }
+        assert!(blobs >= 2, "{tag}: {blobs} blobs copied");
     }
 }
 
@@ -216,8 +231,16 @@ fn skopeo_copies_every_image_byte_exact_from_a_folder_and_from_its_tar() {
         let del = curl("DELETE", &served.url("/v2/sample/hello/manifests/1.0"), &[]);
         assert_eq!(del.status, 405);
         let log = served.log();
-        assert!(log.contains("GET /v2/sample/hello/manifests/1.0 200"), "{log}");
-        assert_eq!(served.stop(), 0, "SIGTERM stops it cleanly: {}", served.log());
+        assert!(
+            log.contains("GET /v2/sample/hello/manifests/1.0 200"),
+            "{log}"
+        );
+        assert_eq!(
+            served.stop(),
+            0,
+            "SIGTERM stops it cleanly: {}",
+            served.log()
+        );
     }
 }
 
@@ -249,7 +272,13 @@ fn containerd_and_skopeo_pull_original_names_with_the_source_registry_stopped() 
         assert!(served.log().contains("config_path"), "{}", served.log());
         let node = Containerd::start();
         for name in &names {
-            node.ctr(&["images", "pull", "--hosts-dir", hosts.to_str().unwrap(), name]);
+            node.ctr(&[
+                "images",
+                "pull",
+                "--hosts-dir",
+                hosts.to_str().unwrap(),
+                name,
+            ]);
         }
         let listed = String::from_utf8(node.ctr(&["images", "ls"]).stdout).unwrap();
         for name in &names {
@@ -259,7 +288,11 @@ fn containerd_and_skopeo_pull_original_names_with_the_source_registry_stopped() 
                 .unwrap_or_else(|| panic!("{name} not pulled: {listed}"));
             assert!(row.contains(&bundled_digest(&b, name)), "{row}");
         }
-        assert!(served.log().contains("?ns=") || served.log().contains(" 200 "));
+        assert!(
+            served.log().contains("/v2/sample/hello/manifests/1.0 200"),
+            "{}",
+            served.log()
+        );
         // The CRI-O path: c/image with the registries.conf drop-in, no ns parameter.
         for name in &names {
             let raw = run(Command::new("skopeo")
@@ -304,7 +337,11 @@ fn head_range_tags_ns_and_ambiguous_names() {
     );
     let size = std::fs::metadata(blob_path(&b, &digest)).unwrap().len();
     assert_eq!(head.headers["content-length"], size.to_string());
-    let by_digest = curl("GET", &served.url(&format!("/v2/sample/multi/manifests/{digest}")), &[]);
+    let by_digest = curl(
+        "GET",
+        &served.url(&format!("/v2/sample/multi/manifests/{digest}")),
+        &[],
+    );
     assert_eq!(sha256(&by_digest.body), digest);
 
     // tags/list and _catalog.
@@ -312,7 +349,10 @@ fn head_range_tags_ns_and_ambiguous_names() {
     let v: serde_json::Value = serde_json::from_slice(&tags.body).unwrap();
     assert_eq!(v["tags"], serde_json::json!(["1.0"]));
     let unknown = curl("GET", &served.url("/v2/sample/nothing/tags/list"), &[]);
-    assert_eq!((unknown.status, error_code(&unknown).as_str()), (404, "NAME_UNKNOWN"));
+    assert_eq!(
+        (unknown.status, error_code(&unknown).as_str()),
+        (404, "NAME_UNKNOWN")
+    );
     let missing = curl("GET", &served.url("/v2/sample/multi/manifests/2.0"), &[]);
     assert_eq!(error_code(&missing), "MANIFEST_UNKNOWN");
 
@@ -322,10 +362,22 @@ fn head_range_tags_ns_and_ambiguous_names() {
     assert_eq!(bare.status, 404);
     assert!(String::from_utf8_lossy(&bare.body).contains("several registries"));
     for (registry, path) in [
-        (&reg, format!("/v2/sample/hello/manifests/1.0?ns={}", reg.addr)),
-        (&other, format!("/v2/sample/hello/manifests/1.0?ns={}", other.addr)),
+        (
+            &reg,
+            format!("/v2/sample/hello/manifests/1.0?ns={}", reg.addr),
+        ),
+        (
+            &other,
+            format!("/v2/sample/hello/manifests/1.0?ns={}", other.addr),
+        ),
         (&reg, format!("/v2/{}/sample/hello/manifests/1.0", reg.addr)),
-        (&other, format!("/v2/{}/sample/hello/manifests/1.0", other.addr.replace(':', "_"))),
+        (
+            &other,
+            format!(
+                "/v2/{}/sample/hello/manifests/1.0",
+                other.addr.replace(':', "_")
+            ),
+        ),
     ] {
         let r = curl("GET", &served.url(&path), &[]);
         assert_eq!(r.status, 200, "{path}");
@@ -338,7 +390,11 @@ fn head_range_tags_ns_and_ambiguous_names() {
 
     // Range requests on a layer: 206 with Content-Range, 416 past the end.
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob_path(&b, &bundled_digest(&b, &reg.image("sample/hello:1.0")))).unwrap(),
+        &std::fs::read(blob_path(
+            &b,
+            &bundled_digest(&b, &reg.image("sample/hello:1.0")),
+        ))
+        .unwrap(),
     )
     .unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
@@ -347,7 +403,10 @@ fn head_range_tags_ns_and_ambiguous_names() {
     let url = served.url(&format!("/v2/sample/hello/blobs/{layer}?ns={}", reg.addr));
     let part = curl("GET", &url, &["Range: bytes=10-19"]);
     assert_eq!(part.status, 206);
-    assert_eq!(part.headers["content-range"], format!("bytes 10-19/{lsize}"));
+    assert_eq!(
+        part.headers["content-range"],
+        format!("bytes 10-19/{lsize}")
+    );
     assert_eq!(part.body, bytes[10..20]);
     let tail = curl("GET", &url, &["Range: bytes=-5"]);
     assert_eq!(tail.body, bytes[bytes.len() - 5..]);
@@ -361,15 +420,30 @@ fn head_range_tags_ns_and_ambiguous_names() {
     assert_eq!(head.headers["docker-content-digest"], layer);
     // A blob of another repository is not served under this one.
     let multi: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob_path(&b, &bundled_digest(&b, &reg.image("sample/multi:1.0")))).unwrap(),
+        &std::fs::read(blob_path(
+            &b,
+            &bundled_digest(&b, &reg.image("sample/multi:1.0")),
+        ))
+        .unwrap(),
     )
     .unwrap();
     let child = multi["manifests"][0]["digest"].as_str().unwrap();
-    let elsewhere = curl("GET", &served.url(&format!("/v2/sample/hello/blobs/{child}?ns={}", reg.addr)), &[]);
-    assert_eq!((elsewhere.status, error_code(&elsewhere).as_str()), (404, "BLOB_UNKNOWN"));
+    let elsewhere = curl(
+        "GET",
+        &served.url(&format!("/v2/sample/hello/blobs/{child}?ns={}", reg.addr)),
+        &[],
+    );
+    assert_eq!(
+        (elsewhere.status, error_code(&elsewhere).as_str()),
+        (404, "BLOB_UNKNOWN")
+    );
 
     // Referrers: an empty index for a digest nothing refers to.
-    let refs = curl("GET", &served.url(&format!("/v2/sample/multi/referrers/{digest}")), &[]);
+    let refs = curl(
+        "GET",
+        &served.url(&format!("/v2/sample/multi/referrers/{digest}")),
+        &[],
+    );
     assert_eq!(refs.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&refs.body).unwrap();
     assert_eq!(v["manifests"], serde_json::json!([]));
@@ -378,7 +452,11 @@ fn head_range_tags_ns_and_ambiguous_names() {
 /// The first layer of sample/hello in a bundle: (digest, path).
 fn hello_layer(b: &Path, reg: &Registry) -> (String, PathBuf) {
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(blob_path(b, &bundled_digest(b, &reg.image("sample/hello:1.0")))).unwrap(),
+        &std::fs::read(blob_path(
+            b,
+            &bundled_digest(b, &reg.image("sample/hello:1.0")),
+        ))
+        .unwrap(),
     )
     .unwrap();
     let layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
@@ -390,12 +468,20 @@ fn hello_layer(b: &Path, reg: &Registry) -> (String, PathBuf) {
 fn symlinked_tampered_and_compressed_bundles_are_refused() {
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(&reg, &dir.path().join("b"), &["sample/hello:1.0", "sample/world:1.0"], &[]);
+    let b = bundle(
+        &reg,
+        &dir.path().join("b"),
+        &["sample/hello:1.0", "sample/world:1.0"],
+        &[],
+    );
     let zst = dir.path().join("b.tar.zst");
     export_tar(&b, &zst);
     let (code, _, stderr) = ferry_out(&["serve", zst.to_str().unwrap(), "--addr", "127.0.0.1:0"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("zstd") && stderr.contains("hint:"), "{stderr}");
+    assert!(
+        stderr.contains("zstd") && stderr.contains("hint:"),
+        "{stderr}"
+    );
 
     // A layer replaced by a symlink to the same bytes elsewhere: not served.
     let (layer, path) = hello_layer(&b, &reg);
@@ -404,7 +490,11 @@ fn symlinked_tampered_and_compressed_bundles_are_refused() {
     std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink(&outside, &path).unwrap();
     let served = Served::start(&b, &[]);
-    let r = curl("GET", &served.url(&format!("/v2/sample/hello/blobs/{layer}")), &[]);
+    let r = curl(
+        "GET",
+        &served.url(&format!("/v2/sample/hello/blobs/{layer}")),
+        &[],
+    );
     assert_eq!((r.status, error_code(&r).as_str()), (404, "BLOB_UNKNOWN"));
     assert!(served.log().contains("symlink"), "{}", served.log());
     drop(served);
@@ -431,4 +521,109 @@ fn symlinked_tampered_and_compressed_bundles_are_refused() {
     let again = curl("GET", &url, &[]);
     assert_eq!(again.status, 404);
     assert!(served.log().contains("digest mismatch"), "{}", served.log());
+}
+
+/// A read-only loop mount, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn restore_sh_mirror_serves_a_read_only_mount_to_containerd_and_is_idempotent() {
+    require("shellcheck", "shellcheck");
+    require("mkfs.ext4", "e2fsprogs");
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/multi:1.0"];
+    let b = bundle(&reg, &dir.path().join("b"), &tags, &["--with-binary"]);
+    use std::os::unix::fs::PermissionsExt;
+    let bin = std::fs::metadata(b.join("ferry")).unwrap();
+    assert_eq!(bin.permissions().mode() & 0o777, 0o755);
+    run(Command::new("shellcheck").arg(b.join("restore.sh")));
+    let img = dir.path().join("preload.img");
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        b.to_str().unwrap(),
+        "--ext4",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let at = dir.path().join("preload");
+    std::fs::create_dir_all(&at).unwrap();
+    run(Command::new("mount")
+        .args(["-o", "loop,ro"])
+        .arg(&img)
+        .arg(&at));
+    let mount = Mount(at);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let hosts = dir.path().join("certs.d");
+    let state = dir.path().join("state");
+    let names: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
+    let source = reg.addr.clone();
+    drop(reg);
+    let restore = || {
+        let out = Command::new(mount.0.join("restore.sh"))
+            .arg("--mirror")
+            .env("FERRY_MIRROR_ADDR", &addr)
+            .env("FERRY_HOSTS_DIR", &hosts)
+            .env("FERRY_REGISTRIES_CONF", dir.path().join("ferry.conf"))
+            .env("FERRY_CONTAINERD_CONFIG", dir.path().join("absent.toml"))
+            .env("FERRY_SERVICE", "background")
+            .env("FERRY_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let first = restore();
+    assert!(
+        first.contains(&format!("serving this bundle on {addr}")),
+        "{first}"
+    );
+    let pid = std::fs::read_to_string(state.join("serve.pid")).unwrap();
+    let serve_log = std::fs::read_to_string(state.join("serve.log")).unwrap();
+    assert!(serve_log.contains("config_path"), "{serve_log}");
+    assert!(hosts.join(&source).join("hosts.toml").is_file());
+    assert!(dir.path().join("ferry.conf").is_file());
+
+    let node = Containerd::start();
+    for name in &names {
+        node.ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            hosts.to_str().unwrap(),
+            name,
+        ]);
+    }
+    let listed = String::from_utf8(node.ctr(&["images", "ls"]).stdout).unwrap();
+    for name in &names {
+        assert!(listed.contains(&bundled_digest(&b, name)), "{listed}");
+    }
+
+    // Again: the running server is left alone, nothing else changes.
+    let second = restore();
+    assert!(second.contains("already answers"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("serve.pid")).unwrap(),
+        pid
+    );
+    let pid: i32 = pid.trim().parse().unwrap();
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for(
+        20,
+        "ferry serve to stop",
+        || unsafe { libc::kill(pid, 0) } != 0,
+    );
 }

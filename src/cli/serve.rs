@@ -50,7 +50,11 @@ pub struct ServeArgs {
     pub registries_conf: Option<PathBuf>,
 
     /// containerd's config, checked with --hosts-dir for a CRI registry config_path.
-    #[arg(long, value_name = "FILE", default_value = "/etc/containerd/config.toml")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/containerd/config.toml"
+    )]
     pub containerd_config: PathBuf,
 
     /// Log every request (method, path, status, bytes, time) on stderr.

@@ -87,7 +87,13 @@ impl Catalog {
                 repository: reference.repository().to_owned(),
             };
             let mut repo = catalog.repos.remove(&key).unwrap_or_default();
-            match walk(source, &mut repo, &mut catalog.verified, &entry.descriptor, 0) {
+            match walk(
+                source,
+                &mut repo,
+                &mut catalog.verified,
+                &entry.descriptor,
+                0,
+            ) {
                 Ok(digest) => {
                     if let Some(tag) = reference.tag() {
                         repo.tags.insert(tag.to_owned(), digest);

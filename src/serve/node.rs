@@ -69,8 +69,18 @@ pub fn cri_config_path(config: &Path) -> Result<Option<String>, String> {
         .map_err(|e| format!("{}: not TOML: {e}", config.display()))?;
     // containerd 1.x (config version 2) and 2.x (version 3) keep it in different plugins.
     let paths = [
-        ["plugins", "io.containerd.grpc.v1.cri", "registry", "config_path"],
-        ["plugins", "io.containerd.cri.v1.images", "registry", "config_path"],
+        [
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "registry",
+            "config_path",
+        ],
+        [
+            "plugins",
+            "io.containerd.cri.v1.images",
+            "registry",
+            "config_path",
+        ],
     ];
     for keys in paths {
         let mut at = value.get(keys[0]);
@@ -145,7 +155,11 @@ mod tests {
         );
         assert!(containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).is_none());
         assert!(containerd_warning(&cfg, Path::new("/tmp/x")).is_some());
-        std::fs::write(&cfg, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n").unwrap();
+        std::fs::write(
+            &cfg,
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n",
+        )
+        .unwrap();
         assert_eq!(cri_config_path(&cfg).unwrap(), None);
         let w = containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).unwrap();
         assert!(w.contains("no registry config_path"), "{w}");

@@ -88,7 +88,10 @@ fn route<'a>(path: &'a str) -> Route<'a> {
         return Route::Upload;
     }
     for (marker, make) in [
-        ("/manifests/", Route::Manifest as fn(&'a str, &'a str) -> Route<'a>),
+        (
+            "/manifests/",
+            Route::Manifest as fn(&'a str, &'a str) -> Route<'a>,
+        ),
         ("/blobs/", Route::Blob),
         ("/referrers/", Route::Referrers),
     ] {
@@ -283,7 +286,12 @@ impl State {
 
     fn mark_bad(&self, digest: &Digest, reason: String) {
         self.verified.lock().expect("not poisoned").remove(digest);
-        if self.bad.lock().expect("not poisoned").insert(digest.clone()) {
+        if self
+            .bad
+            .lock()
+            .expect("not poisoned")
+            .insert(digest.clone())
+        {
             self.reporter.event(&Event::BlobRefused {
                 digest: digest.clone(),
                 reason,
@@ -317,7 +325,13 @@ impl State {
         }
     }
 
-    async fn blob(self: Arc<Self>, digest: Digest, size: u64, range: Option<String>, head: bool) -> Resp {
+    async fn blob(
+        self: Arc<Self>,
+        digest: Digest,
+        size: u64,
+        range: Option<String>,
+        head: bool,
+    ) -> Resp {
         let unknown = || {
             error(
                 StatusCode::NOT_FOUND,
@@ -355,12 +369,13 @@ impl State {
             Range::Whole => {
                 let state = self.clone();
                 let d = digest.clone();
-                let body = Body::stream(blob.verified_reader(), size, move |outcome| match outcome {
-                    Ok(()) => {
-                        state.verified.lock().expect("not poisoned").insert(d);
-                    }
-                    Err(e) => state.mark_bad(&d, e.to_string()),
-                });
+                let body =
+                    Body::stream(blob.verified_reader(), size, move |outcome| match outcome {
+                        Ok(()) => {
+                            state.verified.lock().expect("not poisoned").insert(d);
+                        }
+                        Err(e) => state.mark_bad(&d, e.to_string()),
+                    });
                 builder.body(body).expect("a valid response")
             }
             Range::Part { start, end } => {
@@ -374,7 +389,11 @@ impl State {
                     .status(StatusCode::PARTIAL_CONTENT)
                     .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
                     .body(Body::stream(
-                        RangeReader { blob, at: start, end: end + 1 },
+                        RangeReader {
+                            blob,
+                            at: start,
+                            end: end + 1,
+                        },
                         len,
                         |_| {},
                     ))
@@ -384,7 +403,12 @@ impl State {
     }
 
     async fn ensure_verified(self: Arc<Self>, blob: &OpenBlob) -> Result<(), String> {
-        if self.verified.lock().expect("not poisoned").contains(blob.digest()) {
+        if self
+            .verified
+            .lock()
+            .expect("not poisoned")
+            .contains(blob.digest())
+        {
             return Ok(());
         }
         let b = blob.clone();
@@ -458,7 +482,10 @@ fn referrers(repo: &Repo, digest: &str, filter: Option<String>) -> Resp {
         .into_iter()
         .flatten()
         .filter(|d| match &filter {
-            Some(f) => d.artifact_type().as_ref().is_some_and(|a| a.to_string() == *f),
+            Some(f) => d
+                .artifact_type()
+                .as_ref()
+                .is_some_and(|a| a.to_string() == *f),
             None => true,
         })
         .collect();
@@ -469,8 +496,10 @@ fn referrers(repo: &Repo, digest: &str, filter: Option<String>) -> Resp {
     });
     let mut resp = json(&value, OCI_INDEX);
     if filter.is_some() {
-        resp.headers_mut()
-            .insert("OCI-Filters-Applied", HeaderValue::from_static("artifactType"));
+        resp.headers_mut().insert(
+            "OCI-Filters-Applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     resp
 }

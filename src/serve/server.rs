@@ -73,8 +73,7 @@ fn tls_acceptor(tls: &Tls) -> Result<TlsAcceptor, ServeError> {
     if certs.is_empty() {
         return Err(bad(&tls.cert, "no PEM certificate in it".into()));
     }
-    let key =
-        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -82,7 +81,12 @@ fn tls_acceptor(tls: &Tls) -> Result<TlsAcceptor, ServeError> {
     .map_err(|e| bad(&tls.cert, e.to_string()))?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .map_err(|e| bad(&tls.key, format!("does not match the certificate or is unusable: {e}")))?;
+    .map_err(|e| {
+        bad(
+            &tls.key,
+            format!("does not match the certificate or is unusable: {e}"),
+        )
+    })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -149,7 +153,9 @@ pub async fn serve(
         let watcher = graceful.watcher();
         match bound.tls.clone() {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
                 tokio::spawn(async move {
                     if let Err(e) = watcher.watch(conn).await {
                         report_conn_error(&*reporter, &*e);

@@ -18,8 +18,11 @@ pub trait BundleSource: Send + Sync {
     /// The entries of its index.json.
     fn index(&self) -> Result<Vec<IndexEntry>, StoreError>;
     /// Opens a blob: a regular file (never through a symlink) of `expected_size` when given.
-    fn open_blob(&self, digest: &Digest, expected_size: Option<u64>)
-    -> Result<OpenBlob, StoreError>;
+    fn open_blob(
+        &self,
+        digest: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<OpenBlob, StoreError>;
 }
 
 /// Opens BUNDLE as a folder or an uncompressed `.tar`; refuses a compressed archive.
@@ -123,7 +126,9 @@ impl OpenBlob {
         }
         match &self.at {
             At::File(b) => b.file().read_at(&mut buf[..want], offset),
-            At::Range { file, offset: base, .. } => file.read_at(&mut buf[..want], base + offset),
+            At::Range {
+                file, offset: base, ..
+            } => file.read_at(&mut buf[..want], base + offset),
         }
     }
 

@@ -132,7 +132,10 @@ fn index_entries(file: &File, path: &Path) -> Result<Indexed, StoreError> {
         let entry = entry.map_err(corrupt)?;
         let Ok(name) = entry.path() else { continue };
         let name = name.to_string_lossy();
-        let name = name.trim_start_matches("./").trim_end_matches('/').to_owned();
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
         let kind = entry.header().entry_type();
         // A later entry for the same name replaces an earlier one, as extraction would.
         if kind.is_file() {
