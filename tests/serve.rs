@@ -627,3 +627,56 @@ fn restore_sh_mirror_serves_a_read_only_mount_to_containerd_and_is_idempotent() 
         || unsafe { libc::kill(pid, 0) } != 0,
     );
 }
+
+/// Peak resident memory of a process, in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[test]
+fn memory_stays_flat_under_100_concurrent_pulls_of_a_large_layer() {
+    let (reg, image) = big_image_registry(16);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &[&image], &[]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_path(&b, &bundled_digest(&b, &reg.image(&image)))).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64())
+        .unwrap();
+    let (digest, size) = (
+        layer["digest"].as_str().unwrap(),
+        layer["size"].as_u64().unwrap(),
+    );
+    assert!(size >= 7 << 20, "a large layer: {size}");
+    let served = Served::start(&b, &[]);
+    let repo = image.split(':').next().unwrap();
+    let url = served.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let pulls: Vec<_> = (0..100)
+        .map(|_| {
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", &url])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pulls {
+        let out = p.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), size.to_string());
+    }
+    // 100 copies of the layer would be 800 MiB; streaming keeps a few chunks per transfer.
+    let peak = peak_rss_mib(served.child.id());
+    assert!(peak < 150, "ferry serve peaked at {peak} MiB");
+}

@@ -122,14 +122,10 @@ impl Catalog {
         }
         if let Some((first, rest)) = name.split_once('/') {
             let first = crate::docker_hub::canonical(first);
-            let hit = self
-                .repos
-                .iter()
-                .find(|(k, _)| {
-                    (k.registry == first || host_component(&k.registry) == first)
-                        && k.repository == rest
-                })
-                .map(|(k, r)| (k, r));
+            let hit = self.repos.iter().find(|(k, _)| {
+                (k.registry == first || host_component(&k.registry) == first)
+                    && k.repository == rest
+            });
             if let Some(hit) = hit {
                 return Ok(hit);
             }

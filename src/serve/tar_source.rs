@@ -159,8 +159,6 @@ fn index_entries(file: &File, path: &Path) -> Result<Indexed, StoreError> {
             others.insert(name, what);
         }
     }
-    // `entries_with_seek` borrows the file; nothing else to close.
-    let _ = file.metadata().map_err(corrupt)?;
     Ok((files, others))
 }
 
