@@ -52,9 +52,14 @@ impl Served {
         let mut addr = None;
         wait_for(30, "ferry serve to listen", || {
             let lines = log.lock().unwrap();
-            addr = lines
-                .iter()
-                .find_map(|l| l.split(" at http://").nth(1).map(str::to_owned));
+            addr = lines.iter().find_map(|l| {
+                let rest = l.split(" at http").nth(1)?;
+                Some(
+                    rest.trim_start_matches('s')
+                        .trim_start_matches("://")
+                        .to_owned(),
+                )
+            });
             if addr.is_none()
                 && let Ok(Some(status)) = child.try_wait()
             {
@@ -679,4 +684,49 @@ fn memory_stays_flat_under_100_concurrent_pulls_of_a_large_layer() {
     // 100 copies of the layer would be 800 MiB; streaming keeps a few chunks per transfer.
     let peak = peak_rss_mib(served.child.id());
     assert!(peak < 150, "ferry serve peaked at {peak} MiB");
+}
+
+#[test]
+fn https_with_tls_cert_and_key() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &["sample/hello:1.0"], &[]);
+    let tls = Tls::new();
+    let hosts = dir.path().join("certs.d");
+    let served = Served::start(
+        &b,
+        &[
+            "--tls-cert",
+            &tls.path("server.crt"),
+            "--tls-key",
+            &tls.path("server.key"),
+            "--hosts-dir",
+            hosts.to_str().unwrap(),
+        ],
+    );
+    let out = run(Command::new("curl").args([
+        "-sf",
+        "--cacert",
+        &tls.path("ca.crt"),
+        "-w",
+        " %{http_version}",
+        &format!("https://{}/v2/sample/hello/tags/list", served.addr),
+    ]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"1.0\""), "{text}");
+    assert!(text.ends_with(" 2"), "HTTP/2 over TLS: {text}");
+    let toml = std::fs::read_to_string(hosts.join(&reg.addr).join("hosts.toml")).unwrap();
+    assert!(toml.contains(&format!("https://{}", served.addr)), "{toml}");
+    assert!(toml.contains("server.crt"), "{toml}");
+    // A key that is not a key is refused before anything is served.
+    let (code, _, stderr) = ferry_out(&[
+        "serve",
+        b.to_str().unwrap(),
+        "--tls-cert",
+        &tls.path("server.crt"),
+        "--tls-key",
+        &tls.path("ca.crt"),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ca.crt"), "{stderr}");
 }
