@@ -730,3 +730,85 @@ fn https_with_tls_cert_and_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("ca.crt"), "{stderr}");
 }
+
+/// Writes a blob into an OCI layout folder; returns its descriptor.
+fn put_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = sha256(bytes);
+    let path = blob_path(layout, &digest);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+#[test]
+fn referrers_lists_what_the_bundle_holds_about_a_manifest() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    // A signature-like artifact whose subject is sample/hello:1.0, pushed byte for byte.
+    let (hello, hello_type) = reg.manifest("sample/hello", "1.0");
+    let subject = serde_json::json!({
+        "mediaType": hello_type, "digest": sha256(&hello), "size": hello.len()
+    });
+    let layout = dir.path().join("artifact");
+    let config = put_blob(&layout, "application/vnd.oci.empty.v1+json", b"{}");
+    let layer = put_blob(&layout, "text/plain", b"signed by the tests");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.signature",
+        "config": config,
+        "layers": [layer],
+        "subject": subject,
+    });
+    let mut desc = put_blob(
+        &layout,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.to_string().as_bytes(),
+    );
+    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "sig"});
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [desc]}).to_string(),
+    )
+    .unwrap();
+    run(Command::new("python3")
+        .arg(root().join("testdata/push_oci.py"))
+        .arg(&layout)
+        .arg("sig")
+        .arg(format!("http://{}/sample/hello:sig", reg.addr)));
+    let b = bundle(
+        &reg,
+        &dir.path().join("b"),
+        &["sample/hello:1.0", "sample/hello:sig"],
+        &[],
+    );
+    let served = Served::start(&b, &[]);
+    let url = served.url(&format!("/v2/sample/hello/referrers/{}", sha256(&hello)));
+    let r = curl("GET", &url, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers["content-type"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let found = v["manifests"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["digest"], desc["digest"]);
+    assert_eq!(
+        found[0]["artifactType"],
+        "application/vnd.example.signature"
+    );
+    let filtered = curl(
+        "GET",
+        &format!("{url}?artifactType=application/vnd.other"),
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&filtered.body).unwrap();
+    assert_eq!(v["manifests"], serde_json::json!([]));
+    assert_eq!(filtered.headers["oci-filters-applied"], "artifactType");
+}
