@@ -225,3 +225,66 @@ fn parse_index(bytes: &[u8], path: &Path) -> Result<Vec<IndexEntry>, StoreError>
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(dir: &Path, blob: &[u8], link: &Digest) -> (PathBuf, Digest) {
+        let digest = Digest::sha256_of(blob);
+        let path = dir.join("b.tar");
+        let mut t = tar::Builder::new(File::create(&path).unwrap());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(&mut h, name, data).unwrap();
+        };
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        add("index.json", br#"{"schemaVersion":2,"manifests":[]}"#);
+        add(&format!("./blobs/sha256/{}", digest.hex()), blob);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        t.append_link(
+            &mut h,
+            format!("blobs/sha256/{}", link.hex()),
+            "/etc/passwd",
+        )
+        .unwrap();
+        t.into_inner().unwrap();
+        (path, digest)
+    }
+
+    #[test]
+    fn reads_regular_entries_in_place_and_refuses_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = Digest::sha256_of(b"elsewhere");
+        let (path, digest) = archive(dir.path(), b"hello world", &link);
+        let src = TarSource::open(&path).unwrap();
+        assert!(src.index().unwrap().is_empty());
+        let blob = src.open_blob(&digest, Some(11)).unwrap();
+        assert_eq!(blob.read_verified(100).unwrap(), b"hello world");
+        let mut part = [0u8; 5];
+        assert_eq!(blob.read_at(&mut part, 6).unwrap(), 5);
+        assert_eq!(&part, b"world");
+        assert!(matches!(
+            src.open_blob(&digest, Some(12)),
+            Err(StoreError::Mismatch { .. })
+        ));
+        assert!(matches!(
+            src.open_blob(&link, None),
+            Err(StoreError::NotARegularFile { .. })
+        ));
+    }
+
+    #[test]
+    fn compressed_archives_are_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        std::fs::write(&path, b"\x1f\x8b\x08\x00rest").unwrap();
+        let e = TarSource::open(&path).unwrap_err().to_string();
+        assert!(e.contains("gzip") && e.contains("hint:"), "{e}");
+    }
+}
