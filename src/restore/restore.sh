@@ -81,14 +81,22 @@ mirror_ready() {
   fi
 }
 
-# mirror_wait ADDR LOG: waits (up to 30 s) for the server; LOG, when readable, says it listens.
+# mirror_wait ADDR LOG: waits (up to 30 s) for the server to answer /v2/ (without curl or wget:
+# for LOG, a background server's log, to say it listens; for systemd, the unit to be active).
 mirror_wait() {
   i=0
   while [ "$i" -lt 300 ]; do
     rc=0
     mirror_ready "$1" || rc=$?
     [ "$rc" = 0 ] && return 0
-    if [ "$rc" = 2 ] && [ -f "$2" ] && grep -q ' at http' "$2"; then return 0; fi
+    if [ "$rc" = 2 ]; then
+      # No curl or wget: the server's own "serving ... at" line, or systemd's word.
+      if [ -n "$2" ]; then
+        if [ -f "$2" ] && grep -q ' at http' "$2"; then return 0; fi
+      elif systemctl is-active --quiet ferry-mirror.service; then
+        return 0
+      fi
+    fi
     sleep 0.1 2>/dev/null || sleep 1
     i=$((i + 1))
   done
