@@ -22,6 +22,7 @@ pub mod registry;
 pub mod report;
 pub mod resolve;
 pub mod restore;
+pub mod serve;
 pub mod snapshot;
 pub mod store;
 pub mod untrusted;

@@ -60,6 +60,11 @@ pub struct BundleArgs {
     /// Only errors on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Also copy this ferry binary into the bundle (as `ferry`, mode 0755), so that
+    /// `restore.sh --mirror` can run `ferry serve` on nodes that do not have ferry.
+    #[arg(long)]
+    pub with_binary: bool,
 }
 
 /// Runs `ferry bundle`. With `--json`, a failure of the whole run (a busy folder, a bad lock
@@ -144,13 +149,23 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         jobs: args.jobs.into(),
         pins,
     };
-    let summary = bundle(registries, layout, refs, &options, progress.clone(), cancel)
+    let summary = bundle(
+        registries,
+        layout.clone(),
+        refs,
+        &options,
+        progress.clone(),
+        cancel,
+    )
         .await
         .map_err(|e| match e {
             ferry::store::StoreError::Corrupt { .. } => e.to_string(),
             e => format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"),
         })?;
     progress.finish();
+    if args.with_binary && !summary.cancelled {
+        copy_binary(&layout)?;
+    }
     report(args, &summary);
     let failed = summary.with_status(ImageStatus::Failed).count();
     // A deadline that passes is a failure to deliver, not a user's decision to stop.
@@ -195,6 +210,22 @@ async fn stop_on_signals(
     cancel.cancel();
     let _ = tokio::signal::ctrl_c().await;
     std::process::exit(Exit::Interrupted as i32);
+}
+
+/// Writes the running binary into the bundle as `ferry` (atomically; unchanged when the same).
+fn copy_binary(layout: &Layout) -> Result<(), Failure> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find ferry's own binary: {e}"))?;
+    let bytes = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let dest = layout.root().join("ferry");
+    if std::fs::read(&dest).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let tmp = layout.root().join(ferry::store::WORK_DIR).join("tmp");
+    ferry::store::write_atomic_mode(layout.root(), "ferry", &bytes, &tmp, 0o755)
+        .map_err(|e| e.to_string())?;
+    layout.tidy();
+    Ok(())
 }
 
 fn report(args: &BundleArgs, s: &BundleSummary) {

@@ -12,6 +12,7 @@ mod progress;
 mod registry_args;
 mod restore;
 mod snapshot;
+mod serve;
 mod sources;
 mod verify;
 
@@ -89,6 +90,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Restore(restore::RestoreArgs),
     Export(export::ExportArgs),
+    Serve(serve::ServeArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Snapshot(snapshot::SnapshotArgs),
@@ -116,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Export(args) => export::run(args),
+        Command::Serve(args) => runtime().block_on(serve::run(args)),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
         Command::Snapshot(args) => runtime().block_on(snapshot::run(args)),

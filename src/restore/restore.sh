@@ -5,6 +5,7 @@
 # preKubeadmCommands run it:
 #
 #   /preload/restore.sh [--pin] [--runtime auto|containerd|cri-o]
+#   /preload/restore.sh --mirror     # zero import: serve the bundle to this node instead
 #
 # Environment:
 #   FERRY_PIN=1                 same as --pin: keep the images from kubelet's image GC
@@ -14,6 +15,21 @@
 #   CONTAINERD_ADDRESS          containerd socket (default /run/containerd/containerd.sock)
 #   FERRY_CONTAINERS_STORAGE    containers-storage spec for skopeo, e.g. [vfs@/var/lib/x+/run/x]
 #   FERRY_CRIO_CONF_DIR         where the CRI-O pinning drop-in goes (/etc/crio/crio.conf.d)
+#
+# --mirror (or FERRY_MIRROR=1) imports nothing: it starts `ferry serve` on this bundle (the
+# `ferry` binary in the bundle, from `ferry bundle --with-binary`, else ferry on PATH) as a
+# systemd unit when systemd runs (a background process otherwise), has it write containerd
+# hosts.toml files and/or a CRI-O registries.conf drop-in so the original names are pulled
+# from it, and waits until it answers. The bundle must stay mounted. Environment:
+#   FERRY_MIRROR_ADDR           address to serve on (default 127.0.0.1:5050)
+#   FERRY_HOSTS_DIR             containerd hosts.toml folder (default /etc/containerd/certs.d,
+#                               written when containerd is installed)
+#   FERRY_CONTAINERD_CONFIG     checked for a CRI config_path (/etc/containerd/config.toml)
+#   FERRY_REGISTRIES_CONF       CRI-O/podman drop-in (default /etc/containers/registries.conf.d/
+#                               50-ferry-mirror.conf, written when CRI-O is installed)
+#   FERRY_BIN                   the ferry binary to run
+#   FERRY_SERVICE               auto (default), systemd or background
+#   FERRY_STATE_DIR             pid and log of a background server (default /run/ferry)
 #
 # Every image is imported under its reference and under REPOSITORY@DIGEST (kubelet looks pods
 # that name images by digest up that way). Running it twice changes nothing.
@@ -29,12 +45,14 @@ export LC_ALL
 pin=${FERRY_PIN:-0}
 runtime=${FERRY_RUNTIME:-auto}
 namespace=${FERRY_NAMESPACE:-k8s.io}
+mirror=${FERRY_MIRROR:-0}
 while [ $# -gt 0 ]; do
   case $1 in
     --pin) pin=1 ;;
     --runtime) [ $# -ge 2 ] || die "--runtime needs a value"; runtime=$2; shift ;;
     --runtime=*) runtime=${1#*=} ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --mirror) mirror=1 ;;
+    -h|--help) sed -n '2,/^set -eu/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift
@@ -43,6 +61,136 @@ done
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || die "cannot find the bundle folder"
 if [ ! -f "$here/oci-layout" ] || [ ! -d "$here/blobs" ]; then
   die "$here is not a ferry bundle"
+fi
+
+# --- mirror mode: serve the bundle where it is mounted; nothing is imported ---
+
+# The ferry binary: FERRY_BIN, the bundle's own copy, or ferry on PATH.
+mirror_bin() {
+  if [ -n "${FERRY_BIN:-}" ]; then echo "$FERRY_BIN"; return 0; fi
+  if [ -x "$here/ferry" ]; then echo "$here/ferry"; return 0; fi
+  command -v ferry 2>/dev/null ||
+    die "no ferry binary: make the bundle with 'ferry bundle --with-binary', put ferry on PATH, or set FERRY_BIN"
+}
+
+# mirror_ready ADDR: whether the server answers /v2/ (status 2 when no probe tool exists).
+mirror_ready() {
+  url="http://$(printf '%s' "$1" | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/v2/"
+  if command -v curl >/dev/null 2>&1; then
+    curl -fs -o /dev/null --max-time 2 "$url"
+  elif command -v wget >/dev/null 2>&1; then
+    wget -q -O /dev/null -T 2 "$url"
+  else
+    return 2
+  fi
+}
+
+# mirror_wait ADDR LOG: waits (up to 30 s) for the server to answer /v2/ (without curl or wget:
+# for LOG, a background server's log, to say it listens; for systemd, the unit to be active).
+mirror_wait() {
+  i=0
+  while [ "$i" -lt 300 ]; do
+    rc=0
+    mirror_ready "$1" || rc=$?
+    [ "$rc" = 0 ] && return 0
+    if [ "$rc" = 2 ]; then
+      # No curl or wget: the server's own "serving ... at" line, or systemd's word.
+      if [ -n "$2" ]; then
+        if [ -f "$2" ] && grep -q ' at http' "$2"; then return 0; fi
+      elif systemctl is-active --quiet ferry-mirror.service; then
+        return 0
+      fi
+    fi
+    sleep 0.1 2>/dev/null || sleep 1
+    i=$((i + 1))
+  done
+  return 1
+}
+
+# The systemd unit running ferry serve (each argument quoted; refused if it holds a quote).
+mirror_unit() {
+  printf '[Unit]\nDescription=ferry serve: the images of %s as a local registry mirror\n' "$here"
+  printf 'After=local-fs.target\nBefore=containerd.service crio.service kubelet.service\n\n'
+  printf '[Service]\nExecStart='
+  for a in "$@"; do
+    case $a in *[\"\\%\$]*) die "cannot quote $a for systemd" ;; esac
+    printf '"%s" ' "$a"
+  done
+  printf '\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n'
+}
+
+# mirror_systemd ARGS...: installs or refreshes ferry-mirror.service and starts it.
+mirror_systemd() {
+  unit=/etc/systemd/system/ferry-mirror.service
+  mirror_unit "$@" >"$unit.ferry-tmp" || die "cannot write $unit"
+  if [ -f "$unit" ] && cmp -s "$unit" "$unit.ferry-tmp"; then
+    rm -f "$unit.ferry-tmp"
+    systemctl start ferry-mirror.service || die "systemctl start ferry-mirror.service failed"
+  else
+    mv "$unit.ferry-tmp" "$unit" || die "cannot write $unit"
+    systemctl daemon-reload || die "systemctl daemon-reload failed"
+    systemctl enable ferry-mirror.service >/dev/null 2>&1 || die "cannot enable ferry-mirror.service"
+    systemctl restart ferry-mirror.service || die "cannot start ferry-mirror.service"
+  fi
+}
+
+# mirror_background ARGS...: starts ferry serve detached, unless the one started before runs.
+mirror_background() {
+  state=${FERRY_STATE_DIR:-/run/ferry}
+  mkdir -p "$state" || die "cannot create $state"
+  if [ -f "$state/serve.pid" ] && kill -0 "$(cat "$state/serve.pid")" 2>/dev/null; then
+    log "ferry serve already runs (pid $(cat "$state/serve.pid"))"
+    return 0
+  fi
+  : >"$state/serve.log"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$@" </dev/null >>"$state/serve.log" 2>&1 &
+  else
+    nohup "$@" </dev/null >>"$state/serve.log" 2>&1 &
+  fi
+  echo $! >"$state/serve.pid"
+}
+
+mirror_main() {
+  addr=${FERRY_MIRROR_ADDR:-127.0.0.1:5050}
+  bin=$(mirror_bin)
+  set -- "$bin" serve "$here" --addr "$addr"
+  hosts=${FERRY_HOSTS_DIR:-}
+  if [ -z "$hosts" ] && { command -v containerd >/dev/null 2>&1 || [ -d /etc/containerd ]; }; then
+    hosts=/etc/containerd/certs.d
+  fi
+  conf=${FERRY_REGISTRIES_CONF:-}
+  if [ -z "$conf" ] && { [ -d /etc/crio ] || command -v crio >/dev/null 2>&1; }; then
+    conf=/etc/containers/registries.conf.d/50-ferry-mirror.conf
+  fi
+  [ -n "$hosts$conf" ] || die "found neither containerd nor CRI-O; set FERRY_HOSTS_DIR or FERRY_REGISTRIES_CONF"
+  if [ -n "$hosts" ]; then
+    set -- "$@" --hosts-dir "$hosts" --containerd-config "${FERRY_CONTAINERD_CONFIG:-/etc/containerd/config.toml}"
+  fi
+  [ -n "$conf" ] && set -- "$@" --registries-conf "$conf"
+  service=${FERRY_SERVICE:-auto}
+  if [ "$service" = auto ]; then
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then service=systemd; else service=background; fi
+  fi
+  if mirror_ready "$addr"; then
+    log "a server already answers on $addr; leaving it"
+    return 0
+  fi
+  case $service in
+    systemd) mirror_systemd "$@"; logfile='' ;;
+    background) mirror_background "$@"; logfile=${FERRY_STATE_DIR:-/run/ferry}/serve.log ;;
+    *) die "unknown FERRY_SERVICE $service (auto, systemd or background)" ;;
+  esac
+  if ! mirror_wait "$addr" "$logfile"; then
+    [ -n "$logfile" ] && cat "$logfile" >&2
+    die "ferry serve did not answer on $addr"
+  fi
+  log "serving this bundle on $addr ($service); images are pulled from it at first use"
+}
+
+if [ "$mirror" = 1 ]; then
+  mirror_main
+  exit 0
 fi
 
 # The images of this bundle, one a line: reference, manifest digest, media type, size, and

@@ -17,6 +17,7 @@ struct Options {
     mib_per_image: usize,
     shared_mib: usize,
     bad_network: bool,
+    serve_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -26,11 +27,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
         mib_per_image: 24,
         shared_mib: 64,
         bad_network: true,
+        serve_only: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--no-bad-network" {
             o.bad_network = false;
+            continue;
+        }
+        if flag == "--serve-only" {
+            o.serve_only = true;
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -76,7 +82,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     let out = Command::new("du").args(["-sb"]).arg(dir).output().ok();
     out.and_then(|o| {
         String::from_utf8_lossy(&o.stdout)
@@ -230,6 +236,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
     let layout = setup.work.path().join("fixtures");
     let unique = dir_bytes(&layout.join("blobs"));
+    let serve_case =
+        || crate::bench_serve::run(&ferry, &registry.addr, &refs, &names, o.runs, mib(unique));
+    if o.serve_only {
+        return serve_case();
+    }
 
     // Case 1: a clean loopback link.
     let (mut f_runs, mut s_runs) = (Vec::new(), Vec::new());
@@ -277,6 +288,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         mib(f.peak_rss)
     );
 
+    serve_case()?;
     if !o.bad_network {
         return Ok(());
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod bench_restore;
+mod bench_serve;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
         Some("man") => man(&args[1..]),
-        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N]\n       \
+        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only]\n       \
                   cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
                   cargo xtask man [DIR]"

@@ -1,0 +1,258 @@
+//! What a bundle offers as a registry: its repositories (per source registry), their tags, the
+//! manifests and blobs each repository's images reach, and the referrers of each manifest.
+//! Built once at start from index.json and the (verified) manifests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
+
+use super::source::BundleSource;
+use crate::digest::Digest;
+use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest};
+use crate::reference::ImageRef;
+use crate::store::StoreError;
+
+/// A repository of a source registry, as the bundle names it (`docker.io`, `library/alpine`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoKey {
+    /// The source registry (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// The repository path.
+    pub repository: String,
+}
+
+/// A manifest a repository serves.
+#[derive(Debug, Clone)]
+pub struct ManifestInfo {
+    /// The media type it was stored with (its Content-Type).
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// One repository's content.
+#[derive(Debug, Default)]
+pub struct Repo {
+    /// Tag -> manifest digest.
+    pub tags: BTreeMap<String, Digest>,
+    /// Manifests (indexes too) reachable from its images.
+    pub manifests: HashMap<Digest, ManifestInfo>,
+    /// Every blob its images reach (manifests, configs, layers) with its size.
+    pub blobs: HashMap<Digest, u64>,
+    /// Subject digest -> descriptors of the manifests in the bundle that refer to it.
+    pub referrers: HashMap<Digest, Vec<Descriptor>>,
+}
+
+/// Why a request's name does not select one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// No such repository.
+    Unknown,
+    /// The repository is held from several source registries; these.
+    Ambiguous(Vec<String>),
+}
+
+/// Every repository of the bundle.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// The repositories.
+    pub repos: BTreeMap<RepoKey, Repo>,
+    /// Manifests read (and verified) while building.
+    pub verified: Vec<Digest>,
+    /// Entries skipped, with why (for a warning).
+    pub skipped: Vec<String>,
+}
+
+/// How a source registry is written as the first path component of a repository name: a colon
+/// is not allowed there, so `host:5000` becomes `host_5000` (a host name has no `_`).
+pub fn host_component(registry: &str) -> String {
+    registry.replace(':', "_")
+}
+
+impl Catalog {
+    /// Reads index.json and walks every named image.
+    pub fn build(source: &dyn BundleSource) -> Result<Catalog, StoreError> {
+        let mut catalog = Catalog::default();
+        for entry in source.index()? {
+            let Some(name) = entry.name else { continue };
+            let reference: ImageRef = match name.parse() {
+                Ok(r) => r,
+                Err(e) => {
+                    catalog.skipped.push(format!("{name:?}: {e}"));
+                    continue;
+                }
+            };
+            let key = RepoKey {
+                registry: crate::docker_hub::canonical(reference.registry()).to_owned(),
+                repository: reference.repository().to_owned(),
+            };
+            let mut repo = catalog.repos.remove(&key).unwrap_or_default();
+            match walk(
+                source,
+                &mut repo,
+                &mut catalog.verified,
+                &entry.descriptor,
+                0,
+            ) {
+                Ok(digest) => {
+                    if let Some(tag) = reference.tag() {
+                        repo.tags.insert(tag.to_owned(), digest);
+                    }
+                }
+                Err(e) => catalog.skipped.push(format!("{name}: {e}")),
+            }
+            catalog.repos.insert(key, repo);
+        }
+        catalog.repos.retain(|_, r| !r.manifests.is_empty());
+        Ok(catalog)
+    }
+
+    /// The repository a request names: `ns` (containerd's mirror parameter) selects the
+    /// source registry; else a first component naming a source registry; else the repository
+    /// alone, when only one source registry has it.
+    pub fn resolve(&self, name: &str, ns: Option<&str>) -> Result<(&RepoKey, &Repo), NameError> {
+        let find = |registry: &str, repository: &str| {
+            self.repos.get_key_value(&RepoKey {
+                registry: registry.to_owned(),
+                repository: repository.to_owned(),
+            })
+        };
+        if let Some(ns) = ns {
+            return find(crate::docker_hub::canonical(ns), name).ok_or(NameError::Unknown);
+        }
+        if let Some((first, rest)) = name.split_once('/') {
+            let first = crate::docker_hub::canonical(first);
+            let hit = self.repos.iter().find(|(k, _)| {
+                (k.registry == first || host_component(&k.registry) == first)
+                    && k.repository == rest
+            });
+            if let Some(hit) = hit {
+                return Ok(hit);
+            }
+        }
+        let mut hits = self.repos.iter().filter(|(k, _)| k.repository == name);
+        match (hits.next(), hits.next()) {
+            (Some(hit), None) => Ok(hit),
+            (None, _) => Err(NameError::Unknown),
+            (Some(a), Some(b)) => {
+                let mut regs = vec![a.0.registry.clone(), b.0.registry.clone()];
+                regs.extend(hits.map(|(k, _)| k.registry.clone()));
+                Err(NameError::Ambiguous(regs))
+            }
+        }
+    }
+
+    /// The names to list in `_catalog`: the repository alone when one source has it, else
+    /// `HOST/repository` (with the port written `_PORT`).
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .repos
+            .keys()
+            .map(|k| {
+                let shared = self
+                    .repos
+                    .keys()
+                    .filter(|o| o.repository == k.repository)
+                    .count()
+                    > 1;
+                if shared {
+                    format!("{}/{}", host_component(&k.registry), k.repository)
+                } else {
+                    k.repository.clone()
+                }
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The source registries the bundle holds images of.
+    pub fn registries(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.repos.keys().map(|k| k.registry.clone()).collect();
+        out.dedup();
+        out
+    }
+}
+
+/// Records a manifest (and what it reaches) in `repo`; returns its digest.
+fn walk(
+    source: &dyn BundleSource,
+    repo: &mut Repo,
+    verified: &mut Vec<Digest>,
+    d: &Descriptor,
+    depth: u8,
+) -> Result<Digest, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: source.path().join("index.json"),
+        reason,
+    };
+    let digest = manifest::descriptor_digest(d).map_err(|e| corrupt(e.to_string()))?;
+    let bytes = source
+        .open_blob(&digest, Some(d.size()))?
+        .read_verified(MAX_MANIFEST_BYTES)?;
+    verified.push(digest.clone());
+    let (parsed, media_type) = Manifest::parse(&bytes, Some(d.media_type().as_ref()))
+        .map_err(|e| corrupt(format!("{digest}: {e}")))?;
+    repo.manifests.insert(
+        digest.clone(),
+        ManifestInfo {
+            media_type: media_type.clone(),
+            size: d.size(),
+        },
+    );
+    repo.blobs.insert(digest.clone(), d.size());
+    let (subject, artifact_type, annotations) = match &parsed {
+        Manifest::Index(index) => {
+            for child in index.manifests() {
+                // Children left out by platform filtering are absent by design.
+                if depth < 2 && walk(source, repo, verified, child, depth + 1).is_err() {
+                    continue;
+                }
+            }
+            (
+                index.subject().clone(),
+                index.artifact_type().as_ref().map(ToString::to_string),
+                index.annotations().clone(),
+            )
+        }
+        Manifest::Image(image) => {
+            for blob in std::iter::once(image.config()).chain(image.layers()) {
+                if let Ok(b) = manifest::descriptor_digest(blob) {
+                    repo.blobs.insert(b, blob.size());
+                }
+            }
+            let artifact = image
+                .artifact_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .or_else(|| Some(image.config().media_type().to_string()));
+            (
+                image.subject().clone(),
+                artifact,
+                image.annotations().clone(),
+            )
+        }
+    };
+    if let Some(subject) = subject
+        && let Ok(subject) = manifest::descriptor_digest(&subject)
+    {
+        let mut b = DescriptorBuilder::default()
+            .media_type(MediaType::from(media_type.as_str()))
+            .size(d.size())
+            .digest(d.digest().clone());
+        if let Some(a) = artifact_type {
+            b = b.artifact_type(MediaType::from(a.as_str()));
+        }
+        if let Some(a) = annotations {
+            b = b.annotations(a);
+        }
+        if let Ok(desc) = b.build() {
+            let list = repo.referrers.entry(subject).or_default();
+            if !list.iter().any(|x| x.digest() == desc.digest()) {
+                list.push(desc);
+            }
+        }
+    }
+    Ok(digest)
+}

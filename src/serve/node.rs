@@ -1,0 +1,168 @@
+//! Node configuration for a local `ferry serve`: containerd hosts.toml files and a CRI-O/podman
+//! registries.conf drop-in pointing every source registry of the bundle at the server, and a
+//! check that containerd's CRI will read the hosts.toml files at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::node::mirror_config::{self, Mirror};
+use crate::store::StoreError;
+
+/// The origin nodes reach the server at: an unspecified bind address (0.0.0.0, ::) is reached
+/// on loopback.
+pub fn origin(addr: SocketAddr, tls: bool) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{ip}:{}", addr.port())
+}
+
+fn mirror(origin: &str, namespace: String, ca: Option<&Path>) -> Mirror {
+    Mirror {
+        origin: origin.to_owned(),
+        namespace,
+        ca_file: ca.map(Path::to_path_buf),
+        skip_verify: false,
+    }
+}
+
+/// Writes `DIR/<registry>/hosts.toml` for every source registry: the server first (containerd
+/// adds `?ns=<registry>` to its requests), then the registry itself.
+pub fn write_hosts_dir(
+    dir: &Path,
+    registries: &[String],
+    origin: &str,
+    ca: Option<&Path>,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mirrors: Vec<(String, Mirror)> = registries
+        .iter()
+        .map(|r| (r.clone(), mirror(origin, String::new(), ca)))
+        .collect();
+    mirror_config::write_hosts_dir(dir, &mirrors)
+}
+
+/// Writes a registries.conf drop-in: each source registry mirrored at
+/// `HOST:PORT/<registry>` (c/image sends no `ns` parameter, so the source is in the path;
+/// a port is written `_PORT`, see [`super::host_component`]).
+pub fn write_registries_conf(
+    path: &Path,
+    registries: &[String],
+    origin: &str,
+) -> Result<(), StoreError> {
+    let mirrors: Vec<(String, Mirror)> = registries
+        .iter()
+        .map(|r| (r.clone(), mirror(origin, super::host_component(r), None)))
+        .collect();
+    mirror_config::write_registries_conf(path, &mirrors)
+}
+
+/// Where containerd's CRI plugin reads hosts.toml files from, per its config file: `Ok(None)`
+/// when the file sets no `config_path` (so hosts.toml files are ignored by kubelet's pulls).
+pub fn cri_config_path(config: &Path) -> Result<Option<String>, String> {
+    let text = std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let value: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{}: not TOML: {e}", config.display()))?;
+    // containerd 1.x (config version 2) and 2.x (version 3) keep it in different plugins.
+    let paths = [
+        [
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "registry",
+            "config_path",
+        ],
+        [
+            "plugins",
+            "io.containerd.cri.v1.images",
+            "registry",
+            "config_path",
+        ],
+    ];
+    for keys in paths {
+        let mut at = value.get(keys[0]);
+        for k in &keys[1..] {
+            at = at.and_then(|v| v.get(*k));
+        }
+        if let Some(p) = at.and_then(|v| v.as_str()).filter(|p| !p.is_empty()) {
+            return Ok(Some(p.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// A warning when containerd's CRI will not read `hosts_dir` (none when it will).
+pub fn containerd_warning(config: &Path, hosts_dir: &Path) -> Option<String> {
+    match cri_config_path(config) {
+        Err(e) if !config.exists() => Some(format!(
+            "{e}\nhint: without a config file containerd 1.x's CRI sets no registry config_path \
+             and ignores hosts.toml files (containerd 2.x reads /etc/containerd/certs.d); set \
+             [plugins.\"io.containerd.grpc.v1.cri\".registry] config_path = \"{}\" and restart \
+             containerd",
+            hosts_dir.display()
+        )),
+        Err(e) => Some(format!("cannot check containerd's config: {e}")),
+        Ok(None) => Some(format!(
+            "{} sets no registry config_path for the CRI plugin: kubelet's pulls will ignore the \
+             hosts.toml files written in {}\nhint: set [plugins.\"io.containerd.grpc.v1.cri\".registry] \
+             config_path = \"{}\" and restart containerd (ctr --hosts-dir reads them regardless)",
+            config.display(),
+            hosts_dir.display(),
+            hosts_dir.display()
+        )),
+        Ok(Some(p)) if !p.split(':').any(|d| Path::new(d) == hosts_dir) => Some(format!(
+            "containerd's CRI reads hosts.toml files from {p} (per {}), not from {}\nhint: use \
+             --hosts-dir {}",
+            config.display(),
+            hosts_dir.display(),
+            p.split(':').next().unwrap_or(&p)
+        )),
+        Ok(Some(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("0.0.0.0:5050".parse().unwrap(), false),
+            "http://127.0.0.1:5050"
+        );
+        assert_eq!(
+            origin("[::]:443".parse().unwrap(), true),
+            "https://[::1]:443"
+        );
+    }
+
+    #[test]
+    fn config_path_is_found_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        std::fs::write(
+            &cfg,
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cri_config_path(&cfg).unwrap().as_deref(),
+            Some("/etc/containerd/certs.d")
+        );
+        assert!(containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).is_none());
+        assert!(containerd_warning(&cfg, Path::new("/tmp/x")).is_some());
+        std::fs::write(
+            &cfg,
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(cri_config_path(&cfg).unwrap(), None);
+        let w = containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).unwrap();
+        assert!(w.contains("no registry config_path"), "{w}");
+        assert!(containerd_warning(&dir.path().join("absent.toml"), Path::new("/x")).is_some());
+    }
+}
