@@ -157,8 +157,8 @@ impl Host {
         let mut err = self.transport_error(url, e);
         if err.kind == ErrorKind::Protocol && realm_host != self.registry {
             err.hint = Some(format!(
-                "the certificate of {realm_host}, the token server of {}, is not trusted: pass --ca-file CA.pem, \
-                 or put the CA in /etc/containers/certs.d/{realm_host}/ca.crt",
+                "the certificate of {realm_host}, the token server of {}, is not trusted: add its CA \
+                 with --ca-file CA.pem, or as /etc/containers/certs.d/{realm_host}/ca.crt",
                 self.registry
             ));
         }

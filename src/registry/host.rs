@@ -14,6 +14,7 @@ use super::Registries;
 use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
 use super::error::{ErrorKind, RegistryError, registry_message, storage_message};
 use super::retry::parse_retry_after;
+use super::tls::{self, CertProblem};
 
 /// How long the HTTPS probe of a registry that may also speak plain HTTP waits.
 const HTTPS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -27,6 +28,8 @@ pub(crate) struct Host {
     loopback: bool,
     /// A client of its own, when certs.d holds CA or client certificates for it.
     own_client: Option<reqwest::Client>,
+    /// Where the certificates the user trusts for it come from (`--ca-file`, certs.d files).
+    trusted: Vec<String>,
     pub(super) base: OnceCell<Url>,
     pub(super) challenge: Mutex<Option<Challenge>>,
     pub(super) tokens: Mutex<TokenCache>,
@@ -57,6 +60,7 @@ impl Host {
         insecure: bool,
         connections: usize,
         own_client: Option<reqwest::Client>,
+        trusted: Vec<String>,
     ) -> Host {
         let api_host = match registry {
             "docker.io" | "index.docker.io" => "registry-1.docker.io".to_owned(),
@@ -68,6 +72,7 @@ impl Host {
             insecure,
             loopback: is_loopback(registry),
             own_client,
+            trusted,
             base: OnceCell::new(),
             challenge: Mutex::new(None),
             tokens: Mutex::new(TokenCache::default()),
@@ -179,13 +184,21 @@ impl Host {
         } else {
             innermost
         };
-        if messages.iter().any(|m| m.contains("certificate")) {
-            let r = &self.registry;
-            return self.err(ErrorKind::Protocol, url, format!("TLS: {chain}")).with_hint(format!(
-                "the certificate of {r} is not trusted: pass --ca-file CA.pem, or put the CA as \
-                 /etc/containers/certs.d/{r}/ca.crt (or under --cert-dir DIR/{r}/); \
-                 --insecure-registry {r} skips verification (test setups only)"
-            ));
+        let problem = tls::cert_problem(e).or_else(|| {
+            messages
+                .iter()
+                .any(|m| m.contains("certificate"))
+                .then_some(CertProblem::Trust)
+        });
+        if let Some(problem) = problem {
+            let chain = if chain.contains("CaUsedAsEndEntity") {
+                "the server's certificate is a CA certificate, and not one of those trusted".into()
+            } else {
+                chain
+            };
+            return self
+                .err(ErrorKind::Protocol, url, format!("TLS: {chain}"))
+                .with_hint(self.certificate_hint(problem));
         }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
@@ -195,6 +208,32 @@ impl Host {
             ErrorKind::Transport
         };
         self.err(kind, url, chain)
+    }
+
+    /// What to do about a refused certificate; never "pass --ca-file" to a user who did.
+    fn certificate_hint(&self, problem: CertProblem) -> String {
+        let r = &self.registry;
+        let skip = format!("--insecure-registry {r} skips verification (test setups only)");
+        match problem {
+            CertProblem::Name => format!(
+                "the certificate of {r} does not name {}: use a name it lists (its \
+                 subjectAltName), or make it with -addext subjectAltName=DNS:NAME,IP:ADDRESS",
+                strip_port(r)
+            ),
+            CertProblem::Time => format!(
+                "the certificate of {r} has expired or is not valid yet: check this machine's \
+                 clock and the certificate's dates (openssl x509 -noout -dates -in FILE)"
+            ),
+            CertProblem::Trust if !self.trusted.is_empty() => format!(
+                "the certificate of {r} is neither signed by nor one of the certificates given \
+                 ({}): check that it is the registry's CA or its own certificate; {skip}",
+                self.trusted.join(", ")
+            ),
+            CertProblem::Trust => format!(
+                "the certificate of {r} is not trusted: pass --ca-file CA.pem, or put the CA as \
+                 /etc/containers/certs.d/{r}/ca.crt (or under --cert-dir DIR/{r}/); {skip}"
+            ),
+        }
     }
 
     /// An error for a non-success status, with the registry's own message.
