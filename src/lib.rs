@@ -14,6 +14,7 @@ pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod platform;
+pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -29,7 +29,8 @@ const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount
 fn source_error(reason: String) -> InputError {
     InputError::Source {
         source_name: "--from-cluster".into(),
-        reason,
+        // Client errors quote the API server's URL, which a kubeconfig may give with a password.
+        reason: crate::redact::redact(&reason),
     }
 }
 
