@@ -56,6 +56,11 @@ pub struct RegistryArgs {
     #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub stall_timeout: Duration,
 
+    /// How long the first attempt of a request waits for the response to begin; it doubles
+    /// with each retry, up to 5 min (a registry slow to start answering gets there).
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    pub response_timeout: Duration,
+
     /// Cut and retry a download slower than this many bytes per second, averaged over the
     /// --stall-timeout (like curl's --speed-limit); 0 turns the check off.
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1024)]
@@ -66,7 +71,8 @@ pub struct RegistryArgs {
     pub timeout: Option<Duration>,
 }
 
-/// `--stall-timeout`: a duration above zero (zero would cut every connection at once).
+/// `--stall-timeout`, `--response-timeout`: a duration above zero (zero would cut every
+/// connection at once).
 fn positive_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 30s)".into()),
@@ -153,6 +159,7 @@ impl RegistryArgs {
                 retries: self.retries,
                 stall_timeout: self.stall_timeout,
                 min_rate: self.min_rate,
+                attempt_timeout: self.response_timeout,
                 deadline: self.timeout.map(|t| Instant::now() + t),
                 ..RetryPolicy::default()
             },

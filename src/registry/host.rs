@@ -363,7 +363,10 @@ impl Host {
                     self.err(
                         ErrorKind::Timeout,
                         url.as_str(),
-                        format!("no response in {} s", timeout.as_secs()),
+                        format!(
+                            "no response in {} s (--response-timeout, doubling each attempt)",
+                            timeout.as_secs_f64()
+                        ),
                     )
                 })?
                 .map_err(|e| self.transport_error(url.as_str(), &e))?;
