@@ -135,6 +135,13 @@ impl FromStr for ImageRef {
                 "a reference has no URL scheme; write host[:port]/repository:tag".into(),
             ));
         }
+        if redact(text).starts_with("***@") {
+            return Err(fail(
+                "a reference holds no credentials; write host[:port]/repository:tag and log in \
+                 with `ferry login HOST`"
+                    .into(),
+            ));
+        }
         let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|e| {
             let path = text.split(['@']).next().unwrap_or(text);
             let path = path.rsplit_once('/').map_or(path, |(_, last)| last);
