@@ -32,10 +32,9 @@ fn redact_url(word: &str, scheme_end: usize) -> String {
     let (scheme, rest) = word.split_at(scheme_end);
     let query = rest.find(['?', '#']).unwrap_or(rest.len());
     let at = rest[..query]
-        .match_indices('@')
+        .rmatch_indices('@')
         .map(|(i, _)| i)
-        .filter(|&i| !is_digest(&rest[i + 1..]))
-        .last();
+        .find(|&i| !is_digest(&rest[i + 1..]));
     match at {
         Some(i) => format!("{scheme}***@{}", strip_query(&rest[i + 1..])),
         None => format!("{scheme}{}", strip_query(rest)),
@@ -55,16 +54,10 @@ fn strip_query(path: &str) -> String {
 /// `user:pw@host:5000`. An `@` before a digest (`repo:tag@sha256:…`) or inside an e-mail
 /// address is left alone.
 fn redact_reference(word: &str) -> String {
-    let userinfo_end = word
-        .match_indices('@')
-        .map(|(i, _)| i)
-        .filter(|&i| {
-            let (before, after) = (&word[..i], &word[i + 1..]);
-            !before.contains('/')
-                && !is_digest(after)
-                && (after.contains('/') || before.contains(':'))
-        })
-        .last();
+    let userinfo_end = word.rmatch_indices('@').map(|(i, _)| i).find(|&i| {
+        let (before, after) = (&word[..i], &word[i + 1..]);
+        !before.contains('/') && !is_digest(after) && (after.contains('/') || before.contains(':'))
+    });
     let rest = match userinfo_end {
         Some(i) => format!("***@{}", &word[i + 1..]),
         None => word.to_owned(),
