@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::Digest;
+use crate::redact::redact;
 
 /// Whether a name starts with a registry host, by Docker's rule: a first path component with a
 /// `.` or a `:`, or `localhost` (`quay.io/org`, `host:5000/app`; not `library/alpine`).
@@ -30,7 +31,7 @@ pub struct ImageRef {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid image reference {input:?}: {reason}")]
 pub struct ReferenceError {
-    /// The text as given.
+    /// The text as given, credentials and query strings removed.
     pub input: String,
     /// What is wrong with it, with a hint where one helps.
     pub reason: String,
@@ -105,9 +106,10 @@ impl FromStr for ImageRef {
     type Err = ReferenceError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
+        // What users typed may carry a password (`https://user:pw@host/…`).
         let fail = |reason: String| ReferenceError {
-            input: input.to_owned(),
-            reason,
+            input: redact(input),
+            reason: redact(&reason),
         };
         let trimmed = input.trim();
         // skopeo and crane users write transports; the only one that means a registry is docker://.
@@ -131,6 +133,13 @@ impl FromStr for ImageRef {
         if text.contains("://") {
             return Err(fail(
                 "a reference has no URL scheme; write host[:port]/repository:tag".into(),
+            ));
+        }
+        if redact(text).starts_with("***@") {
+            return Err(fail(
+                "a reference holds no credentials; write host[:port]/repository:tag and log in \
+                 with `ferry login HOST`"
+                    .into(),
             ));
         }
         let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|e| {
@@ -217,6 +226,16 @@ mod tests {
         assert!(e.reason.contains("transport"), "{e}");
         let e = "https://ghcr.io/o/a:1".parse::<ImageRef>().unwrap_err();
         assert!(e.reason.contains("scheme"), "{e}");
+        for secret in [
+            "https://me:hunter2@ghcr.io/o/a:1",
+            "me:hunter2@ghcr.io/o/a:1",
+        ] {
+            let e = secret.parse::<ImageRef>().unwrap_err().to_string();
+            assert!(
+                !e.contains("hunter2") && e.contains("***@ghcr.io/o/a:1"),
+                "{e}"
+            );
+        }
         assert!("alpine@sha256:abc".parse::<ImageRef>().is_err());
         assert!("".parse::<ImageRef>().is_err());
         assert!("alpine:".parse::<ImageRef>().is_err());

@@ -461,7 +461,7 @@ fn a_blob_shared_by_two_registries_comes_from_the_one_that_serves_it() {
 }
 
 #[test]
-fn a_registry_silent_before_the_headers_is_cut_at_the_stall_timeout() {
+fn a_registry_silent_before_the_headers_is_cut_at_the_response_timeout() {
     let fake = Fake::start();
     let image = TestImage::random(33, &[10_000]);
     fake.serve_image("app", "1", &image);
@@ -474,14 +474,9 @@ fn a_registry_silent_before_the_headers_is_cut_at_the_stall_timeout() {
         }
         r
     });
-    let start = Instant::now();
-    let (code, report, stderr, _dir) = bundle(&fake, "app:1", &["--stall-timeout", "1s"]);
+    let (code, report, stderr, _dir) = bundle(&fake, "app:1", &["--response-timeout", "1s"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        start.elapsed().as_secs_f64() < 6.0,
-        "took {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    assert!(stderr.contains("no response in 1 s"), "{stderr}");
     assert_eq!(report["totals"]["retries"], 1);
 }
 

@@ -22,6 +22,8 @@ pub fn stderr_is_terminal() -> bool {
 }
 
 fn print_labelled(label: console::StyledObject<&str>, message: &str) {
+    // The last line of defence: whatever the message quotes, no password or signed query.
+    let message = &ferry::redact::redact(message);
     let mut lines = message.lines();
     if let Some(first) = lines.next() {
         eprintln!("{label} {first}");

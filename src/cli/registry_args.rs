@@ -10,6 +10,8 @@ use ferry::credentials::{CredentialFiles, CredentialSource};
 use ferry::registry::{ClientOptions, Mirrors, Registries, RetryPolicy, TlsOptions};
 use ferry::report::Reporter;
 
+use super::Failure;
+
 /// Where registries are and how to reach them.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
@@ -34,7 +36,7 @@ pub struct RegistryArgs {
 
     /// Pull through a mirror first: `docker.io=mirror.example:5000` (repeatable, tried in
     /// order, falling back to the source). The bundle keeps the original names.
-    #[arg(long = "mirror", value_name = "SOURCE=MIRROR")]
+    #[arg(long = "mirror", value_name = "SOURCE=MIRROR", value_parser = MirrorFlag)]
     pub mirrors: Vec<String>,
 
     /// A containers registries.conf whose [[registry.mirror]] entries to use. Default:
@@ -51,12 +53,63 @@ pub struct RegistryArgs {
     pub retries: u32,
 
     /// Cut and retry a connection that delivers no bytes for this long.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub stall_timeout: Duration,
+
+    /// How long the first attempt of a request waits for the response to begin; it doubles
+    /// with each retry, up to 5 min (a registry slow to start answering gets there).
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    pub response_timeout: Duration,
+
+    /// Cut and retry a download slower than this many bytes per second, averaged over the
+    /// --stall-timeout (like curl's --speed-limit); 0 turns the check off.
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1024)]
+    pub min_rate: u64,
 
     /// Give up on everything still running after this long (e.g. `2h`). Default: no limit.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+}
+
+/// `--stall-timeout`, `--response-timeout`: a duration above zero (zero would cut every
+/// connection at once).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 30s)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `--mirror SOURCE=MIRROR`, checked while the command line is parsed (a usage error, before
+/// anything is written). Its own message: clap's would quote the value, password and all.
+#[derive(Clone)]
+struct MirrorFlag;
+
+impl clap::builder::TypedValueParser for MirrorFlag {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let fail = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("--mirror: not UTF-8".into()))?;
+        Mirrors::default()
+            .add_flag(text)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(text.to_owned())
+    }
 }
 
 impl RegistryArgs {
@@ -92,8 +145,8 @@ impl RegistryArgs {
         ))
     }
 
-    /// A registry pool for these options.
-    pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, String> {
+    /// A registry pool for these options. A bad registries.conf is a usage error (exit 2).
+    pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
         let mut tls = TlsOptions {
             ca_files: self.ca_files.clone(),
             ..TlsOptions::default()
@@ -105,12 +158,16 @@ impl RegistryArgs {
             retry: RetryPolicy {
                 retries: self.retries,
                 stall_timeout: self.stall_timeout,
+                min_rate: self.min_rate,
+                attempt_timeout: self.response_timeout,
                 deadline: self.timeout.map(|t| Instant::now() + t),
                 ..RetryPolicy::default()
             },
             tls,
-            mirrors: self.mirrors()?,
+            mirrors: self.mirrors().map_err(Failure::usage)?,
         };
-        Registries::new(options, self.credentials()?, reporter).map_err(|e| e.to_string())
+        // A --ca-file that cannot be read or parsed is local configuration too.
+        Registries::new(options, self.credentials()?, reporter)
+            .map_err(|e| Failure::usage(e.to_string()))
     }
 }

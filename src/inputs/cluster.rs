@@ -23,7 +23,8 @@ const RESOURCES: &[(&str, &str, &str, &str)] = &[
 fn source_error(reason: String) -> InputError {
     InputError::Source {
         source_name: "--from-cluster".into(),
-        reason,
+        // Client errors quote the API server's URL, which a kubeconfig may give with a password.
+        reason: crate::redact::redact(&reason),
     }
 }
 

@@ -142,7 +142,8 @@ pub fn images_in_text(
     let mut out = Vec::new();
     let bad = |n: usize, e: String| InputError::Manifest {
         origin: format!("{name}: document {n}"),
-        reason: e,
+        // Parsers quote the text they choke on, which may be a reference with a password.
+        reason: crate::redact::redact(&e),
     };
     // JSON first (kubectl -o json, possibly several values): YAML refuses tab indentation.
     let trimmed = text.trim_start();

@@ -11,6 +11,7 @@ use url::Url;
 use super::Registries;
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
+use super::limits::{Capped, MAX_TOKEN_RESPONSE, error_body, read_capped};
 use crate::credentials::Credential;
 
 fn b64(bytes: &[u8]) -> String {
@@ -157,8 +158,8 @@ impl Host {
         let mut err = self.transport_error(url, e);
         if err.kind == ErrorKind::Protocol && realm_host != self.registry {
             err.hint = Some(format!(
-                "the certificate of {realm_host}, the token server of {}, is not trusted: pass --ca-file CA.pem, \
-                 or put the CA in /etc/containers/certs.d/{realm_host}/ca.crt",
+                "the certificate of {realm_host}, the token server of {}, is not trusted: add its CA \
+                 with --ca-file CA.pem, or as /etc/containers/certs.d/{realm_host}/ca.crt",
                 self.registry
             ));
         }
@@ -264,11 +265,9 @@ impl Host {
             .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
             .map_err(|e| self.realm_error(&realm_host, url.as_str(), &e))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(url.as_str(), &e))?;
+        let stall = pool.options.retry.stall_timeout;
         if !status.is_success() {
+            let body = error_body(resp, stall).await;
             let mut e = self.status_error(status, url.as_str(), &body, None, Some(repository));
             if credential.is_some() && status.as_u16() == 401 {
                 e.detail = format!(
@@ -278,6 +277,27 @@ impl Host {
             }
             return Err(e);
         }
+        let too_large = || {
+            self.err(
+                ErrorKind::Protocol,
+                url.as_str(),
+                format!(
+                    "the token server of {} sent a response over {} KiB; ferry refuses it",
+                    self.registry,
+                    MAX_TOKEN_RESPONSE >> 10
+                ),
+            )
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_TOKEN_RESPONSE as u64)
+        {
+            return Err(too_large());
+        }
+        let body = match read_capped(resp, MAX_TOKEN_RESPONSE, stall).await {
+            Capped::Whole(b) => b,
+            Capped::TooLarge(_) => return Err(too_large()),
+        };
         let token = serde_json::from_slice::<TokenResponse>(&body)
             .ok()
             .and_then(TokenResponse::into_token)
@@ -341,7 +361,7 @@ impl Registries {
         if status.is_success() {
             return Ok(());
         }
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = error_body(resp, self.options.retry.stall_timeout).await;
         let mut e = host.status_error(status, url.as_str(), &body, None, None);
         if status.as_u16() == 401 {
             e.detail = format!("{} rejected the user name or password", registry);

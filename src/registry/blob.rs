@@ -12,6 +12,7 @@ use super::Registries;
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
 use super::mirrors::Remote;
+use super::pace::Pace;
 use super::retry::Retrier;
 use crate::digest::Digest;
 
@@ -36,6 +37,7 @@ pub struct BlobBody {
     registry: String,
     host: std::sync::Arc<Host>,
     stall: std::time::Duration,
+    pace: Pace,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -51,17 +53,28 @@ impl BlobBody {
     }
 
     /// The next chunk; `None` at the end. A chunk not arriving within the stall timeout is an
-    /// error of kind `Stalled`.
+    /// error of kind `Stalled`; a body slower than the minimum rate one of kind `TooSlow`.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, RegistryError> {
         match tokio::time::timeout(self.stall, self.stream.next()).await {
             Err(_) => Err(RegistryError::new(
                 ErrorKind::Stalled,
                 &self.registry,
                 &self.url,
-                format!("no data for {} s (--stall-timeout)", self.stall.as_secs()),
+                format!(
+                    "no data for {} s (--stall-timeout)",
+                    self.stall.as_secs_f64()
+                ),
             )),
             Ok(None) => Ok(None),
-            Ok(Some(Ok(b))) => Ok(Some(b)),
+            Ok(Some(Ok(b))) => match self.pace.record(b.len()) {
+                Ok(()) => Ok(Some(b)),
+                Err(why) => Err(RegistryError::new(
+                    ErrorKind::TooSlow,
+                    &self.registry,
+                    &self.url,
+                    why,
+                )),
+            },
             Ok(Some(Err(e))) => Err(self.host.transport_error(&self.url, &e)),
         }
     }
@@ -213,6 +226,10 @@ impl Registries {
             registry: remote.registry.clone(),
             host: host.clone(),
             stall: self.options.retry.stall_timeout,
+            pace: Pace::new(
+                self.options.retry.stall_timeout,
+                self.options.retry.min_rate,
+            ),
             _permit: permit,
         })
     }

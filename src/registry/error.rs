@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::redact::redact;
+
 /// What kind of failure, deciding whether it is worth retrying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -24,6 +26,8 @@ pub enum ErrorKind {
     Storage(u16),
     /// No bytes arrived within the stall timeout.
     Stalled,
+    /// The body came slower than the minimum rate (`--min-rate`).
+    TooSlow,
     /// The attempt or the overall deadline ran out.
     Timeout,
     /// Content did not match its digest or size: discarded, worth another try.
@@ -43,6 +47,7 @@ impl ErrorKind {
             | ErrorKind::Interrupted
             | ErrorKind::Storage(_)
             | ErrorKind::Stalled
+            | ErrorKind::TooSlow
             | ErrorKind::Timeout
             | ErrorKind::TooManyRequests
             | ErrorKind::Corrupt => true,
@@ -101,7 +106,8 @@ impl RegistryError {
             kind,
             registry: registry.to_owned(),
             url: redact(url),
-            detail: detail.into(),
+            // Details quote registries and object stores, which may echo signed URLs.
+            detail: redact(&detail.into()),
             attempts: 1,
             elapsed: Duration::ZERO,
             hint: None,
@@ -128,6 +134,7 @@ impl fmt::Display for RegistryError {
             ErrorKind::Interrupted => format!("the connection to {r} broke off"),
             ErrorKind::Storage(s) => format!("the storage {r} redirected to refused (HTTP {s})"),
             ErrorKind::Stalled => format!("the connection to {r} stalled"),
+            ErrorKind::TooSlow => format!("the transfer from {r} was too slow"),
             ErrorKind::Timeout => format!("{r} timed out"),
             ErrorKind::Corrupt => format!("{r} sent corrupt content"),
             ErrorKind::Credentials => format!("cannot get the credentials for {r}"),
@@ -153,25 +160,6 @@ impl fmt::Display for RegistryError {
 }
 
 impl std::error::Error for RegistryError {}
-
-/// Removes credentials and query strings (signed object-storage URLs carry secrets there).
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            let had_query = u.query().is_some();
-            u.set_query(None);
-            u.set_fragment(None);
-            let mut s = u.to_string();
-            if had_query {
-                s.push_str("?…");
-            }
-            s
-        }
-        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
-    }
-}
 
 /// The `message` of a registry's JSON error body (`{"errors":[{"code":..,"message":..}]}`).
 pub(crate) fn registry_message(body: &[u8]) -> String {
@@ -225,18 +213,6 @@ pub(crate) fn storage_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_removes_secrets() {
-        assert_eq!(
-            redact("https://user:pw@s3.example/bucket/blob?X-Amz-Signature=abc"),
-            "https://s3.example/bucket/blob?…"
-        );
-        assert_eq!(
-            redact("http://127.0.0.1:5000/v2/a/blobs/sha256:1"),
-            "http://127.0.0.1:5000/v2/a/blobs/sha256:1"
-        );
-    }
 
     #[test]
     fn registry_error_bodies() {

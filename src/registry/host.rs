@@ -13,7 +13,9 @@ use url::Url;
 use super::Registries;
 use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
 use super::error::{ErrorKind, RegistryError, registry_message, storage_message};
+use super::limits::error_body;
 use super::retry::parse_retry_after;
+use super::tls::{self, CertProblem};
 
 /// How long the HTTPS probe of a registry that may also speak plain HTTP waits.
 const HTTPS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -27,6 +29,8 @@ pub(crate) struct Host {
     loopback: bool,
     /// A client of its own, when certs.d holds CA or client certificates for it.
     own_client: Option<reqwest::Client>,
+    /// Where the certificates the user trusts for it come from (`--ca-file`, certs.d files).
+    trusted: Vec<String>,
     pub(super) base: OnceCell<Url>,
     pub(super) challenge: Mutex<Option<Challenge>>,
     pub(super) tokens: Mutex<TokenCache>,
@@ -58,6 +62,7 @@ impl Host {
         insecure: bool,
         connections: usize,
         own_client: Option<reqwest::Client>,
+        trusted: Vec<String>,
     ) -> Host {
         let api_host = match registry {
             "docker.io" | "index.docker.io" => "registry-1.docker.io".to_owned(),
@@ -69,6 +74,7 @@ impl Host {
             insecure,
             loopback: is_loopback(registry),
             own_client,
+            trusted,
             base: OnceCell::new(),
             challenge: Mutex::new(None),
             tokens: Mutex::new(TokenCache::default()),
@@ -99,53 +105,98 @@ impl Host {
     pub async fn base(&self, pool: &Registries) -> Result<Url, RegistryError> {
         self.base
             .get_or_try_init(|| async {
-                let schemes: &[&str] = if self.insecure || self.loopback { &["https", "http"] } else { &["https"] };
-                let mut last = None;
-                for scheme in schemes {
-                    let url = format!("{scheme}://{}/v2/", self.api_host);
-                    // A plain-HTTP server may sit silent on a TLS hello: when HTTP is the
-                    // fallback, the HTTPS probe gets a short limit.
-                    let timeout = if *scheme == "https" && schemes.len() > 1 {
-                        HTTPS_PROBE_TIMEOUT.min(pool.options.retry.attempt_timeout(1))
-                    } else {
-                        pool.options.retry.attempt_timeout(1)
-                    };
-                    match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
-                        Ok(Ok(resp)) => {
-                            if resp.status() == StatusCode::UNAUTHORIZED {
-                                self.remember_challenge(resp.headers());
-                            }
-                            return Ok(Url::parse(&format!("{scheme}://{}/", self.api_host)).expect("valid base"));
+                let found = if self.insecure || self.loopback {
+                    self.probe_both(pool).await
+                } else {
+                    let timeout = pool.options.retry.attempt_timeout(1);
+                    self.probe(pool, "https", timeout)
+                        .await
+                        .map(|r| ("https", r))
+                };
+                match found {
+                    Ok((scheme, resp)) => {
+                        if resp.status() == StatusCode::UNAUTHORIZED {
+                            self.remember_challenge(resp.headers());
                         }
-                        Ok(Err(e)) => {
-                            let e = self.transport_error(&url, &e);
-                            // A certificate problem proves the server speaks TLS: falling back
-                            // to plain HTTP would only trade a clear error for a confusing one.
-                            if e.kind == ErrorKind::Protocol {
-                                return Err(e);
-                            }
-                            last = Some(e);
+                        Ok(Url::parse(&format!("{scheme}://{}/", self.api_host))
+                            .expect("valid base"))
+                    }
+                    Err(mut e) => {
+                        if e.hint.is_none() {
+                            e.hint = Some(self.unreachable_hint());
                         }
-                        Err(_) => last = Some(self.err(ErrorKind::Timeout, &url, format!("no answer in {} s", timeout.as_secs()))),
+                        Err(e)
                     }
                 }
-                let mut e = last.expect("at least one scheme tried");
-                if e.hint.is_none() {
-                    e.hint = Some(if self.loopback {
-                        format!("is a registry running at {}?", self.registry)
-                    } else if !self.insecure {
-                        format!(
-                            "check the name and your network; if {} serves plain HTTP, pass --insecure-registry {}",
-                            self.registry, self.registry
-                        )
-                    } else {
-                        "check the name and your network".into()
-                    });
-                }
-                Err(e)
             })
             .await
             .cloned()
+    }
+
+    fn unreachable_hint(&self) -> String {
+        let r = &self.registry;
+        if self.loopback {
+            format!("is a registry running at {r}?")
+        } else if !self.insecure {
+            format!(
+                "check the name and your network; if {r} serves plain HTTP, pass --insecure-registry {r}"
+            )
+        } else {
+            "check the name and your network".into()
+        }
+    }
+
+    /// One GET of `/v2/` over `scheme`.
+    async fn probe(
+        &self,
+        pool: &Registries,
+        scheme: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Response, RegistryError> {
+        let url = format!("{scheme}://{}/v2/", self.api_host);
+        match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.transport_error(&url, &e)),
+            Err(_) => Err(self.err(
+                ErrorKind::Timeout,
+                &url,
+                format!("no answer in {} s", timeout.as_secs_f64()),
+            )),
+        }
+    }
+
+    /// HTTPS and plain HTTP at once, HTTPS preferred. A plain-HTTP server may sit silent on a
+    /// TLS hello until the probe times out; racing the two, its HTTP answer wins at once. A
+    /// TLS server answers plain HTTP with 400 ("HTTP request to an HTTPS server"), so a 400
+    /// waits for the HTTPS probe.
+    async fn probe_both(
+        &self,
+        pool: &Registries,
+    ) -> Result<(&'static str, Response), RegistryError> {
+        let timeout = pool.options.retry.attempt_timeout(1);
+        let https = self.probe(pool, "https", HTTPS_PROBE_TIMEOUT.min(timeout));
+        let http = self.probe(pool, "http", timeout);
+        tokio::pin!(https, http);
+        let mut https_failed = false;
+        let mut http_result: Option<Result<Response, RegistryError>> = None;
+        loop {
+            tokio::select! {
+                r = &mut https, if !https_failed => match r {
+                    Ok(resp) => return Ok(("https", resp)),
+                    // A certificate problem proves the server speaks TLS: falling back to
+                    // plain HTTP would only trade a clear error for a confusing one.
+                    Err(e) if e.kind == ErrorKind::Protocol => return Err(e),
+                    Err(_) => https_failed = true,
+                },
+                r = &mut http, if http_result.is_none() => match r {
+                    Ok(resp) if resp.status() != StatusCode::BAD_REQUEST => return Ok(("http", resp)),
+                    other => http_result = Some(other),
+                },
+            }
+            if https_failed && let Some(r) = http_result.take() {
+                return r.map(|resp| ("http", resp));
+            }
+        }
     }
 
     pub(super) fn remember_challenge(&self, headers: &HeaderMap) {
@@ -180,13 +231,30 @@ impl Host {
         } else {
             innermost
         };
-        if messages.iter().any(|m| m.contains("certificate")) {
-            let r = &self.registry;
-            return self.err(ErrorKind::Protocol, url, format!("TLS: {chain}")).with_hint(format!(
-                "the certificate of {r} is not trusted: pass --ca-file CA.pem, or put the CA as \
-                 /etc/containers/certs.d/{r}/ca.crt (or under --cert-dir DIR/{r}/); \
-                 --insecure-registry {r} skips verification (test setups only)"
-            ));
+        let problem = tls::cert_problem(e).or_else(|| {
+            messages
+                .iter()
+                .any(|m| m.contains("certificate"))
+                .then_some(CertProblem::Trust)
+        });
+        if let Some(problem) = problem {
+            let chain = if chain.contains("CaUsedAsEndEntity") {
+                "the server's certificate is a CA certificate, and not one of those trusted".into()
+            } else {
+                chain
+            };
+            return self
+                .err(ErrorKind::Protocol, url, format!("TLS: {chain}"))
+                .with_hint(self.certificate_hint(problem));
+        }
+        if e.is_redirect() {
+            // A loop or an endless chain: asking again follows the same redirects.
+            let at = e.url().map_or(url.to_owned(), ToString::to_string);
+            return self.err(
+                ErrorKind::Protocol,
+                &at,
+                "too many redirects (a redirect loop?)",
+            );
         }
         let kind = if e.is_timeout() {
             ErrorKind::Timeout
@@ -196,6 +264,32 @@ impl Host {
             ErrorKind::Transport
         };
         self.err(kind, url, chain)
+    }
+
+    /// What to do about a refused certificate; never "pass --ca-file" to a user who did.
+    fn certificate_hint(&self, problem: CertProblem) -> String {
+        let r = &self.registry;
+        let skip = format!("--insecure-registry {r} skips verification (test setups only)");
+        match problem {
+            CertProblem::Name => format!(
+                "the certificate of {r} does not name {}: use a name it lists (its \
+                 subjectAltName), or make it with -addext subjectAltName=DNS:NAME,IP:ADDRESS",
+                strip_port(r)
+            ),
+            CertProblem::Time => format!(
+                "the certificate of {r} has expired or is not valid yet: check this machine's \
+                 clock and the certificate's dates (openssl x509 -noout -dates -in FILE)"
+            ),
+            CertProblem::Trust if !self.trusted.is_empty() => format!(
+                "the certificate of {r} is neither signed by nor one of the certificates given \
+                 ({}): check that it is the registry's CA or its own certificate; {skip}",
+                self.trusted.join(", ")
+            ),
+            CertProblem::Trust => format!(
+                "the certificate of {r} is not trusted: pass --ca-file CA.pem, or put the CA as \
+                 /etc/containers/certs.d/{r}/ca.crt (or under --cert-dir DIR/{r}/); {skip}"
+            ),
+        }
     }
 
     /// An error for a non-success status, with the registry's own message.
@@ -260,19 +354,20 @@ impl Host {
             if let Some(auth) = self.authorization(pool, repository).await? {
                 req = req.header(AUTHORIZATION, auth);
             }
-            // Waiting for the response headers is "no bytes" too: the stall limit applies.
-            let timeout = pool
-                .options
-                .retry
-                .attempt_timeout(attempt)
-                .min(pool.options.retry.stall_timeout);
+            // Headers get the attempt's time limit (30 s doubling to 5 min): a registry that
+            // takes a while to start answering (a cold cache) succeeds on a later attempt.
+            // Once the body flows, the stall timer and the minimum rate take over.
+            let timeout = pool.options.retry.attempt_timeout(attempt);
             let resp = tokio::time::timeout(timeout, req.send())
                 .await
                 .map_err(|_| {
                     self.err(
                         ErrorKind::Timeout,
                         url.as_str(),
-                        format!("no response in {} s", timeout.as_secs()),
+                        format!(
+                            "no response in {} s (--response-timeout, doubling each attempt)",
+                            timeout.as_secs_f64()
+                        ),
                     )
                 })?
                 .map_err(|e| self.transport_error(url.as_str(), &e))?;
@@ -287,7 +382,7 @@ impl Host {
                 // Object storage refusing a pre-signed URL (expired, clock skew): asking the
                 // registry again yields a fresh one, so this is worth a retry.
                 let storage_url = resp.url().to_string();
-                let body = resp.bytes().await.unwrap_or_default();
+                let body = error_body(resp, pool.options.retry.stall_timeout).await;
                 return Err(self.err(
                     ErrorKind::Storage(status.as_u16()),
                     &storage_url,
@@ -302,7 +397,7 @@ impl Host {
                 continue;
             }
             let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = error_body(resp, pool.options.retry.stall_timeout).await;
             return Err(self.status_error(
                 status,
                 url.as_str(),

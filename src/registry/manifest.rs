@@ -7,6 +7,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use super::Registries;
 use super::error::{ErrorKind, RegistryError};
 use super::mirrors::Remote;
+use super::pace::Pace;
 use crate::digest::{Algorithm, Digest};
 use crate::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
 
@@ -83,6 +84,7 @@ impl Registries {
             let mut body = BytesMut::new();
             let mut stream = resp.bytes_stream();
             let stall = self.options.retry.stall_timeout;
+            let mut pace = Pace::new(stall, self.options.retry.min_rate);
             loop {
                 let next = tokio::time::timeout(stall, stream.next())
                     .await
@@ -91,12 +93,15 @@ impl Registries {
                             ErrorKind::Stalled,
                             &remote.registry,
                             &url,
-                            format!("no data for {} s", stall.as_secs()),
+                            format!("no data for {} s (--stall-timeout)", stall.as_secs_f64()),
                         )
                     })?;
                 match next {
                     None => break,
                     Some(Ok(chunk)) => {
+                        pace.record(chunk.len()).map_err(|why| {
+                            RegistryError::new(ErrorKind::TooSlow, &remote.registry, &url, why)
+                        })?;
                         body.extend_from_slice(&chunk);
                         if body.len() as u64 > MAX_MANIFEST_BYTES {
                             return Err(too_large(body.len() as u64));

@@ -66,19 +66,27 @@ pub struct MirrorError(pub String);
 
 impl Mirrors {
     /// Adds `--mirror SOURCE=MIRROR` (repeatable; rules for one source keep their order).
+    /// Both sides must be `HOST[:PORT][/PATH]`; anything else is refused with what to write.
     pub fn add_flag(&mut self, spec: &str) -> Result<(), MirrorError> {
+        let bad = |why: String| {
+            MirrorError(format!(
+                "--mirror {}: {why}",
+                crate::redact::redact(&format!("{spec:?}"))
+            ))
+        };
         let (source, mirror) = spec
             .split_once('=')
             .filter(|(s, m)| !s.is_empty() && !m.is_empty())
             .ok_or_else(|| {
-                MirrorError(format!(
-                    "--mirror {spec:?}: expected SOURCE=MIRROR, e.g. docker.io=mirror.example:5000"
-                ))
+                bad("expected SOURCE=MIRROR, e.g. docker.io=mirror.example:5000".into())
             })?;
+        let mirror = mirror.trim_end_matches('/');
+        check_location(source.trim_end_matches('/')).map_err(|e| bad(format!("SOURCE {e}")))?;
+        check_location(mirror).map_err(|e| bad(format!("MIRROR {e}")))?;
         self.add(
             source,
             Mirror {
-                location: mirror.trim_end_matches('/').to_owned(),
+                location: mirror.to_owned(),
                 insecure: false,
                 digest_only: false,
             },
@@ -129,6 +137,12 @@ impl Mirrors {
                     .get("pull-from-mirror")
                     .and_then(toml::Value::as_str)
                     .unwrap_or("all");
+                check_location(location.trim_end_matches('/')).map_err(|e| {
+                    bad(format!(
+                        "the mirror location {} of {prefix}: {e}",
+                        crate::redact::redact(&format!("{location:?}"))
+                    ))
+                })?;
                 if pull_from == "tag-only" {
                     continue; // ferry pins what it resolves; a tag-only mirror adds nothing safe
                 }
@@ -192,6 +206,57 @@ impl Mirrors {
     }
 }
 
+/// Whether `host` is a DNS name, an IPv4 address or a bracketed IPv6 address.
+fn is_host(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Checks `HOST[:PORT][/PATH]` (a mirror location or a source prefix); the error says what
+/// is wrong in words that fit after "MIRROR" or "SOURCE".
+fn check_location(location: &str) -> Result<(), String> {
+    const FORM: &str = "write HOST[:PORT][/PATH], e.g. mirror.example:5000/hub";
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(format!(
+            "has a {scheme}:// scheme: {FORM} (ferry uses HTTPS; --insecure-registry HOST allows plain HTTP)"
+        ));
+    }
+    if location.contains('@') {
+        return Err(format!(
+            "holds credentials: {FORM}, and log in with `ferry login HOST`"
+        ));
+    }
+    let (host_port, path) = location.split_once('/').unwrap_or((location, ""));
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    if !is_host(host) {
+        return Err(format!("is not a registry host: {FORM}"));
+    }
+    if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|n| n > 0)) {
+        return Err(format!("has a bad port: {FORM}"));
+    }
+    let path_ok = path.is_empty()
+        || format!("localhost/{path}")
+            .parse::<ImageRef>()
+            .is_ok_and(|r| r.repository() == path && r.tag() == Some("latest"));
+    if !path_ok {
+        return Err(format!("has a path that is not a repository path: {FORM}"));
+    }
+    Ok(())
+}
+
 /// `index.docker.io` and `registry-1.docker.io` are `docker.io` in references.
 fn normalize_prefix(prefix: &str) -> String {
     let prefix = prefix.trim_end_matches('/');
@@ -229,6 +294,37 @@ mod tests {
         );
         assert_eq!(remotes(&m, "quay.io/o/a:1"), ["quay.io/o/a"]);
         assert!(m.add_flag("docker.io").is_err());
+    }
+
+    #[test]
+    fn malformed_flags_are_refused_with_what_to_write() {
+        let mut m = Mirrors::default();
+        for (spec, says) in [
+            ("https", "expected SOURCE=MIRROR"),
+            ("docker.io=", "expected SOURCE=MIRROR"),
+            ("=mirror:5000", "expected SOURCE=MIRROR"),
+            ("docker.io=https://mirror.example", "https:// scheme"),
+            ("docker.io=me:hunter2@mirror.example", "holds credentials"),
+            ("docker.io=mirror.example:99999", "bad port"),
+            ("docker.io=mirror .example", "not a registry host"),
+            ("docker.io=mirror.example/Hub", "not a repository path"),
+            (
+                "https://docker.io=mirror.example",
+                "SOURCE has a https:// scheme",
+            ),
+        ] {
+            let e = m.add_flag(spec).unwrap_err().to_string();
+            assert!(e.contains(says), "{spec}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        m.add_flag("docker.io=[::1]:5000/hub").unwrap();
+        m.add_flag("quay.io/org=localhost:5000").unwrap();
+        assert_eq!(m, {
+            let mut ok = Mirrors::default();
+            ok.add_flag("docker.io=[::1]:5000/hub/").unwrap();
+            ok.add_flag("quay.io/org/=localhost:5000").unwrap();
+            ok
+        });
     }
 
     #[test]

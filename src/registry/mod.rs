@@ -10,8 +10,11 @@ mod auth;
 mod blob;
 mod error;
 mod host;
+mod limits;
 mod manifest;
 mod mirrors;
+mod pace;
+mod pinned;
 mod retry;
 mod tls;
 
@@ -19,9 +22,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::redact::redact;
 pub use auth::{Challenge, parse_challenge, pull_scope};
 pub use blob::{BlobBody, BlobStats};
-pub use error::{ErrorKind, RegistryError, RegistryErrorDetails, redact};
+pub use error::{ErrorKind, RegistryError, RegistryErrorDetails};
 pub use host::is_loopback;
 pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
@@ -66,7 +70,7 @@ pub struct Registries {
     options: ClientOptions,
     verified: reqwest::Client,
     unverified: reqwest::Client,
-    ca_certificates: Vec<reqwest::Certificate>,
+    ca_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// `--insecure-registry` hosts and the mirrors registries.conf marks insecure.
     insecure: Vec<String>,
     credentials: Arc<dyn CredentialSource>,
@@ -79,13 +83,9 @@ pub struct Registries {
     retries: std::sync::atomic::AtomicU32,
 }
 
-/// The client settings every registry shares; certs.d material is added per registry.
-fn client_builder(
-    ca: &[reqwest::Certificate],
-    accept_invalid: bool,
-    connections: usize,
-) -> reqwest::ClientBuilder {
-    let mut b = reqwest::Client::builder()
+/// The client settings every registry shares; TLS is set by `tls::configure`.
+fn client_builder(connections: usize) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         // No more idle sockets than requests allowed in flight to one registry.
         .pool_max_idle_per_host(connections)
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
@@ -95,11 +95,6 @@ fn client_builder(
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .http2_adaptive_window(true)
-        .tls_danger_accept_invalid_certs(accept_invalid);
-    for c in ca {
-        b = b.add_root_certificate(c.clone());
-    }
-    b
 }
 
 fn setup_error(detail: String) -> RegistryError {
@@ -114,10 +109,16 @@ impl Registries {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Registries, RegistryError> {
         let ca = tls::ca_certificates(&options.tls).map_err(setup_error)?;
-        let build = |accept_invalid| {
-            client_builder(&ca, accept_invalid, options.connections_per_registry)
-                .build()
-                .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))
+        let build = |insecure| {
+            tls::configure(
+                client_builder(options.connections_per_registry),
+                &ca,
+                &tls::HostTls::default(),
+                insecure,
+            )
+            .map_err(setup_error)?
+            .build()
+            .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))
         };
         Ok(Registries {
             verified: build(false)?,
@@ -174,19 +175,23 @@ impl Registries {
         });
         let material = tls::host_tls(&self.options.tls, realm_host)
             .map_err(|e| RegistryError::new(ErrorKind::Protocol, realm_host, "-", e))?;
-        let builder = client_builder(&self.ca_certificates, self.is_insecure(realm_host), 1)
-            .redirect(same_host_only);
-        let client = tls::apply(builder, &material)
-            .map_err(|e| RegistryError::new(ErrorKind::Protocol, realm_host, "-", e))?
-            .build()
-            .map_err(|e| {
-                RegistryError::new(
-                    ErrorKind::Protocol,
-                    realm_host,
-                    "-",
-                    format!("cannot set up HTTP: {e}"),
-                )
-            })?;
+        let builder = client_builder(1).redirect(same_host_only);
+        let client = tls::configure(
+            builder,
+            &self.ca_certificates,
+            &material,
+            self.is_insecure(realm_host),
+        )
+        .map_err(|e| RegistryError::new(ErrorKind::Protocol, realm_host, "-", e))?
+        .build()
+        .map_err(|e| {
+            RegistryError::new(
+                ErrorKind::Protocol,
+                realm_host,
+                "-",
+                format!("cannot set up HTTP: {e}"),
+            )
+        })?;
         clients.insert(realm_host.to_owned(), client.clone());
         Ok(client)
     }
@@ -204,13 +209,11 @@ impl Registries {
         let own_client = if material.is_empty() {
             None
         } else {
-            let builder = tls::apply(
-                client_builder(
-                    &self.ca_certificates,
-                    insecure,
-                    self.options.connections_per_registry,
-                ),
+            let builder = tls::configure(
+                client_builder(self.options.connections_per_registry),
+                &self.ca_certificates,
                 &material,
+                insecure,
             )
             .map_err(|e| RegistryError::new(ErrorKind::Protocol, registry, "-", e))?;
             Some(builder.build().map_err(|e| {
@@ -222,11 +225,20 @@ impl Registries {
                 )
             })?)
         };
+        let mut trusted: Vec<String> = self
+            .options
+            .tls
+            .ca_files
+            .iter()
+            .map(|f| format!("--ca-file {}", f.display()))
+            .collect();
+        trusted.extend(material.roots.iter().map(|(p, _)| p.display().to_string()));
         let h = Arc::new(Host::new(
             registry,
             insecure,
             self.options.connections_per_registry,
             own_client,
+            trusted,
         ));
         hosts.insert(registry.to_owned(), h.clone());
         Ok(h)

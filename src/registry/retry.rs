@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Registries;
-use super::error::RegistryError;
+use super::error::{ErrorKind, RegistryError};
 use crate::report::Event;
 
 /// Retry and timeout settings for every request to a registry.
@@ -19,6 +19,9 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
     /// No byte for this long cuts the connection.
     pub stall_timeout: Duration,
+    /// A body slower than this many bytes per second, averaged over `stall_timeout`, is cut
+    /// (like curl's `--speed-limit`); 0 turns the check off.
+    pub min_rate: u64,
     /// The first attempt's time limit; it doubles each attempt up to `max_attempt_timeout`.
     pub attempt_timeout: Duration,
     /// The ceiling for the growing attempt timeout.
@@ -35,6 +38,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
             stall_timeout: Duration::from_secs(30),
+            min_rate: 1024,
             attempt_timeout: Duration::from_secs(30),
             max_attempt_timeout: Duration::from_secs(300),
             deadline: None,
@@ -95,44 +99,13 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate(value)?;
+    // httpdate takes the three date forms HTTP allows and refuses, rather than overflows on,
+    // absurd years.
+    let when = httpdate::parse_http_date(value).ok()?;
     Some(
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only date form HTTP/1.1 senders use.
-fn httpdate(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as u64
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, sec] = hms.as_slice() else {
-        return None;
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + (*h * 3600 + *m * 60 + *sec) as i64;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// Counts the attempts at one request and decides, after each failure, whether to try again
@@ -186,6 +159,9 @@ impl<'a> Retrier<'a> {
             .next()
             .unwrap_or_default()
             .to_owned();
+        // Bytes that trickled in below --min-rate are no progress: a registry dripping them
+        // would otherwise be retried for ever.
+        let progressed = progressed && error.kind != ErrorKind::TooSlow;
         self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
         error.attempts = self.attempts;
         error.elapsed = self.start.elapsed();
@@ -262,9 +238,21 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(
-            httpdate("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+            parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT").unwrap()
+                > Duration::from_secs(1 << 30)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        // Years that overflowed the hand-written parser (a panic in debug builds).
+        for absurd in [
+            "Sun, 06 Nov 292277026596 08:49:37 GMT",
+            "Sun, 06 Nov -9223372036854775808 08:49:37 GMT",
+            "Sun, 99 Nov 1994 99:99:99 GMT",
+        ] {
+            assert_eq!(parse_retry_after(absurd), None, "{absurd}");
+        }
     }
 }

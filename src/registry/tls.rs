@@ -3,6 +3,13 @@
 //! CA certificates (`*.crt`) and client certificates for mutual TLS (`*.cert` + `*.key`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::CertificateError;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::pinned::PinnedOrChain;
 
 /// Where TLS material comes from.
 #[derive(Debug, Clone)]
@@ -89,40 +96,118 @@ pub(crate) fn host_tls(options: &TlsOptions, registry: &str) -> Result<HostTls, 
     Ok(out)
 }
 
+/// The certificates in a PEM file's contents (`what` names it in messages).
+fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{what}: no certificate in it"));
+    }
+    Ok(certs)
+}
+
 /// Reads the `--ca-file` certificates.
-pub(crate) fn ca_certificates(options: &TlsOptions) -> Result<Vec<reqwest::Certificate>, String> {
+pub(crate) fn ca_certificates(
+    options: &TlsOptions,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut out = Vec::new();
     for path in &options.ca_files {
-        let pem = read(path)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("--ca-file {}: not PEM certificates: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "--ca-file {}: no certificate in it",
-                path.display()
-            ));
-        }
-        out.extend(certs);
+        out.extend(pem_certificates(
+            &read(path)?,
+            &format!("--ca-file {}", path.display()),
+        )?);
     }
     Ok(out)
 }
 
-/// Applies a registry's certs.d material to a client builder.
-pub(crate) fn apply(
-    mut builder: reqwest::ClientBuilder,
-    tls: &HostTls,
+/// Sets up TLS on a client builder: the system roots, `global` (`--ca-file`) and the registry's
+/// certs.d material; a certificate given there is also trusted as the server's own certificate
+/// (see `pinned`). `insecure` skips verification (`--insecure-registry`).
+pub(crate) fn configure(
+    builder: reqwest::ClientBuilder,
+    global: &[CertificateDer<'static>],
+    host: &HostTls,
+    insecure: bool,
 ) -> Result<reqwest::ClientBuilder, String> {
-    for (path, pem) in &tls.roots {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?
+    let mut roots = global.to_vec();
+    for (path, pem) in &host.roots {
+        roots.extend(pem_certificates(pem, &path.display().to_string())?);
+    }
+    if insecure {
+        let mut builder = builder.tls_danger_accept_invalid_certs(true);
+        if let Some((path, pem)) = &host.identity {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| format!("{}: not a PEM certificate and key: {e}", path.display()))?;
+            builder = builder.identity(identity);
+        }
+        return Ok(builder);
+    }
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let chain = if roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots.clone(), provider.clone())
+    }
+    .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?;
+    let verifier = PinnedOrChain::new(Arc::new(chain), roots);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match &host.identity {
+        None => config.with_no_client_auth(),
+        Some((path, pem)) => {
+            let bad = |e: String| format!("{}: not a PEM certificate and key: {e}", path.display());
+            let certs = pem_certificates(pem, &path.display().to_string())?;
+            let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| bad(e.to_string()))?;
+            config
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| bad(e.to_string()))?
+        }
+    };
+    // What reqwest offers when it sets TLS up itself (HTTP/2 and HTTP/1.1).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(builder.tls_backend_preconfigured(config))
+}
+
+/// Why a server's certificate was refused, as far as the user can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertProblem {
+    /// It does not name the host ferry connected to.
+    Name,
+    /// Expired or not yet valid.
+    Time,
+    /// Not signed by anything trusted (or another chain problem).
+    Trust,
+}
+
+/// The certificate problem behind a reqwest error, if it is one.
+pub(crate) fn cert_problem(e: &reqwest::Error) -> Option<CertProblem> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(mut s) = source {
+        source = s.source();
+        // tokio-rustls wraps rustls's error in io::Errors (nested), whose source() skips it.
+        while let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            builder = builder.add_root_certificate(cert);
+            s = inner;
+        }
+        if let Some(rustls::Error::InvalidCertificate(c)) = s.downcast_ref() {
+            return Some(match c {
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => CertProblem::Name,
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. } => CertProblem::Time,
+                _ => CertProblem::Trust,
+            });
         }
     }
-    if let Some((path, pem)) = &tls.identity {
-        let identity = reqwest::Identity::from_pem(pem)
-            .map_err(|e| format!("{}: not a PEM certificate and key: {e}", path.display()))?;
-        builder = builder.identity(identity);
-    }
-    Ok(builder)
+    None
 }

@@ -38,6 +38,8 @@ pub struct Reply {
     pub stall_after: Option<usize>,
     /// Wait this long before answering at all (no headers either).
     pub delay: Option<Duration>,
+    /// Send the body one byte at a time, this long apart (a drip).
+    pub drip: Option<Duration>,
 }
 
 impl Reply {
@@ -50,6 +52,7 @@ impl Reply {
             declared_len: None,
             stall_after: None,
             delay: None,
+            drip: None,
         }
     }
 
@@ -368,6 +371,16 @@ async fn serve(
         tokio::time::sleep(d).await;
     }
     let mut all = head.into_bytes();
+    if let Some(gap) = reply.drip {
+        conn.write_all(&all).await?;
+        done();
+        for byte in &reply.body {
+            conn.write_all(&[*byte]).await?;
+            conn.flush().await?;
+            tokio::time::sleep(gap).await;
+        }
+        return Ok(());
+    }
     match reply.stall_after {
         Some(n) => {
             all.extend_from_slice(&reply.body[..n.min(reply.body.len())]);
