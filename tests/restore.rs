@@ -127,17 +127,32 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     let check = String::from_utf8(node.ctr(&["images", "check"]).stdout).unwrap();
     assert!(!check.contains("incomplete"), "{check}");
 
-    // A second run changes nothing.
+    // A second run (the next boot) finds every image present and imports nothing.
     let (code, log) = restore_sh(&script, &node, &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(images(&node), listed);
+    assert!(!log.contains("importing"), "{log}");
+    for tag in SAMPLES {
+        assert!(
+            log.contains(&format!("{} (", reg.image(tag))) && log.contains("already present"),
+            "{log}"
+        );
+    }
 
-    // --pin (or FERRY_PIN=1 from cloud-init) labels both names.
+    // --pin (or FERRY_PIN=1 from cloud-init) labels both names, without importing again.
     let (code, log) = restore_sh(&script, &node, &["--pin"]);
     assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("importing"), "{log}");
     for row in images(&node) {
         assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
     }
+    let (code, log) = restore_sh(&script, &node, &["--pin"]);
+    assert_eq!(code, 0, "{log}");
+    let n = SAMPLES.len();
+    assert!(
+        log.contains(&format!("done: {n} image(s), {n} already present")),
+        "{log}"
+    );
 
     // The restored image runs.
     let out = node.ctr(&[
@@ -365,6 +380,73 @@ fn cri_o_containers_storage_through_skopeo() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(podman(&root2, &runroot2), listed);
+}
+
+/// k3s and RKE2 run their own containerd at /run/k3s/containerd/containerd.sock and ship
+/// `k3s ctr` rather than a ctr on PATH: restore.sh finds both. The socket is a link to a
+/// private containerd's, and PATH holds every command but ctr, plus a `k3s` that runs it.
+#[test]
+fn restore_sh_finds_k3s_containerd_and_ctr() {
+    let k3s_dir = Path::new("/run/k3s/containerd");
+    assert!(
+        !Path::new("/run/containerd/containerd.sock").exists() && !k3s_dir.exists(),
+        "this test needs a machine with no system containerd and no k3s"
+    );
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, dir.path(), &["sample/hello:1.0"], &[]);
+    let node = Containerd::start();
+    std::fs::create_dir_all(k3s_dir).unwrap();
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all("/run/k3s");
+        }
+    }
+    let _cleanup = Cleanup;
+    std::os::unix::fs::symlink(&node.socket, k3s_dir.join("containerd.sock")).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for folder in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            if name != "ctr" && !bin.join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+            }
+        }
+    }
+    let k3s = bin.join("k3s");
+    std::fs::write(
+        &k3s,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = ctr ] || exit 2\nshift\nexec {} \"$@\"\n",
+            which("ctr").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&k3s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(b.join("restore.sh"))
+        .env_remove("CONTAINERD_ADDRESS")
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("restored"), "{log}");
+    assert!(
+        images(&node)
+            .iter()
+            .any(|r| r.0 == reg.image("sample/hello:1.0")),
+        "{:?}",
+        images(&node)
+    );
 }
 
 #[test]

@@ -11,8 +11,8 @@ mod output;
 mod progress;
 mod registry_args;
 mod restore;
-mod snapshot;
 mod serve;
+mod snapshot;
 mod sources;
 mod verify;
 

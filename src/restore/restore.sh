@@ -12,7 +12,8 @@
 #   FERRY_RUNTIME               auto (default), containerd or cri-o
 #   FERRY_PLATFORM              os/arch[/variant] to import (default: this node's)
 #   FERRY_NAMESPACE             containerd namespace (default k8s.io)
-#   CONTAINERD_ADDRESS          containerd socket (default /run/containerd/containerd.sock)
+#   CONTAINERD_ADDRESS          containerd socket (default /run/containerd/containerd.sock, or
+#                               k3s and RKE2's /run/k3s/containerd/containerd.sock)
 #   FERRY_CONTAINERS_STORAGE    containers-storage spec for skopeo, e.g. [vfs@/var/lib/x+/run/x]
 #   FERRY_CRIO_CONF_DIR         where the CRI-O pinning drop-in goes (/etc/crio/crio.conf.d)
 #
@@ -32,7 +33,9 @@
 #   FERRY_STATE_DIR             pid and log of a background server (default /run/ferry)
 #
 # Every image is imported under its reference and under REPOSITORY@DIGEST (kubelet looks pods
-# that name images by digest up that way). Running it twice changes nothing.
+# that name images by digest up that way). Running it twice changes nothing: an image already
+# in containerd under both names, complete (and pinned, with --pin), is not imported again.
+# ctr is the one on PATH, RKE2's (/var/lib/rancher/rke2/bin/ctr) or k3s's (`k3s ctr`).
 set -eu
 
 log() { printf 'restore.sh: %s\n' "$*" >&2; }
@@ -255,15 +258,43 @@ repository() {
   echo "$r"
 }
 
+# find_ctr: ctr on PATH, RKE2's own, or k3s's `k3s ctr`; ctr_ runs the one found.
+find_ctr() {
+  if command -v ctr >/dev/null 2>&1; then ctr_kind=path
+  elif [ -x /var/lib/rancher/rke2/bin/ctr ]; then ctr_kind=rke2
+  elif command -v k3s >/dev/null 2>&1; then ctr_kind=k3s
+  else return 1
+  fi
+}
+ctr_() {
+  case $ctr_kind in
+    path) ctr "$@" ;;
+    rke2) /var/lib/rancher/rke2/bin/ctr "$@" ;;
+    k3s) k3s ctr "$@" ;;
+  esac
+}
+
+# find_socket: CONTAINERD_ADDRESS when set, else the system's containerd, else k3s/RKE2's.
+find_socket() {
+  if [ -n "${CONTAINERD_ADDRESS:-}" ]; then
+    [ -S "$CONTAINERD_ADDRESS" ] && echo "$CONTAINERD_ADDRESS"
+    return
+  fi
+  for s in /run/containerd/containerd.sock /run/k3s/containerd/containerd.sock; do
+    if [ -S "$s" ]; then echo "$s"; return 0; fi
+  done
+  return 1
+}
+
 node=$(node_platform)
 case $runtime in
   auto)
-    if command -v ctr >/dev/null 2>&1 && [ -S "${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}" ]; then
+    if find_ctr && find_socket >/dev/null; then
       runtime=containerd
     elif command -v skopeo >/dev/null 2>&1 && { [ -S /var/run/crio/crio.sock ] || [ -d /etc/crio ] || [ -n "${FERRY_CONTAINERS_STORAGE:-}" ]; }; then
       runtime=cri-o
     else
-      die "found neither containerd (ctr and ${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}) nor CRI-O (skopeo); set CONTAINERD_ADDRESS or --runtime"
+      die "found neither containerd (ctr, and a socket at ${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock or /run/k3s/containerd/containerd.sock}) nor CRI-O (skopeo); set CONTAINERD_ADDRESS or --runtime"
     fi ;;
   containerd|cri-o) ;;
   *) die "unknown runtime $runtime (auto, containerd or cri-o)" ;;
@@ -293,42 +324,75 @@ done <"$tmp/images"
 count=$(wc -l <"$tmp/serving" | tr -d ' ')
 [ "$count" -gt 0 ] || die "no image in this bundle runs on $node"
 
-restore_containerd() {
-  command -v ctr >/dev/null 2>&1 || die "ctr not found; install containerd"
-  CONTAINERD_ADDRESS=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
-  export CONTAINERD_ADDRESS
-  [ -S "$CONTAINERD_ADDRESS" ] || die "no containerd socket at $CONTAINERD_ADDRESS; set CONTAINERD_ADDRESS"
-  # An index of the serving images only: ctr would record the others without their content.
-  {
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
-    sep=''
-    while read -r ref digest media size; do
-      printf '%s{"mediaType":"%s","digest":"%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}' \
-        "$sep" "$media" "$digest" "$size" "$ref" "$ref"
-      sep=,
-    done <"$tmp/serving"
-    printf ']}\n'
-  } >"$tmp/index.json"
-  log "importing $count image(s) for $node into containerd namespace $namespace"
-  # One tar stream, straight from the bundle: no copy of it on the node.
-  tar -cf - -C "$tmp" index.json -C "$here" oci-layout blobs |
-    ctr -n "$namespace" images import --platform "$node" - >"$tmp/import.log" 2>&1 ||
-    { cat "$tmp/import.log" >&2; die "ctr images import failed"; }
+# state NAME DIGEST: "pinned" or "unpinned" when containerd holds NAME at DIGEST with all its
+# content, "absent" otherwise (from the listings sort_present wrote).
+state() {
+  awk -v n="$1" -v d="$2" '
+    FNR == NR { if ($1 == n) complete = 1; next }
+    $1 == n && $2 == d && complete { s = $3 }
+    END { print (s == "" ? "absent" : s) }' "$tmp/complete" "$tmp/listed"
+}
+
+# Splits the serving images into those to import, those only to pin, and those already there.
+sort_present() {
+  ctr_ -n "$namespace" images ls 2>/dev/null |
+    awk 'NR > 1 { print $1, $3, ($NF ~ /(^|,)io[.]cri-containerd[.]pinned=pinned(,|$)/) ? "pinned" : "unpinned" }' >"$tmp/listed" || :
+  ctr_ -n "$namespace" images check 2>/dev/null | awk 'NR > 1 && $4 == "complete" { print $1 }' >"$tmp/complete" || :
+  : >"$tmp/import"; : >"$tmp/pin-only"; present=0
   while read -r ref digest media size; do
+    a=$(state "$ref" "$digest"); b=$(state "$(repository "$ref")@$digest" "$digest")
+    if [ "$a" = absent ] || [ "$b" = absent ]; then
+      printf '%s %s %s %s\n' "$ref" "$digest" "$media" "$size" >>"$tmp/import"
+    elif [ "$pin" = 1 ] && { [ "$a" != pinned ] || [ "$b" != pinned ]; }; then
+      printf '%s %s %s %s\n' "$ref" "$digest" "$media" "$size" >>"$tmp/pin-only"
+    else
+      log "$ref ($digest) already present"
+      present=$((present + 1))
+    fi
+  done <"$tmp/serving"
+}
+
+restore_containerd() {
+  find_ctr || die "ctr not found; install containerd (or k3s, RKE2)"
+  CONTAINERD_ADDRESS=$(find_socket) ||
+    die "no containerd socket at ${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock or /run/k3s/containerd/containerd.sock}; set CONTAINERD_ADDRESS"
+  export CONTAINERD_ADDRESS
+  sort_present
+  todo=$(wc -l <"$tmp/import" | tr -d ' ')
+  if [ "$todo" -gt 0 ]; then
+    # An index of the images to import only: ctr would record the others without their content.
+    {
+      printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
+      sep=''
+      while read -r ref digest media size; do
+        printf '%s{"mediaType":"%s","digest":"%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}' \
+          "$sep" "$media" "$digest" "$size" "$ref" "$ref"
+        sep=,
+      done <"$tmp/import"
+      printf ']}\n'
+    } >"$tmp/index.json"
+    log "importing $todo image(s) for $node into containerd namespace $namespace"
+    # One tar stream, straight from the bundle: no copy of it on the node.
+    tar -cf - -C "$tmp" index.json -C "$here" oci-layout blobs |
+      ctr_ -n "$namespace" images import --platform "$node" - >"$tmp/import.log" 2>&1 ||
+      { cat "$tmp/import.log" >&2; die "ctr images import failed"; }
+  fi
+  cat "$tmp/import" "$tmp/pin-only" | while read -r ref digest media size; do
     twin="$(repository "$ref")@$digest"
     if [ "$twin" != "$ref" ]; then
-      ctr -n "$namespace" images tag --force "$ref" "$twin" >/dev/null || { log "$ref: cannot tag $twin"; failed=1; continue; }
+      ctr_ -n "$namespace" images tag --force "$ref" "$twin" >/dev/null || { log "$ref: cannot tag $twin"; echo 1 >"$tmp/failed"; continue; }
     fi
     if [ "$pin" = 1 ]; then
       for name in "$ref" "$twin"; do
-        ctr -n "$namespace" images label "$name" io.cri-containerd.pinned=pinned >/dev/null ||
-          { log "$ref: cannot pin $name"; failed=1; }
+        ctr_ -n "$namespace" images label "$name" io.cri-containerd.pinned=pinned >/dev/null ||
+          { log "$ref: cannot pin $name"; echo 1 >"$tmp/failed"; }
       done
     fi
     pinned=''
     if [ "$pin" = 1 ]; then pinned=', pinned'; fi
     log "$ref ($digest) restored$pinned"
-  done <"$tmp/serving"
+  done
+  if [ -f "$tmp/failed" ]; then failed=1; fi
 }
 
 restore_crio() {
@@ -382,4 +446,8 @@ case $runtime in
   cri-o) restore_crio ;;
 esac
 [ "$failed" = 0 ] || die "some images were not restored (see above)"
-log "done: $count image(s)"
+if [ "${present:-0}" -gt 0 ]; then
+  log "done: $count image(s), $present already present"
+else
+  log "done: $count image(s)"
+fi
