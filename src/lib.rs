@@ -24,3 +24,4 @@ pub mod resolve;
 pub mod restore;
 pub mod snapshot;
 pub mod store;
+pub mod supply;

@@ -11,6 +11,7 @@ mod output;
 mod progress;
 mod registry_args;
 mod restore;
+mod signatures;
 mod snapshot;
 mod sources;
 mod verify;

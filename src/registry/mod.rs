@@ -12,6 +12,7 @@ mod error;
 mod host;
 mod manifest;
 mod mirrors;
+mod referrers;
 mod retry;
 mod tls;
 

@@ -15,6 +15,10 @@ pub fn image_lines(index: &BundleIndex) -> Vec<String> {
         .into_iter()
         .filter_map(|e| {
             let name = e.name?;
+            // Signatures and SBOMs travel in the bundle; they are not images to import.
+            if crate::supply::is_referrer_name(&name) {
+                return None;
+            }
             let d = &e.descriptor;
             let platforms = match d
                 .annotations()
