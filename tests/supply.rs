@@ -83,7 +83,11 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
 
     // Every signature: under its fallback-tag name, the registry's bytes exactly.
     let signatures = s.fixtures["signatures"].as_object().unwrap();
-    assert_eq!(signatures.len(), 4, "hello, multi and its amd64 child, world");
+    assert_eq!(
+        signatures.len(),
+        4,
+        "hello, multi and its amd64 child, world"
+    );
     for (name, digest) in signatures {
         let digest = digest.as_str().unwrap();
         assert_eq!(entry_digest(&bundle, name), digest, "{name}");
@@ -119,7 +123,10 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
     assert_eq!(listed.len(), 4, "referrer entries are not listed as images");
     let of = |image: &str| -> Vec<serde_json::Value> {
         let reference = s.reg.image(image);
-        listed.iter().find(|i| i["reference"] == reference.as_str()).unwrap()["referrers"]
+        listed
+            .iter()
+            .find(|i| i["reference"] == reference.as_str())
+            .unwrap()["referrers"]
             .as_array()
             .unwrap()
             .clone()
@@ -131,10 +138,17 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
             && r["artifactTypes"] == serde_json::json!(["application/spdx+json"])),
         "{hello:?}"
     );
-    assert_eq!(of("sample/multi:1.0").len(), 2, "index and amd64 child signed");
+    assert_eq!(
+        of("sample/multi:1.0").len(),
+        2,
+        "index and amd64 child signed"
+    );
     assert!(of("sample/zstd:1.0").is_empty());
     let (_, table, _) = ferry_out(&["ls", bundle.to_str().unwrap()]);
-    assert!(table.contains("REFERRERS") && table.contains("application/spdx+json,signature"), "{table}");
+    assert!(
+        table.contains("REFERRERS") && table.contains("application/spdx+json,signature"),
+        "{table}"
+    );
 
     // verify --key: passes the signed, names the unsigned and the moved signature.
     let b = bundle.to_str().unwrap();
@@ -143,10 +157,19 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
     assert!(stdout.contains("2 of 4 images signed"), "{stdout}");
     let world = s.reg.image("sample/world:1.0");
     let zstd = s.reg.image("sample/zstd:1.0");
-    assert!(stderr.contains(&format!("{world} (")) && stderr.contains("names another manifest"), "{stderr}");
-    assert!(stderr.contains(&format!("{zstd} (")) && stderr.contains("unsigned"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{world} (")) && stderr.contains("names another manifest"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{zstd} (")) && stderr.contains("unsigned"),
+        "{stderr}"
+    );
     for signed in ["sample/hello:1.0", "sample/multi:1.0"] {
-        assert!(!stderr.contains(&format!("{} (", s.reg.image(signed))), "{stderr}");
+        assert!(
+            !stderr.contains(&format!("{} (", s.reg.image(signed))),
+            "{stderr}"
+        );
     }
     let (_, stdout, _) = ferry_out(&["verify", b, "--json", "--key", &s.key("cosign.pub")]);
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -190,12 +213,17 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
     let listing = run(Command::new("tar").arg("-tf").arg(&oci)).stdout;
     let listing = String::from_utf8(listing).unwrap();
     let sbom_hex = sbom["layer"].as_str().unwrap().split_once(':').unwrap().1;
-    assert!(listing.contains(sbom_hex), "the SBOM layer is in the oci-archive");
+    assert!(
+        listing.contains(sbom_hex),
+        "the SBOM layer is in the oci-archive"
+    );
     let docker = dir.path().join("d.tar");
-    let (code, _, stderr) =
-        ferry_out(&["export", b, "--docker-archive", docker.to_str().unwrap()]);
+    let (code, _, stderr) = ferry_out(&["export", b, "--docker-archive", docker.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("dropped 5 signature/SBOM/referrer entries"), "{stderr}");
+    assert!(
+        stderr.contains("dropped 5 signature/SBOM/referrer entries"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -215,14 +243,19 @@ fn require_signatures_leaves_unverified_images_out() {
         );
     }
     for kept in ["sample/hello:1.0", "sample/multi:1.0"] {
-        assert!(index_entry(&bundle, &s.reg.image(kept)).is_some(), "{kept} kept");
+        assert!(
+            index_entry(&bundle, &s.reg.image(kept)).is_some(),
+            "{kept} kept"
+        );
     }
     // What is in the bundle verifies with the key, and restore.sh lists no signature.
-    let (code, stdout, stderr) =
-        ferry_out(&["verify", bundle.to_str().unwrap(), "--key", &key]);
+    let (code, stdout, stderr) = ferry_out(&["verify", bundle.to_str().unwrap(), "--key", &key]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let script = std::fs::read_to_string(bundle.join("restore.sh")).unwrap();
-    assert!(!script.contains(".sig "), "signatures are not images to import");
+    assert!(
+        !script.contains(".sig "),
+        "signatures are not images to import"
+    );
     // No key file: a usage error before anything is fetched.
     let (code, _, _) = ferry_out(&[
         "bundle",

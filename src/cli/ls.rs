@@ -36,23 +36,23 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
     let index = layout.read_index().map_err(|e| e.to_string())?;
     let entries = index.entries();
-    let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries.iter().partition(|e| {
-        e.name
-            .as_deref()
-            .and_then(parse_referrer_name)
-            .is_some()
-    });
+    let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries
+        .iter()
+        .partition(|e| e.name.as_deref().and_then(parse_referrer_name).is_some());
     let mut rows = Vec::new();
     for entry in images {
         let contents = inspect_entry(&layout, entry);
         let reference = entry.name.clone().unwrap_or_else(|| "(unnamed)".into());
-        let repository = reference.parse::<ferry::reference::ImageRef>().ok().map(|r| r.name());
+        let repository = reference
+            .parse::<ferry::reference::ImageRef>()
+            .ok()
+            .map(|r| r.name());
         let own: Vec<serde_json::Value> = referrers
             .iter()
             .filter_map(|r| {
                 let (repo, subject, kind) = parse_referrer_name(r.name.as_deref()?)?;
-                let mine = Some(&repo) == repository.as_ref()
-                    && contents.blobs.contains_key(&subject);
+                let mine =
+                    Some(&repo) == repository.as_ref() && contents.blobs.contains_key(&subject);
                 mine.then(|| referrer_json(&layout, r, &subject, kind))
             })
             .collect();
@@ -155,7 +155,11 @@ fn print_table(rows: &[Row]) {
                 .collect();
             kinds.sort();
             kinds.dedup();
-            let referrers = if kinds.is_empty() { "-".to_owned() } else { kinds.join(",") };
+            let referrers = if kinds.is_empty() {
+                "-".to_owned()
+            } else {
+                kinds.join(",")
+            };
             [
                 r.reference.clone(),
                 r.digest.get(..19).unwrap_or(&r.digest).to_owned(),

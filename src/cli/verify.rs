@@ -33,7 +33,11 @@ pub struct VerifyArgs {
 /// Runs `ferry verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    let key = args.key.as_deref().map(super::signatures::load_key).transpose()?;
+    let key = args
+        .key
+        .as_deref()
+        .map(super::signatures::load_key)
+        .transpose()?;
     // Repairing writes: take the bundle's lock, as a bundle run would.
     let layout = if args.repair {
         Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?

@@ -158,7 +158,9 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Verified => write!(f, "signature verified"),
-            Verdict::Unsigned => write!(f, "unsigned: no cosign signature (sha256-<hex>.sig) for it"),
+            Verdict::Unsigned => {
+                write!(f, "unsigned: no cosign signature (sha256-<hex>.sig) for it")
+            }
             Verdict::OtherKey => write!(f, "signed, but not by this key"),
             Verdict::Keyless => write!(
                 f,
@@ -284,7 +286,9 @@ pub fn verify_bundle(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdic
         let digest = entry.descriptor.digest().to_string();
         let verdict = match (name.parse::<ImageRef>(), digest.parse::<Digest>()) {
             (Ok(reference), Ok(d)) => stored_verdict(layout, &index, &reference, &d, key),
-            _ => Verdict::Malformed(format!("{name} is not a reference with a digest ferry reads")),
+            _ => Verdict::Malformed(format!(
+                "{name} is not a reference with a digest ferry reads"
+            )),
         };
         out.push(ImageVerdict {
             reference: name,

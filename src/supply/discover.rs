@@ -43,7 +43,9 @@ pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discove
                 continue;
             };
             let found = match kind {
-                ReferrerKind::Referrers => referrers_of(registries, image, &subject, reference).await,
+                ReferrerKind::Referrers => {
+                    referrers_of(registries, image, &subject, reference).await
+                }
                 _ => by_tag(registries, &reference).await,
             };
             match found {
@@ -62,13 +64,15 @@ pub async fn discover_all(
     images: &[ResolvedImage],
     jobs: usize,
 ) -> Vec<Discovered> {
-    let mut found: Vec<(usize, Discovered)> =
-        futures_util::stream::iter(images.iter().enumerate().map(|(i, image)| async move {
-            (i, discover(registries, image).await)
-        }))
-        .buffer_unordered(jobs.max(1))
-        .collect()
-        .await;
+    let mut found: Vec<(usize, Discovered)> = futures_util::stream::iter(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| async move { (i, discover(registries, image).await) }),
+    )
+    .buffer_unordered(jobs.max(1))
+    .collect()
+    .await;
     found.sort_by_key(|(i, _)| *i);
     found.into_iter().map(|(_, d)| d).collect()
 }

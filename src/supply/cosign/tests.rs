@@ -12,8 +12,15 @@ struct Key {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -22,12 +29,33 @@ fn key(algorithm: &str) -> Key {
     let private = dir.path().join("key.pem");
     let p = private.to_str().unwrap();
     match algorithm {
-        "ec" => openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", p]),
-        "rsa" => openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p]),
+        "ec" => openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            p,
+        ]),
+        "rsa" => openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            p,
+        ]),
         _ => openssl(&["genpkey", "-algorithm", "ED25519", "-out", p]),
     };
     let public = openssl(&["pkey", "-in", p, "-pubout"]);
-    Key { _dir: dir, private, public, ed25519: algorithm == "ed25519" }
+    Key {
+        _dir: dir,
+        private,
+        public,
+        ed25519: algorithm == "ed25519",
+    }
 }
 
 impl Key {
@@ -80,7 +108,11 @@ fn good_signatures_verify_for_every_key_type() {
         let k = key(algorithm);
         let p = payload(&image);
         let m = signature_manifest(&p, &k.sign(&p));
-        assert_eq!(check(&image, &m, &p, &k.public()), Verdict::Verified, "{algorithm}");
+        assert_eq!(
+            check(&image, &m, &p, &k.public()),
+            Verdict::Verified,
+            "{algorithm}"
+        );
     }
     assert_eq!(key("ec").public().algorithm(), "ECDSA P-256");
     assert_eq!(key("rsa").public().algorithm(), "RSA");
@@ -97,15 +129,24 @@ fn a_flipped_byte_another_key_or_another_digest_fail() {
     let at = flipped.len() / 2;
     flipped[at] ^= 1;
     assert_eq!(check(&image, &m, &flipped, &k.public()), Verdict::OtherKey);
-    assert_eq!(check(&image, &m, &p, &key("ec").public()), Verdict::OtherKey);
-    assert_eq!(check(&image, &m, &p, &key("rsa").public()), Verdict::OtherKey);
+    assert_eq!(
+        check(&image, &m, &p, &key("ec").public()),
+        Verdict::OtherKey
+    );
+    assert_eq!(
+        check(&image, &m, &p, &key("rsa").public()),
+        Verdict::OtherKey
+    );
     let other = Digest::sha256_of(b"another image");
     assert_eq!(
         check(&other, &m, &p, &k.public()),
         Verdict::OtherDigest(image.to_string())
     );
     let not_base64 = signature_manifest(&p, "!!!");
-    assert!(matches!(check(&image, &not_base64, &p, &k.public()), Verdict::Malformed(_)));
+    assert!(matches!(
+        check(&image, &not_base64, &p, &k.public()),
+        Verdict::Malformed(_)
+    ));
 }
 
 #[test]
@@ -114,7 +155,8 @@ fn keyless_and_unsigned_are_named() {
     let k = key("ec");
     let p = payload(&image);
     let mut m: serde_json::Value = serde_json::from_slice(&signature_manifest(&p, "")).unwrap();
-    m["layers"][0]["annotations"] = serde_json::json!({ANNOTATION_CERTIFICATE: "-----BEGIN CERTIFICATE-----"});
+    m["layers"][0]["annotations"] =
+        serde_json::json!({ANNOTATION_CERTIFICATE: "-----BEGIN CERTIFICATE-----"});
     let m = serde_json::to_vec(&m).unwrap();
     assert_eq!(check(&image, &m, &p, &k.public()), Verdict::Keyless);
     assert!(Verdict::Keyless.to_string().contains("out of scope"));
