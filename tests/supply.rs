@@ -266,3 +266,129 @@ fn require_signatures_leaves_unverified_images_out() {
     ]);
     assert_eq!(code, 2);
 }
+
+/// docker-registry 2.8 has no referrers API: a fake answers it (and only it), to show that its
+/// answer is used and stored under the fallback-tag name, without asking for the tag.
+#[test]
+fn the_referrers_api_answer_is_used_when_the_registry_has_one() {
+    use common::fake::{Fake, Reply, TestImage};
+    let fake = Fake::start();
+    let image = TestImage::random(7, &[100]);
+    fake.serve_image("app", "1", &image);
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#.to_vec();
+    let empty = b"{}".to_vec();
+    let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": sha256(b), "size": b.len()});
+    let artifact = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": desc("application/vnd.oci.empty.v1+json", &empty),
+        "layers": [desc("application/spdx+json", &sbom)],
+        "subject": desc("application/vnd.oci.image.manifest.v1+json", &image.manifest),
+    }))
+    .unwrap();
+    let artifact_digest = sha256(&artifact);
+    let mut listed = desc("application/vnd.oci.image.manifest.v1+json", &artifact);
+    listed["artifactType"] = "application/spdx+json".into();
+    let answer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [listed],
+    }))
+    .unwrap();
+    let a = artifact.clone();
+    fake.route(
+        &format!("/v2/app/manifests/{artifact_digest}"),
+        move |_, _| {
+            Reply::new(200, a.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        },
+    );
+    for blob in [sbom.clone(), empty] {
+        fake.route(&format!("/v2/app/blobs/{}", sha256(&blob)), move |_, _| {
+            Reply::new(200, blob.clone())
+        });
+    }
+    let ans = answer.clone();
+    fake.route(
+        &format!("/v2/app/referrers/{}", image.digest),
+        move |_, _| {
+            Reply::new(200, ans.clone())
+                .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        },
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    let reference = format!("{}/app:1", fake.addr);
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--no-progress",
+        "--referrers",
+        "-o",
+        bundle.to_str().unwrap(),
+        &reference,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let name = format!(
+        "{}/app:sha256-{}",
+        fake.addr,
+        image.digest.split_once(':').unwrap().1
+    );
+    assert_eq!(entry_digest(&bundle, &name), sha256(&answer));
+    assert_eq!(
+        std::fs::read(blob_path(&bundle, &sha256(&answer))).unwrap(),
+        answer
+    );
+    assert_eq!(
+        std::fs::read(blob_path(&bundle, &artifact_digest)).unwrap(),
+        artifact
+    );
+    assert_eq!(
+        std::fs::read(blob_path(&bundle, &sha256(&sbom))).unwrap(),
+        sbom
+    );
+    assert!(
+        fake.seen("/v2/app/manifests/sha256-")
+            .iter()
+            .all(|s| s.path.ends_with(".sig")
+                || s.path.ends_with(".att")
+                || s.path.ends_with(".sbom")),
+        "the fallback tag is not asked for when the API answers"
+    );
+    let (code, stdout, stderr) = ferry_out(&["verify", bundle.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// A registry with neither the API nor any referrer tag: the image is bundled all the same.
+#[test]
+fn an_image_without_referrers_is_bundled() {
+    use common::fake::{Fake, TestImage};
+    let fake = Fake::start();
+    let image = TestImage::random(8, &[100]);
+    fake.serve_image("app", "1", &image);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    let reference = format!("{}/app:1", fake.addr);
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--no-progress",
+        "--referrers",
+        "-o",
+        bundle.to_str().unwrap(),
+        &reference,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        index_json(&bundle)["manifests"].as_array().unwrap().len(),
+        1
+    );
+    assert!(
+        !fake.seen("/v2/app/referrers/").is_empty(),
+        "the API was asked"
+    );
+    assert!(
+        !fake.seen("/v2/app/manifests/sha256-").is_empty(),
+        "then the fallback tag"
+    );
+}
