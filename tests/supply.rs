@@ -256,6 +256,26 @@ fn require_signatures_leaves_unverified_images_out() {
         !script.contains(".sig "),
         "signatures are not images to import"
     );
+    // restore --key checks, then imports the images and nothing else.
+    let node = Containerd::start();
+    let (code, stdout, stderr) = ferry_out(&[
+        "restore",
+        bundle.to_str().unwrap(),
+        "--address",
+        &node.socket,
+        "--key",
+        &key,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["images"].as_array().unwrap().len(), 2, "{report}");
+    let names = String::from_utf8(node.ctr(&["images", "ls", "-q"]).stdout).unwrap();
+    assert!(names.contains(&s.reg.image("sample/hello:1.0")), "{names}");
+    assert!(
+        !names.contains(":sha256-"),
+        "no signature imported: {names}"
+    );
     // No key file: a usage error before anything is fetched.
     let (code, _, _) = ferry_out(&[
         "bundle",
