@@ -178,7 +178,21 @@ pub async fn bundle(
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
     if options.referrers || options.require_signatures.is_some() {
-        images = with_referrers(&registries, images, options, &mut run).await;
+        let names: Vec<_> = images
+            .iter()
+            .map(|i| (i.reference.to_string(), i.root.digest.clone()))
+            .collect();
+        let kept = tokio::select! {
+            kept = with_referrers(&registries, images, options, &mut run) => Some(kept),
+            () = cancel.cancelled() => None,
+        };
+        let Some(kept) = kept else {
+            for (reference, digest) in names {
+                run.report(reference, Some(digest), ImageStatus::Unfinished, None, 0, 0);
+            }
+            return Ok(run.finish(true, registries.retries()));
+        };
+        images = kept;
     }
 
     // 2. Plan against what the bundle holds.
