@@ -26,4 +26,5 @@ pub mod restore;
 pub mod serve;
 pub mod snapshot;
 pub mod store;
+pub mod supply;
 pub mod untrusted;

@@ -30,6 +30,10 @@ pub struct BundleOptions {
     pub jobs: usize,
     /// Lock entries by reference: those references are fetched exactly as locked.
     pub pins: std::collections::BTreeMap<String, crate::store::LockedImage>,
+    /// Also store each image's signatures, attestations, SBOMs and OCI referrers.
+    pub referrers: bool,
+    /// Commit only images with a cosign signature this key verifies (implies `referrers`).
+    pub require_signatures: Option<Arc<crate::supply::cosign::PublicKey>>,
 }
 
 impl Default for BundleOptions {
@@ -38,6 +42,8 @@ impl Default for BundleOptions {
             platforms: PlatformFilter::host(),
             jobs: 8,
             pins: Default::default(),
+            referrers: false,
+            require_signatures: None,
         }
     }
 }
@@ -176,6 +182,23 @@ pub async fn bundle(
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
+    if options.referrers || options.require_signatures.is_some() {
+        let names: Vec<_> = images
+            .iter()
+            .map(|i| (i.reference.to_string(), i.root.digest.clone()))
+            .collect();
+        let kept = tokio::select! {
+            kept = with_referrers(&registries, images, options, &mut run) => Some(kept),
+            () = cancel.cancelled() => None,
+        };
+        let Some(kept) = kept else {
+            for (reference, digest) in names {
+                run.report(reference, Some(digest), ImageStatus::Unfinished, None, 0, 0);
+            }
+            return Ok(run.finish(true, registries.retries()));
+        };
+        images = kept;
+    }
 
     // 2. Plan against what the bundle holds.
     let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
@@ -338,6 +361,41 @@ pub async fn bundle(
     let tidy = layout.clone();
     tokio::task::spawn_blocking(move || tidy.tidy()).await.ok();
     Ok(run.finish(cancelled, registries.retries()))
+}
+
+/// Adds the referrers of `images` to what is bundled (as entries of their own, which can fail
+/// without failing their image); with a key, leaves out (failed) each image whose signature
+/// does not verify.
+async fn with_referrers(
+    registries: &Registries,
+    images: Vec<ResolvedImage>,
+    options: &BundleOptions,
+    run: &mut Run,
+) -> Vec<ResolvedImage> {
+    let found = crate::supply::discover_all(registries, &images, options.jobs).await;
+    let mut out = Vec::with_capacity(images.len());
+    for (image, found) in images.into_iter().zip(found) {
+        if let Some(key) = &options.require_signatures {
+            let verdict =
+                crate::supply::cosign::check_resolved(registries, &image, &found.referrers, key)
+                    .await;
+            if !verdict.ok() {
+                let why = format!("refused by --require-signatures: {verdict}");
+                let digest = Some(image.root.digest.clone());
+                run.fail(image.reference.to_string(), digest, 0, why, 0);
+                continue;
+            }
+        }
+        for (name, why) in found.failed {
+            run.fail(name, None, 0, format!("referrer: {why}"), 0);
+        }
+        out.push(image);
+        out.extend(found.referrers);
+    }
+    out.sort_by(|a, b| a.reference.cmp(&b.reference));
+    // Two tags of one image share its referrers.
+    out.dedup_by(|a, b| a.reference == b.reference);
+    out
 }
 
 /// An image waiting for its blobs.

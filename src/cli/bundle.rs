@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
 use ferry::store::Layout;
+use ferry::supply::is_referrer_name;
 
 use super::progress::BundleProgress;
 use super::registry_args::RegistryArgs;
@@ -37,6 +38,21 @@ pub struct BundleArgs {
     /// references, when one did.
     #[arg(long, requires = "lock")]
     pub locked: bool,
+
+    /// Also store each image's supply chain: cosign signatures, attestations and SBOMs
+    /// (`sha256-<hex>.sig/.att/.sbom`) and OCI referrers (the referrers API, else the fallback
+    /// tag), for the image and each kept platform, under the fallback-tag names.
+    #[arg(long)]
+    pub referrers: bool,
+
+    /// Refuse (fail) each image without a cosign signature that --key verifies; the others are
+    /// bundled. Implies --referrers.
+    #[arg(long, requires = "key")]
+    pub require_signatures: bool,
+
+    /// The public key (PEM: ECDSA P-256, RSA or Ed25519) for --require-signatures.
+    #[arg(long, value_name = "FILE", requires = "require_signatures")]
+    pub key: Option<PathBuf>,
 
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
@@ -112,6 +128,10 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         return Err(Failure::usage("the lock file names no images"));
     }
     let filter = args.platforms.filter();
+    let require_signatures = match &args.key {
+        Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
+        None => None,
+    };
 
     let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
     let progress = Arc::new(BundleProgress::new(
@@ -148,6 +168,8 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         platforms: filter,
         jobs: args.jobs.into(),
         pins,
+        referrers: args.referrers,
+        require_signatures,
     };
     let summary = bundle(
         registries,
@@ -244,7 +266,8 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     if args.quiet {
         return;
     }
-    let done = s.with_status(ImageStatus::Ok).count();
+    let is_image = |i: &&ferry::bundle::ImageReport| !is_referrer_name(&i.reference);
+    let done = s.with_status(ImageStatus::Ok).filter(is_image).count();
     eprintln!(
         "{} {done} of {} images into {bundle} in {:.1} s",
         if s.success() {
@@ -252,9 +275,16 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
         } else {
             "bundled only"
         },
-        s.images.len(),
+        s.images.iter().filter(is_image).count(),
         s.elapsed.as_secs_f64()
     );
+    let referrers = s.images.len() - s.images.iter().filter(is_image).count();
+    if referrers > 0 {
+        eprintln!(
+            "  referrers: {} of {referrers} stored (signatures, attestations, SBOMs)",
+            s.with_status(ImageStatus::Ok).count() - done
+        );
+    }
     eprintln!(
         "  blobs: {} fetched ({}), {} already present ({}); {} retries, {} resumed",
         s.blobs_fetched,
@@ -309,6 +339,7 @@ fn json_report(
                 "bytes": i.bytes,
                 "seconds": (i.seconds * 1000.0).round() / 1000.0,
                 "retries": i.retries,
+                "referrer": is_referrer_name(&i.reference),
             })
         })
         .collect();

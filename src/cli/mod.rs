@@ -12,6 +12,7 @@ mod progress;
 mod registry_args;
 mod restore;
 mod serve;
+mod signatures;
 mod snapshot;
 mod sources;
 mod verify;

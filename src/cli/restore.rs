@@ -45,6 +45,10 @@ pub struct RestoreArgs {
     /// Verify the bundle (re-hash every blob) before importing.
     #[arg(long)]
     pub verify: bool,
+    /// Before importing, check every image's cosign signature with this public key (PEM);
+    /// import nothing when one is unsigned, signed by another key or names another digest.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// containerd's socket.
     #[arg(
         long,
@@ -76,6 +80,18 @@ fn on_path(program: &str) -> bool {
 /// Runs `ferry restore`.
 pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.key {
+        let key = super::signatures::load_key(path)?;
+        let verdicts = super::signatures::check(&layout, &key)?;
+        let failed = super::signatures::report_failures(&verdicts);
+        if failed > 0 {
+            return Err(Failure::from(format!(
+                "{failed} image(s) of {} fail the signature check with {}; nothing was imported",
+                args.bundle.display(),
+                path.display()
+            )));
+        }
+    }
     let runtime = match args.runtime {
         RuntimeArg::Containerd => Runtime::Containerd,
         RuntimeArg::CriO => Runtime::CriO,

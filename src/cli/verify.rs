@@ -23,11 +23,21 @@ pub struct VerifyArgs {
     /// Remove the corrupt blobs found, so that re-running `ferry bundle` fetches them again.
     #[arg(long)]
     pub repair: bool,
+    /// Also check every image's cosign signature with this public key (PEM: ECDSA P-256, RSA
+    /// or Ed25519), offline; names each image unsigned, signed by another key, or whose
+    /// signature names another digest. Keyless (Fulcio/Rekor) signatures are not verified.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 /// Runs `ferry verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let key = args
+        .key
+        .as_deref()
+        .map(super::signatures::load_key)
+        .transpose()?;
     // Repairing writes: take the bundle's lock, as a bundle run would.
     let layout = if args.repair {
         Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?
@@ -56,6 +66,17 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     };
     let report = verify::verify(&layout, &|n| bar.inc(n)).map_err(|e| e.to_string())?;
     bar.finish_and_clear();
+    let signatures = match &key {
+        Some(key) => Some(super::signatures::check(&layout, key)?),
+        None => None,
+    };
+    let unsigned = signatures.as_deref().map_or(0, |v| {
+        if args.json {
+            v.iter().filter(|v| !v.verdict.ok()).count()
+        } else {
+            super::signatures::report_failures(v)
+        }
+    });
     if args.json {
         output::json(&serde_json::json!({
             "bundle": args.bundle.display().to_string(),
@@ -65,6 +86,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             "bytes": report.bytes,
             "problems": report.problems,
             "warnings": report.warnings,
+            "signatures": signatures.as_deref().map(super::signatures::json),
         }));
     } else {
         for w in &report.warnings {
@@ -105,5 +127,19 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             "hint: re-run the ferry bundle command that made this bundle: it fetches what is missing"
         );
     }
-    Ok(if report.ok() { Exit::Ok } else { Exit::Failed })
+    if let (Some(v), false) = (&signatures, args.json) {
+        let key = args.key.as_deref().unwrap_or(std::path::Path::new("-"));
+        println!(
+            "{}: {} of {} images signed by {}",
+            if unsigned == 0 { "ok" } else { "FAILED" },
+            v.len() - unsigned,
+            v.len(),
+            key.display()
+        );
+    }
+    Ok(if report.ok() && unsigned == 0 {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }

@@ -79,7 +79,16 @@ pub fn docker_archive(
     let mut manifest = Vec::new();
     let mut skipped = Vec::new();
     let path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+    let mut dropped = 0;
     for entry in index.entries() {
+        if entry
+            .name
+            .as_deref()
+            .is_some_and(crate::supply::is_referrer_name)
+        {
+            dropped += 1;
+            continue;
+        }
         let image = match offer(layout, &entry, platform)? {
             Offer::Serves(image) => image,
             Offer::Lacks { name, has } => {
@@ -116,6 +125,12 @@ pub fn docker_archive(
         for (digest, size) in std::iter::once(config).chain(layers) {
             plan.add_blob(digest, size)?;
         }
+    }
+    if dropped > 0 {
+        skipped.push(format!(
+            "dropped {dropped} signature/SBOM/referrer entr{}: a docker-archive cannot hold them; export an oci-archive to keep them",
+            if dropped == 1 { "y" } else { "ies" }
+        ));
     }
     if manifest.is_empty() {
         return Err(ExportError::Incomplete(format!(

@@ -15,6 +15,7 @@ mod manifest;
 mod mirrors;
 mod pace;
 mod pinned;
+mod referrers;
 mod retry;
 mod tls;
 

@@ -106,6 +106,14 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
     let mut serving: Vec<PlatformImage> = Vec::new();
     let mut outcomes = Vec::new();
     for entry in index.entries() {
+        // Signatures and SBOMs travel in the bundle; they are not images to import.
+        if entry
+            .name
+            .as_deref()
+            .is_some_and(crate::supply::is_referrer_name)
+        {
+            continue;
+        }
         match offer(layout, &entry, &options.platform)? {
             Offer::Serves(image) => serving.push(*image),
             Offer::Lacks { name, has } => outcomes.push(Restored {

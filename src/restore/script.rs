@@ -29,6 +29,10 @@ fn image_line(e: &IndexEntry) -> Option<String> {
     if e.name.as_deref() != Some(name.as_str()) {
         return None;
     }
+    // Signatures and SBOMs travel in the bundle; they are not images to import.
+    if crate::supply::is_referrer_name(&name) {
+        return None;
+    }
     let platforms = match d
         .annotations()
         .as_ref()

@@ -1,0 +1,370 @@
+//! Offline verification of cosign key-based signatures.
+//!
+//! cosign stores a signature of the manifest `sha256:<hex>` as a manifest tagged
+//! `sha256-<hex>.sig`; each of its `application/vnd.dev.cosign.simplesigning.v1+json` layers is
+//! a payload naming the signed digest (`critical.image.docker-manifest-digest`), with the
+//! signature over the payload's bytes, base64, in the layer annotation
+//! `dev.cosignproject.cosign/signature`. An image passes when one such layer's signature
+//! verifies with the key AND its payload names the image's own digest.
+//!
+//! The key is a PEM SubjectPublicKeyInfo (`cosign.pub`): ECDSA P-256 (SHA-256, ASN.1 DER
+//! signatures), RSA (PKCS#1 v1.5, SHA-256) or Ed25519. The signature check is aws-lc-rs's,
+//! already in the build through rustls: adding the p256, rsa and ed25519-dalek crates would
+//! compile a second implementation of the same primitives. Keyless signatures (Fulcio
+//! certificates, Rekor transparency log) are out of scope.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    VerificationAlgorithm,
+};
+use base64::Engine;
+
+use super::{ReferrerKind, is_referrer_name, referrer_name};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::reference::ImageRef;
+use crate::registry::Registries;
+use crate::resolve::ResolvedImage;
+use crate::store::{BundleIndex, Layout, StoreError};
+
+/// The media type of cosign's signed payload.
+pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature.
+pub const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// The layer annotation of a keyless signature's Fulcio certificate.
+pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+
+/// The largest payload ferry reads (cosign's are a few hundred bytes).
+const MAX_PAYLOAD: u64 = 1 << 20;
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct KeyError {
+    /// The key file.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A public key to verify signatures with.
+#[derive(Debug)]
+pub struct PublicKey {
+    key: ParsedPublicKey,
+    algorithm: &'static str,
+}
+
+impl PublicKey {
+    /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo): ECDSA P-256, RSA or Ed25519.
+    pub fn from_pem(text: &[u8]) -> Result<PublicKey, String> {
+        let pem = pem::parse(text).map_err(|e| format!("not a PEM file: {e}"))?;
+        if pem.tag() != "PUBLIC KEY" {
+            return Err(format!(
+                "a PEM \"{}\", not a \"PUBLIC KEY\"; hint: give the public key (cosign.pub), \
+                 not the private key or a certificate",
+                pem.tag()
+            ));
+        }
+        let kinds: [(&'static dyn VerificationAlgorithm, &'static str); 3] = [
+            (&ECDSA_P256_SHA256_ASN1, "ECDSA P-256"),
+            (&RSA_PKCS1_2048_8192_SHA256, "RSA"),
+            (&ED25519, "Ed25519"),
+        ];
+        for (algorithm, name) in kinds {
+            if let Ok(key) = ParsedPublicKey::new(algorithm, pem.contents()) {
+                return Ok(PublicKey {
+                    key,
+                    algorithm: name,
+                });
+            }
+        }
+        Err("not an ECDSA P-256, RSA (2048 bits or more) or Ed25519 public key".into())
+    }
+
+    /// Reads a PEM key file.
+    pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
+        let error = |reason: String| KeyError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        PublicKey::from_pem(&text).map_err(error)
+    }
+
+    /// The key's algorithm, for people.
+    pub fn algorithm(&self) -> &'static str {
+        self.algorithm
+    }
+
+    /// Whether `signature` is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+/// What the signatures of one image say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A signature by the key names the image's digest.
+    Verified,
+    /// No cosign signature for the image.
+    Unsigned,
+    /// Signed, but no signature verifies with the key.
+    OtherKey,
+    /// Signed keyless only (a Fulcio certificate), which ferry does not verify.
+    Keyless,
+    /// A signature by the key names another manifest.
+    OtherDigest(String),
+    /// The signature cannot be read.
+    Malformed(String),
+}
+
+impl Verdict {
+    /// True for [`Verdict::Verified`].
+    pub fn ok(&self) -> bool {
+        *self == Verdict::Verified
+    }
+
+    /// A short word for JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Unsigned => "unsigned",
+            Verdict::OtherKey => "other-key",
+            Verdict::Keyless => "keyless",
+            Verdict::OtherDigest(_) => "other-digest",
+            Verdict::Malformed(_) => "malformed",
+        }
+    }
+
+    /// Which of two failures says more (a signature by the key beats one by another key).
+    fn rank(&self) -> u8 {
+        match self {
+            Verdict::Unsigned => 0,
+            Verdict::Malformed(_) => 1,
+            Verdict::OtherKey => 2,
+            Verdict::Keyless => 3,
+            Verdict::OtherDigest(_) => 4,
+            Verdict::Verified => 5,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Verified => write!(f, "signature verified"),
+            Verdict::Unsigned => {
+                write!(f, "unsigned: no cosign signature (sha256-<hex>.sig) for it")
+            }
+            Verdict::OtherKey => write!(f, "signed, but not by this key"),
+            Verdict::Keyless => write!(
+                f,
+                "signed keyless only (a Fulcio certificate): ferry verifies key-based signatures; \
+                 keyless (Fulcio/Rekor) verification is out of scope"
+            ),
+            Verdict::OtherDigest(d) => write!(
+                f,
+                "its signature verifies but names another manifest ({d}): a signature moved from another image"
+            ),
+            Verdict::Malformed(why) => write!(f, "unreadable signature: {why}"),
+        }
+    }
+}
+
+/// Checks a signature manifest (the bytes of `sha256-<hex>.sig`) for the image `image`.
+/// `payload` returns a layer's bytes, checked against its digest and size.
+pub fn check_signature_manifest(
+    image: &Digest,
+    signature_manifest: &[u8],
+    mut payload: impl FnMut(&Digest, u64) -> Result<Vec<u8>, String>,
+    key: &PublicKey,
+) -> Verdict {
+    let layers = match Manifest::parse(signature_manifest, None) {
+        Ok((Manifest::Image(m), _)) => m.layers().clone(),
+        Ok((Manifest::Index(_), _)) => {
+            return Verdict::Malformed("the signature tag names an index".into());
+        }
+        Err(e) => return Verdict::Malformed(e.to_string()),
+    };
+    let mut best = Verdict::Unsigned;
+    for layer in layers {
+        if layer.media_type().to_string() != SIMPLESIGNING {
+            continue;
+        }
+        let annotations = layer.annotations().clone().unwrap_or_default();
+        let verdict = match annotations.get(ANNOTATION_SIGNATURE) {
+            None if annotations.contains_key(ANNOTATION_CERTIFICATE) => Verdict::Keyless,
+            None => Verdict::Malformed("a payload layer without a signature annotation".into()),
+            Some(signature) => {
+                let read = manifest::descriptor_digest(&layer)
+                    .map_err(|e| e.to_string())
+                    .and_then(|d| {
+                        if layer.size() > MAX_PAYLOAD {
+                            return Err(format!("payload {d} is {} bytes", layer.size()));
+                        }
+                        payload(&d, layer.size())
+                    });
+                match read {
+                    Ok(bytes) => check_layer(image, &bytes, signature, &annotations, key),
+                    Err(e) => Verdict::Malformed(e),
+                }
+            }
+        };
+        if verdict.ok() {
+            return verdict;
+        }
+        if verdict.rank() > best.rank() {
+            best = verdict;
+        }
+    }
+    best
+}
+
+/// One payload layer: the signature first (nothing in an unauthenticated payload is trusted),
+/// then the digest it names.
+fn check_layer(
+    image: &Digest,
+    payload: &[u8],
+    signature: &str,
+    annotations: &std::collections::HashMap<String, String>,
+    key: &PublicKey,
+) -> Verdict {
+    let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return Verdict::Malformed("the signature annotation is not base64".into());
+    };
+    if !key.verifies(payload, &signature) {
+        return if annotations.contains_key(ANNOTATION_CERTIFICATE) {
+            Verdict::Keyless
+        } else {
+            Verdict::OtherKey
+        };
+    }
+    match named_digest(payload) {
+        Ok(named) if named == image.to_string() => Verdict::Verified,
+        Ok(named) => Verdict::OtherDigest(named),
+        Err(e) => Verdict::Malformed(e),
+    }
+}
+
+/// `critical.image.docker-manifest-digest` of a simple-signing payload.
+pub fn named_digest(payload: &[u8]) -> Result<String, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("payload: {e}"))?;
+    value
+        .pointer("/critical/image/docker-manifest-digest")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| "the payload names no critical.image.docker-manifest-digest".into())
+}
+
+/// One image's verdict.
+#[derive(Debug, Clone)]
+pub struct ImageVerdict {
+    /// The image's name in index.json.
+    pub reference: String,
+    /// Its digest.
+    pub digest: String,
+    /// What its signatures say.
+    pub verdict: Verdict,
+}
+
+/// Verifies every image of a bundle (its referrer entries are not images) against `key`,
+/// reading signatures from the bundle only; every blob read is re-hashed.
+pub fn verify_bundle(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdict>, StoreError> {
+    let index = layout.read_index()?;
+    let mut out = Vec::new();
+    for entry in index.entries() {
+        let Some(name) = entry.name else { continue };
+        if is_referrer_name(&name) {
+            continue;
+        }
+        let digest = entry.descriptor.digest().to_string();
+        let verdict = match (name.parse::<ImageRef>(), digest.parse::<Digest>()) {
+            (Ok(reference), Ok(d)) => stored_verdict(layout, &index, &reference, &d, key),
+            _ => Verdict::Malformed(format!(
+                "{name} is not a reference with a digest ferry reads"
+            )),
+        };
+        out.push(ImageVerdict {
+            reference: name,
+            digest,
+            verdict,
+        });
+    }
+    Ok(out)
+}
+
+fn stored_verdict(
+    layout: &Layout,
+    index: &BundleIndex,
+    reference: &ImageRef,
+    digest: &Digest,
+    key: &PublicKey,
+) -> Verdict {
+    let name = referrer_name(&reference.name(), digest, ReferrerKind::Signature);
+    let Some(descriptor) = index.get(&name) else {
+        return Verdict::Unsigned;
+    };
+    let manifest = match manifest::descriptor_digest(descriptor)
+        .map_err(|e| e.to_string())
+        .and_then(|d| layout.read_blob(&d).map_err(|e| e.to_string()))
+    {
+        Ok(bytes) => bytes,
+        Err(e) => return Verdict::Malformed(format!("{name}: {e}")),
+    };
+    let read = |d: &Digest, size: u64| -> Result<Vec<u8>, String> {
+        layout
+            .open_blob(d, Some(size))
+            .and_then(|b| b.read_verified(MAX_PAYLOAD))
+            .map_err(|e| e.to_string())
+    };
+    check_signature_manifest(digest, &manifest, read, key)
+}
+
+/// Checks an image being bundled against the signature among its discovered referrers,
+/// fetching the payloads (small, digest-checked) from its registry.
+pub async fn check_resolved(
+    registries: &Registries,
+    image: &ResolvedImage,
+    referrers: &[ResolvedImage],
+    key: &PublicKey,
+) -> Verdict {
+    let digest = &image.root.digest;
+    let name = referrer_name(&image.reference.name(), digest, ReferrerKind::Signature);
+    let Some(signature) = referrers.iter().find(|r| r.reference.to_string() == name) else {
+        return Verdict::Unsigned;
+    };
+    let Some(platform) = signature.platforms.first() else {
+        return Verdict::Malformed(format!("{name} holds no manifest"));
+    };
+    let mut payloads = BTreeMap::new();
+    for layer in &platform.layers {
+        if layer.size > MAX_PAYLOAD {
+            continue;
+        }
+        match registries
+            .fetch_small_blob(&signature.remotes[0], &layer.digest, layer.size)
+            .await
+        {
+            Ok(bytes) => {
+                payloads.insert(layer.digest.clone(), bytes.to_vec());
+            }
+            Err(e) => return Verdict::Malformed(format!("{name}: {e}")),
+        }
+    }
+    let read = |d: &Digest, _size: u64| {
+        payloads
+            .get(d)
+            .cloned()
+            .ok_or_else(|| format!("payload {d} was not fetched"))
+    };
+    check_signature_manifest(digest, &platform.manifest.bytes, read, key)
+}
+
+#[cfg(test)]
+mod tests;

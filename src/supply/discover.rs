@@ -1,0 +1,152 @@
+//! Finding an image's referrers on its registry: cosign's tags for the image and each kept
+//! platform manifest, and its OCI referrers (the API, else the fallback tag). Each one found is
+//! resolved like an image, so that the bundle stores it through the same path, byte-exact.
+
+use futures_util::StreamExt;
+
+use super::{ReferrerKind, referrer_name};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::platform::PlatformFilter;
+use crate::reference::ImageRef;
+use crate::registry::{ErrorKind, FetchedManifest, Registries};
+use crate::resolve::{InMemoryBlob, ResolveError, ResolvedImage, Selection, resolve};
+
+/// What discovery found for one image.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Referrer entries to store, each named `REPO:sha256-<hex>[.sig|.att|.sbom]`.
+    pub referrers: Vec<ResolvedImage>,
+    /// Referrers that exist but could not be read: `(name, why)`.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Every manifest of `image` that referrers may point at: its own, then each platform's.
+fn subjects(image: &ResolvedImage) -> Vec<Digest> {
+    let mut out = vec![image.root.digest.clone()];
+    for p in &image.platforms {
+        if !out.contains(&p.manifest.digest) {
+            out.push(p.manifest.digest.clone());
+        }
+    }
+    out
+}
+
+/// Looks up every referrer of `image`. A tag that does not exist (404) is simply no referrer.
+pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discovered {
+    let mut out = Discovered::default();
+    let repository = image.reference.name();
+    for subject in subjects(image) {
+        for kind in ReferrerKind::ALL {
+            let name = referrer_name(&repository, &subject, kind);
+            let Ok(reference) = name.parse::<ImageRef>() else {
+                continue;
+            };
+            let found = match kind {
+                ReferrerKind::Referrers => {
+                    referrers_of(registries, image, &subject, reference).await
+                }
+                _ => by_tag(registries, &reference).await,
+            };
+            match found {
+                Ok(Some(r)) => out.referrers.push(r),
+                Ok(None) => {}
+                Err(e) => out.failed.push((name, e.to_string())),
+            }
+        }
+    }
+    out
+}
+
+/// Discovers the referrers of every image, `jobs` images at a time; in the images' order.
+pub async fn discover_all(
+    registries: &Registries,
+    images: &[ResolvedImage],
+    jobs: usize,
+) -> Vec<Discovered> {
+    let mut found: Vec<(usize, Discovered)> = futures_util::stream::iter(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| async move { (i, discover(registries, image).await) }),
+    )
+    .buffer_unordered(jobs.max(1))
+    .collect()
+    .await;
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Everything a fallback tag may hold, children included.
+fn all() -> Selection<'static> {
+    static ALL: PlatformFilter = PlatformFilter::All;
+    Selection::Platforms(&ALL)
+}
+
+/// Resolves a referrer tag; `None` when the registry has no such tag.
+async fn by_tag(
+    registries: &Registries,
+    reference: &ImageRef,
+) -> Result<Option<ResolvedImage>, ResolveError> {
+    match resolve(registries, reference, &all()).await {
+        Ok(r) => Ok(Some(r)),
+        Err(ResolveError::Registry(e)) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The OCI referrers of `subject`: the registry's API answer when it has the API (stored under
+/// the fallback tag's name, so the bundle holds one convention), else the fallback tag.
+async fn referrers_of(
+    registries: &Registries,
+    image: &ResolvedImage,
+    subject: &Digest,
+    reference: ImageRef,
+) -> Result<Option<ResolvedImage>, ResolveError> {
+    let remote = &image.remotes[0];
+    match registries.fetch_referrers(remote, subject).await {
+        Some(answer) => from_api(registries, image, reference, answer).await,
+        None => by_tag(registries, &reference).await,
+    }
+}
+
+/// An API answer as a referrer entry: the index as served, each listed manifest resolved.
+async fn from_api(
+    registries: &Registries,
+    image: &ResolvedImage,
+    reference: ImageRef,
+    answer: FetchedManifest,
+) -> Result<Option<ResolvedImage>, ResolveError> {
+    let (parsed, media_type) = Manifest::parse(&answer.bytes, answer.content_type.as_deref())?;
+    let Manifest::Index(index) = parsed else {
+        return Err(ResolveError::Content(
+            "the referrers API answered with something other than an index".into(),
+        ));
+    };
+    if index.manifests().is_empty() {
+        return Ok(None);
+    }
+    let mut platforms = Vec::new();
+    for child in index.manifests() {
+        let digest = manifest::descriptor_digest(child)?;
+        let listed = image.reference.with_digest_only(digest);
+        let resolved = resolve(registries, &listed, &all()).await?;
+        if resolved.is_index {
+            return Err(ResolveError::Content(format!(
+                "referrer {listed} is an index; nested indexes are not supported"
+            )));
+        }
+        platforms.extend(resolved.platforms);
+    }
+    Ok(Some(ResolvedImage {
+        reference,
+        remotes: image.remotes.clone(),
+        root: InMemoryBlob {
+            digest: answer.digest,
+            media_type,
+            bytes: answer.bytes,
+        },
+        is_index: true,
+        platforms,
+    }))
+}
