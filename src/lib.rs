@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod node;
 pub mod plan;
 pub mod platform;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -8,6 +8,7 @@ mod login;
 mod ls;
 mod output;
 mod progress;
+mod push;
 mod registry_args;
 mod restore;
 mod sources;
@@ -87,6 +88,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Restore(restore::RestoreArgs),
     Export(export::ExportArgs),
+    Push(push::PushArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
 }
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Export(args) => export::run(args),
+        Command::Push(args) => runtime().block_on(push::run(args)),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
     };

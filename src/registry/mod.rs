@@ -14,12 +14,13 @@ mod manifest;
 mod mirrors;
 mod retry;
 mod tls;
+mod upload;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use auth::{Challenge, parse_challenge, pull_scope};
+pub use auth::{Challenge, parse_challenge, pull_scope, push_scope};
 pub use blob::{BlobBody, BlobStats};
 pub use error::{ErrorKind, RegistryError, RegistryErrorDetails, redact};
 pub use host::is_loopback;
@@ -27,6 +28,7 @@ pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
 pub use retry::{Retrier, RetryPolicy, parse_retry_after};
 pub use tls::TlsOptions;
+pub use upload::{BlobOutcome, BlobSource, UploadError};
 
 use host::Host;
 
