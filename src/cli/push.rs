@@ -101,7 +101,8 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let layout =
         Arc::new(Layout::open_read(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?);
     // Refusals (unknown --ref, two sources in one repository) come before any connection.
-    let selected = ferry::push::select(&layout, &options).map_err(|e| Failure::usage(e.to_string()))?;
+    let selected =
+        ferry::push::select(&layout, &options).map_err(|e| Failure::usage(e.to_string()))?;
     if selected.is_empty() {
         return Err(Failure::usage(format!(
             "{} holds no image to push",
@@ -161,7 +162,9 @@ async fn stop_on_signals(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-    output::warning("stopping: no tag is set for an unfinished image; run the same command again to continue");
+    output::warning(
+        "stopping: no tag is set for an unfinished image; run the same command again to continue",
+    );
     cancel.cancel();
     let _ = tokio::signal::ctrl_c().await;
     std::process::exit(Exit::Interrupted as i32);
@@ -191,7 +194,12 @@ fn image_line(o: &ImageOutcome) -> String {
             "failed {} -> {}: {}",
             o.source,
             o.target,
-            o.error.as_deref().unwrap_or("failed").lines().next().unwrap_or_default()
+            o.error
+                .as_deref()
+                .unwrap_or("failed")
+                .lines()
+                .next()
+                .unwrap_or_default()
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };
@@ -219,9 +227,10 @@ async fn write_mirror_config(
         .await
         .map_err(|e| Failure::from(e.to_string()))?;
     let ca_file = match args.registry.ca_files.first() {
-        Some(p) => Some(std::path::absolute(p).map_err(|e| {
-            Failure::usage(format!("--ca-file {}: {e}", p.display()))
-        })?),
+        Some(p) => Some(
+            std::path::absolute(p)
+                .map_err(|e| Failure::usage(format!("--ca-file {}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let settings = MirrorSettings {
@@ -274,7 +283,9 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
         s.retries
     );
     if s.cancelled {
-        output::warning("interrupted: unfinished images were not tagged\nhint: run the same command again (blobs already sent are not sent again)");
+        output::warning(
+            "interrupted: unfinished images were not tagged\nhint: run the same command again (blobs already sent are not sent again)",
+        );
     }
 }
 

@@ -84,13 +84,22 @@ struct Landed {
 
 impl Landed {
     fn lock_for(&self, d: &Digest) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().expect("locks").entry(d.clone()).or_default().clone()
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry(d.clone())
+            .or_default()
+            .clone()
     }
     fn repo_of(&self, d: &Digest) -> Option<String> {
         self.repos.lock().expect("repos").get(d).cloned()
     }
     fn record(&self, d: &Digest, repo: &str) {
-        self.repos.lock().expect("repos").entry(d.clone()).or_insert_with(|| repo.to_owned());
+        self.repos
+            .lock()
+            .expect("repos")
+            .entry(d.clone())
+            .or_insert_with(|| repo.to_owned());
     }
 }
 
@@ -104,11 +113,16 @@ async fn one(
     let lock = landed.lock_for(&task.digest);
     let _one_at_a_time = lock.lock().await;
     let result = async {
-        if registries.blob_exists(registry, &task.repo, &task.digest, task.size).await? {
+        if registries
+            .blob_exists(registry, &task.repo, &task.digest, task.size)
+            .await?
+        {
             return Ok(BlobOutcome::Present);
         }
         if let Some(from) = landed.repo_of(&task.digest)
-            && registries.mount_blob(registry, &task.repo, &task.digest, &from).await?
+            && registries
+                .mount_blob(registry, &task.repo, &task.digest, &from)
+                .await?
         {
             return Ok(BlobOutcome::Mounted);
         }

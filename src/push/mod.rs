@@ -168,7 +168,11 @@ pub fn target_name(options: &PushOptions, source: &ImageRef) -> String {
     let repo = options.target.repository(source, options.keep_registry);
     match (source.digest(), source.tag()) {
         (Some(d), _) => format!("{}/{repo}@{d}", options.target.registry),
-        (None, t) => format!("{}/{repo}:{}", options.target.registry, t.unwrap_or("latest")),
+        (None, t) => format!(
+            "{}/{repo}:{}",
+            options.target.registry,
+            t.unwrap_or("latest")
+        ),
     }
 }
 
@@ -229,7 +233,16 @@ pub async fn push(
         let (registries, results, cancel) = (&registries, &results, &cancel);
         let mut outcome = outcomes[i].clone();
         async move {
-            finish_image(registries, &options.target.registry, &repo, &p, results, &mut outcome, cancel).await;
+            finish_image(
+                registries,
+                &options.target.registry,
+                &repo,
+                &p,
+                results,
+                &mut outcome,
+                cancel,
+            )
+            .await;
             on_image(&outcome);
             (i, outcome)
         }
@@ -271,7 +284,12 @@ async fn finish_image(
     if outcome.status == PushStatus::Failed {
         return;
     }
-    if cancel.is_cancelled() || plan.blobs.keys().any(|d| !results.contains_key(&(repo.to_owned(), d.clone()))) {
+    if cancel.is_cancelled()
+        || plan
+            .blobs
+            .keys()
+            .any(|d| !results.contains_key(&(repo.to_owned(), d.clone())))
+    {
         outcome.status = PushStatus::Unfinished;
         return;
     }
@@ -295,10 +313,18 @@ async fn finish_image(
             "the bundle holds {} of index {} and lacks {}: the tag was not set (a registry \
              refuses an index whose children are absent, and any other index would change the \
              digest); pushed by digest: {}",
-            if plan.platforms.is_empty() { "no platform".to_owned() } else { plan.platforms.join(", ") },
+            if plan.platforms.is_empty() {
+                "no platform".to_owned()
+            } else {
+                plan.platforms.join(", ")
+            },
             plan.digest,
             plan.absent.join(", "),
-            if pushed.is_empty() { "nothing".to_owned() } else { pushed.join(", ") }
+            if pushed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                pushed.join(", ")
+            }
         ));
     }
 }
@@ -313,7 +339,10 @@ async fn put_manifest(
     let reference = match &m.tag {
         Some(t) => t.clone(),
         None => {
-            if registries.manifest_exists(registry, repo, &m.digest).await? {
+            if registries
+                .manifest_exists(registry, repo, &m.digest)
+                .await?
+            {
                 return Ok(());
             }
             m.digest.to_string()

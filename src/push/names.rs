@@ -62,7 +62,8 @@ fn valid_host(host: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
         && !name.starts_with(['-', '.']);
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     name_ok && port_ok
 }
 
@@ -74,7 +75,10 @@ impl FromStr for Target {
             input: input.to_owned(),
             reason: reason.to_owned(),
         };
-        let text = input.trim().strip_prefix("docker://").unwrap_or(input.trim());
+        let text = input
+            .trim()
+            .strip_prefix("docker://")
+            .unwrap_or(input.trim());
         if text.contains("://") {
             return Err(fail("write HOST[:PORT][/PREFIX], without a URL scheme"));
         }
@@ -199,7 +203,10 @@ mod tests {
         assert_eq!(t.repository(&src, false), "airgap/library/alpine");
         assert_eq!(t.repository(&src, true), "airgap/docker.io/library/alpine");
         let local = r("127.0.0.1:5000/sample/hello:1.0");
-        assert_eq!(t.repository(&local, true), "airgap/127.0.0.1_5000/sample/hello");
+        assert_eq!(
+            t.repository(&local, true),
+            "airgap/127.0.0.1_5000/sample/hello"
+        );
         let root: Target = "reg.corp".parse().unwrap();
         assert_eq!(root.repository(&local, false), "sample/hello");
         // The kept registry is a valid repository path component.
@@ -216,7 +223,10 @@ mod tests {
         assert!(check_conflicts(&t, &[a.clone(), c.clone()], false).is_ok());
         let e = check_conflicts(&t, &[a.clone(), b.clone()], false).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("quay.io/org/app") && text.contains("ghcr.io/org/app"), "{text}");
+        assert!(
+            text.contains("quay.io/org/app") && text.contains("ghcr.io/org/app"),
+            "{text}"
+        );
         assert!(text.contains("--keep-registry"), "{text}");
         assert!(check_conflicts(&t, &[a, b], true).is_ok());
     }

@@ -62,7 +62,10 @@ fn digest_of(d: &Descriptor) -> Result<Digest, PlanError> {
 fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Manifest, ManifestPut), PlanError> {
     let digest = digest_of(d)?;
     if d.size() > manifest::MAX_MANIFEST_BYTES {
-        return Err(format!("{digest}: {} bytes is too large for a manifest", d.size()));
+        return Err(format!(
+            "{digest}: {} bytes is too large for a manifest",
+            d.size()
+        ));
     }
     let bytes = layout
         .open_blob(&digest, Some(d.size()))

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue,
+};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
@@ -95,7 +97,8 @@ impl Host {
                 .client(pool)
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
-            if same_host && let Some(auth) = self.authorization_for(pool, repository, scope).await? {
+            if same_host && let Some(auth) = self.authorization_for(pool, repository, scope).await?
+            {
                 req = req.header(AUTHORIZATION, auth);
             }
             let body = body();
@@ -115,7 +118,10 @@ impl Host {
                 None => send.await,
             }
             .map_err(|e| self.transport_error(url.as_str(), &e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && (replayable || same_host) {
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && !reauthenticated
+                && (replayable || same_host)
+            {
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());
                 self.tokens.lock().expect("token lock").forget(scope);
@@ -228,27 +234,82 @@ impl Registries {
         let url = self
             .url(&host, &format!("v2/{repository}/blobs/{digest}"))
             .await?;
-        let mut retrier = self.push_retrier(format!("blob {} in {registry}/{repository}", digest.short()));
+        let mut retrier = self.push_retrier(format!(
+            "blob {} in {registry}/{repository}",
+            digest.short()
+        ));
         loop {
             let attempt = retrier.next_attempt();
-            match self.head(&host, &url, repository, HeaderMap::new(), attempt).await {
+            match self
+                .head(&host, &url, repository, HeaderMap::new(), attempt)
+                .await
+            {
                 Ok((StatusCode::OK, len)) => {
                     if len.is_some_and(|l| l != size) {
                         return Err(host.err(
                             ErrorKind::Protocol,
                             url.as_str(),
-                            format!("the registry has {digest} with {} bytes, not {size}", len.unwrap_or(0)),
+                            format!(
+                                "the registry has {digest} with {} bytes, not {size}",
+                                len.unwrap_or(0)
+                            ),
                         ));
                     }
                     return Ok(true);
                 }
                 Ok((StatusCode::NOT_FOUND, _)) => return Ok(false),
                 Ok((status, _)) => {
-                    let e = host.status_error(status, url.as_str(), b"", None, Some(repository));
-                    retrier.failed(push_hint(e, repository), false).await?;
+                    let e = self.explain(&host, &url, repository, status, attempt).await;
+                    retrier.failed(e, false).await?;
                 }
                 Err(e) => retrier.failed(e, false).await?,
             }
+        }
+    }
+
+    /// The error for a refused HEAD, with the registry's own code: a HEAD answer has no body,
+    /// so the same URL is asked again with a GET of at most one byte.
+    async fn explain(
+        &self,
+        host: &Host,
+        url: &Url,
+        repository: &str,
+        status: StatusCode,
+        attempt: u32,
+    ) -> RegistryError {
+        let head_error = || {
+            push_hint(
+                host.status_error(status, url.as_str(), b"", None, Some(repository)),
+                repository,
+            )
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::RANGE,
+            HeaderValue::from_static("bytes=0-0"),
+        );
+        let _permit = host
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let timeout = Some(self.small_timeout(attempt));
+        match host
+            .send(
+                self,
+                Method::GET,
+                url,
+                repository,
+                &push_scope(repository),
+                headers,
+                &|| None,
+                timeout,
+            )
+            .await
+        {
+            Ok(resp) if resp.status() == status => host.push_error(resp, repository).await,
+            _ => head_error(),
         }
     }
 
@@ -268,12 +329,15 @@ impl Registries {
         let mut retrier = self.push_retrier(format!("manifest {registry}/{repository}@{digest}"));
         loop {
             let attempt = retrier.next_attempt();
-            match self.head(&host, &url, repository, headers.clone(), attempt).await {
+            match self
+                .head(&host, &url, repository, headers.clone(), attempt)
+                .await
+            {
                 Ok((StatusCode::OK, _)) => return Ok(true),
                 Ok((StatusCode::NOT_FOUND, _)) => return Ok(false),
                 Ok((status, _)) => {
-                    let e = host.status_error(status, url.as_str(), b"", None, Some(repository));
-                    retrier.failed(push_hint(e, repository), false).await?;
+                    let e = self.explain(&host, &url, repository, status, attempt).await;
+                    retrier.failed(e, false).await?;
                 }
                 Err(e) => retrier.failed(e, false).await?,
             }
@@ -288,10 +352,24 @@ impl Registries {
         headers: HeaderMap,
         attempt: u32,
     ) -> Result<(StatusCode, Option<u64>), RegistryError> {
-        let _permit = host.permits.clone().acquire_owned().await.expect("never closed");
+        let _permit = host
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
         let timeout = self.small_timeout(attempt);
         let resp = host
-            .send(self, Method::HEAD, url, repository, &push_scope(repository), headers, &|| None, Some(timeout))
+            .send(
+                self,
+                Method::HEAD,
+                url,
+                repository,
+                &push_scope(repository),
+                headers,
+                &|| None,
+                Some(timeout),
+            )
             .await?;
         let len = header(&resp, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
         Ok((resp.status(), len))
@@ -320,13 +398,30 @@ impl Registries {
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
         let scope = format!("{} {}", push_scope(repository), pull_scope(from));
-        let mut retrier = self.push_retrier(format!("mount of {} into {registry}/{repository}", digest.short()));
+        let mut retrier = self.push_retrier(format!(
+            "mount of {} into {registry}/{repository}",
+            digest.short()
+        ));
         loop {
             let attempt = retrier.next_attempt();
             let result = async {
-                let _permit = host.permits.clone().acquire_owned().await.expect("never closed");
+                let _permit = host
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
                 let resp = host
-                    .send(self, Method::POST, &url, repository, &scope, HeaderMap::new(), &|| None, Some(self.small_timeout(attempt)))
+                    .send(
+                        self,
+                        Method::POST,
+                        &url,
+                        repository,
+                        &scope,
+                        HeaderMap::new(),
+                        &|| None,
+                        Some(self.small_timeout(attempt)),
+                    )
                     .await?;
                 match resp.status() {
                     StatusCode::CREATED => Ok(true),
@@ -352,7 +447,10 @@ impl Registries {
     ) -> Result<u32, UploadError> {
         let host = self.host(registry)?;
         let digest = source.digest().clone();
-        let mut retrier = self.push_retrier(format!("upload of {} to {registry}/{repository}", digest.short()));
+        let mut retrier = self.push_retrier(format!(
+            "upload of {} to {registry}/{repository}",
+            digest.short()
+        ));
         loop {
             let attempt = retrier.next_attempt();
             let local = Arc::new(Mutex::new(None));
@@ -373,7 +471,10 @@ impl Registries {
                     });
                     retrier.failed(e, false).await?;
                     // The cut PUT may have landed after all.
-                    if self.blob_exists(registry, repository, &digest, source.size()).await? {
+                    if self
+                        .blob_exists(registry, repository, &digest, source.size())
+                        .await?
+                    {
                         return Ok(retrier.retries());
                     }
                 }
@@ -391,26 +492,51 @@ impl Registries {
         sent: &Arc<AtomicU64>,
     ) -> Result<(), RegistryError> {
         let scope = push_scope(repository);
-        let _permit = host.permits.clone().acquire_owned().await.expect("never closed");
+        let _permit = host
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
         let start = self
             .url(host, &format!("v2/{repository}/blobs/uploads/"))
             .await?;
         let resp = host
-            .send(self, Method::POST, &start, repository, &scope, HeaderMap::new(), &|| None, Some(self.small_timeout(attempt)))
+            .send(
+                self,
+                Method::POST,
+                &start,
+                repository,
+                &scope,
+                HeaderMap::new(),
+                &|| None,
+                Some(self.small_timeout(attempt)),
+            )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(host.push_error(resp, repository).await);
         }
         let location = header(&resp, "location").ok_or_else(|| {
-            host.err(ErrorKind::Protocol, start.as_str(), "202 without a Location for the upload")
+            host.err(
+                ErrorKind::Protocol,
+                start.as_str(),
+                "202 without a Location for the upload",
+            )
         })?;
         let mut put = resp.url().join(&location).map_err(|e| {
-            host.err(ErrorKind::Protocol, start.as_str(), format!("bad upload Location: {e}"))
+            host.err(
+                ErrorKind::Protocol,
+                start.as_str(),
+                format!("bad upload Location: {e}"),
+            )
         })?;
         put.query_pairs_mut()
             .append_pair("digest", &source.digest().to_string());
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         headers.insert(CONTENT_LENGTH, HeaderValue::from(source.size()));
         self.reporter.event(&Event::BlobStarted {
             digest: source.digest().clone(),
@@ -425,7 +551,16 @@ impl Registries {
             }
             Some(self.stream_body(source.clone(), sent.clone(), local.clone()))
         };
-        let send = host.send(self, Method::PUT, &put, repository, &scope, headers, &make_body, None);
+        let send = host.send(
+            self,
+            Method::PUT,
+            &put,
+            repository,
+            &scope,
+            headers,
+            &make_body,
+            None,
+        );
         let resp = tokio::select! {
             r = send => r?,
             e = self.watch_upload(host, &put, sent, source.size(), attempt) => return Err(e),
@@ -454,10 +589,18 @@ impl Registries {
             if now >= size {
                 let wait = self.options.retry.attempt_timeout(attempt);
                 tokio::time::sleep(wait).await;
-                return host.err(ErrorKind::Timeout, url.as_str(), format!("no answer {} s after the upload", wait.as_secs()));
+                return host.err(
+                    ErrorKind::Timeout,
+                    url.as_str(),
+                    format!("no answer {} s after the upload", wait.as_secs()),
+                );
             }
             if now == last {
-                return host.err(ErrorKind::Stalled, url.as_str(), format!("no byte taken for {} s (--stall-timeout)", stall.as_secs()));
+                return host.err(
+                    ErrorKind::Stalled,
+                    url.as_str(),
+                    format!("no byte taken for {} s (--stall-timeout)", stall.as_secs()),
+                );
             }
             last = now;
         }
@@ -514,18 +657,37 @@ impl Registries {
         let digest = Digest::sha256_of(&bytes);
         let mut headers = HeaderMap::new();
         let content_type = HeaderValue::from_str(media_type).map_err(|_| {
-            host.err(ErrorKind::Protocol, url.as_str(), format!("media type {media_type:?} is not a header value"))
+            host.err(
+                ErrorKind::Protocol,
+                url.as_str(),
+                format!("media type {media_type:?} is not a header value"),
+            )
         })?;
         headers.insert(CONTENT_TYPE, content_type);
         let scope = push_scope(repository);
-        let mut retrier = self.push_retrier(format!("manifest {registry}/{repository}:{reference}"));
+        let mut retrier =
+            self.push_retrier(format!("manifest {registry}/{repository}:{reference}"));
         loop {
             let attempt = retrier.next_attempt();
             let result = async {
-                let _permit = host.permits.clone().acquire_owned().await.expect("never closed");
+                let _permit = host
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
                 let body = || Some(reqwest::Body::from(bytes.clone()));
                 let resp = host
-                    .send(self, Method::PUT, &url, repository, &scope, headers.clone(), &body, Some(self.small_timeout(attempt)))
+                    .send(
+                        self,
+                        Method::PUT,
+                        &url,
+                        repository,
+                        &scope,
+                        headers.clone(),
+                        &body,
+                        Some(self.small_timeout(attempt)),
+                    )
                     .await?;
                 if resp.status() != StatusCode::CREATED {
                     return Err(host.push_error(resp, repository).await);
