@@ -15,6 +15,7 @@ mod mirrors;
 mod retry;
 mod tls;
 mod upload;
+mod upload_blob;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
