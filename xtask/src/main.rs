@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 mod bench;
+mod bench_push;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
