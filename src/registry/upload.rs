@@ -67,7 +67,8 @@ pub enum BlobOutcome {
 
 impl Host {
     /// One request to `url` (on this registry, or an upload URL it handed out) with the
-    /// Authorization `scope` needs; re-authenticates once on 401 when the body can be rebuilt.
+    /// Authorization `scope` needs; re-authenticates once on 401 (`body` builds the body anew
+    /// for each send).
     /// Answers any status; the permit bounds requests in flight to the registry.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn send(
@@ -96,7 +97,6 @@ impl Host {
                 req = req.header(AUTHORIZATION, auth);
             }
             let body = body();
-            let replayable = body.is_none();
             if let Some(b) = body {
                 req = req.body(b);
             }
@@ -114,7 +114,7 @@ impl Host {
             .map_err(|e| self.transport_error(url.as_str(), &e))?;
             if resp.status() == StatusCode::UNAUTHORIZED
                 && !reauthenticated
-                && (replayable || same_host)
+                && same_host
             {
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());

@@ -3,7 +3,7 @@
 //! restarted from a new POST when cut (docker-registry 2.8 forgets a session cut mid-body).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -129,12 +129,9 @@ impl Registries {
             size: source.size(),
             offset: 0,
         });
-        let body_read = Arc::new(AtomicBool::new(false));
+        // Built anew for a re-sent request (after a 401): the file is opened again.
         let make_body = || {
-            if body_read.swap(true, Ordering::SeqCst) {
-                // A stream is sent once; a second 401 is final.
-                return None;
-            }
+            sent.store(0, Ordering::SeqCst);
             Some(self.stream_body(source.clone(), sent.clone(), local.clone()))
         };
         let send = host.send(
