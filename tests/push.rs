@@ -310,6 +310,17 @@ fn refusals_name_the_cause() {
     assert!(!stderr.contains("wrong"), "{stderr}");
     assert!(t.raw(&format!("{}/sample/hello:1.0", t.reg.addr)).is_err());
 
+    // A read-only registry (distribution's maintenance mode) refuses with 405.
+    let ro = Registry::start_with(&["--readonly"]);
+    let (code, _, stderr) =
+        ferry_out(&["push", b.full.to_str().unwrap(), &ro.addr, "--ref", &hello]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("HTTP 405") && stderr.contains("Method not allowed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not accept pushes"), "{stderr}");
+
     // An unknown --ref and a bad target are usage errors.
     let (code, _, stderr) = ferry_out(&[
         "push",

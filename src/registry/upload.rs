@@ -112,10 +112,7 @@ impl Host {
                 None => send.await,
             }
             .map_err(|e| self.transport_error(url.as_str(), &e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED
-                && !reauthenticated
-                && same_host
-            {
+            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && same_host {
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());
                 self.tokens.lock().expect("token lock").forget(scope);

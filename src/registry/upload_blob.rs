@@ -256,3 +256,67 @@ fn read_chunks(
         pending = Some(Bytes::from(buf));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::store::VerifiedReader;
+
+    struct Bytes3 {
+        digest: Digest,
+        content: Vec<u8>,
+    }
+
+    impl BlobSource for Bytes3 {
+        fn digest(&self) -> &Digest {
+            &self.digest
+        }
+        fn size(&self) -> u64 {
+            self.content.len() as u64
+        }
+        fn open(&self) -> io::Result<Box<dyn io::Read + Send>> {
+            let r = io::Cursor::new(self.content.clone());
+            Ok(Box::new(VerifiedReader::new(
+                r,
+                self.digest.clone(),
+                self.size(),
+            )))
+        }
+    }
+
+    fn sent(source: &Bytes3) -> (u64, io::Result<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let result = read_chunks(source, &tx);
+        drop(tx);
+        let mut total = 0;
+        while let Ok(Ok(b)) = rx.try_recv() {
+            total += b.len() as u64;
+        }
+        (total, result)
+    }
+
+    #[test]
+    fn the_last_chunk_waits_for_the_digest() {
+        let good = vec![7u8; CHUNK * 2 + CHUNK / 2];
+        let source = Bytes3 {
+            digest: Digest::sha256_of(&good),
+            content: good.clone(),
+        };
+        let (total, result) = sent(&source);
+        assert!(result.is_ok());
+        assert_eq!(total, good.len() as u64);
+
+        // One flipped byte at the end: the end of the content never goes out (here the reader
+        // fails while filling the third chunk, so the second is held back too).
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let source = Bytes3 {
+            digest: Digest::sha256_of(&good),
+            content: bad,
+        };
+        let (total, result) = sent(&source);
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(total, CHUNK as u64);
+    }
+}
