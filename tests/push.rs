@@ -206,6 +206,11 @@ fn pushes_every_sample_byte_exact_and_a_second_push_uploads_nothing() {
         let name = format!("{dest}/{tail}");
         let i = image_report(&report, &source);
         assert_eq!(i["target"], name);
+        // One line per image on stderr when no bars are drawn.
+        assert!(
+            stderr.contains(&format!("pushed {source} -> {name}: ")),
+            "{stderr}"
+        );
         assert_eq!(i["status"], "ok");
         assert_eq!(i["digest"], digest);
         let raw = t.raw(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
