@@ -2,7 +2,7 @@
 # Starts and stops a throwaway CNCF distribution registry (Debian's docker-registry) on loopback.
 #
 #   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY] [--client-ca CA]
-#                                       [--addr IP]
+#                                       [--addr IP] [--accesslog] [--readonly]
 #                                            # prints host:port (IP defaults to 127.0.0.1)
 #   scripts/registry.sh stop STATE_DIR
 #
@@ -17,13 +17,15 @@ cmd=${1:-}; dir=${2:-}
 case "$cmd" in
 start)
   shift 2
-  htpasswd=""; cert=""; key=""; client_ca=""; ip=127.0.0.1
+  htpasswd=""; cert=""; key=""; client_ca=""; ip=127.0.0.1; accesslog=false; readonly=false
   while [ $# -gt 0 ]; do
     case "$1" in
       --htpasswd) htpasswd=$2; shift 2 ;;
       --tls) cert=$2; key=$3; shift 3 ;;
       --addr) ip=$2; shift 2 ;;
       --client-ca) client_ca=$2; shift 2 ;;
+      --readonly) readonly=true; shift ;; # maintenance mode: pushes answer 405
+      --accesslog) accesslog=true; shift ;; # one line per request in STATE_DIR/registry.log
       *) die "unknown option $1" ;;
     esac
   done
@@ -39,8 +41,8 @@ start)
     port=$(python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$ip")
     {
       echo "version: 0.1"
-      echo "log: {level: error, accesslog: {disabled: true}}"
-      echo "storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}"
+      if [ "$accesslog" = true ]; then echo "log: {level: error}"; else echo "log: {level: error, accesslog: {disabled: true}}"; fi
+      echo "storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}, maintenance: {readonly: {enabled: $readonly}}}"
       echo "http:"
       echo "  addr: $ip:$port"
       echo "  secret: ferry-test-secret"

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod node;
 pub mod plan;
 pub mod platform;
+pub mod push;
 pub mod redact;
 pub mod reference;
 pub mod registry;

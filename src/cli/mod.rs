@@ -9,6 +9,7 @@ mod login;
 mod ls;
 mod output;
 mod progress;
+mod push;
 mod registry_args;
 mod restore;
 mod serve;
@@ -92,6 +93,7 @@ enum Command {
     Restore(restore::RestoreArgs),
     Export(export::ExportArgs),
     Serve(serve::ServeArgs),
+    Push(push::PushArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Snapshot(snapshot::SnapshotArgs),
@@ -120,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Restore(args) => restore::run(args),
         Command::Export(args) => export::run(args),
         Command::Serve(args) => runtime().block_on(serve::run(args)),
+        Command::Push(args) => runtime().block_on(push::run(args)),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
         Command::Snapshot(args) => runtime().block_on(snapshot::run(args)),

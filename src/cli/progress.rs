@@ -45,7 +45,7 @@ impl BundleProgress {
     }
 
     /// Prints a line above the bars (or plainly when there are none).
-    fn line(&self, text: &str) {
+    pub fn line(&self, text: &str) {
         match &self.bars {
             Some(b) => b.multi.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),

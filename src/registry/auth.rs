@@ -152,6 +152,11 @@ pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
+/// The scope to push to a repository (pull too: a push HEADs and mounts).
+pub fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
 impl Host {
     /// A transport error on the token realm, whose TLS hint names the realm's host.
     fn realm_error(&self, realm_host: &str, url: &str, e: &reqwest::Error) -> RegistryError {
@@ -173,6 +178,18 @@ impl Host {
         pool: &Registries,
         repository: &str,
     ) -> Result<Option<String>, RegistryError> {
+        self.authorization_for(pool, repository, &pull_scope(repository))
+            .await
+    }
+
+    /// The Authorization header for a request on `repository` needing `scope` (one or more
+    /// token scopes separated by spaces, e.g. push plus a mount source's pull).
+    pub(super) async fn authorization_for(
+        &self,
+        pool: &Registries,
+        repository: &str,
+        scope: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let challenge = self.challenge.lock().expect("challenge lock").clone();
         let Some(challenge) = challenge else {
             return Ok(None);
@@ -190,12 +207,11 @@ impl Host {
             Challenge::Basic => return Ok(credential.as_ref().and_then(basic_header)),
             Challenge::Bearer { realm, service, .. } => (realm, service),
         };
-        let scope = pull_scope(repository);
-        if let Some(t) = self.tokens.lock().expect("token lock").get(&scope) {
+        if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
             return Ok(Some(format!("Bearer {t}")));
         }
         let _one_at_a_time = self.token_fetch.lock().await;
-        if let Some(t) = self.tokens.lock().expect("token lock").get(&scope) {
+        if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
             return Ok(Some(format!("Bearer {t}")));
         }
         let url = Url::parse(&realm).map_err(|e| {
@@ -231,7 +247,7 @@ impl Host {
                 form.append_pair("grant_type", "refresh_token")
                     .append_pair("refresh_token", refresh)
                     .append_pair("client_id", "ferry")
-                    .append_pair("scope", &scope);
+                    .append_pair("scope", scope);
                 if let Some(s) = &service {
                     form.append_pair("service", s);
                 }
@@ -250,7 +266,10 @@ impl Host {
                     if let Some(s) = &service {
                         q.append_pair("service", s);
                     }
-                    q.append_pair("scope", &scope);
+                    // One `scope` parameter per scope, as docker and the token spec do.
+                    for one in scope.split(' ') {
+                        q.append_pair("scope", one);
+                    }
                 }
                 let mut req = client.get(get_url);
                 if let Some(h) = other.as_ref().and_then(basic_header) {
@@ -309,7 +328,7 @@ impl Host {
                 )
             })?;
         let value = token.value.clone();
-        self.tokens.lock().expect("token lock").put(&scope, token);
+        self.tokens.lock().expect("token lock").put(scope, token);
         Ok(Some(format!("Bearer {value}")))
     }
 }

@@ -36,7 +36,7 @@ pub(crate) struct Host {
     pub(super) tokens: Mutex<TokenCache>,
     /// One token request at a time, however many blobs wait for a token.
     pub(super) token_fetch: tokio::sync::Mutex<()>,
-    permits: Arc<Semaphore>,
+    pub(super) permits: Arc<Semaphore>,
 }
 
 /// `host:port` -> `host` (handles `[::1]:5000`).

@@ -18,13 +18,15 @@ mod pinned;
 mod referrers;
 mod retry;
 mod tls;
+mod upload;
+mod upload_blob;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use crate::redact::redact;
-pub use auth::{Challenge, parse_challenge, pull_scope};
+pub use auth::{Challenge, parse_challenge, pull_scope, push_scope};
 pub use blob::{BlobBody, BlobStats};
 pub use error::{ErrorKind, RegistryError, RegistryErrorDetails};
 pub use host::is_loopback;
@@ -32,6 +34,7 @@ pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
 pub use retry::{Retrier, RetryPolicy, parse_retry_after};
 pub use tls::TlsOptions;
+pub use upload::{BlobOutcome, BlobSource, UploadError};
 
 use host::Host;
 

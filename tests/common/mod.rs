@@ -112,6 +112,11 @@ impl Registry {
         r
     }
 
+    /// What the registry logged (requests, when started with `--accesslog`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default()
+    }
+
     /// `addr/repo:tag`.
     pub fn image(&self, name: &str) -> String {
         format!("{}/{name}", self.addr)

@@ -55,7 +55,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// A folder removed on drop.
-fn dir(name: &str) -> tempfile::TempDir {
+pub(crate) fn dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("ferry-bench-{name}-"))
         .tempdir()
@@ -66,7 +66,7 @@ fn dir(name: &str) -> tempfile::TempDir {
 pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    state: tempfile::TempDir,
+    pub(crate) state: tempfile::TempDir,
 }
 
 impl Drop for Registry {
@@ -78,7 +78,7 @@ impl Drop for Registry {
     }
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
@@ -158,7 +158,7 @@ fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
     }
 }
 
-fn median(mut v: Vec<Measured>) -> Measured {
+pub(crate) fn median(mut v: Vec<Measured>) -> Measured {
     v.sort_by_key(|m| m.wall);
     let wall = v[v.len() / 2].wall;
     let peak_rss = v.iter().map(|m| m.peak_rss).max().unwrap_or(0);
@@ -289,10 +289,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
 
     serve_case()?;
+    // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
+    crate::bench_push::run(&ferry, &refs, &names, o.runs, unique)?;
+
     if !o.bad_network {
         return Ok(());
     }
-    // Case 2: a throttled link (per connection) that drops connections at random offsets;
+    // Case 3: a throttled link (per connection) that drops connections at random offsets;
     // the same seeded sequence of drops for both tools.
     let faults = Faults {
         throttle: Some(48 << 20),

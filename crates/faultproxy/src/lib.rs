@@ -1,5 +1,6 @@
 //! A fault-injecting TCP proxy (tokio) to put in front of a real registry: it throttles, cuts
-//! connections after N bytes (RST or FIN), stalls them, and counts what crosses it.
+//! connections after N bytes (RST or FIN) in either direction, stalls them, and counts what
+//! crosses it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub struct Faults {
     pub cut_at_random: Option<(u64, u64, u64)>,
     /// Fault only the first N connections; later ones pass untouched.
     pub first_connections: Option<u64>,
+    /// Close each connection after this many request bytes (client to registry): an upload
+    /// cut mid-body.
+    pub cut_up_after: Option<u64>,
 }
 
 impl Faults {
@@ -49,6 +53,10 @@ impl Faults {
 pub struct Stats {
     /// Response bytes forwarded to clients.
     pub bytes_down: AtomicU64,
+    /// Request bytes forwarded to the registry.
+    pub bytes_up: AtomicU64,
+    /// Connections cut by a fault.
+    pub cuts: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
     /// Connections open now.
@@ -122,6 +130,16 @@ impl Proxy {
     pub fn bytes_down(&self) -> u64 {
         self.stats.bytes_down.load(Ordering::SeqCst)
     }
+
+    /// Request bytes forwarded so far.
+    pub fn bytes_up(&self) -> u64 {
+        self.stats.bytes_up.load(Ordering::SeqCst)
+    }
+
+    /// Connections cut by a fault so far.
+    pub fn cuts(&self) -> u64 {
+        self.stats.cuts.load(Ordering::SeqCst)
+    }
 }
 
 enum Ending {
@@ -146,8 +164,28 @@ async fn relay(
         // When the client closes (HTTP clients never half-close), the relay ends: its
         // connection no longer counts as open, whatever the registry's keep-alive does.
         let up = async {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let mut want = buf.len() as u64;
+                if let Some(limit) = faults.cut_up_after {
+                    want = want.min(limit.saturating_sub(sent));
+                    if want == 0 {
+                        return Ending::Cut;
+                    }
+                }
+                let n = match cr.read(&mut buf[..want as usize]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                sent += n as u64;
+                stats.bytes_up.fetch_add(n as u64, Ordering::SeqCst);
+            }
             let _ = sw.shutdown().await;
+            Ending::Closed
         };
         let down = async {
             let mut sent = 0u64;
@@ -190,12 +228,13 @@ async fn relay(
         };
         tokio::select! {
             e = down => e,
-            () = up => Ending::Closed,
+            e = up => e,
         }
     };
     match ending {
         Ending::Closed => {}
         Ending::Cut => {
+            stats.cuts.fetch_add(1, Ordering::SeqCst);
             if faults.reset {
                 client.set_zero_linger()?;
             }

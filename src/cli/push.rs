@@ -1,0 +1,330 @@
+//! `ferry push`: a bundle's images into a registry, byte-exact.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use ferry::push::mirror::{self, MirrorSettings};
+use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, push};
+use ferry::reference::ImageRef;
+use ferry::store::Layout;
+
+use super::progress::BundleProgress;
+use super::registry_args::RegistryArgs;
+use super::{Exit, Failure, output};
+
+/// Push a bundle's images into a registry (distribution, Harbor, zot...), byte-exact: the same
+/// manifest and index digests, every platform the bundle holds.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  ferry push ./bundle registry.corp:5000/airgap
+  ferry push ./bundle registry.corp --ref docker.io/library/alpine:3.20 --ca-file corp-ca.pem
+  ferry push ./bundle registry.corp/mirror --keep-registry --mirror-config ./node-config
+
+Names: SRC_REGISTRY/REPO:TAG goes to TARGET[/PREFIX]/REPO:TAG (with --keep-registry:
+TARGET[/PREFIX]/SRC_REGISTRY/REPO:TAG, a port written as _PORT); references pinned by
+digest only are pushed by digest.")]
+pub struct PushArgs {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+
+    /// Where to: HOST[:PORT][/PREFIX].
+    pub target: String,
+
+    /// Push only this image (its full reference as `ferry ls` shows it; repeatable).
+    #[arg(long = "ref", value_name = "REF")]
+    pub refs: Vec<String>,
+
+    /// Keep the source registry in the name: TARGET[/PREFIX]/SRC_REGISTRY/REPO:TAG.
+    #[arg(long)]
+    pub keep_registry: bool,
+
+    /// For an index of which the bundle holds exactly one platform: tag that platform's
+    /// manifest (the tag's digest then differs from the source's), instead of leaving the
+    /// tag unset.
+    #[arg(long)]
+    pub tag_single_platform: bool,
+
+    /// Write what nodes need to pull the original names from the target:
+    /// DIR/certs.d/<SRC_HOST>/hosts.toml (containerd) and DIR/registries.conf.d/ferry.conf
+    /// (CRI-O, podman, skopeo).
+    #[arg(long, value_name = "DIR")]
+    pub mirror_config: Option<PathBuf>,
+
+    /// Blob transfers in flight at once.
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Print a machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
+    let target: Target = args
+        .target
+        .parse()
+        .map_err(|e: ferry::push::NameError| Failure::usage(e.to_string()))?;
+    let mut refs = Vec::new();
+    for r in &args.refs {
+        refs.push(
+            r.parse::<ImageRef>()
+                .map_err(|e| Failure::usage(format!("--ref: {e}")))?,
+        );
+    }
+    Ok(PushOptions {
+        target,
+        refs,
+        keep_registry: args.keep_registry,
+        jobs: args.jobs.into(),
+        tag_single_platform: args.tag_single_platform,
+    })
+}
+
+/// Runs `ferry push`.
+pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
+    let options = options(&args)?;
+    let layout =
+        Arc::new(Layout::open_read(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?);
+    // Refusals (unknown --ref, two sources in one repository) come before any connection.
+    let selected =
+        ferry::push::select(&layout, &options).map_err(|e| Failure::usage(e.to_string()))?;
+    if selected.is_empty() {
+        return Err(Failure::usage(format!(
+            "{} holds no image to push",
+            args.bundle.display()
+        )));
+    }
+    let progress = Arc::new(BundleProgress::new(
+        output::stderr_is_terminal() && !args.no_progress && !args.quiet,
+        args.quiet,
+    ));
+    let registries = Arc::new(args.registry.registries(progress.clone())?);
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signals(cancel.clone()));
+    let quiet = args.quiet;
+    let lines = progress.clone();
+    let on_image = move |o: &ImageOutcome| {
+        if !quiet {
+            lines.line(&image_line(o));
+        }
+    };
+    let summary = push(
+        registries.clone(),
+        layout,
+        &options,
+        progress.clone(),
+        &on_image,
+        cancel.clone(),
+    )
+    .await
+    .map_err(|e| Failure::usage(e.to_string()))?;
+    progress.finish();
+    if let Some(dir) = &args.mirror_config {
+        write_mirror_config(&args, &options, &registries, &summary, dir).await?;
+    }
+    report(&args, &options, &summary);
+    let failed = summary
+        .images
+        .iter()
+        .any(|i| matches!(i.status, PushStatus::Failed | PushStatus::Partial));
+    Ok(if summary.cancelled && !failed {
+        Exit::Interrupted
+    } else if summary.success() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// First Ctrl-C or SIGTERM: stop after what is in flight is abandoned; a second: exit now.
+async fn stop_on_signals(cancel: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    output::warning(
+        "stopping: no tag is set for an unfinished image; run the same command again to continue",
+    );
+    cancel.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(Exit::Interrupted as i32);
+}
+
+fn status_word(s: PushStatus) -> &'static str {
+    match s {
+        PushStatus::Ok => "ok",
+        PushStatus::Partial => "partial",
+        PushStatus::Failed => "failed",
+        PushStatus::Unfinished => "unfinished",
+    }
+}
+
+fn image_line(o: &ImageOutcome) -> String {
+    let counts = format!(
+        "{} uploaded ({}), {} mounted, {} present",
+        o.uploaded,
+        output::bytes(o.bytes),
+        o.mounted,
+        o.skipped
+    );
+    let mut line = match o.status {
+        PushStatus::Ok => format!("pushed {} -> {}: {counts}", o.source, o.target),
+        PushStatus::Partial => format!("partial {} -> {}: {counts}", o.source, o.target),
+        PushStatus::Failed => format!(
+            "failed {} -> {}: {}",
+            o.source,
+            o.target,
+            o.error
+                .as_deref()
+                .unwrap_or("failed")
+                .lines()
+                .next()
+                .unwrap_or_default()
+        ),
+        PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
+    };
+    if let Some(n) = &o.note {
+        line.push_str(&format!("\n  note: {n}"));
+    }
+    line
+}
+
+async fn write_mirror_config(
+    args: &PushArgs,
+    options: &PushOptions,
+    registries: &ferry::registry::Registries,
+    summary: &PushSummary,
+    dir: &std::path::Path,
+) -> Result<(), Failure> {
+    let sources: BTreeSet<String> = summary
+        .images
+        .iter()
+        .filter_map(|i| i.source.parse::<ImageRef>().ok())
+        .map(|r| r.registry().to_owned())
+        .collect();
+    let base = registries
+        .api_base(&options.target.registry)
+        .await
+        .map_err(|e| Failure::from(e.to_string()))?;
+    let ca_file = match args.registry.ca_files.first() {
+        Some(p) => Some(
+            std::path::absolute(p)
+                .map_err(|e| Failure::usage(format!("--ca-file {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let settings = MirrorSettings {
+        origin: base.as_str().trim_end_matches('/').to_owned(),
+        ca_file,
+        skip_verify: args
+            .registry
+            .insecure_registries
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
+    };
+    let mirrors = mirror::mirrors(&options.target, &sources, options.keep_registry, &settings);
+    let files = mirror::write(dir, &mirrors)
+        .map_err(|e| Failure::usage(format!("--mirror-config: {e}")))?;
+    if !args.quiet {
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
+    if args.json {
+        output::json(&json_report(args, options, s));
+    }
+    for image in s.images.iter().filter(|i| i.status == PushStatus::Failed) {
+        output::error(&format!(
+            "{}: {}",
+            image.source,
+            image.error.as_deref().unwrap_or("failed")
+        ));
+    }
+    if args.quiet {
+        return;
+    }
+    let ok = s.with_status(PushStatus::Ok).count();
+    eprintln!(
+        "pushed {ok} of {} images to {} in {:.1} s",
+        s.images.len(),
+        options.target,
+        s.elapsed.as_secs_f64()
+    );
+    eprintln!(
+        "  blobs: {} uploaded ({}), {} mounted, {} already there; {} retries",
+        s.uploaded,
+        output::bytes(s.bytes),
+        s.mounted,
+        s.skipped,
+        s.retries
+    );
+    if s.cancelled {
+        output::warning(
+            "interrupted: unfinished images were not tagged\nhint: run the same command again (blobs already sent are not sent again)",
+        );
+    }
+}
+
+fn json_report(args: &PushArgs, options: &PushOptions, s: &PushSummary) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = s
+        .images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "source": i.source,
+                "target": i.target,
+                "digest": i.digest.as_ref().map(ToString::to_string),
+                "status": status_word(i.status),
+                "platforms": i.platforms,
+                "absent": i.absent,
+                "blobsUploaded": i.uploaded,
+                "blobsMounted": i.mounted,
+                "blobsSkipped": i.skipped,
+                "bytesUploaded": i.bytes,
+                "note": i.note,
+                "error": i.error,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "bundle": args.bundle.display().to_string(),
+        "target": options.target.to_string(),
+        "success": s.success(),
+        "cancelled": s.cancelled,
+        "images": images,
+        "totals": {
+            "images": s.images.len(),
+            "ok": s.with_status(PushStatus::Ok).count(),
+            "partial": s.with_status(PushStatus::Partial).count(),
+            "failed": s.with_status(PushStatus::Failed).count(),
+            "unfinished": s.with_status(PushStatus::Unfinished).count(),
+            "blobsUploaded": s.uploaded,
+            "blobsMounted": s.mounted,
+            "blobsSkipped": s.skipped,
+            "bytesUploaded": s.bytes,
+            "retries": s.retries,
+            "seconds": (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    })
+}
