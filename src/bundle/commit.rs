@@ -21,6 +21,8 @@ pub(super) struct Stored {
 pub(super) struct Committer {
     index: BundleIndex,
     lock: LockFile,
+    /// Blobs a base bundle holds (`--since`): not stored here.
+    leave_out: std::collections::BTreeMap<crate::digest::Digest, u64>,
 }
 
 impl Committer {
@@ -35,7 +37,21 @@ impl Committer {
         Ok(Committer {
             index,
             lock: layout.read_lock()?,
+            leave_out: Default::default(),
         })
+    }
+
+    /// Makes this a delta's committer: blobs of `base` are recorded but not stored.
+    pub fn leave_out(&mut self, base: std::collections::BTreeMap<crate::digest::Digest, u64>) {
+        self.leave_out = base;
+    }
+
+    /// Stores small content unless the base holds it; returns whether it was written now.
+    fn put(&self, layout: &Layout, digest: &crate::digest::Digest, bytes: &[u8]) -> Result<bool, StoreError> {
+        if self.leave_out.get(digest) == Some(&(bytes.len() as u64)) {
+            return Ok(false);
+        }
+        layout.put_blob(digest, bytes)
     }
 
     /// Stores the image's manifests and records it. Its configs and layers must be stored.
@@ -43,16 +59,16 @@ impl Committer {
         let mut stored = Stored::default();
         for p in &image.platforms {
             if let Some(config) = &p.config_bytes
-                && layout.put_blob(&p.config.digest, config)?
+                && self.put(layout, &p.config.digest, config)?
             {
                 stored.configs += 1;
                 stored.config_bytes += config.len() as u64;
             }
             if image.is_index {
-                layout.put_blob(&p.manifest.digest, &p.manifest.bytes)?;
+                self.put(layout, &p.manifest.digest, &p.manifest.bytes)?;
             }
         }
-        layout.put_blob(&image.root.digest, &image.root.bytes)?;
+        self.put(layout, &image.root.digest, &image.root.bytes)?;
         // The renames above must be durable before index.json names them.
         layout.sync_blob_dirs()?;
 

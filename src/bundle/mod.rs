@@ -19,6 +19,8 @@ use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
+pub mod publish;
+pub mod rm;
 
 /// What to bundle and how hard to work.
 #[derive(Debug, Clone)]
@@ -29,6 +31,9 @@ pub struct BundleOptions {
     pub jobs: usize,
     /// Lock entries by reference: those references are fetched exactly as locked.
     pub pins: std::collections::BTreeMap<String, crate::store::LockedImage>,
+    /// Blobs a base bundle holds (`--since`): counted as present, never fetched nor stored,
+    /// so the output is a delta of that base.
+    pub since: std::collections::BTreeMap<Digest, u64>,
 }
 
 impl Default for BundleOptions {
@@ -37,6 +42,7 @@ impl Default for BundleOptions {
             platforms: PlatformFilter::host(),
             jobs: 8,
             pins: Default::default(),
+            since: Default::default(),
         }
     }
 }
@@ -173,7 +179,10 @@ pub async fn bundle(
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
 
     // 2. Plan against what the bundle holds.
-    let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
+    let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
+    let plan = Plan::new(&images, |d, size| {
+        in_base(d, size) || layout.has_blob(d, size)
+    });
     run.summary.blobs_present = plan.present_blobs;
     run.summary.bytes_present = plan.present_bytes;
     reporter.event(&Event::Planned {
@@ -184,6 +193,7 @@ pub async fn bundle(
     });
 
     let mut committer = commit::Committer::open(&layout)?;
+    committer.leave_out(options.since.clone());
     let mut pending: Vec<Pending> = images
         .iter()
         .zip(plan.waits.iter())

@@ -64,8 +64,20 @@ fn parse_size(s: &str) -> Result<Size, String> {
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    if marker.is_some() && args.oci_archive.is_none() {
+        super::delta_args::refuse_delta(
+            &args.bundle,
+            "export it as a docker-archive or ext4 image",
+            "a delta travels as --oci-archive (or as the folder itself)",
+        )?;
+    }
     if let Some(out) = &args.oci_archive {
-        oci_archive(&layout, out).map_err(|e| e.to_string())?;
+        match &marker {
+            Some(m) => ferry::delta::verify::export_delta(&layout, m, out),
+            None => oci_archive(&layout, out),
+        }
+        .map_err(|e| e.to_string())?;
         eprintln!(
             "wrote {} ({})",
             out.display(),

@@ -22,8 +22,34 @@ pub struct LsArgs {
 pub fn run(args: LsArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
     let index = layout.read_index().map_err(|e| e.to_string())?;
+    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    if let Some(m) = &marker {
+        eprintln!(
+            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks\nhint: `ferry apply {} BASE` turns that bundle into this set",
+            args.bundle.display(),
+            m.base_lock,
+            args.bundle.display()
+        );
+    }
+    let lock = layout.read_lock().map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for entry in index.entries() {
+        if marker.is_some() {
+            // A delta lacks its base's blobs by design: what each image is comes from its lock.
+            let name = entry.name.clone().unwrap_or_else(|| "(unnamed)".into());
+            let locked = lock.get(&name);
+            rows.push((
+                name,
+                entry.descriptor.digest().to_string(),
+                entry.descriptor.media_type().to_string(),
+                locked.map_or_else(Vec::new, |l| {
+                    l.platforms.iter().map(|p| p.platform.as_ref().map_or_else(|| "-".to_owned(), |p| p.to_string())).collect()
+                }),
+                locked.map_or(0, |l| l.total_size),
+                0,
+            ));
+            continue;
+        }
         let contents = inspect_entry(&layout, &entry);
         let platforms: Vec<String> = contents
             .platforms
@@ -43,7 +69,11 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
         let items: Vec<serde_json::Value> = rows
             .iter()
             .map(|(r, d, m, p, size, problems)| {
-                serde_json::json!({"reference": r, "digest": d, "mediaType": m, "platforms": p, "size": size, "complete": *problems == 0})
+                let mut item = serde_json::json!({"reference": r, "digest": d, "mediaType": m, "platforms": p, "size": size, "complete": *problems == 0 && marker.is_none()});
+                if let Some(m) = &marker {
+                    item["deltaOf"] = serde_json::json!(m.base_lock.to_string());
+                }
+                item
             })
             .collect();
         output::json(&serde_json::Value::Array(items));

@@ -1,7 +1,11 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
+mod apply;
 mod bundle;
+mod delta_args;
+mod diff;
 mod export;
+mod gc;
 mod images;
 mod lock;
 mod login;
@@ -10,6 +14,7 @@ mod output;
 mod progress;
 mod registry_args;
 mod restore;
+mod rm;
 mod sources;
 mod verify;
 
@@ -89,6 +94,10 @@ enum Command {
     Export(export::ExportArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
+    Diff(diff::DiffArgs),
+    Apply(apply::ApplyArgs),
+    Rm(rm::RmArgs),
+    Gc(gc::GcArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -111,6 +120,10 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Login(args) => runtime().block_on(login::login(args)),
         Command::Logout(args) => login::logout(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Gc(args) => gc::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
