@@ -47,7 +47,12 @@ impl Committer {
     }
 
     /// Stores small content unless the base holds it; returns whether it was written now.
-    fn put(&self, layout: &Layout, digest: &crate::digest::Digest, bytes: &[u8]) -> Result<bool, StoreError> {
+    fn put(
+        &self,
+        layout: &Layout,
+        digest: &crate::digest::Digest,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
         if self.leave_out.get(digest) == Some(&(bytes.len() as u64)) {
             return Ok(false);
         }

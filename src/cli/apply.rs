@@ -24,18 +24,26 @@ pub struct ApplyArgs {
 /// Runs `ferry apply`.
 pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
     let report = apply(&args.delta, &args.base).map_err(|e| match e {
-        ApplyError::NotADelta(_) | ApplyError::WrongBase { .. } | ApplyError::OtherApplyPending { .. } => {
-            Failure::usage(e.to_string())
-        }
+        ApplyError::NotADelta(_)
+        | ApplyError::WrongBase { .. }
+        | ApplyError::OtherApplyPending { .. } => Failure::usage(e.to_string()),
         other => Failure::from(other.to_string()),
     })?;
     if report.already_applied {
-        eprintln!("{} already is the bundle {} describes; nothing to do", args.base.display(), args.delta.display());
+        eprintln!(
+            "{} already is the bundle {} describes; nothing to do",
+            args.base.display(),
+            args.delta.display()
+        );
         return Ok(Exit::Ok);
     }
     eprintln!(
         "{}applied {} to {}: {} image(s); {} blob(s) added ({}), {} no longer used removed ({})",
-        if report.resumed { "finished an interrupted apply: " } else { "" },
+        if report.resumed {
+            "finished an interrupted apply: "
+        } else {
+            ""
+        },
         args.delta.display(),
         args.base.display(),
         report.images,

@@ -14,12 +14,14 @@ use super::Failure;
 pub fn since_base(layout: &Layout, base: Option<&Path>) -> Result<BTreeMap<Digest, u64>, Failure> {
     let out = layout.root();
     let Some(base) = base else {
-        refuse_delta(out, "add a full bundle run to it", "make a new bundle in another -o folder, or pass --since with its base")?;
+        refuse_delta(
+            out,
+            "add a full bundle run to it",
+            "make a new bundle in another -o folder, or pass --since with its base",
+        )?;
         return Ok(BTreeMap::new());
     };
-    let same = |a: &Path, b: &Path| {
-        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-    };
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
     if same(base, out) || base.parent().is_some_and(|p| same(p, out)) {
         return Err(Failure::usage(format!(
             "--since {} is the output folder itself\nhint: write the delta into a new -o folder",

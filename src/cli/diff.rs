@@ -77,7 +77,9 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
         ),
         None => {
             println!("{summary}");
-            output::warning("bytes unknown: a lock file made by an older ferry records no blob digests; compare the bundle folders instead");
+            output::warning(
+                "bytes unknown: a lock file made by an older ferry records no blob digests; compare the bundle folders instead",
+            );
         }
     }
     Ok(Exit::Ok)

@@ -25,7 +25,11 @@ pub struct GcArgs {
 /// Runs `ferry gc`.
 pub fn run(args: GcArgs) -> Result<Exit, Failure> {
     Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    super::delta_args::refuse_delta(&args.bundle, "collect its blobs (it lacks its base's by design)", "apply it to its base first (`ferry apply`)")?;
+    super::delta_args::refuse_delta(
+        &args.bundle,
+        "collect its blobs (it lacks its base's by design)",
+        "apply it to its base first (`ferry apply`)",
+    )?;
     let layout = Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?;
     let removed = gc(&layout, args.dry_run).map_err(|e| e.to_string())?;
     if args.json {
@@ -40,7 +44,11 @@ pub fn run(args: GcArgs) -> Result<Exit, Failure> {
     }
     eprintln!(
         "{} {} unused blob(s) ({}) and {} partial download(s) ({}) in {}",
-        if args.dry_run { "would remove" } else { "removed" },
+        if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        },
         removed.blobs,
         output::bytes(removed.blob_bytes),
         removed.partials,

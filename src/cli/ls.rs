@@ -43,7 +43,14 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
                 entry.descriptor.digest().to_string(),
                 entry.descriptor.media_type().to_string(),
                 locked.map_or_else(Vec::new, |l| {
-                    l.platforms.iter().map(|p| p.platform.as_ref().map_or_else(|| "-".to_owned(), |p| p.to_string())).collect()
+                    l.platforms
+                        .iter()
+                        .map(|p| {
+                            p.platform
+                                .as_ref()
+                                .map_or_else(|| "-".to_owned(), |p| p.to_string())
+                        })
+                        .collect()
                 }),
                 locked.map_or(0, |l| l.total_size),
                 0,

@@ -25,7 +25,11 @@ pub struct RmArgs {
 /// Runs `ferry rm`.
 pub fn run(args: RmArgs) -> Result<Exit, Failure> {
     Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    super::delta_args::refuse_delta(&args.bundle, "remove images from it", "apply it to its base first (`ferry apply`), then remove from the result")?;
+    super::delta_args::refuse_delta(
+        &args.bundle,
+        "remove images from it",
+        "apply it to its base first (`ferry apply`), then remove from the result",
+    )?;
     let layout = Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?;
     let report = remove_references(&layout, &args.references).map_err(|e| match e {
         RmError::NotInBundle { .. } => Failure::usage(e.to_string()),

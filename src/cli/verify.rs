@@ -120,7 +120,8 @@ fn verify_delta(
     layout: &Layout,
     marker: &ferry::delta::Marker,
 ) -> Result<Exit, Failure> {
-    let report = ferry::delta::verify::verify_delta(layout, marker, &|_| {}).map_err(|e| e.to_string())?;
+    let report =
+        ferry::delta::verify::verify_delta(layout, marker, &|_| {}).map_err(|e| e.to_string())?;
     if args.json {
         output::json(&serde_json::json!({
             "bundle": args.bundle.display().to_string(),
@@ -147,7 +148,11 @@ fn verify_delta(
             output::bytes(report.bytes),
             report.from_base,
             args.bundle.display(),
-            if report.ok() { String::new() } else { format!("; {} problem(s)", report.problems.len()) }
+            if report.ok() {
+                String::new()
+            } else {
+                format!("; {} problem(s)", report.problems.len())
+            }
         );
     }
     Ok(if report.ok() { Exit::Ok } else { Exit::Failed })

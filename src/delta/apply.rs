@@ -36,10 +36,14 @@ pub enum ApplyError {
     #[error(transparent)]
     Delta(#[from] super::DeltaError),
     /// DELTA has no ferry-delta.json.
-    #[error("{0} is not a delta (no ferry-delta.json)\nhint: a delta is made by `ferry bundle ... --since BASE`; a full bundle needs no apply")]
+    #[error(
+        "{0} is not a delta (no ferry-delta.json)\nhint: a delta is made by `ferry bundle ... --since BASE`; a full bundle needs no apply"
+    )]
     NotADelta(PathBuf),
     /// The delta was made against another base.
-    #[error("{delta} was made against another base: it expects a ferry.lock with digest {expected}, {base} has {actual}; nothing was changed\nhint: apply it to the bundle it was made from (`ferry diff` compares bundles)")]
+    #[error(
+        "{delta} was made against another base: it expects a ferry.lock with digest {expected}, {base} has {actual}; nothing was changed\nhint: apply it to the bundle it was made from (`ferry diff` compares bundles)"
+    )]
     WrongBase {
         /// The delta.
         delta: String,
@@ -59,7 +63,9 @@ pub enum ApplyError {
         missing: Vec<String>,
     },
     /// Not enough free space.
-    #[error("{base}: the delta needs {need} more bytes but its filesystem has {free} free; nothing was changed\nhint: free space on that filesystem (`ferry gc {base}` removes unused blobs), or use a larger volume")]
+    #[error(
+        "{base}: the delta needs {need} more bytes but its filesystem has {free} free; nothing was changed\nhint: free space on that filesystem (`ferry gc {base}` removes unused blobs), or use a larger volume"
+    )]
     NoSpace {
         /// The base.
         base: String,
@@ -69,7 +75,9 @@ pub enum ApplyError {
         free: u64,
     },
     /// An earlier apply of another delta was interrupted.
-    #[error("{base} holds an unfinished apply of another delta (lock {pending}); nothing was changed\nhint: re-run `ferry apply` with that delta to finish it first")]
+    #[error(
+        "{base} holds an unfinished apply of another delta (lock {pending}); nothing was changed\nhint: re-run `ferry apply` with that delta to finish it first"
+    )]
     OtherApplyPending {
         /// The base.
         base: String,
@@ -148,7 +156,8 @@ fn read_journal(base: &Path) -> Result<Option<Journal>, StoreError> {
 /// Applies the delta folder `delta_root` to the bundle `base_root`.
 pub fn apply(delta_root: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
     let delta = Layout::open_read(delta_root)?;
-    let marker = Marker::read(delta_root)?.ok_or_else(|| ApplyError::NotADelta(delta_root.into()))?;
+    let marker =
+        Marker::read(delta_root)?.ok_or_else(|| ApplyError::NotADelta(delta_root.into()))?;
     Layout::open_read(base_root)?;
     let base = Layout::open_for_write(base_root)?;
     let result = apply_locked(&delta, &marker, &base);

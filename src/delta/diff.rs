@@ -35,8 +35,7 @@ pub fn diff(a: &Side, b: &Side) -> Diff {
         match a.refs.get(name) {
             None => out.added.push((name.clone(), digest.clone())),
             Some(old) if old != digest => {
-                out.moved
-                    .push((name.clone(), old.clone(), digest.clone()))
+                out.moved.push((name.clone(), old.clone(), digest.clone()))
             }
             Some(_) => out.unchanged += 1,
         }
@@ -67,10 +66,7 @@ mod tests {
 
     fn side(refs: &[(&str, &str)], blobs: Option<&[(&str, u64)]>) -> Side {
         Side {
-            refs: refs
-                .iter()
-                .map(|(r, x)| ((*r).to_owned(), d(x)))
-                .collect(),
+            refs: refs.iter().map(|(r, x)| ((*r).to_owned(), d(x))).collect(),
             blobs: blobs.map(|b| b.iter().map(|(x, s)| (d(x), *s)).collect()),
             lock_digest: d(""),
         }

@@ -35,7 +35,10 @@ impl DeltaReport {
 
 /// Every blob the delta's images need, by its lock (which must have an entry, with blobs, for
 /// every reference of index.json, at the same digest). Problems are appended to `problems`.
-pub fn needed_blobs(layout: &Layout, problems: &mut Vec<String>) -> Result<BTreeMap<Digest, u64>, StoreError> {
+pub fn needed_blobs(
+    layout: &Layout,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<Digest, u64>, StoreError> {
     let index = layout.read_index()?;
     let lock = layout.read_lock()?;
     let mut needed = BTreeMap::new();
@@ -62,7 +65,11 @@ pub fn needed_blobs(layout: &Layout, problems: &mut Vec<String>) -> Result<BTree
 }
 
 /// Checks a delta. `on_bytes` is told of progress as blobs are hashed.
-pub fn verify_delta(layout: &Layout, marker: &Marker, on_bytes: &dyn Fn(u64)) -> Result<DeltaReport, StoreError> {
+pub fn verify_delta(
+    layout: &Layout,
+    marker: &Marker,
+    on_bytes: &dyn Fn(u64),
+) -> Result<DeltaReport, StoreError> {
     let mut report = DeltaReport {
         images: layout.read_index()?.len(),
         ..DeltaReport::default()
@@ -117,10 +124,17 @@ pub fn export_delta(layout: &Layout, marker: &Marker, out: &Path) -> Result<(), 
         .filter(|(d, s)| layout.has_blob(d, **s))
         .map(|(d, _)| d.clone())
         .collect();
-    plan.files.push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
-    for name in ["index.json", LOCK_FILE_NAME, MARKER_NAME, crate::restore::script::SCRIPT_NAME] {
+    plan.files
+        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+    for name in [
+        "index.json",
+        LOCK_FILE_NAME,
+        MARKER_NAME,
+        crate::restore::script::SCRIPT_NAME,
+    ] {
         let path = layout.root().join(name);
-        let bytes = std::fs::read(&path).map_err(|e| ExportError::Io(path.display().to_string(), e))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| ExportError::Io(path.display().to_string(), e))?;
         plan.files.push((name.to_owned(), bytes));
     }
     let zstd = out.extension().is_some_and(|e| e == "zst");

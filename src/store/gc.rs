@@ -49,7 +49,10 @@ pub fn referenced(layout: &Layout, index: &BundleIndex) -> Result<BTreeMap<Diges
     let mut problems = Vec::new();
     for entry in index.entries() {
         let contents = inspect_entry(layout, &entry);
-        let name = entry.name.clone().unwrap_or_else(|| "(unnamed entry)".into());
+        let name = entry
+            .name
+            .clone()
+            .unwrap_or_else(|| "(unnamed entry)".into());
         problems.extend(
             contents
                 .problems
