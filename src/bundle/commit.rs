@@ -23,21 +23,32 @@ pub(super) struct Committer {
     lock: LockFile,
     /// Blobs a base bundle holds (`--since`): not stored here.
     leave_out: std::collections::BTreeMap<crate::digest::Digest, u64>,
+    /// Images committed in memory since index.json was last written.
+    unwritten: usize,
+    last_write: std::time::Instant,
 }
+
+/// index.json, the lock and restore.sh are written after this many images...
+const GROUP_IMAGES: usize = 64;
+/// ...or when this much time has passed since the last write, and at the end of a run.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Committer {
     /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
     /// the script, an empty one too, and one made by an older ferry gets the current script.
     pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
         let index = layout.read_index()?;
-        layout.write_script(
-            crate::restore::script::SCRIPT_NAME,
-            &crate::restore::script::render(&index),
-        )?;
+        let script = crate::restore::script::render(&index);
+        let path = layout.root().join(crate::restore::script::SCRIPT_NAME);
+        if std::fs::read(path).map_or(true, |old| old != script.as_bytes()) {
+            layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
+        }
         Ok(Committer {
             index,
             lock: layout.read_lock()?,
             leave_out: Default::default(),
+            unwritten: 0,
+            last_write: std::time::Instant::now(),
         })
     }
 
@@ -74,8 +85,6 @@ impl Committer {
             }
         }
         self.put(layout, &image.root.digest, &image.root.bytes)?;
-        // The renames above must be durable before index.json names them.
-        layout.sync_blob_dirs()?;
 
         let name = image.reference.to_string();
         let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string())
@@ -104,14 +113,27 @@ impl Committer {
             descriptor.set_platform(Some(oci));
         }
         self.index.upsert(&name, descriptor);
-        // restore.sh lists the images itself (no JSON parser on the node): written before
-        // index.json, so that it never misses an image index.json names.
-        let script = crate::restore::script::render(&self.index);
-        layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
-        layout.write_index(&self.index)?;
-
         self.lock.upsert(crate::lock::locked_image(image));
-        layout.write_lock(&self.lock)?;
+        // index.json, the lock and restore.sh are rewritten for a group of images, not for
+        // each: the image's blobs are durable already, so a crash before the next write loses
+        // only its naming, which a re-run restores without fetching anything.
+        self.unwritten += 1;
+        if self.unwritten >= GROUP_IMAGES || self.last_write.elapsed() >= GROUP_TIME {
+            self.flush(layout)?;
+        }
         Ok(stored)
+    }
+
+    /// Writes index.json, the lock and restore.sh for the images committed since the last
+    /// write (only files whose bytes change: a run that changes nothing writes nothing).
+    pub fn flush(&mut self, layout: &Layout) -> Result<(), StoreError> {
+        if self.unwritten > 0 {
+            // Every blob renamed into place must be durable before index.json names it.
+            layout.sync_blob_dirs()?;
+            super::publish::publish(layout, &self.index, &self.lock)?;
+        }
+        self.unwritten = 0;
+        self.last_write = std::time::Instant::now();
+        Ok(())
     }
 }

@@ -320,6 +320,8 @@ pub async fn bundle(
             }
         }
     }
+    // The images committed since the last write of index.json (a stopped run's too).
+    committer.flush(&layout)?;
     for (image, p) in images.iter().zip(&pending) {
         if p.open {
             let (reference, digest) =

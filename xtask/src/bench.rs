@@ -17,6 +17,8 @@ struct Options {
     mib_per_image: usize,
     shared_mib: usize,
     bad_network: bool,
+    small_images: usize,
+    small_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -26,11 +28,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
         mib_per_image: 24,
         shared_mib: 64,
         bad_network: true,
+        small_images: 400,
+        small_only: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--no-bad-network" {
             o.bad_network = false;
+            continue;
+        }
+        if flag == "--small-only" {
+            o.small_only = true;
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -42,6 +50,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--images" => o.images = n.max(1),
             "--mib-per-image" => o.mib_per_image = n.max(1),
             "--shared-mib" => o.shared_mib = n.max(1),
+            "--small-images" => o.small_images = n,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -165,6 +174,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .args(["build", "--release", "--quiet", "--bin", "ferry"])
         .current_dir(root()))?;
     let ferry = root().join("target/release/ferry");
+    if o.small_only {
+        let state = dir("registry");
+        let addr = sh(Command::new(root().join("scripts/registry.sh"))
+            .arg("start")
+            .arg(state.path()))?
+        .trim()
+        .to_owned();
+        let _registry = Registry {
+            addr: addr.clone(),
+            state,
+        };
+        return crate::small::run(&ferry, &addr, o.small_images.max(1), o.runs);
+    }
 
     let work = dir("work");
     let layout = work.path().join("fixtures");
@@ -243,6 +265,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         s.wall.as_secs_f64() / f.wall.as_secs_f64(),
         mib(f.peak_rss)
     );
+    if o.small_images > 0 {
+        crate::small::run(&ferry, &registry.addr, o.small_images, o.runs)?;
+    }
 
     if !o.bad_network {
         return Ok(());
