@@ -221,6 +221,18 @@ fn delta_holds_what_the_base_lacks_and_apply_makes_the_full_bundle() {
     let (code, _, stderr) = ferry_out(&["apply", far.to_str().unwrap(), base.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     assert_same_bundle(&base, &v2);
+    // Or the archive itself, plain or zstd-compressed, applied without unpacking it.
+    let zst = w.join("delta.tar.zst");
+    let (code, _, stderr) = ferry_out(&["export", d, "--oci-archive", zst.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    for (i, archive) in [&tar, &zst].into_iter().enumerate() {
+        let other = w.join(format!("base-archive-{i}"));
+        copy_dir(&v1, &other);
+        let (code, _, stderr) =
+            ferry_out(&["apply", archive.to_str().unwrap(), other.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {stderr}", archive.display());
+        assert_same_bundle(&other, &v2);
+    }
     let (code, _, stderr) = ferry_out(&["apply", d, base.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("already"), "{stderr}");

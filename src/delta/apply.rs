@@ -153,21 +153,78 @@ fn read_journal(base: &Path) -> Result<Option<Journal>, StoreError> {
     }
 }
 
-/// Applies the delta folder `delta_root` to the bundle `base_root`.
-pub fn apply(delta_root: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
-    let delta = Layout::open_read(delta_root)?;
-    let marker =
-        Marker::read(delta_root)?.ok_or_else(|| ApplyError::NotADelta(delta_root.into()))?;
+/// Where the delta's blobs come from: its folder, or the oci-archive it travelled as.
+struct Source {
+    /// The delta's description (the folder itself, or the archive's small files unpacked).
+    layout: Layout,
+    /// The archive and the blobs it holds.
+    archive: Option<(PathBuf, BTreeMap<Digest, u64>)>,
+    /// The name to show.
+    name: String,
+}
+
+impl Source {
+    fn has(&self, digest: &Digest, size: u64) -> bool {
+        match &self.archive {
+            Some((_, blobs)) => blobs.get(digest) == Some(&size),
+            None => self.layout.has_blob(digest, size),
+        }
+    }
+
+    /// Copies `wanted` into the base, re-hashed; counts them into `report`.
+    fn copy(
+        &self,
+        base: &Layout,
+        wanted: &BTreeMap<Digest, u64>,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let mut landed = || crash_point("after-blob");
+        match &self.archive {
+            Some((path, _)) => super::archive::copy_blobs(path, base, wanted, &mut landed)?,
+            None => {
+                for (digest, size) in wanted {
+                    copy_blob(&self.layout, base, digest, *size)?;
+                    landed();
+                }
+            }
+        }
+        report.blobs_added += wanted.len();
+        report.bytes_added += wanted.values().sum::<u64>();
+        Ok(())
+    }
+}
+
+/// Applies the delta `delta_path` (a folder, or an oci-archive `.tar`/`.tar.zst` made by
+/// `ferry export`) to the bundle `base_root`.
+pub fn apply(delta_path: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
+    let unpacked = super::archive::Unpacked::new();
+    let (root, archive) = if delta_path.is_file() {
+        let blobs = super::archive::unpack_description(delta_path, &unpacked.0)?;
+        (unpacked.0.clone(), Some((delta_path.to_path_buf(), blobs)))
+    } else {
+        (delta_path.to_path_buf(), None)
+    };
+    let source = Source {
+        layout: Layout::open_read(&root)?,
+        archive,
+        name: delta_path.display().to_string(),
+    };
+    let marker = Marker::read(&root)?.ok_or_else(|| ApplyError::NotADelta(delta_path.into()))?;
     Layout::open_read(base_root)?;
     let base = Layout::open_for_write(base_root)?;
-    let result = apply_locked(&delta, &marker, &base);
+    let result = apply_locked(&source, &marker, &base);
     base.tidy();
     result
 }
 
-fn apply_locked(delta: &Layout, marker: &Marker, base: &Layout) -> Result<ApplyReport, ApplyError> {
+fn apply_locked(
+    source: &Source,
+    marker: &Marker,
+    base: &Layout,
+) -> Result<ApplyReport, ApplyError> {
+    let delta = &source.layout;
     let base_name = base.root().display().to_string();
-    let delta_name = delta.root().display().to_string();
+    let delta_name = source.name.clone();
     let new_lock_digest = file_digest(&delta.root().join(LOCK_FILE_NAME))?;
     let new_index = delta.read_index()?;
     let new_lock = delta.read_lock()?;
@@ -209,7 +266,7 @@ fn apply_locked(delta: &Layout, marker: &Marker, base: &Layout) -> Result<ApplyR
             problems,
         });
     }
-    let to_copy = check_base(delta, base, &new_lock, &needed)?;
+    let to_copy = check_base(source, base, &new_lock, &needed)?;
     let need: u64 = to_copy.values().sum();
     if need > 0 {
         let free = space::available_bytes(base.root())
@@ -232,12 +289,7 @@ fn apply_locked(delta: &Layout, marker: &Marker, base: &Layout) -> Result<ApplyR
         let work = base.root().join(WORK_DIR);
         write_atomic(&work, JOURNAL_NAME, &bytes, &work.join("tmp"))?;
     }
-    for (digest, size) in &to_copy {
-        copy_blob(delta, base, digest, *size)?;
-        report.blobs_added += 1;
-        report.bytes_added += size;
-        crash_point("after-blob");
-    }
+    source.copy(base, &to_copy, &mut report)?;
     base.sync_blob_dirs()?;
     let mut problems = Vec::new();
     for entry in new_index.entries() {
@@ -270,7 +322,7 @@ fn apply_locked(delta: &Layout, marker: &Marker, base: &Layout) -> Result<ApplyR
 /// Checks that BASE has every blob the delta leaves out, naming the images that need those it
 /// lacks; returns the delta's blobs BASE does not have yet (to copy).
 fn check_base(
-    delta: &Layout,
+    delta: &Source,
     base: &Layout,
     new_lock: &crate::store::LockFile,
     needed: &BTreeMap<Digest, u64>,
@@ -281,7 +333,7 @@ fn check_base(
         if base.has_blob(digest, *size) {
             continue;
         }
-        if delta.has_blob(digest, *size) {
+        if delta.has(digest, *size) {
             to_copy.insert(digest.clone(), *size);
             continue;
         }

@@ -4,6 +4,7 @@
 //! new bundle, `diff` compares two bundles or locks.
 
 pub mod apply;
+pub mod archive;
 pub mod diff;
 pub mod space;
 pub mod verify;
