@@ -25,6 +25,8 @@ pub(super) struct Committer {
     leave_out: std::collections::BTreeMap<crate::digest::Digest, u64>,
     /// Images committed in memory since index.json was last written.
     unwritten: usize,
+    /// Their manifests and configs, stored at the next write, before index.json names them.
+    queued: Vec<(crate::digest::Digest, Vec<u8>)>,
     last_write: std::time::Instant,
 }
 
@@ -48,6 +50,7 @@ impl Committer {
             lock: layout.read_lock()?,
             leave_out: Default::default(),
             unwritten: 0,
+            queued: Vec::new(),
             last_write: std::time::Instant::now(),
         })
     }
@@ -58,19 +61,27 @@ impl Committer {
     }
 
     /// Stores small content unless the base holds it; returns whether it was written now.
+    /// Queues small content for the next write (see [`Committer::flush`]); returns whether it
+    /// will be written (false when the bundle or the base has it, or it is queued already).
     fn put(
-        &self,
+        &mut self,
         layout: &Layout,
         digest: &crate::digest::Digest,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
-        if self.leave_out.get(digest) == Some(&(bytes.len() as u64)) {
+        let size = bytes.len() as u64;
+        if self.leave_out.get(digest) == Some(&size)
+            || self.queued.iter().any(|(d, _)| d == digest)
+            || layout.has_blob(digest, size)
+        {
             return Ok(false);
         }
-        layout.put_blob(digest, bytes)
+        self.queued.push((digest.clone(), bytes.to_vec()));
+        Ok(true)
     }
 
-    /// Stores the image's manifests and records it. Its configs and layers must be stored.
+    /// Records the image (its manifests and configs are stored at the next write, before
+    /// index.json names it). Its layers must be stored.
     pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<Stored, StoreError> {
         let mut stored = Stored::default();
         for p in &image.platforms {
@@ -128,6 +139,7 @@ impl Committer {
     /// write (only files whose bytes change: a run that changes nothing writes nothing).
     pub fn flush(&mut self, layout: &Layout) -> Result<(), StoreError> {
         if self.unwritten > 0 {
+            store_all(layout, std::mem::take(&mut self.queued))?;
             // Every blob renamed into place must be durable before index.json names it.
             layout.sync_blob_dirs()?;
             super::publish::publish(layout, &self.index, &self.lock)?;
@@ -135,5 +147,33 @@ impl Committer {
         self.unwritten = 0;
         self.last_write = std::time::Instant::now();
         Ok(())
+    }
+}
+
+/// Stores small blobs on a few threads at once: each is fsynced, and concurrent fsyncs share
+/// the filesystem's journal commits, where one after another each waits for its own.
+fn store_all(
+    layout: &Layout,
+    blobs: Vec<(crate::digest::Digest, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..blobs.len().min(8) {
+            s.spawn(|| {
+                while let Some((digest, bytes)) =
+                    blobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = layout.put_blob(digest, bytes) {
+                        failure.lock().expect("not poisoned").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
