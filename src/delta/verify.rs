@@ -118,12 +118,14 @@ pub fn export_delta(layout: &Layout, marker: &Marker, out: &Path) -> Result<(), 
     }
     let mut problems = Vec::new();
     let needed = needed_blobs(layout, &mut problems)?;
-    let mut plan = TarPlan::default();
-    plan.blobs = needed
-        .iter()
-        .filter(|(d, s)| layout.has_blob(d, **s))
-        .map(|(d, _)| d.clone())
-        .collect();
+    let mut plan = TarPlan {
+        blobs: needed
+            .iter()
+            .filter(|(d, s)| layout.has_blob(d, **s))
+            .map(|(d, _)| d.clone())
+            .collect(),
+        ..TarPlan::default()
+    };
     plan.files
         .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
     for name in [
