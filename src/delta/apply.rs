@@ -232,30 +232,12 @@ fn apply_locked(
         images: new_index.len(),
         ..ApplyReport::default()
     };
-    match read_journal(base.root())? {
-        Some(j) if j.delta_lock == new_lock_digest => report.resumed = true,
-        Some(j) => {
-            return Err(ApplyError::OtherApplyPending {
-                base: base_name,
-                pending: j.delta_lock,
-            });
-        }
-        None => {
-            let actual = file_digest(&base.root().join(LOCK_FILE_NAME))?;
-            if actual == new_lock_digest
-                && fs::read(base.root().join("index.json")).is_ok_and(|b| b == new_index.to_json())
-            {
-                report.already_applied = true;
-                return Ok(report);
-            }
-            if actual != marker.base_lock {
-                return Err(ApplyError::WrongBase {
-                    delta: delta_name,
-                    base: base_name,
-                    expected: marker.base_lock.clone(),
-                    actual,
-                });
-            }
+    match start(source, marker, base, &new_lock_digest, &new_index)? {
+        Start::Fresh => {}
+        Start::Resume => report.resumed = true,
+        Start::Done => {
+            report.already_applied = true;
+            return Ok(report);
         }
     }
     let mut problems = Vec::new();
@@ -317,6 +299,51 @@ fn apply_locked(
     let journal = journal_path(base.root());
     fs::remove_file(&journal).map_err(StoreError::io("remove", &journal))?;
     Ok(report)
+}
+
+/// Where an apply starts.
+enum Start {
+    /// A new apply onto the right base.
+    Fresh,
+    /// The journal names this delta: finish it.
+    Resume,
+    /// BASE already is the new bundle.
+    Done,
+}
+
+/// Reads the journal, or checks that BASE is the delta's base.
+fn start(
+    source: &Source,
+    marker: &Marker,
+    base: &Layout,
+    new_lock_digest: &Digest,
+    new_index: &crate::store::BundleIndex,
+) -> Result<Start, ApplyError> {
+    let base_name = base.root().display().to_string();
+    match read_journal(base.root())? {
+        Some(j) if &j.delta_lock == new_lock_digest => Ok(Start::Resume),
+        Some(j) => Err(ApplyError::OtherApplyPending {
+            base: base_name,
+            pending: j.delta_lock,
+        }),
+        None => {
+            let actual = file_digest(&base.root().join(LOCK_FILE_NAME))?;
+            if &actual == new_lock_digest
+                && fs::read(base.root().join("index.json")).is_ok_and(|b| b == new_index.to_json())
+            {
+                return Ok(Start::Done);
+            }
+            if actual != marker.base_lock {
+                return Err(ApplyError::WrongBase {
+                    delta: source.name.clone(),
+                    base: base_name,
+                    expected: marker.base_lock.clone(),
+                    actual,
+                });
+            }
+            Ok(Start::Fresh)
+        }
+    }
 }
 
 /// Checks that BASE has every blob the delta leaves out, naming the images that need those it

@@ -205,3 +205,34 @@ pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u6
     marker.write(layout)?;
     Ok(marker.base_blobs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_without_blob_digests_still_reads_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::sha256_of(b"m");
+        let old = format!(
+            r#"{{"lockVersion":1,"images":[{{"reference":"docker.io/library/a:1","digest":"{d}",
+            "mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,
+            "platforms":[{{"digest":"{d}","size":1}}],"totalSize":1}}]}}"#
+        );
+        let path = dir.path().join("old.lock");
+        fs::write(&path, old).unwrap();
+        let side = load_side(&path).unwrap();
+        assert_eq!(side.refs.len(), 1);
+        assert!(side.blobs.is_none(), "an older lock records no blobs");
+        let lock = LockFile::read(&path).unwrap();
+        assert!(
+            !String::from_utf8(lock.to_json())
+                .unwrap()
+                .contains("\"blobs\"")
+        );
+        let mut with = lock.clone();
+        with.images[0].blobs.insert(d.clone(), 1);
+        fs::write(&path, with.to_json()).unwrap();
+        assert_eq!(load_side(&path).unwrap().blobs.unwrap().get(&d), Some(&1));
+    }
+}
