@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod credentials;
+pub mod delta;
 pub mod digest;
 pub mod docker_hub;
 pub mod export;

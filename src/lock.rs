@@ -30,6 +30,7 @@ pub fn locked_image(image: &ResolvedImage) -> LockedImage {
         size: image.root.bytes.len() as u64,
         platforms,
         total_size: image.all_blobs().values().sum(),
+        blobs: image.all_blobs(),
     }
 }
 

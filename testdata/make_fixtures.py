@@ -249,6 +249,27 @@ def bench(out, count, mib_per_image, shared_mib):
     L.finish(summary)
 
 
+def small(out, count):
+    """count small images (for the per-image overhead benchmark): a shared 64 KiB base layer
+    plus one private 1 KiB layer each."""
+    L = Layout(out)
+    rng = random.Random(7)
+
+    def tiny_layer(name, size):
+        raw = tar_bytes([(name, rng.randbytes(size), 0o644)])
+        diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        return L.put(gzip.compress(raw, compresslevel=1, mtime=0), LAYER_GZIP), diff_id
+
+    base = tiny_layer("base.bin", 64 << 10)
+    summary = {}
+    for i in range(count):
+        m = image(L, [base, tiny_layer(f"s{i}.bin", 1024)], cmd=["/bin/true"])
+        name = f"small/app{i:03d}:1.0"
+        L.tag(name, m)
+        summary[name] = {"layers": [LAYER_GZIP] * 2, "platforms": ["linux/amd64"], "exact": True}
+    L.finish(summary)
+
+
 def main():
     args = sys.argv[1:]
     if not args:
@@ -261,6 +282,8 @@ def main():
         mib = int(os.environ.get("FERRY_BENCH_MIB_PER_IMAGE", "24"))
         shared = int(os.environ.get("FERRY_BENCH_SHARED_MIB", "64"))
         bench(out, count, mib, shared)
+    elif len(args) >= 3 and args[1] == "--small":
+        small(out, int(args[2]))
     else:
         sample(out)
 

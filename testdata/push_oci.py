@@ -2,6 +2,7 @@
 """Pushes one tag of an OCI layout to a registry byte for byte, through the distribution API.
 
     push_oci.py LAYOUT TAG http://HOST:PORT/REPO:TAG [--user U:P]
+    push_oci.py LAYOUT --all http://HOST:PORT     (every tag under its own name, one process)
 
 skopeo recompresses uncompressed layers on the way to a registry; this does not, so fixtures
 with uncompressed or zstd layers reach the registry exactly as built. Standard library only.
@@ -17,6 +18,13 @@ import urllib.request
 
 def main():
     layout, tag, dest = sys.argv[1:4]
+    if tag == "--all":
+        with open(os.path.join(layout, "index.json")) as f:
+            tags = [d["annotations"]["org.opencontainers.image.ref.name"] for d in json.load(f)["manifests"]]
+        for t in tags:
+            sys.argv[2:4] = [t, f"{dest}/{t}"]
+            main()
+        return
     user = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--user" else None
     scheme, rest = dest.split("://", 1)
     host, path = rest.split("/", 1)

@@ -21,40 +21,81 @@ pub(super) struct Stored {
 pub(super) struct Committer {
     index: BundleIndex,
     lock: LockFile,
+    /// Blobs a base bundle holds (`--since`): not stored here.
+    leave_out: std::collections::BTreeMap<crate::digest::Digest, u64>,
+    /// Images committed in memory since index.json was last written.
+    unwritten: usize,
+    /// Their manifests and configs, stored at the next write, before index.json names them.
+    queued: Vec<(crate::digest::Digest, Vec<u8>)>,
+    last_write: std::time::Instant,
 }
+
+/// index.json, the lock and restore.sh are written after this many images...
+const GROUP_IMAGES: usize = 64;
+/// ...or when this much time has passed since the last write, and at the end of a run.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Committer {
     /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
     /// the script, an empty one too, and one made by an older ferry gets the current script.
     pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
         let index = layout.read_index()?;
-        layout.write_script(
-            crate::restore::script::SCRIPT_NAME,
-            &crate::restore::script::render(&index),
-        )?;
+        let script = crate::restore::script::render(&index);
+        let path = layout.root().join(crate::restore::script::SCRIPT_NAME);
+        if std::fs::read(path).map_or(true, |old| old != script.as_bytes()) {
+            layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
+        }
         Ok(Committer {
             index,
             lock: layout.read_lock()?,
+            leave_out: Default::default(),
+            unwritten: 0,
+            queued: Vec::new(),
+            last_write: std::time::Instant::now(),
         })
     }
 
-    /// Stores the image's manifests and records it. Its configs and layers must be stored.
+    /// Makes this a delta's committer: blobs of `base` are recorded but not stored.
+    pub fn leave_out(&mut self, base: std::collections::BTreeMap<crate::digest::Digest, u64>) {
+        self.leave_out = base;
+    }
+
+    /// Stores small content unless the base holds it; returns whether it was written now.
+    /// Queues small content for the next write (see [`Committer::flush`]); returns whether it
+    /// will be written (false when the bundle or the base has it, or it is queued already).
+    fn put(
+        &mut self,
+        layout: &Layout,
+        digest: &crate::digest::Digest,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
+        let size = bytes.len() as u64;
+        if self.leave_out.get(digest) == Some(&size)
+            || self.queued.iter().any(|(d, _)| d == digest)
+            || layout.has_blob(digest, size)
+        {
+            return Ok(false);
+        }
+        self.queued.push((digest.clone(), bytes.to_vec()));
+        Ok(true)
+    }
+
+    /// Records the image (its manifests and configs are stored at the next write, before
+    /// index.json names it). Its layers must be stored.
     pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<Stored, StoreError> {
         let mut stored = Stored::default();
         for p in &image.platforms {
             if let Some(config) = &p.config_bytes
-                && layout.put_blob(&p.config.digest, config)?
+                && self.put(layout, &p.config.digest, config)?
             {
                 stored.configs += 1;
                 stored.config_bytes += config.len() as u64;
             }
             if image.is_index {
-                layout.put_blob(&p.manifest.digest, &p.manifest.bytes)?;
+                self.put(layout, &p.manifest.digest, &p.manifest.bytes)?;
             }
         }
-        layout.put_blob(&image.root.digest, &image.root.bytes)?;
-        // The renames above must be durable before index.json names them.
-        layout.sync_blob_dirs()?;
+        self.put(layout, &image.root.digest, &image.root.bytes)?;
 
         let name = image.reference.to_string();
         let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string())
@@ -83,15 +124,57 @@ impl Committer {
             descriptor.set_platform(Some(oci));
         }
         self.index.upsert(&name, descriptor);
-        layout.write_index(&self.index)?;
         self.lock.upsert(crate::lock::locked_image(image));
-        layout.write_lock(&self.lock)?;
-        // restore.sh lists the images itself (no JSON parser on the node). Written last, so
-        // that a crash never leaves it naming an image index.json lacks (it may miss the last
-        // one; the next run's `open` writes it again from index.json).
-        let script = crate::restore::script::render(&self.index);
-        layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
+        // index.json, the lock and restore.sh are rewritten for a group of images, not for
+        // each: the image's blobs are durable already, so a crash before the next write loses
+        // only its naming, which a re-run restores without fetching anything.
+        self.unwritten += 1;
+        if self.unwritten >= GROUP_IMAGES || self.last_write.elapsed() >= GROUP_TIME {
+            self.flush(layout)?;
+        }
         Ok(stored)
+    }
+
+    /// Writes index.json, the lock and restore.sh for the images committed since the last
+    /// write (only files whose bytes change: a run that changes nothing writes nothing).
+    pub fn flush(&mut self, layout: &Layout) -> Result<(), StoreError> {
+        if self.unwritten > 0 {
+            store_all(layout, std::mem::take(&mut self.queued))?;
+            // Every blob renamed into place must be durable before index.json names it.
+            layout.sync_blob_dirs()?;
+            super::publish::publish(layout, &self.index, &self.lock)?;
+        }
+        self.unwritten = 0;
+        self.last_write = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// Stores small blobs on a few threads at once: each is fsynced, and concurrent fsyncs share
+/// the filesystem's journal commits, where one after another each waits for its own.
+fn store_all(
+    layout: &Layout,
+    blobs: Vec<(crate::digest::Digest, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..blobs.len().min(8) {
+            s.spawn(|| {
+                while let Some((digest, bytes)) =
+                    blobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = layout.put_blob(digest, bytes) {
+                        failure.lock().expect("not poisoned").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -19,6 +19,8 @@ use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
+pub mod publish;
+pub mod rm;
 mod space;
 
 /// What to bundle and how hard to work.
@@ -34,6 +36,9 @@ pub struct BundleOptions {
     pub referrers: bool,
     /// Commit only images with a cosign signature this key verifies (implies `referrers`).
     pub require_signatures: Option<Arc<crate::supply::cosign::PublicKey>>,
+    /// Blobs a base bundle holds (`--since`): counted as present, never fetched nor stored,
+    /// so the output is a delta of that base.
+    pub since: std::collections::BTreeMap<Digest, u64>,
 }
 
 impl Default for BundleOptions {
@@ -44,6 +49,7 @@ impl Default for BundleOptions {
             pins: Default::default(),
             referrers: false,
             require_signatures: None,
+            since: Default::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ pub async fn bundle(
     // index.json and the lock are read (and checked) before anything is fetched: a bundle
     // they do not fit is refused at once.
     let mut committer = commit::Committer::open(&layout)?;
+    committer.leave_out(options.since.clone());
 
     // 1. Resolve every reference (manifests only), a few at a time.
     let resolved = {
@@ -201,7 +208,10 @@ pub async fn bundle(
     }
 
     // 2. Plan against what the bundle holds.
-    let plan = Plan::new(&images, |d, size| layout.has_blob(d, size));
+    let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
+    let plan = Plan::new(&images, |d, size| {
+        in_base(d, size) || layout.has_blob(d, size)
+    });
     run.summary.blobs_present = plan.present_blobs;
     run.summary.bytes_present = plan.present_bytes;
     reporter.event(&Event::Planned {
@@ -344,6 +354,8 @@ pub async fn bundle(
             }
         }
     }
+    // The images committed since the last write of index.json (a stopped run's too).
+    committer.flush(&layout)?;
     for (image, p) in images.iter().zip(&pending) {
         if p.open {
             let (reference, digest) =

@@ -58,6 +58,12 @@ pub struct BundleArgs {
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
 
+    /// Write a delta of BASE (a bundle folder or its ferry.lock) into -o: the full set's
+    /// index.json, ferry.lock and restore.sh, but only the blobs BASE lacks. `ferry apply`
+    /// turns BASE into the new bundle on the far side.
+    #[arg(long, value_name = "BASE")]
+    pub since: Option<PathBuf>,
+
     /// Blob downloads in flight at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -134,6 +140,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     };
 
     let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
+    let since = super::delta_args::since_base(&layout, args.since.as_deref())?;
     let progress = Arc::new(BundleProgress::new(
         output::stderr_is_terminal() && !args.no_progress && !args.quiet,
         args.quiet,
@@ -170,6 +177,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         pins,
         referrers: args.referrers,
         require_signatures,
+        since,
     };
     let summary = bundle(
         registries,

@@ -67,6 +67,14 @@ fn parse_size(s: &str) -> Result<Size, String> {
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    if marker.is_some() && (args.docker_archive.is_some() || args.ext4.is_some()) {
+        super::delta_args::refuse_delta(
+            &args.bundle,
+            "export it as a docker-archive or ext4 image",
+            "a delta travels as --oci-archive (or as the folder itself)",
+        )?;
+    }
     // Outputs are checked before any work: a symlink, folder or device is refused (exit 2).
     let target = |p: &PathBuf| Target::parse(p).map_err(failure);
     let (oci, docker, ext4) = (
@@ -85,7 +93,11 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     let cancel = CancellationToken::new();
     stop_on_signals(&runtime, cancel.clone())?;
     if let Some(out) = &oci {
-        oci_archive(&layout, out, &cancel).map_err(failure)?;
+        match &marker {
+            Some(m) => ferry::delta::verify::export_delta(&layout, m, out, &cancel),
+            None => oci_archive(&layout, out, &cancel),
+        }
+        .map_err(failure)?;
         if let Target::File(path) = out {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             eprintln!("wrote {} ({})", path.display(), output::bytes(size));

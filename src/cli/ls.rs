@@ -35,14 +35,47 @@ struct Row {
 pub fn run(args: LsArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
     let index = layout.read_index().map_err(|e| e.to_string())?;
+    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    if let Some(m) = &marker {
+        eprintln!(
+            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks\nhint: `ferry apply {} BASE` turns that bundle into this set",
+            args.bundle.display(),
+            m.base_lock,
+            args.bundle.display()
+        );
+    }
+    let lock = layout.read_lock().map_err(|e| e.to_string())?;
     let entries = index.entries();
     let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries
         .iter()
         .partition(|e| e.name.as_deref().and_then(parse_referrer_name).is_some());
     let mut rows = Vec::new();
     for entry in images {
-        let contents = inspect_entry(&layout, entry);
         let reference = entry.name.clone().unwrap_or_else(|| "(unnamed)".into());
+        if marker.is_some() {
+            // A delta lacks its base's blobs by design: what each image is comes from its lock.
+            let locked = lock.get(&reference);
+            rows.push(Row {
+                digest: entry.descriptor.digest().to_string(),
+                media_type: entry.descriptor.media_type().to_string(),
+                platforms: locked.map_or_else(Vec::new, |l| {
+                    l.platforms
+                        .iter()
+                        .map(|p| {
+                            p.platform
+                                .as_ref()
+                                .map_or_else(|| "-".to_owned(), |p| p.to_string())
+                        })
+                        .collect()
+                }),
+                size: locked.map_or(0, |l| l.total_size),
+                problems: 0,
+                referrers: Vec::new(),
+                reference,
+            });
+            continue;
+        }
+        let contents = inspect_entry(&layout, entry);
         let repository = reference
             .parse::<ferry::reference::ImageRef>()
             .ok()
@@ -74,9 +107,13 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
         let items: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| {
-                serde_json::json!({"reference": r.reference, "digest": r.digest, "mediaType": r.media_type,
-                    "platforms": r.platforms, "size": r.size, "complete": r.problems == 0,
-                    "referrers": r.referrers})
+                let mut item = serde_json::json!({"reference": r.reference, "digest": r.digest, "mediaType": r.media_type,
+                    "platforms": r.platforms, "size": r.size, "complete": r.problems == 0 && marker.is_none(),
+                    "referrers": r.referrers});
+                if let Some(m) = &marker {
+                    item["deltaOf"] = serde_json::json!(m.base_lock.to_string());
+                }
+                item
             })
             .collect();
         output::json(&serde_json::Value::Array(items));

@@ -1,8 +1,12 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
+mod apply;
 mod bundle;
 mod completions;
+mod delta_args;
+mod diff;
 mod export;
+mod gc;
 mod images;
 mod lock;
 mod login;
@@ -12,6 +16,7 @@ mod progress;
 mod push;
 mod registry_args;
 mod restore;
+mod rm;
 mod serve;
 mod signatures;
 mod snapshot;
@@ -101,6 +106,10 @@ enum Command {
     Version(completions::VersionArgs),
     #[command(hide = true)]
     Man(completions::ManArgs),
+    Diff(diff::DiffArgs),
+    Apply(apply::ApplyArgs),
+    Rm(rm::RmArgs),
+    Gc(gc::GcArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -129,6 +138,10 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::completions(args),
         Command::Version(args) => completions::version(args),
         Command::Man(args) => completions::man(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Gc(args) => gc::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

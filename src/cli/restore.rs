@@ -80,6 +80,11 @@ fn on_path(program: &str) -> bool {
 /// Runs `ferry restore`.
 pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    super::delta_args::refuse_delta(
+        &args.bundle,
+        "restore from it (it lacks its base's blobs)",
+        "`ferry apply DELTA BASE` onto its base bundle, then restore the base",
+    )?;
     if let Some(path) = &args.key {
         let key = super::signatures::load_key(path)?;
         let verdicts = super::signatures::check(&layout, &key)?;

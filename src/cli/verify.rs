@@ -33,6 +33,12 @@ pub struct VerifyArgs {
 /// Runs `ferry verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    if let Some(marker) = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())? {
+        if args.repair {
+            super::delta_args::refuse_delta(&args.bundle, "repair it", "make the delta again")?;
+        }
+        return verify_delta(&args, &layout, &marker);
+    }
     let key = args
         .key
         .as_deref()
@@ -142,4 +148,48 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     } else {
         Exit::Failed
     })
+}
+
+/// `ferry verify` of a delta: its blobs re-hashed, and every blob it lacks claimed by its base.
+fn verify_delta(
+    args: &VerifyArgs,
+    layout: &Layout,
+    marker: &ferry::delta::Marker,
+) -> Result<Exit, Failure> {
+    let report =
+        ferry::delta::verify::verify_delta(layout, marker, &|_| {}).map_err(|e| e.to_string())?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "bundle": args.bundle.display().to_string(),
+            "ok": report.ok(),
+            "delta": true,
+            "baseLock": marker.base_lock.to_string(),
+            "images": report.images,
+            "blobs": report.blobs,
+            "bytes": report.bytes,
+            "fromBase": report.from_base,
+            "problems": report.problems,
+            "warnings": [],
+        }));
+    } else {
+        for p in &report.problems {
+            output::error(p);
+        }
+        println!(
+            "{}: delta of base lock {}: {} images, {} blobs, {} verified, {} blob(s) from the base in {}{}",
+            if report.ok() { "ok" } else { "FAILED" },
+            marker.base_lock,
+            report.images,
+            report.blobs,
+            output::bytes(report.bytes),
+            report.from_base,
+            args.bundle.display(),
+            if report.ok() {
+                String::new()
+            } else {
+                format!("; {} problem(s)", report.problems.len())
+            }
+        );
+    }
+    Ok(if report.ok() { Exit::Ok } else { Exit::Failed })
 }

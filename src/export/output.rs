@@ -48,7 +48,7 @@ impl Target {
 
     /// Runs `write` on the output and completes it: for a file, the temp file is renamed over
     /// the destination only when `write` succeeded, and removed otherwise.
-    pub(super) fn write_with(
+    pub(crate) fn write_with(
         &self,
         write: impl FnOnce(&mut dyn Write) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {

@@ -198,6 +198,11 @@ impl BundleIndex {
         self.named.insert(name.to_owned(), descriptor);
     }
 
+    /// Removes the entry named `name`; returns its descriptor when there was one.
+    pub fn remove(&mut self, name: &str) -> Option<Descriptor> {
+        self.named.remove(name)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.named.len() + self.unnamed.len()

@@ -42,6 +42,11 @@ pub struct LockedImage {
     pub platforms: Vec<LockedPlatform>,
     /// Bytes of all the image's distinct blobs in the bundle (manifests, configs, layers).
     pub total_size: u64,
+    /// Every distinct blob of the image (manifests, configs, layers) with its size, so that a
+    /// lock alone tells what a bundle holds (`bundle --since`, `diff`). Absent in locks made by
+    /// older ferry versions, which still read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub blobs: std::collections::BTreeMap<Digest, u64>,
 }
 
 /// One platform of a locked image.
@@ -167,6 +172,7 @@ mod tests {
                 size: 10,
             }],
             total_size: 100,
+            blobs: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod atomic;
 mod blob;
+pub mod gc;
 mod index;
 mod inspect;
 mod lockfile;

@@ -18,6 +18,8 @@ struct Options {
     shared_mib: usize,
     bad_network: bool,
     serve_only: bool,
+    small_images: usize,
+    small_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -28,6 +30,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         shared_mib: 64,
         bad_network: true,
         serve_only: false,
+        small_images: 400,
+        small_only: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -39,6 +43,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
             o.serve_only = true;
             continue;
         }
+        if flag == "--small-only" {
+            o.small_only = true;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let n: usize = value
             .parse()
@@ -48,6 +56,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--images" => o.images = n.max(1),
             "--mib-per-image" => o.mib_per_image = n.max(1),
             "--shared-mib" => o.shared_mib = n.max(1),
+            "--small-images" => o.small_images = n,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -232,6 +241,19 @@ impl Setup {
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let ferry = release_ferry()?;
+    if o.small_only {
+        let state = dir("registry");
+        let addr = sh(Command::new(root().join("scripts/registry.sh"))
+            .arg("start")
+            .arg(state.path()))?
+        .trim()
+        .to_owned();
+        let _registry = Registry {
+            addr: addr.clone(),
+            state,
+        };
+        return crate::small::run(&ferry, &addr, o.small_images.max(1), o.runs);
+    }
     let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
     let layout = setup.work.path().join("fixtures");
@@ -287,6 +309,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         s.wall.as_secs_f64() / f.wall.as_secs_f64(),
         mib(f.peak_rss)
     );
+    if o.small_images > 0 {
+        crate::small::run(&ferry, &registry.addr, o.small_images, o.runs)?;
+    }
 
     serve_case()?;
     // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.

@@ -9,6 +9,7 @@ mod bench;
 mod bench_push;
 mod bench_restore;
 mod bench_serve;
+mod small;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
         Some("man") => man(&args[1..]),
-        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only]\n       \
+        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--small-images N] [--small-only]\n       \
                   cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
                   cargo xtask man [DIR]"

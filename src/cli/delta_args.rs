@@ -1,0 +1,48 @@
+//! What `bundle --since` and the commands that refuse deltas share on the command line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry::delta::{DeltaError, MARKER_NAME, Marker, prepare_since};
+use ferry::digest::Digest;
+use ferry::store::Layout;
+
+use super::Failure;
+
+/// For `bundle -o OUT [--since BASE]`: the base's blobs (marking OUT as a delta of it), or
+/// nothing; refuses to add a full run to a delta.
+pub fn since_base(layout: &Layout, base: Option<&Path>) -> Result<BTreeMap<Digest, u64>, Failure> {
+    let out = layout.root();
+    let Some(base) = base else {
+        refuse_delta(
+            out,
+            "add a full bundle run to it",
+            "make a new bundle in another -o folder, or pass --since with its base",
+        )?;
+        return Ok(BTreeMap::new());
+    };
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(base, out) || base.parent().is_some_and(|p| same(p, out)) {
+        return Err(Failure::usage(format!(
+            "--since {} is the output folder itself\nhint: write the delta into a new -o folder",
+            base.display()
+        )));
+    }
+    prepare_since(layout, base).map_err(|e| match e {
+        DeltaError::Input(..) => Failure::usage(e.to_string()),
+        other => Failure::from(other.to_string()),
+    })
+}
+
+/// Refuses, with exit 2, an operation that needs a full bundle when `root` is a delta.
+pub fn refuse_delta(root: &Path, what: &str, hint: &str) -> Result<(), Failure> {
+    match Marker::read(root) {
+        Ok(None) => Ok(()),
+        Ok(Some(m)) => Err(Failure::usage(format!(
+            "{} is a delta of the bundle whose ferry.lock is {} ({MARKER_NAME}), not a bundle: cannot {what}\nhint: {hint}",
+            root.display(),
+            m.base_lock
+        ))),
+        Err(e) => Err(Failure::from(e.to_string())),
+    }
+}

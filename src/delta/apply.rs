@@ -1,0 +1,417 @@
+//! `ferry apply DELTA BASE`: turns BASE, in place, into the bundle DELTA describes.
+//!
+//! Order, so that BASE is a valid bundle at every instant: (1) every check, before any change
+//! (the base is the one the delta was made against, holds every blob the delta relies on, and
+//! has room for what is to be written); (2) a journal in BASE/.ferry/ naming the delta; (3) the
+//! delta's blobs, re-hashed as they are copied; (4) a check that every new image is complete;
+//! (5) index.json, ferry.lock, restore.sh; (6) blobs nothing names any more removed; (7) the
+//! journal removed. A re-run finds the journal and finishes the job, even though the base's
+//! lock has changed by then.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::verify::needed_blobs;
+use super::{Marker, file_digest, space};
+use crate::bundle::publish::publish;
+use crate::digest::Digest;
+use crate::store::gc::{crash_point, referenced, remove_blobs, unreferenced};
+use crate::store::inspect_entry;
+use crate::store::{BlobWriter, LOCK_FILE_NAME, Layout, StoreError, WORK_DIR, write_atomic};
+
+/// The journal's name under BASE/.ferry/.
+pub const JOURNAL_NAME: &str = "apply.json";
+
+/// Room kept free beyond the bytes counted (metadata, the rewritten index and lock).
+const SPACE_MARGIN: u64 = 1 << 20;
+
+/// Why an apply did not happen (or did not finish).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Delta(#[from] super::DeltaError),
+    /// DELTA has no ferry-delta.json.
+    #[error(
+        "{0} is not a delta (no ferry-delta.json)\nhint: a delta is made by `ferry bundle ... --since BASE`; a full bundle needs no apply"
+    )]
+    NotADelta(PathBuf),
+    /// The delta was made against another base.
+    #[error(
+        "{delta} was made against another base: it expects a ferry.lock with digest {expected}, {base} has {actual}; nothing was changed\nhint: apply it to the bundle it was made from (`ferry diff` compares bundles)"
+    )]
+    WrongBase {
+        /// The delta.
+        delta: String,
+        /// The base.
+        base: String,
+        /// The lock digest the delta expects.
+        expected: Digest,
+        /// The base's.
+        actual: Digest,
+    },
+    /// The base lacks blobs the delta relies on.
+    #[error("{base} lacks {} blob(s) the delta relies on; nothing was changed:\n{}\nhint: run `ferry verify {base}`; restore the base from its source, or make a full bundle instead of a delta", .missing.len(), .missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
+    MissingFromBase {
+        /// The base.
+        base: String,
+        /// `digest (size) for REF` lines.
+        missing: Vec<String>,
+    },
+    /// Not enough free space.
+    #[error(
+        "{base}: the delta needs {need} more bytes but its filesystem has {free} free; nothing was changed\nhint: free space on that filesystem (`ferry gc {base}` removes unused blobs), or use a larger volume"
+    )]
+    NoSpace {
+        /// The base.
+        base: String,
+        /// Bytes to be written.
+        need: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// An earlier apply of another delta was interrupted.
+    #[error(
+        "{base} holds an unfinished apply of another delta (lock {pending}); nothing was changed\nhint: re-run `ferry apply` with that delta to finish it first"
+    )]
+    OtherApplyPending {
+        /// The base.
+        base: String,
+        /// The other delta's lock digest.
+        pending: Digest,
+    },
+    /// The delta does not describe complete images.
+    #[error("the delta {delta} is not sound; the base's images are unchanged:\n{}\nhint: run `ferry verify {delta}`, and make the delta again", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    BadDelta {
+        /// The delta.
+        delta: String,
+        /// What is wrong.
+        problems: Vec<String>,
+    },
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> ApplyError {
+        ApplyError::Delta(e.into())
+    }
+}
+
+impl From<crate::store::gc::GcError> for ApplyError {
+    fn from(e: crate::store::gc::GcError) -> ApplyError {
+        ApplyError::Delta(e.into())
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyReport {
+    /// Images in the new bundle.
+    pub images: usize,
+    /// Blobs copied from the delta.
+    pub blobs_added: usize,
+    /// Their bytes.
+    pub bytes_added: u64,
+    /// Blobs removed (no longer used).
+    pub blobs_removed: usize,
+    /// Their bytes.
+    pub bytes_removed: u64,
+    /// An interrupted apply was finished.
+    pub resumed: bool,
+    /// BASE already was the new bundle.
+    pub already_applied: bool,
+}
+
+/// The journal: which delta is being applied.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Journal {
+    /// sha256 of the delta's ferry.lock (the new bundle's lock).
+    delta_lock: Digest,
+    /// sha256 of the base's ferry.lock before the apply.
+    base_lock: Digest,
+}
+
+fn journal_path(base: &Path) -> PathBuf {
+    base.join(WORK_DIR).join(JOURNAL_NAME)
+}
+
+fn read_journal(base: &Path) -> Result<Option<Journal>, StoreError> {
+    let path = journal_path(base);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", &path)(e)),
+    }
+}
+
+/// Where the delta's blobs come from: its folder, or the oci-archive it travelled as.
+struct Source {
+    /// The delta's description (the folder itself, or the archive's small files unpacked).
+    layout: Layout,
+    /// The archive and the blobs it holds.
+    archive: Option<(PathBuf, BTreeMap<Digest, u64>)>,
+    /// The name to show.
+    name: String,
+}
+
+impl Source {
+    fn has(&self, digest: &Digest, size: u64) -> bool {
+        match &self.archive {
+            Some((_, blobs)) => blobs.get(digest) == Some(&size),
+            None => self.layout.has_blob(digest, size),
+        }
+    }
+
+    /// Copies `wanted` into the base, re-hashed; counts them into `report`.
+    fn copy(
+        &self,
+        base: &Layout,
+        wanted: &BTreeMap<Digest, u64>,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let mut landed = || crash_point("after-blob");
+        match &self.archive {
+            Some((path, _)) => super::archive::copy_blobs(path, base, wanted, &mut landed)?,
+            None => {
+                for (digest, size) in wanted {
+                    copy_blob(&self.layout, base, digest, *size)?;
+                    landed();
+                }
+            }
+        }
+        report.blobs_added += wanted.len();
+        report.bytes_added += wanted.values().sum::<u64>();
+        Ok(())
+    }
+}
+
+/// Applies the delta `delta_path` (a folder, or an oci-archive `.tar`/`.tar.zst` made by
+/// `ferry export`) to the bundle `base_root`.
+pub fn apply(delta_path: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
+    let unpacked = super::archive::Unpacked::new();
+    let (root, archive) = if delta_path.is_file() {
+        let blobs = super::archive::unpack_description(delta_path, &unpacked.0)?;
+        (unpacked.0.clone(), Some((delta_path.to_path_buf(), blobs)))
+    } else {
+        (delta_path.to_path_buf(), None)
+    };
+    let source = Source {
+        layout: Layout::open_read(&root)?,
+        archive,
+        name: delta_path.display().to_string(),
+    };
+    let marker = Marker::read(&root)?.ok_or_else(|| ApplyError::NotADelta(delta_path.into()))?;
+    Layout::open_read(base_root)?;
+    let base = Layout::open_for_write(base_root)?;
+    let result = apply_locked(&source, &marker, &base);
+    base.tidy();
+    result
+}
+
+fn apply_locked(
+    source: &Source,
+    marker: &Marker,
+    base: &Layout,
+) -> Result<ApplyReport, ApplyError> {
+    let delta = &source.layout;
+    let base_name = base.root().display().to_string();
+    let delta_name = source.name.clone();
+    let new_lock_digest = file_digest(&delta.root().join(LOCK_FILE_NAME))?;
+    let new_index = delta.read_index()?;
+    let new_lock = delta.read_lock()?;
+    let mut report = ApplyReport {
+        images: new_index.len(),
+        ..ApplyReport::default()
+    };
+    match start(source, marker, base, &new_lock_digest, &new_index)? {
+        Start::Fresh => {}
+        Start::Resume => report.resumed = true,
+        Start::Done => {
+            report.already_applied = true;
+            return Ok(report);
+        }
+    }
+    let mut problems = Vec::new();
+    let needed = needed_blobs(delta, &mut problems)?;
+    if !problems.is_empty() {
+        return Err(ApplyError::BadDelta {
+            delta: delta_name,
+            problems,
+        });
+    }
+    let to_copy = check_base(source, base, &new_lock, &needed)?;
+    let need: u64 = to_copy.values().sum();
+    if need > 0 {
+        let free = space::available_bytes(base.root())
+            .map_err(|e| StoreError::io("statvfs", base.root())(e))?;
+        if need.saturating_add(SPACE_MARGIN) > free {
+            return Err(ApplyError::NoSpace {
+                base: base_name,
+                need,
+                free,
+            });
+        }
+    }
+    // From here on BASE changes; the journal lets a re-run finish.
+    if !report.resumed {
+        let journal = Journal {
+            delta_lock: new_lock_digest,
+            base_lock: marker.base_lock.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&journal).expect("a journal serializes");
+        let work = base.root().join(WORK_DIR);
+        write_atomic(&work, JOURNAL_NAME, &bytes, &work.join("tmp"))?;
+    }
+    source.copy(base, &to_copy, &mut report)?;
+    base.sync_blob_dirs()?;
+    let mut problems = Vec::new();
+    for entry in new_index.entries() {
+        let name = entry.name.clone().unwrap_or_default();
+        problems.extend(
+            inspect_entry(base, &entry)
+                .problems
+                .into_iter()
+                .map(|(d, why)| format!("{name}: {d}: {why}")),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(ApplyError::BadDelta {
+            delta: delta_name,
+            problems,
+        });
+    }
+    publish(base, &new_index, &new_lock)?;
+    crash_point("after-publish");
+    let mut keep = referenced(base, &new_index)?;
+    keep.extend(needed);
+    let removed = remove_blobs(base, &unreferenced(base, &keep)?)?;
+    report.blobs_removed = removed.blobs;
+    report.bytes_removed = removed.blob_bytes;
+    let journal = journal_path(base.root());
+    fs::remove_file(&journal).map_err(StoreError::io("remove", &journal))?;
+    Ok(report)
+}
+
+/// Where an apply starts.
+enum Start {
+    /// A new apply onto the right base.
+    Fresh,
+    /// The journal names this delta: finish it.
+    Resume,
+    /// BASE already is the new bundle.
+    Done,
+}
+
+/// Reads the journal, or checks that BASE is the delta's base.
+fn start(
+    source: &Source,
+    marker: &Marker,
+    base: &Layout,
+    new_lock_digest: &Digest,
+    new_index: &crate::store::BundleIndex,
+) -> Result<Start, ApplyError> {
+    let base_name = base.root().display().to_string();
+    match read_journal(base.root())? {
+        Some(j) if &j.delta_lock == new_lock_digest => Ok(Start::Resume),
+        Some(j) => Err(ApplyError::OtherApplyPending {
+            base: base_name,
+            pending: j.delta_lock,
+        }),
+        None => {
+            let actual = file_digest(&base.root().join(LOCK_FILE_NAME))?;
+            if &actual == new_lock_digest
+                && fs::read(base.root().join("index.json")).is_ok_and(|b| b == new_index.to_json())
+            {
+                return Ok(Start::Done);
+            }
+            if actual != marker.base_lock {
+                return Err(ApplyError::WrongBase {
+                    delta: source.name.clone(),
+                    base: base_name,
+                    expected: marker.base_lock.clone(),
+                    actual,
+                });
+            }
+            Ok(Start::Fresh)
+        }
+    }
+}
+
+/// Checks that BASE has every blob the delta leaves out, naming the images that need those it
+/// lacks; returns the delta's blobs BASE does not have yet (to copy).
+fn check_base(
+    delta: &Source,
+    base: &Layout,
+    new_lock: &crate::store::LockFile,
+    needed: &BTreeMap<Digest, u64>,
+) -> Result<BTreeMap<Digest, u64>, ApplyError> {
+    let mut to_copy = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for (digest, size) in needed {
+        if base.has_blob(digest, *size) {
+            continue;
+        }
+        if delta.has(digest, *size) {
+            to_copy.insert(digest.clone(), *size);
+            continue;
+        }
+        let users: Vec<&str> = new_lock
+            .images
+            .iter()
+            .filter(|i| i.blobs.contains_key(digest))
+            .map(|i| i.reference.as_str())
+            .collect();
+        missing.insert(format!("{digest} ({size} bytes), for {}", users.join(", ")));
+    }
+    if !missing.is_empty() {
+        return Err(ApplyError::MissingFromBase {
+            base: base.root().display().to_string(),
+            missing: missing.into_iter().collect(),
+        });
+    }
+    Ok(to_copy)
+}
+
+/// Copies one blob from the delta into the base: read through the hash, written through the
+/// store's blob writer (hashed again, fsynced, renamed into place).
+fn copy_blob(delta: &Layout, base: &Layout, digest: &Digest, size: u64) -> Result<(), StoreError> {
+    let source = delta.open_blob(digest, Some(size))?;
+    let path = source.path().to_path_buf();
+    let mut reader = source
+        .into_verified_reader()
+        .map_err(StoreError::io("read", &path))?;
+    let mut writer = BlobWriter::create(base, digest.clone(), Some(size))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let mismatch = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<crate::digest::Mismatch>())
+                    .cloned();
+                return Err(match mismatch {
+                    Some(source) => StoreError::Mismatch {
+                        digest: digest.clone(),
+                        source,
+                    },
+                    None => StoreError::io("read", &path)(e),
+                });
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        writer.write(&buf[..n])?;
+    }
+    writer.commit()
+}

@@ -1,0 +1,161 @@
+//! Checking and exporting a delta, which by design lacks the blobs its base holds: every blob
+//! present is re-hashed, and every blob its images need must be either present or claimed by
+//! the base's lock (recorded in `ferry-delta.json`).
+
+use std::collections::BTreeMap;
+
+use super::{MARKER_NAME, Marker};
+use crate::digest::Digest;
+use crate::export::ExportError;
+use crate::export::Target;
+use crate::export::tarball::{TarPlan, write_tar_checked};
+use crate::store::{LOCK_FILE_NAME, Layout, OCI_LAYOUT, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// The outcome of checking a delta. Sound when `problems` is empty.
+#[derive(Debug, Default)]
+pub struct DeltaReport {
+    /// Image references.
+    pub images: usize,
+    /// Blob files present and re-hashed.
+    pub blobs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs the images need that the base provides.
+    pub from_base: usize,
+    /// What is wrong.
+    pub problems: Vec<String>,
+}
+
+impl DeltaReport {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Every blob the delta's images need, by its lock (which must have an entry, with blobs, for
+/// every reference of index.json, at the same digest). Problems are appended to `problems`.
+pub fn needed_blobs(
+    layout: &Layout,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<Digest, u64>, StoreError> {
+    let index = layout.read_index()?;
+    let lock = layout.read_lock()?;
+    let mut needed = BTreeMap::new();
+    for entry in index.entries() {
+        let Some(name) = entry.name else {
+            problems.push("index.json has an entry without a reference name".into());
+            continue;
+        };
+        let digest = entry.descriptor.digest().to_string();
+        match lock.get(&name) {
+            Some(l) if l.digest.to_string() == digest && l.blobs.contains_key(&l.digest) => {
+                needed.extend(l.blobs.iter().map(|(d, s)| (d.clone(), *s)));
+            }
+            Some(l) if l.digest.to_string() != digest => problems.push(format!(
+                "{name}: ferry.lock says {}, index.json says {digest}",
+                l.digest
+            )),
+            _ => problems.push(format!(
+                "{name}: ferry.lock does not record its blobs; this delta cannot be checked or applied"
+            )),
+        }
+    }
+    Ok(needed)
+}
+
+/// Checks a delta. `on_bytes` is told of progress as blobs are hashed.
+pub fn verify_delta(
+    layout: &Layout,
+    marker: &Marker,
+    on_bytes: &dyn Fn(u64),
+) -> Result<DeltaReport, StoreError> {
+    let mut report = DeltaReport {
+        images: layout.read_index()?.len(),
+        ..DeltaReport::default()
+    };
+    for (digest, _) in layout.list_blobs()? {
+        let checked = layout.open_blob(&digest, None).and_then(|b| {
+            b.verify()?;
+            Ok(b.size())
+        });
+        match checked {
+            Ok(size) => {
+                report.blobs += 1;
+                report.bytes += size;
+                on_bytes(size);
+            }
+            Err(e) => report.problems.push(format!("blob {digest}: {e}")),
+        }
+    }
+    let needed = needed_blobs(layout, &mut report.problems)?;
+    for (digest, size) in &needed {
+        if layout.has_blob(digest, *size) {
+            continue;
+        }
+        if marker.base_blobs.get(digest) == Some(size) {
+            report.from_base += 1;
+        } else {
+            report.problems.push(format!(
+                "blob {digest} ({size} bytes) is neither in the delta nor in its base's lock"
+            ));
+        }
+    }
+    report.problems.sort();
+    Ok(report)
+}
+
+/// Writes a delta as an oci-archive (`.tar`, or zstd-compressed `.tar.zst`): oci-layout,
+/// index.json, ferry.lock, ferry-delta.json, restore.sh and the blobs present that its images
+/// need. Refuses a delta that does not check out.
+pub fn export_delta(
+    layout: &Layout,
+    marker: &Marker,
+    out: &Target,
+    cancel: &CancellationToken,
+) -> Result<(), ExportError> {
+    let report = verify_delta(layout, marker, &|_| {})?;
+    if let Some(p) = report.problems.first() {
+        return Err(ExportError::Incomplete(format!(
+            "{p}\nhint: `ferry verify {}` lists every problem",
+            layout.root().display()
+        )));
+    }
+    let mut problems = Vec::new();
+    let needed = needed_blobs(layout, &mut problems)?;
+    let mut plan = TarPlan::default();
+    for (d, s) in needed.iter().filter(|(d, s)| layout.has_blob(d, **s)) {
+        plan.add_blob(d.clone(), *s)?;
+    }
+    plan.files
+        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+    for name in [
+        "index.json",
+        LOCK_FILE_NAME,
+        MARKER_NAME,
+        crate::restore::script::SCRIPT_NAME,
+    ] {
+        let path = layout.root().join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|e| ExportError::Io(path.display().to_string(), e))?;
+        plan.files.push((name.to_owned(), bytes));
+    }
+    let zstd = out
+        .path()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e == "zst");
+    let name = out.to_string();
+    out.write_with(|f| {
+        if zstd {
+            let io = |e| ExportError::Io(name.clone(), e);
+            let mut enc = zstd::stream::Encoder::new(f, 3).map_err(io)?;
+            write_tar_checked(layout, &plan, &mut enc, &name, cancel)?;
+            enc.finish()
+                .and_then(|mut w| std::io::Write::flush(&mut w))
+                .map_err(io)
+        } else {
+            write_tar_checked(layout, &plan, f, &name, cancel)
+        }
+    })
+}

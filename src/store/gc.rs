@@ -1,0 +1,187 @@
+//! Removing what a bundle no longer needs: blobs no index.json entry reaches, and partial
+//! downloads of runs that will not be continued. Every removal is of a file nothing names, so
+//! the bundle is valid at every instant, whatever is interrupted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+
+use super::inspect::inspect_entry;
+use super::{BundleIndex, Layout, StoreError, WORK_DIR};
+use crate::digest::Digest;
+
+/// Why blobs could not be removed safely.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// Reading or removing failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Some image could not be walked, so what it uses is unknown: nothing is removed.
+    #[error(
+        "{bundle}: cannot tell which blobs its images use, so nothing was removed:\n{}\nhint: run `ferry verify {bundle}`, and re-run the ferry bundle command that made it to complete it",
+        .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    Unsound {
+        /// The bundle.
+        bundle: String,
+        /// What is wrong, one line each.
+        problems: Vec<String>,
+    },
+}
+
+/// What a removal did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Blob files removed.
+    pub blobs: usize,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Partial downloads and temp files removed.
+    pub partials: usize,
+    /// Their bytes.
+    pub partial_bytes: u64,
+}
+
+/// Every blob the index's entries reach, with its size. Fails, naming the problems, when an
+/// entry cannot be walked completely (an unreadable manifest hides what it uses).
+pub fn referenced(layout: &Layout, index: &BundleIndex) -> Result<BTreeMap<Digest, u64>, GcError> {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for entry in index.entries() {
+        let contents = inspect_entry(layout, &entry);
+        let name = entry
+            .name
+            .clone()
+            .unwrap_or_else(|| "(unnamed entry)".into());
+        problems.extend(
+            contents
+                .problems
+                .iter()
+                .map(|(d, why)| format!("{name}: {d}: {why}")),
+        );
+        out.extend(contents.blobs);
+    }
+    if !problems.is_empty() {
+        return Err(GcError::Unsound {
+            bundle: layout.root().display().to_string(),
+            problems,
+        });
+    }
+    Ok(out)
+}
+
+/// Removes the given blob files (those absent are skipped) and makes the removals durable.
+pub fn remove_blobs(layout: &Layout, digests: &BTreeSet<Digest>) -> Result<Removed, StoreError> {
+    let mut removed = Removed::default();
+    for digest in digests {
+        let path = layout.blob_path(digest);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                removed.blobs += 1;
+                removed.blob_bytes += meta.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove", &path)(e)),
+        }
+        crash_point("remove-blob");
+    }
+    if removed.blobs > 0 {
+        layout.sync_blob_dirs()?;
+    }
+    Ok(removed)
+}
+
+/// For tests of crash safety only: when `FERRY_TEST_CRASH_AT` names this point, the process
+/// kills itself with SIGKILL here, as a power cut or `kill -9` would.
+pub fn crash_point(name: &str) {
+    if std::env::var_os("FERRY_TEST_CRASH_AT").is_some_and(|v| v == name) {
+        // SAFETY: raise has no preconditions; SIGKILL ends the process at once.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
+/// The blob files of the bundle that nothing in `keep` names.
+pub fn unreferenced(
+    layout: &Layout,
+    keep: &BTreeMap<Digest, u64>,
+) -> Result<BTreeSet<Digest>, StoreError> {
+    Ok(layout
+        .list_blobs()?
+        .into_iter()
+        .map(|(d, _)| d)
+        .filter(|d| !keep.contains_key(d))
+        .collect())
+}
+
+/// `ferry gc`: removes every blob that no index.json entry reaches and every partial download
+/// or temp file under `.ferry/`. `layout` must be open for writing (it holds the bundle's lock).
+/// With `dry_run`, counts what would go and removes nothing.
+pub fn gc(layout: &Layout, dry_run: bool) -> Result<Removed, GcError> {
+    let index = layout.read_index()?;
+    let keep = referenced(layout, &index)?;
+    let orphans = unreferenced(layout, &keep)?;
+    let mut removed = if dry_run {
+        let mut r = Removed::default();
+        for d in &orphans {
+            if let Ok(m) = layout.blob_path(d).symlink_metadata() {
+                r.blobs += 1;
+                r.blob_bytes += m.len();
+            }
+        }
+        r
+    } else {
+        remove_blobs(layout, &orphans)?
+    };
+    for sub in ["partial", "tmp"] {
+        let dir = layout.root().join(WORK_DIR).join(sub);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if !meta.is_file() && !meta.is_symlink() {
+                continue;
+            }
+            if dry_run || fs::remove_file(entry.path()).is_ok() {
+                removed.partials += 1;
+                removed.partial_bytes += meta.len();
+            }
+        }
+    }
+    if !dry_run {
+        layout.tidy();
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_removes_orphans_and_partials_and_keeps_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let orphan = Digest::sha256_of(b"orphan");
+        layout.put_blob(&orphan, b"orphan").unwrap();
+        let partial = dir.path().join(".ferry/partial/sha256-abc");
+        fs::write(&partial, b"12345").unwrap();
+        let dry = gc(&layout, true).unwrap();
+        assert_eq!((dry.blobs, dry.partials), (1, 1));
+        assert!(layout.blob_path(&orphan).exists() && partial.exists());
+        let done = gc(&layout, false).unwrap();
+        assert_eq!(done, dry);
+        assert_eq!(done.blob_bytes, 6);
+        assert_eq!(done.partial_bytes, 5);
+        assert!(!layout.blob_path(&orphan).exists());
+        assert!(!dir.path().join(WORK_DIR).exists());
+        assert_eq!(gc(&layout, false).unwrap(), Removed::default());
+    }
+}
