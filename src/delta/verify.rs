@@ -8,7 +8,7 @@ use super::{MARKER_NAME, Marker};
 use crate::digest::Digest;
 use crate::export::ExportError;
 use crate::export::Target;
-use crate::export::tarball::{TarPlan, write_tar_checked};
+use crate::export::tarball::TarPlan;
 use crate::store::{LOCK_FILE_NAME, Layout, OCI_LAYOUT, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -141,21 +141,5 @@ pub fn export_delta(
             std::fs::read(&path).map_err(|e| ExportError::Io(path.display().to_string(), e))?;
         plan.files.push((name.to_owned(), bytes));
     }
-    let zstd = out
-        .path()
-        .and_then(|p| p.extension())
-        .is_some_and(|e| e == "zst");
-    let name = out.to_string();
-    out.write_with(|f| {
-        if zstd {
-            let io = |e| ExportError::Io(name.clone(), e);
-            let mut enc = zstd::stream::Encoder::new(f, 3).map_err(io)?;
-            write_tar_checked(layout, &plan, &mut enc, &name, cancel)?;
-            enc.finish()
-                .and_then(|mut w| std::io::Write::flush(&mut w))
-                .map_err(io)
-        } else {
-            write_tar_checked(layout, &plan, f, &name, cancel)
-        }
-    })
+    crate::export::write_oci_tar(layout, &plan, out, cancel)
 }

@@ -46,6 +46,17 @@ pub fn oci_archive(
     plan.files
         .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
     plan.files.push(("index.json".into(), index.to_json()));
+    write_oci_tar(layout, &plan, out, cancel)
+}
+
+/// Writes a planned layout tar to `out`: zstd-compressed when its name ends in `.zst` (one
+/// thread, a fixed level: deterministic), plain otherwise. Bundles and deltas share it.
+pub(crate) fn write_oci_tar(
+    layout: &Layout,
+    plan: &TarPlan,
+    out: &Target,
+    cancel: &CancellationToken,
+) -> Result<(), ExportError> {
     let zstd = out
         .path()
         .and_then(|p| p.extension())
@@ -53,13 +64,12 @@ pub fn oci_archive(
     let name = out.to_string();
     out.write_with(|f| {
         if zstd {
-            // One thread, a fixed level: deterministic output.
             let io = |e| ExportError::Io(name.clone(), e);
             let mut enc = zstd::stream::Encoder::new(f, 3).map_err(io)?;
-            write_tar(layout, &plan, &mut enc, &name, cancel)?;
+            write_tar(layout, plan, &mut enc, &name, cancel)?;
             enc.finish().and_then(|w| w.flush()).map_err(io)
         } else {
-            write_tar(layout, &plan, f, &name, cancel)
+            write_tar(layout, plan, f, &name, cancel)
         }
     })
 }

@@ -11,6 +11,7 @@ mod output;
 pub mod tarball;
 mod tree;
 
+pub(crate) use archive::write_oci_tar;
 pub use archive::{docker_archive, oci_archive};
 pub use output::Target;
 

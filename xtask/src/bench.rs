@@ -78,6 +78,19 @@ pub struct Registry {
     pub(crate) state: tempfile::TempDir,
 }
 
+impl Registry {
+    /// Starts an empty one (scripts/registry.sh).
+    pub fn start() -> Result<Registry, String> {
+        let state = dir("registry");
+        let addr = sh(Command::new(root().join("scripts/registry.sh"))
+            .arg("start")
+            .arg(state.path()))?
+        .trim()
+        .to_owned();
+        Ok(Registry { addr, state })
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = Command::new(root().join("scripts/registry.sh"))
@@ -211,13 +224,7 @@ impl Setup {
             .args(["--bench", &images.to_string()])
             .env("FERRY_BENCH_MIB_PER_IMAGE", mib_per_image.to_string())
             .env("FERRY_BENCH_SHARED_MIB", shared_mib.to_string()))?;
-        let state = dir("registry");
-        let addr = sh(Command::new(root().join("scripts/registry.sh"))
-            .arg("start")
-            .arg(state.path()))?
-        .trim()
-        .to_owned();
-        let registry = Registry { addr, state };
+        let registry = Registry::start()?;
         eprintln!("seeding the registry at {}...", registry.addr);
         sh(Command::new(root().join("scripts/seed-registry.sh"))
             .arg(&registry.addr)
@@ -242,17 +249,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let ferry = release_ferry()?;
     if o.small_only {
-        let state = dir("registry");
-        let addr = sh(Command::new(root().join("scripts/registry.sh"))
-            .arg("start")
-            .arg(state.path()))?
-        .trim()
-        .to_owned();
-        let _registry = Registry {
-            addr: addr.clone(),
-            state,
-        };
-        return crate::small::run(&ferry, &addr, o.small_images.max(1), o.runs);
+        let registry = Registry::start()?;
+        return crate::small::run(&ferry, &registry.addr, o.small_images.max(1), o.runs);
     }
     let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
