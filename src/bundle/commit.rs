@@ -224,13 +224,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::open_for_write(dir.path()).unwrap();
         let mut committer = Committer::open(&layout).unwrap();
-        // restore.sh cannot be replaced (a non-empty folder is in its way): the commit fails
-        // at that write, and what came before it must be complete.
+        // restore.sh cannot be replaced (a non-empty folder is in its way): the write of the
+        // group fails there, and what came before it must be complete.
         let script = dir.path().join(crate::restore::script::SCRIPT_NAME);
         std::fs::remove_file(&script).unwrap();
         std::fs::create_dir_all(script.join("in-the-way")).unwrap();
         let image = image();
-        let err = committer.commit(&layout, &image).unwrap_err();
+        committer.commit(&layout, &image).unwrap();
+        let err = committer.flush(&layout).unwrap_err();
         assert!(err.to_string().contains("restore.sh"), "{err}");
         let name = "docker.io/library/alpine:3.20";
         let index = layout.read_index().unwrap();

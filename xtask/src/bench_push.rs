@@ -7,16 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::bench::{Registry, dir, median, mib};
-use crate::{Measured, measure, root, sh};
+use crate::{Measured, measure};
 
 fn fresh_registry() -> Result<Registry, String> {
-    let state = dir("push-target");
-    let addr = sh(Command::new(root().join("scripts/registry.sh"))
-        .arg("start")
-        .arg(state.path()))?
-    .trim()
-    .to_owned();
-    Ok(Registry { addr, state })
+    Registry::start()
 }
 
 fn ferry_push(ferry: &Path, bundle: &Path) -> Result<Measured, String> {
