@@ -4,6 +4,8 @@
 //! --require-signatures.
 
 mod common;
+#[path = "support/served.rs"]
+mod served;
 
 use std::process::Command;
 
@@ -410,5 +412,74 @@ fn an_image_without_referrers_is_bundled() {
     assert!(
         !fake.seen("/v2/app/manifests/sha256-").is_empty(),
         "then the fallback tag"
+    );
+}
+
+/// What --referrers brought across is answered by `ferry serve` (the referrers API lists the
+/// SBOM; the signature tags resolve) and carried by `ferry push` (every signature and the SBOM
+/// index arrive under their fallback tags, same digests), so cosign and oras find them there.
+#[test]
+fn serve_answers_for_referrers_and_push_carries_them() {
+    let s = Signed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    let (code, stderr) = s.bundle(&bundle, &["--referrers", "--all-platforms"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sbom = &s.fixtures["sbom"];
+    let hello = s.fixtures["digests"][s.reg.image("sample/hello:1.0")]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let signatures = s.fixtures["signatures"].as_object().unwrap();
+
+    let server = served::Served::start(&bundle, &[]);
+    let ns = format!("?ns={}", s.reg.addr);
+    let reply = served::curl(
+        "GET",
+        &server.url(&format!("/v2/sample/hello/referrers/{hello}{ns}")),
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", server.log());
+    let index: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert!(
+        index["manifests"].as_array().unwrap().iter().any(
+            |m| m["digest"] == sbom["manifest"] && m["artifactType"] == "application/spdx+json"
+        ),
+        "{index}"
+    );
+    for (name, digest) in signatures {
+        let (repo, tag) = name
+            .strip_prefix(&format!("{}/", s.reg.addr))
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap();
+        let reply = served::curl(
+            "GET",
+            &server.url(&format!("/v2/{repo}/manifests/{tag}{ns}")),
+            &[],
+        );
+        assert_eq!(reply.status, 200, "{name}");
+        assert_eq!(sha256(&reply.body), digest.as_str().unwrap(), "{name}");
+    }
+    drop(server);
+
+    let target = Registry::start();
+    let (code, _, stderr) = ferry_out(&["push", bundle.to_str().unwrap(), &target.addr]);
+    assert_eq!(code, 0, "{stderr}");
+    for (name, digest) in signatures {
+        let (repo, tag) = name
+            .strip_prefix(&format!("{}/", s.reg.addr))
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap();
+        let (bytes, _) = target.manifest(repo, tag);
+        assert_eq!(sha256(&bytes), digest.as_str().unwrap(), "{name} pushed");
+    }
+    let sbom_tag = sbom["tag"].as_str().unwrap().rsplit_once(':').unwrap().1;
+    let (bytes, _) = target.manifest("sample/hello", sbom_tag);
+    assert_eq!(
+        sha256(&bytes),
+        sbom["index"].as_str().unwrap(),
+        "SBOM index pushed"
     );
 }
