@@ -63,10 +63,7 @@ fn registry_name(arg: &str) -> String {
         .trim_start_matches("https://")
         .trim_start_matches("http://");
     let s = s.split('/').next().unwrap_or(s);
-    match s {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
-        other => other.to_owned(),
-    }
+    ferry::docker_hub::canonical(s).to_owned()
 }
 
 /// Runs `ferry login`.

@@ -111,7 +111,7 @@ impl AuthFile {
         let helpers = self.config.get("credHelpers").and_then(Value::as_object);
         let names: Vec<String> = if hub {
             vec![
-                "docker.io".into(),
+                crate::docker_hub::REGISTRY.into(),
                 "index.docker.io".into(),
                 docker_key(registry),
             ]

@@ -69,11 +69,10 @@ impl CredentialSource for Anonymous {
 /// The key docker uses for a registry in config.json and with helpers (Docker Hub has a
 /// historical one).
 pub fn docker_key(registry: &str) -> String {
-    match registry {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
-            "https://index.docker.io/v1/".to_owned()
-        }
-        other => other.to_owned(),
+    if crate::docker_hub::is_docker_hub(registry) {
+        crate::docker_hub::CREDENTIAL_KEY.to_owned()
+    } else {
+        registry.to_owned()
     }
 }
 

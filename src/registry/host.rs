@@ -64,10 +64,7 @@ impl Host {
         own_client: Option<reqwest::Client>,
         trusted: Vec<String>,
     ) -> Host {
-        let api_host = match registry {
-            "docker.io" | "index.docker.io" => "registry-1.docker.io".to_owned(),
-            other => other.to_owned(),
-        };
+        let api_host = crate::docker_hub::api_host(registry).to_owned();
         Host {
             registry: registry.to_owned(),
             api_host,

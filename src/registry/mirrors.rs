@@ -260,12 +260,8 @@ fn check_location(location: &str) -> Result<(), String> {
 /// `index.docker.io` and `registry-1.docker.io` are `docker.io` in references.
 fn normalize_prefix(prefix: &str) -> String {
     let prefix = prefix.trim_end_matches('/');
-    for hub in ["index.docker.io", "registry-1.docker.io"] {
-        if let Some(rest) = prefix.strip_prefix(hub) {
-            return format!("docker.io{rest}");
-        }
-    }
-    prefix.to_owned()
+    let (host, rest) = prefix.split_at(prefix.find('/').unwrap_or(prefix.len()));
+    format!("{}{rest}", crate::docker_hub::canonical(host))
 }
 
 #[cfg(test)]
