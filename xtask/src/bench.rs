@@ -257,7 +257,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let layout = setup.work.path().join("fixtures");
     let unique = dir_bytes(&layout.join("blobs"));
     let serve_case =
-        || crate::bench_serve::run(&ferry, &registry.addr, &refs, &names, o.runs, mib(unique));
+        || crate::bench_serve::run(&ferry, &registry.addr, refs, names, o.runs, mib(unique));
     if o.serve_only {
         return serve_case();
     }
@@ -313,7 +313,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     serve_case()?;
     // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
-    crate::bench_push::run(&ferry, &refs, &names, o.runs, unique)?;
+    crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
 
     if !o.bad_network {
         return Ok(());
