@@ -19,17 +19,6 @@ const SAMPLES: &[&str] = &[
     "sample/hello-docker:1.0",
 ];
 
-fn bundle(reg: &Registry, dir: &Path, tags: &[&str], extra: &[&str]) -> PathBuf {
-    let b = dir.join("bundle");
-    let refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
-    let mut args = vec!["bundle", "-o", b.to_str().unwrap()];
-    args.extend(extra);
-    args.extend(refs.iter().map(String::as_str));
-    let (code, _, stderr) = ferry_out(&args);
-    assert_eq!(code, 0, "{stderr}");
-    b
-}
-
 /// A read-only loop mount, unmounted on drop.
 struct Mount(PathBuf);
 
@@ -62,31 +51,13 @@ fn restore_sh(script: &Path, node: &Containerd, args: &[&str]) -> (i32, String) 
     )
 }
 
-/// `ctr images ls` as (name, digest, labels) rows.
-fn images(node: &Containerd) -> Vec<(String, String, String)> {
-    let out = node.ctr(&["images", "ls"]);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (
-                f[0].to_owned(),
-                f[2].to_owned(),
-                f.last().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     require("shellcheck", "shellcheck");
     require("mkfs.ext4", "e2fsprogs");
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(&reg, dir.path(), SAMPLES, &[]);
+    let b = bundle_tags(&reg, dir.path(), SAMPLES, &[]);
     run(Command::new("shellcheck").arg(b.join("restore.sh")));
 
     let img = dir.path().join("preload.img");
@@ -106,7 +77,7 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     let node = Containerd::start();
     let (code, log) = restore_sh(&script, &node, &[]);
     assert_eq!(code, 0, "{log}");
-    let listed = images(&node);
+    let listed = containerd_images(&node);
     for tag in SAMPLES {
         let name = reg.image(tag);
         let (repo, t) = tag.rsplit_once(':').unwrap();
@@ -130,7 +101,7 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     // A second run (the next boot) finds every image present and imports nothing.
     let (code, log) = restore_sh(&script, &node, &[]);
     assert_eq!(code, 0, "{log}");
-    assert_eq!(images(&node), listed);
+    assert_eq!(containerd_images(&node), listed);
     assert!(!log.contains("importing"), "{log}");
     for tag in SAMPLES {
         assert!(
@@ -143,7 +114,7 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
     let (code, log) = restore_sh(&script, &node, &["--pin"]);
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains("importing"), "{log}");
-    for row in images(&node) {
+    for row in containerd_images(&node) {
         assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
     }
     let (code, log) = restore_sh(&script, &node, &["--pin"]);
@@ -171,7 +142,7 @@ fn snapshot_workflow_ext4_read_only_mount_restore_sh_containerd() {
 fn ferry_restore_and_a_bundle_for_another_platform() {
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(
+    let b = bundle_tags(
         &reg,
         dir.path(),
         &["sample/hello:1.0", "sample/multi:1.0"],
@@ -246,7 +217,7 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
             .all(|i| i["status"] == "present"),
         "{report}"
     );
-    let listed = images(&node);
+    let listed = containerd_images(&node);
     let multi = sha256(&reg.manifest("sample/multi", "1.0").0);
     assert!(
         listed
@@ -257,7 +228,7 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
 
     // A bundle made for linux/arm64 only, on this amd64 node: refused, saying so.
     let arm_dir = tempfile::tempdir().unwrap();
-    let arm = bundle(
+    let arm = bundle_tags(
         &reg,
         arm_dir.path(),
         &["sample/arm-only:1.0", "sample/multi:1.0"],
@@ -284,7 +255,9 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
         "{log}"
     );
     assert!(
-        !images(&node).iter().any(|r| r.0.contains("arm-only")),
+        !containerd_images(&node)
+            .iter()
+            .any(|r| r.0.contains("arm-only")),
         "no record without content"
     );
 }
@@ -295,7 +268,7 @@ fn cri_o_containers_storage_through_skopeo() {
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
     let tags = ["sample/hello:1.0", "sample/multi-docker:1.0"];
-    let b = bundle(&reg, dir.path(), &tags, &[]);
+    let b = bundle_tags(&reg, dir.path(), &tags, &[]);
     let (root, runroot) = (dir.path().join("cs"), dir.path().join("csrun"));
     let storage = format!("[vfs@{}+{}]", root.display(), runroot.display());
     let conf = dir.path().join("crio.conf.d");
@@ -343,7 +316,7 @@ fn cri_o_containers_storage_through_skopeo() {
 
     // Pinning a second bundle keeps the first one's pins (a later drop-in replaces the list).
     let second = tempfile::tempdir().unwrap();
-    let other = bundle(&reg, second.path(), &["sample/world:1.0"], &[]);
+    let other = bundle_tags(&reg, second.path(), &["sample/world:1.0"], &[]);
     let (code, _, stderr) = ferry_out(&[
         "restore",
         other.to_str().unwrap(),
@@ -382,110 +355,12 @@ fn cri_o_containers_storage_through_skopeo() {
     assert_eq!(podman(&root2, &runroot2), listed);
 }
 
-/// k3s and RKE2 run their own containerd at /run/k3s/containerd/containerd.sock and ship
-/// `k3s ctr` rather than a ctr on PATH: restore.sh finds both. The socket is a link to a
-/// private containerd's, and PATH holds every command but ctr, plus a `k3s` that runs it.
-#[test]
-fn restore_sh_finds_k3s_containerd_and_ctr() {
-    let k3s_dir = Path::new("/run/k3s/containerd");
-    assert!(
-        !Path::new("/run/containerd/containerd.sock").exists() && !k3s_dir.exists(),
-        "this test needs a machine with no system containerd and no k3s"
-    );
-    let reg = Registry::seeded();
-    let dir = tempfile::tempdir().unwrap();
-    let b = bundle(&reg, dir.path(), &["sample/hello:1.0"], &[]);
-    let node = Containerd::start();
-    std::fs::create_dir_all(k3s_dir).unwrap();
-    struct Cleanup;
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all("/run/k3s");
-        }
-    }
-    let _cleanup = Cleanup;
-    std::os::unix::fs::symlink(&node.socket, k3s_dir.join("containerd.sock")).unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for folder in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
-        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-            let name = e.file_name();
-            if name != "ctr" && !bin.join(&name).exists() {
-                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
-            }
-        }
-    }
-    let k3s = bin.join("k3s");
-    std::fs::write(
-        &k3s,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = ctr ] || exit 2\nshift\nexec {} \"$@\"\n",
-            which("ctr").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&k3s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(b.join("restore.sh"))
-        .env_remove("CONTAINERD_ADDRESS")
-        .env("PATH", &bin)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("restored"), "{log}");
-    assert!(
-        images(&node)
-            .iter()
-            .any(|r| r.0 == reg.image("sample/hello:1.0")),
-        "{:?}",
-        images(&node)
-    );
-}
-
-#[test]
-fn a_docker_archive_imported_by_ctr_keeps_every_name() {
-    // What k3s and RKE2 do with the tars in their agent/images folder.
-    let reg = Registry::seeded();
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{}", reg.image("sample/hello:1.0")),
-        &format!("docker://{}", reg.image("sample/hello:again")),
-    ]));
-    let dir = tempfile::tempdir().unwrap();
-    let tags = ["sample/hello:1.0", "sample/hello:again", "sample/multi:1.0"];
-    let b = bundle(&reg, dir.path(), &tags, &[]);
-    let tar = dir.path().join("images.tar");
-    let (code, _, stderr) = ferry_out(&[
-        "export",
-        b.to_str().unwrap(),
-        "--docker-archive",
-        tar.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let node = Containerd::start();
-    node.ctr(&["images", "import", tar.to_str().unwrap()]);
-    let listed: Vec<String> = images(&node).into_iter().map(|i| i.0).collect();
-    for tag in tags {
-        assert!(listed.contains(&reg.image(tag)), "{tag}: {listed:?}");
-    }
-}
-
 #[test]
 fn archives_are_deterministic_and_read_by_other_tools() {
     require("podman", "podman");
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle(
+    let b = bundle_tags(
         &reg,
         dir.path(),
         &["sample/hello:1.0", "sample/multi:1.0", "sample/zstd:1.0"],
@@ -534,9 +409,9 @@ fn archives_are_deterministic_and_read_by_other_tools() {
         dir.path().join("a.tar").to_str().unwrap(),
     ]);
     assert!(
-        images(&node).iter().any(|r| r.0 == multi),
+        containerd_images(&node).iter().any(|r| r.0 == multi),
         "{:?}",
-        images(&node)
+        containerd_images(&node)
     );
 
     // podman loads the docker-archive, names and all.

@@ -5,8 +5,11 @@
 #![allow(dead_code)]
 
 pub mod fake;
+mod kube;
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
+#[allow(unused_imports)] // only the cluster tests use it
+pub use kube::FakeKubeApi;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -466,95 +469,6 @@ impl Drop for Containerd {
     }
 }
 
-/// The fake Kubernetes API (testdata/fake_kube_api.py) over HTTPS with the recorded lists of
-/// testdata/kube-api, stopped on drop.
-pub struct FakeKubeApi {
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-    /// The bearer token it accepts.
-    pub token: String,
-    /// The CA that signed its certificate.
-    pub tls: Tls,
-    /// Where it logs request paths.
-    pub log: PathBuf,
-    child: std::process::Child,
-}
-
-impl FakeKubeApi {
-    /// Starts it.
-    pub fn start() -> FakeKubeApi {
-        FakeKubeApi::start_with("ready")
-    }
-
-    /// Starts it with a `--scenario` for the snapshot API (ready, no-crd, forbidden, stuck).
-    pub fn start_with(scenario: &str) -> FakeKubeApi {
-        let tls = Tls::new();
-        let port_file = tls.dir.path().join("port");
-        let log = tls.dir.path().join("requests.log");
-        let token = "ferry-test-token".to_owned();
-        let child = Command::new("python3")
-            .arg(root().join("testdata/fake_kube_api.py"))
-            .args([
-                "--cert",
-                &tls.path("server.crt"),
-                "--key",
-                &tls.path("server.key"),
-                "--token",
-                &token,
-            ])
-            .arg("--responses")
-            .arg(root().join("testdata/kube-api"))
-            .arg("--port-file")
-            .arg(&port_file)
-            .arg("--log")
-            .arg(&log)
-            .args(["--scenario", scenario])
-            .spawn()
-            .unwrap();
-        wait_for(10, "the fake API server", || port_file.exists());
-        let port = std::fs::read_to_string(&port_file).unwrap();
-        FakeKubeApi {
-            addr: format!("127.0.0.1:{}", port.trim()),
-            token,
-            tls,
-            log,
-            child,
-        }
-    }
-
-    /// A kubeconfig in `dir` for this server with its token.
-    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: https://{}\n    certificate-authority: {}\nusers:\n- name: me\n  user:\n    token: {}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
-                self.addr,
-                self.tls.path("ca.crt"),
-                self.token
-            ),
-        )
-        .unwrap();
-        path
-    }
-
-    /// The request paths it saw (`POST ` before those that were not GETs).
-    pub fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for FakeKubeApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs ferry with extra environment; returns (exit code, stdout, stderr).
 pub fn ferry_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = ferry();
@@ -576,4 +490,34 @@ pub fn docker_config(dir: &Path, json: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(cfg.join("config.json"), json).unwrap();
     cfg
+}
+
+/// `ferry bundle` of `tags` from `reg` into DIR/bundle with `extra` flags; asserts success.
+pub fn bundle_tags(reg: &Registry, dir: &Path, tags: &[&str], extra: &[&str]) -> PathBuf {
+    let b = dir.join("bundle");
+    let refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
+    let mut args = vec!["bundle", "-o", b.to_str().unwrap()];
+    args.extend(extra);
+    args.extend(refs.iter().map(String::as_str));
+    let (code, _, stderr) = ferry_out(&args);
+    assert_eq!(code, 0, "{stderr}");
+    b
+}
+
+/// `ctr images ls` as (name, digest, labels) rows.
+pub fn containerd_images(node: &Containerd) -> Vec<(String, String, String)> {
+    let out = node.ctr(&["images", "ls"]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_owned(),
+                f[2].to_owned(),
+                f.last().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
