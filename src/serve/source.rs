@@ -27,6 +27,12 @@ pub trait BundleSource: Send + Sync {
 
 /// Opens BUNDLE as a folder or an uncompressed `.tar`; refuses a compressed archive.
 pub fn open(path: &Path) -> Result<Arc<dyn BundleSource>, StoreError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Err(StoreError::NotALayout {
+            path: path.to_path_buf(),
+            reason: "no such folder or archive".into(),
+        });
+    }
     if path.is_dir() {
         return Ok(Arc::new(FolderSource {
             layout: Layout::open_read(path)?,
