@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -148,10 +147,11 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let registries = Arc::new(args.registry.registries(progress.clone())?);
     let cancel = CancellationToken::new();
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn(stop_on_signals(
+    tokio::spawn(super::signals::stop_on_signals(
         cancel.clone(),
         args.registry.timeout,
         timed_out.clone(),
+        "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
 
     if args.locked {
@@ -210,36 +210,6 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
             Exit::Failed
         },
     )
-}
-
-/// First Ctrl-C or SIGTERM (a Job being stopped): stop cleanly. A second Ctrl-C: exit now.
-/// The `--timeout` deadline stops the run the same way, and sets `timed_out`.
-async fn stop_on_signals(
-    cancel: CancellationToken,
-    timeout: Option<Duration>,
-    timed_out: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let deadline = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        () = deadline => {
-            timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
-            output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
-        }
-    }
-    output::warning(
-        "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
-    );
-    cancel.cancel();
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::exit(Exit::Interrupted as i32);
 }
 
 /// Writes the running binary into the bundle as `ferry` (atomically; unchanged when the same).

@@ -18,6 +18,7 @@ mod registry_args;
 mod restore;
 mod rm;
 mod serve;
+mod signals;
 mod signatures;
 mod snapshot;
 mod sources;

@@ -115,7 +115,12 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
     let cancel = CancellationToken::new();
-    tokio::spawn(stop_on_signals(cancel.clone()));
+    tokio::spawn(super::signals::stop_on_signals(
+        cancel.clone(),
+        None,
+        Default::default(),
+        "stopping: no tag is set for an unfinished image; run the same command again to continue",
+    ));
     let quiet = args.quiet;
     let lines = progress.clone();
     let on_image = move |o: &ImageOutcome| {
@@ -149,21 +154,6 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     } else {
         Exit::Failed
     })
-}
-
-/// First Ctrl-C or SIGTERM: stop after what is in flight is abandoned; a second: exit now.
-async fn stop_on_signals(cancel: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
-    output::warning(
-        "stopping: no tag is set for an unfinished image; run the same command again to continue",
-    );
-    cancel.cancel();
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::exit(Exit::Interrupted as i32);
 }
 
 fn status_word(s: PushStatus) -> &'static str {
