@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::verify::needed_blobs;
-use super::{Marker, file_digest, space};
+use super::{Marker, file_digest};
 use crate::bundle::publish::publish;
 use crate::digest::Digest;
 use crate::store::gc::{crash_point, referenced, remove_blobs, unreferenced};
@@ -251,8 +251,9 @@ fn apply_locked(
     let to_copy = check_base(source, base, &new_lock, &needed)?;
     let need: u64 = to_copy.values().sum();
     if need > 0 {
-        let free = space::available_bytes(base.root())
-            .map_err(|e| StoreError::io("statvfs", base.root())(e))?;
+        let free = crate::store::free_space(base.root())
+            .map_err(|e| StoreError::io("statvfs", base.root())(e))?
+            .available;
         if need.saturating_add(SPACE_MARGIN) > free {
             return Err(ApplyError::NoSpace {
                 base: base_name,
@@ -392,22 +393,9 @@ fn copy_blob(delta: &Layout, base: &Layout, digest: &Digest, size: u64) -> Resul
     let mut writer = BlobWriter::create(base, digest.clone(), Some(size))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let mismatch = e
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<crate::digest::Mismatch>())
-                    .cloned();
-                return Err(match mismatch {
-                    Some(source) => StoreError::Mismatch {
-                        digest: digest.clone(),
-                        source,
-                    },
-                    None => StoreError::io("read", &path)(e),
-                });
-            }
-        };
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| crate::store::blob_read_error(path.clone(), digest.clone(), e))?;
         if n == 0 {
             break;
         }

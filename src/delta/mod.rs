@@ -6,7 +6,6 @@
 pub mod apply;
 pub mod archive;
 pub mod diff;
-pub mod space;
 pub mod verify;
 
 use std::collections::BTreeMap;

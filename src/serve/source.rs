@@ -187,16 +187,7 @@ impl OpenBlob {
     }
 
     fn error(&self, e: io::Error) -> StoreError {
-        match e
-            .get_ref()
-            .and_then(|i| i.downcast_ref::<crate::digest::Mismatch>())
-        {
-            Some(m) => StoreError::Mismatch {
-                digest: self.digest.clone(),
-                source: m.clone(),
-            },
-            None => StoreError::io("read", &self.path())(e),
-        }
+        crate::store::blob_read_error(self.path(), self.digest.clone(), e)
     }
 }
 
