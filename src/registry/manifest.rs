@@ -147,7 +147,8 @@ impl Registries {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A response header as text, when it is present and ASCII.
+pub(super) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

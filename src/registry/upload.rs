@@ -19,6 +19,7 @@ use super::Registries;
 use super::auth::{pull_scope, push_scope};
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
+use super::manifest::header_str;
 use super::retry::Retrier;
 use crate::digest::Digest;
 use crate::report::Event;
@@ -166,20 +167,13 @@ fn push_hint(mut e: RegistryError, repository: &str) -> RegistryError {
     e
 }
 
-pub(super) fn header(resp: &Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 /// Whether the registry's `Docker-Content-Digest` (when it sends one) is `expected`.
 pub(super) fn check_served_digest(
     host: &Host,
     resp: &Response,
     expected: &Digest,
 ) -> Result<(), RegistryError> {
-    match header(resp, "docker-content-digest") {
+    match header_str(resp.headers(), "docker-content-digest") {
         Some(served) if served != expected.to_string() => Err(host.err(
             ErrorKind::Protocol,
             resp.url().as_str(),
@@ -225,32 +219,47 @@ impl Registries {
         let url = self
             .url(&host, &format!("v2/{repository}/blobs/{digest}"))
             .await?;
-        let mut retrier = self.push_retrier(format!(
-            "blob {} in {registry}/{repository}",
-            digest.short()
-        ));
+        let what = format!("blob {} in {registry}/{repository}", digest.short());
+        let Some(len) = self
+            .head_exists(&host, &url, repository, HeaderMap::new(), what)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if len.is_some_and(|l| l != size) {
+            return Err(host.err(
+                ErrorKind::Protocol,
+                url.as_str(),
+                format!(
+                    "the registry has {digest} with {} bytes, not {size}",
+                    len.unwrap_or(0)
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// `HEAD` with retries: `Some(Content-Length)` on 200, `None` on 404, the registry's own
+    /// error (through [`Registries::explain`]) for anything else once retries are spent.
+    async fn head_exists(
+        &self,
+        host: &Host,
+        url: &Url,
+        repository: &str,
+        headers: HeaderMap,
+        what: String,
+    ) -> Result<Option<Option<u64>>, RegistryError> {
+        let mut retrier = self.push_retrier(what);
         loop {
             let attempt = retrier.next_attempt();
             match self
-                .head(&host, &url, repository, HeaderMap::new(), attempt)
+                .head(host, url, repository, headers.clone(), attempt)
                 .await
             {
-                Ok((StatusCode::OK, len)) => {
-                    if len.is_some_and(|l| l != size) {
-                        return Err(host.err(
-                            ErrorKind::Protocol,
-                            url.as_str(),
-                            format!(
-                                "the registry has {digest} with {} bytes, not {size}",
-                                len.unwrap_or(0)
-                            ),
-                        ));
-                    }
-                    return Ok(true);
-                }
-                Ok((StatusCode::NOT_FOUND, _)) => return Ok(false),
+                Ok((StatusCode::OK, len)) => return Ok(Some(len)),
+                Ok((StatusCode::NOT_FOUND, _)) => return Ok(None),
                 Ok((status, _)) => {
-                    let e = self.explain(&host, &url, repository, status, attempt).await;
+                    let e = self.explain(host, url, repository, status, attempt).await;
                     retrier.failed(e, false).await?;
                 }
                 Err(e) => retrier.failed(e, false).await?,
@@ -317,22 +326,11 @@ impl Registries {
             .await?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(crate::manifest::ACCEPT));
-        let mut retrier = self.push_retrier(format!("manifest {registry}/{repository}@{digest}"));
-        loop {
-            let attempt = retrier.next_attempt();
-            match self
-                .head(&host, &url, repository, headers.clone(), attempt)
-                .await
-            {
-                Ok((StatusCode::OK, _)) => return Ok(true),
-                Ok((StatusCode::NOT_FOUND, _)) => return Ok(false),
-                Ok((status, _)) => {
-                    let e = self.explain(&host, &url, repository, status, attempt).await;
-                    retrier.failed(e, false).await?;
-                }
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+        let what = format!("manifest {registry}/{repository}@{digest}");
+        Ok(self
+            .head_exists(&host, &url, repository, headers, what)
+            .await?
+            .is_some())
     }
 
     async fn head(
@@ -362,7 +360,7 @@ impl Registries {
                 Some(timeout),
             )
             .await?;
-        let len = header(&resp, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+        let len = header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
         Ok((resp.status(), len))
     }
 

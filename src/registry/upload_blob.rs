@@ -16,7 +16,8 @@ use super::Registries;
 use super::auth::push_scope;
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
-use super::upload::{BlobSource, UploadError, check_served_digest, header};
+use super::manifest::header_str;
+use super::upload::{BlobSource, UploadError, check_served_digest};
 use crate::report::Event;
 
 /// Bytes read from the bundle per chunk of an upload body.
@@ -102,7 +103,7 @@ impl Registries {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(host.push_error(resp, repository).await);
         }
-        let location = header(&resp, "location").ok_or_else(|| {
+        let location = header_str(resp.headers(), "location").ok_or_else(|| {
             host.err(
                 ErrorKind::Protocol,
                 start.as_str(),
