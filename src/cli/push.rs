@@ -131,6 +131,7 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let summary = push(
         registries.clone(),
         layout,
+        selected,
         &options,
         progress.clone(),
         &on_image,

@@ -176,17 +176,18 @@ pub fn target_name(options: &PushOptions, source: &ImageRef) -> String {
     }
 }
 
-/// Pushes the selected images. `on_image` hears each image as it ends.
+/// Pushes `selected` (from [`select`], which the caller runs first so that its refusals come
+/// before any connection). `on_image` hears each image as it ends.
 pub async fn push(
     registries: Arc<Registries>,
     layout: Arc<Layout>,
+    selected: Vec<(crate::store::IndexEntry, ImageRef)>,
     options: &PushOptions,
     reporter: Arc<dyn Reporter>,
     on_image: &(dyn Fn(&ImageOutcome) + Send + Sync),
     cancel: CancellationToken,
 ) -> Result<PushSummary, PushError> {
     let start = Instant::now();
-    let selected = select(&layout, options)?;
     let mut plans = Vec::new();
     let mut outcomes: Vec<ImageOutcome> = Vec::new();
     for (entry, source) in selected {
