@@ -28,9 +28,7 @@ impl PlatformImage {
     pub fn blobs(&self) -> Result<Vec<Digest>, StoreError> {
         Ok(self.sized_blobs()?.into_iter().map(|(d, _)| d).collect())
     }
-}
 
-impl PlatformImage {
     /// Every blob the image needs on a node of that platform, with its declared size.
     pub fn sized_blobs(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
         let mut out = vec![

@@ -284,7 +284,8 @@ pub fn verify_bundle(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdic
             continue;
         }
         let digest = entry.descriptor.digest().to_string();
-        let verdict = match (name.parse::<ImageRef>(), digest.parse::<Digest>()) {
+        let parsed = crate::manifest::descriptor_digest(&entry.descriptor);
+        let verdict = match (name.parse::<ImageRef>(), parsed) {
             (Ok(reference), Ok(d)) => stored_verdict(layout, &index, &reference, &d, key),
             _ => Verdict::Malformed(format!(
                 "{name} is not a reference with a digest ferry reads"
