@@ -71,10 +71,7 @@ pub fn verify_delta(
     marker: &Marker,
     on_bytes: &dyn Fn(u64),
 ) -> Result<DeltaReport, StoreError> {
-    let mut report = DeltaReport {
-        images: layout.read_index()?.len(),
-        ..DeltaReport::default()
-    };
+    let mut report = DeltaReport::default();
     for (digest, _) in layout.list_blobs()? {
         let checked = layout.open_blob(&digest, None).and_then(|b| {
             b.verify()?;
@@ -89,6 +86,19 @@ pub fn verify_delta(
             Err(e) => report.problems.push(format!("blob {digest}: {e}")),
         }
     }
+    check_needed(layout, marker, &mut report)?;
+    report.problems.sort();
+    Ok(report)
+}
+
+/// The blobs the delta's images need, each checked to be in the delta or claimed by its base's
+/// lock (problems go into `report`, with the image count).
+fn check_needed(
+    layout: &Layout,
+    marker: &Marker,
+    report: &mut DeltaReport,
+) -> Result<BTreeMap<Digest, u64>, StoreError> {
+    report.images = layout.read_index()?.len();
     let needed = needed_blobs(layout, &mut report.problems)?;
     for (digest, size) in &needed {
         if layout.has_blob(digest, *size) {
@@ -102,8 +112,7 @@ pub fn verify_delta(
             ));
         }
     }
-    report.problems.sort();
-    Ok(report)
+    Ok(needed)
 }
 
 /// Writes a delta as an oci-archive (`.tar`, or zstd-compressed `.tar.zst`): oci-layout,
@@ -115,15 +124,16 @@ pub fn export_delta(
     out: &Target,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {
-    let report = verify_delta(layout, marker, &|_| {})?;
+    // Blobs are re-hashed as the tar streams them; what is checked here is that the delta is
+    // whole: every blob its images need is in it or claimed by its base.
+    let mut report = DeltaReport::default();
+    let needed = check_needed(layout, marker, &mut report)?;
     if let Some(p) = report.problems.first() {
         return Err(ExportError::Incomplete(format!(
             "{p}\nhint: `ferry verify {}` lists every problem",
             layout.root().display()
         )));
     }
-    let mut problems = Vec::new();
-    let needed = needed_blobs(layout, &mut problems)?;
     let mut plan = TarPlan::default();
     for (d, s) in needed.iter().filter(|(d, s)| layout.has_blob(d, **s)) {
         plan.add_blob(d.clone(), *s)?;
