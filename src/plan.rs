@@ -1,7 +1,7 @@
 //! From resolved images to the downloads a run needs. Pure: what is already in the bundle is
 //! passed in, nothing is read or fetched here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::digest::Digest;
 use crate::resolve::ResolvedImage;
@@ -34,6 +34,20 @@ impl Plan {
     /// Bytes to download.
     pub fn bytes_to_fetch(&self) -> u64 {
         self.downloads.iter().map(|d| d.size).sum()
+    }
+
+    /// For each download, the references of the images waiting for it.
+    pub fn owners(&self, images: &[ResolvedImage]) -> HashMap<Digest, Vec<String>> {
+        let mut owners: HashMap<Digest, Vec<String>> = HashMap::new();
+        for (image, waits) in images.iter().zip(&self.waits) {
+            for digest in waits {
+                owners
+                    .entry(digest.clone())
+                    .or_default()
+                    .push(image.reference.to_string());
+            }
+        }
+        owners
     }
 
     /// Builds the plan. `is_present(digest, size)` tells whether the bundle holds a blob.

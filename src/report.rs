@@ -1,5 +1,6 @@
 //! What the library tells its caller while it works. Only the CLI turns these into output.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::digest::Digest;
@@ -26,6 +27,9 @@ pub enum Event {
         blobs_present: usize,
         /// Their bytes.
         bytes_present: u64,
+        /// For each blob to transfer, the references of the images that need it (for people:
+        /// a digest alone says nothing).
+        owners: HashMap<Digest, Vec<String>>,
     },
     /// A blob download started (or resumed from `offset`).
     BlobStarted {
@@ -75,6 +79,12 @@ pub enum Event {
     ImageDone {
         /// The full normalized reference.
         reference: String,
+        /// The manifest or index digest.
+        digest: Digest,
+        /// Bytes of the image's distinct blobs.
+        bytes: u64,
+        /// Time from the start of the run until the image was committed.
+        elapsed: Duration,
     },
     /// An image could not be bundled; the others go on.
     ImageFailed {

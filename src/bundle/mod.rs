@@ -219,6 +219,7 @@ pub async fn bundle(
         bytes_to_fetch: plan.bytes_to_fetch(),
         blobs_present: plan.present_blobs,
         bytes_present: plan.present_bytes,
+        owners: plan.owners(&images),
     });
 
     let mut pending: Vec<Pending> = images
@@ -488,6 +489,9 @@ impl Run {
                 self.summary.bytes_received += stored.config_bytes;
                 self.reporter.event(&Event::ImageDone {
                     reference: reference.clone(),
+                    digest: image.root.digest.clone(),
+                    bytes: p.bytes,
+                    elapsed: self.start.elapsed(),
                 });
                 self.report(reference, digest, ImageStatus::Ok, None, p.bytes, p.retries);
                 Ok(())

@@ -10,7 +10,7 @@ use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
 use ferry::store::Layout;
 use ferry::supply::is_referrer_name;
 
-use super::progress::BundleProgress;
+use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
 use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
@@ -141,8 +141,8 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
     let since = super::delta_args::since_base(&layout, args.since.as_deref())?;
     let progress = Arc::new(BundleProgress::new(
-        output::stderr_is_terminal() && !args.no_progress && !args.quiet,
-        args.quiet,
+        Style::pick(args.no_progress, args.quiet),
+        refs.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
     let cancel = CancellationToken::new();

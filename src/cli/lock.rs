@@ -7,7 +7,7 @@ use clap::Args;
 
 use ferry::store::{LockFile, write_atomic};
 
-use super::progress::BundleProgress;
+use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
 use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
@@ -39,7 +39,7 @@ pub struct LockArgs {
 /// Runs `ferry lock`.
 pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
     let refs = args.sources.collect("lock").await?;
-    let reporter = Arc::new(BundleProgress::new(false, false));
+    let reporter = Arc::new(BundleProgress::new(Style::Lines, refs.len()));
     let registries = args.registry.registries(reporter)?;
     let outcome = ferry::lock::lock(
         &registries,

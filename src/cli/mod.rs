@@ -9,6 +9,7 @@ mod export;
 mod gc;
 mod images;
 mod lock;
+mod log;
 mod login;
 mod ls;
 mod output;
@@ -85,6 +86,11 @@ impl From<&str> for Failure {
     arg_required_else_help = true
 )]
 struct Cli {
+    /// Diagnostic logs on stderr: requests, retries, auth scopes, timings (-v debug, -vv trace;
+    /// RUST_LOG=ferry=debug works too). Secrets and query strings are never shown.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -123,6 +129,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
         }
     };
+    log::init(cli.verbose);
     let result = match cli.command {
         Command::Bundle(args) => runtime().block_on(bundle::run(args)),
         Command::Images(args) => runtime().block_on(images::run(args)),

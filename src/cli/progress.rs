@@ -1,47 +1,124 @@
-//! Draws bundle events: bars on a terminal (overall bytes and one bar per active blob), and
-//! the lines that matter (failures, retries) everywhere.
+//! Draws bundle and push events: bars on a terminal (overall bytes and one bar per active blob,
+//! named after its images), plain lines otherwise (one per image as it resolves, completes or
+//! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default), and the lines
+//! that matter (failures, retries) everywhere.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use ferry::digest::Digest;
 use ferry::report::{Event, Reporter};
+use ferry::supply::is_referrer_name;
 
-/// The CLI's reporter for `ferry bundle`.
+use super::output;
+
+/// How the run is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Progress bars (a terminal, no `--no-progress`, no `-v`).
+    Bars,
+    /// One plain line per image and periodic totals (CI, a log file, `--no-progress`).
+    Lines,
+    /// Only errors (`--quiet`).
+    Quiet,
+}
+
+impl Style {
+    /// The style for a command's `--no-progress` and `--quiet`.
+    pub fn pick(no_progress: bool, quiet: bool) -> Style {
+        if quiet {
+            Style::Quiet
+        } else if no_progress || !output::stderr_is_terminal() || super::log::enabled() {
+            Style::Lines
+        } else {
+            Style::Bars
+        }
+    }
+}
+
+/// The CLI's reporter for `ferry bundle` and `ferry push`.
 pub struct BundleProgress {
     bars: Option<Bars>,
-    quiet: bool,
+    style: Style,
+    totals: Arc<Mutex<Totals>>,
+    /// References already reported as failed: an image is reported once, however many
+    /// remotes (mirrors, then its registry) were tried.
+    failed: Mutex<HashSet<String>>,
+    /// Stops the periodic totals (started once the run is planned: before, the resolved
+    /// lines show the progress).
+    ticker: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 struct Bars {
     multi: MultiProgress,
     total: ProgressBar,
     blobs: Mutex<HashMap<Digest, ProgressBar>>,
+    /// The images each blob belongs to (from the plan).
+    owners: Mutex<HashMap<Digest, Vec<String>>>,
+}
+
+/// Counts for the periodic totals line.
+struct Totals {
+    start: Instant,
+    images: usize,
+    done: usize,
+    failed: usize,
+    bytes: u64,
+    bytes_total: u64,
+}
+
+impl Totals {
+    fn line(&self) -> String {
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (self.bytes as f64 / secs) as u64
+        } else {
+            0
+        };
+        format!(
+            "progress: {} of {} images done, {} failed; {} of {}, {}/s, {:.0} s",
+            self.done,
+            self.images,
+            self.failed,
+            output::bytes(self.bytes),
+            output::bytes(self.bytes_total),
+            output::bytes(rate),
+            secs
+        )
+    }
+}
+
+/// The interval of the totals line: `FERRY_LOG_INTERVAL` seconds (10 by default).
+fn interval() -> Duration {
+    std::env::var("FERRY_LOG_INTERVAL")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
 impl BundleProgress {
-    /// `draw`: whether to draw bars (a terminal and no --no-progress). `quiet`: no retry lines.
-    pub fn new(draw: bool, quiet: bool) -> BundleProgress {
-        let bars = draw.then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-            let total = multi.add(ProgressBar::new_spinner());
-            total.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
-                    .expect("valid template")
-                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-            );
-            total.set_message("resolving references");
-            total.enable_steady_tick(Duration::from_millis(100));
-            Bars {
-                multi,
-                total,
-                blobs: Mutex::new(HashMap::new()),
-            }
-        });
-        BundleProgress { bars, quiet }
+    /// A reporter drawing in `style`, for a run of `images` images.
+    pub fn new(style: Style, images: usize) -> BundleProgress {
+        let totals = Arc::new(Mutex::new(Totals {
+            start: Instant::now(),
+            images,
+            done: 0,
+            failed: 0,
+            bytes: 0,
+            bytes_total: 0,
+        }));
+        BundleProgress {
+            bars: (style == Style::Bars).then(Bars::new),
+            style,
+            totals,
+            failed: Mutex::new(HashSet::new()),
+            ticker: Mutex::new(None),
+        }
     }
 
     /// Prints a line above the bars (or plainly when there are none).
@@ -52,8 +129,21 @@ impl BundleProgress {
         }
     }
 
-    /// Removes the bars before the summary is printed.
+    /// Counts an image that ended (for callers whose images end outside the events: push).
+    pub fn count_image(&self, failed: bool) {
+        let mut t = self.totals.lock().expect("totals lock");
+        if failed {
+            t.failed += 1;
+        } else {
+            t.done += 1;
+        }
+    }
+
+    /// Removes the bars and stops the totals before the summary is printed.
     pub fn finish(&self) {
+        if let Some(stop) = self.ticker.lock().expect("ticker lock").take() {
+            let _ = stop.send(());
+        }
         if let Some(b) = &self.bars {
             for (_, bar) in b.blobs.lock().expect("bars lock").drain() {
                 bar.finish_and_clear();
@@ -62,93 +152,245 @@ impl BundleProgress {
             let _ = b.multi.clear();
         }
     }
-}
 
-impl Reporter for BundleProgress {
-    fn event(&self, event: &Event) {
+    /// The plain line an event deserves, if any (in every style but quiet).
+    fn line_for(&self, event: &Event) -> Option<String> {
+        let lines = self.style == Style::Lines;
         match event {
             Event::Retrying {
                 what,
                 attempt,
                 delay,
                 reason,
-            } if !self.quiet => {
-                self.line(&format!(
-                    "{} {what}: attempt {attempt} failed ({reason}); retrying in {:.1} s",
-                    console::style("retry:").for_stderr().yellow(),
-                    delay.as_secs_f64()
-                ));
-            }
-            // With bars on screen a failure would go unseen until the end; without them the
-            // final summary lists every failure in full, so once is enough.
-            Event::ImageFailed { reference, error } if self.bars.is_some() => {
+            } => Some(format!(
+                "{} {what}: attempt {attempt} failed ({reason}); retrying in {:.1} s",
+                console::style("retry:").for_stderr().yellow(),
+                delay.as_secs_f64()
+            )),
+            Event::Resolved {
+                reference,
+                digest,
+                platforms,
+            } if lines => Some(format!(
+                "resolved {reference} {digest} ({})",
+                platforms_text(platforms)
+            )),
+            Event::ImageDone {
+                reference,
+                digest,
+                bytes,
+                elapsed,
+            } if lines => Some(format!(
+                "done {reference} {digest} {} in {:.1} s",
+                output::bytes(*bytes),
+                elapsed.as_secs_f64()
+            )),
+            Event::ImageFailed { reference, error } => {
+                let error = error.to_string();
                 let first = error.lines().next().unwrap_or_default();
-                self.line(&format!(
+                Some(format!(
                     "{} {reference}: {first}",
-                    console::style("failed:").for_stderr().red().bold()
-                ));
+                    console::style("failed").for_stderr().red().bold()
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps the counts of the totals line.
+    fn count(&self, event: &Event) {
+        let mut t = self.totals.lock().expect("totals lock");
+        match event {
+            Event::Planned { bytes_to_fetch, .. } => {
+                t.bytes_total = *bytes_to_fetch;
+                let mut ticker = self.ticker.lock().expect("ticker lock");
+                if self.style == Style::Lines && ticker.is_none() {
+                    *ticker = Some(start_ticker(self.totals.clone()));
+                }
+            }
+            Event::BlobStarted { offset, .. } => t.bytes += offset,
+            Event::BlobProgress { bytes, .. } => t.bytes += bytes,
+            Event::BlobRewound { bytes, .. } => t.bytes = t.bytes.saturating_sub(*bytes),
+            Event::ImageDone { reference, .. } if !is_referrer_name(reference) => t.done += 1,
+            Event::ImageFailed { reference, .. } if !is_referrer_name(reference) => {
+                t.failed += 1
             }
             _ => {}
         }
-        let Some(b) = &self.bars else { return };
+    }
+}
+
+/// `2 platforms: linux/amd64, linux/arm64`.
+fn platforms_text(platforms: &[String]) -> String {
+    match platforms {
+        [] => "no platform named".into(),
+        [one] => format!("1 platform: {one}"),
+        all => format!("{} platforms: {}", all.len(), all.join(", ")),
+    }
+}
+
+/// Prints the totals line every interval until told to stop.
+fn start_ticker(totals: Arc<Mutex<Totals>>) -> mpsc::Sender<()> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let every = interval();
+    std::thread::spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            let line = totals.lock().expect("totals lock").line();
+            eprintln!("{line}");
+        }
+    });
+    stop
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let total = multi.add(ProgressBar::new_spinner());
+        total.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .expect("valid template")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
+        );
+        total.set_message("resolving references");
+        total.enable_steady_tick(Duration::from_millis(100));
+        Bars {
+            multi,
+            total,
+            blobs: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn draw(&self, event: &Event) {
         match event {
             Event::Planned {
                 bytes_to_fetch,
                 blobs_to_fetch,
+                owners,
                 ..
-            } => {
-                b.total.set_length(*bytes_to_fetch);
-                b.total.set_position(0);
-                b.total.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                );
-                b.total.set_message(format!("{blobs_to_fetch} blobs"));
-            }
+            } => self.planned(*bytes_to_fetch, *blobs_to_fetch, owners),
             Event::BlobStarted {
                 digest,
                 size,
                 offset,
-            } => {
-                let bar = b.multi.insert_from_back(1, ProgressBar::new(*size));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "  {msg:20} {bar:30} {bytes:>10}/{total_bytes:10}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                );
-                bar.set_message(digest.short());
-                bar.set_position(*offset);
-                b.total.inc(*offset);
-                b.blobs
-                    .lock()
-                    .expect("bars lock")
-                    .insert(digest.clone(), bar);
-            }
+            } => self.blob_started(digest, *size, *offset),
             Event::BlobProgress { digest, bytes } => {
-                b.total.inc(*bytes);
-                if let Some(bar) = b.blobs.lock().expect("bars lock").get(digest) {
+                self.total.inc(*bytes);
+                if let Some(bar) = self.blobs.lock().expect("bars lock").get(digest) {
                     bar.inc(*bytes);
                 }
             }
             Event::BlobRewound { digest, bytes } => {
-                b.total
-                    .set_position(b.total.position().saturating_sub(*bytes));
-                if let Some(bar) = b.blobs.lock().expect("bars lock").get(digest) {
+                self.total
+                    .set_position(self.total.position().saturating_sub(*bytes));
+                if let Some(bar) = self.blobs.lock().expect("bars lock").get(digest) {
                     bar.set_position(0);
                 }
             }
             Event::BlobDone { digest } | Event::BlobFailed { digest } => {
-                if let Some(bar) = b.blobs.lock().expect("bars lock").remove(digest) {
+                if let Some(bar) = self.blobs.lock().expect("bars lock").remove(digest) {
                     bar.finish_and_clear();
-                    b.multi.remove(&bar);
+                    self.multi.remove(&bar);
                 }
             }
             _ => {}
         }
+    }
+
+    fn planned(&self, bytes: u64, blobs: usize, owners: &HashMap<Digest, Vec<String>>) {
+        *self.owners.lock().expect("owners lock") = owners.clone();
+        self.total.set_length(bytes);
+        self.total.set_position(0);
+        self.total.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.total.set_message(format!("{blobs} blobs"));
+    }
+
+    fn blob_started(&self, digest: &Digest, size: u64, offset: u64) {
+        let bar = self.multi.insert_from_back(1, ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template("  {msg:50} {bar:30} {bytes:>10}/{total_bytes:10}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(self.blob_label(digest));
+        bar.set_position(offset);
+        self.total.inc(offset);
+        self.blobs
+            .lock()
+            .expect("bars lock")
+            .insert(digest.clone(), bar);
+    }
+
+    /// `docker.io/library/alpine:3.20 (+2) 1a2b3c4d5e6f`: the first image needing the blob, how many more do,
+    /// and the blob's short digest.
+    fn blob_label(&self, digest: &Digest) -> String {
+        let owners = self.owners.lock().expect("owners lock");
+        let names = owners.get(digest).map(Vec::as_slice).unwrap_or_default();
+        let Some(first) = names.first() else {
+            return digest.short();
+        };
+        // The end of a long name says most (repository and tag).
+        let first = if first.chars().count() > 32 {
+            let tail: String = first.chars().rev().take(31).collect();
+            format!("…{}", tail.chars().rev().collect::<String>())
+        } else {
+            first.clone()
+        };
+        let more = match names.len() {
+            1 => String::new(),
+            n => format!(" (+{})", n - 1),
+        };
+        format!("{first}{more} {}", digest.short())
+    }
+}
+
+impl Reporter for BundleProgress {
+    fn event(&self, event: &Event) {
+        if let Event::ImageFailed { reference, .. } = event
+            && !self.failed.lock().expect("failed lock").insert(reference.clone())
+        {
+            return;
+        }
+        self.count(event);
+        if self.style != Style::Quiet
+            && let Some(line) = self.line_for(event)
+        {
+            self.line(&line);
+        }
+        if let Some(b) = &self.bars {
+            b.draw(event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_reported_once() {
+        let p = BundleProgress::new(Style::Quiet, 1);
+        let failed = Event::ImageFailed {
+            reference: "registry.example/app:1".into(),
+            error: "cannot reach registry.example".into(),
+        };
+        p.event(&failed);
+        p.event(&failed);
+        assert_eq!(p.totals.lock().unwrap().failed, 1);
+    }
+
+    #[test]
+    fn platforms_are_counted_and_named() {
+        assert_eq!(platforms_text(&["linux/amd64".into()]), "1 platform: linux/amd64");
+        assert_eq!(
+            platforms_text(&["linux/amd64".into(), "linux/arm64".into()]),
+            "2 platforms: linux/amd64, linux/arm64"
+        );
     }
 }

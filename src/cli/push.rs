@@ -12,7 +12,7 @@ use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, pu
 use ferry::reference::ImageRef;
 use ferry::store::Layout;
 
-use super::progress::BundleProgress;
+use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
 use super::{Exit, Failure, output};
 
@@ -110,8 +110,8 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
         )));
     }
     let progress = Arc::new(BundleProgress::new(
-        output::stderr_is_terminal() && !args.no_progress && !args.quiet,
-        args.quiet,
+        Style::pick(args.no_progress, args.quiet),
+        selected.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
     let cancel = CancellationToken::new();
@@ -124,6 +124,7 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let quiet = args.quiet;
     let lines = progress.clone();
     let on_image = move |o: &ImageOutcome| {
+        lines.count_image(matches!(o.status, PushStatus::Failed | PushStatus::Partial));
         if !quiet {
             lines.line(&image_line(o));
         }

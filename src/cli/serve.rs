@@ -56,10 +56,6 @@ pub struct ServeArgs {
         default_value = "/etc/containerd/config.toml"
     )]
     pub containerd_config: PathBuf,
-
-    /// Log every request (method, path, status, bytes, time) on stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Prints the server's events.
@@ -139,7 +135,8 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
         args.bundle.display()
     );
     let reporter: Arc<dyn serve::Reporter> = Arc::new(Printer {
-        verbose: args.verbose,
+        // The global -v: every request (method, path, status, bytes, time) on stderr.
+        verbose: super::log::enabled(),
     });
     let state = Arc::new(serve::State::new(source, catalog, reporter.clone()));
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -188,38 +188,7 @@ pub async fn push(
     cancel: CancellationToken,
 ) -> Result<PushSummary, PushError> {
     let start = Instant::now();
-    let mut plans = Vec::new();
-    let mut outcomes: Vec<ImageOutcome> = Vec::new();
-    for (entry, source) in selected {
-        let mut outcome = ImageOutcome {
-            source: source.to_string(),
-            target: target_name(options, &source),
-            digest: crate::manifest::descriptor_digest(&entry.descriptor).ok(),
-            status: PushStatus::Unfinished,
-            uploaded: 0,
-            mounted: 0,
-            skipped: 0,
-            bytes: 0,
-            platforms: Vec::new(),
-            absent: Vec::new(),
-            note: None,
-            error: None,
-        };
-        match plan::plan_entry(&layout, &entry, source, options.tag_single_platform) {
-            Ok(p) => {
-                outcome.platforms = p.platforms.clone();
-                outcome.absent = p.absent.clone();
-                outcome.note = p.note.clone();
-                plans.push((outcomes.len(), p));
-            }
-            Err(e) => {
-                outcome.status = PushStatus::Failed;
-                outcome.error = Some(e);
-                on_image(&outcome);
-            }
-        }
-        outcomes.push(outcome);
-    }
+    let (plans, mut outcomes) = plan_all(&layout, selected, options, on_image);
     let repo_of = |p: &ImagePlan| options.target.repository(&p.source, options.keep_registry);
     let tasks = blobs::tasks(plans.iter().map(|(_, p)| (repo_of(p), &p.blobs)));
     reporter.event(&Event::Planned {
@@ -227,7 +196,9 @@ pub async fn push(
         bytes_to_fetch: tasks.iter().map(|t| t.size).sum(),
         blobs_present: 0,
         bytes_present: 0,
+        owners: owners(&plans),
     });
+    tracing::debug!(images = plans.len(), blobs = tasks.len(), "push planned");
     let results = blobs::run(&registries, &layout, options, tasks, &cancel).await;
     let images = futures_util::stream::iter(plans.into_iter().map(|(i, p)| {
         let repo = repo_of(&p);
@@ -260,6 +231,64 @@ pub async fn push(
     summary.elapsed = start.elapsed();
     summary.cancelled = cancel.is_cancelled();
     Ok(summary)
+}
+
+/// Plans every selected image: `(index into the outcomes, plan)` for those that can be pushed,
+/// and an outcome for each (failed at once when its plan cannot be made).
+fn plan_all(
+    layout: &Layout,
+    selected: Vec<(crate::store::IndexEntry, ImageRef)>,
+    options: &PushOptions,
+    on_image: &(dyn Fn(&ImageOutcome) + Send + Sync),
+) -> (Vec<(usize, ImagePlan)>, Vec<ImageOutcome>) {
+    let mut plans = Vec::new();
+    let mut outcomes: Vec<ImageOutcome> = Vec::new();
+    for (entry, source) in selected {
+        let mut outcome = ImageOutcome {
+            source: source.to_string(),
+            target: target_name(options, &source),
+            digest: crate::manifest::descriptor_digest(&entry.descriptor).ok(),
+            status: PushStatus::Unfinished,
+            uploaded: 0,
+            mounted: 0,
+            skipped: 0,
+            bytes: 0,
+            platforms: Vec::new(),
+            absent: Vec::new(),
+            note: None,
+            error: None,
+        };
+        match plan::plan_entry(layout, &entry, source, options.tag_single_platform) {
+            Ok(p) => {
+                outcome.platforms = p.platforms.clone();
+                outcome.absent = p.absent.clone();
+                outcome.note = p.note.clone();
+                plans.push((outcomes.len(), p));
+            }
+            Err(e) => {
+                outcome.status = PushStatus::Failed;
+                outcome.error = Some(e);
+                on_image(&outcome);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    (plans, outcomes)
+}
+
+/// For each blob, the source references of the images that push it (for progress bars).
+fn owners(plans: &[(usize, ImagePlan)]) -> std::collections::HashMap<Digest, Vec<String>> {
+    let mut owners: std::collections::HashMap<Digest, Vec<String>> = Default::default();
+    for (_, p) in plans {
+        for digest in p.blobs.keys() {
+            let names = owners.entry(digest.clone()).or_default();
+            let name = p.source.to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    owners
 }
 
 /// After the blobs: counts them for the image, and PUTs its manifests unless one failed.

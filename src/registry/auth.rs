@@ -194,96 +194,149 @@ impl Host {
         let Some(challenge) = challenge else {
             return Ok(None);
         };
-        let credential = pool
-            .credentials
-            .credential(&self.registry, repository)
-            .map_err(|e| {
-                self.err(ErrorKind::Credentials, "-", e.0).with_hint(format!(
-                "fix the credential configuration for {}, or log in again with `ferry login {}`",
-                self.registry, self.registry
-            ))
-            })?;
+        let credential = self.credential(pool, repository)?;
         let (realm, service) = match challenge {
-            Challenge::Basic => return Ok(credential.as_ref().and_then(basic_header)),
+            Challenge::Basic => {
+                tracing::debug!(
+                    registry = %self.registry,
+                    with_credentials = credential.is_some(),
+                    "basic authentication"
+                );
+                return Ok(credential.as_ref().and_then(basic_header));
+            }
             Challenge::Bearer { realm, service, .. } => (realm, service),
         };
-        if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
+        if let Some(t) = self.cached_token(scope) {
             return Ok(Some(format!("Bearer {t}")));
         }
         let _one_at_a_time = self.token_fetch.lock().await;
-        if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
+        // Another request may have fetched it while this one waited.
+        if let Some(t) = self.cached_token(scope) {
             return Ok(Some(format!("Bearer {t}")));
         }
-        let url = Url::parse(&realm).map_err(|e| {
-            self.err(
-                ErrorKind::Protocol,
-                &realm,
-                format!("token realm is not a URL: {e}"),
-            )
-        })?;
-        let realm_host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => {
-                return Err(self.err(ErrorKind::Protocol, &realm, "the token realm has no host"));
-            }
-        };
+        let realm = TokenRealm::parse(self, &realm, service)?;
+        self.refuse_plain_http_realm(&realm, credential.as_ref())?;
+        let token = self
+            .fetch_token(pool, repository, &realm, credential.as_ref(), scope)
+            .await?;
+        let value = token.value.clone();
+        self.tokens.lock().expect("token lock").put(scope, token);
+        Ok(Some(format!("Bearer {value}")))
+    }
+
+    /// The credential configured for `repository` on this registry, if any.
+    fn credential(
+        &self,
+        pool: &Registries,
+        repository: &str,
+    ) -> Result<Option<Credential>, RegistryError> {
+        pool.credentials
+            .credential(&self.registry, repository)
+            .map_err(|e| {
+                self.err(ErrorKind::Credentials, "-", e.0).with_hint(format!(
+                    "fix the credential configuration for {}, or log in again with `ferry login {}`",
+                    self.registry, self.registry
+                ))
+            })
+    }
+
+    /// A token for `scope` that is still good.
+    fn cached_token(&self, scope: &str) -> Option<String> {
+        self.tokens.lock().expect("token lock").get(scope)
+    }
+
+    /// Credentials never go to a plain-HTTP token server of an HTTPS registry.
+    fn refuse_plain_http_realm(
+        &self,
+        realm: &TokenRealm,
+        credential: Option<&Credential>,
+    ) -> Result<(), RegistryError> {
         let registry_is_https = self.base.get().is_some_and(|b| b.scheme() == "https");
-        if credential.is_some() && registry_is_https && url.scheme() != "https" {
+        if credential.is_some() && registry_is_https && realm.url.scheme() != "https" {
             return Err(self.err(
                 ErrorKind::Credentials,
-                &realm,
+                realm.url.as_str(),
                 format!(
                     "the token server of {} is plain HTTP: ferry does not send credentials there",
                     self.registry
                 ),
             ));
         }
-        let client = pool.token_client(&realm_host)?;
-        let req = match &credential {
-            // An identity token is an OAuth2 refresh token: POST it to the realm.
-            Some(Credential::IdentityToken(refresh)) => {
-                let mut form = url::form_urlencoded::Serializer::new(String::new());
-                form.append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", refresh)
-                    .append_pair("client_id", "ferry")
-                    .append_pair("scope", scope);
-                if let Some(s) = &service {
-                    form.append_pair("service", s);
-                }
-                client
-                    .post(url.clone())
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(form.finish())
+        Ok(())
+    }
+
+    /// The token request: an identity token is an OAuth2 refresh token POSTed to the realm;
+    /// otherwise a GET with the scopes, with Basic credentials when there are some.
+    fn token_request(
+        client: &reqwest::Client,
+        realm: &TokenRealm,
+        credential: Option<&Credential>,
+        scope: &str,
+    ) -> reqwest::RequestBuilder {
+        if let Some(Credential::IdentityToken(refresh)) = credential {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", refresh)
+                .append_pair("client_id", "ferry")
+                .append_pair("scope", scope);
+            if let Some(s) = &realm.service {
+                form.append_pair("service", s);
             }
-            other => {
-                let mut get_url = url.clone();
-                {
-                    let mut q = get_url.query_pairs_mut();
-                    if let Some(s) = &service {
-                        q.append_pair("service", s);
-                    }
-                    // One `scope` parameter per scope, as docker and the token spec do.
-                    for one in scope.split(' ') {
-                        q.append_pair("scope", one);
-                    }
-                }
-                let mut req = client.get(get_url);
-                if let Some(h) = other.as_ref().and_then(basic_header) {
-                    req = req.header(reqwest::header::AUTHORIZATION, h);
-                }
-                req
+            return client
+                .post(realm.url.clone())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form.finish());
+        }
+        let mut get_url = realm.url.clone();
+        {
+            let mut q = get_url.query_pairs_mut();
+            if let Some(s) = &realm.service {
+                q.append_pair("service", s);
             }
-        };
+            // One `scope` parameter per scope, as docker and the token spec do.
+            for one in scope.split(' ') {
+                q.append_pair("scope", one);
+            }
+        }
+        let mut req = client.get(get_url);
+        if let Some(h) = credential.and_then(basic_header) {
+            req = req.header(reqwest::header::AUTHORIZATION, h);
+        }
+        req
+    }
+
+    /// Asks the realm for a token for `scope`; reads the answer within its size cap.
+    async fn fetch_token(
+        &self,
+        pool: &Registries,
+        repository: &str,
+        realm: &TokenRealm,
+        credential: Option<&Credential>,
+        scope: &str,
+    ) -> Result<Token, RegistryError> {
+        let url = &realm.url;
+        let client = pool.token_client(&realm.host)?;
+        let req = Self::token_request(&client, realm, credential, scope);
+        // The realm and scope only: never the token, the password or the Authorization header.
+        tracing::debug!(
+            registry = %self.registry,
+            realm = %crate::redact::redact(url.as_str()),
+            service = realm.service.as_deref().unwrap_or("-"),
+            scope,
+            with_credentials = credential.is_some(),
+            "token request"
+        );
+        let started = std::time::Instant::now();
         let timeout = pool.options.retry.attempt_timeout(1);
         let resp = tokio::time::timeout(timeout, req.send())
             .await
             .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
-            .map_err(|e| self.realm_error(&realm_host, url.as_str(), &e))?;
+            .map_err(|e| self.realm_error(&realm.host, url.as_str(), &e))?;
         let status = resp.status();
+        super::host::trace_response("token", url.as_str(), status, started);
         let stall = pool.options.retry.stall_timeout;
         if !status.is_success() {
             let body = error_body(resp, stall).await;
@@ -296,6 +349,26 @@ impl Host {
             }
             return Err(e);
         }
+        let body = self.read_token_body(resp, url, stall).await?;
+        serde_json::from_slice::<TokenResponse>(&body)
+            .ok()
+            .and_then(TokenResponse::into_token)
+            .ok_or_else(|| {
+                self.err(
+                    ErrorKind::Protocol,
+                    url.as_str(),
+                    "the token response has no token",
+                )
+            })
+    }
+
+    /// The token server's answer, refused past `MAX_TOKEN_RESPONSE`.
+    async fn read_token_body(
+        &self,
+        resp: reqwest::Response,
+        url: &Url,
+        stall: Duration,
+    ) -> Result<bytes::Bytes, RegistryError> {
         let too_large = || {
             self.err(
                 ErrorKind::Protocol,
@@ -313,23 +386,42 @@ impl Host {
         {
             return Err(too_large());
         }
-        let body = match read_capped(resp, MAX_TOKEN_RESPONSE, stall).await {
-            Capped::Whole(b) => b,
-            Capped::TooLarge(_) => return Err(too_large()),
+        match read_capped(resp, MAX_TOKEN_RESPONSE, stall).await {
+            Capped::Whole(b) => Ok(b),
+            Capped::TooLarge(_) => Err(too_large()),
+        }
+    }
+}
+
+/// A Bearer challenge's token endpoint, checked.
+struct TokenRealm {
+    url: Url,
+    /// `host[:port]` of the realm (its TLS client and error hints go by it).
+    host: String,
+    service: Option<String>,
+}
+
+impl TokenRealm {
+    fn parse(host: &Host, realm: &str, service: Option<String>) -> Result<TokenRealm, RegistryError> {
+        let url = Url::parse(realm).map_err(|e| {
+            host.err(
+                ErrorKind::Protocol,
+                realm,
+                format!("token realm is not a URL: {e}"),
+            )
+        })?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => {
+                return Err(host.err(ErrorKind::Protocol, realm, "the token realm has no host"));
+            }
         };
-        let token = serde_json::from_slice::<TokenResponse>(&body)
-            .ok()
-            .and_then(TokenResponse::into_token)
-            .ok_or_else(|| {
-                self.err(
-                    ErrorKind::Protocol,
-                    url.as_str(),
-                    "the token response has no token",
-                )
-            })?;
-        let value = token.value.clone();
-        self.tokens.lock().expect("token lock").put(scope, token);
-        Ok(Some(format!("Bearer {value}")))
+        Ok(TokenRealm {
+            url,
+            host: realm_host,
+            service,
+        })
     }
 }
 

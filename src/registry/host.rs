@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
@@ -37,6 +38,27 @@ pub(crate) struct Host {
     /// One token request at a time, however many blobs wait for a token.
     pub(super) token_fetch: tokio::sync::Mutex<()>,
     pub(super) permits: Arc<Semaphore>,
+}
+
+/// Logs one answered request (debug): method, URL with credentials and query removed, status
+/// and time. Never a header: they may carry credentials.
+pub(super) fn trace_response(method: &str, url: &str, status: StatusCode, started: Instant) {
+    tracing::debug!(
+        "{method} {} -> {} in {} ms",
+        crate::redact::redact(url),
+        status.as_u16(),
+        started.elapsed().as_millis()
+    );
+}
+
+/// Logs a request that got no answer (debug).
+pub(super) fn trace_no_response(method: &str, url: &str, error: &RegistryError, started: Instant) {
+    tracing::debug!(
+        "{method} {} -> no response after {} ms: {}",
+        crate::redact::redact(url),
+        started.elapsed().as_millis(),
+        crate::redact::redact(&error.detail)
+    );
 }
 
 /// `host:port` -> `host` (handles `[::1]:5000`).
@@ -151,7 +173,9 @@ impl Host {
         timeout: std::time::Duration,
     ) -> Result<Response, RegistryError> {
         let url = format!("{scheme}://{}/v2/", self.api_host);
-        match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await
+        {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(self.transport_error(&url, &e)),
             Err(_) => Err(self.err(
@@ -159,7 +183,12 @@ impl Host {
                 &url,
                 format!("no answer in {} s", timeout.as_secs_f64()),
             )),
+        };
+        match &result {
+            Ok(resp) => trace_response("GET", &url, resp.status(), started),
+            Err(e) => trace_no_response("GET", &url, e, started),
         }
+        result
     }
 
     /// HTTPS and plain HTTP at once, HTTPS preferred. A plain-HTTP server may sit silent on a
@@ -205,6 +234,15 @@ impl Host {
             // Prefer Bearer when a registry offers both.
             .max_by_key(|c| matches!(c, Challenge::Bearer { .. }));
         if let Some(c) = parsed {
+            match &c {
+                Challenge::Basic => tracing::debug!("{} asks for Basic authentication", self.registry),
+                Challenge::Bearer { realm, service, .. } => tracing::debug!(
+                    "{} asks for a Bearer token from {} (service {})",
+                    self.registry,
+                    crate::redact::redact(realm),
+                    service.as_deref().unwrap_or("-")
+                ),
+            }
             *self.challenge.lock().expect("challenge lock") = Some(c);
         }
     }
@@ -355,6 +393,7 @@ impl Host {
             // takes a while to start answering (a cold cache) succeeds on a later attempt.
             // Once the body flows, the stall timer and the minimum rate take over.
             let timeout = pool.options.retry.attempt_timeout(attempt);
+            let started = Instant::now();
             let resp = tokio::time::timeout(timeout, req.send())
                 .await
                 .map_err(|_| {
@@ -366,9 +405,18 @@ impl Host {
                             timeout.as_secs_f64()
                         ),
                     )
-                })?
-                .map_err(|e| self.transport_error(url.as_str(), &e))?;
+                })
+                .and_then(|r| r.map_err(|e| self.transport_error(url.as_str(), &e)))
+                .inspect_err(|e| trace_no_response("GET", url.as_str(), e, started))?;
             let status = resp.status();
+            trace_response("GET", url.as_str(), status, started);
+            if resp.url() != &url {
+                // A redirect (object storage): where the bytes come from, query cut.
+                tracing::debug!(
+                    "redirected to {}",
+                    crate::redact::redact(resp.url().as_str())
+                );
+            }
             if status.is_success() {
                 return Ok((resp, permit));
             }

@@ -187,6 +187,13 @@ impl<'a> Retrier<'a> {
         self.pool
             .retries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(
+            "retrying {}: attempt {} failed ({}); next in {} ms",
+            crate::redact::redact(&self.what),
+            self.attempts,
+            crate::redact::redact(&reason),
+            delay.as_millis()
+        );
         self.pool.reporter.event(&Event::Retrying {
             what: self.what.clone(),
             attempt: self.attempts,

@@ -102,6 +102,7 @@ impl Host {
                 req = req.body(b);
             }
             let send = req.send();
+            let started = std::time::Instant::now();
             let resp = match timeout {
                 Some(t) => tokio::time::timeout(t, send).await.map_err(|_| {
                     self.err(
@@ -112,7 +113,9 @@ impl Host {
                 })?,
                 None => send.await,
             }
-            .map_err(|e| self.transport_error(url.as_str(), &e))?;
+            .map_err(|e| self.transport_error(url.as_str(), &e))
+            .inspect_err(|e| super::host::trace_no_response(method.as_str(), url.as_str(), e, started))?;
+            super::host::trace_response(method.as_str(), url.as_str(), resp.status(), started);
             if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && same_host {
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());
