@@ -96,6 +96,7 @@ pub async fn fetch_blob(
         high_water: 0,
         stats: BlobStats::default(),
     };
+    let started = std::time::Instant::now();
     let first = d.open().await.map_err(BlobError::Store)?;
     reporter.event(&Event::BlobStarted {
         digest: digest.clone(),
@@ -126,9 +127,24 @@ pub async fn fetch_blob(
         };
         retries_before += retrier.retries();
         match outcome {
-            Ok(()) => return Ok(d.stats),
+            Ok(()) => {
+                tracing::debug!(
+                    "blob {} ({size} bytes) from {} in {} ms",
+                    digest.short(),
+                    remote.name(),
+                    started.elapsed().as_millis()
+                );
+                return Ok(d.stats);
+            }
             Err(e) if i + 1 == remotes.len() => return Err(BlobError::Registry(e)),
-            Err(_) => {} // the next remote resumes where this one stopped
+            // The next remote resumes where this one stopped.
+            Err(e) => tracing::debug!(
+                "blob {} from {} failed, trying {}: {}",
+                digest.short(),
+                remote.name(),
+                remotes[i + 1].name(),
+                e.to_string().lines().next().unwrap_or_default()
+            ),
         }
     }
     unreachable!("remotes is never empty")

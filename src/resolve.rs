@@ -366,6 +366,12 @@ async fn fetch_root(
         {
             Ok(m) => return Ok((m, remotes[i..].to_vec())),
             Err(e) if remote.mirror => {
+                tracing::debug!(
+                    "mirror {} failed for {}, trying the next remote: {}",
+                    remote.name(),
+                    crate::redact::redact(&reference.to_string()),
+                    e.to_string().lines().next().unwrap_or_default()
+                );
                 skipped.push(format!(
                     "mirror {}: {}",
                     remote.registry,

@@ -212,9 +212,7 @@ impl BundleProgress {
             Event::BlobProgress { bytes, .. } => t.bytes += bytes,
             Event::BlobRewound { bytes, .. } => t.bytes = t.bytes.saturating_sub(*bytes),
             Event::ImageDone { reference, .. } if !is_referrer_name(reference) => t.done += 1,
-            Event::ImageFailed { reference, .. } if !is_referrer_name(reference) => {
-                t.failed += 1
-            }
+            Event::ImageFailed { reference, .. } if !is_referrer_name(reference) => t.failed += 1,
             _ => {}
         }
     }
@@ -353,7 +351,11 @@ impl Bars {
 impl Reporter for BundleProgress {
     fn event(&self, event: &Event) {
         if let Event::ImageFailed { reference, .. } = event
-            && !self.failed.lock().expect("failed lock").insert(reference.clone())
+            && !self
+                .failed
+                .lock()
+                .expect("failed lock")
+                .insert(reference.clone())
         {
             return;
         }
@@ -387,7 +389,10 @@ mod tests {
 
     #[test]
     fn platforms_are_counted_and_named() {
-        assert_eq!(platforms_text(&["linux/amd64".into()]), "1 platform: linux/amd64");
+        assert_eq!(
+            platforms_text(&["linux/amd64".into()]),
+            "1 platform: linux/amd64"
+        );
         assert_eq!(
             platforms_text(&["linux/amd64".into(), "linux/arm64".into()]),
             "2 platforms: linux/amd64, linux/arm64"

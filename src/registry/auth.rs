@@ -324,8 +324,8 @@ impl Host {
         tracing::debug!(
             registry = %self.registry,
             realm = %crate::redact::redact(url.as_str()),
-            service = realm.service.as_deref().unwrap_or("-"),
-            scope,
+            service = %realm.service.as_deref().unwrap_or("-"),
+            %scope,
             with_credentials = credential.is_some(),
             "token request"
         );
@@ -336,7 +336,11 @@ impl Host {
             .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
             .map_err(|e| self.realm_error(&realm.host, url.as_str(), &e))?;
         let status = resp.status();
-        super::host::trace_response("token", url.as_str(), status, started);
+        let method = match credential {
+            Some(Credential::IdentityToken(_)) => "POST",
+            _ => "GET",
+        };
+        super::host::trace_response(method, url.as_str(), status, started);
         let stall = pool.options.retry.stall_timeout;
         if !status.is_success() {
             let body = error_body(resp, stall).await;
@@ -402,7 +406,11 @@ struct TokenRealm {
 }
 
 impl TokenRealm {
-    fn parse(host: &Host, realm: &str, service: Option<String>) -> Result<TokenRealm, RegistryError> {
+    fn parse(
+        host: &Host,
+        realm: &str,
+        service: Option<String>,
+    ) -> Result<TokenRealm, RegistryError> {
         let url = Url::parse(realm).map_err(|e| {
             host.err(
                 ErrorKind::Protocol,

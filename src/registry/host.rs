@@ -174,8 +174,7 @@ impl Host {
     ) -> Result<Response, RegistryError> {
         let url = format!("{scheme}://{}/v2/", self.api_host);
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await
-        {
+        let result = match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(self.transport_error(&url, &e)),
             Err(_) => Err(self.err(
@@ -235,7 +234,9 @@ impl Host {
             .max_by_key(|c| matches!(c, Challenge::Bearer { .. }));
         if let Some(c) = parsed {
             match &c {
-                Challenge::Basic => tracing::debug!("{} asks for Basic authentication", self.registry),
+                Challenge::Basic => {
+                    tracing::debug!("{} asks for Basic authentication", self.registry)
+                }
                 Challenge::Bearer { realm, service, .. } => tracing::debug!(
                     "{} asks for a Bearer token from {} (service {})",
                     self.registry,

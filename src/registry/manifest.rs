@@ -33,22 +33,30 @@ impl Registries {
     ) -> Result<FetchedManifest, RegistryError> {
         let path = format!("v2/{}/manifests/{reference}", remote.repository);
         let sep = if reference.contains(':') { "@" } else { ":" };
-        let mut retrier = self.retrier(
-            remote,
-            format!("manifest {}{sep}{reference}", remote.name()),
-        );
+        let what = format!("manifest {}{sep}{reference}", remote.name());
+        let started = std::time::Instant::now();
+        let mut retrier = self.retrier(remote, what.clone());
         loop {
             let attempt = retrier.next_attempt();
             match self
                 .fetch_manifest_once(remote, &path, pinned, attempt)
                 .await
             {
-                Ok(m) => return Ok(m),
+                Ok(m) => {
+                    tracing::debug!(
+                        "{what}: {} ({} bytes) in {} ms",
+                        m.digest,
+                        m.bytes.len(),
+                        started.elapsed().as_millis()
+                    );
+                    return Ok(m);
+                }
                 Err(e) => retrier.failed(e, false).await?,
             }
         }
     }
 
+    /// One attempt: GET, read within the size cap, check the digest.
     async fn fetch_manifest_once(
         &self,
         remote: &Remote,
@@ -57,94 +65,112 @@ impl Registries {
         attempt: u32,
     ) -> Result<FetchedManifest, RegistryError> {
         let host = self.host(&remote.registry)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let (resp, _permit) = host
+            .get(self, &remote.repository, path, headers, attempt)
+            .await?;
+        let url = resp.url().to_string();
+        let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
+        let served_digest = header_str(resp.headers(), "docker-content-digest");
+        let body = self.read_manifest(&host, remote, &url, resp).await?;
+        let algorithm = pinned.map_or(Algorithm::Sha256, Digest::algorithm);
+        let digest = Digest::of(algorithm, &body);
+        check_manifest_digest(remote, &url, &digest, pinned, served_digest.as_deref())?;
+        Ok(FetchedManifest {
+            bytes: body,
+            digest,
+            content_type,
+        })
+    }
+
+    /// The manifest's body, refused past `MAX_MANIFEST_BYTES`, a stall or a trickle.
+    async fn read_manifest(
+        &self,
+        host: &super::host::Host,
+        remote: &Remote,
+        url: &str,
+        resp: reqwest::Response,
+    ) -> Result<Bytes, RegistryError> {
+        let too_large = |n: u64| {
+            RegistryError::new(
+                ErrorKind::Protocol,
+                &remote.registry,
+                url,
+                format!(
+                    "the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"
+                ),
+            )
+        };
+        if let Some(n) = resp.content_length()
+            && n > MAX_MANIFEST_BYTES
         {
-            let mut headers = HeaderMap::new();
-            headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-            let (resp, _permit) = host
-                .get(self, &remote.repository, path, headers, attempt)
-                .await?;
-            let url = resp.url().to_string();
-            let too_large = |n: u64| {
-                RegistryError::new(
-                    ErrorKind::Protocol,
-                    &remote.registry,
-                    &url,
-                    format!(
-                        "the manifest is {n} bytes; ferry refuses manifests over {MAX_MANIFEST_BYTES} bytes (4 MiB)"
-                    ),
-                )
-            };
-            if let Some(n) = resp.content_length()
-                && n > MAX_MANIFEST_BYTES
-            {
-                return Err(too_large(n));
-            }
-            let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
-            let served_digest = header_str(resp.headers(), "docker-content-digest");
-            let mut body = BytesMut::new();
-            let mut stream = resp.bytes_stream();
-            let stall = self.options.retry.stall_timeout;
-            let mut pace = Pace::new(stall, self.options.retry.min_rate);
-            loop {
-                let next = tokio::time::timeout(stall, stream.next())
-                    .await
-                    .map_err(|_| {
-                        RegistryError::new(
-                            ErrorKind::Stalled,
-                            &remote.registry,
-                            &url,
-                            format!("no data for {} s (--stall-timeout)", stall.as_secs_f64()),
-                        )
+            return Err(too_large(n));
+        }
+        let mut body = BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        let stall = self.options.retry.stall_timeout;
+        let mut pace = Pace::new(stall, self.options.retry.min_rate);
+        loop {
+            let next = tokio::time::timeout(stall, stream.next())
+                .await
+                .map_err(|_| {
+                    RegistryError::new(
+                        ErrorKind::Stalled,
+                        &remote.registry,
+                        url,
+                        format!("no data for {} s (--stall-timeout)", stall.as_secs_f64()),
+                    )
+                })?;
+            match next {
+                None => return Ok(body.freeze()),
+                Some(Ok(chunk)) => {
+                    pace.record(chunk.len()).map_err(|why| {
+                        RegistryError::new(ErrorKind::TooSlow, &remote.registry, url, why)
                     })?;
-                match next {
-                    None => break,
-                    Some(Ok(chunk)) => {
-                        pace.record(chunk.len()).map_err(|why| {
-                            RegistryError::new(ErrorKind::TooSlow, &remote.registry, &url, why)
-                        })?;
-                        body.extend_from_slice(&chunk);
-                        if body.len() as u64 > MAX_MANIFEST_BYTES {
-                            return Err(too_large(body.len() as u64));
-                        }
+                    body.extend_from_slice(&chunk);
+                    if body.len() as u64 > MAX_MANIFEST_BYTES {
+                        return Err(too_large(body.len() as u64));
                     }
-                    Some(Err(e)) => return Err(host.transport_error(&url, &e)),
                 }
+                Some(Err(e)) => return Err(host.transport_error(url, &e)),
             }
-            let algorithm = pinned.map_or(Algorithm::Sha256, Digest::algorithm);
-            let digest = Digest::of(algorithm, &body);
-            let mismatch = |expected: &Digest, source: &str| -> RegistryError {
-                RegistryError::new(
-                    ErrorKind::Protocol,
-                    &remote.registry,
-                    &url,
-                    format!(
-                        "manifest digest mismatch: {source} {expected}, content hashes to {digest}"
-                    ),
-                )
-            };
-            if let Some(expected) = pinned
-                && expected != &digest
-            {
-                return Err(mismatch(expected, "the reference pins"));
-            }
-            if let Some(served) = served_digest
-                .as_deref()
-                .and_then(|s| s.parse::<Digest>().ok())
-                && served.algorithm() == digest.algorithm()
-                && served != digest
-            {
-                return Err(mismatch(
-                    &served,
-                    "the registry's Docker-Content-Digest says",
-                ));
-            }
-            Ok(FetchedManifest {
-                bytes: body.freeze(),
-                digest,
-                content_type,
-            })
         }
     }
+}
+
+/// The content must hash to what the reference pins, and to the registry's
+/// `Docker-Content-Digest` when it sends one of the same algorithm.
+fn check_manifest_digest(
+    remote: &Remote,
+    url: &str,
+    digest: &Digest,
+    pinned: Option<&Digest>,
+    served: Option<&str>,
+) -> Result<(), RegistryError> {
+    let mismatch = |expected: &Digest, source: &str| -> RegistryError {
+        RegistryError::new(
+            ErrorKind::Protocol,
+            &remote.registry,
+            url,
+            format!("manifest digest mismatch: {source} {expected}, content hashes to {digest}"),
+        )
+    };
+    if let Some(expected) = pinned
+        && expected != digest
+    {
+        return Err(mismatch(expected, "the reference pins"));
+    }
+    if let Some(served) = served.and_then(|s| s.parse::<Digest>().ok())
+        && served.algorithm() == digest.algorithm()
+        && &served != digest
+    {
+        return Err(mismatch(
+            &served,
+            "the registry's Docker-Content-Digest says",
+        ));
+    }
+    Ok(())
 }
 
 /// A response header as text, when it is present and ASCII.

@@ -114,7 +114,9 @@ impl Host {
                 None => send.await,
             }
             .map_err(|e| self.transport_error(url.as_str(), &e))
-            .inspect_err(|e| super::host::trace_no_response(method.as_str(), url.as_str(), e, started))?;
+            .inspect_err(|e| {
+                super::host::trace_no_response(method.as_str(), url.as_str(), e, started)
+            })?;
             super::host::trace_response(method.as_str(), url.as_str(), resp.status(), started);
             if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && same_host {
                 reauthenticated = true;

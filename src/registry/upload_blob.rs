@@ -18,6 +18,7 @@ use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
 use super::manifest::header_str;
 use super::upload::{BlobSource, UploadError, check_served_digest};
+use crate::digest::Digest;
 use crate::report::Event;
 
 /// Bytes read from the bundle per chunk of an upload body.
@@ -69,6 +70,7 @@ impl Registries {
         }
     }
 
+    /// One attempt: a new upload session, then the whole body in one PUT.
     async fn upload_once(
         &self,
         host: &Host,
@@ -85,40 +87,9 @@ impl Registries {
             .acquire_owned()
             .await
             .expect("never closed");
-        let start = self
-            .url(host, &format!("v2/{repository}/blobs/uploads/"))
+        let put = self
+            .start_upload(host, repository, &scope, source.digest(), attempt)
             .await?;
-        let resp = host
-            .send(
-                self,
-                Method::POST,
-                &start,
-                repository,
-                &scope,
-                HeaderMap::new(),
-                &|| None,
-                Some(self.small_timeout(attempt)),
-            )
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(host.push_error(resp, repository).await);
-        }
-        let location = header_str(resp.headers(), "location").ok_or_else(|| {
-            host.err(
-                ErrorKind::Protocol,
-                start.as_str(),
-                "202 without a Location for the upload",
-            )
-        })?;
-        let mut put = resp.url().join(&location).map_err(|e| {
-            host.err(
-                ErrorKind::Protocol,
-                start.as_str(),
-                format!("bad upload Location: {e}"),
-            )
-        })?;
-        put.query_pairs_mut()
-            .append_pair("digest", &source.digest().to_string());
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -153,6 +124,53 @@ impl Registries {
             return Err(host.push_error(resp, repository).await);
         }
         check_served_digest(host, &resp, source.digest())
+    }
+
+    /// POSTs for an upload session; returns the URL to PUT the blob to (its Location, with
+    /// the digest).
+    async fn start_upload(
+        &self,
+        host: &Host,
+        repository: &str,
+        scope: &str,
+        digest: &Digest,
+        attempt: u32,
+    ) -> Result<Url, RegistryError> {
+        let start = self
+            .url(host, &format!("v2/{repository}/blobs/uploads/"))
+            .await?;
+        let resp = host
+            .send(
+                self,
+                Method::POST,
+                &start,
+                repository,
+                scope,
+                HeaderMap::new(),
+                &|| None,
+                Some(self.small_timeout(attempt)),
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(host.push_error(resp, repository).await);
+        }
+        let location = header_str(resp.headers(), "location").ok_or_else(|| {
+            host.err(
+                ErrorKind::Protocol,
+                start.as_str(),
+                "202 without a Location for the upload",
+            )
+        })?;
+        let mut put = resp.url().join(&location).map_err(|e| {
+            host.err(
+                ErrorKind::Protocol,
+                start.as_str(),
+                format!("bad upload Location: {e}"),
+            )
+        })?;
+        put.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        Ok(put)
     }
 
     /// Resolves when an upload stalls: no byte taken for the stall timeout while the body is
