@@ -221,9 +221,6 @@ fn verbose_shows_requests_and_token_scopes_and_no_secret() {
         args.extend(flags.iter());
         let (code, stdout, stderr) = ferry_env(&args, env);
         assert_eq!(code, 0, "{name}: {stderr}");
-        if name == "-v" {
-            eprintln!("{stderr}");
-        }
         let addr = &registry.addr;
         for wanted in [
             format!("GET http://{addr}/v2/team/app/manifests/1 -> 200"),
@@ -266,4 +263,105 @@ fn verbose_is_global_and_serve_keeps_its_request_log() {
         let (code, _, stderr) = ferry_out(&args);
         assert_eq!(code, 0, "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_long_run_prints_running_totals() {
+    use std::io::BufRead as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let registry = Fake::start();
+    let image = TestImage::random(41, &[3000]);
+    registry.serve_image("team/slow", "1", &image);
+    // The layer is held back until the test has seen a totals line: the run is "long" for as
+    // long as the test needs, whatever the machine's speed.
+    let release = Arc::new(AtomicBool::new(false));
+    let (layer, held) = (image.layers[0].clone(), release.clone());
+    registry.route(
+        &format!("/v2/team/slow/blobs/{}", image.layer_digest(0)),
+        move |req, _| {
+            for _ in 0..6000 {
+                if held.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            ranged(req, &layer)
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let reference = format!("{}/team/slow:1", registry.addr);
+    let mut child = ferry()
+        .args([
+            "bundle",
+            "-o",
+            dir.path().join("b").to_str().unwrap(),
+            &reference,
+        ])
+        .env("FERRY_LOG_INTERVAL", "0.1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let totals = loop {
+        let line = lines
+            .next()
+            .expect("ferry ends only after the layer")
+            .unwrap();
+        seen.push(line.clone());
+        if line.starts_with("progress: ") {
+            break line;
+        }
+    };
+    release.store(true, Ordering::SeqCst);
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{seen:?} {rest:?}");
+    // `progress: 0 of 1 images done, 0 failed; 0 B of 2.93 KiB, 0 B/s, 0 s`
+    assert!(
+        totals.starts_with("progress: 0 of 1 images done, 0 failed; ")
+            && totals.contains(" of 2.93 KiB, ")
+            && totals.contains("/s, "),
+        "{totals}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with(&format!("done {reference} "))),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn push_logs_its_uploads_with_the_session_state_cut() {
+    let source = Registry::seeded();
+    let target = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle_tags(&source, dir.path(), &["sample/hello:1.0"], &[]);
+    let (code, _, stderr) = ferry_out(&[
+        "push",
+        "-v",
+        "--no-progress",
+        b.to_str().unwrap(),
+        &format!("{}/mirror", target.addr),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let t = &target.addr;
+    assert!(
+        stderr.contains(&format!(
+            "POST http://{t}/v2/mirror/sample/hello/blobs/uploads/ -> 202"
+        )),
+        "{stderr}"
+    );
+    // The upload session's URL carries its state in the query (`_state=`): cut.
+    assert!(
+        stderr.lines().any(|l| l.contains(&format!(
+            "PUT http://{t}/v2/mirror/sample/hello/blobs/uploads/"
+        )) && l.contains("?… -> 201")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("_state"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pushed {} -> ", source.image("sample/hello:1.0"))),
+        "{stderr}"
+    );
 }

@@ -8,8 +8,12 @@ use tracing_subscriber::EnvFilter;
 /// How many `-v` were given, or 1 when `RUST_LOG` asks for logs; 0 when none are shown.
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
-/// The filter for `-v` counts: ferry's own events only, at debug then trace; `-vvv` adds
-/// the libraries' (hyper, rustls) trace events.
+/// HTTP libraries whose debug and trace events show URLs with their query strings (a signed
+/// object-store URL in a redirect) or header frames: kept at info unless RUST_LOG names them.
+const QUIET_BELOW_INFO: [&str; 4] = ["reqwest", "hyper", "hyper_util", "h2"];
+
+/// The filter for `-v` counts: ferry's own events, at debug then trace (`-vvv` adds the other
+/// libraries' events, but for those of [`QUIET_BELOW_INFO`]).
 fn directives(verbose: u8) -> &'static str {
     match verbose {
         0 => "off",
@@ -19,25 +23,40 @@ fn directives(verbose: u8) -> &'static str {
     }
 }
 
+/// `spec` with the libraries of [`QUIET_BELOW_INFO`] it does not name held at info.
+fn with_quiet_http(spec: &str) -> String {
+    let mut out = spec.to_owned();
+    for lib in QUIET_BELOW_INFO {
+        let named = spec
+            .split(',')
+            .any(|d| d.trim().split(['=', '[', ':']).next() == Some(lib));
+        if !named {
+            out.push_str(&format!(",{lib}=info"));
+        }
+    }
+    out
+}
+
 /// Installs the stderr subscriber. `RUST_LOG`, when set, takes precedence over `-v`.
 pub fn init(verbose: u8) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());
-    let filter = match &from_env {
-        Some(spec) => match EnvFilter::try_new(spec) {
-            Ok(f) => f,
-            Err(e) => {
-                super::output::warning(&format!(
-                    "RUST_LOG: {e}; using {}",
-                    directives(verbose.max(1))
-                ));
-                EnvFilter::new(directives(verbose.max(1)))
-            }
-        },
+    let spec = match &from_env {
+        Some(spec) if EnvFilter::try_new(spec).is_ok() => spec.clone(),
+        Some(spec) => {
+            let e = EnvFilter::try_new(spec).err().map(|e| e.to_string());
+            super::output::warning(&format!(
+                "RUST_LOG: {}; using {}",
+                e.unwrap_or_default(),
+                directives(verbose.max(1))
+            ));
+            directives(verbose.max(1)).to_owned()
+        }
         None if verbose == 0 => return,
-        None => EnvFilter::new(directives(verbose)),
+        None => directives(verbose).to_owned(),
     };
+    let filter = EnvFilter::new(with_quiet_http(&spec));
     VERBOSITY.store(verbose.max(1), Ordering::Relaxed);
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
@@ -51,4 +70,21 @@ pub fn init(verbose: u8) {
 /// Whether diagnostic logs go to stderr (then progress bars stay off: they would tear the lines).
 pub fn enabled() -> bool {
     VERBOSITY.load(Ordering::Relaxed) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_libraries_stay_at_info_unless_named() {
+        assert_eq!(
+            with_quiet_http("trace"),
+            "trace,reqwest=info,hyper=info,hyper_util=info,h2=info"
+        );
+        assert_eq!(
+            with_quiet_http("ferry=debug,reqwest=trace"),
+            "ferry=debug,reqwest=trace,hyper=info,hyper_util=info,h2=info"
+        );
+    }
 }
