@@ -106,6 +106,7 @@ pub async fn fetch_blob(
     d.high_water = first.offset();
     d.writer = Some(first);
     let mut retries_before = 0;
+    let mut tried: Vec<String> = Vec::new();
     for (i, remote) in remotes.iter().enumerate() {
         d.source = remote;
         let mut retrier = registries.retrier(
@@ -136,15 +137,25 @@ pub async fn fetch_blob(
                 );
                 return Ok(d.stats);
             }
-            Err(e) if i + 1 == remotes.len() => return Err(BlobError::Registry(e)),
+            Err(mut e) if i + 1 == remotes.len() => {
+                // One error for the blob, naming every remote tried before (as resolve does).
+                if !tried.is_empty() {
+                    e.detail = format!("{} (after {})", e.detail, tried.join("; "));
+                }
+                return Err(BlobError::Registry(e));
+            }
             // The next remote resumes where this one stopped.
-            Err(e) => tracing::debug!(
-                "blob {} from {} failed, trying {}: {}",
-                digest.short(),
-                remote.name(),
-                remotes[i + 1].name(),
-                e.to_string().lines().next().unwrap_or_default()
-            ),
+            Err(e) => {
+                let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+                tracing::debug!(
+                    "blob {} from {} failed, trying {}: {first}",
+                    digest.short(),
+                    remote.name(),
+                    remotes[i + 1].name(),
+                );
+                let kind = if remote.mirror { "mirror" } else { "source" };
+                tried.push(format!("{kind} {}: {first}", remote.registry));
+            }
         }
     }
     unreachable!("remotes is never empty")

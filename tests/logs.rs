@@ -365,3 +365,51 @@ fn push_logs_its_uploads_with_the_session_state_cut() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_blob_that_no_remote_has_fails_its_image_once_naming_the_mirror() {
+    // The mirror has the manifest and config but not the layer; the source is down.
+    let mirror = Fake::start();
+    let image = TestImage::random(51, &[4000]);
+    mirror.serve_image("team/app", "1", &image);
+    mirror.route(
+        &format!("/v2/team/app/blobs/{}", image.layer_digest(0)),
+        |_, _| {
+            Reply::new(
+                404,
+                r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+            )
+        },
+    );
+    let source = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let reference = format!("{source}/team/app:1");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--retries",
+        "0",
+        "-o",
+        dir.path().join("b").to_str().unwrap(),
+        "--mirror",
+        &format!("{source}={}", mirror.addr),
+        &reference,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        lines_about(&stderr, "failed", &reference).len(),
+        1,
+        "{stderr}"
+    );
+    let error = lines_about(&stderr, "error:", &reference);
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains(&image.layer_digest(0))
+            && error[0].contains(&format!("cannot reach {source}"))
+            && error[0].contains(&format!("after mirror {}", mirror.addr)),
+        "{}",
+        error[0]
+    );
+}
