@@ -186,6 +186,9 @@ fn token_registry_with_signed_storage() -> (Fake, Fake, String) {
     (registry, storage, reference)
 }
 
+/// A run of the verbose test: its name, extra flags and environment.
+type Run<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn verbose_shows_requests_and_token_scopes_and_no_secret() {
     let (registry, _storage, reference) = token_registry_with_signed_storage();
@@ -206,7 +209,7 @@ fn verbose_shows_requests_and_token_scopes_and_no_secret() {
         "X-Amz-Signature",
         &base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}")),
     ];
-    let runs: [(&str, &[&str], &[(&str, &str)]); 3] = [
+    let runs: [Run; 3] = [
         ("-v", &["-v"], &[("DOCKER_CONFIG", cfg)]),
         ("--verbose", &["--verbose"], &[("DOCKER_CONFIG", cfg)]),
         (

@@ -158,6 +158,11 @@ pub async fn bundle(
             () = cancel.cancelled() => Vec::new(),
         }
     };
+    tracing::debug!(
+        "resolved {} references in {} ms",
+        references.len(),
+        run.start.elapsed().as_millis()
+    );
     if cancel.is_cancelled() {
         for r in &references {
             run.report(r.to_string(), None, ImageStatus::Unfinished, None, 0, 0);
@@ -481,8 +486,13 @@ impl Run {
     ) -> Result<(), StoreError> {
         p.open = false;
         let (reference, digest) = (image.reference.to_string(), Some(image.root.digest.clone()));
+        let started = Instant::now();
         match committer.commit(layout, image) {
             Ok(stored) => {
+                tracing::debug!(
+                    "committed {reference} in {} ms",
+                    started.elapsed().as_millis()
+                );
                 // Configs fetched while resolving count as fetched once they are stored.
                 self.summary.blobs_fetched += stored.configs;
                 self.summary.bytes_fetched += stored.config_bytes;
