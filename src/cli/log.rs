@@ -42,17 +42,15 @@ pub fn init(verbose: u8) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());
+    let fallback = directives(verbose.max(1));
     let spec = match &from_env {
-        Some(spec) if EnvFilter::try_new(spec).is_ok() => spec.clone(),
-        Some(spec) => {
-            let e = EnvFilter::try_new(spec).err().map(|e| e.to_string());
-            super::output::warning(&format!(
-                "RUST_LOG: {}; using {}",
-                e.unwrap_or_default(),
-                directives(verbose.max(1))
-            ));
-            directives(verbose.max(1)).to_owned()
-        }
+        Some(spec) => match EnvFilter::try_new(spec) {
+            Ok(_) => spec.clone(),
+            Err(e) => {
+                super::output::warning(&format!("RUST_LOG: {e}; using {fallback}"));
+                fallback.to_owned()
+            }
+        },
         None if verbose == 0 => return,
         None => directives(verbose).to_owned(),
     };

@@ -218,6 +218,15 @@ impl BundleProgress {
     }
 }
 
+impl Drop for BundleProgress {
+    /// A run that ends in an error never reaches `finish`: its totals stop here.
+    fn drop(&mut self) {
+        if let Some(stop) = self.ticker.lock().expect("ticker lock").take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// `2 platforms: linux/amd64, linux/arm64`.
 fn platforms_text(platforms: &[String]) -> String {
     match platforms {
