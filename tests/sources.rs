@@ -86,7 +86,10 @@ fn a_cluster_through_a_kubeconfig() {
         "pods, every controller (scaled to zero too), cronjobs, pod templates"
     );
 
-    let (code, stdout, stderr) = ferry_env(&["images", "--from-cluster", "-n", "shop"], &env);
+    let (code, stdout, stderr) = ferry_env(
+        &["images", "--from-cluster", "--kube-namespace", "shop"],
+        &env,
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().collect::<Vec<_>>(), CLUSTER_SHOP);
     assert!(
