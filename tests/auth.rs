@@ -515,6 +515,17 @@ fn login_writes_where_bundle_reads_first_and_creates_the_authfile() {
     );
     let (code, _, stderr) = bundle(&env, &[]);
     assert_eq!(code, 0, "bundle reads what login wrote first: {stderr}");
+    // logout edits the same file, and names the one it left alone.
+    let (code, _, stderr) = ferry_env(&["logout", &ar.reg.addr], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("from {}", raf.display()))
+            && stderr.contains(&format!(
+                "{} still holds credentials",
+                stale.join("config.json").display()
+            )),
+        "{stderr}"
+    );
 
     // --authfile in a folder that does not exist: both are made, private.
     let authfile = dir.path().join("new/sub/auth.json");

@@ -13,7 +13,7 @@ use ferry::credentials::{Anonymous, Credential};
 use ferry::report::Silent;
 
 use super::registry_args::RegistryArgs;
-use super::{Exit, Failure};
+use super::{Exit, Failure, output};
 
 /// Log in to a registry: check the credentials, then store them where ferry reads first.
 #[derive(Args)]
@@ -204,11 +204,24 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
 /// Runs `ferry logout`.
 pub fn logout(args: LogoutArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
-    let removed = login::erase(&registry, args.authfile.as_deref()).map_err(|e| e.to_string())?;
+    let file = login::login_file(args.authfile.as_deref()).map_err(|e| Failure::usage(e.0))?;
+    let removed = login::erase(&registry, Some(&file)).map_err(|e| e.to_string())?;
     if removed {
-        eprintln!("Removed login credentials for {registry}");
+        eprintln!(
+            "Removed login credentials for {registry} from {}",
+            file.display()
+        );
     } else {
-        eprintln!("Not logged in to {registry}");
+        eprintln!("Not logged in to {registry} in {}", file.display());
+    }
+    if args.authfile.is_none() {
+        for other in login::entries_elsewhere(&registry, &file) {
+            output::warning(&format!(
+                "{} still holds credentials for {registry} (ferry reads it too): remove them \
+                 there, e.g. with `docker logout {registry}`",
+                other.display()
+            ));
+        }
     }
     Ok(Exit::Ok)
 }

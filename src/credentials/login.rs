@@ -162,6 +162,23 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
     Ok(removed)
 }
 
+/// The other default files (not `edited`) that hold an `auths` entry for `registry`: what
+/// `ferry logout` left alone, for its message. Helpers are not run.
+pub fn entries_elsewhere(registry: &str, edited: &Path) -> Vec<PathBuf> {
+    let key = docker_key(registry);
+    default_auth_files()
+        .into_iter()
+        .filter(|p| p != edited)
+        .filter(|p| {
+            read_config(p).ok().is_some_and(|c| {
+                c.get("auths")
+                    .and_then(Value::as_object)
+                    .is_some_and(|a| a.contains_key(&key) || a.contains_key(registry))
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
