@@ -609,6 +609,22 @@ fn a_401_names_the_credentials_used_and_creds_override_files() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("sha256:"), "{stdout}");
 
+    // push takes --creds too; without any credentials its hint says where ferry looked.
+    let target = format!("{}/copy", ar.reg.addr);
+    let push = |extra: &[&str]| {
+        let mut args = vec!["push", b.to_str().unwrap(), &target, "--ca-file", &ca];
+        args.extend(extra);
+        ferry_env(&args, &[("XDG_RUNTIME_DIR", run_dir.to_str().unwrap())])
+    };
+    let (code, _, stderr) = push(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ferry found no credential file"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = push(&["--creds", &good]);
+    assert_eq!(code, 0, "{stderr}");
+
     // Wrong --creds: named in the hint, the password never printed.
     let bad = format!("{USER}:{wrong}");
     let (code, stdout, stderr) = bundle(&[], &["--creds", &bad]);

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use serde_json::{Map, Value, json};
 
-use super::{Credential, CredentialError, docker_key};
+use super::{Credential, CredentialError, Found, docker_key};
 
 /// The default files, in lookup order (missing ones are skipped by the caller). This is the one
 /// definition of the order: `ferry login` writes the first of them (see
@@ -102,11 +102,7 @@ impl AuthFile {
 
     /// Like [`AuthFile::lookup`], with where the credential came from: this file (and its
     /// entry), or the helper it names. Never the secret.
-    pub fn find(
-        &self,
-        registry: &str,
-        repository: &str,
-    ) -> Result<Option<(Credential, String)>, CredentialError> {
+    pub fn find(&self, registry: &str, repository: &str) -> Result<Option<Found>, CredentialError> {
         let in_file = |c: Option<Credential>, entry: &str| {
             c.map(|c| (c, format!("{} (entry {entry})", self.path.display())))
         };
@@ -163,11 +159,7 @@ impl AuthFile {
     }
 
     /// Asks a credential helper, naming this file in errors and in the origin.
-    fn helper(
-        &self,
-        name: &str,
-        registry: &str,
-    ) -> Result<Option<(Credential, String)>, CredentialError> {
+    fn helper(&self, name: &str, registry: &str) -> Result<Option<Found>, CredentialError> {
         let configured = format!("configured in {}", self.path.display());
         let found = super::helper::get(name, &docker_key(registry))
             .map_err(|e| CredentialError(format!("{} ({configured})", e.0)))?;

@@ -42,6 +42,9 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// A credential and where it came from (a file and its entry, or a helper): never the secret.
+pub type Found = (Credential, String);
+
 /// Why credentials could not be read (as opposed to there being none).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -120,7 +123,7 @@ pub struct CredentialFiles {
     /// The paths looked at (for "no credentials found" messages).
     searched: Vec<PathBuf>,
     /// Per (registry, repository): the credential and where it came from.
-    cache: Mutex<HashMap<(String, String), Option<(Credential, String)>>>,
+    cache: Mutex<HashMap<(String, String), Option<Found>>>,
 }
 
 impl CredentialFiles {
@@ -159,11 +162,7 @@ impl CredentialFiles {
 
 impl CredentialFiles {
     /// The first file's credential for (registry, repository) and its origin, cached.
-    fn find(
-        &self,
-        registry: &str,
-        repository: &str,
-    ) -> Result<Option<(Credential, String)>, CredentialError> {
+    fn find(&self, registry: &str, repository: &str) -> Result<Option<Found>, CredentialError> {
         let key = (registry.to_owned(), repository.to_owned());
         if let Some(c) = self.cache.lock().expect("credential cache lock").get(&key) {
             return Ok(c.clone());
