@@ -645,3 +645,44 @@ fn a_401_names_the_credentials_used_and_creds_override_files() {
     let (code, _, stderr) = bundle(&[], &["--creds", ":x"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn login_on_a_terminal_asks_without_echo() {
+    require("script", "util-linux");
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let authfile = dir.path().join("auth.json");
+    // `script` gives ferry a pseudo-terminal; each answer is typed once its prompt is shown
+    // (input typed earlier would be flushed when echo is turned off, as on a real terminal).
+    let driver = r#"
+        wait_for() { i=0; until grep -q "$1" "$TS" 2>/dev/null; do
+            i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done; }
+        { wait_for Username:; printf '%s\n' "$LOGIN_USER"; wait_for Password:; printf '%s\n' "$LOGIN_PASS"; } |
+            script -qfec '"$FERRY" login "$REG" --authfile "$AF" --ca-file "$CA"' "$TS"
+    "#;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(driver)
+        .env("TS", &typescript)
+        .env("LOGIN_USER", USER)
+        .env("LOGIN_PASS", PASS)
+        .env("FERRY", env!("CARGO_BIN_EXE_ferry"))
+        .env("REG", &ar.reg.addr)
+        .env("AF", &authfile)
+        .env("CA", ar.tls.path("ca.crt"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let screen = std::fs::read_to_string(&typescript).unwrap_or_default();
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("Username:") && screen.contains("Password:"),
+        "{screen}"
+    );
+    assert!(screen.contains("Login Succeeded"), "{screen}");
+    assert!(screen.contains(USER), "the user name is echoed: {screen}");
+    assert!(!screen.contains(PASS), "the password was echoed: {screen}");
+    let stored = std::fs::read_to_string(&authfile).unwrap();
+    assert!(stored.contains(&b64(&format!("{USER}:{PASS}"))), "{stored}");
+}

@@ -323,7 +323,7 @@ impl Host {
                 let from = self.credentials.origin(r, repository.unwrap_or_default());
                 e.with_hint(format!(
                     "authentication required for {r}{repo}: `ferry login {r}`, or --authfile / \
-                     --creds; check the repository name too ({from})"
+                     --creds; check the repository name too; {from}"
                 ))
             }
             ErrorKind::Denied => {

@@ -142,7 +142,7 @@ fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryErr
     e.hint = match e.kind {
         ErrorKind::Unauthorized => Some(format!(
             "{r} wants credentials that may push to {repository}: `ferry login {r}`, or \
-             --authfile / --creds with them ({})",
+             --authfile / --creds with them; {}",
             host.credentials.origin(&r, repository)
         )),
         ErrorKind::Denied if quota => Some(format!(
