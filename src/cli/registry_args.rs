@@ -237,3 +237,23 @@ impl RegistryArgs {
         Registries::new(options, credentials, reporter).map_err(|e| Failure::usage(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creds_split_at_the_first_colon_and_never_debug_print_the_password() {
+        let c: Creds = "me:pa:ss".parse().unwrap();
+        assert_eq!(
+            c.credential().unwrap(),
+            Credential::Basic {
+                username: "me".into(),
+                password: "pa:ss".into()
+            }
+        );
+        assert_eq!(format!("{c:?}"), "Creds(me:****)");
+        let e = "me:".parse::<Creds>().unwrap().credential().unwrap_err();
+        assert_eq!(e.exit, super::super::Exit::Usage);
+    }
+}
