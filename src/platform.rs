@@ -236,6 +236,123 @@ impl From<Platform> for String {
     }
 }
 
+/// Operating systems `--platform` accepts: Go's GOOS names, as images declare them.
+const KNOWN_OS: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
+];
+
+/// Architectures `--platform` accepts: Go's GOARCH names (after the aliases `x86_64`,
+/// `aarch64`, `armhf`, `i386` are mapped).
+const KNOWN_ARCH: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64", "mips64le", "ppc",
+    "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm",
+];
+
+/// A `--platform` value that is not one: the value as typed and what is wrong with it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid platform {value:?}: {problem}; expected os/arch[/variant] (e.g. linux/amd64, \
+     linux/arm64/v8) or `all`"
+)]
+pub struct RequestedPlatformError {
+    /// The value as given.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// What `--platform` asks for: one platform, or every one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedPlatform {
+    /// `all`: every platform of an index.
+    All,
+    /// One platform.
+    One(Platform),
+}
+
+/// ` (did you mean X?)` when a known name is one or two edits away from `typed`.
+fn suggestion(typed: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(typed, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!(" (did you mean {k}?)"))
+        .unwrap_or_default()
+}
+
+impl Platform {
+    /// Parses a platform the user asked for, checked against the names images use (GOOS,
+    /// GOARCH; an arm/arm64/amd64 variant is `vN`): a typo such as `linux/amd46` is refused
+    /// here, before any registry is asked for an image that cannot match. Registry-declared
+    /// platforms go through [`Platform::parse_parts`], which knows no vocabulary.
+    pub fn parse_requested(value: &str) -> Result<Platform, RequestedPlatformError> {
+        let fail = |problem: String| RequestedPlatformError {
+            value: value.to_owned(),
+            problem,
+        };
+        let p: Platform = value.parse().map_err(|_| {
+            fail("not of the form os/arch[/variant], each part [a-z0-9][a-z0-9._-]*".into())
+        })?;
+        if !KNOWN_OS.contains(&p.os()) {
+            let hint = suggestion(p.os(), KNOWN_OS);
+            return Err(fail(format!("unknown operating system {:?}{hint}", p.os())));
+        }
+        if !KNOWN_ARCH.contains(&p.architecture()) {
+            let hint = suggestion(p.architecture(), KNOWN_ARCH);
+            return Err(fail(format!(
+                "unknown architecture {:?}{hint}",
+                p.architecture()
+            )));
+        }
+        let numbered = |v: &str| {
+            v.strip_prefix('v').is_some_and(|n| {
+                !n.is_empty()
+                    && n.split('.')
+                        .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        if let Some(v) = p.variant()
+            && ["arm", "arm64", "amd64"].contains(&p.architecture())
+            && !numbered(v)
+        {
+            return Err(fail(format!(
+                "unknown {} variant {v:?} (variants look like v7, v8, v8.2)",
+                p.architecture()
+            )));
+        }
+        Ok(p)
+    }
+}
+
+impl FromStr for RequestedPlatform {
+    type Err = RequestedPlatformError;
+
+    /// `all`, or a platform checked as [`Platform::parse_requested`] does.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("all") {
+            return Ok(RequestedPlatform::All);
+        }
+        Platform::parse_requested(s).map(RequestedPlatform::One)
+    }
+}
+
 /// Which platforms of a multi-platform image to keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlatformFilter {
@@ -314,6 +431,38 @@ mod tests {
         let long = "a".repeat(33);
         assert!(Platform::parse_parts("linux", &long, None).is_err());
         assert!(Platform::parse_parts("linux", &long[..32], None).is_ok());
+    }
+
+    #[test]
+    fn requested_platforms_name_the_typo() {
+        let ok = |s: &str| Platform::parse_requested(s).unwrap().to_string();
+        assert_eq!(ok("linux/amd64"), "linux/amd64");
+        assert_eq!(ok("Linux/x86_64"), "linux/amd64");
+        assert_eq!(ok("linux/arm64/v8"), "linux/arm64/v8");
+        assert_eq!(ok("linux/arm/v7"), "linux/arm/v7");
+        assert_eq!(ok("windows/amd64"), "windows/amd64");
+        assert_eq!(ok("linux/riscv64"), "linux/riscv64");
+        assert_eq!(
+            "ALL".parse::<RequestedPlatform>().unwrap(),
+            RequestedPlatform::All
+        );
+        let err = |s: &str| Platform::parse_requested(s).unwrap_err().to_string();
+        let e = err("linux/amd46");
+        assert!(
+            e.contains("\"linux/amd46\"")
+                && e.contains("unknown architecture \"amd46\" (did you mean amd64?)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("os/arch[/variant]") && e.contains("`all`"),
+            "{e}"
+        );
+        assert!(err("lnux/amd64").contains("(did you mean linux?)"));
+        assert!(err("linux").contains("not of the form"));
+        assert!(err("linux/arm64/8").contains("variant"));
+        assert!(err("plan/b").contains("unknown operating system"));
+        // Registry-declared platforms keep their own, vocabulary-free check.
+        assert!(Platform::parse_parts("unknown", "unknown", None).is_ok());
     }
 
     #[test]

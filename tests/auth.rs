@@ -241,7 +241,8 @@ fn podman_auth_json_and_a_kubernetes_secret() {
         "/nonexistent/auth.json",
         &hello,
     ]);
-    assert_eq!(code, 1);
+    // Local configuration: a usage error.
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("--authfile /nonexistent/auth.json: no such file"),
         "{stderr}"
@@ -304,8 +305,12 @@ fn login_and_logout_like_docker() {
     let ar = AuthRegistry::start(false);
     let dir = tempfile::tempdir().unwrap();
     let ca = ar.tls.path("ca.crt");
-    let cfg = dir.path().join("docker");
-    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    // As podman: with XDG_RUNTIME_DIR set, login writes (and bundle first reads)
+    // $XDG_RUNTIME_DIR/containers/auth.json.
+    let run_dir = dir.path().join("run");
+    let cfg = run_dir.join("containers");
+    let env = [("XDG_RUNTIME_DIR", run_dir.to_str().unwrap())];
+    let auth_json = cfg.join("auth.json");
     let login = |password: &str, extra: &[(&str, &str)]| {
         let mut c = ferry();
         c.args([
@@ -339,15 +344,12 @@ fn login_and_logout_like_docker() {
         stderr.contains("rejected the user name or password"),
         "{stderr}"
     );
-    assert!(
-        !cfg.join("config.json").exists(),
-        "nothing stored for a failed login"
-    );
+    assert!(!auth_json.exists(), "nothing stored for a failed login");
 
     let (code, stderr) = login(PASS, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Login Succeeded"), "{stderr}");
-    let text = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    let text = std::fs::read_to_string(&auth_json).unwrap();
     assert!(text.contains(&b64(&format!("{USER}:{PASS}"))), "{text}");
     let b = dir.path().join("b");
     let (code, _, stderr) = ferry_env(
@@ -367,13 +369,13 @@ fn login_and_logout_like_docker() {
     assert_eq!(code, 0);
     assert!(stderr.contains("Removed login credentials"), "{stderr}");
     assert!(
-        !std::fs::read_to_string(cfg.join("config.json"))
+        !std::fs::read_to_string(&auth_json)
             .unwrap()
             .contains(&ar.reg.addr)
     );
 
     // With a credential store configured, login goes through the helper.
-    std::fs::write(cfg.join("config.json"), r#"{"credsStore":"ferrytest"}"#).unwrap();
+    std::fs::write(&auth_json, r#"{"credsStore":"ferrytest"}"#).unwrap();
     let helper = credential_helper(dir.path(), "ferrytest", "none", "x", "y", None);
     let path = path_with(&helper);
     let (code, stderr) = login(PASS, &[("PATH", &path)]);
@@ -384,9 +386,7 @@ fn login_and_logout_like_docker() {
         "{log}"
     );
     assert!(
-        !std::fs::read_to_string(cfg.join("config.json"))
-            .unwrap()
-            .contains(PASS),
+        !std::fs::read_to_string(&auth_json).unwrap().contains(PASS),
         "not in the file"
     );
 }
@@ -442,4 +442,247 @@ fn no_secret_is_printed_or_stored() {
         assert!(!all.contains(secret), "{secret} printed");
         assert!(!stored.contains(secret), "{secret} stored in the bundle");
     }
+}
+
+/// `ferry login` with the password on stdin (or none when `password` is `None`: stdin closed).
+fn login_with(
+    ar: &AuthRegistry,
+    password: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String) {
+    let mut c = ferry();
+    c.args(["login", &ar.reg.addr, "--ca-file", &ar.tls.path("ca.crt")])
+        .args(args);
+    if password.is_some() {
+        c.args(["-u", USER, "--password-stdin"]);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(p) = password {
+        use std::io::Write;
+        writeln!(stdin, "{p}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn login_writes_where_bundle_reads_first_and_creates_the_authfile() {
+    use std::os::unix::fs::PermissionsExt;
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let hello = ar.image("sample/hello:1.0");
+    let b = dir.path().join("b");
+    let bundle = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["bundle", "-o", b.to_str().unwrap(), "--ca-file", &ca];
+        args.extend(extra);
+        args.push(&hello);
+        ferry_env(&args, env)
+    };
+
+    // Stale credentials in docker's config.json: login must write where they are shadowed.
+    let stale = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            ar.reg.addr,
+            b64(&format!("{USER}:old-password"))
+        ),
+    );
+    let raf = dir.path().join("registry-auth.json");
+    let env = [
+        ("DOCKER_CONFIG", stale.to_str().unwrap()),
+        ("REGISTRY_AUTH_FILE", raf.to_str().unwrap()),
+    ];
+    let (code, stderr) = login_with(&ar, Some(PASS), &[], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("stored in {}", raf.display())),
+        "{stderr}"
+    );
+    let (code, _, stderr) = bundle(&env, &[]);
+    assert_eq!(code, 0, "bundle reads what login wrote first: {stderr}");
+    // logout edits the same file, and names the one it left alone.
+    let (code, _, stderr) = ferry_env(&["logout", &ar.reg.addr], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("from {}", raf.display()))
+            && stderr.contains(&format!(
+                "{} still holds credentials",
+                stale.join("config.json").display()
+            )),
+        "{stderr}"
+    );
+
+    // --authfile in a folder that does not exist: both are made, private.
+    let authfile = dir.path().join("new/sub/auth.json");
+    let a = authfile.to_str().unwrap();
+    let (code, stderr) = login_with(&ar, Some(PASS), &["--authfile", a], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&authfile), 0o600);
+    assert_eq!(mode(authfile.parent().unwrap()), 0o700);
+    let (code, _, stderr) = bundle(&[], &["--authfile", a]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // No password and no terminal: a usage error, nothing written.
+    let nowhere = dir.path().join("none/auth.json");
+    let n = nowhere.to_str().unwrap();
+    for args in [vec!["-u", USER, "--authfile", n], vec!["--authfile", n]] {
+        let (code, stderr) = login_with(&ar, None, &args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no terminal") || stderr.contains("no user name"),
+            "{stderr}"
+        );
+        assert!(!nowhere.exists() && !nowhere.parent().unwrap().exists());
+    }
+}
+
+#[test]
+fn a_401_names_the_credentials_used_and_creds_override_files() {
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ar.tls.path("ca.crt");
+    let hello = ar.image("sample/hello:1.0");
+    let b = dir.path().join("b");
+    let bundle = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["bundle", "-o", b.to_str().unwrap(), "--ca-file", &ca];
+        args.extend(extra);
+        args.push(&hello);
+        ferry_env(&args, env)
+    };
+
+    // No credentials anywhere: the hint says where ferry looked.
+    let run_dir = dir.path().join("run");
+    let env = [("XDG_RUNTIME_DIR", run_dir.to_str().unwrap())];
+    let (code, _, stderr) = bundle(&env, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ferry found no credential file (looked for ")
+            && stderr.contains(&run_dir.join("containers/auth.json").display().to_string()),
+        "{stderr}"
+    );
+
+    // Wrong credentials in a file: the hint names that file and its entry.
+    let wrong = "wrong-Secret-42";
+    let cfg = docker_config(
+        dir.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            ar.reg.addr,
+            b64(&format!("{USER}:{wrong}"))
+        ),
+    );
+    let file = cfg.join("config.json");
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let (code, _, stderr) = bundle(&env, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "ferry sent the credentials from {} (entry {})",
+            file.display(),
+            ar.reg.addr
+        )),
+        "{stderr}"
+    );
+
+    // --creds overrides the file, for bundle and lock.
+    let good = format!("{USER}:{PASS}");
+    let (code, _, stderr) = bundle(&env, &["--creds", &good]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) =
+        ferry_env(&["lock", "--ca-file", &ca, "--creds", &good, &hello], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("sha256:"), "{stdout}");
+
+    // push takes --creds too; without any credentials its hint says where ferry looked.
+    let target = format!("{}/copy", ar.reg.addr);
+    let push = |extra: &[&str]| {
+        let mut args = vec!["push", b.to_str().unwrap(), &target, "--ca-file", &ca];
+        args.extend(extra);
+        ferry_env(&args, &[("XDG_RUNTIME_DIR", run_dir.to_str().unwrap())])
+    };
+    let (code, _, stderr) = push(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ferry found no credential file"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = push(&["--creds", &good]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Wrong --creds: named in the hint, the password never printed.
+    let bad = format!("{USER}:{wrong}");
+    let (code, stdout, stderr) = bundle(&[], &["--creds", &bad]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("credentials given with --creds (user {USER})")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(wrong) && !stdout.contains(wrong),
+        "{stderr}"
+    );
+
+    // --creds USER without a terminal to ask on: a usage error before any request.
+    let (code, _, stderr) = bundle(&[], &["--creds", USER]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no terminal"), "{stderr}");
+    let (code, _, stderr) = bundle(&[], &["--creds", ":x"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn login_on_a_terminal_asks_without_echo() {
+    require("script", "util-linux");
+    let ar = AuthRegistry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let authfile = dir.path().join("auth.json");
+    // `script` gives ferry a pseudo-terminal; each answer is typed once its prompt is shown
+    // (input typed earlier would be flushed when echo is turned off, as on a real terminal).
+    let driver = r#"
+        wait_for() { i=0; until grep -q "$1" "$TS" 2>/dev/null; do
+            i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done; }
+        { wait_for Username:; printf '%s\n' "$LOGIN_USER"; wait_for Password:; printf '%s\n' "$LOGIN_PASS"; } |
+            script -qfec '"$FERRY" login "$REG" --authfile "$AF" --ca-file "$CA"' "$TS"
+    "#;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(driver)
+        .env("TS", &typescript)
+        .env("LOGIN_USER", USER)
+        .env("LOGIN_PASS", PASS)
+        .env("FERRY", env!("CARGO_BIN_EXE_ferry"))
+        .env("REG", &ar.reg.addr)
+        .env("AF", &authfile)
+        .env("CA", ar.tls.path("ca.crt"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let screen = std::fs::read_to_string(&typescript).unwrap_or_default();
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("Username:") && screen.contains("Password:"),
+        "{screen}"
+    );
+    assert!(screen.contains("Login Succeeded"), "{screen}");
+    assert!(screen.contains(USER), "the user name is echoed: {screen}");
+    assert!(!screen.contains(PASS), "the password was echoed: {screen}");
+    let stored = std::fs::read_to_string(&authfile).unwrap();
+    assert!(stored.contains(&b64(&format!("{USER}:{PASS}"))), "{stored}");
 }

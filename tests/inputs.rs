@@ -186,3 +186,113 @@ fn bundle_takes_the_same_sources() {
         reg.image("sample/hello:1.0")
     );
 }
+
+/// The registry's access log without the readiness probe of scripts/registry.sh (curl).
+fn requests_by_ferry(reg: &Registry) -> Vec<String> {
+    reg.log()
+        .lines()
+        .filter(|l| !l.contains("curl/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_list_with_several_bad_lines_names_them_all_before_any_registry() {
+    let reg = Registry::start_with(&["--accesslog"]);
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("images.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# base\n{}\nNot Valid:1\n\nalpine:3.20 # ok\nbad@sha256:zz\n",
+            reg.image("sample/hello:1.0")
+        ),
+    )
+    .unwrap();
+    let other = dir.path().join("more.txt");
+    std::fs::write(&other, "ok/one:1\nhas space\n").unwrap();
+    let b = dir.path().join("b");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        b.to_str().unwrap(),
+        "-f",
+        list.to_str().unwrap(),
+        "-f",
+        other.to_str().unwrap(),
+        "UPPER CASE",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let l = list.display();
+    let o = other.display();
+    for line in [
+        format!("{l}:3: "),
+        format!("{l}:6: "),
+        format!("{o}:2: "),
+        "argument 1: ".to_owned(),
+    ] {
+        assert!(stderr.contains(&line), "{line} missing from: {stderr}");
+    }
+    assert!(stderr.contains("4 input problems"), "{stderr}");
+    assert!(!b.exists(), "no output folder for a usage error");
+    assert_eq!(requests_by_ferry(&reg), Vec::<String>::new());
+}
+
+#[test]
+fn a_platform_typo_is_refused_before_any_registry() {
+    let reg = Registry::start_with(&["--accesslog"]);
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let hello = reg.image("sample/hello:1.0");
+    for (value, expected) in [
+        (
+            "linux/amd46",
+            "unknown architecture \"amd46\" (did you mean amd64?)",
+        ),
+        (
+            "lnux/arm64",
+            "unknown operating system \"lnux\" (did you mean linux?)",
+        ),
+        ("linux", "not of the form os/arch[/variant]"),
+    ] {
+        for cmd in ["bundle", "lock"] {
+            let (code, _, stderr) = ferry_out(&[
+                cmd,
+                "-o",
+                b.to_str().unwrap(),
+                "--platform",
+                "linux/arm64",
+                "--platform",
+                value,
+                &hello,
+            ]);
+            assert_eq!(code, 2, "{cmd} {value}: {stderr}");
+            assert!(
+                stderr.contains(&format!("invalid platform \"{value}\""))
+                    && stderr.contains(expected)
+                    && stderr.contains("expected os/arch[/variant]")
+                    && stderr.contains("`all`"),
+                "{cmd} {value}: {stderr}"
+            );
+        }
+    }
+    let (code, _, stderr) = ferry_out(&["restore", "/nonexistent", "--platform", "linux/amd46"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did you mean amd64?"), "{stderr}");
+    assert!(!b.exists());
+    assert_eq!(requests_by_ferry(&reg), Vec::<String>::new());
+}
+
+#[test]
+fn platform_all_means_every_platform() {
+    let reg = Registry::seeded();
+    let multi = reg.image("sample/multi:1.0");
+    let (code, all, stderr) = ferry_out(&["lock", "--platform", "all", &multi]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, flag, stderr) = ferry_out(&["lock", "--all-platforms", &multi]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, one, stderr) = ferry_out(&["lock", "--platform", "linux/arm64", &multi]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(all, flag);
+    assert_ne!(all, one, "all keeps more than one platform");
+}

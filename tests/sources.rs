@@ -20,10 +20,8 @@ fn a_golden_nodes_containerd() {
     node.import_bundle(&b);
 
     let env = [("CONTAINERD_ADDRESS", node.socket.as_str())];
-    let (code, stdout, stderr) = ferry_env(
-        &["images", "--from-containerd", "--namespace", "k8s.io"],
-        &env,
-    );
+    // `-n` is containerd's namespace, as with ctr.
+    let (code, stdout, stderr) = ferry_env(&["images", "--from-containerd", "-n", "k8s.io"], &env);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
@@ -86,9 +84,17 @@ fn a_cluster_through_a_kubeconfig() {
         "pods, every controller (scaled to zero too), cronjobs, pod templates"
     );
 
-    let (code, stdout, stderr) = ferry_env(&["images", "--from-cluster", "-n", "shop"], &env);
+    let (code, stdout, stderr) = ferry_env(
+        &["images", "--from-cluster", "--kube-namespace", "shop"],
+        &env,
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().collect::<Vec<_>>(), CLUSTER_SHOP);
+    // `-n` no longer means the Kubernetes namespace: it is containerd's, and wants
+    // --from-containerd.
+    let (code, _, stderr) = ferry_env(&["images", "--from-cluster", "-n", "shop"], &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--from-containerd"), "{stderr}");
     assert!(
         api.requests()
             .iter()

@@ -258,12 +258,19 @@ fn an_interrupted_export_removes_its_temp_file_and_exits_130() {
     }
 }
 
-/// Runs `ferry login ADDR -u me --password-stdin` with DOCKER_CONFIG=`cfg`; `meanwhile` runs
+/// Runs `ferry login ADDR -u me --password-stdin --authfile CFG/config.json`; `meanwhile` runs
 /// once ferry is talking to the registry and before it may write anything.
 fn login_with(fake: &Fake, gate: &Arc<AtomicBool>, cfg: &Path, meanwhile: impl FnOnce(u32)) -> i32 {
     let mut child = ferry()
-        .args(["login", &fake.addr, "-u", "me", "--password-stdin"])
-        .env("DOCKER_CONFIG", cfg)
+        .args([
+            "login",
+            &fake.addr,
+            "-u",
+            "me",
+            "--password-stdin",
+            "--authfile",
+        ])
+        .arg(cfg.join("config.json"))
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -332,7 +339,7 @@ fn login_writes_through_no_planted_link() {
     std::fs::remove_file(&stored).unwrap();
     std::os::unix::fs::symlink(&config_elsewhere, &stored).unwrap();
     let code = login_with(&fake, &gate, &cfg, |_| {});
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "local configuration");
     assert_eq!(std::fs::read_to_string(&config_elsewhere).unwrap(), "{}");
     assert!(stored.is_symlink());
 

@@ -6,15 +6,68 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use ferry::credentials::{CredentialFiles, CredentialSource};
+use ferry::credentials::{Credential, CredentialFiles, CredentialSource, Given};
 use ferry::registry::{ClientOptions, Mirrors, Registries, RetryPolicy, TlsOptions};
 use ferry::report::Reporter;
 
 use super::Failure;
 
+/// `--creds USER[:PASSWORD]` as typed. Its Debug never shows the password, and clap never
+/// quotes it back (no value is refused while parsing).
+#[derive(Clone)]
+pub struct Creds(String);
+
+impl std::str::FromStr for Creds {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Creds, Self::Err> {
+        Ok(Creds(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self.0.split_once(':').map_or(self.0.as_str(), |(u, _)| u);
+        write!(f, "Creds({user}:****)")
+    }
+}
+
+impl Creds {
+    /// The credential: `USER:PASSWORD` split at the first colon (user names have none, as
+    /// with skopeo); `USER` alone asks for the password on the terminal.
+    pub fn credential(&self) -> Result<Credential, Failure> {
+        let (username, password) = match self.0.split_once(':') {
+            Some((u, p)) => (u.to_owned(), p.to_owned()),
+            None => {
+                let user = self.0.clone();
+                let asked = super::login::ask_secret(&format!("Password for {user}: "))?;
+                let password = asked.ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--creds {user}: no password, and no terminal to ask for it\nhint: pass \
+                         --creds USER:PASSWORD, or run ferry login first"
+                    ))
+                })?;
+                (user, password)
+            }
+        };
+        if username.is_empty() || password.is_empty() {
+            return Err(Failure::usage(
+                "--creds: the user name and the password must not be empty (USER:PASSWORD)",
+            ));
+        }
+        Ok(Credential::Basic { username, password })
+    }
+}
+
 /// Where registries are and how to reach them.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
+    /// Credentials for every registry this command contacts, ahead of any file: USER:PASSWORD,
+    /// or USER alone to be asked for the password on a terminal (as skopeo's --creds). Sent to
+    /// each registry of the command's images and mirrors: for several registries with
+    /// different accounts, use `ferry login` or --authfile instead.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub creds: Option<Creds>,
+
     /// Allow plain HTTP or unverified TLS for this registry (`host[:port]`; repeatable).
     /// Loopback registries fall back to HTTP without it.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
@@ -138,15 +191,29 @@ impl RegistryArgs {
         Ok(m)
     }
 
-    /// The credential source: --authfile alone, or the usual files.
-    pub fn credentials(&self) -> Result<Arc<dyn CredentialSource>, String> {
+    /// The credential source: --creds, else --authfile alone, else the usual files. A file
+    /// that cannot be read is local configuration (exit 2).
+    pub fn credentials(&self) -> Result<Arc<dyn CredentialSource>, Failure> {
+        if let Some(creds) = &self.creds {
+            return Ok(Arc::new(Given::new(creds.credential()?, "--creds")));
+        }
         Ok(Arc::new(
-            CredentialFiles::new(self.authfile.clone()).map_err(|e| e.to_string())?,
+            CredentialFiles::new(self.authfile.clone()).map_err(|e| Failure::usage(e.0))?,
         ))
     }
 
     /// A registry pool for these options. A bad registries.conf is a usage error (exit 2).
     pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
+        self.registries_with(reporter, self.credentials()?)
+    }
+
+    /// A registry pool for these options with `credentials` (`ferry login` checks the ones it
+    /// was given, not the files).
+    pub fn registries_with(
+        &self,
+        reporter: Arc<dyn Reporter>,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> Result<Registries, Failure> {
         let mut tls = TlsOptions {
             ca_files: self.ca_files.clone(),
             ..TlsOptions::default()
@@ -167,7 +234,26 @@ impl RegistryArgs {
             mirrors: self.mirrors().map_err(Failure::usage)?,
         };
         // A --ca-file that cannot be read or parsed is local configuration too.
-        Registries::new(options, self.credentials()?, reporter)
-            .map_err(|e| Failure::usage(e.to_string()))
+        Registries::new(options, credentials, reporter).map_err(|e| Failure::usage(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creds_split_at_the_first_colon_and_never_debug_print_the_password() {
+        let c: Creds = "me:pa:ss".parse().unwrap();
+        assert_eq!(
+            c.credential().unwrap(),
+            Credential::Basic {
+                username: "me".into(),
+                password: "pa:ss".into()
+            }
+        );
+        assert_eq!(format!("{c:?}"), "Creds(me:****)");
+        let e = "me:".parse::<Creds>().unwrap().credential().unwrap_err();
+        assert_eq!(e.exit, super::super::Exit::Usage);
     }
 }

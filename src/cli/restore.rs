@@ -32,11 +32,11 @@ pub struct RestoreArgs {
     /// The runtime to import into.
     #[arg(long, value_enum, default_value = "auto")]
     pub runtime: RuntimeArg,
-    /// containerd namespace.
-    #[arg(long, default_value = "k8s.io")]
+    /// containerd namespace (`-n` as with ctr).
+    #[arg(short = 'n', long, default_value = "k8s.io")]
     pub namespace: String,
     /// The platform to import (default: this node's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse_requested)]
     pub platform: Option<Platform>,
     /// Pin the images so kubelet's image GC keeps them (containerd label
     /// io.cri-containerd.pinned=pinned; a CRI-O pinned_images drop-in).

@@ -7,7 +7,7 @@ use clap::Args;
 
 use ferry::inputs::Sources;
 use ferry::inputs::manifests::ManifestOptions;
-use ferry::platform::{Platform, PlatformFilter};
+use ferry::platform::{PlatformFilter, RequestedPlatform};
 
 use super::{Failure, output};
 
@@ -36,8 +36,9 @@ pub struct SourceArgs {
     #[arg(long)]
     pub from_containerd: bool,
 
-    /// The containerd namespace for --from-containerd.
+    /// The containerd namespace for --from-containerd (`-n` as with ctr).
     #[arg(
+        short = 'n',
         long,
         value_name = "NS",
         default_value = "k8s.io",
@@ -50,13 +51,9 @@ pub struct SourceArgs {
     #[arg(long)]
     pub from_cluster: bool,
 
-    /// With --from-cluster: only this Kubernetes namespace (default: all).
-    #[arg(
-        short = 'n',
-        long = "kube-namespace",
-        value_name = "NS",
-        requires = "from_cluster"
-    )]
+    /// With --from-cluster: only this Kubernetes namespace (default: all). No `-n`: that is
+    /// containerd's --namespace, as with ctr.
+    #[arg(long = "kube-namespace", value_name = "NS", requires = "from_cluster")]
     pub kube_namespace: Option<String>,
 
     /// Leave out references starting with this prefix (normalized: `busybox` means
@@ -106,13 +103,14 @@ impl SourceArgs {
 /// Which platforms of multi-platform images to keep.
 #[derive(Debug, Args)]
 pub struct PlatformArgs {
-    /// Keep this platform of multi-platform images (repeatable). Default: this machine's.
+    /// Keep this platform of multi-platform images (repeatable; `all`: every one). Default:
+    /// this machine's. Checked against GOOS/GOARCH names before any registry is asked.
     #[arg(
         long = "platform",
         value_name = "OS/ARCH[/VARIANT]",
         conflicts_with = "all_platforms"
     )]
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<RequestedPlatform>,
 
     /// Keep every platform, attestations included.
     #[arg(long)]
@@ -122,12 +120,19 @@ pub struct PlatformArgs {
 impl PlatformArgs {
     /// The filter these options mean.
     pub fn filter(&self) -> PlatformFilter {
+        let mut only = Vec::new();
+        for p in &self.platforms {
+            match p {
+                RequestedPlatform::All => return PlatformFilter::All,
+                RequestedPlatform::One(p) => only.push(p.clone()),
+            }
+        }
         if self.all_platforms {
             PlatformFilter::All
-        } else if self.platforms.is_empty() {
+        } else if only.is_empty() {
             PlatformFilter::host()
         } else {
-            PlatformFilter::Only(self.platforms.clone())
+            PlatformFilter::Only(only)
         }
     }
 }

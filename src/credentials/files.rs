@@ -7,9 +7,15 @@ use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use serde_json::{Map, Value, json};
 
-use super::{Credential, CredentialError, docker_key};
+use super::{Credential, CredentialError, Found, docker_key};
 
-/// The default files, in lookup order (missing ones are skipped by the caller).
+/// The default files, in lookup order (missing ones are skipped by the caller). This is the one
+/// definition of the order: `ferry login` writes the first of them (see
+/// [`super::login::login_file`]), so what it stores is what the next `ferry bundle` reads first.
+///
+/// As podman and skopeo: `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`;
+/// then `~/.config/containers/auth.json`; then docker's `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
 pub fn default_auth_files() -> Vec<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -91,6 +97,15 @@ impl AuthFile {
         registry: &str,
         repository: &str,
     ) -> Result<Option<Credential>, CredentialError> {
+        Ok(self.find(registry, repository)?.map(|(c, _)| c))
+    }
+
+    /// Like [`AuthFile::lookup`], with where the credential came from: this file (and its
+    /// entry), or the helper it names. Never the secret.
+    pub fn find(&self, registry: &str, repository: &str) -> Result<Option<Found>, CredentialError> {
+        let in_file = |c: Option<Credential>, entry: &str| {
+            c.map(|c| (c, format!("{} (entry {entry})", self.path.display())))
+        };
         let auths = self.config.get("auths").and_then(Value::as_object);
         // podman/skopeo allow entries for a namespace or a single repository.
         if let Some(auths) = auths {
@@ -98,7 +113,7 @@ impl AuthFile {
             loop {
                 if let Some(entry) = auths.get(&scope) {
                     let mini = json!({ "auths": { scope.clone(): entry } });
-                    return self.ask(&mini, &scope);
+                    return Ok(in_file(self.ask(&mini, &scope)?, &scope));
                 }
                 match scope.rsplit_once('/') {
                     Some((parent, _)) if parent != registry => scope = parent.to_owned(),
@@ -126,12 +141,10 @@ impl AuthFile {
         }
         if let Some(auths) = auths {
             // docker_credential folds Docker Hub's spellings together when asked for docker.io.
-            let found = self.ask(
-                &json!({ "auths": auths }),
-                if hub { "docker.io" } else { registry },
-            )?;
+            let server = if hub { "docker.io" } else { registry };
+            let found = self.ask(&json!({ "auths": auths }), server)?;
             if found.is_some() {
-                return Ok(found);
+                return Ok(in_file(found, &docker_key(registry)));
             }
         }
         if let Some(store) = self
@@ -145,11 +158,12 @@ impl AuthFile {
         Ok(None)
     }
 
-    /// Asks a credential helper, naming this file in errors.
-    fn helper(&self, name: &str, registry: &str) -> Result<Option<Credential>, CredentialError> {
-        super::helper::get(name, &docker_key(registry)).map_err(|e| {
-            CredentialError(format!("{} (configured in {})", e.0, self.path.display()))
-        })
+    /// Asks a credential helper, naming this file in errors and in the origin.
+    fn helper(&self, name: &str, registry: &str) -> Result<Option<Found>, CredentialError> {
+        let configured = format!("configured in {}", self.path.display());
+        let found = super::helper::get(name, &docker_key(registry))
+            .map_err(|e| CredentialError(format!("{} ({configured})", e.0)))?;
+        Ok(found.map(|c| (c, format!("docker-credential-{name} ({configured})"))))
     }
 
     /// Asks docker_credential to decode the `auths` entry for `server` in `config`.

@@ -1,28 +1,29 @@
-//! `ferry login` / `ferry logout`: write and remove credentials the way `docker login` does,
-//! through the configured credential helper when there is one, else in config.json's `auths`.
+//! `ferry login` / `ferry logout`: write and remove credentials the way `podman login` does
+//! (in the file ferry reads first), through the credential helper that file configures when
+//! there is one, else in its `auths`.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::{CredentialError, docker_key};
+use super::{CredentialError, default_auth_files, docker_key};
 
-/// The file `ferry login` writes: `--authfile`, else `$DOCKER_CONFIG/config.json`, else
-/// `~/.docker/config.json`.
+/// The file `ferry login` writes and `ferry logout` edits: `--authfile`, else the first file
+/// of [`default_auth_files`] (the one `ferry bundle` reads first), as podman does:
+/// `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
+/// `~/.config/containers/auth.json`.
 pub fn login_file(authfile: Option<&Path>) -> Result<PathBuf, CredentialError> {
     if let Some(p) = authfile {
         return Ok(p.to_path_buf());
     }
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir).join("config.json"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            CredentialError("HOME is not set; hint: set DOCKER_CONFIG or pass --authfile".into())
-        })?;
-    Ok(PathBuf::from(home).join(".docker/config.json"))
+    default_auth_files().into_iter().next().ok_or_else(|| {
+        CredentialError(
+            "nowhere to store credentials: HOME, XDG_RUNTIME_DIR and REGISTRY_AUTH_FILE are \
+             unset; pass --authfile PATH"
+                .into(),
+        )
+    })
 }
 
 /// Where a login was stored.
@@ -159,6 +160,23 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
         write_config(&path, &config)?;
     }
     Ok(removed)
+}
+
+/// The other default files (not `edited`) that hold an `auths` entry for `registry`: what
+/// `ferry logout` left alone, for its message. Helpers are not run.
+pub fn entries_elsewhere(registry: &str, edited: &Path) -> Vec<PathBuf> {
+    let key = docker_key(registry);
+    default_auth_files()
+        .into_iter()
+        .filter(|p| p != edited)
+        .filter(|p| {
+            read_config(p).ok().is_some_and(|c| {
+                c.get("auths")
+                    .and_then(Value::as_object)
+                    .is_some_and(|a| a.contains_key(&key) || a.contains_key(registry))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

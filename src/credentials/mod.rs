@@ -1,10 +1,11 @@
 //! Registry credentials, found where docker, podman and skopeo users already keep them, and
 //! never printed.
 //!
-//! Lookup order, as containers/image does it: `--authfile` alone when given; otherwise
-//! `$REGISTRY_AUTH_FILE` (or `$XDG_RUNTIME_DIR/containers/auth.json`),
-//! `~/.config/containers/auth.json`, then `$DOCKER_CONFIG/config.json` (or
-//! `~/.docker/config.json`). In each file the most specific key wins
+//! Lookup order, as containers/image does it: `--creds` when given; `--authfile` alone when
+//! given; otherwise [`default_auth_files`]: `$REGISTRY_AUTH_FILE` (or
+//! `$XDG_RUNTIME_DIR/containers/auth.json`), `~/.config/containers/auth.json`, then
+//! `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`). `ferry login` writes the first
+//! of these. In each file the most specific key wins
 //! (`registry/namespace/repo`, then `registry/namespace`, then `registry`); `credHelpers` and
 //! `credsStore` run `docker-credential-*` helpers.
 
@@ -41,6 +42,9 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// A credential and where it came from (a file and its entry, or a helper): never the secret.
+pub type Found = (Credential, String);
+
 /// Why credentials could not be read (as opposed to there being none).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -54,6 +58,14 @@ pub trait CredentialSource: Send + Sync {
         registry: &str,
         repository: &str,
     ) -> Result<Option<Credential>, CredentialError>;
+
+    /// Where the credentials for `repository` on `registry` came from, or where none were
+    /// found, as a clause for a 401's hint ("ferry sent the credentials from FILE"). Never
+    /// the secret.
+    fn origin(&self, registry: &str, repository: &str) -> String {
+        let _ = (registry, repository);
+        "ferry sent no credentials".into()
+    }
 }
 
 /// No credentials at all: anonymous access only.
@@ -63,6 +75,34 @@ pub struct Anonymous;
 impl CredentialSource for Anonymous {
     fn credential(&self, _: &str, _: &str) -> Result<Option<Credential>, CredentialError> {
         Ok(None)
+    }
+}
+
+/// Credentials given on the command line (`--creds USER:PASS`), sent to every registry the
+/// command contacts, ahead of any file.
+pub struct Given {
+    credential: Credential,
+    flag: &'static str,
+}
+
+impl Given {
+    /// `credential`, named `flag` (e.g. `--creds`) in messages.
+    pub fn new(credential: Credential, flag: &'static str) -> Given {
+        Given { credential, flag }
+    }
+}
+
+impl CredentialSource for Given {
+    fn credential(&self, _: &str, _: &str) -> Result<Option<Credential>, CredentialError> {
+        Ok(Some(self.credential.clone()))
+    }
+
+    fn origin(&self, _: &str, _: &str) -> String {
+        let user = match &self.credential {
+            Credential::Basic { username, .. } => format!(" (user {username})"),
+            Credential::IdentityToken(_) => String::new(),
+        };
+        format!("ferry sent the credentials given with {}{user}", self.flag)
     }
 }
 
@@ -80,28 +120,36 @@ pub fn docker_key(registry: &str) -> String {
 /// that a credential helper runs once per run, not once per blob.
 pub struct CredentialFiles {
     files: Vec<AuthFile>,
-    cache: Mutex<HashMap<(String, String), Option<Credential>>>,
+    /// The paths looked at (for "no credentials found" messages).
+    searched: Vec<PathBuf>,
+    /// Per (registry, repository): the credential and where it came from.
+    cache: Mutex<HashMap<(String, String), Option<Found>>>,
 }
 
 impl CredentialFiles {
     /// `authfile` alone when given, else the default files that exist.
     pub fn new(authfile: Option<PathBuf>) -> Result<CredentialFiles, CredentialError> {
-        let files = match authfile {
-            Some(path) => vec![AuthFile::load(&path)?.ok_or_else(|| {
-                CredentialError(format!("--authfile {}: no such file", path.display()))
-            })?],
+        let (files, searched) = match authfile {
+            Some(path) => (
+                vec![AuthFile::load(&path)?.ok_or_else(|| {
+                    CredentialError(format!("--authfile {}: no such file", path.display()))
+                })?],
+                vec![path],
+            ),
             None => {
+                let searched = default_auth_files();
                 let mut files = Vec::new();
-                for path in default_auth_files() {
-                    if let Some(f) = AuthFile::load(&path)? {
+                for path in &searched {
+                    if let Some(f) = AuthFile::load(path)? {
                         files.push(f);
                     }
                 }
-                files
+                (files, searched)
             }
         };
         Ok(CredentialFiles {
             files,
+            searched,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -112,19 +160,16 @@ impl CredentialFiles {
     }
 }
 
-impl CredentialSource for CredentialFiles {
-    fn credential(
-        &self,
-        registry: &str,
-        repository: &str,
-    ) -> Result<Option<Credential>, CredentialError> {
+impl CredentialFiles {
+    /// The first file's credential for (registry, repository) and its origin, cached.
+    fn find(&self, registry: &str, repository: &str) -> Result<Option<Found>, CredentialError> {
         let key = (registry.to_owned(), repository.to_owned());
         if let Some(c) = self.cache.lock().expect("credential cache lock").get(&key) {
             return Ok(c.clone());
         }
         let mut found = None;
         for f in &self.files {
-            if let Some(c) = f.lookup(registry, repository)? {
+            if let Some(c) = f.find(registry, repository)? {
                 found = Some(c);
                 break;
             }
@@ -134,5 +179,40 @@ impl CredentialSource for CredentialFiles {
             .expect("credential cache lock")
             .insert(key, found.clone());
         Ok(found)
+    }
+}
+
+/// Paths joined for a message.
+fn list(paths: &[PathBuf]) -> String {
+    let all: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    if all.is_empty() {
+        "nowhere: HOME is not set".into()
+    } else {
+        all.join(", ")
+    }
+}
+
+impl CredentialSource for CredentialFiles {
+    fn credential(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Credential>, CredentialError> {
+        Ok(self.find(registry, repository)?.map(|(c, _)| c))
+    }
+
+    fn origin(&self, registry: &str, repository: &str) -> String {
+        match self.find(registry, repository) {
+            Ok(Some((_, from))) => format!("ferry sent the credentials from {from}"),
+            Ok(None) if self.files.is_empty() => format!(
+                "ferry found no credential file (looked for {})",
+                list(&self.searched)
+            ),
+            Ok(None) => format!(
+                "ferry found no credentials for {registry} in {}",
+                list(&self.paths())
+            ),
+            Err(e) => format!("ferry could not read credentials: {}", e.0),
+        }
     }
 }

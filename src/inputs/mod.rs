@@ -39,6 +39,10 @@ pub enum InputError {
         /// What went wrong, with a hint.
         reason: String,
     },
+    /// Several of the problems above, all reported at once (every bad line of every list
+    /// and argument, so that one run shows them all).
+    #[error("{}", several(.0))]
+    Several(Vec<InputError>),
     /// A list or manifest file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -49,9 +53,55 @@ pub enum InputError {
     },
 }
 
-/// Parses a list: one reference a line; `#` starts a comment; blank lines are skipped.
+/// At most this many problems are listed; the rest are counted (a wrong file given as a list
+/// would otherwise print itself line by line).
+const MAX_LISTED: usize = 50;
+
+/// The text of [`InputError::Several`]: a count, then one problem a line.
+fn several(errors: &[InputError]) -> String {
+    let mut text = format!("{} input problems:", errors.len());
+    for e in errors.iter().take(MAX_LISTED) {
+        text.push_str("\n  ");
+        text.push_str(&e.to_string());
+    }
+    if errors.len() > MAX_LISTED {
+        text.push_str(&format!("\n  … and {} more", errors.len() - MAX_LISTED));
+    }
+    text
+}
+
+impl InputError {
+    /// One error from a list of them: itself when alone, [`InputError::Several`] otherwise
+    /// (nested lists flattened). `None` when the list is empty.
+    pub fn gather(errors: Vec<InputError>) -> Option<InputError> {
+        let mut flat: Vec<InputError> = Vec::new();
+        for e in errors {
+            match e {
+                InputError::Several(inner) => flat.extend(inner),
+                e => flat.push(e),
+            }
+        }
+        match flat.len() {
+            0 => None,
+            1 => flat.pop(),
+            _ => Some(InputError::Several(flat)),
+        }
+    }
+
+    /// Every problem this error holds, one a line (for callers that show them separately).
+    pub fn problems(&self) -> Vec<&InputError> {
+        match self {
+            InputError::Several(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
+}
+
+/// Parses a list: one reference a line; `#` starts a comment; blank lines are skipped. Every
+/// bad line is reported (`FILE:LINE: problem`), not only the first.
 pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError> {
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line
             .split_once('#')
@@ -60,15 +110,18 @@ pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError>
         if line.is_empty() {
             continue;
         }
-        let r = line
-            .parse::<ImageRef>()
-            .map_err(|source| InputError::Reference {
+        match line.parse::<ImageRef>() {
+            Ok(r) => out.push(r),
+            Err(source) => bad.push(InputError::Reference {
                 origin: format!("{origin}:{}", n + 1),
                 source,
-            })?;
-        out.push(r);
+            }),
+        }
     }
-    Ok(out)
+    match InputError::gather(bad) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Reads a list file; `-` reads standard input.
@@ -88,17 +141,23 @@ pub fn read_list(path: &Path) -> Result<Vec<ImageRef>, InputError> {
     parse_list(&text, if name == "-" { "stdin" } else { &name })
 }
 
-/// Parses references given as arguments.
+/// Parses references given as arguments; every bad one is reported.
 pub fn parse_args(args: &[String]) -> Result<Vec<ImageRef>, InputError> {
-    args.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.parse().map_err(|source| InputError::Reference {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        match a.parse() {
+            Ok(r) => out.push(r),
+            Err(source) => bad.push(InputError::Reference {
                 origin: format!("argument {}", i + 1),
                 source,
-            })
-        })
-        .collect()
+            }),
+        }
+    }
+    match InputError::gather(bad) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Sorts and removes duplicates (after normalization `alpine` and
@@ -198,9 +257,21 @@ impl Sources {
             });
         }
         let mut out = Collected::default();
-        let mut refs = parse_args(&self.images)?;
+        // Arguments and list files are all read before anything fails, so that one run names
+        // every bad line; nothing here contacts a registry.
+        let mut bad = Vec::new();
+        let mut refs = parse_args(&self.images).unwrap_or_else(|e| {
+            bad.push(e);
+            Vec::new()
+        });
         for f in &self.files {
-            refs.extend(read_list(f)?);
+            match read_list(f) {
+                Ok(r) => refs.extend(r),
+                Err(e) => bad.push(e),
+            }
+        }
+        if let Some(e) = InputError::gather(bad) {
+            return Err(e);
         }
         let mut read_stdin = || {
             let mut s = String::new();
@@ -289,6 +360,25 @@ mod tests {
         assert_eq!(
             names,
             ["docker.io/library/alpine:3.20", "quay.io/org/app:1"]
+        );
+    }
+
+    #[test]
+    fn every_bad_line_and_argument_is_reported() {
+        let err =
+            parse_list("alpine\nBad Ref\nquay.io/ok:1\nx/y@sha256:zz\n", "l.txt").unwrap_err();
+        let lines: Vec<String> = err.problems().iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("l.txt:2: ") && lines[1].starts_with("l.txt:4: "));
+        let text = err.to_string();
+        assert!(text.starts_with("2 input problems:\n  l.txt:2: "), "{text}");
+        let err = parse_args(&["ok".into(), "a b".into(), "c d".into()]).unwrap_err();
+        assert_eq!(err.problems().len(), 2);
+        let many: String = (0..60).map(|i| format!("bad ref {i}\n")).collect();
+        let text = parse_list(&many, "m").unwrap_err().to_string();
+        assert!(
+            text.contains("m:50: ") && !text.contains("m:51: ") && text.ends_with("and 10 more"),
+            "{text}"
         );
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Host {
     /// One token request at a time, however many blobs wait for a token.
     pub(super) token_fetch: tokio::sync::Mutex<()>,
     pub(super) permits: Arc<Semaphore>,
+    /// The pool's credentials, asked where they came from when a 401 is explained.
+    pub(super) credentials: Arc<dyn crate::credentials::CredentialSource>,
 }
 
 /// Logs one answered request (debug): method, URL with credentials and query removed, status
@@ -85,6 +87,7 @@ impl Host {
         connections: usize,
         own_client: Option<reqwest::Client>,
         trusted: Vec<String>,
+        credentials: Arc<dyn crate::credentials::CredentialSource>,
     ) -> Host {
         let api_host = crate::docker_hub::api_host(registry).to_owned();
         Host {
@@ -99,6 +102,7 @@ impl Host {
             tokens: Mutex::new(TokenCache::default()),
             token_fetch: tokio::sync::Mutex::new(()),
             permits: Arc::new(Semaphore::new(connections.max(1))),
+            credentials,
         }
     }
 
@@ -354,10 +358,13 @@ impl Host {
             .map(|p| format!(" (repository {p})"))
             .unwrap_or_default();
         match kind {
-            ErrorKind::Unauthorized => e.with_hint(format!(
-                "authentication required for {r}{repo}: `ferry login {r}`, or set DOCKER_CONFIG \
-                 or --authfile to where your credentials are; check the repository name too"
-            )),
+            ErrorKind::Unauthorized => {
+                let from = self.credentials.origin(r, repository.unwrap_or_default());
+                e.with_hint(format!(
+                    "authentication required for {r}{repo}: `ferry login {r}`, or --authfile / \
+                     --creds; check the repository name too; {from}"
+                ))
+            }
             ErrorKind::Denied => {
                 e.with_hint(format!("the credentials in use for {r} may not pull{repo}"))
             }

@@ -243,6 +243,7 @@ impl Registries {
             self.options.connections_per_registry,
             own_client,
             trusted,
+            self.credentials.clone(),
         ));
         hosts.insert(registry.to_owned(), h.clone());
         Ok(h)

@@ -136,18 +136,19 @@ impl Host {
         let headers = resp.headers().clone();
         let body = resp.bytes().await.unwrap_or_default();
         let e = self.status_error(status, &url, &body, Some(&headers), Some(repository));
-        push_hint(e, repository)
+        push_hint(self, e, repository)
     }
 }
 
 /// Replaces pull-oriented hints with what to do when a push is refused.
-fn push_hint(mut e: RegistryError, repository: &str) -> RegistryError {
+fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryError {
     let r = e.registry.clone();
     let quota = e.detail.to_ascii_lowercase().contains("quota");
     e.hint = match e.kind {
         ErrorKind::Unauthorized => Some(format!(
             "{r} wants credentials that may push to {repository}: `ferry login {r}`, or \
-             --authfile with them"
+             --authfile / --creds with them; {}",
+            host.credentials.origin(&r, repository)
         )),
         ErrorKind::Denied if quota => Some(format!(
             "the storage quota of {r} is used up: free space there or raise the quota"
@@ -284,6 +285,7 @@ impl Registries {
     ) -> RegistryError {
         let head_error = || {
             push_hint(
+                host,
                 host.status_error(status, url.as_str(), b"", None, Some(repository)),
                 repository,
             )
