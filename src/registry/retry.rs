@@ -88,7 +88,7 @@ impl RetryPolicy {
     }
 
     /// Whether waiting `delay` would pass the deadline.
-    pub fn past_deadline_after(&self, delay: Duration) -> bool {
+    fn past_deadline_after(&self, delay: Duration) -> bool {
         self.remaining().is_some_and(|left| delay >= left)
     }
 }
