@@ -75,11 +75,6 @@ struct Probe {
     config: Option<serde_json::Value>,
 }
 
-/// Whether a media type names an index (OCI index or Docker manifest list).
-pub fn is_index_type(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_LIST
-}
-
 impl Manifest {
     /// Parses raw bytes; `content_type` is the HTTP header, used when the JSON names no type.
     /// Returns the manifest and the media type to record for it.

@@ -142,6 +142,12 @@ impl FromStr for ImageRef {
                     .into(),
             ));
         }
+        // oci-spec's tag pattern is `\w`, which takes any Unicode letter; the spec's is ASCII.
+        if !text.is_ascii() {
+            return Err(fail(
+                "a reference is ASCII: letters, digits and . _ - / : @ only".into(),
+            ));
+        }
         let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|e| {
             let path = text.split(['@']).next().unwrap_or(text);
             let path = path.rsplit_once('/').map_or(path, |(_, last)| last);
@@ -152,6 +158,11 @@ impl FromStr for ImageRef {
                 fail(e.to_string())
             }
         })?;
+        // `A/a`: oci-spec's grammar takes `A` for a host, Docker's rule then for a Docker Hub
+        // path component, which must be lowercase.
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(fail("repository names must be lowercase".into()));
+        }
         let digest = match parsed.digest() {
             Some(d) => Some(d.parse::<Digest>().map_err(|e| fail(e.to_string()))?),
             None => None,
@@ -239,5 +250,10 @@ mod tests {
         assert!("alpine@sha256:abc".parse::<ImageRef>().is_err());
         assert!("".parse::<ImageRef>().is_err());
         assert!("alpine:".parse::<ImageRef>().is_err());
+        let e = "Org/app:1".parse::<ImageRef>().unwrap_err();
+        assert!(e.reason.contains("lowercase"), "{e}");
+        // Found by tests/parsers: oci-spec took a Unicode tag.
+        let e = "quay.io/o/app:\u{e9}".parse::<ImageRef>().unwrap_err();
+        assert!(e.reason.contains("ASCII"), "{e}");
     }
 }

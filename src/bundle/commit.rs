@@ -5,8 +5,9 @@ use std::str::FromStr;
 
 use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
+use crate::lock::LockFile;
 use crate::resolve::ResolvedImage;
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, LockFile, StoreError};
+use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, StoreError};
 
 /// What a commit wrote that had been held in memory.
 #[derive(Debug, Default)]

@@ -31,7 +31,7 @@ pub struct BundleOptions {
     /// Blob downloads in flight at once, over all registries.
     pub jobs: usize,
     /// Lock entries by reference: those references are fetched exactly as locked.
-    pub pins: std::collections::BTreeMap<String, crate::store::LockedImage>,
+    pub pins: std::collections::BTreeMap<String, crate::lock::LockedImage>,
     /// Also store each image's signatures, attestations, SBOMs and OCI referrers.
     pub referrers: bool,
     /// Commit only images with a cosign signature this key verifies (implies `referrers`).

@@ -2,8 +2,9 @@
 //! commands that change the set of images at once (`rm`, `apply`). A file whose bytes would not
 //! change is not rewritten.
 
+use crate::lock::{LOCK_FILE_NAME, LockFile};
 use crate::restore::script::{SCRIPT_NAME, render};
-use crate::store::{BundleIndex, LOCK_FILE_NAME, Layout, LockFile, StoreError, gc::crash_point};
+use crate::store::{BundleIndex, Layout, StoreError, gc::crash_point};
 
 /// Writes index.json, then ferry.lock, then restore.sh, each atomically and only when its bytes
 /// differ from what is on disk. Every blob the index names must be stored (and synced) first.

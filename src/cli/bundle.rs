@@ -111,7 +111,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
                 ));
             }
             let lock =
-                ferry::store::LockFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
+                ferry::lock::LockFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
             let mut refs = Vec::new();
             for locked in &lock.images {
                 refs.push(locked.reference.parse().map_err(
@@ -155,7 +155,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     ));
 
     if args.locked {
-        let lock = ferry::store::LockFile {
+        let lock = ferry::lock::LockFile {
             images: pins.values().cloned().collect(),
             ..Default::default()
         };

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use ferry::store::{LockFile, write_atomic};
+use ferry::lock::LockFile;
+use ferry::store::write_atomic;
 
 use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;

@@ -19,9 +19,10 @@ use super::verify::needed_blobs;
 use super::{Marker, file_digest};
 use crate::bundle::publish::publish;
 use crate::digest::Digest;
+use crate::lock::LOCK_FILE_NAME;
 use crate::store::gc::{crash_point, referenced, remove_blobs, unreferenced};
 use crate::store::inspect_entry;
-use crate::store::{BlobWriter, LOCK_FILE_NAME, Layout, StoreError, WORK_DIR, write_atomic};
+use crate::store::{BlobWriter, Layout, StoreError, WORK_DIR, write_atomic};
 
 /// The journal's name under BASE/.ferry/.
 pub const JOURNAL_NAME: &str = "apply.json";
@@ -352,7 +353,7 @@ fn start(
 fn check_base(
     delta: &Source,
     base: &Layout,
-    new_lock: &crate::store::LockFile,
+    new_lock: &crate::lock::LockFile,
     needed: &BTreeMap<Digest, u64>,
 ) -> Result<BTreeMap<Digest, u64>, ApplyError> {
     let mut to_copy = BTreeMap::new();

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::MARKER_NAME;
 use crate::digest::Digest;
-use crate::store::{BlobWriter, LOCK_FILE_NAME, Layout, MAX_SMALL_BLOB, StoreError};
+use crate::lock::LOCK_FILE_NAME;
+use crate::store::{BlobWriter, Layout, MAX_SMALL_BLOB, StoreError};
 
 /// The small files of a delta, unpacked for reading.
 const FILES: [&str; 5] = [

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::lock::{LOCK_FILE_NAME, LockFile};
 use crate::store::gc::{GcError, referenced};
-use crate::store::{LOCK_FILE_NAME, Layout, LockFile, StoreError, WORK_DIR, write_atomic};
+use crate::store::{Layout, StoreError, WORK_DIR, write_atomic};
 
 /// The marker file at a delta's root.
 pub const MARKER_NAME: &str = "ferry-delta.json";

@@ -9,7 +9,8 @@ use crate::digest::Digest;
 use crate::export::ExportError;
 use crate::export::Target;
 use crate::export::tarball::TarPlan;
-use crate::store::{LOCK_FILE_NAME, Layout, OCI_LAYOUT, StoreError};
+use crate::lock::LOCK_FILE_NAME;
+use crate::store::{Layout, OCI_LAYOUT, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// The outcome of checking a delta. Sound when `problems` is empty.

@@ -30,11 +30,6 @@ fn auto_size_of(tree: &Tree) -> u64 {
     size.div_ceil(1 << 20).max(16) << 20
 }
 
-/// The automatic size of the image of a bundle.
-pub fn auto_size(layout: &Layout) -> Result<u64, ExportError> {
-    Ok(auto_size_of(&scan(layout)?))
-}
-
 /// Makes the image at `out`. Before mkfs copies the folder, every entry is checked (regular
 /// files and folders only, blobs only under `blobs/`), every index entry must be complete and
 /// every blob is re-hashed: the image is what nodes trust.

@@ -35,11 +35,6 @@ pub struct ManifestOptions {
     pub scan_all_image_fields: bool,
 }
 
-/// The kinds whose pod specs ferry reads.
-pub fn workload_kinds() -> impl Iterator<Item = &'static str> {
-    POD_SPEC_PATHS.iter().map(|(k, _)| *k)
-}
-
 /// The images of one object whose kind is known (items of an API list carry no `kind`).
 pub fn images_in_object(
     kind: &str,

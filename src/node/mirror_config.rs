@@ -75,26 +75,33 @@ fn source_server(source: &str) -> String {
 }
 
 /// The `hosts.toml` for `source`: the mirror for pull and resolve, then the source itself.
+/// Serialized by the toml crate as a whole: a key (the mirror's URL) needs other quoting
+/// than a value, and a `\n` in one would otherwise become a multi-line string, which no key
+/// may be.
 pub fn hosts_toml(source: &str, mirror: &Mirror) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Written by ferry: pull {source}'s images from {} first, then from {source}.",
-        mirror.location()
-    );
-    let _ = writeln!(out, "server = {}\n", quoted(&source_server(source)));
-    let _ = writeln!(out, "[host.{}]", quoted(&mirror.containerd_url()));
-    let _ = writeln!(out, "  capabilities = [\"pull\", \"resolve\"]");
+    let mut host = toml::Table::new();
+    host.insert("capabilities".into(), vec!["pull", "resolve"].into());
     if !mirror.namespace.is_empty() {
-        let _ = writeln!(out, "  override_path = true");
+        host.insert("override_path".into(), true.into());
     }
     if let Some(ca) = &mirror.ca_file {
-        let _ = writeln!(out, "  ca = {}", quoted(&ca.display().to_string()));
+        host.insert("ca".into(), ca.display().to_string().into());
     }
     if mirror.skip_verify && !mirror.is_plain_http() {
-        let _ = writeln!(out, "  skip_verify = true");
+        host.insert("skip_verify".into(), true.into());
     }
-    out
+    let mut doc = toml::Table::new();
+    doc.insert("server".into(), source_server(source).into());
+    doc.insert(
+        "host".into(),
+        toml::Table::from_iter([(mirror.containerd_url(), host.into())]).into(),
+    );
+    // A comment ends at a line break: a `\r` or `\n` in a name would start a TOML line.
+    let source_shown = source.escape_debug();
+    format!(
+        "# Written by ferry: pull {source_shown}'s images from {} first, then from {source_shown}.\n{doc}",
+        mirror.location().escape_debug()
+    )
 }
 
 /// A registries.conf drop-in: one `[[registry]]` per source with its `[[registry.mirror]]`.
@@ -191,6 +198,16 @@ mod tests {
         assert_eq!(v["server"].as_str(), Some("http://127.0.0.1:5000"));
         let host = &v["host"]["http://127.0.0.1:5050"];
         assert!(host.get("override_path").is_none());
+    }
+
+    #[test]
+    fn hosts_toml_comment_cannot_start_a_line() {
+        // Found by tests/parsers: a line break in the namespace ended the comment.
+        let text = hosts_toml("a\nserver = 1", &mirror("https://m", "\r[x]"));
+        let v: toml::Table = text.parse().unwrap();
+        assert_eq!(v.len(), 2, "{text}");
+        assert_eq!(v["server"].as_str(), Some("https://a\nserver = 1"));
+        assert!(v["host"].get("https://m/v2/\r[x]").is_some(), "{text}");
     }
 
     #[test]

@@ -80,17 +80,27 @@ impl BlobBody {
     }
 }
 
-/// `bytes START-END/TOTAL` -> (start, end, total); TOTAL may be `*`.
+/// `bytes START-END/TOTAL` -> (start, end, total); TOTAL may be `*`. Strictly RFC 9110's
+/// `range-resp`: digits only, START <= END < TOTAL (anything else says nothing usable).
 fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
-    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let (unit, rest) = v.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
     let (range, total) = rest.split_once('/')?;
-    let (a, b) = range.split_once('-')?;
-    let total = if total.trim() == "*" {
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (number(first)?, number(last)?);
+    let total = if total == "*" {
         None
     } else {
-        Some(total.trim().parse().ok()?)
+        Some(number(total)?)
     };
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
+    (first <= last && total.is_none_or(|t| last < t)).then_some((first, last, total))
 }
 
 impl Registries {
@@ -253,6 +263,8 @@ impl Registries {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;

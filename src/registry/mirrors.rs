@@ -244,7 +244,10 @@ fn check_location(location: &str) -> Result<(), String> {
     if !is_host(host) {
         return Err(format!("is not a registry host: {FORM}"));
     }
-    if port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|n| n > 0)) {
+    // Digits only: u16's parser would also take `+5000`, which no URL does.
+    let port_ok =
+        |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0);
+    if port.is_some_and(|p| !port_ok(p)) {
         return Err(format!("has a bad port: {FORM}"));
     }
     let path_ok = path.is_empty()
@@ -302,6 +305,7 @@ mod tests {
             ("docker.io=https://mirror.example", "https:// scheme"),
             ("docker.io=me:hunter2@mirror.example", "holds credentials"),
             ("docker.io=mirror.example:99999", "bad port"),
+            ("docker.io=mirror.example:+5000", "bad port"), // found by tests/parsers
             ("docker.io=mirror .example", "not a registry host"),
             ("docker.io=mirror.example/Hub", "not a repository path"),
             (

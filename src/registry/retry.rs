@@ -88,7 +88,7 @@ impl RetryPolicy {
     }
 
     /// Whether waiting `delay` would pass the deadline.
-    pub fn past_deadline_after(&self, delay: Duration) -> bool {
+    fn past_deadline_after(&self, delay: Duration) -> bool {
         self.remaining().is_some_and(|left| delay >= left)
     }
 }
@@ -96,8 +96,9 @@ impl RetryPolicy {
 /// Parses `Retry-After`: delta-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    // delay-seconds is `1*DIGIT`; u64's parser would also take a sign (`+5`).
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
     }
     // httpdate takes the three date forms HTTP allows and refuses, rather than overflows on,
     // absurd years.
@@ -208,6 +209,18 @@ impl<'a> Retrier<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_digits_or_a_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        // Found by tests/parsers: u64's parser takes a sign.
+        assert_eq!(parse_retry_after("+0"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
 
     #[test]
     fn delays_grow_and_cap() {

@@ -18,7 +18,7 @@ pub const LIST_END: &str = "FERRY%IMAGES";
 /// PLATFORMS comma separated or `-` when the image declares none. Entries without a name, or
 /// with any field that fails its grammar, are left out (index.json is checked when read; this
 /// is the last line of defence for a root shell script).
-pub fn image_lines(index: &BundleIndex) -> Vec<String> {
+fn image_lines(index: &BundleIndex) -> Vec<String> {
     index.entries().iter().filter_map(image_line).collect()
 }
 

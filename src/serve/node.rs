@@ -62,7 +62,7 @@ pub fn write_registries_conf(
 
 /// Where containerd's CRI plugin reads hosts.toml files from, per its config file: `Ok(None)`
 /// when the file sets no `config_path` (so hosts.toml files are ignored by kubelet's pulls).
-pub fn cri_config_path(config: &Path) -> Result<Option<String>, String> {
+fn cri_config_path(config: &Path) -> Result<Option<String>, String> {
     let text = std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
     let value: toml::Table = text
         .parse()

@@ -27,7 +27,7 @@ pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads a whole small file, `None` when it does not exist; refuses one larger than `limit`
 /// without reading it all (a FIFO or a device reads at most `limit` + 1 bytes).
-pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

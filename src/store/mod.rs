@@ -9,7 +9,6 @@ mod blob;
 pub mod gc;
 mod index;
 mod inspect;
-mod lockfile;
 mod read;
 pub mod select;
 mod space;
@@ -21,17 +20,18 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, PartialBlob};
+pub(crate) use index::read_bounded;
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
     MAX_INDEX_BYTES, check_entry,
 };
 pub use inspect::{ImageContents, inspect_entry};
-pub use lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
 pub use space::{FreeSpace, free_space};
 
 use crate::digest::Digest;
+use crate::lock::{LOCK_FILE_NAME, LockFile};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;

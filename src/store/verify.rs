@@ -101,7 +101,7 @@ pub fn verify(
         Ok(lock) => lock,
         Err(e @ StoreError::Corrupt { .. }) => {
             report.problems.push(e.to_string());
-            super::LockFile::default()
+            crate::lock::LockFile::default()
         }
         Err(e) => return Err(e),
     };

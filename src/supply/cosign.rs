@@ -252,7 +252,7 @@ fn check_layer(
 }
 
 /// `critical.image.docker-manifest-digest` of a simple-signing payload.
-pub fn named_digest(payload: &[u8]) -> Result<String, String> {
+fn named_digest(payload: &[u8]) -> Result<String, String> {
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| format!("payload: {e}"))?;
     value

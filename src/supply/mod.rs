@@ -58,7 +58,7 @@ impl ReferrerKind {
 }
 
 /// The tag naming `kind` for the manifest `subject`: `sha256-<hex>.sig` and so on.
-pub fn referrer_tag(subject: &Digest, kind: ReferrerKind) -> String {
+fn referrer_tag(subject: &Digest, kind: ReferrerKind) -> String {
     format!(
         "{}-{}{}",
         subject.algorithm().as_str(),
@@ -68,7 +68,7 @@ pub fn referrer_tag(subject: &Digest, kind: ReferrerKind) -> String {
 }
 
 /// The subject and kind a tag names, when it follows the fallback-tag convention.
-pub fn parse_referrer_tag(tag: &str) -> Option<(Digest, ReferrerKind)> {
+fn parse_referrer_tag(tag: &str) -> Option<(Digest, ReferrerKind)> {
     let (digest, kind) = match tag.rsplit_once('.') {
         Some((d, "sig")) => (d, ReferrerKind::Signature),
         Some((d, "att")) => (d, ReferrerKind::Attestation),

@@ -5,10 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
-use super::index::{MAX_INDEX_BYTES, read_bounded};
 use crate::digest::Digest;
 use crate::platform::Platform;
+use crate::store::{MAX_INDEX_BYTES, StoreError, read_bounded};
 
 /// The lock file's name inside a bundle.
 pub const LOCK_FILE_NAME: &str = "ferry.lock";

@@ -1,0 +1,138 @@
+//! Image references (`registry/repository[:tag][@digest]`), normalized as Docker does.
+
+use ferry::reference::ImageRef;
+use proptest::prelude::*;
+
+use crate::digests::valid_digest;
+use crate::grammar::FULL_REFERENCE;
+
+/// A path component of the distribution grammar: alnum runs joined by `.`, `_`, `__` or dashes.
+fn component() -> impl Strategy<Value = String> {
+    "[a-z0-9]{1,6}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,6}){0,2}"
+}
+
+/// A registry host that is kept as written (has a dot or a port, or is localhost).
+fn domain() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9]{1,8}(?:-[a-z0-9]{1,4})?\\.[a-z]{2,6}(?::[0-9]{1,5})?",
+        "[a-zA-Z0-9]{1,8}\\.[a-z0-9]{1,8}\\.[a-z]{2,4}",
+        "localhost(?::[0-9]{1,5})?",
+        "127\\.0\\.0\\.1:[0-9]{1,5}",
+    ]
+    .prop_filter("Docker Hub is renamed", |d| !d.ends_with("docker.io"))
+}
+
+fn tag() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,40}"
+}
+
+/// `domain/path[:tag][@digest]` with the parts it was made of.
+fn full_reference()
+-> impl Strategy<Value = (String, String, String, Option<String>, Option<String>)> {
+    (
+        domain(),
+        prop::collection::vec(component(), 1..4),
+        prop::option::of(tag()),
+        prop::option::of(valid_digest()),
+    )
+        .prop_map(|(d, path, t, dig)| {
+            let repo = path.join("/");
+            let mut s = format!("{d}/{repo}");
+            if let Some(t) = &t {
+                s = format!("{s}:{t}");
+            }
+            if let Some(dig) = &dig {
+                s = format!("{s}@{dig}");
+            }
+            (s, d, repo, t, dig)
+        })
+}
+
+/// Strings near the grammar, with the characters that break it.
+fn near_reference() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9./:@_+=-]{0,60}",
+        "[a-z0-9./:@_-]{1,20}(?:\\.\\.|//|\n|\u{e9}|\u{130}| |\\\\|'|\"|%)[a-z0-9./:@_-]{0,20}",
+        "(?:docker://|https://|oci:|u:p@)?[a-z.]{1,10}/[a-z]{1,8}:[\\PC]{1,10}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(crate::config())]
+
+    #[test]
+    fn accepts_only_the_grammar(s in prop_oneof![any::<String>(), near_reference()]) {
+        if let Ok(r) = s.parse::<ImageRef>() {
+            let shown = r.to_string();
+            prop_assert!(FULL_REFERENCE.is_match(&shown), "{s:?} -> {shown:?}");
+            prop_assert!(r.repository().len() <= 255, "{shown}");
+            prop_assert_eq!(shown.parse::<ImageRef>().unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn full_references_round_trip((s, d, repo, t, dig) in full_reference()) {
+        let r: ImageRef = s.parse().unwrap();
+        prop_assert_eq!(r.registry(), d.as_str());
+        prop_assert_eq!(r.repository(), repo.as_str());
+        prop_assert_eq!(r.digest().map(|d| d.to_string()), dig.clone());
+        let expected_tag = match (&t, &dig) {
+            (None, None) => Some("latest".to_owned()),
+            _ => t.clone(),
+        };
+        prop_assert_eq!(r.tag().map(str::to_owned), expected_tag);
+        if t.is_some() || dig.is_some() {
+            prop_assert_eq!(r.to_string(), s.clone());
+        }
+        prop_assert_eq!(r.to_string().parse::<ImageRef>().unwrap(), r.clone());
+        let with_transport = format!("docker://{s}");
+        prop_assert_eq!(with_transport.parse::<ImageRef>().unwrap(), r);
+    }
+
+    #[test]
+    fn short_names_go_to_docker_hub(name in component(), t in tag()) {
+        let r: ImageRef = format!("{name}:{t}").parse().unwrap();
+        prop_assert_eq!(r.to_string(), format!("docker.io/library/{name}:{t}"));
+        let r: ImageRef = format!("index.docker.io/{name}/{name}:{t}").parse().unwrap();
+        prop_assert_eq!(r.to_string(), format!("docker.io/{name}/{name}:{t}"));
+    }
+
+    #[test]
+    fn non_ascii_tags_are_refused(t in "[a-z]{0,5}[\u{e9}\u{660}\u{130}\u{1d7d8}][a-z0-9]{0,5}") {
+        let r = format!("quay.io/o/app:{t}");
+        prop_assert!(r.parse::<ImageRef>().is_err(), "{:?}", r);
+    }
+
+    #[test]
+    fn uppercase_repositories_are_refused(path in "[a-z]{0,4}[A-Z][a-zA-Z]{0,4}") {
+        let r = format!("quay.io/o/{path}:1");
+        let e = r.parse::<ImageRef>().unwrap_err();
+        prop_assert!(e.reason.contains("lowercase"), "{e}");
+    }
+}
+
+#[test]
+fn tricky_references() {
+    let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    for bad in [
+        "quay.io/o/../app:1".to_owned(),
+        "quay.io/o/./app:1".to_owned(),
+        "quay.io//app:1".to_owned(),
+        "quay.io/o/app:1\n".to_owned() + "x",
+        "quay.io/o/app:-1".to_owned(),
+        "quay.io/o/app:.1".to_owned(),
+        format!("quay.io/o/app:{}", "a".repeat(129)),
+        format!("quay.io/o/app@{}", d.to_uppercase()),
+        format!("quay.io/o/app@{}", &d[..70]),
+        "quay.io/o/app:\u{e9}".to_owned(),
+        "quay.io/o/app:\u{660}".to_owned(),
+        "quay.io/o/app_:1".to_owned(),
+        "quay.io/o/app:1 ".to_owned() + "x",
+        // Found by this file: oci-spec took `A` for a registry host by its grammar, then
+        // for a Docker Hub path component by Docker's rule (`docker.io/A/a`).
+        "A/a".to_owned(),
+        "Org/app:1".to_owned(),
+    ] {
+        assert!(bad.parse::<ImageRef>().is_err(), "{bad:?}");
+    }
+}
