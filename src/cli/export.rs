@@ -11,6 +11,7 @@ use ferry::store::Layout;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, Failure, output};
+use ferry::error::{Kind, ResultExt};
 
 /// Write a bundle as an oci-archive (`.tar`, `.tar.zst`), a docker-archive (for `docker load`
 /// and `podman load`), or an ext4 filesystem image ready for a volume or snapshot.
@@ -66,8 +67,8 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    let layout = Layout::open_read(&args.bundle)?;
+    let marker = ferry::delta::Marker::read(&args.bundle)?;
     if marker.is_some() && (args.docker_archive.is_some() || args.ext4.is_some()) {
         super::delta_args::refuse_delta(
             &args.bundle,
@@ -125,12 +126,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
 /// The exit code for an export error: 2 for options and outputs, 130 when interrupted.
 fn failure(e: ExportError) -> Failure {
     match e {
-        ExportError::Usage(m) => Failure::usage(m),
-        ExportError::Interrupted => Failure {
-            exit: Exit::Interrupted,
-            message: e.to_string(),
-        },
-        other => Failure::from(other.to_string()),
+        other => Failure::from(other),
     }
 }
 
@@ -142,7 +138,7 @@ fn stop_on_signals(
 ) -> Result<(), Failure> {
     use tokio::signal::unix::{SignalKind, signal};
     let _guard = runtime.enter();
-    let handler = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
     let (mut int, mut term) = (
         handler(SignalKind::interrupt())?,
         handler(SignalKind::terminate())?,

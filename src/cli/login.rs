@@ -13,6 +13,7 @@ use ferry::report::Silent;
 
 use super::registry_args::RegistryArgs;
 use super::{Exit, Failure};
+use ferry::error::{Error, Kind, ResultExt};
 
 /// Log in to a registry: check the credentials, then store them where docker would.
 #[derive(Args)]
@@ -75,13 +76,17 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                .context(Kind::Usage, || "cannot read the password from stdin")?;
             s.trim_end_matches(['\n', '\r']).to_owned()
         }
-        (None, false) => return Err("no password: pass --password-stdin and pipe it in".into()),
+        (None, false) => {
+            return Err(Failure::usage(
+                "no password: pass --password-stdin and pipe it in",
+            ));
+        }
     };
     if password.is_empty() {
-        return Err("the password is empty".into());
+        return Err(Failure::usage("the password is empty"));
     }
     let credential = Credential::Basic {
         username: args.username.clone(),
@@ -91,14 +96,13 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
     registries
         .verify_login(&registry, &credential)
         .await
-        .map_err(|e| format!("login to {registry} failed: {e}"))?;
+        .map_err(|e| Error::from(e).wrap(format!("login to {registry} failed")))?;
     let stored = login::store(
         &registry,
         &args.username,
         &password,
         args.registry_args.authfile.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     match stored {
         Stored::Helper(h) => eprintln!("Login Succeeded (credentials stored with {h})"),
         Stored::File(p) => eprintln!("Login Succeeded (credentials stored in {})", p.display()),
@@ -109,7 +113,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
 /// Runs `ferry logout`.
 pub fn logout(args: LogoutArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
-    let removed = login::erase(&registry, args.authfile.as_deref()).map_err(|e| e.to_string())?;
+    let removed = login::erase(&registry, args.authfile.as_deref())?;
     if removed {
         eprintln!("Removed login credentials for {registry}");
     } else {

@@ -82,7 +82,7 @@ impl Reporter for BundleProgress {
             // With bars on screen a failure would go unseen until the end; without them the
             // final summary lists every failure in full, so once is enough.
             Event::ImageFailed { reference, error } if self.bars.is_some() => {
-                let first = error.lines().next().unwrap_or_default();
+                let first = error.to_string();
                 self.line(&format!(
                     "{} {reference}: {first}",
                     console::style("failed:").for_stderr().red().bold()

@@ -212,7 +212,7 @@ async fn write_mirror_config(
     let base = registries
         .api_base(&options.target.registry)
         .await
-        .map_err(|e| Failure::from(e.to_string()))?;
+        .map_err(|e| Failure::from(e))?;
     let ca_file = match args.registry.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)

@@ -10,6 +10,7 @@ use clap::Args;
 use ferry::serve::{self, Catalog, Event, Listen, Tls};
 
 use super::{Exit, Failure, output};
+use ferry::error::{Kind, ResultExt};
 
 /// Serve a bundle as a read-only registry (the OCI distribution API's pull side).
 #[derive(Debug, Args)]
@@ -104,7 +105,7 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
     let src = source.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::build(&*src))
         .await
-        .map_err(|e| e.to_string())?
+        .context(Kind::Failed, || "reading the bundle's catalog")?
         .map_err(|e| Failure::usage(e.to_string()))?;
     for skipped in &catalog.skipped {
         output::warning(&format!("not served: {skipped}"));

@@ -74,7 +74,7 @@ pub async fn run(args: SnapshotArgs) -> Result<Exit, Failure> {
         if e.is_usage() {
             Failure::usage(e.to_string())
         } else {
-            Failure::from(e.to_string())
+            Failure::from(e)
         }
     })?;
     if args.json {

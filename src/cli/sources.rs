@@ -93,7 +93,7 @@ impl SourceArgs {
             )));
         }
         let collected = sources.collect().await.map_err(|e| match e {
-            ferry::inputs::InputError::Source { .. } => Failure::from(e.to_string()),
+            ferry::inputs::InputError::Source { .. } => Failure::from(e),
             other => Failure::usage(other.to_string()),
         })?;
         for note in &collected.notes {

@@ -48,8 +48,26 @@ pub enum PushError {
     #[error(transparent)]
     Names(#[from] NameError),
     /// A `--ref` the bundle does not hold, or an entry without a usable name.
-    #[error("{0}")]
+    #[error("{}", crate::error::split_hint(.0).0)]
     Selection(String),
+}
+
+impl crate::error::Diagnostic for PushError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            PushError::Store(e) => e.kind(),
+            PushError::Names(e) => e.kind(),
+            PushError::Selection(_) => crate::error::Kind::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            PushError::Store(e) => e.hint(),
+            PushError::Names(e) => e.hint(),
+            PushError::Selection(t) => crate::error::split_hint(t).1.map(str::to_owned),
+        }
+    }
 }
 
 /// How one image ended.

@@ -29,11 +29,7 @@ pub enum NameError {
         reason: String,
     },
     /// Two source registries would land in one target repository.
-    #[error(
-        "{repository} would receive images from two source registries: {first} and {second}\n\
-         hint: pass --keep-registry to push to {target}/<source registry>/<repository>, or push \
-         them to different prefixes with --ref"
-    )]
+    #[error("{repository} would receive images from two source registries: {first} and {second}")]
     Conflict {
         /// The target repository.
         repository: String,
@@ -170,6 +166,22 @@ pub fn check_conflicts(
         }
     }
     Ok(())
+}
+
+impl crate::error::Diagnostic for NameError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            NameError::Conflict { target, .. } => Some(format!(
+                "pass --keep-registry to push to {target}/<source registry>/<repository>, or push \
+                 them to different prefixes with --ref"
+            )),
+            NameError::Target { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]

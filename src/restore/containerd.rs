@@ -150,7 +150,10 @@ fn import(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = import.spawn().map_err(|e| {
-        RestoreError::Runtime(format!("cannot run ctr: {e}\nhint: ctr comes with containerd (apt-get install containerd), or use --runtime cri-o"))
+        RestoreError::runtime_hint(
+            format!("cannot run ctr: {e}"),
+            "ctr comes with containerd (apt-get install containerd), or use --runtime cri-o",
+        )
     })?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let layout_root = layout.root().to_path_buf();
@@ -164,16 +167,21 @@ fn import(
         let out = child.wait_with_output();
         (w.join().expect("tar writer panicked"), out)
     });
-    let out = out.map_err(|e| RestoreError::Runtime(format!("ctr images import: {e}")))?;
+    let out = out.map_err(|e| RestoreError::runtime(format!("ctr images import: {e}")))?;
     if !out.status.success() {
-        return Err(RestoreError::Runtime(format!(
-            "ctr images import failed for {}: {}\nhint: is containerd running at {}? (--address or CONTAINERD_ADDRESS)",
-            layout_root.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            options.containerd_address.display()
-        )));
+        return Err(RestoreError::runtime_hint(
+            format!(
+                "ctr images import failed for {}: {}",
+                layout_root.display(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+            ),
+            format!(
+                "is containerd running at {}? (--address or CONTAINERD_ADDRESS)",
+                options.containerd_address.display()
+            ),
+        ));
     }
-    written.map_err(|e| RestoreError::Runtime(format!("streaming the bundle to ctr: {e}")))
+    written.map_err(|e| RestoreError::runtime(format!("streaming the bundle to ctr: {e}")))
 }
 
 /// Names an imported image `repository@digest` too, and pins both names when asked.
