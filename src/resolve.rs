@@ -407,7 +407,8 @@ async fn fetch_root(
                     e.to_string().lines().next().unwrap_or_default()
                 ));
             }
-            Err(mut e) => {
+            Err(e) => {
+                let mut e = registries.explain_not_found(e).await;
                 if !skipped.is_empty() {
                     e.detail = format!("{} (after {})", e.detail, skipped.join("; "));
                 }

@@ -184,6 +184,39 @@ impl Registries {
         })
     }
 
+    /// Tells a missing repository from a missing tag: distribution answers a manifest GET in a
+    /// repository it does not know with `MANIFEST_UNKNOWN`, as for a missing tag, but its tag
+    /// list with `NAME_UNKNOWN`. Asked only once a tag is known to be missing.
+    pub async fn explain_not_found(&self, e: RegistryError) -> RegistryError {
+        let Some((Missing::Tag(_), repository)) = e.missing.clone() else {
+            return e;
+        };
+        let Ok(host) = self.host(&e.registry) else {
+            return e;
+        };
+        let path = format!("v2/{repository}/tags/list?n=1");
+        match host
+            .get(
+                self,
+                &repository,
+                &path,
+                reqwest::header::HeaderMap::new(),
+                1,
+            )
+            .await
+        {
+            Err(list) if matches!(list.missing, Some((Missing::Repository, _))) => {
+                let mut e = e;
+                let hint = list.hint.clone();
+                e.missing = list.missing.clone();
+                e.detail = list.detail.clone();
+                e.hint = hint;
+                e
+            }
+            _ => e,
+        }
+    }
+
     /// Retries made so far over all requests (manifests, configs, blobs).
     pub fn retries(&self) -> u32 {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
