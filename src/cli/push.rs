@@ -182,11 +182,8 @@ fn image_line(o: &ImageOutcome) -> String {
             o.source,
             o.target,
             o.error
-                .as_deref()
-                .unwrap_or("failed")
-                .lines()
-                .next()
-                .unwrap_or_default()
+                .as_ref()
+                .map_or_else(|| "failed".to_owned(), ToString::to_string)
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };
@@ -245,11 +242,10 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
         output::json(&json_report(args, options, s));
     }
     for image in s.images.iter().filter(|i| i.status == PushStatus::Failed) {
-        output::error(&format!(
-            "{}: {}",
-            image.source,
-            image.error.as_deref().unwrap_or("failed")
-        ));
+        match &image.error {
+            Some(e) => output::image_failure(&image.source.to_string(), e),
+            None => output::error(&format!("{}: failed", image.source)),
+        }
     }
     if args.quiet {
         return;
@@ -270,9 +266,8 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
         s.retries
     );
     if s.cancelled {
-        output::warning(
-            "interrupted: unfinished images were not tagged\nhint: run the same command again (blobs already sent are not sent again)",
-        );
+        output::warning("interrupted: unfinished images were not tagged");
+        output::hint("run the same command again (blobs already sent are not sent again)");
     }
 }
 
@@ -293,7 +288,7 @@ fn json_report(args: &PushArgs, options: &PushOptions, s: &PushSummary) -> serde
                 "blobsSkipped": i.skipped,
                 "bytesUploaded": i.bytes,
                 "note": i.note,
-                "error": i.error,
+                "error": i.error.as_ref().map(output::error_json),
             })
         })
         .collect();

@@ -161,7 +161,8 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
                     (None, true) => "present",
                     (None, false) => "restored",
                 },
-                "names": o.names, "pinned": o.pinned, "error": o.error,
+                "names": o.names, "pinned": o.pinned,
+                "error": o.error.as_ref().map(output::error_json),
             })).collect::<Vec<_>>(),
         }));
     }
@@ -178,11 +179,11 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
                 o.digest,
                 if o.pinned { ", pinned" } else { "" }
             ),
-            Some(e) => output::error(&format!("{}: {e}", o.reference)),
+            Some(e) => output::image_failure(&o.reference, e),
         }
     }
     if args.pin && runtime == Runtime::CriO {
-        eprintln!("hint: apply the pinning drop-in with: systemctl reload crio");
+        output::hint("apply the pinning drop-in with: systemctl reload crio");
     }
     let present = outcomes.iter().filter(|o| o.already_present).count();
     eprintln!(

@@ -109,7 +109,7 @@ pub struct ImageOutcome {
     /// Anything the user should know (a platform tag, a partial push).
     pub note: Option<String>,
     /// Why it failed.
-    pub error: Option<String>,
+    pub error: Option<crate::error::Error>,
 }
 
 /// The whole run.
@@ -232,7 +232,10 @@ pub async fn push(
             }
             Err(e) => {
                 outcome.status = PushStatus::Failed;
-                outcome.error = Some(e);
+                outcome.error = Some(crate::error::Error::from_text(
+                    crate::error::Kind::Bundle,
+                    &e,
+                ));
                 on_image(&outcome);
             }
         }
@@ -315,7 +318,8 @@ async fn finish_image(
     for m in &plan.manifests {
         if let Err(e) = put_manifest(registries, registry, repo, m).await {
             outcome.status = PushStatus::Failed;
-            outcome.error = Some(format!("manifest {}: {e}", m.digest));
+            outcome.error =
+                Some(crate::error::Error::from(e).wrap(format!("manifest {}", m.digest)));
             return;
         }
     }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use super::groups;
 use super::present::{self, PresentImage};
 use super::{RestoreError, RestoreOptions, Restored, repository};
+use crate::error::{Error, Kind};
 use crate::export::tarball::{TarPlan, write_tar};
 use crate::store::select::PlatformImage;
 use crate::store::{BundleIndex, Layout, OCI_LAYOUT};
@@ -193,7 +194,11 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
         let mut tag = ctr(options);
         tag.args(["images", "tag", "--force", &image.name, &twin]);
         if let Err(e) = run(tag) {
-            error = Some(format!("cannot name it {twin}: {e}"));
+            error = Some(Error::context(
+                Kind::Failed,
+                format!("cannot name it {twin}"),
+                e,
+            ));
         }
     }
     if options.pin && error.is_none() {
@@ -201,7 +206,11 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
             let mut label = ctr(options);
             label.args(["images", "label", name, present::PIN_LABEL]);
             if let Err(e) = run(label) {
-                error = Some(format!("cannot pin {name}: {e}"));
+                error = Some(Error::context(
+                    Kind::Failed,
+                    format!("cannot pin {name}"),
+                    e,
+                ));
             }
         }
     }

@@ -56,9 +56,12 @@ pub fn restore(
         ));
         let error = match copy.output() {
             Ok(o) if o.status.success() => None,
-            Ok(o) => Some(format!(
-                "skopeo copy failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
+            Ok(o) => Some(crate::error::Error::msg(
+                crate::error::Kind::Failed,
+                format!(
+                    "skopeo copy failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
             )),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);

@@ -52,7 +52,7 @@ pub struct Restored {
     /// Its manifest (or index) digest.
     pub digest: String,
     /// Why it was not restored.
-    pub error: Option<String>,
+    pub error: Option<crate::error::Error>,
     /// The names it is known by in the runtime (the reference and `repository@digest`).
     pub names: Vec<String>,
     /// Whether it is pinned against kubelet's image GC.
@@ -168,10 +168,13 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
                 names: Vec::new(),
                 pinned: false,
                 already_present: false,
-                error: Some(format!(
-                    "no image for {} in this bundle (it has {})",
-                    options.platform,
-                    has.join(", ")
+                error: Some(crate::error::Error::msg(
+                    crate::error::Kind::ManifestNotFound,
+                    format!(
+                        "no image for {} in this bundle (it has {})",
+                        options.platform,
+                        has.join(", ")
+                    ),
                 )),
             }),
         }
@@ -189,7 +192,10 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
                     format!(
                         "{} ({})",
                         o.reference,
-                        o.error.as_deref().unwrap_or_default()
+                        o.error
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
                     )
                 })
                 .collect::<Vec<_>>()

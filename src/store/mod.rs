@@ -63,7 +63,7 @@ pub enum StoreError {
     #[error("{0} is not an OCI image layout: the folder has other files and no oci-layout")]
     NotEmpty(PathBuf),
     /// The folder is not an OCI layout.
-    #[error("{path} is not an OCI image layout: {reason}")]
+    #[error("{path} is not an OCI image layout: {}", crate::error::split_hint(reason).0)]
     NotALayout {
         /// The folder.
         path: PathBuf,
@@ -163,6 +163,9 @@ impl crate::error::Diagnostic for StoreError {
             StoreError::Busy(_) => Some("wait for it to finish, or use another -o folder".into()),
             StoreError::NotEmpty(_) => Some("choose an empty or new folder for -o".into()),
             StoreError::Foreign { hint, .. } => Some((*hint).into()),
+            StoreError::NotALayout { reason, .. } => {
+                crate::error::split_hint(reason).1.map(str::to_owned)
+            }
             _ => None,
         }
     }
