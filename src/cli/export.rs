@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
+use ferry::error::{Kind, ResultExt};
 use ferry::export::ext4::{Size, ext4_image};
-use ferry::export::{ExportError, Target, docker_archive, oci_archive};
+use ferry::export::{Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
 use ferry::store::Layout;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, Failure, output};
-use ferry::error::{Kind, ResultExt};
 
 /// Write a bundle as an oci-archive (`.tar`, `.tar.zst`), a docker-archive (for `docker load`
 /// and `podman load`), or an ext4 filesystem image ready for a volume or snapshot.
@@ -77,7 +77,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         )?;
     }
     // Outputs are checked before any work: a symlink, folder or device is refused (exit 2).
-    let target = |p: &PathBuf| Target::parse(p).map_err(failure);
+    let target = |p: &PathBuf| Target::parse(p);
     let (oci, docker, ext4) = (
         args.oci_archive.as_ref().map(target).transpose()?,
         args.docker_archive.as_ref().map(target).transpose()?,
@@ -97,8 +97,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         match &marker {
             Some(m) => ferry::delta::verify::export_delta(&layout, m, out, &cancel),
             None => oci_archive(&layout, out, &cancel),
-        }
-        .map_err(failure)?;
+        }?;
         if let Target::File(path) = out {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             eprintln!("wrote {} ({})", path.display(), output::bytes(size));
@@ -106,14 +105,14 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     }
     if let Some(out) = &docker {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
-        let skipped = docker_archive(&layout, out, &platform, &cancel).map_err(failure)?;
+        let skipped = docker_archive(&layout, out, &platform, &cancel)?;
         for s in &skipped {
             output::warning(s);
         }
         eprintln!("wrote {out} for {platform}");
     }
     if let Some(out) = &ext4 {
-        let size = ext4_image(&layout, out, args.size, &args.label, &cancel).map_err(failure)?;
+        let size = ext4_image(&layout, out, args.size, &args.label, &cancel)?;
         eprintln!(
             "wrote {out} ({} ext4, label {}, checked with e2fsck)",
             output::bytes(size),
@@ -121,13 +120,6 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         );
     }
     Ok(Exit::Ok)
-}
-
-/// The exit code for an export error: 2 for options and outputs, 130 when interrupted.
-fn failure(e: ExportError) -> Failure {
-    match e {
-        other => Failure::from(other),
-    }
 }
 
 /// Installs the handlers now (before any temp file exists); the first signal cancels, a

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use ferry::error::Kind;
 use ferry::store::{LockFile, write_atomic};
 
 use super::progress::BundleProgress;
 use super::registry_args::RegistryArgs;
 use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
-use ferry::error::Kind;
 
 /// Resolve every reference to its digest (and an index's platform manifests) into a lock file,
 /// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests.

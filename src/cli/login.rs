@@ -9,11 +9,11 @@ use clap::Args;
 
 use ferry::credentials::Credential;
 use ferry::credentials::login::{self, Stored};
+use ferry::error::{Error, Kind, ResultExt};
 use ferry::report::Silent;
 
 use super::registry_args::RegistryArgs;
 use super::{Exit, Failure};
-use ferry::error::{Error, Kind, ResultExt};
 
 /// Log in to a registry: check the credentials, then store them where docker would.
 #[derive(Args)]

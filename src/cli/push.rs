@@ -206,10 +206,7 @@ async fn write_mirror_config(
         .filter_map(|i| i.source.parse::<ImageRef>().ok())
         .map(|r| r.registry().to_owned())
         .collect();
-    let base = registries
-        .api_base(&options.target.registry)
-        .await
-        .map_err(|e| Failure::from(e))?;
+    let base = registries.api_base(&options.target.registry).await?;
     let ca_file = match args.registry.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use ferry::error::Kind;
 use ferry::platform::Platform;
 use ferry::restore::{RestoreOptions, Runtime, restore};
 use ferry::store::{Layout, verify};
 
 use super::{Exit, Failure, output};
-use ferry::error::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeArg {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
+use ferry::error::{Kind, ResultExt};
 use ferry::serve::{self, Catalog, Event, Listen, Tls};
 
 use super::{Exit, Failure, output};
-use ferry::error::{Kind, ResultExt};
 
 /// Serve a bundle as a read-only registry (the OCI distribution API's pull side).
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ pub fn load_key(path: &Path) -> Result<PublicKey, Failure> {
 
 /// Every image's verdict, read from the bundle alone.
 pub fn check(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdict>, Failure> {
-    verify_bundle(layout, key).map_err(|e| Failure::from(e))
+    Ok(verify_bundle(layout, key)?)
 }
 
 /// Names every image that failed, on stderr; returns how many did.
