@@ -176,17 +176,6 @@ impl Error {
         }
     }
 
-    /// A failure whose text still carries its hint inline (`...\nhint: ...`): the two are
-    /// split (see [`split_hint`]).
-    pub(crate) fn from_text(kind: Kind, text: &str) -> Error {
-        let (message, hint) = split_hint(text);
-        let e = Error::msg(kind, message);
-        match hint {
-            Some(h) => e.with_hint(h),
-            None => e,
-        }
-    }
-
     /// `message`, caused by `source` (rendered as `caused by:`); the hint of a [`Diagnostic`]
     /// source is not kept: pass it with [`Error::with_hint`] if it still applies.
     pub fn context(

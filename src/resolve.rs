@@ -549,10 +549,10 @@ mod tests {
             ["linux/amd64", "linux/arm64/v8"],
             "attestations are not offered"
         );
-        let err = select_children(&entries, &only(&["linux/s390x"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--all-platforms"), "{err}");
+        let err = select_children(&entries, &only(&["linux/s390x"])).unwrap_err();
+        use crate::error::Diagnostic;
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("--all-platforms"), "{err}: {hint}");
     }
 
     #[test]

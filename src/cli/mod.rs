@@ -58,6 +58,16 @@ impl Failure {
         Failure(Error::msg(Kind::Configuration, message))
     }
 
+    /// An error about something the user named (a file, a folder, an address): local
+    /// configuration (exit 2), whatever kind the library gave it.
+    pub fn local(error: impl Into<Error>) -> Failure {
+        let e = error.into();
+        match e.category() {
+            Category::Usage => Failure(e),
+            _ => Failure(e.with_kind(Kind::Configuration)),
+        }
+    }
+
     /// Something failed that is not the command line's fault (exit 1).
     pub fn failed(kind: Kind, message: impl Into<String>) -> Failure {
         Failure(Error::msg(kind, message))

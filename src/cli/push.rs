@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use ferry::error::{Error, Kind, ResultExt};
 use ferry::push::mirror::{self, MirrorSettings};
 use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, push};
 use ferry::reference::ImageRef;
@@ -78,12 +79,12 @@ fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
     let target: Target = args
         .target
         .parse()
-        .map_err(|e: ferry::push::NameError| Failure::usage(e.to_string()))?;
+        .map_err(|e: ferry::push::NameError| Failure::local(e))?;
     let mut refs = Vec::new();
     for r in &args.refs {
         refs.push(
             r.parse::<ImageRef>()
-                .map_err(|e| Failure::usage(format!("--ref: {e}")))?,
+                .map_err(|e| Error::context(Kind::Usage, format!("--ref {r}"), e))?,
         );
     }
     Ok(PushOptions {
@@ -98,11 +99,9 @@ fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
 /// Runs `ferry push`.
 pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let options = options(&args)?;
-    let layout =
-        Arc::new(Layout::open_read(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?);
+    let layout = Arc::new(Layout::open_read(&args.bundle).map_err(Failure::local)?);
     // Refusals (unknown --ref, two sources in one repository) come before any connection.
-    let selected =
-        ferry::push::select(&layout, &options).map_err(|e| Failure::usage(e.to_string()))?;
+    let selected = ferry::push::select(&layout, &options).map_err(Failure::local)?;
     if selected.is_empty() {
         return Err(Failure::usage(format!(
             "{} holds no image to push",
@@ -137,8 +136,7 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
         &on_image,
         cancel.clone(),
     )
-    .await
-    .map_err(|e| Failure::usage(e.to_string()))?;
+    .await?;
     progress.finish();
     if let Some(dir) = &args.mirror_config {
         write_mirror_config(&args, &options, &registries, &summary, dir).await?;
@@ -210,7 +208,7 @@ async fn write_mirror_config(
     let ca_file = match args.registry.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)
-                .map_err(|e| Failure::usage(format!("--ca-file {}: {e}", p.display())))?,
+                .context(Kind::Configuration, || format!("--ca-file {}", p.display()))?,
         ),
         None => None,
     };
@@ -224,8 +222,11 @@ async fn write_mirror_config(
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
     };
     let mirrors = mirror::mirrors(&options.target, &sources, options.keep_registry, &settings);
-    let files = mirror::write(dir, &mirrors)
-        .map_err(|e| Failure::usage(format!("--mirror-config: {e}")))?;
+    let files = mirror::write(dir, &mirrors).map_err(|e| {
+        Error::from(e)
+            .wrap("--mirror-config")
+            .with_kind(Kind::Configuration)
+    })?;
     if !args.quiet {
         for f in files {
             eprintln!("wrote {}", f.display());

@@ -101,12 +101,12 @@ impl serve::Reporter for Printer {
 
 /// Runs `ferry serve`.
 pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
-    let source = serve::open(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?;
+    let source = serve::open(&args.bundle).map_err(Failure::local)?;
     let src = source.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::build(&*src))
         .await
         .context(Kind::Failed, || "reading the bundle's catalog")?
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(Failure::local)?;
     for skipped in &catalog.skipped {
         output::warning(&format!("not served: {skipped}"));
     }
@@ -127,9 +127,7 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
         addr: args.addr,
         tls: tls.clone(),
     };
-    let bound = serve::bind(&listen)
-        .await
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let bound = serve::bind(&listen).await.map_err(Failure::local)?;
     let addr = bound.local_addr().unwrap_or(args.addr);
     let origin = serve::node::origin(addr, tls.is_some());
     write_node_files(&args, &catalog, &origin, tls.as_ref())?;
@@ -172,8 +170,8 @@ fn write_node_files(
     let registries = catalog.registries();
     if let Some(dir) = &args.hosts_dir {
         let ca = tls.map(|t| t.cert.as_path());
-        let files = serve::node::write_hosts_dir(dir, &registries, origin, ca)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        let files =
+            serve::node::write_hosts_dir(dir, &registries, origin, ca).map_err(Failure::local)?;
         for f in files {
             eprintln!("wrote {}", f.display());
         }
@@ -182,8 +180,7 @@ fn write_node_files(
         }
     }
     if let Some(file) = &args.registries_conf {
-        serve::node::write_registries_conf(file, &registries, origin)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        serve::node::write_registries_conf(file, &registries, origin).map_err(Failure::local)?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())

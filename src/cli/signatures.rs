@@ -9,7 +9,7 @@ use super::{Failure, output};
 
 /// Reads a public key file; a bad key is a usage error (exit 2).
 pub fn load_key(path: &Path) -> Result<PublicKey, Failure> {
-    PublicKey::load(path).map_err(|e| Failure::usage(e.to_string()))
+    PublicKey::load(path).map_err(Failure::local)
 }
 
 /// Every image's verdict, read from the bundle alone.

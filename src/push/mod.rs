@@ -232,10 +232,7 @@ pub async fn push(
             }
             Err(e) => {
                 outcome.status = PushStatus::Failed;
-                outcome.error = Some(crate::error::Error::from_text(
-                    crate::error::Kind::Bundle,
-                    &e,
-                ));
+                outcome.error = Some(e);
                 on_image(&outcome);
             }
         }

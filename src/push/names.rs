@@ -239,7 +239,9 @@ mod tests {
             text.contains("quay.io/org/app") && text.contains("ghcr.io/org/app"),
             "{text}"
         );
-        assert!(text.contains("--keep-registry"), "{text}");
+        use crate::error::Diagnostic;
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains("--keep-registry"), "{hint}");
         assert!(check_conflicts(&t, &[a, b], true).is_ok());
     }
 }
