@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
 use ferry::error::{Error, Kind, ResultExt};
 use ferry::reference::ImageRef;
-use ferry::store::Layout;
+use ferry::store::{Layout, StoreError};
 use ferry::supply::is_referrer_name;
 
 use super::progress::BundleProgress;
@@ -211,7 +211,12 @@ async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure>
 
 /// Opens (creating) the output folder and, with --since, marks it as a delta of the base.
 fn open_output(args: &BundleArgs) -> Result<(Arc<Layout>, Since), Failure> {
-    let layout = Arc::new(Layout::open_for_write(&args.output)?);
+    // -o naming a file or a folder of other things is the user's to fix (exit 2).
+    let layout = Layout::open_for_write(&args.output).map_err(|e| match e {
+        StoreError::NotALayout { .. } | StoreError::NotEmpty(_) => Failure::local(e),
+        e => Failure::from(e),
+    })?;
+    let layout = Arc::new(layout);
     let since = super::delta_args::since_base(&layout, args.since.as_deref())?;
     Ok((layout, since))
 }
@@ -244,7 +249,7 @@ async fn check_locked(
 
 /// A store failure that ended the whole run.
 fn run_failure(e: ferry::store::StoreError) -> Failure {
-    let corrupt = matches!(e, ferry::store::StoreError::Corrupt { .. });
+    let corrupt = matches!(e, StoreError::Corrupt { .. } | StoreError::Foreign { .. });
     let failure = Failure::from(e);
     if corrupt {
         failure

@@ -84,9 +84,10 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         args.ext4.as_ref().map(target).transpose()?,
     );
     if ext4 == Some(Target::Stdout) {
-        return Err(Failure::usage(
-            "--ext4 -: mkfs.ext4 needs a file, it cannot write to stdout\nhint: name a file (`--ext4 preload.img`)",
-        ));
+        return Err(
+            Failure::usage("--ext4 -: mkfs.ext4 needs a file, it cannot write to stdout")
+                .with_hint("name a file (`--ext4 preload.img`)"),
+        );
     }
     // Kept alive for the whole export: its task turns Ctrl-C or SIGTERM into `cancel`, so the
     // export stops, removes its temp file and exits 130.

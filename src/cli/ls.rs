@@ -38,11 +38,14 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
     let marker = ferry::delta::Marker::read(&args.bundle)?;
     if let Some(m) = &marker {
         eprintln!(
-            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks\nhint: `ferry apply {} BASE` turns that bundle into this set",
+            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks",
             args.bundle.display(),
             m.base_lock,
-            args.bundle.display()
         );
+        output::hint(&format!(
+            "`ferry apply {} BASE` turns that bundle into this set",
+            args.bundle.display()
+        ));
     }
     let lock = layout.read_lock()?;
     let entries = index.entries();

@@ -184,3 +184,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a tokio runtime starts")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_follows_the_error_kind() {
+        assert_eq!(Failure::usage("x").exit(), Exit::Usage);
+        assert_eq!(Failure::config("x").exit(), Exit::Usage);
+        assert_eq!(Failure::failed(Kind::TagNotFound, "x").exit(), Exit::Failed);
+        assert_eq!(
+            Failure::failed(Kind::Interrupted, "x").exit(),
+            Exit::Interrupted
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let bundle_problem = Error::context(Kind::Bundle, "index.json", io);
+        assert_eq!(Failure::from(bundle_problem.clone()).exit(), Exit::Failed);
+        assert_eq!(Failure::local(bundle_problem).exit(), Exit::Usage);
+        let e = ferry::store::StoreError::Busy("/b".into());
+        let f = Failure::from(e);
+        assert_eq!(f.exit(), Exit::Failed);
+        assert_eq!(
+            f.0.hint(),
+            Some("wait for it to finish, or use another -o folder")
+        );
+    }
+}

@@ -175,8 +175,11 @@ fn write_node_files(
         for f in files {
             eprintln!("wrote {}", f.display());
         }
-        if let Some(w) = serve::node::containerd_warning(&args.containerd_config, dir) {
+        if let Some((w, hint)) = serve::node::containerd_warning(&args.containerd_config, dir) {
             output::warning(&w);
+            if let Some(h) = hint {
+                output::hint(&h);
+            }
         }
     }
     if let Some(file) = &args.registries_conf {

@@ -123,13 +123,13 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             );
         }
     } else if !report.corrupt.is_empty() && !args.json {
-        eprintln!(
-            "hint: `ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
+        output::hint(&format!(
+            "`ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
             args.bundle.display()
-        );
+        ));
     } else if !report.ok() && !args.json {
-        eprintln!(
-            "hint: re-run the ferry bundle command that made this bundle: it fetches what is missing"
+        output::hint(
+            "re-run the ferry bundle command that made this bundle: it fetches what is missing",
         );
     }
     if let (Some(v), false) = (&signatures, args.json) {

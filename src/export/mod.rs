@@ -41,6 +41,24 @@ pub enum ExportError {
     /// Stopped by a signal; nothing was written.
     #[error("interrupted: no output was written")]
     Interrupted,
+    /// Any of the above, with what to do about it.
+    #[error("{error}")]
+    Hinted {
+        /// The error.
+        error: Box<ExportError>,
+        /// What to do.
+        hint: String,
+    },
+}
+
+impl ExportError {
+    /// This error with `hint` as what to do about it.
+    pub(crate) fn with_hint(self, hint: impl Into<String>) -> ExportError {
+        ExportError::Hinted {
+            error: Box::new(self),
+            hint: hint.into(),
+        }
+    }
 }
 
 impl crate::error::Diagnostic for ExportError {
@@ -53,6 +71,7 @@ impl crate::error::Diagnostic for ExportError {
             ExportError::Tool(_) => Kind::Failed,
             ExportError::Usage(_) => Kind::Usage,
             ExportError::Interrupted => Kind::Interrupted,
+            ExportError::Hinted { error, .. } => error.kind(),
         }
     }
 
@@ -68,6 +87,7 @@ impl crate::error::Diagnostic for ExportError {
                 crate::error::split_hint(t).1.map(str::to_owned)
             }
             ExportError::Io(..) | ExportError::Interrupted => None,
+            ExportError::Hinted { hint, .. } => Some(hint.clone()),
         }
     }
 }

@@ -147,8 +147,9 @@ impl crate::error::Diagnostic for StoreError {
         match self {
             StoreError::Io { .. } => Kind::Io,
             StoreError::Busy(_) => Kind::Failed,
-            // The user pointed at the wrong folder.
-            StoreError::NotALayout { .. } | StoreError::NotEmpty(_) => Kind::Configuration,
+            // -o names a folder of other things (the CLI says whether a path was the user's).
+            StoreError::NotEmpty(_) => Kind::Configuration,
+            StoreError::NotALayout { .. } => Kind::Bundle,
             StoreError::Mismatch { .. } => Kind::Corrupt,
             StoreError::NotARegularFile { .. }
             | StoreError::WontReplace { .. }
