@@ -406,7 +406,7 @@ impl crate::error::Diagnostic for SnapshotError {
         match self {
             SnapshotError::Config(e) => e.kind(),
             SnapshotError::InvalidName { .. } => Kind::Usage,
-            SnapshotError::PvcNotFound { .. } => Kind::Configuration,
+            SnapshotError::PvcNotFound { .. } => Kind::Failed,
             SnapshotError::Forbidden { .. } => Kind::Denied,
             SnapshotError::Timeout { .. } => Kind::Timeout,
             SnapshotError::ApiMissing

@@ -141,7 +141,7 @@ fn two_writers_on_one_bundle_are_refused() {
     let proxy = common::proxy::Proxy::start(
         &reg.addr,
         common::proxy::Faults {
-            throttle: Some(4 << 20),
+            throttle: Some(1 << 20),
             ..Default::default()
         },
     );
@@ -154,9 +154,10 @@ fn two_writers_on_one_bundle_are_refused() {
         .unwrap();
     wait_for(30, "the first writer to start", || partial_bytes(&b) > 0);
     let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &name]);
+    let running = first.try_wait().unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "first writer: {running:?}; {stderr}");
     assert!(
         stderr.contains("in use by another ferry process"),
         "{stderr}"

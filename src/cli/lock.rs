@@ -50,7 +50,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
     )
     .await;
     for (reference, error) in &outcome.failed {
-        output::error(&format!("{reference}: {error}"));
+        output::image_failure(reference, error);
     }
     if !outcome.failed.is_empty() {
         return Err(Failure::failed(
