@@ -209,7 +209,8 @@ impl Registries {
                 let mut e = e;
                 let hint = list.hint.clone();
                 e.missing = list.missing.clone();
-                e.detail = list.detail.clone();
+                // Both answers: the manifest's, then the tag list's that tells them apart.
+                e.detail = format!("{}; {}", e.detail, list.detail);
                 e.hint = hint;
                 e
             }
