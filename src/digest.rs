@@ -49,6 +49,12 @@ pub struct DigestParseError {
     reason: &'static str,
 }
 
+impl crate::error::Diagnostic for DigestParseError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+}
+
 impl Digest {
     /// The digest of `bytes` under `algorithm`.
     pub fn of(algorithm: Algorithm, bytes: &[u8]) -> Digest {
@@ -214,6 +220,12 @@ pub enum Mismatch {
         /// Digest of the bytes received.
         actual: Digest,
     },
+}
+
+impl crate::error::Diagnostic for Mismatch {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Corrupt
+    }
 }
 
 /// Checks a finished hasher against the expected digest and (when known) size.

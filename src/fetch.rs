@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::digest::Digest;
+use crate::error::Diagnostic;
 use crate::registry::{BlobBody, BlobStats, ErrorKind, Registries, RegistryError, Remote};
 use crate::report::{Event, Reporter};
 use crate::store::{BlobWriter, Layout, StoreError};
@@ -28,13 +29,36 @@ impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlobError::Registry(e) => write!(f, "{e}"),
-            BlobError::Store(e) if e.is_disk_full() => {
-                write!(
-                    f,
-                    "{e}\nhint: the bundle's filesystem is full; free space and re-run (finished blobs are kept)"
-                )
-            }
             BlobError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BlobError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BlobError::Registry(e) => e.source(),
+            BlobError::Store(e) => e.source(),
+        }
+    }
+}
+
+impl Diagnostic for BlobError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            BlobError::Registry(e) => e.kind(),
+            BlobError::Store(e) => e.kind(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            BlobError::Registry(e) => e.hint(),
+            BlobError::Store(e) if e.is_disk_full() => Some(
+                "the bundle's filesystem is full; free space and re-run (finished blobs are kept)"
+                    .into(),
+            ),
+            BlobError::Store(e) => e.hint(),
         }
     }
 }

@@ -15,9 +15,7 @@ pub enum KubeConfigError {
     #[error("cannot use the kubeconfig: {0}")]
     Kubeconfig(String),
     /// Neither a kubeconfig nor a pod's service account.
-    #[error(
-        "no kubeconfig and not running in a pod\nhint: set KUBECONFIG, or run ferry in the cluster with a service account"
-    )]
+    #[error("no kubeconfig and not running in a pod")]
     Nothing,
     /// The in-cluster environment is malformed.
     #[error("KUBERNETES_SERVICE_HOST/PORT do not make a URL: {0}")]
@@ -65,4 +63,18 @@ pub async fn config() -> Result<kube::Config, KubeConfigError> {
 /// A client for the configuration [`config`] finds.
 pub async fn client() -> Result<kube::Client, KubeConfigError> {
     kube::Client::try_from(config().await?).map_err(KubeConfigError::Client)
+}
+
+impl crate::error::Diagnostic for KubeConfigError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            KubeConfigError::Client(_) => crate::error::Kind::Failed,
+            _ => crate::error::Kind::Configuration,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        matches!(self, KubeConfigError::Nothing)
+            .then(|| "set KUBECONFIG, or run ferry in the cluster with a service account".into())
+    }
 }

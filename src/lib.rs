@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod delta;
 pub mod digest;
 pub mod docker_hub;
+pub mod error;
 pub mod export;
 pub mod fetch;
 pub mod inputs;

@@ -42,8 +42,7 @@ pub enum ManifestError {
     /// Docker schema 1: deprecated, signed over a re-serialization, unsupported.
     #[error(
         "the registry serves this image only as a Docker schema 1 manifest, which ferry refuses \
-         (deprecated since 2017, removed from containerd 2.0); hint: re-push the image with a \
-         current client (docker push, skopeo copy --format v2s2)"
+         (deprecated since 2017, removed from containerd 2.0)"
     )]
     Schema1,
     /// A digest ferry cannot verify (an algorithm other than sha256 or sha512).
@@ -63,6 +62,19 @@ pub enum ManifestError {
         /// The parser's complaint.
         source: serde_json::Error,
     },
+}
+
+impl crate::error::Diagnostic for ManifestError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Protocol
+    }
+
+    fn hint(&self) -> Option<String> {
+        matches!(self, ManifestError::Schema1).then(|| {
+            "re-push the image with a current client (docker push, skopeo copy --format v2s2)"
+                .into()
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]

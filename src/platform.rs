@@ -21,6 +21,12 @@ pub struct Platform {
 )]
 pub struct PlatformParseError(String);
 
+impl crate::error::Diagnostic for PlatformParseError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+}
+
 /// What one part of a platform must look like, after lowercasing: GOOS/GOARCH names and
 /// variants as images use them (`linux`, `windows`, `amd64`, `ppc64le`, `v8`, `unknown`).
 const PART_GRAMMAR: &str = "[a-z0-9][a-z0-9._-]{0,31} (e.g. linux, amd64, arm64, v8)";

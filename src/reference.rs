@@ -37,6 +37,12 @@ pub struct ReferenceError {
     pub reason: String,
 }
 
+impl crate::error::Diagnostic for ReferenceError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+}
+
 impl ImageRef {
     /// Registry host, with port when given (`docker.io`, `127.0.0.1:5000`).
     pub fn registry(&self) -> &str {

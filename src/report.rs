@@ -90,8 +90,8 @@ pub enum Event {
     ImageFailed {
         /// The full normalized reference.
         reference: String,
-        /// Why, with context.
-        error: String,
+        /// Why, with its cause chain, kind and hint.
+        error: crate::error::Error,
     },
 }
 

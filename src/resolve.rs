@@ -114,19 +114,54 @@ impl fmt::Display for ResolveError {
             ResolveError::Manifest(e) => write!(f, "{e}"),
             ResolveError::MissingPlatform { wanted, available } => write!(
                 f,
-                "no {wanted} image: it has {}\nhint: choose with --platform (repeatable), or take all with --all-platforms",
+                "no {wanted} image: it has {}",
                 if available.is_empty() {
                     "no platform information".to_owned()
                 } else {
                     available.join(", ")
                 }
             ),
-            ResolveError::Invalid { what, source } => write!(
-                f,
-                "{what}: {source}\nhint: the registry serves a malformed image; ferry refuses it \
-                 so that nothing it says reaches index.json, the lock or restore.sh"
-            ),
+            ResolveError::Invalid { what, source } => write!(f, "{what}: {source}"),
             ResolveError::Content(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResolveError::Registry(e) => e.source(),
+            ResolveError::Manifest(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl crate::error::Diagnostic for ResolveError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            ResolveError::Registry(e) => e.kind(),
+            ResolveError::Manifest(e) => e.kind(),
+            // The user asked for a platform the image does not have.
+            ResolveError::MissingPlatform { .. } => Kind::ManifestNotFound,
+            ResolveError::Invalid { .. } | ResolveError::Content(_) => Kind::Protocol,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ResolveError::Registry(e) => e.hint(),
+            ResolveError::Manifest(e) => e.hint(),
+            ResolveError::MissingPlatform { .. } => {
+                Some("choose with --platform (repeatable), or take all with --all-platforms".into())
+            }
+            ResolveError::Invalid { .. } => Some(
+                "the registry serves a malformed image; ferry refuses it so that nothing it \
+                 says reaches index.json, the lock or restore.sh"
+                    .into(),
+            ),
+            ResolveError::Content(_) => None,
         }
     }
 }
@@ -378,7 +413,8 @@ async fn fetch_root(
                     e.to_string().lines().next().unwrap_or_default()
                 ));
             }
-            Err(mut e) => {
+            Err(e) => {
+                let mut e = registries.explain_not_found(e).await;
                 if !skipped.is_empty() {
                     e.detail = format!("{} (after {})", e.detail, skipped.join("; "));
                 }
@@ -519,10 +555,10 @@ mod tests {
             ["linux/amd64", "linux/arm64/v8"],
             "attestations are not offered"
         );
-        let err = select_children(&entries, &only(&["linux/s390x"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--all-platforms"), "{err}");
+        let err = select_children(&entries, &only(&["linux/s390x"])).unwrap_err();
+        use crate::error::Diagnostic;
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("--all-platforms"), "{err}: {hint}");
     }
 
     #[test]

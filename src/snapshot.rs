@@ -68,9 +68,7 @@ pub enum SnapshotError {
     #[error(transparent)]
     Config(#[from] KubeConfigError),
     /// A name that Kubernetes would refuse.
-    #[error(
-        "{what} {value:?} is not a valid Kubernetes name\nhint: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, 253 characters at most"
-    )]
+    #[error("{what} {value:?} is not a valid Kubernetes name")]
     InvalidName {
         /// Which option.
         what: &'static str,
@@ -78,9 +76,7 @@ pub enum SnapshotError {
         value: String,
     },
     /// The PVC does not exist.
-    #[error(
-        "PersistentVolumeClaim {namespace}/{pvc} not found\nhint: check --pvc and --namespace (kubectl get pvc -n {namespace})"
-    )]
+    #[error("PersistentVolumeClaim {namespace}/{pvc} not found")]
     PvcNotFound {
         /// Namespace.
         namespace: String,
@@ -88,14 +84,10 @@ pub enum SnapshotError {
         pvc: String,
     },
     /// The snapshot API is not served.
-    #[error(
-        "the cluster has no VolumeSnapshot API ({GROUP}/{VERSION})\nhint: install the CSI external-snapshotter's CRDs and controller, and a CSI driver that supports snapshots"
-    )]
+    #[error("the cluster has no VolumeSnapshot API ({GROUP}/{VERSION})")]
     ApiMissing,
     /// The account may not do something.
-    #[error(
-        "not allowed to {verb} {resource} in namespace {namespace}: {message}\nhint: the account needs {verb} on {resource} (a Role or ClusterRole bound to it)"
-    )]
+    #[error("not allowed to {verb} {resource} in namespace {namespace}: {message}")]
     Forbidden {
         /// get, create...
         verb: &'static str,
@@ -107,9 +99,7 @@ pub enum SnapshotError {
         message: String,
     },
     /// A snapshot of that name exists and is of another PVC.
-    #[error(
-        "VolumeSnapshot {namespace}/{name} already exists and is of PVC {other:?}, not {pvc}\nhint: choose another --name"
-    )]
+    #[error("VolumeSnapshot {namespace}/{name} already exists and is of PVC {other:?}, not {pvc}")]
     OtherSnapshot {
         /// Namespace.
         namespace: String,
@@ -122,7 +112,7 @@ pub enum SnapshotError {
     },
     /// Not ready in time.
     #[error(
-        "VolumeSnapshot {namespace}/{name} was not ready to use after {waited_secs} s{}\nhint: kubectl describe volumesnapshot -n {namespace} {name}; a larger --timeout if the storage is slow",
+        "VolumeSnapshot {namespace}/{name} was not ready to use after {waited_secs} s{}",
         .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
     )]
     Timeout {
@@ -407,6 +397,51 @@ async fn wait_ready(
             });
         }
         tokio::time::sleep(req.poll).await;
+    }
+}
+
+impl crate::error::Diagnostic for SnapshotError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            SnapshotError::Config(e) => e.kind(),
+            SnapshotError::InvalidName { .. } => Kind::Usage,
+            SnapshotError::PvcNotFound { .. } => Kind::Failed,
+            SnapshotError::Forbidden { .. } => Kind::Denied,
+            SnapshotError::Timeout { .. } => Kind::Timeout,
+            SnapshotError::ApiMissing
+            | SnapshotError::OtherSnapshot { .. }
+            | SnapshotError::NoHandle { .. }
+            | SnapshotError::Api { .. } => Kind::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            SnapshotError::Config(e) => return e.hint(),
+            SnapshotError::InvalidName { .. } => "lowercase letters, digits, '-' and '.', \
+                starting and ending with a letter or digit, 253 characters at most"
+                .into(),
+            SnapshotError::PvcNotFound { namespace, .. } => {
+                format!("check --pvc and --namespace (kubectl get pvc -n {namespace})")
+            }
+            SnapshotError::ApiMissing => "install the CSI external-snapshotter's CRDs and \
+                controller, and a CSI driver that supports snapshots"
+                .into(),
+            SnapshotError::Forbidden { verb, resource, .. } => {
+                format!(
+                    "the account needs {verb} on {resource} (a Role or ClusterRole bound to it)"
+                )
+            }
+            SnapshotError::OtherSnapshot { .. } => "choose another --name".into(),
+            SnapshotError::Timeout {
+                namespace, name, ..
+            } => format!(
+                "kubectl describe volumesnapshot -n {namespace} {name}; a larger --timeout if \
+                 the storage is slow"
+            ),
+            SnapshotError::NoHandle { .. } | SnapshotError::Api { .. } => return None,
+        })
     }
 }
 

@@ -24,6 +24,13 @@ pub struct Invalid {
     pub expected: &'static str,
 }
 
+impl crate::error::Diagnostic for Invalid {
+    fn kind(&self) -> crate::error::Kind {
+        // Untrusted values come from registries and bundles, never from the command line.
+        crate::error::Kind::Protocol
+    }
+}
+
 impl Invalid {
     /// An error for `raw`, which is shown escaped and shortened, never as is.
     pub fn new(field: &'static str, raw: &str, expected: &'static str) -> Invalid {

@@ -241,8 +241,14 @@ fn podman_auth_json_and_a_kubernetes_secret() {
         "/nonexistent/auth.json",
         &hello,
     ]);
-    // Local configuration: a usage error.
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        code, 2,
+        "a missing --authfile is local configuration: {stderr}"
+    );
+    assert!(
+        !dir.path().join("m").exists(),
+        "no output folder left behind"
+    );
     assert!(
         stderr.contains("--authfile /nonexistent/auth.json: no such file"),
         "{stderr}"

@@ -21,13 +21,13 @@ fn a_typo_fails_that_image_only() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains(&format!("error: {typo}: not found at {}", reg.addr)),
+        stderr.contains(&format!(
+            "error: {typo}: repository sample/helo not found at {}",
+            reg.addr
+        )),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("NAME_UNKNOWN") || stderr.contains("MANIFEST_UNKNOWN"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("NAME_UNKNOWN"), "{stderr}");
     assert!(!stderr.contains("retry"), "a 404 is not retried: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["totals"]["ok"], 1);
@@ -120,7 +120,10 @@ fn a_folder_that_is_not_a_bundle_is_not_touched() {
         dir.path().to_str().unwrap(),
         "127.0.0.1:1/app:1",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(
+        code, 2,
+        "the wrong -o folder is the user's to fix: {stderr}"
+    );
     assert!(
         stderr.contains("has other files and no oci-layout"),
         "{stderr}"
@@ -138,7 +141,7 @@ fn two_writers_on_one_bundle_are_refused() {
     let proxy = common::proxy::Proxy::start(
         &reg.addr,
         common::proxy::Faults {
-            throttle: Some(4 << 20),
+            throttle: Some(1 << 20),
             ..Default::default()
         },
     );
@@ -151,9 +154,10 @@ fn two_writers_on_one_bundle_are_refused() {
         .unwrap();
     wait_for(30, "the first writer to start", || partial_bytes(&b) > 0);
     let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &name]);
+    let running = first.try_wait().unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "first writer: {running:?}; {stderr}");
     assert!(
         stderr.contains("in use by another ferry process"),
         "{stderr}"
@@ -214,7 +218,7 @@ fn output_paths_users_really_give() {
         file.to_str().unwrap(),
         &reg.image("sample/hello:1.0"),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "-o naming a file is the user's to fix: {stderr}");
     assert!(
         stderr.contains("afile is not an OCI image layout: it exists and is not a folder"),
         "{stderr}"
@@ -319,4 +323,206 @@ fn a_second_ctrl_c_exits_at_once() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     assert!(start.elapsed().as_secs_f64() < 5.0);
+}
+
+/// The error lines of stderr: `error:`, `caused by:` and `hint:` (progress lines aside).
+fn hint_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("hint: ")).collect()
+}
+
+#[test]
+fn a_missing_repository_and_a_missing_tag_are_told_apart() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let (no_repo, no_tag) = (reg.image("sample/nope:1.0"), reg.image("sample/hello:9.9"));
+    let (code, stdout, stderr) = ferry_out(&[
+        "bundle",
+        "--json",
+        "--no-progress",
+        "-o",
+        b.to_str().unwrap(),
+        &no_repo,
+        &no_tag,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let addr = &reg.addr;
+    assert!(
+        stderr.contains(&format!(
+            "error: {no_repo}: repository sample/nope not found at {addr}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {no_tag}: tag 9.9 not found in sample/hello at {addr}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "hint: check the tag; list those that exist with `skopeo list-tags docker://{addr}/sample/hello`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: check the repository name"),
+        "{stderr}"
+    );
+    // The two failures' hints, each once, and each on its own line.
+    assert_eq!(hint_lines(&stderr).len(), 2, "{stderr}");
+    assert!(!stderr.contains("\\nhint"), "{stderr}");
+
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let error_of = |reference: &str| {
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["reference"] == reference)
+            .unwrap_or_else(|| panic!("{reference} in {report}"))["error"]
+            .clone()
+    };
+    let e = error_of(&no_repo);
+    assert_eq!(e["kind"], "repository_not_found", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("NAME_UNKNOWN"),
+        "{e}"
+    );
+    assert!(
+        e["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("check the repository name"),
+        "{e}"
+    );
+    let e = error_of(&no_tag);
+    assert_eq!(e["kind"], "tag_not_found", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("MANIFEST_UNKNOWN"),
+        "{e}"
+    );
+    assert!(
+        e["hint"].as_str().unwrap().contains("skopeo list-tags"),
+        "{e}"
+    );
+    assert!(!e["message"].as_str().unwrap().contains("hint"), "{e}");
+    assert_eq!(report["error"], serde_json::Value::Null);
+}
+
+/// Runs `ferry bundle` with `flags` into a new folder that must not be created; returns stderr.
+fn refused_locally(flags: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let mut args = vec!["bundle", "-o", b.to_str().unwrap(), "127.0.0.1:1/app:1"];
+    args.extend_from_slice(flags);
+    let (code, _, stderr) = ferry_out(&args);
+    assert_eq!(code, 2, "{flags:?}: local configuration exits 2: {stderr}");
+    assert!(!b.exists(), "{flags:?}: no output folder left behind");
+    assert!(
+        !stderr.contains("sent a bad response") && !stderr.contains("(-)"),
+        "{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn local_configuration_errors_exit_2_name_the_file_and_leave_no_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let stderr = refused_locally(&["--ca-file", missing]);
+    assert!(
+        stderr.contains(&format!("error: cannot read --ca-file {missing}")),
+        "{stderr}"
+    );
+
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let stderr = refused_locally(&["--ca-file", not_pem.to_str().unwrap()]);
+    assert!(stderr.contains("no certificate in it"), "{stderr}");
+
+    let authfile = dir.path().join("auth.json");
+    let stderr = refused_locally(&["--authfile", authfile.to_str().unwrap()]);
+    assert!(stderr.contains(&authfile.display().to_string()), "{stderr}");
+
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(&conf, "[[registry]\nprefix = ").unwrap();
+    let stderr = refused_locally(&["--registries-conf", conf.to_str().unwrap()]);
+    assert!(stderr.contains(&conf.display().to_string()), "{stderr}");
+
+    let gone = dir.path().join("gone.conf");
+    let stderr = refused_locally(&["--registries-conf", gone.to_str().unwrap()]);
+    assert!(stderr.contains(&gone.display().to_string()), "{stderr}");
+
+    let no_dir = dir.path().join("certs.d");
+    let stderr = refused_locally(&["--cert-dir", no_dir.to_str().unwrap()]);
+    assert!(stderr.contains(&no_dir.display().to_string()), "{stderr}");
+
+    let lock = dir.path().join("ferry.lock");
+    let dir2 = tempfile::tempdir().unwrap();
+    let b = dir2.path().join("b");
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        b.to_str().unwrap(),
+        "--lock",
+        lock.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&lock.display().to_string()), "{stderr}");
+    assert!(!b.exists());
+
+    let base = dir.path().join("no-base");
+    let stderr = refused_locally(&["--since", base.to_str().unwrap()]);
+    assert!(stderr.contains(&base.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn the_cause_chain_is_rendered_and_the_hint_is_on_its_own_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let stderr = refused_locally(&["--ca-file", missing.to_str().unwrap()]);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("error: cannot read --ca-file"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        lines.get(at + 1).copied(),
+        Some("  caused by: No such file or directory (os error 2)"),
+        "{stderr}"
+    );
+    assert_eq!(hint_lines(&stderr).len(), 1, "{stderr}");
+    assert!(
+        lines.get(at + 2).is_some_and(|l| l.starts_with("hint: ")),
+        "the hint follows the chain: {stderr}"
+    );
+    assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_run_refused_as_a_whole_carries_the_error_object_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let missing = dir.path().join("missing.pem");
+    let (code, stdout, _) = ferry_out(&[
+        "bundle",
+        "--json",
+        "-o",
+        b.to_str().unwrap(),
+        "--ca-file",
+        missing.to_str().unwrap(),
+        "127.0.0.1:1/app:1",
+    ]);
+    assert_eq!(code, 2);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let e = &report["error"];
+    assert_eq!(e["kind"], "configuration", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("No such file"),
+        "the causes are in the message: {e}"
+    );
+    assert!(e["hint"].is_string(), "{e}");
+    assert_eq!(report["success"], false);
 }

@@ -113,7 +113,7 @@ fn a_lying_blob_is_discarded_retried_and_reported_with_both_digests() {
     fake.route(&layer_path, move |_, _| Reply::new(200, zeros.clone()));
     let (code, report, stderr, dir) = bundle(&fake, "app:1", &["--retries", "2"]);
     assert_eq!(code, 1);
-    let error = report["images"][0]["error"].as_str().unwrap();
+    let error = report["images"][0]["error"]["message"].as_str().unwrap();
     assert!(
         error.contains(&format!("expected {}, got {actual}", image.layer_digest(0))),
         "{error}"
@@ -141,7 +141,7 @@ fn wrong_sizes() {
     fake.route(&layer_path, move |_, _| Reply::new(200, long.clone()));
     let (code, report, _, _dir) = bundle(&fake, "app:1", &["--retries", "1"]);
     assert_eq!(code, 1);
-    let error = report["images"][0]["error"].as_str().unwrap();
+    let error = report["images"][0]["error"]["message"].as_str().unwrap();
     assert!(
         error.contains("sends 30016 bytes for a blob of 30000 bytes"),
         "{error}"
@@ -214,7 +214,7 @@ fn not_found_and_forbidden_are_not_retried() {
     let (code, report, stderr, _dir) = bundle(&fake, "missing:1", &[]);
     assert_eq!(code, 1);
     assert!(
-        report["images"][0]["error"]
+        report["images"][0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("NAME_UNKNOWN"),
@@ -427,7 +427,7 @@ fn a_registry_that_ignores_range_and_keeps_breaking_off_runs_out_of_retries() {
     );
     assert_eq!(report["totals"]["retries"], 3, "{report}");
     assert!(
-        report["images"][0]["error"]
+        report["images"][0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("broke off"),

@@ -314,7 +314,7 @@ fn bundle_json_reports_a_busy_folder() {
         .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout:?} {stderr}"));
     assert_eq!(report["success"], false);
     assert!(
-        report["error"]
+        report["error"]["message"]
             .as_str()
             .unwrap()
             .contains("in use by another ferry"),

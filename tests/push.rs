@@ -424,7 +424,10 @@ fn a_corrupt_blob_in_the_bundle_is_never_sent() {
     assert_eq!(code, 1, "{stderr}");
     let i = image_report(&report, &hello);
     assert_eq!(i["status"], "failed");
-    assert!(i["error"].as_str().unwrap().contains(&layer), "{i}");
+    assert!(
+        i["error"]["message"].as_str().unwrap().contains(&layer),
+        "{i}"
+    );
     // Neither the blob nor the tag reached the registry.
     let ok = Command::new("curl")
         .args([

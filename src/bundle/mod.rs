@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::digest::Digest;
+use crate::error::{Error, Kind};
 use crate::fetch::{BlobError, fetch_blob};
 use crate::plan::Plan;
 use crate::platform::PlatformFilter;
@@ -75,7 +76,7 @@ pub struct ImageReport {
     /// How it ended.
     pub status: ImageStatus,
     /// Why it failed.
-    pub error: Option<String>,
+    pub error: Option<crate::error::Error>,
     /// Bytes of the image's distinct blobs (0 when not resolved).
     pub bytes: u64,
     /// Seconds from the start of the run until the image was committed or failed.
@@ -184,13 +185,10 @@ pub async fn bundle(
                 });
                 images.push(image);
             }
-            Err(error) => run.fail(
-                reference.to_string(),
-                None,
-                0,
-                error.to_string(),
-                error.retries(),
-            ),
+            Err(error) => {
+                let retries = error.retries();
+                run.fail(reference.to_string(), None, 0, error.into(), retries)
+            }
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -342,12 +340,13 @@ pub async fn bundle(
                     BlobError::Registry(e) => e.attempts.saturating_sub(1),
                     BlobError::Store(_) => 0,
                 };
+                let error = Error::from(error);
                 for &i in waiting {
                     let p = &mut pending[i];
                     p.retries += failed_retries;
                     if p.open {
                         p.open = false;
-                        let why = format!("blob {digest}: {error}");
+                        let why = error.clone().wrap(format!("blob {digest}"));
                         run.fail(
                             images[i].reference.to_string(),
                             Some(images[i].root.digest.clone()),
@@ -398,14 +397,17 @@ async fn with_referrers(
                 crate::supply::cosign::check_resolved(registries, &image, &found.referrers, key)
                     .await;
             if !verdict.ok() {
-                let why = format!("refused by --require-signatures: {verdict}");
+                let why = Error::msg(
+                    Kind::Signature,
+                    format!("refused by --require-signatures: {verdict}"),
+                );
                 let digest = Some(image.root.digest.clone());
                 run.fail(image.reference.to_string(), digest, 0, why, 0);
                 continue;
             }
         }
         for (name, why) in found.failed {
-            run.fail(name, None, 0, format!("referrer: {why}"), 0);
+            run.fail(name, None, 0, why.wrap("referrer"), 0);
         }
         out.push(image);
         out.extend(found.referrers);
@@ -438,7 +440,7 @@ impl Run {
         reference: String,
         digest: Option<Digest>,
         status: ImageStatus,
-        error: Option<String>,
+        error: Option<Error>,
         bytes: u64,
         retries: u32,
     ) {
@@ -458,7 +460,7 @@ impl Run {
         reference: String,
         digest: Option<Digest>,
         bytes: u64,
-        error: String,
+        error: Error,
         retries: u32,
     ) {
         self.reporter.event(&Event::ImageFailed {
@@ -508,7 +510,7 @@ impl Run {
             }
             Err(e @ StoreError::Io { .. }) => Err(e),
             Err(e) => {
-                self.fail(reference, digest, p.bytes, e.to_string(), p.retries);
+                self.fail(reference, digest, p.bytes, e.into(), p.retries);
                 Ok(())
             }
         }

@@ -13,7 +13,7 @@ use crate::store::{Layout, StoreError};
 pub enum RmError {
     /// Some named reference is not in the bundle; nothing was changed.
     #[error(
-        "not in {bundle}: {}; nothing was removed\nhint: `ferry ls {bundle}` lists its references",
+        "not in {bundle}: {}; nothing was removed",
         .missing.join(", ")
     )]
     NotInBundle {
@@ -93,4 +93,22 @@ pub fn remove_references(layout: &Layout, references: &[String]) -> Result<RmRep
         references: names,
         removed,
     })
+}
+
+impl crate::error::Diagnostic for RmError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            RmError::NotInBundle { .. } => crate::error::Kind::Usage,
+            RmError::Gc(e) => e.kind(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            RmError::NotInBundle { bundle, .. } => {
+                Some(format!("`ferry ls {bundle}` lists its references"))
+            }
+            RmError::Gc(e) => e.hint(),
+        }
+    }
 }

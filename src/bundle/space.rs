@@ -74,14 +74,13 @@ pub(super) fn refuse_what_cannot_fit<'p>(
         };
         let why = format!(
             "blob {} declares {}, more than the {} free on the bundle's filesystem \
-             ({root}){fate}; nothing was written for it in this run\nhint: free space there \
-             or bundle onto a larger volume (-o)",
+             ({root}){fate}; nothing was written for it in this run",
             d.digest,
             figure(d.size),
             figure(space.available),
         );
         for &i in users.of(&d.digest) {
-            fail(run, &images[i], &mut pending[i], &why);
+            fail(run, &images[i], &mut pending[i], &why, SPACE_HINT);
         }
     }
     let live: Vec<&Download> = downloads
@@ -94,27 +93,30 @@ pub(super) fn refuse_what_cannot_fit<'p>(
     }
     let why = format!(
         "the images need {} more on the bundle's filesystem ({root}), which has {} free; \
-         nothing was fetched\nhint: free space there, bundle onto a larger volume (-o), or \
-         bundle fewer images per run",
+         nothing was fetched",
         figure(with_margin(total)),
         figure(space.available),
     );
     for d in &live {
         for &i in users.of(&d.digest) {
-            fail(run, &images[i], &mut pending[i], &why);
+            fail(run, &images[i], &mut pending[i], &why, FEWER_HINT);
         }
     }
     Vec::new()
 }
 
-fn fail(run: &mut Run, image: &ResolvedImage, p: &mut Pending, why: &str) {
+const SPACE_HINT: &str = "free space there or bundle onto a larger volume (-o)";
+const FEWER_HINT: &str =
+    "free space there, bundle onto a larger volume (-o), or bundle fewer images per run";
+
+fn fail(run: &mut Run, image: &ResolvedImage, p: &mut Pending, why: &str, hint: &str) {
     if p.open {
         p.open = false;
         run.fail(
             image.reference.to_string(),
             Some(image.root.digest.clone()),
             p.bytes,
-            why.to_owned(),
+            crate::error::Error::msg(crate::error::Kind::Io, why).with_hint(hint),
             p.retries,
         );
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use ferry::delta::apply::{ApplyError, apply};
+use ferry::delta::apply::apply;
 
 use super::{Exit, Failure, output};
 
@@ -23,12 +23,7 @@ pub struct ApplyArgs {
 
 /// Runs `ferry apply`.
 pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
-    let report = apply(&args.delta, &args.base).map_err(|e| match e {
-        ApplyError::NotADelta(_)
-        | ApplyError::WrongBase { .. }
-        | ApplyError::OtherApplyPending { .. } => Failure::usage(e.to_string()),
-        other => Failure::from(other.to_string()),
-    })?;
+    let report = apply(&args.delta, &args.base)?;
     if report.already_applied {
         eprintln!(
             "{} already is the bundle {} describes; nothing to do",

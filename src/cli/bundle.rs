@@ -7,7 +7,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
-use ferry::store::Layout;
+use ferry::error::{Error, Kind, ResultExt};
+use ferry::reference::ImageRef;
+use ferry::store::{Layout, StoreError};
 use ferry::supply::is_referrer_name;
 
 use super::progress::{BundleProgress, Style};
@@ -96,55 +98,44 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
         output::json(&json_report(
             &args.output,
             &BundleSummary::default(),
-            Some(&failure.message),
+            Some(&failure.0),
         ));
     }
     result
 }
 
+/// Everything local (references, key, registries, --since) is checked before the output
+/// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
-    let (refs, pins) = match &args.lock {
-        Some(path) => {
-            if !args.sources.sources().is_empty() {
-                return Err(Failure::usage(
-                    "--lock takes the references from the lock file; name no other images",
-                ));
-            }
-            let lock =
-                ferry::lock::LockFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
-            let mut refs = Vec::new();
-            for locked in &lock.images {
-                refs.push(locked.reference.parse().map_err(
-                    |e: ferry::reference::ReferenceError| {
-                        Failure::usage(format!("{}: {e}", path.display()))
-                    },
-                )?);
-            }
-            let pins: std::collections::BTreeMap<_, _> = lock
-                .images
-                .iter()
-                .map(|i| (i.reference.clone(), i.clone()))
-                .collect();
-            (refs, pins)
-        }
-        None => (args.sources.collect("bundle").await?, Default::default()),
-    };
-    if refs.is_empty() {
-        return Err(Failure::usage("the lock file names no images"));
-    }
-    let filter = args.platforms.filter();
+    let (refs, pins) = references(args).await?;
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
     };
-
-    let layout = Arc::new(Layout::open_for_write(&args.output).map_err(|e| e.to_string())?);
-    let since = super::delta_args::since_base(&layout, args.since.as_deref())?;
+    if let Some(base) = &args.since
+        && !base.exists()
+    {
+        return Err(Failure::config(format!(
+            "--since {}: no such bundle folder or lock file",
+            base.display()
+        )));
+    }
     let progress = Arc::new(BundleProgress::new(
         Style::pick(args.no_progress, args.quiet),
         refs.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
+    let created = !args.output.exists();
+    let (layout, since) = match open_output(args) {
+        Ok(opened) => opened,
+        Err(failure) => {
+            if created && failure.exit() == Exit::Usage {
+                // Made by this run a moment ago, with nothing in it yet.
+                let _ = std::fs::remove_dir_all(&args.output);
+            }
+            return Err(failure);
+        }
+    };
     let cancel = CancellationToken::new();
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(super::signals::stop_on_signals(
@@ -153,26 +144,11 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         timed_out.clone(),
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
-
     if args.locked {
-        let lock = ferry::lock::LockFile {
-            images: pins.values().cloned().collect(),
-            ..Default::default()
-        };
-        let drift = ferry::lock::drift(&registries, &lock).await;
-        if !drift.is_empty() {
-            return Err(Failure::from(format!(
-                "the lock file is out of date; nothing was fetched:\n{}\nhint: update it with `ferry lock ... -o FILE`, or drop --locked",
-                drift
-                    .iter()
-                    .map(|d| format!("  {d}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
-        }
+        check_locked(&registries, &pins).await?;
     }
     let options = BundleOptions {
-        platforms: filter,
+        platforms: args.platforms.filter(),
         jobs: args.jobs.into(),
         pins,
         referrers: args.referrers,
@@ -187,43 +163,128 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         progress.clone(),
         cancel,
     )
-        .await
-        .map_err(|e| match e {
-            ferry::store::StoreError::Corrupt { .. } => e.to_string(),
-            e => format!("{e}\nhint: the bundle is unchanged since the last image that completed; re-run to continue"),
-        })?;
+    .await
+    .map_err(run_failure)?;
     progress.finish();
     if args.with_binary && !summary.cancelled {
         copy_binary(&layout)?;
     }
     report(args, &summary);
-    let failed = summary.with_status(ImageStatus::Failed).count();
-    // A deadline that passes is a failure to deliver, not a user's decision to stop.
-    Ok(
-        if timed_out.load(std::sync::atomic::Ordering::SeqCst) || summary.disk_full {
-            Exit::Failed
-        } else if summary.cancelled && failed == 0 {
-            Exit::Interrupted
-        } else if summary.success() {
-            Exit::Ok
-        } else {
-            Exit::Failed
-        },
+    let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    Ok(exit_code(&summary, timed_out))
+}
+
+type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
+
+/// The references to bundle: from the lock file (with their pins), else the sources.
+async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure> {
+    let Some(path) = &args.lock else {
+        return Ok((args.sources.collect("bundle").await?, Pins::new()));
+    };
+    if !args.sources.sources().is_empty() {
+        return Err(Failure::usage(
+            "--lock takes the references from the lock file; name no other images",
+        ));
+    }
+    let lock = ferry::lock::LockFile::read(path).map_err(|e| {
+        Error::context(Kind::Configuration, format!("--lock {}", path.display()), e)
+    })?;
+    let mut refs = Vec::new();
+    for locked in &lock.images {
+        refs.push(locked.reference.parse().map_err(|e| {
+            Error::context(Kind::Configuration, format!("--lock {}", path.display()), e)
+        })?);
+    }
+    if refs.is_empty() {
+        return Err(Failure::config(format!(
+            "the lock file {} names no images",
+            path.display()
+        )));
+    }
+    let pins = lock
+        .images
+        .iter()
+        .map(|i| (i.reference.clone(), i.clone()))
+        .collect();
+    Ok((refs, pins))
+}
+
+/// Opens (creating) the output folder and, with --since, marks it as a delta of the base.
+fn open_output(args: &BundleArgs) -> Result<(Arc<Layout>, Since), Failure> {
+    // -o naming a file or a folder of other things is the user's to fix (exit 2).
+    let layout = Layout::open_for_write(&args.output).map_err(|e| match e {
+        StoreError::NotALayout { .. } | StoreError::NotEmpty(_) => Failure::local(e),
+        e => Failure::from(e),
+    })?;
+    let layout = Arc::new(layout);
+    let since = super::delta_args::since_base(&layout, args.since.as_deref())?;
+    Ok((layout, since))
+}
+
+type Since = std::collections::BTreeMap<ferry::digest::Digest, u64>;
+
+/// `--locked`: fails, fetching nothing, when a tag moved since the lock was made.
+async fn check_locked(
+    registries: &ferry::registry::Registries,
+    pins: &Pins,
+) -> Result<(), Failure> {
+    let lock = ferry::lock::LockFile {
+        images: pins.values().cloned().collect(),
+        ..Default::default()
+    };
+    let drift = ferry::lock::drift(registries, &lock).await;
+    if drift.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = drift.iter().map(|d| format!("  {d}")).collect();
+    Err(Failure::failed(
+        Kind::Failed,
+        format!(
+            "the lock file is out of date; nothing was fetched:\n{}",
+            list.join("\n")
+        ),
     )
+    .with_hint("update it with `ferry lock ... -o FILE`, or drop --locked"))
+}
+
+/// A store failure that ended the whole run.
+fn run_failure(e: ferry::store::StoreError) -> Failure {
+    let corrupt = matches!(e, StoreError::Corrupt { .. } | StoreError::Foreign { .. });
+    let failure = Failure::from(e);
+    if corrupt {
+        failure
+    } else {
+        failure.with_hint(
+            "the bundle is unchanged since the last image that completed; re-run to continue",
+        )
+    }
+}
+
+/// 130 when stopped with nothing failed, 1 when anything failed (a deadline that passed is a
+/// failure to deliver, not a user's decision to stop), else 0.
+fn exit_code(summary: &BundleSummary, timed_out: bool) -> Exit {
+    let failed = summary.with_status(ImageStatus::Failed).count();
+    if timed_out || summary.disk_full {
+        Exit::Failed
+    } else if summary.cancelled && failed == 0 {
+        Exit::Interrupted
+    } else if summary.success() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
 }
 
 /// Writes the running binary into the bundle as `ferry` (atomically; unchanged when the same).
 fn copy_binary(layout: &Layout) -> Result<(), Failure> {
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find ferry's own binary: {e}"))?;
-    let bytes = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let exe = std::env::current_exe().context(Kind::Io, || "cannot find ferry's own binary")?;
+    let bytes = std::fs::read(&exe).context(Kind::Io, || format!("reading {}", exe.display()))?;
     let dest = layout.root().join("ferry");
     if std::fs::read(&dest).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
     let tmp = layout.root().join(ferry::store::WORK_DIR).join("tmp");
-    ferry::store::write_atomic_mode(layout.root(), "ferry", &bytes, &tmp, 0o755)
-        .map_err(|e| e.to_string())?;
+    ferry::store::write_atomic_mode(layout.root(), "ferry", &bytes, &tmp, 0o755)?;
     layout.tidy();
     Ok(())
 }
@@ -235,11 +296,10 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
     }
     let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
     for image in &failed {
-        output::error(&format!(
-            "{}: {}",
-            image.reference,
-            image.error.as_deref().unwrap_or("failed")
-        ));
+        match &image.error {
+            Some(e) => output::image_failure(&image.reference, e),
+            None => output::error(&format!("{}: failed", image.reference)),
+        }
     }
     if args.quiet {
         return;
@@ -280,26 +340,30 @@ fn report(args: &BundleArgs, s: &BundleSummary) {
             String::new()
         };
         output::error(&format!(
-            "stopped: the filesystem holding {bundle} is full{left}\n\
-             hint: free space or use a larger volume, then run the same command again \
-             (finished images and partial downloads are kept)"
+            "stopped: the filesystem holding {bundle} is full{left}"
         ));
+        output::hint(
+            "free space or use a larger volume, then run the same command again (finished \
+             images and partial downloads are kept)",
+        );
     } else if s.cancelled {
         output::warning(&format!(
-            "interrupted: {} image(s) unfinished; the bundle is valid\nhint: run the same command again to continue where it stopped",
+            "interrupted: {} image(s) unfinished; the bundle is valid",
             s.with_status(ImageStatus::Unfinished).count()
         ));
+        output::hint("run the same command again to continue where it stopped");
     } else if !failed.is_empty() && done > 0 {
-        eprintln!(
-            "hint: the {done} other image(s) are in the bundle; fix the failures above and re-run (nothing is fetched twice)"
-        );
+        output::hint(&format!(
+            "the {done} other image(s) are in the bundle; fix the failures above and re-run \
+             (nothing is fetched twice)"
+        ));
     }
 }
 
 fn json_report(
     bundle: &std::path::Path,
     s: &BundleSummary,
-    error: Option<&str>,
+    error: Option<&Error>,
 ) -> serde_json::Value {
     let images: Vec<serde_json::Value> = s
         .images
@@ -313,7 +377,7 @@ fn json_report(
                     ImageStatus::Failed => "failed",
                     ImageStatus::Unfinished => "unfinished",
                 },
-                "error": i.error,
+                "error": i.error.as_ref().map(output::error_json),
                 "bytes": i.bytes,
                 "seconds": (i.seconds * 1000.0).round() / 1000.0,
                 "retries": i.retries,
@@ -324,7 +388,7 @@ fn json_report(
     serde_json::json!({
         "bundle": bundle.display().to_string(),
         "success": error.is_none() && s.success(),
-        "error": error,
+        "error": error.map(output::error_json),
         "cancelled": s.cancelled,
         "images": images,
         "totals": {

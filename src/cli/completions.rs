@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory};
 
 use super::{Cli, Exit, Failure, output};
+use ferry::error::{Kind, ResultExt};
 
 /// Print a shell completion script on stdout.
 #[derive(Debug, Args)]
@@ -60,13 +61,11 @@ pub fn version(args: VersionArgs) -> Result<Exit, Failure> {
 /// Runs `ferry man`.
 pub fn man(args: ManArgs) -> Result<Exit, Failure> {
     let cmd = Cli::command();
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", args.out.display())))?;
-    clap_mangen::generate_to(cmd, &args.out).map_err(|e| {
-        Failure::from(format!(
-            "cannot write man pages into {}: {e}",
-            args.out.display()
-        ))
+    std::fs::create_dir_all(&args.out).context(Kind::Configuration, || {
+        format!("cannot create {}", args.out.display())
+    })?;
+    clap_mangen::generate_to(cmd, &args.out).context(Kind::Io, || {
+        format!("cannot write man pages into {}", args.out.display())
     })?;
     eprintln!("wrote man pages into {}", args.out.display());
     Ok(Exit::Ok)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry::delta::{DeltaError, MARKER_NAME, Marker, prepare_since};
+use ferry::delta::{MARKER_NAME, Marker, prepare_since};
 use ferry::digest::Digest;
 use ferry::store::Layout;
 
@@ -24,14 +24,12 @@ pub fn since_base(layout: &Layout, base: Option<&Path>) -> Result<BTreeMap<Diges
     let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
     if same(base, out) || base.parent().is_some_and(|p| same(p, out)) {
         return Err(Failure::usage(format!(
-            "--since {} is the output folder itself\nhint: write the delta into a new -o folder",
+            "--since {} is the output folder itself",
             base.display()
-        )));
+        ))
+        .with_hint("write the delta into a new -o folder"));
     }
-    prepare_since(layout, base).map_err(|e| match e {
-        DeltaError::Input(..) => Failure::usage(e.to_string()),
-        other => Failure::from(other.to_string()),
-    })
+    Ok(prepare_since(layout, base)?)
 }
 
 /// Refuses, with exit 2, an operation that needs a full bundle when `root` is a delta.
@@ -39,10 +37,11 @@ pub fn refuse_delta(root: &Path, what: &str, hint: &str) -> Result<(), Failure> 
     match Marker::read(root) {
         Ok(None) => Ok(()),
         Ok(Some(m)) => Err(Failure::usage(format!(
-            "{} is a delta of the bundle whose ferry.lock is {} ({MARKER_NAME}), not a bundle: cannot {what}\nhint: {hint}",
+            "{} is a delta of the bundle whose ferry.lock is {} ({MARKER_NAME}), not a bundle: cannot {what}",
             root.display(),
             m.base_lock
-        ))),
-        Err(e) => Err(Failure::from(e.to_string())),
+        ))
+        .with_hint(hint)),
+        Err(e) => Err(Failure::from(e)),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use ferry::delta::diff::diff;
-use ferry::delta::{DeltaError, load_side};
+use ferry::delta::load_side;
 
 use super::{Exit, Failure, output};
 
@@ -26,10 +26,7 @@ pub struct DiffArgs {
 }
 
 fn load(path: &std::path::Path) -> Result<ferry::delta::Side, Failure> {
-    load_side(path).map_err(|e| match e {
-        DeltaError::Input(..) => Failure::usage(e.to_string()),
-        other => Failure::from(other.to_string()),
-    })
+    Ok(load_side(path)?)
 }
 
 /// Runs `ferry diff`.

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
+use ferry::error::{Kind, ResultExt};
 use ferry::export::ext4::{Size, ext4_image};
-use ferry::export::{ExportError, Target, docker_archive, oci_archive};
+use ferry::export::{Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
 use ferry::store::Layout;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +67,8 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    let layout = Layout::open_read(&args.bundle)?;
+    let marker = ferry::delta::Marker::read(&args.bundle)?;
     if marker.is_some() && (args.docker_archive.is_some() || args.ext4.is_some()) {
         super::delta_args::refuse_delta(
             &args.bundle,
@@ -76,16 +77,17 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         )?;
     }
     // Outputs are checked before any work: a symlink, folder or device is refused (exit 2).
-    let target = |p: &PathBuf| Target::parse(p).map_err(failure);
+    let target = |p: &PathBuf| Target::parse(p);
     let (oci, docker, ext4) = (
         args.oci_archive.as_ref().map(target).transpose()?,
         args.docker_archive.as_ref().map(target).transpose()?,
         args.ext4.as_ref().map(target).transpose()?,
     );
     if ext4 == Some(Target::Stdout) {
-        return Err(Failure::usage(
-            "--ext4 -: mkfs.ext4 needs a file, it cannot write to stdout\nhint: name a file (`--ext4 preload.img`)",
-        ));
+        return Err(
+            Failure::usage("--ext4 -: mkfs.ext4 needs a file, it cannot write to stdout")
+                .with_hint("name a file (`--ext4 preload.img`)"),
+        );
     }
     // Kept alive for the whole export: its task turns Ctrl-C or SIGTERM into `cancel`, so the
     // export stops, removes its temp file and exits 130.
@@ -96,8 +98,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         match &marker {
             Some(m) => ferry::delta::verify::export_delta(&layout, m, out, &cancel),
             None => oci_archive(&layout, out, &cancel),
-        }
-        .map_err(failure)?;
+        }?;
         if let Target::File(path) = out {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             eprintln!("wrote {} ({})", path.display(), output::bytes(size));
@@ -105,14 +106,14 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     }
     if let Some(out) = &docker {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
-        let skipped = docker_archive(&layout, out, &platform, &cancel).map_err(failure)?;
+        let skipped = docker_archive(&layout, out, &platform, &cancel)?;
         for s in &skipped {
             output::warning(s);
         }
         eprintln!("wrote {out} for {platform}");
     }
     if let Some(out) = &ext4 {
-        let size = ext4_image(&layout, out, args.size, &args.label, &cancel).map_err(failure)?;
+        let size = ext4_image(&layout, out, args.size, &args.label, &cancel)?;
         eprintln!(
             "wrote {out} ({} ext4, label {}, checked with e2fsck)",
             output::bytes(size),
@@ -120,18 +121,6 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
         );
     }
     Ok(Exit::Ok)
-}
-
-/// The exit code for an export error: 2 for options and outputs, 130 when interrupted.
-fn failure(e: ExportError) -> Failure {
-    match e {
-        ExportError::Usage(m) => Failure::usage(m),
-        ExportError::Interrupted => Failure {
-            exit: Exit::Interrupted,
-            message: e.to_string(),
-        },
-        other => Failure::from(other.to_string()),
-    }
 }
 
 /// Installs the handlers now (before any temp file exists); the first signal cancels, a
@@ -142,7 +131,7 @@ fn stop_on_signals(
 ) -> Result<(), Failure> {
     use tokio::signal::unix::{SignalKind, signal};
     let _guard = runtime.enter();
-    let handler = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
     let (mut int, mut term) = (
         handler(SignalKind::interrupt())?,
         handler(SignalKind::terminate())?,

@@ -24,14 +24,14 @@ pub struct GcArgs {
 
 /// Runs `ferry gc`.
 pub fn run(args: GcArgs) -> Result<Exit, Failure> {
-    Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    Layout::open_read(&args.bundle)?;
     super::delta_args::refuse_delta(
         &args.bundle,
         "collect its blobs (it lacks its base's by design)",
         "apply it to its base first (`ferry apply`)",
     )?;
-    let layout = Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?;
-    let removed = gc(&layout, args.dry_run).map_err(|e| e.to_string())?;
+    let layout = Layout::open_for_write(&args.bundle)?;
+    let removed = gc(&layout, args.dry_run)?;
     if args.json {
         output::json(&serde_json::json!({
             "bundle": args.bundle.display().to_string(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use ferry::error::Kind;
 use ferry::lock::LockFile;
 use ferry::store::write_atomic;
 
@@ -50,32 +51,39 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
     )
     .await;
     for (reference, error) in &outcome.failed {
-        output::error(&format!("{reference}: {error}"));
+        output::image_failure(reference, error);
     }
     if !outcome.failed.is_empty() {
-        return Err(Failure::from(format!(
-            "{} of {} reference(s) could not be resolved; no lock file written",
-            outcome.failed.len(),
-            refs.len()
-        )));
+        return Err(Failure::failed(
+            Kind::Failed,
+            format!(
+                "{} of {} reference(s) could not be resolved; no lock file written",
+                outcome.failed.len(),
+                refs.len()
+            ),
+        ));
     }
     let Some(path) = &args.output else {
         print!("{}", String::from_utf8_lossy(&outcome.lock.to_json()));
         return Ok(Exit::Ok);
     };
     if args.locked {
-        let old = LockFile::read(path).map_err(|e| e.to_string())?;
+        let old = LockFile::read(path)?;
         let changes = ferry::lock::differences(&old, &outcome.lock);
         if !changes.is_empty() {
-            return Err(Failure::from(format!(
-                "{} is out of date:\n{}\nhint: run without --locked to update it",
-                path.display(),
-                changes
-                    .iter()
-                    .map(|c| format!("  {c}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
+            return Err(Failure::failed(
+                Kind::Failed,
+                format!(
+                    "{} is out of date:\n{}",
+                    path.display(),
+                    changes
+                        .iter()
+                        .map(|c| format!("  {c}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            )
+            .with_hint("run without --locked to update it"));
         }
         eprintln!(
             "{} is up to date ({} images)",
@@ -92,7 +100,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Failure::usage("-o needs a file name"))?;
-    write_atomic(dir, name, &outcome.lock.to_json(), dir).map_err(|e| e.to_string())?;
+    write_atomic(dir, name, &outcome.lock.to_json(), dir)?;
     eprintln!(
         "locked {} images in {}",
         outcome.lock.images.len(),

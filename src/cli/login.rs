@@ -10,6 +10,7 @@ use clap::Args;
 
 use ferry::credentials::login::{self, Stored};
 use ferry::credentials::{Anonymous, Credential};
+use ferry::error::{Error, Kind, ResultExt};
 use ferry::report::Silent;
 
 use super::registry_args::RegistryArgs;
@@ -146,7 +147,7 @@ fn password(args: &LoginArgs) -> Result<String, Failure> {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                .context(Kind::Usage, || "cannot read the password from stdin")?;
             s.trim_end_matches(['\n', '\r']).to_owned()
         }
         PasswordFrom::Prompt => ask_secret("Password: ")?.unwrap_or_default(),
@@ -191,7 +192,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
     registries
         .verify_login(&registry, &credential)
         .await
-        .map_err(|e| format!("login to {registry} failed: {e}"))?;
+        .map_err(|e| Error::from(e).wrap(format!("login to {registry} failed")))?;
     let stored = login::store(&registry, &username, &password, Some(&target))
         .map_err(|e| Failure::usage(e.0))?;
     match stored {
@@ -205,7 +206,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
 pub fn logout(args: LogoutArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
     let file = login::login_file(args.authfile.as_deref()).map_err(|e| Failure::usage(e.0))?;
-    let removed = login::erase(&registry, Some(&file)).map_err(|e| e.to_string())?;
+    let removed = login::erase(&registry, Some(&file))?;
     if removed {
         eprintln!(
             "Removed login credentials for {registry} from {}",
@@ -245,8 +246,8 @@ mod tests {
             PasswordFrom::Prompt
         );
         let e = password_from(false, false, false).unwrap_err();
-        assert_eq!(e.exit, Exit::Usage);
-        assert!(e.message.contains("--password-stdin"), "{}", e.message);
+        assert_eq!(e.exit(), Exit::Usage);
+        assert!(e.0.to_string().contains("--password-stdin"), "{}", e.0);
     }
 
     #[test]

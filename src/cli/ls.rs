@@ -33,18 +33,21 @@ struct Row {
 
 /// Runs `ferry ls`.
 pub fn run(args: LsArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    let index = layout.read_index().map_err(|e| e.to_string())?;
-    let marker = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())?;
+    let layout = Layout::open_read(&args.bundle)?;
+    let index = layout.read_index()?;
+    let marker = ferry::delta::Marker::read(&args.bundle)?;
     if let Some(m) = &marker {
         eprintln!(
-            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks\nhint: `ferry apply {} BASE` turns that bundle into this set",
+            "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks",
             args.bundle.display(),
             m.base_lock,
-            args.bundle.display()
         );
+        output::hint(&format!(
+            "`ferry apply {} BASE` turns that bundle into this set",
+            args.bundle.display()
+        ));
     }
-    let lock = layout.read_lock().map_err(|e| e.to_string())?;
+    let lock = layout.read_lock()?;
     let entries = index.entries();
     let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries
         .iter()

@@ -28,51 +28,76 @@ mod verify;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ferry::error::{Category, Error, Kind};
 
-/// Exit codes: 0 everything worked, 1 something failed, 2 usage error, 130 interrupted.
+/// Exit codes: 0 everything worked, 1 something failed, 2 usage error or local configuration,
+/// 130 interrupted. A [`Failure`]'s code follows from its error's [`Category`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Every image or check succeeded.
     Ok = 0,
     /// Some image failed, or verification found problems.
     Failed = 1,
-    /// The command line was wrong.
+    /// The command line or a local configuration file was wrong.
     Usage = 2,
     /// Stopped by Ctrl-C or SIGTERM; a re-run continues.
     Interrupted = 130,
 }
 
-/// Why a command stopped, and the exit code that says so.
+/// Why a command stopped: the typed error, whose kind decides the exit code.
 #[derive(Debug)]
-pub struct Failure {
-    /// The exit code.
-    pub exit: Exit,
-    /// The message (with any `hint:` lines).
-    pub message: String,
-}
+pub struct Failure(pub ferry::error::Error);
 
 impl Failure {
     /// Bad input on the command line (exit 2).
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            exit: Exit::Usage,
-            message: message.into(),
+        Failure(Error::msg(Kind::Usage, message))
+    }
+
+    /// A local file or setting named by the user is missing or invalid (exit 2).
+    pub fn config(message: impl Into<String>) -> Failure {
+        Failure(Error::msg(Kind::Configuration, message))
+    }
+
+    /// An error about something the user named (a file, a folder, an address): local
+    /// configuration (exit 2), whatever kind the library gave it.
+    pub fn local(error: impl Into<Error>) -> Failure {
+        let e = error.into();
+        match e.category() {
+            Category::Usage => Failure(e),
+            _ => Failure(e.with_kind(Kind::Configuration)),
         }
+    }
+
+    /// Something failed that is not the command line's fault (exit 1).
+    pub fn failed(kind: Kind, message: impl Into<String>) -> Failure {
+        Failure(Error::msg(kind, message))
+    }
+
+    /// Adds (or replaces) the hint.
+    pub fn with_hint(self, hint: impl Into<String>) -> Failure {
+        Failure(self.0.with_hint(hint))
+    }
+
+    /// The exit code this failure maps to.
+    pub fn exit(&self) -> Exit {
+        Exit::from(self.0.category())
     }
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure {
-            exit: Exit::Failed,
-            message,
-        }
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure(error.into())
     }
 }
 
-impl From<&str> for Failure {
-    fn from(message: &str) -> Failure {
-        Failure::from(message.to_owned())
+impl From<Category> for Exit {
+    fn from(c: Category) -> Exit {
+        match c {
+            Category::Usage => Exit::Usage,
+            Category::Failed => Exit::Failed,
+            Category::Interrupted => Exit::Interrupted,
+        }
     }
 }
 
@@ -154,8 +179,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(failure) => {
-            output::error(&failure.message);
-            ExitCode::from(failure.exit as u8)
+            output::failure(&failure.0);
+            ExitCode::from(failure.exit() as u8)
         }
     }
 }
@@ -165,4 +190,31 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_follows_the_error_kind() {
+        assert_eq!(Failure::usage("x").exit(), Exit::Usage);
+        assert_eq!(Failure::config("x").exit(), Exit::Usage);
+        assert_eq!(Failure::failed(Kind::TagNotFound, "x").exit(), Exit::Failed);
+        assert_eq!(
+            Failure::failed(Kind::Interrupted, "x").exit(),
+            Exit::Interrupted
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let bundle_problem = Error::context(Kind::Bundle, "index.json", io);
+        assert_eq!(Failure::from(bundle_problem.clone()).exit(), Exit::Failed);
+        assert_eq!(Failure::local(bundle_problem).exit(), Exit::Usage);
+        let e = ferry::store::StoreError::Busy("/b".into());
+        let f = Failure::from(e);
+        assert_eq!(f.exit(), Exit::Failed);
+        assert_eq!(
+            f.0.hint(),
+            Some("wait for it to finish, or use another -o folder")
+        );
+    }
 }

@@ -1,9 +1,10 @@
-//! Messages on stderr: `error:`, `warning:` and `hint:` lines, colored only where colors are
+//! Messages on stderr: `error:`, `caused by:`, `warning:` and `hint:` lines, colored only where colors are
 //! wanted (a terminal, and no `NO_COLOR`).
 
 use std::io::IsTerminal;
 
 use console::style;
+use ferry::error::Error;
 
 /// Applies `NO_COLOR` (https://no-color.org) and the terminal check once, at start.
 pub fn init() {
@@ -29,16 +30,56 @@ fn print_labelled(label: console::StyledObject<&str>, message: &str) {
         eprintln!("{label} {first}");
     }
     for line in lines {
-        match line.strip_prefix("hint:") {
-            Some(rest) => eprintln!("{}{rest}", style("hint:").for_stderr().cyan().bold()),
-            None => eprintln!("  {line}"),
-        }
+        eprintln!("  {line}");
     }
 }
 
-/// Prints `error: message` (with any `hint:` lines styled).
+/// Prints `hint: text` on its own line.
+pub fn hint(text: &str) {
+    let text = ferry::redact::redact(text);
+    eprintln!("{} {text}", style("hint:").for_stderr().cyan().bold());
+}
+
+/// Prints `error: message`.
 pub fn error(message: &str) {
     print_labelled(style("error:").for_stderr().red().bold(), message);
+}
+
+/// Prints a typed error: `error: <message>`, `  caused by: <cause>` for each cause in its
+/// chain (repeats skipped), then its `hint:` once.
+pub fn failure(e: &Error) {
+    report_error(None, e);
+}
+
+/// [`failure`] for one image: `error: <reference>: <message>`...
+pub fn image_failure(reference: &str, e: &Error) {
+    report_error(Some(reference), e);
+}
+
+fn report_error(subject: Option<&str>, e: &Error) {
+    let chain = e.chain();
+    let (first, causes) = chain.split_first().expect("a chain has its error");
+    match subject {
+        Some(s) => error(&format!("{s}: {first}")),
+        None => error(first),
+    }
+    for cause in causes {
+        eprintln!("  caused by: {}", ferry::redact::redact(cause));
+    }
+    if let Some(h) = e.hint() {
+        hint(h);
+    }
+}
+
+/// The `"error"` object of every `--json` output: `{"kind", "message", "hint"}`, where `kind`
+/// is one of the stable names documented on [`ferry::error::Kind`], `message` the error and its
+/// causes joined by `: `, and `hint` what to do (or null).
+pub fn error_json(e: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "kind": e.kind().as_str(),
+        "message": ferry::redact::redact(&e.chain().join(": ")),
+        "hint": e.hint().map(ferry::redact::redact),
+    })
 }
 
 /// Prints `warning: message`.

@@ -389,7 +389,10 @@ mod tests {
         let p = BundleProgress::new(Style::Quiet, 1);
         let failed = Event::ImageFailed {
             reference: "registry.example/app:1".into(),
-            error: "cannot reach registry.example".into(),
+            error: ferry::error::Error::msg(
+                ferry::error::Kind::Transport,
+                "cannot reach registry.example",
+            ),
         };
         p.event(&failed);
         p.event(&failed);

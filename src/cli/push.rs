@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use ferry::error::{Error, Kind, ResultExt};
 use ferry::push::mirror::{self, MirrorSettings};
 use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, push};
 use ferry::reference::ImageRef;
@@ -78,12 +79,12 @@ fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
     let target: Target = args
         .target
         .parse()
-        .map_err(|e: ferry::push::NameError| Failure::usage(e.to_string()))?;
+        .map_err(|e: ferry::push::NameError| Failure::local(e))?;
     let mut refs = Vec::new();
     for r in &args.refs {
         refs.push(
             r.parse::<ImageRef>()
-                .map_err(|e| Failure::usage(format!("--ref: {e}")))?,
+                .map_err(|e| Error::context(Kind::Usage, format!("--ref {r}"), e))?,
         );
     }
     Ok(PushOptions {
@@ -98,11 +99,9 @@ fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
 /// Runs `ferry push`.
 pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let options = options(&args)?;
-    let layout =
-        Arc::new(Layout::open_read(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?);
+    let layout = Arc::new(Layout::open_read(&args.bundle).map_err(Failure::local)?);
     // Refusals (unknown --ref, two sources in one repository) come before any connection.
-    let selected =
-        ferry::push::select(&layout, &options).map_err(|e| Failure::usage(e.to_string()))?;
+    let selected = ferry::push::select(&layout, &options).map_err(Failure::local)?;
     if selected.is_empty() {
         return Err(Failure::usage(format!(
             "{} holds no image to push",
@@ -138,8 +137,7 @@ pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
         &on_image,
         cancel.clone(),
     )
-    .await
-    .map_err(|e| Failure::usage(e.to_string()))?;
+    .await?;
     progress.finish();
     if let Some(dir) = &args.mirror_config {
         write_mirror_config(&args, &options, &registries, &summary, dir).await?;
@@ -183,11 +181,8 @@ fn image_line(o: &ImageOutcome) -> String {
             o.source,
             o.target,
             o.error
-                .as_deref()
-                .unwrap_or("failed")
-                .lines()
-                .next()
-                .unwrap_or_default()
+                .as_ref()
+                .map_or_else(|| "failed".to_owned(), ToString::to_string)
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };
@@ -210,14 +205,11 @@ async fn write_mirror_config(
         .filter_map(|i| i.source.parse::<ImageRef>().ok())
         .map(|r| r.registry().to_owned())
         .collect();
-    let base = registries
-        .api_base(&options.target.registry)
-        .await
-        .map_err(|e| Failure::from(e.to_string()))?;
+    let base = registries.api_base(&options.target.registry).await?;
     let ca_file = match args.registry.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)
-                .map_err(|e| Failure::usage(format!("--ca-file {}: {e}", p.display())))?,
+                .context(Kind::Configuration, || format!("--ca-file {}", p.display()))?,
         ),
         None => None,
     };
@@ -231,8 +223,11 @@ async fn write_mirror_config(
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
     };
     let mirrors = mirror::mirrors(&options.target, &sources, options.keep_registry, &settings);
-    let files = mirror::write(dir, &mirrors)
-        .map_err(|e| Failure::usage(format!("--mirror-config: {e}")))?;
+    let files = mirror::write(dir, &mirrors).map_err(|e| {
+        Error::from(e)
+            .wrap("--mirror-config")
+            .with_kind(Kind::Configuration)
+    })?;
     if !args.quiet {
         for f in files {
             eprintln!("wrote {}", f.display());
@@ -246,11 +241,10 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
         output::json(&json_report(args, options, s));
     }
     for image in s.images.iter().filter(|i| i.status == PushStatus::Failed) {
-        output::error(&format!(
-            "{}: {}",
-            image.source,
-            image.error.as_deref().unwrap_or("failed")
-        ));
+        match &image.error {
+            Some(e) => output::image_failure(&image.source.to_string(), e),
+            None => output::error(&format!("{}: failed", image.source)),
+        }
     }
     if args.quiet {
         return;
@@ -271,9 +265,8 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
         s.retries
     );
     if s.cancelled {
-        output::warning(
-            "interrupted: unfinished images were not tagged\nhint: run the same command again (blobs already sent are not sent again)",
-        );
+        output::warning("interrupted: unfinished images were not tagged");
+        output::hint("run the same command again (blobs already sent are not sent again)");
     }
 }
 
@@ -294,7 +287,7 @@ fn json_report(args: &PushArgs, options: &PushOptions, s: &PushSummary) -> serde
                 "blobsSkipped": i.skipped,
                 "bytesUploaded": i.bytes,
                 "note": i.note,
-                "error": i.error,
+                "error": i.error.as_ref().map(output::error_json),
             })
         })
         .collect();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use ferry::credentials::{Credential, CredentialFiles, CredentialSource, Given};
+use ferry::error::{Error, Kind};
 use ferry::registry::{ClientOptions, Mirrors, Registries, RetryPolicy, TlsOptions};
 use ferry::report::Reporter;
 
@@ -167,10 +168,10 @@ impl clap::builder::TypedValueParser for MirrorFlag {
 
 impl RegistryArgs {
     /// The mirrors from --mirror and the registries.conf in force.
-    fn mirrors(&self) -> Result<Mirrors, String> {
+    fn mirrors(&self) -> Result<Mirrors, Failure> {
         let mut m = Mirrors::default();
         for spec in &self.mirrors {
-            m.add_flag(spec).map_err(|e| e.to_string())?;
+            m.add_flag(spec)?;
         }
         let conf = self.registries_conf.clone().or_else(|| {
             std::env::var_os("CONTAINERS_REGISTRIES_CONF")
@@ -178,12 +179,12 @@ impl RegistryArgs {
                 .map(PathBuf::from)
         });
         match conf {
-            Some(path) => m.add_registries_conf(&path).map_err(|e| e.to_string())?,
+            Some(path) => m.add_registries_conf(&path)?,
             None => {
                 let system = PathBuf::from("/etc/containers/registries.conf");
                 if system.is_file() {
                     m.add_registries_conf(&system).map_err(|e| {
-                        format!("{e}\nhint: pass --registries-conf with a valid file")
+                        Failure::from(e).with_hint("pass --registries-conf with a valid file")
                     })?;
                 }
             }
@@ -197,12 +198,27 @@ impl RegistryArgs {
         if let Some(creds) = &self.creds {
             return Ok(Arc::new(Given::new(creds.credential()?, "--creds")));
         }
-        Ok(Arc::new(
-            CredentialFiles::new(self.authfile.clone()).map_err(|e| Failure::usage(e.0))?,
-        ))
+        let files = CredentialFiles::new(self.authfile.clone())
+            .map_err(|e| Error::from(e).with_kind(Kind::Configuration))?;
+        Ok(Arc::new(files))
     }
 
-    /// A registry pool for these options. A bad registries.conf is a usage error (exit 2).
+    /// Every --cert-dir must be a folder: a typo would silently trust nothing.
+    fn check_cert_dirs(&self) -> Result<(), Failure> {
+        for dir in &self.cert_dirs {
+            std::fs::read_dir(dir).map_err(|e| {
+                Error::context(
+                    Kind::Configuration,
+                    format!("--cert-dir {}: cannot read the folder", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A registry pool for these options. A bad registries.conf, --ca-file, --cert-dir or
+    /// --authfile is local configuration (exit 2), found before anything is written.
     pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
         self.registries_with(reporter, self.credentials()?)
     }
@@ -214,6 +230,7 @@ impl RegistryArgs {
         reporter: Arc<dyn Reporter>,
         credentials: Arc<dyn CredentialSource>,
     ) -> Result<Registries, Failure> {
+        self.check_cert_dirs()?;
         let mut tls = TlsOptions {
             ca_files: self.ca_files.clone(),
             ..TlsOptions::default()
@@ -231,10 +248,9 @@ impl RegistryArgs {
                 ..RetryPolicy::default()
             },
             tls,
-            mirrors: self.mirrors().map_err(Failure::usage)?,
+            mirrors: self.mirrors()?,
         };
-        // A --ca-file that cannot be read or parsed is local configuration too.
-        Registries::new(options, credentials, reporter).map_err(|e| Failure::usage(e.to_string()))
+        Ok(Registries::new(options, credentials, reporter)?)
     }
 }
 
@@ -254,6 +270,6 @@ mod tests {
         );
         assert_eq!(format!("{c:?}"), "Creds(me:****)");
         let e = "me:".parse::<Creds>().unwrap().credential().unwrap_err();
-        assert_eq!(e.exit, super::super::Exit::Usage);
+        assert_eq!(e.exit(), super::super::Exit::Usage);
     }
 }

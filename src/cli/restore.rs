@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use ferry::error::Kind;
 use ferry::platform::Platform;
 use ferry::restore::{RestoreOptions, Runtime, restore};
 use ferry::store::{Layout, verify};
@@ -79,7 +80,7 @@ fn on_path(program: &str) -> bool {
 
 /// Runs `ferry restore`.
 pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    let layout = Layout::open_read(&args.bundle)?;
     super::delta_args::refuse_delta(
         &args.bundle,
         "restore from it (it lacks its base's blobs)",
@@ -90,11 +91,14 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         let verdicts = super::signatures::check(&layout, &key)?;
         let failed = super::signatures::report_failures(&verdicts);
         if failed > 0 {
-            return Err(Failure::from(format!(
-                "{failed} image(s) of {} fail the signature check with {}; nothing was imported",
-                args.bundle.display(),
-                path.display()
-            )));
+            return Err(Failure::failed(
+                Kind::Signature,
+                format!(
+                    "{failed} image(s) of {} fail the signature check with {}; nothing was imported",
+                    args.bundle.display(),
+                    path.display()
+                ),
+            ));
         }
     }
     let runtime = match args.runtime {
@@ -108,24 +112,28 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
             Runtime::CriO
         }
         RuntimeArg::Auto => {
-            return Err(Failure::from(format!(
-                "found neither containerd (ctr and {}) nor CRI-O (skopeo and /etc/crio)\nhint: pass --address, or --runtime containerd|cri-o",
+            return Err(Failure::config(format!(
+                "found neither containerd (ctr and {}) nor CRI-O (skopeo and /etc/crio)",
                 args.address.display()
-            )));
+            ))
+            .with_hint("pass --address, or --runtime containerd|cri-o"));
         }
     };
     if args.verify {
-        let report = verify::verify(&layout, &|_| {}).map_err(|e| e.to_string())?;
+        let report = verify::verify(&layout, &|_| {})?;
         if !report.ok() {
-            return Err(Failure::from(format!(
-                "the bundle is not sound; nothing was imported:\n{}",
-                report
-                    .problems
-                    .iter()
-                    .map(|p| format!("  {p}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
+            return Err(Failure::failed(
+                Kind::Bundle,
+                format!(
+                    "the bundle is not sound; nothing was imported:\n{}",
+                    report
+                        .problems
+                        .iter()
+                        .map(|p| format!("  {p}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            ));
         }
     }
     let options = RestoreOptions {
@@ -138,7 +146,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         crio_conf_dir: args.crio_conf_dir.clone(),
         jobs: args.jobs,
     };
-    let outcomes = restore(&layout, &options).map_err(|e| e.to_string())?;
+    let outcomes = restore(&layout, &options)?;
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if args.json {
         output::json(&serde_json::json!({
@@ -153,7 +161,8 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
                     (None, true) => "present",
                     (None, false) => "restored",
                 },
-                "names": o.names, "pinned": o.pinned, "error": o.error,
+                "names": o.names, "pinned": o.pinned,
+                "error": o.error.as_ref().map(output::error_json),
             })).collect::<Vec<_>>(),
         }));
     }
@@ -170,11 +179,11 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
                 o.digest,
                 if o.pinned { ", pinned" } else { "" }
             ),
-            Some(e) => output::error(&format!("{}: {e}", o.reference)),
+            Some(e) => output::image_failure(&o.reference, e),
         }
     }
     if args.pin && runtime == Runtime::CriO {
-        eprintln!("hint: apply the pinning drop-in with: systemctl reload crio");
+        output::hint("apply the pinning drop-in with: systemctl reload crio");
     }
     let present = outcomes.iter().filter(|o| o.already_present).count();
     eprintln!(

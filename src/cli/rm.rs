@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use ferry::bundle::rm::{RmError, remove_references};
+use ferry::bundle::rm::remove_references;
 use ferry::store::Layout;
 
 use super::{Exit, Failure, output};
@@ -24,17 +24,14 @@ pub struct RmArgs {
 
 /// Runs `ferry rm`.
 pub fn run(args: RmArgs) -> Result<Exit, Failure> {
-    Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
+    Layout::open_read(&args.bundle)?;
     super::delta_args::refuse_delta(
         &args.bundle,
         "remove images from it",
         "apply it to its base first (`ferry apply`), then remove from the result",
     )?;
-    let layout = Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?;
-    let report = remove_references(&layout, &args.references).map_err(|e| match e {
-        RmError::NotInBundle { .. } => Failure::usage(e.to_string()),
-        other => Failure::from(other.to_string()),
-    })?;
+    let layout = Layout::open_for_write(&args.bundle)?;
+    let report = remove_references(&layout, &args.references)?;
     for r in &report.references {
         eprintln!("removed {r}");
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
+use ferry::error::{Kind, ResultExt};
 use ferry::serve::{self, Catalog, Event, Listen, Tls};
 
 use super::{Exit, Failure, output};
@@ -96,12 +97,12 @@ impl serve::Reporter for Printer {
 
 /// Runs `ferry serve`.
 pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
-    let source = serve::open(&args.bundle).map_err(|e| Failure::usage(e.to_string()))?;
+    let source = serve::open(&args.bundle).map_err(Failure::local)?;
     let src = source.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::build(&*src))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .context(Kind::Failed, || "reading the bundle's catalog")?
+        .map_err(Failure::local)?;
     for skipped in &catalog.skipped {
         output::warning(&format!("not served: {skipped}"));
     }
@@ -122,9 +123,7 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
         addr: args.addr,
         tls: tls.clone(),
     };
-    let bound = serve::bind(&listen)
-        .await
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let bound = serve::bind(&listen).await.map_err(Failure::local)?;
     let addr = bound.local_addr().unwrap_or(args.addr);
     let origin = serve::node::origin(addr, tls.is_some());
     write_node_files(&args, &catalog, &origin, tls.as_ref())?;
@@ -168,18 +167,20 @@ fn write_node_files(
     let registries = catalog.registries();
     if let Some(dir) = &args.hosts_dir {
         let ca = tls.map(|t| t.cert.as_path());
-        let files = serve::node::write_hosts_dir(dir, &registries, origin, ca)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        let files =
+            serve::node::write_hosts_dir(dir, &registries, origin, ca).map_err(Failure::local)?;
         for f in files {
             eprintln!("wrote {}", f.display());
         }
-        if let Some(w) = serve::node::containerd_warning(&args.containerd_config, dir) {
+        if let Some((w, hint)) = serve::node::containerd_warning(&args.containerd_config, dir) {
             output::warning(&w);
+            if let Some(h) = hint {
+                output::hint(&h);
+            }
         }
     }
     if let Some(file) = &args.registries_conf {
-        serve::node::write_registries_conf(file, &registries, origin)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+        serve::node::write_registries_conf(file, &registries, origin).map_err(Failure::local)?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())

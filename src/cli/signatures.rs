@@ -9,12 +9,12 @@ use super::{Failure, output};
 
 /// Reads a public key file; a bad key is a usage error (exit 2).
 pub fn load_key(path: &Path) -> Result<PublicKey, Failure> {
-    PublicKey::load(path).map_err(|e| Failure::usage(e.to_string()))
+    PublicKey::load(path).map_err(Failure::local)
 }
 
 /// Every image's verdict, read from the bundle alone.
 pub fn check(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdict>, Failure> {
-    verify_bundle(layout, key).map_err(|e| Failure::from(e.to_string()))
+    Ok(verify_bundle(layout, key)?)
 }
 
 /// Names every image that failed, on stderr; returns how many did.

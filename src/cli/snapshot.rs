@@ -69,14 +69,7 @@ pub async fn run(args: SnapshotArgs) -> Result<Exit, Failure> {
             }
         }
     })
-    .await
-    .map_err(|e| {
-        if e.is_usage() {
-            Failure::usage(e.to_string())
-        } else {
-            Failure::from(e.to_string())
-        }
-    })?;
+    .await?;
     if args.json {
         let mut value = serde_json::to_value(&result).expect("a result serializes");
         value["version"] = 1.into();

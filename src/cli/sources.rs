@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use ferry::error::Kind;
 use ferry::inputs::Sources;
 use ferry::inputs::manifests::ManifestOptions;
 use ferry::platform::{PlatformFilter, RequestedPlatform};
@@ -84,14 +85,15 @@ impl SourceArgs {
     pub async fn collect(&self, what: &str) -> Result<Vec<ferry::reference::ImageRef>, Failure> {
         let sources = self.sources();
         if sources.is_empty() {
-            return Err(Failure::usage(format!(
-                "no images to {what}\nhint: name images as arguments, or use -f FILE, --from-manifests PATH, \
-                 --from-containerd or --from-cluster"
-            )));
+            return Err(Failure::usage(format!("no images to {what}")).with_hint(
+                "name images as arguments, or use -f FILE, --from-manifests PATH, \
+                 --from-containerd or --from-cluster",
+            ));
         }
+        // Every input error but an unreadable source is the user's to fix (exit 2).
         let collected = sources.collect().await.map_err(|e| match e {
-            ferry::inputs::InputError::Source { .. } => Failure::from(e.to_string()),
-            other => Failure::usage(other.to_string()),
+            ferry::inputs::InputError::Source { .. } => Failure::from(e),
+            other => Failure::from(ferry::error::Error::from(other).with_kind(Kind::Usage)),
         })?;
         for note in &collected.notes {
             output::warning(note);

@@ -32,8 +32,8 @@ pub struct VerifyArgs {
 
 /// Runs `ferry verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle).map_err(|e| e.to_string())?;
-    if let Some(marker) = ferry::delta::Marker::read(&args.bundle).map_err(|e| e.to_string())? {
+    let layout = Layout::open_read(&args.bundle)?;
+    if let Some(marker) = ferry::delta::Marker::read(&args.bundle)? {
         if args.repair {
             super::delta_args::refuse_delta(&args.bundle, "repair it", "make the delta again")?;
         }
@@ -46,13 +46,12 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         .transpose()?;
     // Repairing writes: take the bundle's lock, as a bundle run would.
     let layout = if args.repair {
-        Layout::open_for_write(&args.bundle).map_err(|e| e.to_string())?
+        Layout::open_for_write(&args.bundle)?
     } else {
         layout
     };
     let total: u64 = layout
-        .list_blobs()
-        .map_err(|e| e.to_string())?
+        .list_blobs()?
         .iter()
         .filter_map(|(_, p)| std::fs::metadata(p).ok())
         .map(|m| m.len())
@@ -70,7 +69,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     } else {
         ProgressBar::hidden()
     };
-    let report = verify::verify(&layout, &|n| bar.inc(n)).map_err(|e| e.to_string())?;
+    let report = verify::verify(&layout, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let signatures = match &key {
         Some(key) => Some(super::signatures::check(&layout, key)?),
@@ -116,7 +115,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         );
     }
     if args.repair {
-        let removed = verify::remove_corrupt(&layout, &report).map_err(|e| e.to_string())?;
+        let removed = verify::remove_corrupt(&layout, &report)?;
         layout.tidy();
         if removed > 0 {
             eprintln!(
@@ -124,13 +123,13 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
             );
         }
     } else if !report.corrupt.is_empty() && !args.json {
-        eprintln!(
-            "hint: `ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
+        output::hint(&format!(
+            "`ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
             args.bundle.display()
-        );
+        ));
     } else if !report.ok() && !args.json {
-        eprintln!(
-            "hint: re-run the ferry bundle command that made this bundle: it fetches what is missing"
+        output::hint(
+            "re-run the ferry bundle command that made this bundle: it fetches what is missing",
         );
     }
     if let (Some(v), false) = (&signatures, args.json) {
@@ -156,8 +155,7 @@ fn verify_delta(
     layout: &Layout,
     marker: &ferry::delta::Marker,
 ) -> Result<Exit, Failure> {
-    let report =
-        ferry::delta::verify::verify_delta(layout, marker, &|_| {}).map_err(|e| e.to_string())?;
+    let report = ferry::delta::verify::verify_delta(layout, marker, &|_| {})?;
     if args.json {
         output::json(&serde_json::json!({
             "bundle": args.bundle.display().to_string(),

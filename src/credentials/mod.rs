@@ -47,8 +47,18 @@ pub type Found = (Credential, String);
 
 /// Why credentials could not be read (as opposed to there being none).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
+#[error("{}", crate::error::split_hint(.0).0)]
 pub struct CredentialError(pub String);
+
+impl crate::error::Diagnostic for CredentialError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Credentials
+    }
+
+    fn hint(&self) -> Option<String> {
+        crate::error::split_hint(&self.0).1.map(str::to_owned)
+    }
+}
 
 /// Where credentials come from.
 pub trait CredentialSource: Send + Sync {

@@ -37,13 +37,11 @@ pub enum ApplyError {
     #[error(transparent)]
     Delta(#[from] super::DeltaError),
     /// DELTA has no ferry-delta.json.
-    #[error(
-        "{0} is not a delta (no ferry-delta.json)\nhint: a delta is made by `ferry bundle ... --since BASE`; a full bundle needs no apply"
-    )]
+    #[error("{0} is not a delta (no ferry-delta.json)")]
     NotADelta(PathBuf),
     /// The delta was made against another base.
     #[error(
-        "{delta} was made against another base: it expects a ferry.lock with digest {expected}, {base} has {actual}; nothing was changed\nhint: apply it to the bundle it was made from (`ferry diff` compares bundles)"
+        "{delta} was made against another base: it expects a ferry.lock with digest {expected}, {base} has {actual}; nothing was changed"
     )]
     WrongBase {
         /// The delta.
@@ -56,7 +54,7 @@ pub enum ApplyError {
         actual: Digest,
     },
     /// The base lacks blobs the delta relies on.
-    #[error("{base} lacks {} blob(s) the delta relies on; nothing was changed:\n{}\nhint: run `ferry verify {base}`; restore the base from its source, or make a full bundle instead of a delta", .missing.len(), .missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{base} lacks {} blob(s) the delta relies on; nothing was changed:\n{}", .missing.len(), .missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
     MissingFromBase {
         /// The base.
         base: String,
@@ -65,7 +63,7 @@ pub enum ApplyError {
     },
     /// Not enough free space.
     #[error(
-        "{base}: the delta needs {need} more bytes but its filesystem has {free} free; nothing was changed\nhint: free space on that filesystem (`ferry gc {base}` removes unused blobs), or use a larger volume"
+        "{base}: the delta needs {need} more bytes but its filesystem has {free} free; nothing was changed"
     )]
     NoSpace {
         /// The base.
@@ -77,7 +75,7 @@ pub enum ApplyError {
     },
     /// An earlier apply of another delta was interrupted.
     #[error(
-        "{base} holds an unfinished apply of another delta (lock {pending}); nothing was changed\nhint: re-run `ferry apply` with that delta to finish it first"
+        "{base} holds an unfinished apply of another delta (lock {pending}); nothing was changed"
     )]
     OtherApplyPending {
         /// The base.
@@ -86,7 +84,7 @@ pub enum ApplyError {
         pending: Digest,
     },
     /// The delta does not describe complete images.
-    #[error("the delta {delta} is not sound; the base's images are unchanged:\n{}\nhint: run `ferry verify {delta}`, and make the delta again", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("the delta {delta} is not sound; the base's images are unchanged:\n{}", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     BadDelta {
         /// The delta.
         delta: String,
@@ -403,4 +401,45 @@ fn copy_blob(delta: &Layout, base: &Layout, digest: &Digest, size: u64) -> Resul
         writer.write(&buf[..n])?;
     }
     writer.commit()
+}
+
+impl crate::error::Diagnostic for ApplyError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            ApplyError::Delta(e) => e.kind(),
+            // The user named the wrong folder.
+            ApplyError::NotADelta(_)
+            | ApplyError::WrongBase { .. }
+            | ApplyError::OtherApplyPending { .. } => Kind::Configuration,
+            ApplyError::MissingFromBase { .. } | ApplyError::BadDelta { .. } => Kind::Bundle,
+            ApplyError::NoSpace { .. } => Kind::Io,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            ApplyError::Delta(e) => return e.hint(),
+            ApplyError::NotADelta(_) => "a delta is made by `ferry bundle ... --since BASE`; a \
+                full bundle needs no apply"
+                .into(),
+            ApplyError::WrongBase { .. } => "apply it to the bundle it was made from (`ferry \
+                diff` compares bundles)"
+                .into(),
+            ApplyError::MissingFromBase { base, .. } => format!(
+                "run `ferry verify {base}`; restore the base from its source, or make a full \
+                 bundle instead of a delta"
+            ),
+            ApplyError::NoSpace { base, .. } => format!(
+                "free space on that filesystem (`ferry gc {base}` removes unused blobs), or use \
+                 a larger volume"
+            ),
+            ApplyError::OtherApplyPending { .. } => {
+                "re-run `ferry apply` with that delta to finish it first".into()
+            }
+            ApplyError::BadDelta { delta, .. } => {
+                format!("run `ferry verify {delta}`, and make the delta again")
+            }
+        })
+    }
 }

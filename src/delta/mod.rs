@@ -47,8 +47,26 @@ pub enum DeltaError {
     #[error(transparent)]
     Gc(#[from] GcError),
     /// A path is neither a bundle folder nor a lock file.
-    #[error("{0}: {1}")]
+    #[error("{}: {}", .0.display(), crate::error::split_hint(.1).0)]
     Input(PathBuf, String),
+}
+
+impl crate::error::Diagnostic for DeltaError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            DeltaError::Store(e) => e.kind(),
+            DeltaError::Gc(e) => e.kind(),
+            DeltaError::Input(..) => crate::error::Kind::Configuration,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            DeltaError::Store(e) => e.hint(),
+            DeltaError::Gc(e) => e.hint(),
+            DeltaError::Input(_, text) => crate::error::split_hint(text).1.map(str::to_owned),
+        }
+    }
 }
 
 impl Marker {

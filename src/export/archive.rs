@@ -21,10 +21,13 @@ pub(super) fn complete_images(
         let contents = inspect_entry(layout, &entry);
         if let Some((digest, why)) = contents.problems.first() {
             return Err(ExportError::Incomplete(format!(
-                "{}: {digest}: {why}\nhint: `ferry verify` lists what is wrong; the ferry bundle \
-                 command that made the bundle fetches what is missing",
+                "{}: {digest}: {why}",
                 entry.name.unwrap_or_default()
-            )));
+            ))
+            .with_hint(
+                "`ferry verify` lists what is wrong; the ferry bundle command that made the \
+                 bundle fetches what is missing",
+            ));
         }
         blobs.extend(contents.blobs);
     }

@@ -47,9 +47,10 @@ pub fn ext4_image(
     };
     if layout.root().join(WORK_DIR).exists() {
         return Err(ExportError::Incomplete(format!(
-            "{} has an unfinished ferry run ({WORK_DIR}/)\nhint: run the ferry bundle command again to finish it first",
+            "{} has an unfinished ferry run ({WORK_DIR}/)",
             layout.root().display()
-        )));
+        ))
+        .with_hint("run the ferry bundle command again to finish it first"));
     }
     if label.len() > 16 {
         return Err(ExportError::Usage(format!(
@@ -83,7 +84,8 @@ pub fn ext4_image(
                 Size::Auto => "please report it: --size auto should have fitted; pass a larger --size meanwhile",
                 Size::Bytes(_) => "use --size auto or a larger size",
             };
-            ExportError::Tool(format!("{m}\nhint: the image is too small for the bundle; {advice}"))
+            ExportError::Tool(m)
+                .with_hint(format!("the image is too small for the bundle; {advice}"))
         }
         other => other,
     })?;
@@ -107,9 +109,8 @@ fn tool(cmd: &mut Command, what: &str, cancel: &CancellationToken) -> Result<(),
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            ExportError::Tool(format!(
-                "cannot run {what}: {e}\nhint: it comes with e2fsprogs (apt-get install e2fsprogs)"
-            ))
+            ExportError::Tool(format!("cannot run {what}: {e}"))
+                .with_hint("it comes with e2fsprogs (apt-get install e2fsprogs)")
         })?;
     // Drained by threads, so a chatty tool never blocks on a full pipe while we poll.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {

@@ -24,24 +24,70 @@ pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A blob of the bundle is missing, not a regular file, or not what its digest says.
-    #[error(
-        "{0}\nhint: the bundle is damaged; nothing was written. `ferry verify --repair BUNDLE` \
-         removes corrupt blobs and the ferry bundle command that made it fetches them again"
-    )]
-    Blob(StoreError),
+    #[error("the bundle is damaged; nothing was written")]
+    Blob(#[source] StoreError),
     /// The bundle is not complete enough to export.
-    #[error("{0}")]
+    #[error("{}", crate::error::split_hint(.0).0)]
     Incomplete(String),
     /// Writing the output failed.
-    #[error("cannot write {0}: {1}")]
-    Io(String, std::io::Error),
+    #[error("cannot write {0}")]
+    Io(String, #[source] std::io::Error),
     /// An external tool (mkfs.ext4, e2fsck) failed.
-    #[error("{0}")]
+    #[error("{}", crate::error::split_hint(.0).0)]
     Tool(String),
     /// A bad option or output path (exit 2).
-    #[error("{0}")]
+    #[error("{}", crate::error::split_hint(.0).0)]
     Usage(String),
     /// Stopped by a signal; nothing was written.
     #[error("interrupted: no output was written")]
     Interrupted,
+    /// Any of the above, with what to do about it.
+    #[error("{error}")]
+    Hinted {
+        /// The error.
+        error: Box<ExportError>,
+        /// What to do.
+        hint: String,
+    },
+}
+
+impl ExportError {
+    /// This error with `hint` as what to do about it.
+    pub(crate) fn with_hint(self, hint: impl Into<String>) -> ExportError {
+        ExportError::Hinted {
+            error: Box::new(self),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl crate::error::Diagnostic for ExportError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            ExportError::Store(e) => e.kind(),
+            ExportError::Blob(_) | ExportError::Incomplete(_) => Kind::Bundle,
+            ExportError::Io(..) => Kind::Io,
+            ExportError::Tool(_) => Kind::Failed,
+            ExportError::Usage(_) => Kind::Usage,
+            ExportError::Interrupted => Kind::Interrupted,
+            ExportError::Hinted { error, .. } => error.kind(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ExportError::Store(e) => e.hint(),
+            ExportError::Blob(_) => Some(
+                "`ferry verify --repair BUNDLE` removes corrupt blobs and the ferry bundle \
+                 command that made it fetches them again"
+                    .into(),
+            ),
+            ExportError::Incomplete(t) | ExportError::Tool(t) | ExportError::Usage(t) => {
+                crate::error::split_hint(t).1.map(str::to_owned)
+            }
+            ExportError::Io(..) | ExportError::Interrupted => None,
+            ExportError::Hinted { hint, .. } => Some(hint.clone()),
+        }
+    }
 }

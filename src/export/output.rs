@@ -58,9 +58,10 @@ impl Target {
                 let stdout = io::stdout();
                 if stdout.is_terminal() {
                     return Err(ExportError::Usage(
-                        "refusing to write an archive to a terminal\nhint: redirect stdout \
-                         (`> images.tar`, `| ssh host ...`) or name a file"
-                            .into(),
+                        "refusing to write an archive to a terminal".into(),
+                    )
+                    .with_hint(
+                        "redirect stdout (`> images.tar`, `| ssh host ...`) or name a file",
                     ));
                 }
                 let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -83,10 +84,9 @@ impl Target {
 /// An output that is not a regular file is the user's mistake (exit 2), with a way out.
 fn refused(e: StoreError) -> ExportError {
     match e {
-        StoreError::WontReplace { .. } => ExportError::Usage(format!(
-            "{e}\nhint: name a new or regular file, or `-` for stdout \
-             (`--oci-archive - | ssh host ...`)"
-        )),
+        StoreError::WontReplace { .. } => ExportError::Usage(e.to_string()).with_hint(
+            "name a new or regular file, or `-` for stdout (`--oci-archive - | ssh host ...`)",
+        ),
         other => ExportError::Store(other),
     }
 }

@@ -69,7 +69,7 @@ pub fn write_tar(layout: &Layout, plan: &TarPlan, mut out: impl Write) -> io::Re
     .map_err(|e| match e {
         ExportError::Io(_, e) => e,
         ExportError::Blob(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-        other => io::Error::other(other.to_string()),
+        other => io::Error::other(other),
     })
 }
 

@@ -75,9 +75,14 @@ pub async fn list(
     namespace: Option<&str>,
     options: ManifestOptions,
 ) -> Result<Vec<ImageRef>, InputError> {
-    let client = crate::kube_client::client()
-        .await
-        .map_err(|e| source_error(e.to_string()))?;
+    let client = crate::kube_client::client().await.map_err(|e| {
+        // The reason carries its hint inline; InputError splits it out again.
+        use crate::error::Diagnostic;
+        source_error(match e.hint() {
+            Some(h) => format!("{e}\nhint: {h}"),
+            None => e.to_string(),
+        })
+    })?;
     let mut out = Vec::new();
     let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
     for (group, version, kind, plural) in RESOURCES {

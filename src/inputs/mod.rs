@@ -32,7 +32,7 @@ pub enum InputError {
         reason: String,
     },
     /// A source (containerd, the cluster) could not be read.
-    #[error("{source_name}: {reason}")]
+    #[error("{source_name}: {}", crate::error::split_hint(reason).0)]
     Source {
         /// The option that named it.
         source_name: String,
@@ -317,6 +317,28 @@ impl Sources {
         }
         out.references = refs;
         Ok(out)
+    }
+}
+
+impl crate::error::Diagnostic for InputError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            InputError::Reference { .. } | InputError::Manifest { .. } | InputError::Several(_) => {
+                Kind::Usage
+            }
+            InputError::Source { .. } => Kind::Failed,
+            InputError::Io { source, .. } => crate::error::io_kind(source),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            InputError::Source { reason, .. } => {
+                crate::error::split_hint(reason).1.map(str::to_owned)
+            }
+            _ => None,
+        }
     }
 }
 

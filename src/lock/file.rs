@@ -85,11 +85,10 @@ impl LockFile {
         for image in &lock.images {
             crate::untrusted::check_reference_name(&image.reference)
                 .and_then(|_| crate::untrusted::check_media_type(&image.media_type))
-                .map_err(|e| StoreError::Corrupt {
+                .map_err(|e| StoreError::Foreign {
                     path: path.to_path_buf(),
-                    reason: format!(
-                        "{e}\nhint: ferry never writes this; make the lock again with `ferry lock`"
-                    ),
+                    reason: e.to_string(),
+                    hint: "ferry never writes this; make the lock again with `ferry lock`",
                 })?;
         }
         for image in &lock.images {

@@ -43,7 +43,7 @@ pub struct LockOutcome {
     /// The lock of every reference that resolved.
     pub lock: LockFile,
     /// References that did not, with why.
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(String, crate::error::Error)>,
 }
 
 /// Resolves every reference (manifests and single-image configs only) into a lock file.
@@ -61,10 +61,10 @@ pub async fn lock(
     {
         match result {
             Ok(image) => out.lock.upsert(locked_image(&image)),
-            Err(e) => out.failed.push((reference.to_string(), e.to_string())),
+            Err(e) => out.failed.push((reference.to_string(), e.into())),
         }
     }
-    out.failed.sort();
+    out.failed.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 

@@ -32,7 +32,7 @@ pub enum BlobResult {
     /// On the target, how it got there, and its size.
     Done(BlobOutcome, u64),
     /// Failed, with the message.
-    Failed(String),
+    Failed(crate::error::Error),
 }
 
 /// Distinct tasks, largest first.
@@ -146,7 +146,7 @@ async fn one(
         }
         Err(e) => {
             registries.report(&Event::BlobFailed { digest });
-            BlobResult::Failed(format!("blob {}: {e}", task.digest))
+            BlobResult::Failed(crate::error::Error::from(e).wrap(format!("blob {}", task.digest)))
         }
     }
 }

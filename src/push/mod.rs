@@ -48,8 +48,26 @@ pub enum PushError {
     #[error(transparent)]
     Names(#[from] NameError),
     /// A `--ref` the bundle does not hold, or an entry without a usable name.
-    #[error("{0}")]
+    #[error("{}", crate::error::split_hint(.0).0)]
     Selection(String),
+}
+
+impl crate::error::Diagnostic for PushError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            PushError::Store(e) => e.kind(),
+            PushError::Names(e) => e.kind(),
+            PushError::Selection(_) => crate::error::Kind::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            PushError::Store(e) => e.hint(),
+            PushError::Names(e) => e.hint(),
+            PushError::Selection(t) => crate::error::split_hint(t).1.map(str::to_owned),
+        }
+    }
 }
 
 /// How one image ended.
@@ -91,7 +109,7 @@ pub struct ImageOutcome {
     /// Anything the user should know (a platform tag, a partial push).
     pub note: Option<String>,
     /// Why it failed.
-    pub error: Option<String>,
+    pub error: Option<crate::error::Error>,
 }
 
 /// The whole run.
@@ -326,7 +344,8 @@ async fn finish_image(
     for m in &plan.manifests {
         if let Err(e) = put_manifest(registries, registry, repo, m).await {
             outcome.status = PushStatus::Failed;
-            outcome.error = Some(format!("manifest {}: {e}", m.digest));
+            outcome.error =
+                Some(crate::error::Error::from(e).wrap(format!("manifest {}", m.digest)));
             return;
         }
     }

@@ -29,11 +29,7 @@ pub enum NameError {
         reason: String,
     },
     /// Two source registries would land in one target repository.
-    #[error(
-        "{repository} would receive images from two source registries: {first} and {second}\n\
-         hint: pass --keep-registry to push to {target}/<source registry>/<repository>, or push \
-         them to different prefixes with --ref"
-    )]
+    #[error("{repository} would receive images from two source registries: {first} and {second}")]
     Conflict {
         /// The target repository.
         repository: String,
@@ -172,6 +168,22 @@ pub fn check_conflicts(
     Ok(())
 }
 
+impl crate::error::Diagnostic for NameError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            NameError::Conflict { target, .. } => Some(format!(
+                "pass --keep-registry to push to {target}/<source registry>/<repository>, or push \
+                 them to different prefixes with --ref"
+            )),
+            NameError::Target { .. } => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +239,9 @@ mod tests {
             text.contains("quay.io/org/app") && text.contains("ghcr.io/org/app"),
             "{text}"
         );
-        assert!(text.contains("--keep-registry"), "{text}");
+        use crate::error::Diagnostic;
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains("--keep-registry"), "{hint}");
         assert!(check_conflicts(&t, &[a, b], true).is_ok());
     }
 }

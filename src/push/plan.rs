@@ -13,6 +13,7 @@ use bytes::Bytes;
 use oci_spec::image::Descriptor;
 
 use crate::digest::Digest;
+use crate::error::{Error, Kind};
 use crate::manifest::{self, Manifest};
 use crate::reference::ImageRef;
 use crate::store::{IndexEntry, Layout};
@@ -53,27 +54,27 @@ pub struct ImagePlan {
 }
 
 /// Why an entry cannot be pushed.
-pub type PlanError = String;
+pub type PlanError = Error;
 
 fn digest_of(d: &Descriptor) -> Result<Digest, PlanError> {
-    manifest::descriptor_digest(d).map_err(|e| e.to_string())
+    Ok(manifest::descriptor_digest(d)?)
 }
 
 fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Manifest, ManifestPut), PlanError> {
     let digest = digest_of(d)?;
     if d.size() > manifest::MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "{digest}: {} bytes is too large for a manifest",
-            d.size()
+        return Err(Error::msg(
+            Kind::Bundle,
+            format!("{digest}: {} bytes is too large for a manifest", d.size()),
         ));
     }
     let bytes = layout
         .open_blob(&digest, Some(d.size()))
         .and_then(|b| b.read_verified(manifest::MAX_MANIFEST_BYTES))
-        .map_err(|e| format!("manifest {e}"))?;
+        .map_err(|e| Error::from(e).wrap(format!("manifest {digest}")))?;
     let declared = d.media_type().to_string();
-    let (parsed, media_type) =
-        Manifest::parse(&bytes, Some(&declared)).map_err(|e| format!("{digest}: {e}"))?;
+    let (parsed, media_type) = Manifest::parse(&bytes, Some(&declared))
+        .map_err(|e| Error::from(e).wrap(digest.to_string()))?;
     Ok((
         parsed,
         ManifestPut {
@@ -94,11 +95,14 @@ fn add_blobs(
     for d in std::iter::once(m.config()).chain(m.layers()) {
         let digest = digest_of(d)?;
         if !layout.has_blob(&digest, d.size()) {
-            return Err(format!(
-                "blob {digest} ({} bytes) is missing from the bundle\nhint: run `ferry verify` \
-                 on the bundle, and bundle the image again",
-                d.size()
-            ));
+            return Err(Error::msg(
+                Kind::Bundle,
+                format!(
+                    "blob {digest} ({} bytes) is missing from the bundle",
+                    d.size()
+                ),
+            )
+            .with_hint("run `ferry verify` on the bundle, and bundle the image again"));
         }
         blobs.insert(digest, d.size());
     }
@@ -155,7 +159,10 @@ pub fn plan_entry(
                 }
                 let (parsed, put) = read_manifest(layout, child)?;
                 let Manifest::Image(m) = parsed else {
-                    return Err(format!("{digest}: a nested index is not supported"));
+                    return Err(Error::msg(
+                        Kind::Bundle,
+                        format!("{digest}: a nested index is not supported"),
+                    ));
                 };
                 add_blobs(layout, &m, &mut plan.blobs)?;
                 if !manifest::is_attestation(child) {

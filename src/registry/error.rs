@@ -80,6 +80,37 @@ pub struct RegistryErrorDetails {
     pub hint: Option<String>,
     /// A `Retry-After` the registry asked for.
     pub retry_after: Option<Duration>,
+    /// With [`ErrorKind::NotFound`]: what the registry says is missing, and in which
+    /// repository.
+    pub missing: Option<(Missing, String)>,
+}
+
+/// What a 404 is missing, from the registry's error code (distribution's `NAME_UNKNOWN`,
+/// `MANIFEST_UNKNOWN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The registry does not know the repository.
+    Repository,
+    /// The repository exists; this tag does not.
+    Tag(String),
+    /// A manifest by digest, a blob, a referrers list.
+    Object,
+}
+
+impl Missing {
+    /// Classifies a 404 on `url` by the error `code` of its body.
+    pub(crate) fn classify(code: Option<&str>, url: &str) -> Missing {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let tag = path
+            .rsplit_once("/manifests/")
+            .map(|(_, r)| r)
+            .filter(|r| !r.contains(':') && !r.contains('/'));
+        match (code, tag) {
+            (Some("NAME_UNKNOWN"), _) => Missing::Repository,
+            (Some("MANIFEST_UNKNOWN"), Some(t)) => Missing::Tag(t.to_owned()),
+            _ => Missing::Object,
+        }
+    }
 }
 
 impl std::ops::Deref for RegistryError {
@@ -112,6 +143,7 @@ impl RegistryError {
             elapsed: Duration::ZERO,
             hint: None,
             retry_after: None,
+            missing: None,
         }))
     }
 
@@ -125,7 +157,11 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.registry;
         let what = match &self.kind {
-            ErrorKind::NotFound => format!("not found at {r}"),
+            ErrorKind::NotFound => match &self.missing {
+                Some((Missing::Repository, p)) => format!("repository {p} not found at {r}"),
+                Some((Missing::Tag(t), p)) => format!("tag {t} not found in {p} at {r}"),
+                _ => format!("not found at {r}"),
+            },
             ErrorKind::Unauthorized => format!("{r} requires authentication"),
             ErrorKind::Denied => format!("{r} denied access"),
             ErrorKind::TooManyRequests => format!("{r} is rate limiting (429)"),
@@ -152,14 +188,55 @@ impl fmt::Display for RegistryError {
                 self.elapsed.as_secs_f64()
             )?;
         }
-        if let Some(h) = &self.hint {
-            write!(f, "\nhint: {h}")?;
-        }
         Ok(())
     }
 }
 
 impl std::error::Error for RegistryError {}
+
+impl crate::error::Diagnostic for RegistryError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match &self.kind {
+            ErrorKind::NotFound => match &self.missing {
+                Some((Missing::Repository, _)) => Kind::RepositoryNotFound,
+                Some((Missing::Tag(_), _)) => Kind::TagNotFound,
+                _ => Kind::ManifestNotFound,
+            },
+            ErrorKind::Unauthorized => Kind::Unauthorized,
+            ErrorKind::Denied => Kind::Denied,
+            ErrorKind::TooManyRequests => Kind::RateLimited,
+            ErrorKind::Status(_) | ErrorKind::Protocol => Kind::Protocol,
+            ErrorKind::Transport | ErrorKind::Interrupted | ErrorKind::Storage(_) => {
+                Kind::Transport
+            }
+            ErrorKind::Stalled | ErrorKind::TooSlow | ErrorKind::Timeout => Kind::Timeout,
+            ErrorKind::Corrupt => Kind::Corrupt,
+            ErrorKind::Credentials => Kind::Credentials,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+}
+
+/// The first error `code` of a registry's JSON error body.
+pub(crate) fn registry_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+    }
+    serde_json::from_slice::<Errors>(body)
+        .ok()?
+        .errors
+        .into_iter()
+        .find_map(|i| i.code)
+}
 
 /// The `message` of a registry's JSON error body (`{"errors":[{"code":..,"message":..}]}`).
 pub(crate) fn registry_message(body: &[u8]) -> String {
@@ -236,7 +313,33 @@ mod tests {
         let s = e.to_string();
         assert_eq!(
             s,
-            "ghcr.io answered HTTP 503 (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)\nhint: try later"
+            "ghcr.io answered HTTP 503 (https://ghcr.io/v2/o/a/manifests/1): busy (failed after 4 attempts in 2.5 s)"
+        );
+        use crate::error::Diagnostic;
+        assert_eq!(e.hint().as_deref(), Some("try later"));
+        assert_eq!(e.kind(), crate::error::Kind::Protocol);
+    }
+
+    #[test]
+    fn not_found_says_what_is_missing() {
+        let url = "https://r.example/v2/o/a/manifests/1.0";
+        assert_eq!(
+            Missing::classify(Some("NAME_UNKNOWN"), url),
+            Missing::Repository
+        );
+        assert_eq!(
+            Missing::classify(Some("MANIFEST_UNKNOWN"), url),
+            Missing::Tag("1.0".into())
+        );
+        let by_digest = "https://r.example/v2/o/a/manifests/sha256:abcd";
+        assert_eq!(
+            Missing::classify(Some("MANIFEST_UNKNOWN"), by_digest),
+            Missing::Object
+        );
+        assert_eq!(Missing::classify(None, url), Missing::Object);
+        assert_eq!(
+            registry_code(br#"{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}"#).as_deref(),
+            Some("NAME_UNKNOWN")
         );
     }
 }

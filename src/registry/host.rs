@@ -13,7 +13,9 @@ use url::Url;
 
 use super::Registries;
 use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
-use super::error::{ErrorKind, RegistryError, registry_message, storage_message};
+use super::error::{
+    ErrorKind, Missing, RegistryError, registry_code, registry_message, storage_message,
+};
 use super::limits::error_body;
 use super::retry::parse_retry_after;
 use super::tls::{self, CertProblem};
@@ -367,6 +369,22 @@ impl Host {
             }
             ErrorKind::Denied => {
                 e.with_hint(format!("the credentials in use for {r} may not pull{repo}"))
+            }
+            ErrorKind::NotFound => {
+                let Some(p) = repository else { return e };
+                let missing = Missing::classify(registry_code(body).as_deref(), url);
+                let hint = match &missing {
+                    Missing::Repository => format!(
+                        "check the repository name: {r} has no repository {p} (a typo? another \
+                         registry or namespace?)"
+                    ),
+                    Missing::Tag(_) => format!(
+                        "check the tag; list those that exist with `skopeo list-tags docker://{r}/{p}`"
+                    ),
+                    Missing::Object => return e,
+                };
+                e.missing = Some((missing, p.to_owned()));
+                e.with_hint(hint)
             }
             _ => e,
         }

@@ -64,6 +64,12 @@ pub struct Mirrors {
 #[error("{0}")]
 pub struct MirrorError(pub String);
 
+impl crate::error::Diagnostic for MirrorError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Configuration
+    }
+}
+
 impl Mirrors {
     /// Adds `--mirror SOURCE=MIRROR` (repeatable; rules for one source keep their order).
     /// Both sides must be `HOST[:PORT][/PATH]`; anything else is refused with what to write.

@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use crate::redact::redact;
 pub use auth::{Challenge, parse_challenge, pull_scope, push_scope};
 pub use blob::{BlobBody, BlobStats};
-pub use error::{ErrorKind, RegistryError, RegistryErrorDetails};
+pub use error::{ErrorKind, Missing, RegistryError, RegistryErrorDetails};
 pub use host::is_loopback;
 pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
@@ -101,8 +101,49 @@ fn client_builder(connections: usize) -> reqwest::ClientBuilder {
         .http2_adaptive_window(true)
 }
 
-fn setup_error(detail: String) -> RegistryError {
-    RegistryError::new(ErrorKind::Protocol, "-", "-", detail)
+/// Why a registry pool could not be set up: local configuration (a `--ca-file` that cannot be
+/// read or holds no certificate), or the system's TLS setup.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A `--ca-file` could not be read.
+    #[error("cannot read --ca-file {}", path.display())]
+    ReadCaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `--ca-file` holds no usable PEM certificate.
+    #[error("{0}")]
+    BadCaFile(String),
+    /// The TLS or HTTP client could not be built.
+    #[error("cannot set up HTTPS: {0}")]
+    Client(String),
+}
+
+impl crate::error::Diagnostic for SetupError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            SetupError::ReadCaFile { .. } | SetupError::BadCaFile(_) => {
+                crate::error::Kind::Configuration
+            }
+            SetupError::Client(_) => crate::error::Kind::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            SetupError::ReadCaFile { .. } => {
+                Some("check the path; --ca-file takes a readable PEM file".into())
+            }
+            SetupError::BadCaFile(_) => Some(
+                "--ca-file takes a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----`)"
+                    .into(),
+            ),
+            SetupError::Client(_) => None,
+        }
+    }
 }
 
 impl Registries {
@@ -111,8 +152,8 @@ impl Registries {
         options: ClientOptions,
         credentials: Arc<dyn CredentialSource>,
         reporter: Arc<dyn Reporter>,
-    ) -> Result<Registries, RegistryError> {
-        let ca = tls::ca_certificates(&options.tls).map_err(setup_error)?;
+    ) -> Result<Registries, SetupError> {
+        let ca = tls::ca_certificates(&options.tls)?;
         let build = |insecure| {
             tls::configure(
                 client_builder(options.connections_per_registry),
@@ -120,9 +161,9 @@ impl Registries {
                 &tls::HostTls::default(),
                 insecure,
             )
-            .map_err(setup_error)?
+            .map_err(SetupError::Client)?
             .build()
-            .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))
+            .map_err(|e| SetupError::Client(e.to_string()))
         };
         Ok(Registries {
             verified: build(false)?,
@@ -141,6 +182,40 @@ impl Registries {
             token_clients: Mutex::new(HashMap::new()),
             retries: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// Tells a missing repository from a missing tag: distribution answers a manifest GET in a
+    /// repository it does not know with `MANIFEST_UNKNOWN`, as for a missing tag, but its tag
+    /// list with `NAME_UNKNOWN`. Asked only once a tag is known to be missing.
+    pub async fn explain_not_found(&self, e: RegistryError) -> RegistryError {
+        let Some((Missing::Tag(_), repository)) = e.missing.clone() else {
+            return e;
+        };
+        let Ok(host) = self.host(&e.registry) else {
+            return e;
+        };
+        let path = format!("v2/{repository}/tags/list?n=1");
+        match host
+            .get(
+                self,
+                &repository,
+                &path,
+                reqwest::header::HeaderMap::new(),
+                1,
+            )
+            .await
+        {
+            Err(list) if matches!(list.missing, Some((Missing::Repository, _))) => {
+                let mut e = e;
+                let hint = list.hint.clone();
+                e.missing = list.missing.clone();
+                // Both answers: the manifest's, then the tag list's that tells them apart.
+                e.detail = format!("{}; {}", e.detail, list.detail);
+                e.hint = hint;
+                e
+            }
+            _ => e,
+        }
     }
 
     /// Retries made so far over all requests (manifests, configs, blobs).

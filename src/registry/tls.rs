@@ -110,13 +110,17 @@ fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static
 /// Reads the `--ca-file` certificates.
 pub(crate) fn ca_certificates(
     options: &TlsOptions,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+) -> Result<Vec<CertificateDer<'static>>, super::SetupError> {
     let mut out = Vec::new();
     for path in &options.ca_files {
-        out.extend(pem_certificates(
-            &read(path)?,
-            &format!("--ca-file {}", path.display()),
-        )?);
+        let pem = std::fs::read(path).map_err(|source| super::SetupError::ReadCaFile {
+            path: path.clone(),
+            source,
+        })?;
+        out.extend(
+            pem_certificates(&pem, &format!("--ca-file {}", path.display()))
+                .map_err(super::SetupError::BadCaFile)?,
+        );
     }
     Ok(out)
 }

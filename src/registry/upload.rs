@@ -495,3 +495,19 @@ impl Registries {
         }
     }
 }
+
+impl crate::error::Diagnostic for UploadError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            UploadError::Registry(e) => e.kind(),
+            UploadError::Local { .. } => crate::error::Kind::Bundle,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            UploadError::Registry(e) => e.hint(),
+            UploadError::Local { .. } => None,
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use super::groups;
 use super::present::{self, PresentImage};
 use super::{RestoreError, RestoreOptions, Restored, repository};
+use crate::error::{Error, Kind};
 use crate::export::tarball::{TarPlan, write_tar};
 use crate::store::select::PlatformImage;
 use crate::store::{BundleIndex, Layout, OCI_LAYOUT};
@@ -150,7 +151,10 @@ fn import(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = import.spawn().map_err(|e| {
-        RestoreError::Runtime(format!("cannot run ctr: {e}\nhint: ctr comes with containerd (apt-get install containerd), or use --runtime cri-o"))
+        RestoreError::runtime_hint(
+            format!("cannot run ctr: {e}"),
+            "ctr comes with containerd (apt-get install containerd), or use --runtime cri-o",
+        )
     })?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let layout_root = layout.root().to_path_buf();
@@ -164,16 +168,21 @@ fn import(
         let out = child.wait_with_output();
         (w.join().expect("tar writer panicked"), out)
     });
-    let out = out.map_err(|e| RestoreError::Runtime(format!("ctr images import: {e}")))?;
+    let out = out.map_err(|e| RestoreError::runtime(format!("ctr images import: {e}")))?;
     if !out.status.success() {
-        return Err(RestoreError::Runtime(format!(
-            "ctr images import failed for {}: {}\nhint: is containerd running at {}? (--address or CONTAINERD_ADDRESS)",
-            layout_root.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            options.containerd_address.display()
-        )));
+        return Err(RestoreError::runtime_hint(
+            format!(
+                "ctr images import failed for {}: {}",
+                layout_root.display(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+            ),
+            format!(
+                "is containerd running at {}? (--address or CONTAINERD_ADDRESS)",
+                options.containerd_address.display()
+            ),
+        ));
     }
-    written.map_err(|e| RestoreError::Runtime(format!("streaming the bundle to ctr: {e}")))
+    written.map_err(|e| RestoreError::runtime(format!("streaming the bundle to ctr: {e}")))
 }
 
 /// Names an imported image `repository@digest` too, and pins both names when asked.
@@ -185,7 +194,11 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
         let mut tag = ctr(options);
         tag.args(["images", "tag", "--force", &image.name, &twin]);
         if let Err(e) = run(tag) {
-            error = Some(format!("cannot name it {twin}: {e}"));
+            error = Some(Error::context(
+                Kind::Failed,
+                format!("cannot name it {twin}"),
+                e,
+            ));
         }
     }
     if options.pin && error.is_none() {
@@ -193,7 +206,11 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
             let mut label = ctr(options);
             label.args(["images", "label", name, present::PIN_LABEL]);
             if let Err(e) = run(label) {
-                error = Some(format!("cannot pin {name}: {e}"));
+                error = Some(Error::context(
+                    Kind::Failed,
+                    format!("cannot pin {name}"),
+                    e,
+                ));
             }
         }
     }

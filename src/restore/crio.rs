@@ -37,7 +37,7 @@ pub fn restore(
     for (i, image) in images.iter().enumerate() {
         let dir = tmp.join(i.to_string());
         one_image_layout(&dir, layout, image)
-            .map_err(|e| RestoreError::Runtime(format!("preparing {}: {e}", image.name)))?;
+            .map_err(|e| RestoreError::runtime(format!("preparing {}: {e}", image.name)))?;
         let mut copy = Command::new("skopeo");
         copy.args([
             "copy",
@@ -56,15 +56,19 @@ pub fn restore(
         ));
         let error = match copy.output() {
             Ok(o) if o.status.success() => None,
-            Ok(o) => Some(format!(
-                "skopeo copy failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
+            Ok(o) => Some(crate::error::Error::msg(
+                crate::error::Kind::Failed,
+                format!(
+                    "skopeo copy failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
             )),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                return Err(RestoreError::Runtime(format!(
-                    "cannot run skopeo: {e}\nhint: apt-get install skopeo, or use --runtime containerd"
-                )));
+                return Err(RestoreError::runtime_hint(
+                    format!("cannot run skopeo: {e}"),
+                    "apt-get install skopeo, or use --runtime containerd",
+                ));
             }
         };
         outcomes.push(Restored {
@@ -118,7 +122,7 @@ fn pin(images: &[PlatformImage], dir: &Path) -> Result<(), RestoreError> {
     }
     text.push_str("]\n");
     crate::store::write_atomic_mode(dir, PIN_FILE, text.as_bytes(), dir, 0o644)
-        .map_err(|e| RestoreError::Runtime(format!("cannot write the CRI-O pinning drop-in: {e}")))
+        .map_err(|e| RestoreError::runtime(format!("cannot write the CRI-O pinning drop-in: {e}")))
 }
 
 fn tempdir() -> Result<std::path::PathBuf, RestoreError> {
@@ -128,6 +132,6 @@ fn tempdir() -> Result<std::path::PathBuf, RestoreError> {
         fastrand::u32(..)
     ));
     std::fs::create_dir_all(&dir)
-        .map_err(|e| RestoreError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| RestoreError::runtime(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
 }

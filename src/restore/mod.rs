@@ -52,7 +52,7 @@ pub struct Restored {
     /// Its manifest (or index) digest.
     pub digest: String,
     /// Why it was not restored.
-    pub error: Option<String>,
+    pub error: Option<crate::error::Error>,
     /// The names it is known by in the runtime (the reference and `repository@digest`).
     pub names: Vec<String>,
     /// Whether it is pinned against kubelet's image GC.
@@ -68,9 +68,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No image of the bundle runs on this node.
-    #[error(
-        "no image in {bundle} runs on {platform}: {details}\nhint: this bundle was made for other platforms; build one with --platform {platform}"
-    )]
+    #[error("no image in {bundle} runs on {platform}: {details}")]
     NoImageForPlatform {
         /// The bundle.
         bundle: String,
@@ -80,13 +78,61 @@ pub enum RestoreError {
         details: String,
     },
     /// The bundle holds no image at all.
-    #[error(
-        "{0} holds no images\nhint: its ferry bundle run failed or never finished; run it again"
-    )]
+    #[error("{0} holds no images")]
     Empty(String),
     /// The runtime's tool failed or is missing.
-    #[error("{0}")]
-    Runtime(String),
+    #[error("{message}")]
+    Runtime {
+        /// What failed.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+}
+
+impl crate::error::Diagnostic for RestoreError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            RestoreError::Store(e) => e.kind(),
+            RestoreError::NoImageForPlatform { .. } | RestoreError::Empty(_) => Kind::Bundle,
+            RestoreError::Runtime { .. } => Kind::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            RestoreError::Store(e) => e.hint(),
+            RestoreError::NoImageForPlatform { platform, .. } => Some(format!(
+                "this bundle was made for other platforms; build one with --platform {platform}"
+            )),
+            RestoreError::Empty(_) => {
+                Some("its ferry bundle run failed or never finished; run it again".into())
+            }
+            RestoreError::Runtime { hint, .. } => hint.clone(),
+        }
+    }
+}
+
+impl RestoreError {
+    /// A runtime tool failed, with no hint.
+    pub(crate) fn runtime(message: impl Into<String>) -> RestoreError {
+        RestoreError::Runtime {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A runtime tool failed; `hint` says what to do.
+    pub(crate) fn runtime_hint(
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> RestoreError {
+        RestoreError::Runtime {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
 }
 
 /// The repository of a reference: without its tag and digest.
@@ -122,10 +168,13 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
                 names: Vec::new(),
                 pinned: false,
                 already_present: false,
-                error: Some(format!(
-                    "no image for {} in this bundle (it has {})",
-                    options.platform,
-                    has.join(", ")
+                error: Some(crate::error::Error::msg(
+                    crate::error::Kind::ManifestNotFound,
+                    format!(
+                        "no image for {} in this bundle (it has {})",
+                        options.platform,
+                        has.join(", ")
+                    ),
                 )),
             }),
         }
@@ -143,7 +192,10 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
                     format!(
                         "{} ({})",
                         o.reference,
-                        o.error.as_deref().unwrap_or_default()
+                        o.error
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
                     )
                 })
                 .collect::<Vec<_>>()

@@ -94,31 +94,45 @@ fn cri_config_path(config: &Path) -> Result<Option<String>, String> {
     Ok(None)
 }
 
-/// A warning when containerd's CRI will not read `hosts_dir` (none when it will).
-pub fn containerd_warning(config: &Path, hosts_dir: &Path) -> Option<String> {
+/// A warning (and what to do about it) when containerd's CRI will not read `hosts_dir`; none
+/// when it will.
+pub fn containerd_warning(config: &Path, hosts_dir: &Path) -> Option<(String, Option<String>)> {
+    let set_it = |extra: &str| {
+        format!(
+            "set [plugins.\"io.containerd.grpc.v1.cri\".registry] config_path = \"{}\" and \
+             restart containerd{extra}",
+            hosts_dir.display()
+        )
+    };
     match cri_config_path(config) {
-        Err(e) if !config.exists() => Some(format!(
-            "{e}\nhint: without a config file containerd 1.x's CRI sets no registry config_path \
-             and ignores hosts.toml files (containerd 2.x reads /etc/containerd/certs.d); set \
-             [plugins.\"io.containerd.grpc.v1.cri\".registry] config_path = \"{}\" and restart \
-             containerd",
-            hosts_dir.display()
+        Err(e) if !config.exists() => Some((
+            e,
+            Some(format!(
+                "without a config file containerd 1.x's CRI sets no registry config_path and \
+                 ignores hosts.toml files (containerd 2.x reads /etc/containerd/certs.d); {}",
+                set_it("")
+            )),
         )),
-        Err(e) => Some(format!("cannot check containerd's config: {e}")),
-        Ok(None) => Some(format!(
-            "{} sets no registry config_path for the CRI plugin: kubelet's pulls will ignore the \
-             hosts.toml files written in {}\nhint: set [plugins.\"io.containerd.grpc.v1.cri\".registry] \
-             config_path = \"{}\" and restart containerd (ctr --hosts-dir reads them regardless)",
-            config.display(),
-            hosts_dir.display(),
-            hosts_dir.display()
+        Err(e) => Some((format!("cannot check containerd's config: {e}"), None)),
+        Ok(None) => Some((
+            format!(
+                "{} sets no registry config_path for the CRI plugin: kubelet's pulls will ignore \
+                 the hosts.toml files written in {}",
+                config.display(),
+                hosts_dir.display(),
+            ),
+            Some(set_it(" (ctr --hosts-dir reads them regardless)")),
         )),
-        Ok(Some(p)) if !p.split(':').any(|d| Path::new(d) == hosts_dir) => Some(format!(
-            "containerd's CRI reads hosts.toml files from {p} (per {}), not from {}\nhint: use \
-             --hosts-dir {}",
-            config.display(),
-            hosts_dir.display(),
-            p.split(':').next().unwrap_or(&p)
+        Ok(Some(p)) if !p.split(':').any(|d| Path::new(d) == hosts_dir) => Some((
+            format!(
+                "containerd's CRI reads hosts.toml files from {p} (per {}), not from {}",
+                config.display(),
+                hosts_dir.display(),
+            ),
+            Some(format!(
+                "use --hosts-dir {}",
+                p.split(':').next().unwrap_or(&p)
+            )),
         )),
         Ok(Some(_)) => None,
     }
@@ -161,8 +175,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cri_config_path(&cfg).unwrap(), None);
-        let w = containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).unwrap();
+        let (w, hint) = containerd_warning(&cfg, Path::new("/etc/containerd/certs.d")).unwrap();
         assert!(w.contains("no registry config_path"), "{w}");
+        assert!(hint.unwrap().contains("config_path = "));
         assert!(containerd_warning(&dir.path().join("absent.toml"), Path::new("/x")).is_some());
     }
 }

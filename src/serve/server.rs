@@ -193,3 +193,21 @@ fn report_conn_error(reporter: &dyn Reporter, e: &(dyn std::error::Error + Send 
         reason: e.to_string(),
     });
 }
+
+impl crate::error::Diagnostic for ServeError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            // The address and the TLS files are the user's to fix.
+            ServeError::Bind { .. } | ServeError::Tls { .. } => Kind::Configuration,
+            ServeError::Store(e) => e.kind(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ServeError::Store(e) => e.hint(),
+            _ => None,
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub enum GcError {
     Store(#[from] StoreError),
     /// Some image could not be walked, so what it uses is unknown: nothing is removed.
     #[error(
-        "{bundle}: cannot tell which blobs its images use, so nothing was removed:\n{}\nhint: run `ferry verify {bundle}`, and re-run the ferry bundle command that made it to complete it",
+        "{bundle}: cannot tell which blobs its images use, so nothing was removed:\n{}",
         .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
     )]
     Unsound {
@@ -161,6 +161,24 @@ pub fn gc(layout: &Layout, dry_run: bool) -> Result<Removed, GcError> {
     Ok(removed)
 }
 
+impl crate::error::Diagnostic for GcError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            GcError::Store(e) => e.kind(),
+            GcError::Unsound { .. } => crate::error::Kind::Bundle,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            GcError::Store(e) => e.hint(),
+            GcError::Unsound { bundle, .. } => Some(format!(
+                "run `ferry verify {bundle}`, and re-run the ferry bundle command that made it \
+                 to complete it"
+            )),
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

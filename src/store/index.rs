@@ -33,12 +33,10 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, S
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io("read", path)(e)),
     };
-    let too_large = || StoreError::Corrupt {
+    let too_large = || StoreError::Foreign {
         path: path.to_path_buf(),
-        reason: format!(
-            "larger than the {} MiB ferry reads; hint: this is not a file ferry wrote",
-            limit >> 20
-        ),
+        reason: format!("larger than the {} MiB ferry reads", limit >> 20),
+        hint: "this is not a file ferry wrote",
     };
     if file.metadata().is_ok_and(|m| m.len() > limit) {
         return Err(too_large());
@@ -153,15 +151,11 @@ impl BundleIndex {
                 }
                 Ok(None) => out.unnamed.push(d.clone()),
                 Err(e) => {
-                    return Err(StoreError::Corrupt {
+                    return Err(StoreError::Foreign {
                         path: path.to_path_buf(),
-                        reason: format!(
-                            "entry {} of {}: {e}\nhint: ferry never writes this; the file was \
-                             written or changed by another tool. Remove that entry, or bundle \
-                             into a new folder",
-                            i + 1,
-                            index.manifests().len()
-                        ),
+                        reason: format!("entry {} of {}: {e}", i + 1, index.manifests().len()),
+                        hint: "ferry never writes this; the file was written or changed by \
+                               another tool. Remove that entry, or bundle into a new folder",
                     });
                 }
             }

@@ -57,12 +57,13 @@ pub enum StoreError {
         source: io::Error,
     },
     /// Another process holds the bundle.
-    #[error(
-        "{0} is in use by another ferry process; hint: wait for it to finish, or use another -o folder"
-    )]
+    #[error("{0} is in use by another ferry process")]
     Busy(PathBuf),
+    /// `-o` names a folder with other files in it and no OCI layout.
+    #[error("{0} is not an OCI image layout: the folder has other files and no oci-layout")]
+    NotEmpty(PathBuf),
     /// The folder is not an OCI layout.
-    #[error("{path} is not an OCI image layout: {reason}")]
+    #[error("{path} is not an OCI image layout: {}", crate::error::split_hint(reason).0)]
     NotALayout {
         /// The folder.
         path: PathBuf,
@@ -103,6 +104,16 @@ pub enum StoreError {
         /// The limit.
         max: u64,
     },
+    /// A file in the bundle holds what ferry never writes (changed by another tool).
+    #[error("{path}: {reason}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
     /// A JSON document in the bundle does not parse.
     #[error("{path}: {reason}")]
     Corrupt {
@@ -127,6 +138,37 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { source, .. }
             if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}
+
+impl crate::error::Diagnostic for StoreError {
+    fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            StoreError::Io { .. } => Kind::Io,
+            StoreError::Busy(_) => Kind::Failed,
+            // -o names a folder of other things (the CLI says whether a path was the user's).
+            StoreError::NotEmpty(_) => Kind::Configuration,
+            StoreError::NotALayout { .. } => Kind::Bundle,
+            StoreError::Mismatch { .. } => Kind::Corrupt,
+            StoreError::NotARegularFile { .. }
+            | StoreError::WontReplace { .. }
+            | StoreError::TooLarge { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::Corrupt { .. } => Kind::Bundle,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Busy(_) => Some("wait for it to finish, or use another -o folder".into()),
+            StoreError::NotEmpty(_) => Some("choose an empty or new folder for -o".into()),
+            StoreError::Foreign { hint, .. } => Some((*hint).into()),
+            StoreError::NotALayout { reason, .. } => {
+                crate::error::split_hint(reason).1.map(str::to_owned)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -168,12 +210,7 @@ impl Layout {
                     // A freshly made filesystem (a new PVC) has lost+found at its root.
                     .any(|e| e.file_name() != WORK_DIR && e.file_name() != "lost+found");
                 if has_foreign {
-                    return Err(StoreError::NotALayout {
-                        path: root.to_path_buf(),
-                        reason: "the folder has other files and no oci-layout\nhint: choose an \
-                                 empty or new folder for -o"
-                            .into(),
-                    });
+                    return Err(StoreError::NotEmpty(root.to_path_buf()));
                 }
                 write_atomic(root, "oci-layout", OCI_LAYOUT.as_bytes(), &layout.tmp_dir())?;
             }

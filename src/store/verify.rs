@@ -56,7 +56,7 @@ pub fn verify(
     // problem to report, with the blobs still checked.
     let index = match layout.read_index() {
         Ok(index) => index,
-        Err(e @ StoreError::Corrupt { .. }) => {
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Foreign { .. })) => {
             report.problems.push(e.to_string());
             super::BundleIndex::default()
         }
@@ -99,7 +99,7 @@ pub fn verify(
 
     let lock = match layout.read_lock() {
         Ok(lock) => lock,
-        Err(e @ StoreError::Corrupt { .. }) => {
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Foreign { .. })) => {
             report.problems.push(e.to_string());
             crate::lock::LockFile::default()
         }

@@ -43,7 +43,7 @@ const MAX_PAYLOAD: u64 = 1 << 20;
 
 /// Why a key file cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
+#[error("{path}: {}", crate::error::split_hint(reason).0)]
 pub struct KeyError {
     /// The key file.
     pub path: String,
@@ -365,6 +365,17 @@ pub async fn check_resolved(
             .ok_or_else(|| format!("payload {d} was not fetched"))
     };
     check_signature_manifest(digest, &platform.manifest.bytes, read, key)
+}
+
+impl crate::error::Diagnostic for KeyError {
+    fn kind(&self) -> crate::error::Kind {
+        // A key file named by --key.
+        crate::error::Kind::Configuration
+    }
+
+    fn hint(&self) -> Option<String> {
+        crate::error::split_hint(&self.reason).1.map(str::to_owned)
+    }
 }
 
 #[cfg(test)]

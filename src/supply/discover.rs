@@ -18,7 +18,7 @@ pub struct Discovered {
     /// Referrer entries to store, each named `REPO:sha256-<hex>[.sig|.att|.sbom]`.
     pub referrers: Vec<ResolvedImage>,
     /// Referrers that exist but could not be read: `(name, why)`.
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(String, crate::error::Error)>,
 }
 
 /// Every manifest of `image` that referrers may point at: its own, then each platform's.
@@ -51,7 +51,7 @@ pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discove
             match found {
                 Ok(Some(r)) => out.referrers.push(r),
                 Ok(None) => {}
-                Err(e) => out.failed.push((name, e.to_string())),
+                Err(e) => out.failed.push((name, e.into())),
             }
         }
     }
