@@ -24,6 +24,11 @@ fn settings(reg: Option<&Registry>, paths: &[(&Path, &str)]) -> insta::Settings 
         s.add_filter(&regex_escape(&reg.addr), "127.0.0.1:PORTS");
     }
     s.add_filter(r#""seconds": [0-9.]+"#, r#""seconds": "[SECONDS]""#);
+    // A base lock's digest covers its references, so the registry's port.
+    s.add_filter(
+        r#""(deltaOf|baseLock)": "sha256:[0-9a-f]{64}""#,
+        r#""$1": "[BASE-LOCK-DIGEST]""#,
+    );
     s.add_filter(r#""ferry": "[^"]+""#, r#""ferry": "[VERSION]""#);
     s.add_filter(r#""arch": "[^"]+""#, r#""arch": "[ARCH]""#);
     s
@@ -54,6 +59,16 @@ fn json(text: &str) -> serde_json::Value {
 
 /// A bundle of the sample images hello and multi (amd64 and arm64/v8) from the registry.
 fn sample_bundle(reg: &Registry, dir: &Path, name: &str, tags: &[&str]) -> std::path::PathBuf {
+    sample_bundle_with(reg, dir, name, tags, &[])
+}
+
+fn sample_bundle_with(
+    reg: &Registry,
+    dir: &Path,
+    name: &str,
+    tags: &[&str],
+    extra: &[&str],
+) -> std::path::PathBuf {
     let b = dir.join(name);
     let mut args = vec![
         "bundle",
@@ -65,6 +80,7 @@ fn sample_bundle(reg: &Registry, dir: &Path, name: &str, tags: &[&str]) -> std::
         "--platform",
         "linux/arm64",
     ];
+    args.extend(extra);
     let refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
     args.extend(refs.iter().map(String::as_str));
     ferry_ok(&args, 0);
@@ -144,6 +160,36 @@ fn ls_verify_diff_text_and_json() {
         assert_eq!(served["platform"]["os"], m["os"]);
     }
     assert_eq!(multi["manifests"].as_array().unwrap().len(), 2, "{multi}");
+}
+
+#[test]
+fn delta_apply_and_rm_json() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/multi:1.0"];
+    let base = sample_bundle(&reg, dir.path(), "base", &tags[..1]);
+    let b = base.to_str().unwrap();
+    let delta = sample_bundle_with(&reg, dir.path(), "delta", &tags, &["--since", b]);
+    let d = delta.to_str().unwrap();
+    let s = settings(Some(&reg), &[(&base, "[BASE]"), (&delta, "[DELTA]")]);
+    s.bind(|| {
+        insta::assert_json_snapshot!("ls_json_delta", json(&ferry_ok(&["ls", "--json", d], 0).0));
+        insta::assert_json_snapshot!(
+            "verify_json_delta",
+            json(&ferry_ok(&["verify", "--json", d], 0).0)
+        );
+        insta::assert_json_snapshot!(
+            "apply_json",
+            json(&ferry_ok(&["apply", d, b, "--json"], 0).0)
+        );
+        let multi = reg.image("sample/multi:1.0");
+        insta::assert_json_snapshot!(
+            "rm_json",
+            json(&ferry_ok(&["rm", b, &multi, "--json"], 0).0)
+        );
+    });
+    let left = json(&ferry_ok(&["ls", "--json", b], 0).0);
+    assert_eq!(left["images"].as_array().unwrap().len(), 1, "{left}");
 }
 
 #[test]
