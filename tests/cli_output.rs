@@ -119,7 +119,10 @@ fn ls_verify_diff_text_and_json() {
         &["sample/hello:1.0", "sample/multi:1.0"],
     );
     let (o, t) = (one.to_str().unwrap(), two.to_str().unwrap());
-    let s = settings(Some(&reg), &[(&one, "[BUNDLE-ONE]"), (&two, "[BUNDLE-TWO]")]);
+    let s = settings(
+        Some(&reg),
+        &[(&one, "[BUNDLE-ONE]"), (&two, "[BUNDLE-TWO]")],
+    );
     s.bind(|| {
         insta::assert_snapshot!("ls_text", ferry_ok(&["ls", t], 0).0);
         insta::assert_json_snapshot!("ls_json", json(&ferry_ok(&["ls", "--json", t], 0).0));
@@ -129,10 +132,7 @@ fn ls_verify_diff_text_and_json() {
             json(&ferry_ok(&["verify", "--json", t], 0).0)
         );
         insta::assert_snapshot!("diff_text", ferry_ok(&["diff", o, t], 0).0);
-        insta::assert_json_snapshot!(
-            "diff_json",
-            json(&ferry_ok(&["diff", o, t, "--json"], 0).0)
-        );
+        insta::assert_json_snapshot!("diff_json", json(&ferry_ok(&["diff", o, t, "--json"], 0).0));
         insta::assert_json_snapshot!(
             "gc_json",
             json(&ferry_ok(&["gc", t, "--dry-run", "--json"], 0).0)
@@ -199,7 +199,10 @@ fn images_and_lock_text_and_json() {
     let reg = Registry::seeded();
     let s = settings(Some(&reg), &[]);
     s.bind(|| {
-        insta::assert_snapshot!("images_text", ferry_ok(&["images", "--from-manifests", m], 0).0);
+        insta::assert_snapshot!(
+            "images_text",
+            ferry_ok(&["images", "--from-manifests", m], 0).0
+        );
         insta::assert_json_snapshot!(
             "images_json",
             json(&ferry_ok(&["images", "--json", "--from-manifests", m], 0).0)
@@ -264,7 +267,13 @@ fn blob_counts_are_distinct_and_the_same_run_to_run() {
     let refs: Vec<String> = tags.iter().map(|t| reg.image(t)).collect();
     let dir = tempfile::tempdir().unwrap();
     let totals = |b: &Path| -> serde_json::Value {
-        let mut args = vec!["bundle", "--json", "--no-progress", "-o", b.to_str().unwrap()];
+        let mut args = vec![
+            "bundle",
+            "--json",
+            "--no-progress",
+            "-o",
+            b.to_str().unwrap(),
+        ];
         args.extend(refs.iter().map(String::as_str));
         json(&ferry_ok(&args, 0).0)["totals"].clone()
     };

@@ -177,7 +177,10 @@ fn delta_holds_what_the_base_lacks_and_apply_makes_the_full_bundle() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("is a delta"), "{stderr}");
     let images = stdout.lines().filter(|l| !l.starts_with(' ')).count();
-    assert_eq!(images, 5, "a header and 4 images (platform lines indented): {stdout}");
+    assert_eq!(
+        images, 5,
+        "a header and 4 images (platform lines indented): {stdout}"
+    );
     let (code, stdout, stderr) = ferry_out(&["verify", d]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.starts_with("ok: delta of base lock"), "{stdout}");

@@ -142,7 +142,11 @@ fn ls_lists_reference_digest_platforms_size() {
     assert_eq!(ls[0]["platforms"], serde_json::json!(["linux/amd64"]));
     assert_eq!(ls[0]["size"], expected_size);
     let platform = &ls[0]["manifests"][0];
-    assert_eq!(platform["digest"], sha256(&served), "a single manifest is its own");
+    assert_eq!(
+        platform["digest"],
+        sha256(&served),
+        "a single manifest is its own"
+    );
     assert_eq!(
         (&platform["os"], &platform["architecture"]),
         (&serde_json::json!("linux"), &serde_json::json!("amd64"))

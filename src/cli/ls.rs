@@ -335,6 +335,9 @@ fn print_table(rows: &[Row]) {
     };
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     for [r, d, p, s, x] in std::iter::once(&header).chain(&table) {
-        println!("{}", format!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}  {x}").trim_end());
+        println!(
+            "{}",
+            format!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}  {x}").trim_end()
+        );
     }
 }

@@ -171,7 +171,11 @@ fn status(o: &Restored) -> &'static str {
 }
 
 /// The `--json` document (README: "JSON output").
-fn report_json(bundle: &Path, options: &RestoreOptions, outcomes: &[Restored]) -> serde_json::Value {
+fn report_json(
+    bundle: &Path,
+    options: &RestoreOptions,
+    outcomes: &[Restored],
+) -> serde_json::Value {
     let count = |word: &str| outcomes.iter().filter(|o| status(o) == word).count();
     serde_json::json!({
         "version": 1,

@@ -160,7 +160,11 @@ fn print_report(bundle: &Path, report: &VerifyReport) {
 }
 
 /// With `--repair`, removes the corrupt blobs; otherwise says how to mend what is wrong.
-fn repair_or_hint(args: &VerifyArgs, layout: &Layout, report: &VerifyReport) -> Result<(), Failure> {
+fn repair_or_hint(
+    args: &VerifyArgs,
+    layout: &Layout,
+    report: &VerifyReport,
+) -> Result<(), Failure> {
     if args.repair {
         let removed = verify::remove_corrupt(layout, report).map_err(|e| e.to_string())?;
         layout.tidy();
