@@ -13,9 +13,7 @@ use crate::platform::Platform;
 /// What one image entry holds in the bundle.
 #[derive(Debug, Clone, Default)]
 pub struct ImageContents {
-    /// Platforms whose image is complete in the bundle (`None` when an image declares none).
-    pub platforms: Vec<Option<Platform>>,
-    /// The manifest of each of `platforms`, in the same order.
+    /// The image manifest of each platform whose image is complete in the bundle.
     pub manifests: Vec<PlatformManifest>,
     /// Every blob reached (manifests, configs, layers), with its descriptor size.
     pub blobs: BTreeMap<Digest, u64>,
@@ -26,7 +24,7 @@ pub struct ImageContents {
 /// One platform's image manifest in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformManifest {
-    /// The platform (from the index entry, else the config; `None` when neither says).
+    /// The platform (from the index entry, else the config; `None` when neither declares one).
     pub platform: Option<Platform>,
     /// The manifest's digest.
     pub digest: Digest,
@@ -40,12 +38,11 @@ impl ImageContents {
     /// Records a complete platform image.
     fn complete(&mut self, platform: Option<Platform>, d: &Descriptor, digest: Digest, size: u64) {
         self.manifests.push(PlatformManifest {
-            platform: platform.clone(),
+            platform,
             digest,
             media_type: d.media_type().to_string(),
             size,
         });
-        self.platforms.push(platform);
     }
 
     /// Sum of the distinct blobs' sizes.
@@ -104,9 +101,9 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                 }
             }
             let present: Vec<String> = out
-                .platforms
+                .manifests
                 .iter()
-                .flatten()
+                .filter_map(|m| m.platform.as_ref())
                 .map(ToString::to_string)
                 .collect();
             for p in entry.recorded_platforms().unwrap_or_default() {
@@ -119,7 +116,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                     );
                 }
             }
-            if out.platforms.is_empty() && out.problems.is_empty() {
+            if out.manifests.is_empty() && out.problems.is_empty() {
                 out.problem(&digest, "no platform of this index is in the bundle");
             }
         }
