@@ -82,6 +82,16 @@ impl Plan {
             }
             waits.push(wait);
         }
+        // A config one image holds in memory and another downloads is stored once, by the
+        // download: the first image waits for it too, so its commit finds the blob stored and
+        // the run counts it once, whichever finishes first.
+        for (image, wait) in images.iter().zip(waits.iter_mut()) {
+            for p in image.platforms.iter().filter(|p| p.config_bytes.is_some()) {
+                if sources.contains_key(&p.config.digest) {
+                    wait.insert(p.config.digest.clone());
+                }
+            }
+        }
         let mut downloads: Vec<Download> = sources
             .into_iter()
             .map(|(digest, (size, source))| Download {
@@ -162,6 +172,25 @@ mod tests {
             plan.waits[1].contains(&d(10)),
             "b waits for the shared layer too"
         );
+    }
+
+    #[test]
+    fn a_config_held_in_memory_and_downloaded_is_one_download() {
+        // "a" resolved its config while resolving (a single manifest); "b" is an index child
+        // with the same config, to download.
+        let mut a = image("a", 1, &[(10, 500)]);
+        a.platforms[0].config_bytes = Some(bytes::Bytes::from_static(b"{}"));
+        let b = image("b", 1, &[(10, 500)]);
+        for images in [vec![a.clone(), b.clone()], vec![b, a]] {
+            let plan = Plan::new(&images, |_, _| false);
+            let configs = plan.downloads.iter().filter(|x| x.digest == d(1)).count();
+            assert_eq!(configs, 1, "the shared config is one download");
+            assert_eq!(plan.downloads.len(), 2);
+            assert!(
+                plan.waits.iter().all(|w| w.contains(&d(1))),
+                "both images wait for the stored config, so neither commit counts it again"
+            );
+        }
     }
 
     #[test]

@@ -273,7 +273,7 @@ fn platforms_are_filtered_and_missing_ones_fail_clearly() {
     let (_, ls, _) = ferry_out(&["ls", "--json", two.to_str().unwrap()]);
     let ls: serde_json::Value = serde_json::from_str(&ls).unwrap();
     assert_eq!(
-        ls[0]["platforms"],
+        ls["images"][0]["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64/v8"])
     );
 

@@ -97,7 +97,9 @@ fn excludes_by_normalized_prefix_and_json_output() {
 
     let (code, stdout, _) = ferry_out(&["images", "--json", "--from-manifests", &manifests()]);
     assert_eq!(code, 0);
-    let json: Vec<String> = serde_json::from_str(&stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["version"], 1);
+    let json: Vec<String> = serde_json::from_value(json["references"].clone()).unwrap();
     assert_eq!(json, expected_default());
 }
 

@@ -217,6 +217,20 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
             .all(|i| i["status"] == "present"),
         "{report}"
     );
+    // Without --pin: skipped as present, and reported pinned as containerd holds them.
+    let (code, stdout, stderr) = restore(&["--json"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["pin"], false, "{report}");
+    for image in report["images"].as_array().unwrap() {
+        assert_eq!(image["status"], "present", "{image}");
+        assert_eq!(image["alreadyPresent"], true, "{image}");
+        assert_eq!(image["pinned"], true, "pinned by the run before: {image}");
+    }
+    assert_eq!(
+        report["totals"],
+        serde_json::json!({"images": 2, "restored": 0, "present": 2, "failed": 0, "pinned": 2})
+    );
     let listed = containerd_images(&node);
     let multi = sha256(&reg.manifest("sample/multi", "1.0").0);
     assert!(

@@ -121,7 +121,7 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
     let (code, stdout, _) = ferry_out(&["ls", "--json", bundle.to_str().unwrap()]);
     assert_eq!(code, 0);
     let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let listed = listed.as_array().unwrap();
+    let listed = listed["images"].as_array().unwrap();
     assert_eq!(listed.len(), 4, "referrer entries are not listed as images");
     let of = |image: &str| -> Vec<serde_json::Value> {
         let reference = s.reg.image(image);

@@ -126,6 +126,8 @@ fn ls_lists_reference_digest_platforms_size() {
     let (code, stdout, _) = ferry_out(&["ls", "--json", bundle.to_str().unwrap()]);
     assert_eq!(code, 0);
     let ls: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(ls["version"], 1);
+    let ls = &ls["images"];
     let served = reg.manifest("sample/hello", "1.0").0;
     let expected_size = served.len() as u64
         + manifest["config"]["size"].as_u64().unwrap()
@@ -139,6 +141,17 @@ fn ls_lists_reference_digest_platforms_size() {
     assert_eq!(ls[0]["digest"], sha256(&served));
     assert_eq!(ls[0]["platforms"], serde_json::json!(["linux/amd64"]));
     assert_eq!(ls[0]["size"], expected_size);
+    let platform = &ls[0]["manifests"][0];
+    assert_eq!(
+        platform["digest"],
+        sha256(&served),
+        "a single manifest is its own"
+    );
+    assert_eq!(
+        (&platform["os"], &platform["architecture"]),
+        (&serde_json::json!("linux"), &serde_json::json!("amd64"))
+    );
+    assert_eq!(platform["size"], expected_size);
     let (_, table, _) = ferry_out(&["ls", bundle.to_str().unwrap()]);
     assert!(table.starts_with("REFERENCE"), "{table}");
     assert!(

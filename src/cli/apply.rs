@@ -19,11 +19,28 @@ pub struct ApplyArgs {
     pub delta: PathBuf,
     /// The bundle it was made against; changed in place.
     pub base: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `ferry apply`.
 pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
     let report = apply(&args.delta, &args.base)?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "version": 1,
+            "delta": args.delta.display().to_string(),
+            "base": args.base.display().to_string(),
+            "alreadyApplied": report.already_applied,
+            "resumed": report.resumed,
+            "images": report.images,
+            "blobsAdded": report.blobs_added,
+            "bytesAdded": report.bytes_added,
+            "blobsRemoved": report.blobs_removed,
+            "bytesRemoved": report.bytes_removed,
+        }));
+    }
     if report.already_applied {
         eprintln!(
             "{} already is the bundle {} describes; nothing to do",

@@ -386,6 +386,7 @@ fn json_report(
         })
         .collect();
     serde_json::json!({
+        "version": 1,
         "bundle": bundle.display().to_string(),
         "success": error.is_none() && s.success(),
         "error": error.map(output::error_json),

@@ -40,6 +40,9 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
                 .collect::<Vec<_>>()
         };
         output::json(&serde_json::json!({
+            "version": 1,
+            "a": args.a.display().to_string(),
+            "b": args.b.display().to_string(),
             "added": refs(&d.added),
             "removed": refs(&d.removed),
             "moved": d.moved.iter().map(|(r, o, n)| serde_json::json!({"reference": r, "from": o.to_string(), "to": n.to_string()})).collect::<Vec<_>>(),

@@ -34,6 +34,7 @@ pub fn run(args: GcArgs) -> Result<Exit, Failure> {
     let removed = gc(&layout, args.dry_run)?;
     if args.json {
         output::json(&serde_json::json!({
+            "version": 1,
             "bundle": args.bundle.display().to_string(),
             "dryRun": args.dry_run,
             "blobs": removed.blobs,

@@ -14,7 +14,7 @@ use super::{Exit, Failure, output};
 pub struct ImagesArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
-    /// Print a JSON array on stdout.
+    /// Print JSON on stdout: `{"version": 1, "references": [...]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -23,9 +23,10 @@ pub struct ImagesArgs {
 pub async fn run(args: ImagesArgs) -> Result<Exit, Failure> {
     let refs = args.sources.collect("list").await?;
     if args.json {
-        output::json(&serde_json::json!(
-            refs.iter().map(ToString::to_string).collect::<Vec<_>>()
-        ));
+        output::json(&serde_json::json!({
+            "version": 1,
+            "references": refs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
     } else {
         for r in &refs {
             println!("{r}");

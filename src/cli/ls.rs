@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use ferry::lock::LockFile;
+use ferry::platform::Platform;
 use ferry::store::{IndexEntry, Layout, inspect_entry};
 use ferry::supply::{ReferrerKind, parse_referrer_name};
 
@@ -25,18 +27,42 @@ struct Row {
     reference: String,
     digest: String,
     media_type: String,
-    platforms: Vec<String>,
+    /// One per platform image, in the order of `platforms` of the old listing.
+    manifests: Vec<Manifest>,
     size: u64,
     problems: usize,
     referrers: Vec<serde_json::Value>,
 }
 
+/// One platform's image manifest: what a node of that platform pulls.
+struct Manifest {
+    platform: Option<Platform>,
+    digest: String,
+    /// Unknown for a delta, whose lock records only the manifest's digest and size.
+    media_type: Option<String>,
+    size: Option<u64>,
+}
+
+impl Manifest {
+    fn platform_name(&self) -> String {
+        self.platform
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string)
+    }
+}
+
+/// What `ls` reads from the bundle.
+struct Listing {
+    layout: Layout,
+    entries: Vec<IndexEntry>,
+    marker: Option<ferry::delta::Marker>,
+    lock: LockFile,
+}
+
 /// Runs `ferry ls`.
 pub fn run(args: LsArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle)?;
-    let index = layout.read_index()?;
-    let marker = ferry::delta::Marker::read(&args.bundle)?;
-    if let Some(m) = &marker {
+    let listing = open(&args.bundle)?;
+    if let Some(m) = &listing.marker {
         eprintln!(
             "{} is a delta of the bundle whose ferry.lock is {}: it holds only the blobs that bundle lacks",
             args.bundle.display(),
@@ -47,83 +73,152 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
             args.bundle.display()
         ));
     }
+    let rows = rows(&listing);
+    if args.json {
+        output::json(&listing_json(&args.bundle, &rows, listing.marker.as_ref()));
+    } else {
+        print_table(&rows);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Reads the bundle's index, delta marker and lock.
+fn open(bundle: &std::path::Path) -> Result<Listing, Failure> {
+    let layout = Layout::open_read(bundle)?;
+    let entries = layout.read_index()?.entries();
+    let marker = ferry::delta::Marker::read(bundle)?;
     let lock = layout.read_lock()?;
-    let entries = index.entries();
-    let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries
+    Ok(Listing {
+        layout,
+        entries,
+        marker,
+        lock,
+    })
+}
+
+/// One row per image; referrers (signatures, SBOMs) are listed with the image they name.
+fn rows(listing: &Listing) -> Vec<Row> {
+    let (referrers, images): (Vec<&IndexEntry>, Vec<&IndexEntry>) = listing
+        .entries
         .iter()
         .partition(|e| e.name.as_deref().and_then(parse_referrer_name).is_some());
-    let mut rows = Vec::new();
-    for entry in images {
-        let reference = entry.name.clone().unwrap_or_else(|| "(unnamed)".into());
-        if marker.is_some() {
-            // A delta lacks its base's blobs by design: what each image is comes from its lock.
-            let locked = lock.get(&reference);
-            rows.push(Row {
-                digest: entry.descriptor.digest().to_string(),
-                media_type: entry.descriptor.media_type().to_string(),
-                platforms: locked.map_or_else(Vec::new, |l| {
-                    l.platforms
-                        .iter()
-                        .map(|p| {
-                            p.platform
-                                .as_ref()
-                                .map_or_else(|| "-".to_owned(), |p| p.to_string())
-                        })
-                        .collect()
-                }),
-                size: locked.map_or(0, |l| l.total_size),
-                problems: 0,
-                referrers: Vec::new(),
-                reference,
-            });
-            continue;
-        }
-        let contents = inspect_entry(&layout, entry);
-        let repository = reference
-            .parse::<ferry::reference::ImageRef>()
-            .ok()
-            .map(|r| r.name());
-        let own: Vec<serde_json::Value> = referrers
-            .iter()
-            .filter_map(|r| {
-                let (repo, subject, kind) = parse_referrer_name(r.name.as_deref()?)?;
-                let mine =
-                    Some(&repo) == repository.as_ref() && contents.blobs.contains_key(&subject);
-                mine.then(|| referrer_json(&layout, r, &subject, kind))
-            })
-            .collect();
-        rows.push(Row {
-            reference,
-            digest: entry.descriptor.digest().to_string(),
-            media_type: entry.descriptor.media_type().to_string(),
-            platforms: contents
-                .platforms
+    images
+        .into_iter()
+        .map(|entry| match listing.marker {
+            Some(_) => delta_row(&listing.lock, entry),
+            None => image_row(&listing.layout, entry, &referrers),
+        })
+        .collect()
+}
+
+fn reference_of(entry: &IndexEntry) -> String {
+    entry.name.clone().unwrap_or_else(|| "(unnamed)".into())
+}
+
+/// A delta lacks its base's blobs by design: what each image is comes from its lock.
+fn delta_row(lock: &LockFile, entry: &IndexEntry) -> Row {
+    let reference = reference_of(entry);
+    let locked = lock.get(&reference);
+    Row {
+        digest: entry.descriptor.digest().to_string(),
+        media_type: entry.descriptor.media_type().to_string(),
+        manifests: locked.map_or_else(Vec::new, |l| {
+            l.platforms
                 .iter()
-                .map(|p| p.as_ref().map_or_else(|| "-".to_owned(), |p| p.to_string()))
-                .collect(),
-            size: contents.total_size(),
-            problems: contents.problems.len(),
-            referrers: own,
-        });
+                .map(|p| Manifest {
+                    platform: p.platform.clone(),
+                    digest: p.digest.to_string(),
+                    media_type: None,
+                    size: None,
+                })
+                .collect()
+        }),
+        size: locked.map_or(0, |l| l.total_size),
+        problems: 0,
+        referrers: Vec::new(),
+        reference,
     }
-    if args.json {
-        let items: Vec<serde_json::Value> = rows
+}
+
+/// An image of a whole bundle, walked blob by blob, with the referrers whose subject it holds.
+fn image_row(layout: &Layout, entry: &IndexEntry, referrers: &[&IndexEntry]) -> Row {
+    let reference = reference_of(entry);
+    let contents = inspect_entry(layout, entry);
+    let repository = reference
+        .parse::<ferry::reference::ImageRef>()
+        .ok()
+        .map(|r| r.name());
+    let own: Vec<serde_json::Value> = referrers
+        .iter()
+        .filter_map(|r| {
+            let (repo, subject, kind) = parse_referrer_name(r.name.as_deref()?)?;
+            let mine = Some(&repo) == repository.as_ref() && contents.blobs.contains_key(&subject);
+            mine.then(|| referrer_json(layout, r, &subject, kind))
+        })
+        .collect();
+    Row {
+        reference,
+        digest: entry.descriptor.digest().to_string(),
+        media_type: entry.descriptor.media_type().to_string(),
+        manifests: contents
+            .manifests
             .iter()
-            .map(|r| {
-                let mut item = serde_json::json!({"reference": r.reference, "digest": r.digest, "mediaType": r.media_type,
-                    "platforms": r.platforms, "size": r.size, "complete": r.problems == 0 && marker.is_none(),
-                    "referrers": r.referrers});
-                if let Some(m) = &marker {
-                    item["deltaOf"] = serde_json::json!(m.base_lock.to_string());
-                }
-                item
+            .map(|m| Manifest {
+                platform: m.platform.clone(),
+                digest: m.digest.to_string(),
+                media_type: Some(m.media_type.clone()),
+                size: Some(m.size),
             })
-            .collect();
-        output::json(&serde_json::Value::Array(items));
-        return Ok(Exit::Ok);
+            .collect(),
+        size: contents.total_size(),
+        problems: contents.problems.len(),
+        referrers: own,
     }
-    print_table(&rows);
-    Ok(Exit::Ok)
+}
+
+/// The `--json` document (README: "JSON output").
+fn listing_json(
+    bundle: &std::path::Path,
+    rows: &[Row],
+    marker: Option<&ferry::delta::Marker>,
+) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let mut item = serde_json::json!({
+                "reference": r.reference,
+                "digest": r.digest,
+                "mediaType": r.media_type,
+                "platforms": r.manifests.iter().map(Manifest::platform_name).collect::<Vec<_>>(),
+                "manifests": r.manifests.iter().map(manifest_json).collect::<Vec<_>>(),
+                "size": r.size,
+                "complete": r.problems == 0 && marker.is_none(),
+                "referrers": r.referrers,
+            });
+            if let Some(m) = marker {
+                item["deltaOf"] = serde_json::json!(m.base_lock.to_string());
+            }
+            item
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "bundle": bundle.display().to_string(),
+        "delta": marker.is_some(),
+        "images": images,
+    })
+}
+
+fn manifest_json(m: &Manifest) -> serde_json::Value {
+    serde_json::json!({
+        "platform": m.platform.as_ref().map(ToString::to_string),
+        "os": m.platform.as_ref().map(Platform::os),
+        "architecture": m.platform.as_ref().map(Platform::architecture),
+        "variant": m.platform.as_ref().and_then(Platform::variant),
+        "digest": m.digest,
+        "mediaType": m.media_type,
+        "size": m.size,
+    })
 }
 
 /// A referrer entry for JSON: its name, kind, subject, digest and the artifact types it holds.
@@ -171,44 +266,68 @@ fn artifact_types(layout: &Layout, entry: &IndexEntry) -> Vec<String> {
     types
 }
 
-fn print_table(rows: &[Row]) {
-    let table: Vec<[String; 5]> = rows
+/// The referrer column: artifact types of referrer indexes, else the kind (signature...).
+fn referrer_kinds(row: &Row) -> String {
+    let mut kinds: Vec<String> = row
+        .referrers
         .iter()
-        .map(|r| {
-            let mut platforms = r.platforms.join(",");
-            if r.problems > 0 {
-                platforms.push_str(" (incomplete: run ferry verify)");
-            }
-            let mut kinds: Vec<String> = r
-                .referrers
-                .iter()
-                .map(|v| match v["kind"].as_str() {
-                    Some("referrers") => v["artifactTypes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|t| t.as_str().map(str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    kind => kind.unwrap_or_default().to_owned(),
-                })
-                .collect();
-            kinds.sort();
-            kinds.dedup();
-            let referrers = if kinds.is_empty() {
-                "-".to_owned()
-            } else {
-                kinds.join(",")
-            };
-            [
-                r.reference.clone(),
-                r.digest.get(..19).unwrap_or(&r.digest).to_owned(),
-                platforms,
-                output::bytes(r.size),
-                referrers,
-            ]
+        .map(|v| match v["kind"].as_str() {
+            Some("referrers") => v["artifactTypes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            kind => kind.unwrap_or_default().to_owned(),
         })
         .collect();
+    kinds.sort();
+    kinds.dedup();
+    if kinds.is_empty() {
+        "-".to_owned()
+    } else {
+        kinds.join(",")
+    }
+}
+
+fn short(digest: &str) -> String {
+    digest.get(..19).unwrap_or(digest).to_owned()
+}
+
+/// The table: one line per image, and under an index one line per platform manifest.
+fn print_table(rows: &[Row]) {
+    let mut table: Vec<[String; 5]> = Vec::new();
+    for r in rows {
+        let mut platforms = r
+            .manifests
+            .iter()
+            .map(Manifest::platform_name)
+            .collect::<Vec<_>>()
+            .join(",");
+        if r.problems > 0 {
+            platforms.push_str(" (incomplete: run ferry verify)");
+        }
+        table.push([
+            r.reference.clone(),
+            short(&r.digest),
+            platforms,
+            output::bytes(r.size),
+            referrer_kinds(r),
+        ]);
+        if r.manifests.iter().all(|m| m.digest == r.digest) {
+            continue; // a single manifest: its line says it all
+        }
+        for m in &r.manifests {
+            table.push([
+                format!("  {}", m.platform_name()),
+                short(&m.digest),
+                String::new(),
+                m.size.map_or_else(String::new, output::bytes),
+                String::new(),
+            ]);
+        }
+    }
     let header = ["REFERENCE", "DIGEST", "PLATFORMS", "SIZE", "REFERRERS"].map(str::to_owned);
     let width = |i: usize| {
         table
@@ -220,6 +339,9 @@ fn print_table(rows: &[Row]) {
     };
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     for [r, d, p, s, x] in std::iter::once(&header).chain(&table) {
-        println!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}  {x}");
+        println!(
+            "{}",
+            format!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}  {x}").trim_end()
+        );
     }
 }

@@ -1,12 +1,12 @@
 //! `ferry restore`: import a bundle into this node's container runtime.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
 use ferry::error::Kind;
 use ferry::platform::Platform;
-use ferry::restore::{RestoreOptions, Runtime, restore};
+use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
 use ferry::store::{Layout, verify};
 
 use super::{Exit, Failure, output};
@@ -87,54 +87,11 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         "`ferry apply DELTA BASE` onto its base bundle, then restore the base",
     )?;
     if let Some(path) = &args.key {
-        let key = super::signatures::load_key(path)?;
-        let verdicts = super::signatures::check(&layout, &key)?;
-        let failed = super::signatures::report_failures(&verdicts);
-        if failed > 0 {
-            return Err(Failure::failed(
-                Kind::Signature,
-                format!(
-                    "{failed} image(s) of {} fail the signature check with {}; nothing was imported",
-                    args.bundle.display(),
-                    path.display()
-                ),
-            ));
-        }
+        check_signatures(&args.bundle, &layout, path)?;
     }
-    let runtime = match args.runtime {
-        RuntimeArg::Containerd => Runtime::Containerd,
-        RuntimeArg::CriO => Runtime::CriO,
-        RuntimeArg::Auto if on_path("ctr") && args.address.exists() => Runtime::Containerd,
-        RuntimeArg::Auto
-            if on_path("skopeo")
-                && (!args.storage.is_empty() || std::path::Path::new("/etc/crio").exists()) =>
-        {
-            Runtime::CriO
-        }
-        RuntimeArg::Auto => {
-            return Err(Failure::config(format!(
-                "found neither containerd (ctr and {}) nor CRI-O (skopeo and /etc/crio)",
-                args.address.display()
-            ))
-            .with_hint("pass --address, or --runtime containerd|cri-o"));
-        }
-    };
+    let runtime = pick_runtime(&args)?;
     if args.verify {
-        let report = verify::verify(&layout, &|_| {})?;
-        if !report.ok() {
-            return Err(Failure::failed(
-                Kind::Bundle,
-                format!(
-                    "the bundle is not sound; nothing was imported:\n{}",
-                    report
-                        .problems
-                        .iter()
-                        .map(|p| format!("  {p}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ),
-            ));
-        }
+        verify_first(&layout)?;
     }
     let options = RestoreOptions {
         runtime,
@@ -147,29 +104,118 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         jobs: args.jobs,
     };
     let outcomes = restore(&layout, &options)?;
-    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if args.json {
-        output::json(&serde_json::json!({
-            "bundle": args.bundle.display().to_string(),
-            "runtime": match runtime { Runtime::Containerd => "containerd", Runtime::CriO => "cri-o" },
-            "platform": options.platform.to_string(),
-            "version": 1,
-            "images": outcomes.iter().map(|o| serde_json::json!({
-                "reference": o.reference, "digest": o.digest,
-                "status": match (&o.error, o.already_present) {
-                    (Some(_), _) => "failed",
-                    (None, true) => "present",
-                    (None, false) => "restored",
-                },
-                "names": o.names, "pinned": o.pinned,
-                "error": o.error.as_ref().map(output::error_json),
-            })).collect::<Vec<_>>(),
-        }));
+        output::json(&report_json(&args.bundle, &options, &outcomes));
     }
-    for o in &outcomes {
+    print_outcomes(&options, &outcomes);
+    let failed = outcomes.iter().any(|o| o.error.is_some());
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// `--key`: imports nothing unless every image is signed by the key.
+fn check_signatures(bundle: &Path, layout: &Layout, key: &Path) -> Result<(), Failure> {
+    let verdicts = super::signatures::check(layout, &super::signatures::load_key(key)?)?;
+    let failed = super::signatures::report_failures(&verdicts);
+    if failed > 0 {
+        return Err(Failure::failed(
+            Kind::Signature,
+            format!(
+                "{failed} image(s) of {} fail the signature check with {}; nothing was imported",
+                bundle.display(),
+                key.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The runtime `--runtime` names, or for `auto` the one this node has.
+fn pick_runtime(args: &RestoreArgs) -> Result<Runtime, Failure> {
+    match args.runtime {
+        RuntimeArg::Containerd => Ok(Runtime::Containerd),
+        RuntimeArg::CriO => Ok(Runtime::CriO),
+        RuntimeArg::Auto if on_path("ctr") && args.address.exists() => Ok(Runtime::Containerd),
+        RuntimeArg::Auto
+            if on_path("skopeo")
+                && (!args.storage.is_empty() || Path::new("/etc/crio").exists()) =>
+        {
+            Ok(Runtime::CriO)
+        }
+        RuntimeArg::Auto => Err(Failure::config(format!(
+            "found neither containerd (ctr and {}) nor CRI-O (skopeo and /etc/crio)",
+            args.address.display()
+        ))
+        .with_hint("pass --address, or --runtime containerd|cri-o")),
+    }
+}
+
+/// `--verify`: imports nothing from a bundle that is not sound.
+fn verify_first(layout: &Layout) -> Result<(), Failure> {
+    let report = verify::verify(layout, &|_| {})?;
+    if report.ok() {
+        return Ok(());
+    }
+    Err(Failure::failed(
+        Kind::Bundle,
+        format!(
+            "the bundle is not sound; nothing was imported:\n{}",
+            report
+                .problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    ))
+}
+
+/// An image's status word: `restored`, `present` (there already, skipped) or `failed`.
+fn status(o: &Restored) -> &'static str {
+    match (&o.error, o.already_present) {
+        (Some(_), _) => "failed",
+        (None, true) => "present",
+        (None, false) => "restored",
+    }
+}
+
+/// The `--json` document (README: "JSON output").
+fn report_json(
+    bundle: &Path,
+    options: &RestoreOptions,
+    outcomes: &[Restored],
+) -> serde_json::Value {
+    let count = |word: &str| outcomes.iter().filter(|o| status(o) == word).count();
+    serde_json::json!({
+        "version": 1,
+        "bundle": bundle.display().to_string(),
+        "runtime": match options.runtime { Runtime::Containerd => "containerd", Runtime::CriO => "cri-o" },
+        "platform": options.platform.to_string(),
+        "pin": options.pin,
+        "images": outcomes.iter().map(|o| serde_json::json!({
+            "reference": o.reference,
+            "digest": o.digest,
+            "status": status(o),
+            "names": o.names,
+            "pinned": o.pinned,
+            "alreadyPresent": o.already_present,
+            "error": o.error.as_ref().map(output::error_json),
+        })).collect::<Vec<_>>(),
+        "totals": {
+            "images": outcomes.len(),
+            "restored": count("restored"),
+            "present": count("present"),
+            "failed": count("failed"),
+            "pinned": outcomes.iter().filter(|o| o.pinned).count(),
+        },
+    })
+}
+
+/// One line per image on stderr, then the totals.
+fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
+    for o in outcomes {
         match &o.error {
             None => eprintln!(
-                "{} {} ({}){}",
+                "{} {} ({}){}{}",
                 if o.already_present {
                     "already present:"
                 } else {
@@ -177,14 +223,19 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
                 },
                 o.reference,
                 o.digest,
+                match o.names.iter().find(|n| **n != o.reference) {
+                    Some(twin) => format!(", also as {twin}"),
+                    None => String::new(),
+                },
                 if o.pinned { ", pinned" } else { "" }
             ),
             Some(e) => output::image_failure(&o.reference, e),
         }
     }
-    if args.pin && runtime == Runtime::CriO {
+    if options.pin && options.runtime == Runtime::CriO {
         output::hint("apply the pinning drop-in with: systemctl reload crio");
     }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let present = outcomes.iter().filter(|o| o.already_present).count();
     eprintln!(
         "{} of {} image(s) restored for {}{}",
@@ -197,5 +248,4 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
             String::new()
         }
     );
-    Ok(if failed == 0 { Exit::Ok } else { Exit::Failed })
 }

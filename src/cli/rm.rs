@@ -20,6 +20,9 @@ pub struct RmArgs {
     /// References to remove (as `ferry ls` shows them, or short forms such as `alpine:3.19`).
     #[arg(required = true, value_name = "REF")]
     pub references: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `ferry rm`.
@@ -32,6 +35,15 @@ pub fn run(args: RmArgs) -> Result<Exit, Failure> {
     )?;
     let layout = Layout::open_for_write(&args.bundle)?;
     let report = remove_references(&layout, &args.references)?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "version": 1,
+            "bundle": args.bundle.display().to_string(),
+            "references": report.references,
+            "blobs": report.removed.blobs,
+            "blobBytes": report.removed.blob_bytes,
+        }));
+    }
     for r in &report.references {
         eprintln!("removed {r}");
     }

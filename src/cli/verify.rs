@@ -1,10 +1,11 @@
 //! `ferry verify`: re-hash every blob and check every reference resolves.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use ferry::store::verify::VerifyReport;
 use ferry::store::{Layout, verify};
 
 use super::{Exit, Failure, output};
@@ -50,27 +51,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     } else {
         layout
     };
-    let total: u64 = layout
-        .list_blobs()?
-        .iter()
-        .filter_map(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = if output::stderr_is_terminal() && !args.no_progress {
-        let bar =
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "verifying {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let report = verify::verify(&layout, &|n| bar.inc(n))?;
-    bar.finish_and_clear();
+    let report = rehash(&layout, progress_bar(&args, &layout)?)?;
     let signatures = match &key {
         Some(key) => Some(super::signatures::check(&layout, key)?),
         None => None,
@@ -83,55 +64,11 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         }
     });
     if args.json {
-        output::json(&serde_json::json!({
-            "bundle": args.bundle.display().to_string(),
-            "ok": report.ok(),
-            "images": report.images,
-            "blobs": report.blobs,
-            "bytes": report.bytes,
-            "problems": report.problems,
-            "warnings": report.warnings,
-            "signatures": signatures.as_deref().map(super::signatures::json),
-        }));
+        output::json(&report_json(&args.bundle, &report, signatures.as_deref()));
     } else {
-        for w in &report.warnings {
-            output::warning(w);
-        }
-        for p in &report.problems {
-            output::error(p);
-        }
-        let verdict = if report.ok() { "ok" } else { "FAILED" };
-        println!(
-            "{verdict}: {} images, {} blobs, {} verified in {}{}",
-            report.images,
-            report.blobs,
-            output::bytes(report.bytes),
-            args.bundle.display(),
-            if report.ok() {
-                String::new()
-            } else {
-                format!("; {} problem(s)", report.problems.len())
-            }
-        );
+        print_report(&args.bundle, &report);
     }
-    if args.repair {
-        let removed = verify::remove_corrupt(&layout, &report)?;
-        layout.tidy();
-        if removed > 0 {
-            eprintln!(
-                "removed {removed} corrupt blob(s); run the ferry bundle command that made this bundle again to fetch them"
-            );
-        }
-    } else if !report.corrupt.is_empty() && !args.json {
-        output::hint(&format!(
-            "`ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
-            args.bundle.display()
-        ));
-    } else if !report.ok() && !args.json {
-        output::hint(
-            "re-run the ferry bundle command that made this bundle: it fetches what is missing",
-        );
-    }
+    repair_or_hint(&args, &layout, &report)?;
     if let (Some(v), false) = (&signatures, args.json) {
         let key = args.key.as_deref().unwrap_or(std::path::Path::new("-"));
         println!(
@@ -149,6 +86,105 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     })
 }
 
+/// A bar over the bytes to re-hash, on a terminal unless `--no-progress`; hidden otherwise.
+fn progress_bar(args: &VerifyArgs, layout: &Layout) -> Result<ProgressBar, Failure> {
+    if !output::stderr_is_terminal() || args.no_progress {
+        return Ok(ProgressBar::hidden());
+    }
+    let total: u64 = layout
+        .list_blobs()?
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "verifying {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("valid template"),
+    );
+    Ok(bar)
+}
+
+/// Re-hashes every blob and walks every image.
+fn rehash(layout: &Layout, bar: ProgressBar) -> Result<VerifyReport, Failure> {
+    let report = verify::verify(layout, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// The `--json` document (README: "JSON output").
+fn report_json(
+    bundle: &Path,
+    report: &VerifyReport,
+    signatures: Option<&[ferry::supply::cosign::ImageVerdict]>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "bundle": bundle.display().to_string(),
+        "ok": report.ok(),
+        "delta": false,
+        "images": report.images,
+        "blobs": report.blobs,
+        "bytes": report.bytes,
+        "problems": report.problems,
+        "warnings": report.warnings,
+        "corrupt": report.corrupt.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>(),
+        "signatures": signatures.map(super::signatures::json),
+    })
+}
+
+/// Warnings and problems on stderr, the verdict line on stdout.
+fn print_report(bundle: &Path, report: &VerifyReport) {
+    for w in &report.warnings {
+        output::warning(w);
+    }
+    for p in &report.problems {
+        output::error(p);
+    }
+    let verdict = if report.ok() { "ok" } else { "FAILED" };
+    println!(
+        "{verdict}: {} images, {} blobs, {} verified in {}{}",
+        report.images,
+        report.blobs,
+        output::bytes(report.bytes),
+        bundle.display(),
+        if report.ok() {
+            String::new()
+        } else {
+            format!("; {} problem(s)", report.problems.len())
+        }
+    );
+}
+
+/// With `--repair`, removes the corrupt blobs; otherwise says how to mend what is wrong.
+fn repair_or_hint(
+    args: &VerifyArgs,
+    layout: &Layout,
+    report: &VerifyReport,
+) -> Result<(), Failure> {
+    if args.repair {
+        let removed = verify::remove_corrupt(layout, report)?;
+        layout.tidy();
+        if removed > 0 {
+            eprintln!(
+                "removed {removed} corrupt blob(s); run the ferry bundle command that made this bundle again to fetch them"
+            );
+        }
+    } else if !report.corrupt.is_empty() && !args.json {
+        output::hint(&format!(
+            "`ferry verify --repair {}` removes the corrupt blobs; the ferry bundle command that made it then fetches them again",
+            args.bundle.display()
+        ));
+    } else if !report.ok() && !args.json {
+        output::hint(
+            "re-run the ferry bundle command that made this bundle: it fetches what is missing",
+        );
+    }
+    Ok(())
+}
+
 /// `ferry verify` of a delta: its blobs re-hashed, and every blob it lacks claimed by its base.
 fn verify_delta(
     args: &VerifyArgs,
@@ -158,6 +194,7 @@ fn verify_delta(
     let report = ferry::delta::verify::verify_delta(layout, marker, &|_| {})?;
     if args.json {
         output::json(&serde_json::json!({
+            "version": 1,
             "bundle": args.bundle.display().to_string(),
             "ok": report.ok(),
             "delta": true,

@@ -85,7 +85,21 @@ pub fn restore(
         import_parallel(layout, &todo, options)?;
         outcomes.extend(todo.iter().map(|image| name_and_pin(image, options)));
     }
+    read_back_pins(&mut outcomes, options);
     Ok(outcomes)
+}
+
+/// Reports the pin containerd holds, not the one asked for: an image pinned by an earlier
+/// `--pin` stays pinned (kubelet keeps it) though this run did not ask. Kept as computed when
+/// containerd cannot be listed.
+fn read_back_pins(outcomes: &mut [Restored], options: &RestoreOptions) {
+    let after = present_images(options);
+    if after.is_empty() {
+        return;
+    }
+    for o in outcomes.iter_mut().filter(|o| o.error.is_none()) {
+        o.pinned = after.get(&o.reference).is_some_and(|p| p.pinned);
+    }
 }
 
 /// Imports in as many `ctr images import` processes as the node has cores (at most 4), each

@@ -55,7 +55,8 @@ pub struct Restored {
     pub error: Option<crate::error::Error>,
     /// The names it is known by in the runtime (the reference and `repository@digest`).
     pub names: Vec<String>,
-    /// Whether it is pinned against kubelet's image GC.
+    /// Whether it is pinned against kubelet's image GC (for containerd: its label as read back
+    /// after the run; for CRI-O: listed in ferry's pinned_images drop-in).
     pub pinned: bool,
     /// True when it was there already (complete, same digest, pinned if asked): not imported.
     pub already_present: bool,

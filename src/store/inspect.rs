@@ -13,15 +13,38 @@ use crate::platform::Platform;
 /// What one image entry holds in the bundle.
 #[derive(Debug, Clone, Default)]
 pub struct ImageContents {
-    /// Platforms whose image is complete in the bundle (`None` when an image declares none).
-    pub platforms: Vec<Option<Platform>>,
+    /// The image manifest of each platform whose image is complete in the bundle.
+    pub manifests: Vec<PlatformManifest>,
     /// Every blob reached (manifests, configs, layers), with its descriptor size.
     pub blobs: BTreeMap<Digest, u64>,
     /// Referenced content that is absent, unreadable or unsupported: `(digest, what is wrong)`.
     pub problems: Vec<(String, String)>,
 }
 
+/// One platform's image manifest in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformManifest {
+    /// The platform (from the index entry, else the config; `None` when neither declares one).
+    pub platform: Option<Platform>,
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// Bytes of its distinct blobs: the manifest, its config and its layers.
+    pub size: u64,
+}
+
 impl ImageContents {
+    /// Records a complete platform image.
+    fn complete(&mut self, platform: Option<Platform>, d: &Descriptor, digest: Digest, size: u64) {
+        self.manifests.push(PlatformManifest {
+            platform,
+            digest,
+            media_type: d.media_type().to_string(),
+            size,
+        });
+    }
+
     /// Sum of the distinct blobs' sizes.
     pub fn total_size(&self) -> u64 {
         self.blobs.values().sum()
@@ -69,16 +92,18 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                     continue;
                 }
                 let before = out.problems.len();
-                inspect_image(layout, child, &mut out);
-                if out.problems.len() == before && !manifest::is_attestation(child) {
-                    out.platforms
-                        .push(manifest::descriptor_platform(child).ok().flatten());
+                let walked = inspect_image(layout, child, &mut out);
+                if let (Some((_, size)), true) = (walked, out.problems.len() == before)
+                    && !manifest::is_attestation(child)
+                {
+                    let platform = manifest::descriptor_platform(child).ok().flatten();
+                    out.complete(platform, child, child_digest, size);
                 }
             }
             let present: Vec<String> = out
-                .platforms
+                .manifests
                 .iter()
-                .flatten()
+                .filter_map(|m| m.platform.as_ref())
                 .map(ToString::to_string)
                 .collect();
             for p in entry.recorded_platforms().unwrap_or_default() {
@@ -91,15 +116,15 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                     );
                 }
             }
-            if out.platforms.is_empty() && out.problems.is_empty() {
+            if out.manifests.is_empty() && out.problems.is_empty() {
                 out.problem(&digest, "no platform of this index is in the bundle");
             }
         }
         Ok((Manifest::Image(_), _)) => {
-            let platform = inspect_image(layout, d, &mut out);
-            if out.problems.is_empty() {
-                out.platforms
-                    .push(platform.or_else(|| manifest::descriptor_platform(d).ok().flatten()));
+            let walked = inspect_image(layout, d, &mut out);
+            if let (Some((platform, size)), true) = (walked, out.problems.is_empty()) {
+                let platform = platform.or_else(|| manifest::descriptor_platform(d).ok().flatten());
+                out.complete(platform, d, digest, size);
             }
         }
         Err(e) => out.problem(&digest, format!("unreadable manifest: {e}")),
@@ -107,8 +132,13 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
     out
 }
 
-/// Walks one image manifest; returns the platform its config declares.
-fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Option<Platform> {
+/// Walks one image manifest; returns the platform its config declares and the bytes of its
+/// distinct blobs (manifest, config, layers), or `None` when the manifest is unusable.
+fn inspect_image(
+    layout: &Layout,
+    d: &Descriptor,
+    out: &mut ImageContents,
+) -> Option<(Option<Platform>, u64)> {
     let digest = out.digest_of(d)?;
     let bytes = read_checked(layout, &digest, d.size(), out)?;
     let image = match Manifest::parse(&bytes, Some(d.media_type().as_ref())) {
@@ -133,10 +163,15 @@ fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Op
                 None
             }
         });
+    let mut own = BTreeMap::from([(digest, d.size())]);
+    if let Ok(c) = manifest::descriptor_digest(config) {
+        own.insert(c, config.size());
+    }
     for layer in image.layers() {
         let Some(layer_digest) = out.digest_of(layer) else {
             continue;
         };
+        own.insert(layer_digest.clone(), layer.size());
         out.blobs.insert(layer_digest.clone(), layer.size());
         if !layout.has_blob(&layer_digest, layer.size()) {
             let why = match layout.blob_path(&layer_digest).symlink_metadata() {
@@ -148,7 +183,7 @@ fn inspect_image(layout: &Layout, d: &Descriptor, out: &mut ImageContents) -> Op
             out.problem(&layer_digest, format!("layer {why}"));
         }
     }
-    platform
+    Some((platform, own.values().sum()))
 }
 
 /// Reads a small blob that must be present with the descriptor's size.

@@ -25,7 +25,7 @@ pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
     MAX_INDEX_BYTES, check_entry,
 };
-pub use inspect::{ImageContents, inspect_entry};
+pub use inspect::{ImageContents, PlatformManifest, inspect_entry};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
 pub use space::{FreeSpace, free_space};
