@@ -16,7 +16,7 @@ use crate::reference::ImageRef;
 use crate::registry::{BlobStats, Registries};
 use crate::report::{Event, Reporter};
 use crate::resolve::{ResolvedImage, Selection, resolve_many};
-use crate::store::{Layout, StoreError};
+use crate::store::{Layout, StagedBlob, StoreError};
 
 mod commit;
 pub mod publish;
@@ -235,6 +235,7 @@ pub async fn bundle(
     for (i, image) in images.iter().enumerate() {
         if pending[i].waits.is_empty() {
             run.commit(&mut committer, &layout, image, &mut pending[i])?;
+            committer.flush_if_due(&layout)?;
         }
     }
 
@@ -272,7 +273,11 @@ pub async fn bundle(
         &mut run,
     );
     let mut queue: std::collections::VecDeque<&crate::plan::Download> = fitting.into();
-    let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
+    let mut tasks: JoinSet<(
+        Digest,
+        u64,
+        Result<(BlobStats, Option<StagedBlob>), BlobError>,
+    )> = JoinSet::new();
     let mut cancelled = false;
     loop {
         while tasks.len() < options.jobs.max(1) && !cancel.is_cancelled() {
@@ -303,7 +308,8 @@ pub async fn bundle(
         let (digest, size, result) = joined.expect("download task panicked");
         let waiting = users.get(&digest).map(Vec::as_slice).unwrap_or_default();
         match result {
-            Ok(stats) => {
+            Ok((stats, staged)) => {
+                committer.add_staged(staged);
                 reporter.event(&Event::BlobDone {
                     digest: digest.clone(),
                 });
@@ -320,6 +326,7 @@ pub async fn bundle(
                         run.commit(&mut committer, &layout, &images[i], p)?;
                     }
                 }
+                committer.flush_if_due(&layout)?;
             }
             Err(error) => {
                 reporter.event(&Event::BlobFailed {
