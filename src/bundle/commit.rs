@@ -36,7 +36,7 @@ pub(super) struct Committer {
 const GROUP_IMAGES: usize = 64;
 /// ...or when this much time has passed since the last write, and at the end of a run.
 const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
-/// Downloaded blobs are landed at the latest when this many wait (each holds a descriptor).
+/// Blobs landed in one batch at most (each staged blob holds a descriptor until it lands).
 const GROUP_BLOBS: usize = 256;
 
 impl Committer {
@@ -158,9 +158,15 @@ impl Committer {
     /// writes index.json, the lock and restore.sh for the images committed since the last
     /// write (only files whose bytes change: a run that changes nothing writes nothing).
     pub fn flush(&mut self, layout: &Layout) -> Result<(), StoreError> {
+        // Every blob is durable and in place before index.json names it. Batches are bounded:
+        // each staged blob holds a descriptor until it lands.
         let mut batch = std::mem::take(&mut self.staged);
-        batch.extend(layout.stage_blobs(&std::mem::take(&mut self.queued))?);
-        // Every blob is durable and in place before index.json names it.
+        for chunk in std::mem::take(&mut self.queued).chunks(GROUP_BLOBS) {
+            if batch.len() + chunk.len() > GROUP_BLOBS {
+                layout.land(std::mem::take(&mut batch))?;
+            }
+            batch.extend(layout.stage_blobs(chunk)?);
+        }
         layout.land(batch)?;
         if self.unwritten > 0 {
             super::publish::publish(layout, &self.index, &self.lock)?;
