@@ -271,25 +271,10 @@ pub(super) fn land(blobs: Vec<StagedBlob>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A batch at least this large is made durable with one `syncfs(2)` of the bundle's
-/// filesystem: about one journal commit, whatever the number of files. A smaller one is
-/// fsynced file by file (cheaper than flushing everything else the filesystem holds dirty).
-const SYNCFS_BATCH: usize = 32;
-
-/// Makes every staged file durable.
+/// Makes every staged file durable: fsyncs on a few threads at once, which the filesystem
+/// folds into a few journal commits. (One `syncfs(2)` would be fewer calls, but it also waits
+/// for whatever else the filesystem holds dirty: measured at 0.47 s beside busy builds.)
 fn sync_batch(blobs: &[StagedBlob]) -> Result<(), StoreError> {
-    if blobs.len() >= SYNCFS_BATCH {
-        use std::os::fd::AsRawFd;
-        let first = &blobs[0];
-        // SAFETY: a valid open descriptor of a file on the bundle's filesystem, where every
-        // staged file is (ferry's work folder is inside the bundle).
-        if unsafe { libc::syncfs(first.file.as_raw_fd()) } == 0 {
-            return Ok(());
-        }
-        return Err(StoreError::io("sync the filesystem of", &first.path)(
-            std::io::Error::last_os_error(),
-        ));
-    }
     on_threads(blobs, |b| {
         b.file.sync_all().map_err(StoreError::io("sync", &b.path))
     })
@@ -373,7 +358,7 @@ mod tests {
             many.iter()
                 .all(|(d, b)| !layout.has_blob(d, b.len() as u64))
         );
-        // A large batch (one syncfs) and a small one (fsyncs) both land every blob.
+        // Two batches, each landing all of its blobs.
         let (a, b): (Vec<_>, Vec<_>) = staged
             .into_iter()
             .partition(|s| many[..35].iter().any(|(d, _)| d == s.digest()));
