@@ -217,37 +217,7 @@ pub async fn resolve(
     };
     match parsed {
         Manifest::Image(m) => {
-            let config = blob_ref(m.config())?;
-            if config.size > manifest::MAX_MANIFEST_BYTES {
-                return Err(ResolveError::Content(format!(
-                    "config {} is {} bytes; ferry refuses configs over 4 MiB",
-                    config.digest, config.size
-                )));
-            }
-            let config_bytes = registries
-                .fetch_small_blob(remote, &config.digest, config.size)
-                .await?;
-            let platform = manifest::config_platform(&config_bytes).map_err(|source| {
-                ResolveError::Invalid {
-                    what: format!("config {}", config.digest),
-                    source,
-                }
-            })?;
-            // A single-platform image is kept when it serves any wanted platform (as crane,
-            // skopeo and ctr take it); one that serves none would be useless on every node.
-            if let (Selection::Platforms(PlatformFilter::Only(wanted)), Some(have)) =
-                (selection, &platform)
-                && !wanted.iter().any(|w| w.matches(have))
-            {
-                return Err(ResolveError::MissingPlatform {
-                    wanted: wanted
-                        .iter()
-                        .map(Platform::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                    available: vec![format!("{have} only (a single-platform image)")],
-                });
-            }
+            let (platform, config) = single_platform(registries, remote, &m, selection).await?;
             Ok(ResolvedImage {
                 reference: reference.clone(),
                 remotes,
@@ -255,7 +225,7 @@ pub async fn resolve(
                     &m,
                     root.clone(),
                     platform,
-                    Some(config_bytes),
+                    Some(config),
                     false,
                 )?],
                 root,
@@ -280,6 +250,45 @@ pub async fn resolve(
             })
         }
     }
+}
+
+/// The platform of a single-platform image, from its config (fetched here, and returned for
+/// the bundle to store). It is kept when it serves any wanted platform (as crane, skopeo and
+/// ctr take it); one that serves none would be useless on every node.
+async fn single_platform(
+    registries: &Registries,
+    remote: &Remote,
+    m: &ImageManifest,
+    selection: &Selection<'_>,
+) -> Result<(Option<Platform>, Bytes), ResolveError> {
+    let config = blob_ref(m.config())?;
+    if config.size > manifest::MAX_MANIFEST_BYTES {
+        return Err(ResolveError::Content(format!(
+            "config {} is {} bytes; ferry refuses configs over 4 MiB",
+            config.digest, config.size
+        )));
+    }
+    let config_bytes = registries
+        .fetch_small_blob(remote, &config.digest, config.size)
+        .await?;
+    let platform =
+        manifest::config_platform(&config_bytes).map_err(|source| ResolveError::Invalid {
+            what: format!("config {}", config.digest),
+            source,
+        })?;
+    if let (Selection::Platforms(PlatformFilter::Only(wanted)), Some(have)) = (selection, &platform)
+        && !wanted.iter().any(|w| w.matches(have))
+    {
+        return Err(ResolveError::MissingPlatform {
+            wanted: wanted
+                .iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            available: vec![format!("{have} only (a single-platform image)")],
+        });
+    }
+    Ok((platform, config_bytes))
 }
 
 /// Resolves `references`, `jobs` at a time, each as `select` says.

@@ -127,6 +127,39 @@ fn assert_same_bundle(got: &Path, want: &Path) {
     assert!(!stderr.contains("warning"), "{stderr}");
 }
 
+/// restore.sh in a delta refuses to run, naming ferry-delta.json and `ferry apply`, before it
+/// looks for any runtime: a `ctr` first on PATH records whether it was ever called.
+fn restore_sh_refuses_a_delta(delta: &Path, work: &Path) {
+    let bin = work.join("tripwire-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let called = work.join("ctr-was-called");
+    let ctr = bin.join("ctr");
+    std::fs::write(
+        &ctr,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", called.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctr, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for args in [&["--runtime", "containerd"][..], &[], &["--mirror"]] {
+        let out = Command::new("sh")
+            .arg(delta.join("restore.sh"))
+            .args(args)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("ferry-delta.json") && stderr.contains("ferry apply"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!called.exists(), "{args:?}: ctr was run");
+    }
+}
+
 fn manifest_digest(reg: &Registry, repo: &str, tag: &str) -> String {
     sha256(&reg.manifest(repo, tag).0)
 }
@@ -192,6 +225,7 @@ fn delta_holds_what_the_base_lacks_and_apply_makes_the_full_bundle() {
     );
     let (code, _, stderr) = ferry_out(&["bundle", "-o", d, &s.v1[0]]);
     assert_eq!(code, 2, "{stderr}");
+    restore_sh_refuses_a_delta(&delta, w);
     // A blob the delta needs and lacks, not claimed by the base: verify fails.
     let victim = expected.keys().next().unwrap();
     let moved_away = w.join("victim");

@@ -7,7 +7,7 @@ use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
 use crate::lock::LockFile;
 use crate::resolve::ResolvedImage;
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, StoreError};
+use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, StagedBlob, StoreError};
 
 /// What a commit wrote that had been held in memory.
 #[derive(Debug, Default)]
@@ -28,6 +28,8 @@ pub(super) struct Committer {
     unwritten: usize,
     /// Their manifests and configs, stored at the next write, before index.json names them.
     queued: Vec<(crate::digest::Digest, Vec<u8>)>,
+    /// Downloaded blobs, verified, made durable and moved into blobs/ at the next write.
+    staged: Vec<StagedBlob>,
     last_write: std::time::Instant,
 }
 
@@ -35,6 +37,8 @@ pub(super) struct Committer {
 const GROUP_IMAGES: usize = 64;
 /// ...or when this much time has passed since the last write, and at the end of a run.
 const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+/// Blobs landed in one batch at most (each staged blob holds a descriptor until it lands).
+const GROUP_BLOBS: usize = 256;
 
 impl Committer {
     /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
@@ -52,6 +56,7 @@ impl Committer {
             leave_out: Default::default(),
             unwritten: 0,
             queued: Vec::new(),
+            staged: Vec::new(),
             last_write: std::time::Instant::now(),
         })
     }
@@ -61,7 +66,6 @@ impl Committer {
         self.leave_out = base;
     }
 
-    /// Stores small content unless the base holds it; returns whether it was written now.
     /// Queues small content for the next write (see [`Committer::flush`]); returns whether it
     /// will be written (false when the bundle or the base has it, or it is queued already).
     fn put(
@@ -73,6 +77,7 @@ impl Committer {
         let size = bytes.len() as u64;
         if self.leave_out.get(digest) == Some(&size)
             || self.queued.iter().any(|(d, _)| d == digest)
+            || self.staged.iter().any(|b| b.digest() == digest)
             || layout.has_blob(digest, size)
         {
             return Ok(false);
@@ -81,8 +86,13 @@ impl Committer {
         Ok(true)
     }
 
+    /// Takes a downloaded blob (if staged), to land with the next group (before index.json names it).
+    pub fn add_staged(&mut self, blob: Option<StagedBlob>) {
+        self.staged.extend(blob);
+    }
+
     /// Records the image (its manifests and configs are stored at the next write, before
-    /// index.json names it). Its layers must be stored.
+    /// index.json names it). Its layers must be stored or staged.
     pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<Stored, StoreError> {
         let mut stored = Stored::default();
         for p in &image.platforms {
@@ -130,52 +140,41 @@ impl Committer {
         // each: the image's blobs are durable already, so a crash before the next write loses
         // only its naming, which a re-run restores without fetching anything.
         self.unwritten += 1;
-        if self.unwritten >= GROUP_IMAGES || self.last_write.elapsed() >= GROUP_TIME {
-            self.flush(layout)?;
-        }
         Ok(stored)
     }
 
-    /// Writes index.json, the lock and restore.sh for the images committed since the last
+    /// Writes the group (see [`Committer::flush`]) when it is large or old enough.
+    pub fn flush_if_due(&mut self, layout: &Layout) -> Result<(), StoreError> {
+        if self.unwritten >= GROUP_IMAGES
+            || self.staged.len() >= GROUP_BLOBS
+            || ((self.unwritten > 0 || !self.staged.is_empty())
+                && self.last_write.elapsed() >= GROUP_TIME)
+        {
+            self.flush(layout)?;
+        }
+        Ok(())
+    }
+
+    /// Lands the staged and queued blobs (synced together, then renamed into blobs/), then
+    /// writes index.json, the lock and restore.sh for the images committed since the last
     /// write (only files whose bytes change: a run that changes nothing writes nothing).
     pub fn flush(&mut self, layout: &Layout) -> Result<(), StoreError> {
+        // Every blob is durable and in place before index.json names it. Batches are bounded:
+        // each staged blob holds a descriptor until it lands.
+        let mut batch = std::mem::take(&mut self.staged);
+        for chunk in std::mem::take(&mut self.queued).chunks(GROUP_BLOBS) {
+            if batch.len() + chunk.len() > GROUP_BLOBS {
+                layout.land(std::mem::take(&mut batch))?;
+            }
+            batch.extend(layout.stage_blobs(chunk)?);
+        }
+        layout.land(batch)?;
         if self.unwritten > 0 {
-            store_all(layout, std::mem::take(&mut self.queued))?;
-            // Every blob renamed into place must be durable before index.json names it.
-            layout.sync_blob_dirs()?;
             super::publish::publish(layout, &self.index, &self.lock)?;
         }
         self.unwritten = 0;
         self.last_write = std::time::Instant::now();
         Ok(())
-    }
-}
-
-/// Stores small blobs on a few threads at once: each is fsynced, and concurrent fsyncs share
-/// the filesystem's journal commits, where one after another each waits for its own.
-fn store_all(
-    layout: &Layout,
-    blobs: Vec<(crate::digest::Digest, Vec<u8>)>,
-) -> Result<(), StoreError> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failure = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..blobs.len().min(8) {
-            s.spawn(|| {
-                while let Some((digest, bytes)) =
-                    blobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                {
-                    if let Err(e) = layout.put_blob(digest, bytes) {
-                        failure.lock().expect("not poisoned").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match failure.into_inner().expect("not poisoned") {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -231,12 +230,8 @@ mod tests {
         std::fs::remove_file(&script).unwrap();
         std::fs::create_dir_all(script.join("in-the-way")).unwrap();
         let image = image();
-        // The group is written by the commit itself when 500 ms have passed since the last
-        // write (a slow machine), else by the flush.
-        let err = match committer.commit(&layout, &image) {
-            Err(e) => e,
-            Ok(_) => committer.flush(&layout).unwrap_err(),
-        };
+        committer.commit(&layout, &image).unwrap();
+        let err = committer.flush(&layout).unwrap_err();
         assert!(err.to_string().contains("restore.sh"), "{err}");
         let name = "docker.io/library/alpine:3.20";
         let index = layout.read_index().unwrap();

@@ -17,7 +17,7 @@ use crate::reference::ImageRef;
 use crate::registry::{BlobStats, Registries};
 use crate::report::{Event, Reporter};
 use crate::resolve::{ResolvedImage, Selection, resolve_many};
-use crate::store::{Layout, StoreError};
+use crate::store::{Layout, StagedBlob, StoreError};
 
 mod commit;
 pub mod publish;
@@ -149,13 +149,82 @@ pub async fn bundle(
     committer.leave_out(options.since.clone());
 
     // 1. Resolve every reference (manifests only), a few at a time.
+    let Some(images) = resolve_all(&registries, &references, options, &mut run, &cancel).await
+    else {
+        return Ok(run.finish(true, registries.retries()));
+    };
+
+    // 2. Plan against what the bundle holds.
+    let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
+    let plan = Plan::new(&images, |d, size| {
+        in_base(d, size) || layout.has_blob(d, size)
+    });
+    run.planned(&plan, &images);
+    let mut pending = pending_of(&images, &plan);
+    // Images with nothing to download are complete at once.
+    for (image, p) in images.iter().zip(pending.iter_mut()) {
+        if p.waits.is_empty() {
+            run.commit(&mut committer, &layout, image, p)?;
+            committer.flush_if_due(&layout)?;
+        }
+    }
+
+    // 3. Download, largest first; commit each image when its last blob lands.
+    let users = users_of(&pending);
+    let fitting = space::refuse_what_cannot_fit(
+        &layout,
+        &plan.downloads,
+        &images,
+        space::Users(&users),
+        &mut pending,
+        &mut run,
+    );
+    let downloads = Downloads {
+        registries: &registries,
+        layout: &layout,
+        reporter: &reporter,
+        images: &images,
+        users: &users,
+        jobs: options.jobs.max(1),
+    };
+    let mut state = (&mut committer, &mut pending, &mut run);
+    let cancelled = downloads.run(fitting, &mut state, &cancel).await?;
+    // The images committed since the last write of index.json (a stopped run's too).
+    committer.flush(&layout)?;
+    for (image, p) in images.iter().zip(&pending).filter(|(_, p)| p.open) {
+        let (reference, digest) = (image.reference.to_string(), Some(image.root.digest.clone()));
+        let (bytes, retries) = (p.bytes, p.retries);
+        run.report(
+            reference,
+            digest,
+            ImageStatus::Unfinished,
+            None,
+            bytes,
+            retries,
+        );
+    }
+    let tidy = layout.clone();
+    tokio::task::spawn_blocking(move || tidy.tidy()).await.ok();
+    Ok(run.finish(cancelled, registries.retries()))
+}
+
+/// Resolves every reference (and, when asked, their referrers), sorted by reference; failures
+/// are recorded in `run`. None when the run was stopped meanwhile (every image is then
+/// recorded as unfinished).
+async fn resolve_all(
+    registries: &Registries,
+    references: &[ImageRef],
+    options: &BundleOptions,
+    run: &mut Run,
+    cancel: &CancellationToken,
+) -> Option<Vec<ResolvedImage>> {
     let resolved = {
         let select = |r: &ImageRef| match options.pins.get(&r.to_string()) {
             Some(pin) => Selection::Locked(pin),
             None => Selection::Platforms(&options.platforms),
         };
         tokio::select! {
-            all = resolve_many(&registries, &references, options.jobs, select) => all,
+            all = resolve_many(registries, references, options.jobs, select) => all,
             () = cancel.cancelled() => Vec::new(),
         }
     };
@@ -165,16 +234,16 @@ pub async fn bundle(
         run.start.elapsed().as_millis()
     );
     if cancel.is_cancelled() {
-        for r in &references {
+        for r in references {
             run.report(r.to_string(), None, ImageStatus::Unfinished, None, 0, 0);
         }
-        return Ok(run.finish(true, registries.retries()));
+        return None;
     }
     let mut images = Vec::new();
     for (reference, result) in resolved {
         match result {
             Ok(image) => {
-                reporter.event(&Event::Resolved {
+                run.reporter.event(&Event::Resolved {
                     reference: reference.to_string(),
                     digest: image.root.digest.clone(),
                     platforms: image
@@ -192,40 +261,27 @@ pub async fn bundle(
         }
     }
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
-    if options.referrers || options.require_signatures.is_some() {
-        let names: Vec<_> = images
-            .iter()
-            .map(|i| (i.reference.to_string(), i.root.digest.clone()))
-            .collect();
-        let kept = tokio::select! {
-            kept = with_referrers(&registries, images, options, &mut run) => Some(kept),
-            () = cancel.cancelled() => None,
-        };
-        let Some(kept) = kept else {
+    if !(options.referrers || options.require_signatures.is_some()) {
+        return Some(images);
+    }
+    let names: Vec<_> = images
+        .iter()
+        .map(|i| (i.reference.to_string(), i.root.digest.clone()))
+        .collect();
+    tokio::select! {
+        kept = with_referrers(registries, images, options, run) => Some(kept),
+        () = cancel.cancelled() => {
             for (reference, digest) in names {
                 run.report(reference, Some(digest), ImageStatus::Unfinished, None, 0, 0);
             }
-            return Ok(run.finish(true, registries.retries()));
-        };
-        images = kept;
+            None
+        }
     }
+}
 
-    // 2. Plan against what the bundle holds.
-    let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
-    let plan = Plan::new(&images, |d, size| {
-        in_base(d, size) || layout.has_blob(d, size)
-    });
-    run.summary.blobs_present = plan.present_blobs;
-    run.summary.bytes_present = plan.present_bytes;
-    reporter.event(&Event::Planned {
-        blobs_to_fetch: plan.downloads.len(),
-        bytes_to_fetch: plan.bytes_to_fetch(),
-        blobs_present: plan.present_blobs,
-        bytes_present: plan.present_bytes,
-        owners: plan.owners(&images),
-    });
-
-    let mut pending: Vec<Pending> = images
+/// What each image waits for, per the plan.
+fn pending_of(images: &[ResolvedImage], plan: &Plan) -> Vec<Pending> {
+    images
         .iter()
         .zip(plan.waits.iter())
         .map(|(image, waits)| Pending {
@@ -234,150 +290,179 @@ pub async fn bundle(
             open: true,
             bytes: image.all_blobs().values().sum(),
         })
-        .collect();
-    // Images with nothing to download are complete at once.
-    for (i, image) in images.iter().enumerate() {
-        if pending[i].waits.is_empty() {
-            run.commit(&mut committer, &layout, image, &mut pending[i])?;
+        .collect()
+}
+
+/// For each blob to download, the images waiting for it.
+fn users_of(pending: &[Pending]) -> HashMap<Digest, Vec<usize>> {
+    let mut m: HashMap<Digest, Vec<usize>> = HashMap::new();
+    for (i, p) in pending.iter().enumerate() {
+        for d in &p.waits {
+            m.entry(d.clone()).or_default().push(i);
         }
     }
+    m
+}
 
-    // 3. Download, largest first; commit each image when its last blob lands.
-    let users: HashMap<Digest, Vec<usize>> = {
-        let mut m: HashMap<Digest, Vec<usize>> = HashMap::new();
-        for (i, p) in pending.iter().enumerate() {
-            for d in &p.waits {
-                m.entry(d.clone()).or_default().push(i);
-            }
-        }
-        m
-    };
-    // Every place a blob can come from: its first image's remotes, then those of the other
-    // images that share it (the same base layer on two registries).
-    let remotes_of = |download: &crate::plan::Download| {
-        let mut remotes = images[download.source].remotes.clone();
-        for &i in users.get(&download.digest).into_iter().flatten() {
-            for r in &images[i].remotes {
+/// What one download task returns.
+type Fetched = (
+    Digest,
+    u64,
+    Result<(BlobStats, Option<StagedBlob>), BlobError>,
+);
+
+/// The run's mutable state a finished download updates.
+type State<'s> = (&'s mut commit::Committer, &'s mut Vec<Pending>, &'s mut Run);
+
+/// The download step of a run: the plan's downloads, `jobs` at a time.
+struct Downloads<'a> {
+    registries: &'a Arc<Registries>,
+    layout: &'a Arc<Layout>,
+    reporter: &'a Arc<dyn Reporter>,
+    images: &'a [ResolvedImage],
+    users: &'a HashMap<Digest, Vec<usize>>,
+    jobs: usize,
+}
+
+impl Downloads<'_> {
+    /// Every place a blob can come from: its first image's remotes, then those of the other
+    /// images that share it (the same base layer on two registries).
+    fn remotes_of(&self, download: &crate::plan::Download) -> Vec<crate::registry::Remote> {
+        let mut remotes = self.images[download.source].remotes.clone();
+        for &i in self.users.get(&download.digest).into_iter().flatten() {
+            for r in &self.images[i].remotes {
                 if !remotes.contains(r) {
                     remotes.push(r.clone());
                 }
             }
         }
         remotes
-    };
-    // Downloads start in the plan's order (largest first) as slots free up: spawned all at
-    // once they would race for a semaphore, and the scheduler runs the newest task first.
-    let fitting = space::refuse_what_cannot_fit(
-        &layout,
-        &plan.downloads,
-        &images,
-        space::Users(&users),
-        &mut pending,
-        &mut run,
-    );
-    let mut queue: std::collections::VecDeque<&crate::plan::Download> = fitting.into();
-    let mut tasks: JoinSet<(Digest, u64, Result<BlobStats, BlobError>)> = JoinSet::new();
-    let mut cancelled = false;
-    loop {
-        while tasks.len() < options.jobs.max(1) && !cancel.is_cancelled() {
-            let Some(download) = queue.pop_front() else {
-                break;
-            };
-            let (registries, layout, reporter) =
-                (registries.clone(), layout.clone(), reporter.clone());
-            let remotes = remotes_of(download);
-            let (digest, size) = (download.digest.clone(), download.size);
-            tasks.spawn(async move {
-                let result =
-                    fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
-                (digest, size, result)
-            });
-        }
-        let joined = tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                // Dropping the downloads keeps their partial files for the next run.
-                tasks.shutdown().await;
-                cancelled = true;
-                break;
-            }
-            joined = tasks.join_next() => joined,
-        };
-        let Some(joined) = joined else { break };
-        let (digest, size, result) = joined.expect("download task panicked");
-        let waiting = users.get(&digest).map(Vec::as_slice).unwrap_or_default();
-        match result {
-            Ok(stats) => {
-                reporter.event(&Event::BlobDone {
-                    digest: digest.clone(),
-                });
-                let s = &mut run.summary;
-                s.blobs_fetched += 1;
-                s.bytes_fetched += size;
-                s.bytes_received += stats.received;
-                s.resumes += stats.resumes;
-                for &i in waiting {
-                    let p = &mut pending[i];
-                    p.retries += stats.retries;
-                    p.waits.remove(&digest);
-                    if p.waits.is_empty() && p.open {
-                        run.commit(&mut committer, &layout, &images[i], p)?;
-                    }
-                }
-            }
-            Err(error) => {
-                reporter.event(&Event::BlobFailed {
-                    digest: digest.clone(),
-                });
-                if let BlobError::Store(e) = &error
-                    && e.is_disk_full()
-                {
-                    // Nothing else will fit either: stop rather than fail every image slowly.
-                    run.summary.disk_full = true;
-                    cancel.cancel();
-                }
-                let failed_retries = match &error {
-                    BlobError::Registry(e) => e.attempts.saturating_sub(1),
-                    BlobError::Store(_) => 0,
+    }
+
+    /// Runs the downloads and commits each image when its last blob lands; returns whether
+    /// the run was stopped. Downloads start in the plan's order (largest first) as slots free
+    /// up: spawned all at once they would race for a semaphore, and the scheduler runs the
+    /// newest task first.
+    async fn run(
+        &self,
+        queue: Vec<&crate::plan::Download>,
+        state: &mut State<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, StoreError> {
+        let mut queue: std::collections::VecDeque<_> = queue.into();
+        let mut tasks: JoinSet<Fetched> = JoinSet::new();
+        loop {
+            while tasks.len() < self.jobs && !cancel.is_cancelled() {
+                let Some(download) = queue.pop_front() else {
+                    break;
                 };
-                let error = Error::from(error);
-                for &i in waiting {
-                    let p = &mut pending[i];
-                    p.retries += failed_retries;
-                    if p.open {
-                        p.open = false;
-                        let why = error.clone().wrap(format!("blob {digest}"));
-                        run.fail(
-                            images[i].reference.to_string(),
-                            Some(images[i].root.digest.clone()),
-                            p.bytes,
-                            why,
-                            p.retries,
-                        );
-                    }
+                let (registries, layout, reporter) = (
+                    self.registries.clone(),
+                    self.layout.clone(),
+                    self.reporter.clone(),
+                );
+                let remotes = self.remotes_of(download);
+                let (digest, size) = (download.digest.clone(), download.size);
+                tasks.spawn(async move {
+                    let result =
+                        fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
+                    (digest, size, result)
+                });
+            }
+            let joined = tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    // Dropping the downloads keeps their partial files for the next run.
+                    tasks.shutdown().await;
+                    return Ok(true);
                 }
+                joined = tasks.join_next() => joined,
+            };
+            let Some(joined) = joined else {
+                return Ok(false);
+            };
+            let (digest, size, result) = joined.expect("download task panicked");
+            match result {
+                Ok((stats, staged)) => self.landed(state, digest, size, stats, staged)?,
+                Err(error) => self.failed(state, &digest, error, cancel),
             }
         }
     }
-    // The images committed since the last write of index.json (a stopped run's too).
-    committer.flush(&layout)?;
-    for (image, p) in images.iter().zip(&pending) {
-        if p.open {
-            let (reference, digest) =
-                (image.reference.to_string(), Some(image.root.digest.clone()));
-            run.report(
-                reference,
-                digest,
-                ImageStatus::Unfinished,
-                None,
-                p.bytes,
-                p.retries,
-            );
+
+    /// A blob is stored (or staged): the images it completes are committed.
+    fn landed(
+        &self,
+        (committer, pending, run): &mut State<'_>,
+        digest: Digest,
+        size: u64,
+        stats: BlobStats,
+        staged: Option<StagedBlob>,
+    ) -> Result<(), StoreError> {
+        committer.add_staged(staged);
+        self.reporter.event(&Event::BlobDone {
+            digest: digest.clone(),
+        });
+        let s = &mut run.summary;
+        s.blobs_fetched += 1;
+        s.bytes_fetched += size;
+        s.bytes_received += stats.received;
+        s.resumes += stats.resumes;
+        for &i in self
+            .users
+            .get(&digest)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let p = &mut pending[i];
+            p.retries += stats.retries;
+            p.waits.remove(&digest);
+            if p.waits.is_empty() && p.open {
+                run.commit(committer, self.layout, &self.images[i], p)?;
+            }
+        }
+        committer.flush_if_due(self.layout)
+    }
+
+    /// A blob could not be stored: every image waiting for it fails; a full disk stops the run.
+    fn failed(
+        &self,
+        (_, pending, run): &mut State<'_>,
+        digest: &Digest,
+        error: BlobError,
+        cancel: &CancellationToken,
+    ) {
+        self.reporter.event(&Event::BlobFailed {
+            digest: digest.clone(),
+        });
+        if let BlobError::Store(e) = &error
+            && e.is_disk_full()
+        {
+            // Nothing else will fit either: stop rather than fail every image slowly.
+            run.summary.disk_full = true;
+            cancel.cancel();
+        }
+        let failed_retries = match &error {
+            BlobError::Registry(e) => e.attempts.saturating_sub(1),
+            BlobError::Store(_) => 0,
+        };
+        let error = Error::from(error);
+        for &i in self
+            .users
+            .get(digest)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let p = &mut pending[i];
+            p.retries += failed_retries;
+            if p.open {
+                p.open = false;
+                let why = error.clone().wrap(format!("blob {digest}"));
+                let image = &self.images[i];
+                let root = Some(image.root.digest.clone());
+                run.fail(image.reference.to_string(), root, p.bytes, why, p.retries);
+            }
         }
     }
-    let tidy = layout.clone();
-    tokio::task::spawn_blocking(move || tidy.tidy()).await.ok();
-    Ok(run.finish(cancelled, registries.retries()))
 }
 
 /// Adds the referrers of `images` to what is bundled (as entries of their own, which can fail
@@ -514,6 +599,19 @@ impl Run {
                 Ok(())
             }
         }
+    }
+
+    /// Records and announces the plan.
+    fn planned(&mut self, plan: &Plan, images: &[ResolvedImage]) {
+        self.summary.blobs_present = plan.present_blobs;
+        self.summary.bytes_present = plan.present_bytes;
+        self.reporter.event(&Event::Planned {
+            blobs_to_fetch: plan.downloads.len(),
+            bytes_to_fetch: plan.bytes_to_fetch(),
+            blobs_present: plan.present_blobs,
+            bytes_present: plan.present_bytes,
+            owners: plan.owners(images),
+        });
     }
 
     fn finish(mut self, cancelled: bool, retries: u32) -> BundleSummary {

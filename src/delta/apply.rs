@@ -222,7 +222,6 @@ fn apply_locked(
     base: &Layout,
 ) -> Result<ApplyReport, ApplyError> {
     let delta = &source.layout;
-    let base_name = base.root().display().to_string();
     let delta_name = source.name.clone();
     let new_lock_digest = file_digest(&delta.root().join(LOCK_FILE_NAME))?;
     let new_index = delta.read_index()?;
@@ -248,19 +247,7 @@ fn apply_locked(
         });
     }
     let to_copy = check_base(source, base, &new_lock, &needed)?;
-    let need: u64 = to_copy.values().sum();
-    if need > 0 {
-        let free = crate::store::free_space(base.root())
-            .map_err(|e| StoreError::io("statvfs", base.root())(e))?
-            .available;
-        if need.saturating_add(SPACE_MARGIN) > free {
-            return Err(ApplyError::NoSpace {
-                base: base_name,
-                need,
-                free,
-            });
-        }
-    }
+    check_space(base, to_copy.values().sum())?;
     // From here on BASE changes; the journal lets a re-run finish.
     if !report.resumed {
         let journal = Journal {
@@ -273,6 +260,44 @@ fn apply_locked(
     }
     source.copy(base, &to_copy, &mut report)?;
     base.sync_blob_dirs()?;
+    check_complete(base, &new_index, delta_name)?;
+    publish(base, &new_index, &new_lock)?;
+    crash_point("after-publish");
+    let mut keep = referenced(base, &new_index)?;
+    keep.extend(needed);
+    let removed = remove_blobs(base, &unreferenced(base, &keep)?)?;
+    report.blobs_removed = removed.blobs;
+    report.bytes_removed = removed.blob_bytes;
+    let journal = journal_path(base.root());
+    fs::remove_file(&journal).map_err(StoreError::io("remove", &journal))?;
+    Ok(report)
+}
+
+/// Refuses an apply whose `need` bytes (plus a margin) do not fit the base's filesystem.
+fn check_space(base: &Layout, need: u64) -> Result<(), ApplyError> {
+    if need == 0 {
+        return Ok(());
+    }
+    let free = crate::store::free_space(base.root())
+        .map_err(|e| StoreError::io("statvfs", base.root())(e))?
+        .available;
+    if need.saturating_add(SPACE_MARGIN) > free {
+        return Err(ApplyError::NoSpace {
+            base: base.root().display().to_string(),
+            need,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Every image of the new index must resolve to complete content in the base before the
+/// index is published.
+fn check_complete(
+    base: &Layout,
+    new_index: &crate::store::BundleIndex,
+    delta_name: String,
+) -> Result<(), ApplyError> {
     let mut problems = Vec::new();
     for entry in new_index.entries() {
         let name = entry.name.clone().unwrap_or_default();
@@ -289,16 +314,7 @@ fn apply_locked(
             problems,
         });
     }
-    publish(base, &new_index, &new_lock)?;
-    crash_point("after-publish");
-    let mut keep = referenced(base, &new_index)?;
-    keep.extend(needed);
-    let removed = remove_blobs(base, &unreferenced(base, &keep)?)?;
-    report.blobs_removed = removed.blobs;
-    report.bytes_removed = removed.blob_bytes;
-    let journal = journal_path(base.root());
-    fs::remove_file(&journal).map_err(StoreError::io("remove", &journal))?;
-    Ok(report)
+    Ok(())
 }
 
 /// Where an apply starts.

@@ -1,5 +1,6 @@
 //! Writing one blob: bytes are hashed as they are written; only content whose digest and size
-//! match is fsynced and renamed into `blobs/`.
+//! match is fsynced and renamed into `blobs/`, one at a time ([`BlobWriter::commit`]) or as a
+//! batch that shares its syncs ([`BlobWriter::stage`], then [`land`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -161,7 +162,20 @@ impl BlobWriter {
 
     /// Checks digest and size, fsyncs and renames into `blobs/`. On a mismatch the file is
     /// deleted (its content is wrong, not merely incomplete) and the mismatch returned.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    pub fn commit(self) -> Result<(), StoreError> {
+        let staged = self.stage()?;
+        staged
+            .file
+            .sync_all()
+            .map_err(StoreError::io("sync", &staged.path))?;
+        staged.rename_into_place()
+    }
+
+    /// Checks digest and size and hands the file over for [`land`], which makes a whole batch
+    /// durable with a few syncs instead of one per blob (for small blobs: a large one's own
+    /// fsync is cheap next to its download). On a mismatch the file is deleted and the
+    /// mismatch returned.
+    pub fn stage(mut self) -> Result<StagedBlob, StoreError> {
         self.flush()?;
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.digest.algorithm()));
         if let Err(source) = digest::check(hasher, &self.digest, self.size) {
@@ -171,10 +185,44 @@ impl BlobWriter {
                 source,
             });
         }
-        self.file
+        let file = self
+            .file
             .get_ref()
-            .sync_all()
-            .map_err(StoreError::io("sync", &self.path))?;
+            .try_clone()
+            .map_err(StoreError::io("open", &self.path))?;
+        self.done = true;
+        Ok(StagedBlob {
+            file,
+            path: std::mem::take(&mut self.path),
+            dest: std::mem::take(&mut self.dest),
+            digest: self.digest.clone(),
+            keep_on_drop: self.keep_on_drop,
+            done: false,
+        })
+    }
+}
+
+/// A blob whose content matches its digest, waiting in ferry's work folder to be made durable
+/// and renamed into `blobs/` by [`land`]. Dropped unlanded, a temp file is removed and a
+/// partial download kept (the next run re-hashes and lands it without fetching a byte).
+#[derive(Debug)]
+pub struct StagedBlob {
+    file: File,
+    path: PathBuf,
+    dest: PathBuf,
+    digest: Digest,
+    keep_on_drop: bool,
+    done: bool,
+}
+
+impl StagedBlob {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Renames the (synced) file into `blobs/`.
+    fn rename_into_place(mut self) -> Result<(), StoreError> {
         let dir = self.dest.parent().expect("a blob path has a folder");
         // A rename follows links in the folders above: blobs/ and blobs/<alg> must be folders
         // of the bundle, not links out of it.
@@ -197,6 +245,65 @@ impl BlobWriter {
         }
         self.done = true;
         Ok(())
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.done && !self.keep_on_drop {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Threads that sync a batch: concurrent fsyncs share the filesystem's journal commits, where
+/// one after another each would wait for its own.
+const SYNC_THREADS: usize = 8;
+
+/// Makes staged blobs durable, then renames them into `blobs/` (a blob is never named by its
+/// digest before every byte of it is on disk). The caller syncs the blob folders before
+/// index.json names any of them ([`Layout::land`] does both).
+pub(super) fn land(blobs: Vec<StagedBlob>) -> Result<(), StoreError> {
+    sync_batch(&blobs)?;
+    for b in blobs {
+        b.rename_into_place()?;
+    }
+    Ok(())
+}
+
+/// Makes every staged file durable: fsyncs on a few threads at once, which the filesystem
+/// folds into a few journal commits. (One `syncfs(2)` would be fewer calls, but it also waits
+/// for whatever else the filesystem holds dirty: measured at 0.47 s beside busy builds.)
+fn sync_batch(blobs: &[StagedBlob]) -> Result<(), StoreError> {
+    on_threads(blobs, |b| {
+        b.file.sync_all().map_err(StoreError::io("sync", &b.path))
+    })
+}
+
+/// Runs `f` over `items` on up to [`SYNC_THREADS`] threads; the first error wins.
+pub(super) fn on_threads<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), StoreError> + Sync,
+) -> Result<(), StoreError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..items.len().min(SYNC_THREADS) {
+            s.spawn(|| {
+                while let Some(item) =
+                    items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = f(item) {
+                        failure.lock().expect("not poisoned").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -234,6 +341,44 @@ mod tests {
         p.commit().unwrap();
         assert!(layout.has_blob(&digest, data.len() as u64));
         assert_eq!(layout.read_blob(&digest).unwrap(), data);
+    }
+
+    #[test]
+    fn staged_blobs_are_named_only_once_landed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let many: Vec<_> = (0..40u32)
+            .map(|i| {
+                let bytes = format!("small blob {i}").into_bytes();
+                (Digest::sha256_of(&bytes), bytes)
+            })
+            .collect();
+        let staged = layout.stage_blobs(&many).unwrap();
+        assert!(
+            many.iter()
+                .all(|(d, b)| !layout.has_blob(d, b.len() as u64))
+        );
+        // Two batches, each landing all of its blobs.
+        let (a, b): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|s| many[..35].iter().any(|(d, _)| d == s.digest()));
+        layout.land(a).unwrap();
+        layout.land(b).unwrap();
+        for (d, bytes) in &many {
+            assert_eq!(&layout.read_blob(d).unwrap(), bytes);
+        }
+        // Dropped before landing: a temp file is removed, a partial download kept for resume.
+        let temp = layout
+            .stage_blobs(&[(Digest::sha256_of(b"t"), b"t".to_vec())])
+            .unwrap();
+        drop(temp);
+        assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+        let digest = Digest::sha256_of(b"partial");
+        let mut p = layout.partial_blob(&digest, 7).unwrap();
+        p.write(b"partial").unwrap();
+        drop(p.stage().unwrap());
+        assert!(!layout.has_blob(&digest, 7));
+        assert_eq!(layout.partial_len(&digest, 7), 7);
     }
 
     #[test]

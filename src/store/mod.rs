@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
-pub use blob::{BlobWriter, PartialBlob};
+pub use blob::{BlobWriter, PartialBlob, StagedBlob};
 pub(crate) use index::read_bounded;
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
@@ -330,6 +330,31 @@ impl Layout {
         writer.write(bytes)?;
         writer.commit()?;
         Ok(true)
+    }
+
+    /// Writes small contents held in memory (manifests, configs) to staged files, a few at a
+    /// time (creating a file waits on the filesystem's journal), for [`Layout::land`].
+    pub fn stage_blobs(&self, blobs: &[(Digest, Vec<u8>)]) -> Result<Vec<StagedBlob>, StoreError> {
+        let staged = std::sync::Mutex::new(Vec::with_capacity(blobs.len()));
+        blob::on_threads(blobs, |(digest, bytes)| {
+            let mut writer = BlobWriter::create(self, digest.clone(), Some(bytes.len() as u64))?;
+            writer.write(bytes)?;
+            let blob = writer.stage()?;
+            staged.lock().expect("not poisoned").push(blob);
+            Ok(())
+        })?;
+        Ok(staged.into_inner().expect("not poisoned"))
+    }
+
+    /// Makes a batch of staged blobs durable (their files synced together, on a few threads),
+    /// renames them into `blobs/` and syncs the blob folders: afterwards index.json may name
+    /// them. Writing many small blobs this way costs a few journal commits, not one each.
+    pub fn land(&self, blobs: Vec<StagedBlob>) -> Result<(), StoreError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        blob::land(blobs)?;
+        self.sync_blob_dirs()
     }
 
     /// Opens (or starts) the resumable download of a blob, re-hashing what an earlier

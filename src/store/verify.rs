@@ -2,7 +2,6 @@
 //! compare the lock file with index.json.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -42,6 +41,43 @@ pub fn verify(
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
+    check_oci_layout(layout, &mut report);
+    // A malformed index.json or lock (a name that is not a reference, an oversized file) is a
+    // problem to report, with the blobs still checked.
+    let index = layout.read_index().or_else(|e| reported(e, &mut report))?;
+    let blobs = layout.list_blobs()?;
+    let (bytes, problems, corrupt) = rehash_all(layout, &blobs, on_bytes);
+    report.blobs = blobs.len();
+    report.bytes = bytes;
+    report.problems.extend(problems);
+    report.corrupt = corrupt;
+
+    let reachable = check_entries(layout, &index, &mut report);
+    let lock = layout.read_lock().or_else(|e| reported(e, &mut report))?;
+    compare_lock(&index, &lock, &mut report);
+    let orphans = blobs.iter().filter(|(d, _)| !reachable.contains(d)).count();
+    if orphans > 0 {
+        report
+            .warnings
+            .push(format!("{orphans} blob(s) are not referenced by any image"));
+    }
+    Ok(report)
+}
+
+/// A document that does not parse is a problem to report (verification goes on with an empty
+/// one); any other error ends the verification.
+fn reported<T: Default>(e: StoreError, report: &mut VerifyReport) -> Result<T, StoreError> {
+    match e {
+        StoreError::Corrupt { .. } | StoreError::Foreign { .. } => {
+            report.problems.push(e.to_string());
+            Ok(T::default())
+        }
+        e => Err(e),
+    }
+}
+
+/// The `oci-layout` file must exist and declare a layout version.
+fn check_oci_layout(layout: &Layout, report: &mut VerifyReport) {
     match std::fs::read(layout.root().join("oci-layout")) {
         Ok(b)
             if serde_json::from_slice::<serde_json::Value>(&b)
@@ -52,23 +88,15 @@ pub fn verify(
             .problems
             .push(format!("oci-layout: missing or not {OCI_LAYOUT}")),
     }
-    // A malformed index.json or lock (a name that is not a reference, an oversized file) is a
-    // problem to report, with the blobs still checked.
-    let index = match layout.read_index() {
-        Ok(index) => index,
-        Err(e @ (StoreError::Corrupt { .. } | StoreError::Foreign { .. })) => {
-            report.problems.push(e.to_string());
-            super::BundleIndex::default()
-        }
-        Err(e) => return Err(e),
-    };
-    let blobs = layout.list_blobs()?;
-    let (bytes, problems, corrupt) = rehash_all(&blobs, on_bytes);
-    report.blobs = blobs.len();
-    report.bytes = bytes;
-    report.problems.extend(problems);
-    report.corrupt = corrupt;
+}
 
+/// Checks that every index entry resolves to complete content (and that a name pinning a
+/// digest points at it); returns every blob the entries reach.
+fn check_entries(
+    layout: &Layout,
+    index: &super::BundleIndex,
+    report: &mut VerifyReport,
+) -> BTreeSet<Digest> {
     let mut reachable = BTreeSet::new();
     for entry in index.entries() {
         report.images += 1;
@@ -77,7 +105,6 @@ pub fn verify(
             .clone()
             .unwrap_or_else(|| "(unnamed entry)".into());
         let contents = inspect_entry(layout, &entry);
-        // A name that pins a digest must point at that digest.
         let pinned = entry
             .name
             .as_deref()
@@ -96,15 +123,15 @@ pub fn verify(
         }
         reachable.extend(contents.blobs.into_keys());
     }
+    reachable
+}
 
-    let lock = match layout.read_lock() {
-        Ok(lock) => lock,
-        Err(e @ (StoreError::Corrupt { .. } | StoreError::Foreign { .. })) => {
-            report.problems.push(e.to_string());
-            crate::lock::LockFile::default()
-        }
-        Err(e) => return Err(e),
-    };
+/// Warns where the lock file and index.json disagree.
+fn compare_lock(
+    index: &super::BundleIndex,
+    lock: &crate::lock::LockFile,
+    report: &mut VerifyReport,
+) {
     for entry in index.entries() {
         let Some(name) = &entry.name else { continue };
         match lock.get(name) {
@@ -125,17 +152,11 @@ pub fn verify(
             ));
         }
     }
-    let orphans = blobs.iter().filter(|(d, _)| !reachable.contains(d)).count();
-    if orphans > 0 {
-        report
-            .warnings
-            .push(format!("{orphans} blob(s) are not referenced by any image"));
-    }
-    Ok(report)
 }
 
 /// Re-hashes blob files on all cores; returns bytes hashed and the problems found.
 fn rehash_all(
+    layout: &Layout,
     blobs: &[(Digest, PathBuf)],
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> (u64, Vec<String>, Vec<(Digest, PathBuf)>) {
@@ -155,7 +176,7 @@ fn rehash_all(
                     let Some((digest, path)) = blobs.get(i) else {
                         break;
                     };
-                    match hash_file(digest, path, &mut buf, on_bytes) {
+                    match hash_file(layout, digest, &mut buf, on_bytes) {
                         Ok((actual, n)) => {
                             total.fetch_add(n, Ordering::Relaxed);
                             if &actual != digest {
@@ -191,16 +212,19 @@ pub fn remove_corrupt(layout: &Layout, report: &VerifyReport) -> Result<usize, S
     Ok(report.corrupt.len())
 }
 
+/// Hashes a stored blob, opened as every reader opens one: never through a symlink, and only
+/// a regular file (a link planted in blobs/ is reported, not followed).
 fn hash_file(
+    layout: &Layout,
     digest: &Digest,
-    path: &PathBuf,
     buf: &mut [u8],
     on_bytes: &(dyn Fn(u64) + Sync),
-) -> std::io::Result<(Digest, u64)> {
-    let mut f = File::open(path)?;
+) -> Result<(Digest, u64), StoreError> {
+    let blob = layout.open_blob(digest, None)?;
+    let mut f = blob.file();
     let mut h = Hasher::new(digest.algorithm());
     loop {
-        let n = f.read(buf)?;
+        let n = f.read(buf).map_err(StoreError::io("read", blob.path()))?;
         if n == 0 {
             break;
         }
@@ -209,4 +233,32 @@ fn hash_file(
     }
     let len = h.len();
     Ok((h.finish(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlinked_blob_is_reported_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(&dir.path().join("b")).unwrap();
+        let content = b"a blob that lives elsewhere";
+        let digest = Digest::sha256_of(content);
+        // The link points at the right bytes: followed, the blob would pass as sound.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, content).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, layout.blob_path(&digest)).unwrap();
+        let report = verify(&layout, &|_| {}).unwrap();
+        assert!(!report.ok());
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(&digest.to_string()) && p.contains("symlink")),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.bytes, 0, "nothing was read through the link");
+    }
 }

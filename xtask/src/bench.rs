@@ -262,10 +262,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return serve_case();
     }
 
-    // Case 1: a clean loopback link.
+    clean_link_case(&ferry, refs, &o, unique)?;
+    if o.small_images > 0 {
+        crate::small::run(&ferry, &registry.addr, o.small_images, o.runs)?;
+    }
+
+    serve_case()?;
+    // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
+    crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
+
+    if !o.bad_network {
+        return Ok(());
+    }
+    bad_network_case(&ferry, &registry.addr, names, unique)
+}
+
+/// Case 1: a clean loopback link, ferry and skopeo alternating.
+fn clean_link_case(ferry: &Path, refs: &[String], o: &Options, unique: u64) -> Result<(), String> {
     let (mut f_runs, mut s_runs) = (Vec::new(), Vec::new());
     for run in 1..=o.runs {
-        let f = run_ferry(&ferry, refs, &[]);
+        let f = run_ferry(ferry, refs, &[]);
         f.ok.clone()?;
         eprintln!(
             "  run {run}: ferry  {:6.2} s  {:6.1} MiB peak",
@@ -307,19 +323,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         s.wall.as_secs_f64() / f.wall.as_secs_f64(),
         mib(f.peak_rss)
     );
-    if o.small_images > 0 {
-        crate::small::run(&ferry, &registry.addr, o.small_images, o.runs)?;
-    }
+    Ok(())
+}
 
-    serve_case()?;
-    // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
-    crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
-
-    if !o.bad_network {
-        return Ok(());
-    }
-    // Case 3: a throttled link (per connection) that drops connections at random offsets;
-    // the same seeded sequence of drops for both tools.
+/// Case 3: a throttled link (per connection) that drops connections at random offsets; the
+/// same seeded sequence of drops for both tools.
+fn bad_network_case(ferry: &Path, addr: &str, names: &[String], unique: u64) -> Result<(), String> {
     let faults = Faults {
         throttle: Some(48 << 20),
         cut_at_random: Some((8 << 20, 128 << 20, 7)),
@@ -337,15 +346,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "{:10} {:>10} {:>16} {:>10}",
         "tool", "wall (s)", "MiB transferred", "finished"
     );
-    let proxy = Proxy::start(&registry.addr, faults.clone());
+    let proxy = Proxy::start(addr, faults.clone());
     let via: Vec<String> = names
         .iter()
         .map(|n| format!("{}/{n}", proxy.addr))
         .collect();
-    let f = run_ferry(&ferry, &via, &["--retries", "10"]);
+    let f = run_ferry(ferry, &via, &["--retries", "10"]);
     let f_bytes = proxy.bytes_down();
     drop(proxy);
-    let proxy = Proxy::start(&registry.addr, faults);
+    let proxy = Proxy::start(addr, faults);
     let via: Vec<String> = names
         .iter()
         .map(|n| format!("{}/{n}", proxy.addr))

@@ -141,15 +141,7 @@ pub fn run(ferry: &Path, bundle: &Path, refs: &[String], runs: usize) -> Result<
             Command::new(bundle.join("restore.sh")).env("CONTAINERD_ADDRESS", &node.socket),
         )?);
         drop(node);
-        let node = Node::start()?;
-        let start = Instant::now();
-        for tar in &tars {
-            sh(Command::new("ctr")
-                .args(["-a", &node.socket, "-n", "k8s.io", "images", "import"])
-                .arg(tar)
-                .stdout(std::process::Stdio::null()))?;
-        }
-        c.push(start.elapsed());
+        c.push(ctr_import_each(&tars)?);
         eprintln!(
             "  run {run}: ferry restore {:.2} s (--jobs 1 {:.2} s, again {:.2} s), restore.sh {:.2} s, ctr import per image {:.2} s",
             f[run - 1].as_secs_f64(),
@@ -159,15 +151,34 @@ pub fn run(ferry: &Path, bundle: &Path, refs: &[String], runs: usize) -> Result<
             c[run - 1].as_secs_f64()
         );
     }
+    print_table(refs.len(), runs, [f, one, again, s, c]);
+    Ok(())
+}
+
+/// A fresh private containerd importing the per-image tars one `ctr images import` each.
+fn ctr_import_each(tars: &[PathBuf]) -> Result<Duration, String> {
+    let node = Node::start()?;
+    let start = Instant::now();
+    for tar in tars {
+        sh(Command::new("ctr")
+            .args(["-a", &node.socket, "-n", "k8s.io", "images", "import"])
+            .arg(tar)
+            .stdout(std::process::Stdio::null()))?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Prints the medians: ferry restore, --jobs 1, again, restore.sh, ctr import per image.
+fn print_table(images: usize, runs: usize, times: [Vec<Duration>; 5]) {
     let med = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64()
     };
-    let (f, one, again, s, c) = (med(f), med(one), med(again), med(s), med(c));
+    let [f, one, again, s, c] = times.map(med);
     println!();
     println!(
         "restore: {} images into a fresh private containerd, {runs} runs (median wall), {} cores",
-        refs.len(),
+        images,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("{:28} {:>10}", "how", "wall (s)");
@@ -186,7 +197,6 @@ pub fn run(ferry: &Path, bundle: &Path, refs: &[String], runs: usize) -> Result<
         c / s,
         100.0 * again / f
     );
-    Ok(())
 }
 
 /// `cargo xtask bench restore [--runs N] [--images N]`: makes the bench images, serves them
