@@ -408,11 +408,17 @@ fn a_blob_that_no_remote_has_fails_its_image_once_naming_the_mirror() {
     );
     let error = lines_about(&stderr, "error:", &reference);
     assert_eq!(error.len(), 1, "{stderr}");
+    // The error line and its `caused by:` lines, which follow it indented.
+    let block: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| *l != error[0])
+        .take_while(|l| *l == error[0] || l.starts_with("  "))
+        .collect();
+    let block = block.join("\n");
     assert!(
-        error[0].contains(&image.layer_digest(0))
-            && error[0].contains(&format!("cannot reach {source}"))
-            && error[0].contains(&format!("after mirror {}", mirror.addr)),
-        "{}",
-        error[0]
+        block.contains(&image.layer_digest(0))
+            && block.contains(&format!("cannot reach {source}"))
+            && block.contains(&format!("after mirror {}", mirror.addr)),
+        "{block}"
     );
 }

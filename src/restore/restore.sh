@@ -66,7 +66,7 @@ if [ ! -f "$here/oci-layout" ] || [ ! -d "$here/blobs" ]; then
   die "$here is not a ferry bundle"
 fi
 # A delta (ferry bundle --since) holds only the blobs its base bundle lacks: refused before
-# anything touches the runtime or the node.
+# anything reaches the runtime or the node.
 if [ -e "$here/ferry-delta.json" ]; then
   log "error: $here is a delta (it has ferry-delta.json), not a bundle: it holds only the blobs its base lacks"
   log "hint: on this side, run 'ferry apply $here BASE' (BASE: the bundle it was made against), then BASE/restore.sh"
