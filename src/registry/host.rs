@@ -415,25 +415,8 @@ impl Host {
             if let Some(auth) = self.authorization(pool, repository).await? {
                 req = req.header(AUTHORIZATION, auth);
             }
-            // Headers get the attempt's time limit (30 s doubling to 5 min): a registry that
-            // takes a while to start answering (a cold cache) succeeds on a later attempt.
-            // Once the body flows, the stall timer and the minimum rate take over.
-            let timeout = pool.options.retry.attempt_timeout(attempt);
             let started = Instant::now();
-            let resp = tokio::time::timeout(timeout, req.send())
-                .await
-                .map_err(|_| {
-                    self.err(
-                        ErrorKind::Timeout,
-                        url.as_str(),
-                        format!(
-                            "no response in {} s (--response-timeout, doubling each attempt)",
-                            timeout.as_secs_f64()
-                        ),
-                    )
-                })
-                .and_then(|r| r.map_err(|e| self.transport_error(url.as_str(), &e)))
-                .inspect_err(|e| trace_no_response("GET", url.as_str(), e, started))?;
+            let resp = self.send_get(pool, req, &url, attempt, started).await?;
             let status = resp.status();
             trace_response("GET", url.as_str(), status, started);
             if resp.url() != &url {
@@ -477,6 +460,33 @@ impl Host {
                 Some(repository),
             ));
         }
+    }
+    /// Sends one GET within the attempt's time limit (30 s doubling to 5 min for the
+    /// headers): a registry that takes a while to start answering (a cold cache) succeeds on
+    /// a later attempt. Once the body flows, the stall timer and the minimum rate take over.
+    async fn send_get(
+        &self,
+        pool: &Registries,
+        req: reqwest::RequestBuilder,
+        url: &Url,
+        attempt: u32,
+        started: Instant,
+    ) -> Result<Response, RegistryError> {
+        let timeout = pool.options.retry.attempt_timeout(attempt);
+        tokio::time::timeout(timeout, req.send())
+            .await
+            .map_err(|_| {
+                self.err(
+                    ErrorKind::Timeout,
+                    url.as_str(),
+                    format!(
+                        "no response in {} s (--response-timeout, doubling each attempt)",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })
+            .and_then(|r| r.map_err(|e| self.transport_error(url.as_str(), &e)))
+            .inspect_err(|e| trace_no_response("GET", url.as_str(), e, started))
     }
 }
 
