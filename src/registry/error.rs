@@ -221,35 +221,30 @@ impl crate::error::Diagnostic for RegistryError {
     }
 }
 
+/// A registry's JSON error body (`{"errors":[{"code":..,"message":..}]}`).
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorItem {
+    code: Option<String>,
+    message: Option<String>,
+}
+
 /// The first error `code` of a registry's JSON error body.
 pub(crate) fn registry_code(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        code: Option<String>,
-    }
-    serde_json::from_slice::<Errors>(body)
+    serde_json::from_slice::<ErrorBody>(body)
         .ok()?
         .errors
         .into_iter()
         .find_map(|i| i.code)
 }
 
-/// The `message` of a registry's JSON error body (`{"errors":[{"code":..,"message":..}]}`).
+/// The `message` of a registry's JSON error body.
 pub(crate) fn registry_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    if let Ok(e) = serde_json::from_slice::<Errors>(body) {
+    if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
         let parts: Vec<String> = e
             .errors
             .into_iter()
