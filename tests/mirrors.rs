@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::*;
 
 /// A loopback address where nothing listens (an unreachable registry).
@@ -83,18 +81,16 @@ fn the_mirror_lacks_the_image_and_the_source_has_it() {
 fn a_mirror_that_is_down_is_passed_over_quickly() {
     let source = Registry::seeded();
     let image = source.image("sample/hello:1.0");
-    let start = Instant::now();
-    let (code, _, stderr) = bundle(&[
-        "--mirror",
-        &format!("{}={}", source.addr, dead_registry()),
-        &image,
-    ]);
+    let dead = dead_registry();
+    let (code, _, stderr) = bundle(&["--mirror", &format!("{}={dead}", source.addr), &image]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        start.elapsed().as_secs_f64() < 5.0,
-        "took {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    // Passed over quickly: a refused connection to a mirror is retried once at most (the
+    // source is asked instead), not through the whole retry budget with its backoff.
+    let retries = stderr
+        .lines()
+        .filter(|l| l.starts_with("retry:") && l.contains(&dead))
+        .count();
+    assert!(retries <= 1, "{stderr}");
 
     // Both down: the source's error, naming the mirror that was tried first.
     let source = dead_registry();

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::proxy::{Faults, Proxy};
 use common::*;
 
@@ -76,7 +74,6 @@ fn a_stalled_connection_is_cut_and_resumed_within_the_stall_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
     let name = format!("{}/{image}", proxy.addr);
-    let start = Instant::now();
     // One request at a time, so that everything travels on the one pooled connection.
     let (code, stdout, stderr) = ferry_out(&[
         "bundle",
@@ -91,15 +88,11 @@ fn a_stalled_connection_is_cut_and_resumed_within_the_stall_timeout() {
         b.to_str().unwrap(),
         &name,
     ]);
-    let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(code, 0, "{stderr}");
+    // Cut by the stall timer (its message names the 2 s), not by the 30 s attempt timeout.
     assert!(
         stderr.contains("stalled") && stderr.contains("no data for 2 s"),
         "{stderr}"
-    );
-    assert!(
-        elapsed < 2.0 + 5.0,
-        "detected within the stall timeout: took {elapsed:.1} s"
     );
     assert!(report(&stdout)["totals"]["resumes"].as_u64().unwrap() >= 1);
 }
@@ -139,7 +132,8 @@ fn the_timeout_stops_the_run_as_a_failure_and_keeps_what_arrived() {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
     let name = format!("{}/{image}", proxy.addr);
-    let start = Instant::now();
+    // 16 MiB at 2 MiB/s takes 8 s: a run that ends at 2 s with the image unfinished and
+    // exit 1 was stopped by --timeout (a finished run would exit 0 with the image ok).
     let (code, stdout, stderr) = ferry_out(&[
         "bundle",
         "--json",
@@ -149,7 +143,6 @@ fn the_timeout_stops_the_run_as_a_failure_and_keeps_what_arrived() {
         b.to_str().unwrap(),
         &name,
     ]);
-    assert!(start.elapsed().as_secs_f64() < 10.0);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--timeout reached"), "{stderr}");
     assert_eq!(report(&stdout)["images"][0]["status"], "unfinished");
