@@ -1,6 +1,6 @@
 //! Trusting nothing on disk: export re-hashes what it copies and never follows a link, outputs
 //! replace only regular files (`-` is stdout), temp files never outlive a failed or interrupted
-//! export, login writes through no planted link, declared sizes are checked against free
+//! export, declared sizes are checked against free
 //! space before writing, and sha512 blobs are stored, verified and exported.
 //! Fixtures come from testdata/make_fixtures.py, hand-written layouts and curl uploads to the
 //! real docker-registry; a fake registry only for the manifest that lies about a size.
@@ -9,10 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::fake::{Fake, Reply, TestImage};
+use common::fake::{Fake, TestImage};
 use common::*;
 
 /// Where [`sample_copy`] says the sample images come from.
@@ -256,99 +254,6 @@ fn an_interrupted_export_removes_its_temp_file_and_exits_130() {
         assert_eq!(status.code(), Some(130), "{signal} {flag}");
         assert!(names(&out).is_empty(), "{signal}: {:?}", names(&out));
     }
-}
-
-/// Runs `ferry login ADDR -u me --password-stdin --authfile CFG/config.json`; `meanwhile` runs
-/// once ferry is talking to the registry and before it may write anything.
-fn login_with(fake: &Fake, gate: &Arc<AtomicBool>, cfg: &Path, meanwhile: impl FnOnce(u32)) -> i32 {
-    let mut child = ferry()
-        .args([
-            "login",
-            &fake.addr,
-            "-u",
-            "me",
-            "--password-stdin",
-            "--authfile",
-        ])
-        .arg(cfg.join("config.json"))
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "s3cret").unwrap();
-    let before = fake.seen("/v2/").len();
-    wait_for(30, "ferry's request", || {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("ferry ended first ({status}): {err}");
-        }
-        fake.seen("/v2/").len() > before
-    });
-    meanwhile(child.id());
-    gate.store(true, Ordering::SeqCst);
-    let out = child.wait_with_output().unwrap();
-    gate.store(false, Ordering::SeqCst);
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out.status.code().unwrap()
-}
-
-#[test]
-fn login_writes_through_no_planted_link() {
-    let fake = Fake::start();
-    // /v2/ answers only when the test says so: links are planted while ferry waits.
-    let gate = Arc::new(AtomicBool::new(false));
-    let g = gate.clone();
-    fake.route("/v2/", move |_, _| {
-        while !g.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        Reply::new(200, "{}")
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("docker");
-    std::fs::create_dir(&cfg).unwrap();
-    let victim = dir.path().join("victim");
-    std::fs::write(&victim, "victim").unwrap();
-
-    // A link at the temp name ferry used to use (config.json.<pid>.tmp).
-    let code = login_with(&fake, &gate, &cfg, |pid| {
-        std::os::unix::fs::symlink(&victim, cfg.join(format!("config.json.{pid}.tmp"))).unwrap();
-    });
-    assert_eq!(code, 0);
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
-    let stored = cfg.join("config.json");
-    assert!(std::fs::symlink_metadata(&stored).unwrap().is_file());
-    assert!(
-        std::fs::read_to_string(&stored)
-            .unwrap()
-            .contains(&fake.addr)
-    );
-
-    // A link at the destination itself (to a file that reads as a config): refused, its
-    // target untouched, the link left as it is.
-    let config_elsewhere = dir.path().join("config-elsewhere.json");
-    std::fs::write(&config_elsewhere, "{}").unwrap();
-    std::fs::remove_file(&stored).unwrap();
-    std::os::unix::fs::symlink(&config_elsewhere, &stored).unwrap();
-    let code = login_with(&fake, &gate, &cfg, |_| {});
-    assert_eq!(code, 2, "local configuration");
-    assert_eq!(std::fs::read_to_string(&config_elsewhere).unwrap(), "{}");
-    assert!(stored.is_symlink());
-
-    // A config folder ferry makes is private.
-    let fresh = dir.path().join("new/docker");
-    assert_eq!(login_with(&fake, &gate, &fresh, |_| {}), 0);
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod fake;
 mod kube;
 #[allow(unused_imports)]
