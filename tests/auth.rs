@@ -311,12 +311,7 @@ fn a_401_names_the_credentials_used_and_creds_override_files() {
     let ca = ar.tls.path("ca.crt");
     let hello = ar.image("sample/hello:1.0");
     let b = dir.path().join("b");
-    let bundle = |env: &[(&str, &str)], extra: &[&str]| {
-        let mut args = vec!["bundle", "-o", b.to_str().unwrap(), "--ca-file", &ca];
-        args.extend(extra);
-        args.push(&hello);
-        ferry_env(&args, env)
-    };
+    let bundle = |env: &[(&str, &str)], extra: &[&str]| ar.bundle_hello(&b, env, extra);
 
     // No credentials anywhere: the hint says where ferry looked.
     let run_dir = dir.path().join("run");

@@ -142,15 +142,8 @@ fn login_writes_where_bundle_reads_first_and_creates_the_authfile() {
     use std::os::unix::fs::PermissionsExt;
     let ar = AuthRegistry::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let ca = ar.tls.path("ca.crt");
-    let hello = ar.image("sample/hello:1.0");
     let b = dir.path().join("b");
-    let bundle = |env: &[(&str, &str)], extra: &[&str]| {
-        let mut args = vec!["bundle", "-o", b.to_str().unwrap(), "--ca-file", &ca];
-        args.extend(extra);
-        args.push(&hello);
-        ferry_env(&args, env)
-    };
+    let bundle = |env: &[(&str, &str)], extra: &[&str]| ar.bundle_hello(&b, env, extra);
 
     // Stale credentials in docker's config.json: login must write where they are shadowed.
     let stale = docker_config(

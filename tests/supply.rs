@@ -448,11 +448,7 @@ fn serve_answers_for_referrers_and_push_carries_them() {
         "{index}"
     );
     for (name, digest) in signatures {
-        let (repo, tag) = name
-            .strip_prefix(&format!("{}/", s.reg.addr))
-            .unwrap()
-            .rsplit_once(':')
-            .unwrap();
+        let (repo, tag) = repo_and_tag(name, &s.reg.addr);
         let reply = served::curl(
             "GET",
             &server.url(&format!("/v2/{repo}/manifests/{tag}{ns}")),
@@ -467,11 +463,7 @@ fn serve_answers_for_referrers_and_push_carries_them() {
     let (code, _, stderr) = ferry_out(&["push", bundle.to_str().unwrap(), &target.addr]);
     assert_eq!(code, 0, "{stderr}");
     for (name, digest) in signatures {
-        let (repo, tag) = name
-            .strip_prefix(&format!("{}/", s.reg.addr))
-            .unwrap()
-            .rsplit_once(':')
-            .unwrap();
+        let (repo, tag) = repo_and_tag(name, &s.reg.addr);
         let (bytes, _) = target.manifest(repo, tag);
         assert_eq!(sha256(&bytes), digest.as_str().unwrap(), "{name} pushed");
     }
@@ -482,4 +474,12 @@ fn serve_answers_for_referrers_and_push_carries_them() {
         sbom["index"].as_str().unwrap(),
         "SBOM index pushed"
     );
+}
+
+/// A reference on `registry` (`REGISTRY/REPO:TAG`) as its repository and tag.
+fn repo_and_tag<'a>(name: &'a str, registry: &str) -> (&'a str, &'a str) {
+    name.strip_prefix(&format!("{registry}/"))
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
 }

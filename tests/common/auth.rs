@@ -55,6 +55,20 @@ impl AuthRegistry {
         }
     }
 
+    /// `ferry bundle -o OUT --ca-file CA EXTRA... sample/hello:1.0` with `env` set.
+    pub fn bundle_hello(
+        &self,
+        out: &std::path::Path,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> (i32, String, String) {
+        let (ca, hello) = (self.tls.path("ca.crt"), self.image("sample/hello:1.0"));
+        let mut args = vec!["bundle", "-o", out.to_str().unwrap(), "--ca-file", &ca];
+        args.extend(extra);
+        args.push(&hello);
+        ferry_env(&args, env)
+    }
+
     pub fn image(&self, tag: &str) -> String {
         self.reg.image(tag)
     }
