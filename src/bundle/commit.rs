@@ -137,8 +137,9 @@ impl Committer {
         self.index.upsert(&name, descriptor);
         self.lock.upsert(crate::lock::locked_image(image));
         // index.json, the lock and restore.sh are rewritten for a group of images, not for
-        // each: the image's blobs are durable already, so a crash before the next write loses
-        // only its naming, which a re-run restores without fetching anything.
+        // each: the group's staged blobs land (synced, renamed, folders synced) before that
+        // write, so a crash before it loses only the naming and partial files a re-run
+        // re-hashes and lands without fetching anything.
         self.unwritten += 1;
         Ok(stored)
     }
@@ -168,7 +169,11 @@ impl Committer {
             }
             batch.extend(layout.stage_blobs(chunk)?);
         }
-        layout.land(batch)?;
+        // Also with nothing staged when images are to be named: their large blobs were renamed
+        // in one by one, and the folder sync in `land` makes those renames durable.
+        if !batch.is_empty() || self.unwritten > 0 {
+            layout.land(batch)?;
+        }
         if self.unwritten > 0 {
             super::publish::publish(layout, &self.index, &self.lock)?;
         }

@@ -348,11 +348,10 @@ impl Layout {
 
     /// Makes a batch of staged blobs durable (their files synced together, on a few threads),
     /// renames them into `blobs/` and syncs the blob folders: afterwards index.json may name
-    /// them. Writing many small blobs this way costs a few journal commits, not one each.
+    /// them. Writing many small blobs this way costs a few journal commits, not one each. The
+    /// folders are synced even for an empty batch: large blobs are renamed in by
+    /// `BlobWriter::commit`, and their renames must be durable before index.json names them.
     pub fn land(&self, blobs: Vec<StagedBlob>) -> Result<(), StoreError> {
-        if blobs.is_empty() {
-            return Ok(());
-        }
         blob::land(blobs)?;
         self.sync_blob_dirs()
     }
