@@ -121,7 +121,7 @@ impl AuthFile {
                 }
             }
         }
-        let hub = docker_key(registry) != registry;
+        let hub = crate::docker_hub::is_docker_hub(registry);
         // A helper named for this registry, then the registry's entry, then the default store.
         let helpers = self.config.get("credHelpers").and_then(Value::as_object);
         let names: Vec<String> = if hub {
@@ -141,7 +141,7 @@ impl AuthFile {
         }
         if let Some(auths) = auths {
             // docker_credential folds Docker Hub's spellings together when asked for docker.io.
-            let server = if hub { "docker.io" } else { registry };
+            let server = crate::docker_hub::canonical(registry);
             let found = self.ask(&json!({ "auths": auths }), server)?;
             if found.is_some() {
                 return Ok(in_file(found, &docker_key(registry)));
