@@ -20,17 +20,6 @@ pub enum Category {
     Interrupted,
 }
 
-impl Category {
-    /// The process exit code for this category.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Category::Usage => 2,
-            Category::Failed => 1,
-            Category::Interrupted => 130,
-        }
-    }
-}
-
 /// What went wrong, in words a pipeline can match on. [`Kind::as_str`] is the stable
 /// snake_case name used in `--json` outputs (`"error": {"kind": ...}`):
 ///
@@ -247,6 +236,11 @@ impl Error {
         }
         out
     }
+
+    /// The error and its causes on one line, joined by `: ` (a log line, a JSON message).
+    pub fn one_line(&self) -> String {
+        self.chain().join(": ")
+    }
 }
 
 impl<E: Diagnostic> From<E> for Error {
@@ -340,9 +334,9 @@ mod tests {
 
     #[test]
     fn categories_decide_exit_codes() {
-        assert_eq!(Kind::Usage.category().exit_code(), 2);
-        assert_eq!(Kind::Configuration.category().exit_code(), 2);
-        assert_eq!(Kind::Interrupted.category().exit_code(), 130);
+        assert_eq!(Kind::Usage.category(), Category::Usage);
+        assert_eq!(Kind::Configuration.category(), Category::Usage);
+        assert_eq!(Kind::Interrupted.category(), Category::Interrupted);
         for k in [
             Kind::RepositoryNotFound,
             Kind::TagNotFound,
@@ -361,7 +355,7 @@ mod tests {
             Kind::Failed,
         ] {
             assert_eq!(k.category(), Category::Failed, "{k}");
-            assert_eq!(k.category().exit_code(), 1);
+            assert_eq!(k.category(), Category::Failed);
         }
     }
 

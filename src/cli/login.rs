@@ -114,11 +114,17 @@ fn password_from(flag: bool, stdin: bool, terminal: bool) -> Result<PasswordFrom
         (true, _, _) => Ok(PasswordFrom::Flag),
         (false, true, _) => Ok(PasswordFrom::Stdin),
         (false, false, true) => Ok(PasswordFrom::Prompt),
-        (false, false, false) => Err(Failure::usage(
-            "no password, and no terminal to ask for it\nhint: pipe it in with --password-stdin \
+        (false, false, false) => Err(Failure::usage("no password, and no terminal to ask for it")
+            .with_hint(
+                "pipe it in with --password-stdin \
              (echo \"$TOKEN\" | ferry login REGISTRY -u USER --password-stdin)",
-        )),
+            )),
     }
+}
+
+/// A credential file that cannot be used is the user's to fix (exit 2); its hint stays one.
+fn credential_usage(e: ferry::credentials::CredentialError) -> Failure {
+    Failure::from(Error::from(e).with_kind(Kind::Usage))
 }
 
 /// The user name: `-u`, else asked on the terminal.
@@ -178,7 +184,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
     }
     let authfile = args.registry_args.authfile.as_deref();
     // Where the credentials will go, known (and a bad path refused) before asking for them.
-    let target = login::login_file(authfile).map_err(|e| Failure::usage(e.0))?;
+    let target = login::login_file(authfile).map_err(credential_usage)?;
     let username = username(&args)?;
     let password = password(&args)?;
     let credential = Credential::Basic {
@@ -193,8 +199,8 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
         .verify_login(&registry, &credential)
         .await
         .map_err(|e| Error::from(e).wrap(format!("login to {registry} failed")))?;
-    let stored = login::store(&registry, &username, &password, Some(&target))
-        .map_err(|e| Failure::usage(e.0))?;
+    let stored =
+        login::store(&registry, &username, &password, Some(&target)).map_err(credential_usage)?;
     match stored {
         Stored::Helper(h) => eprintln!("Login Succeeded (credentials stored with {h})"),
         Stored::File(p) => eprintln!("Login Succeeded (credentials stored in {})", p.display()),
@@ -205,7 +211,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
 /// Runs `ferry logout`.
 pub fn logout(args: LogoutArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
-    let file = login::login_file(args.authfile.as_deref()).map_err(|e| Failure::usage(e.0))?;
+    let file = login::login_file(args.authfile.as_deref()).map_err(credential_usage)?;
     let removed = login::erase(&registry, Some(&file))?;
     if removed {
         eprintln!(
@@ -247,7 +253,7 @@ mod tests {
         );
         let e = password_from(false, false, false).unwrap_err();
         assert_eq!(e.exit(), Exit::Usage);
-        assert!(e.0.to_string().contains("--password-stdin"), "{}", e.0);
+        assert!(e.0.hint().unwrap().contains("--password-stdin"), "{e:?}");
     }
 
     #[test]

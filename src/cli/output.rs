@@ -77,7 +77,7 @@ fn report_error(subject: Option<&str>, e: &Error) {
 pub fn error_json(e: &Error) -> serde_json::Value {
     serde_json::json!({
         "kind": e.kind().as_str(),
-        "message": ferry::redact::redact(&e.chain().join(": ")),
+        "message": ferry::redact::redact(&e.one_line()),
         "hint": e.hint().map(ferry::redact::redact),
     })
 }

@@ -139,11 +139,16 @@ impl BundleProgress {
         }
     }
 
-    /// Removes the bars and stops the totals before the summary is printed.
-    pub fn finish(&self) {
+    /// Stops the periodic totals line, if it runs.
+    fn stop_ticker(&self) {
         if let Some(stop) = self.ticker.lock().expect("ticker lock").take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Removes the bars and stops the totals before the summary is printed.
+    pub fn finish(&self) {
+        self.stop_ticker();
         if let Some(b) = &self.bars {
             for (_, bar) in b.blobs.lock().expect("bars lock").drain() {
                 bar.finish_and_clear();
@@ -186,8 +191,8 @@ impl BundleProgress {
                 elapsed.as_secs_f64()
             )),
             Event::ImageFailed { reference, error } => {
-                let error = error.to_string();
-                let first = error.lines().next().unwrap_or_default();
+                let first = error.one_line();
+                let first = first.lines().next().unwrap_or_default();
                 Some(format!(
                     "{} {reference}: {first}",
                     console::style("failed").for_stderr().red().bold()
@@ -199,12 +204,16 @@ impl BundleProgress {
 
     /// Keeps the counts of the totals line.
     fn count(&self, event: &Event) {
+        // Only the plain-lines style shows totals: the others skip the lock on the hot path.
+        if self.style != Style::Lines {
+            return;
+        }
         let mut t = self.totals.lock().expect("totals lock");
         match event {
             Event::Planned { bytes_to_fetch, .. } => {
                 t.bytes_total = *bytes_to_fetch;
                 let mut ticker = self.ticker.lock().expect("ticker lock");
-                if self.style == Style::Lines && ticker.is_none() {
+                if ticker.is_none() {
                     *ticker = Some(start_ticker(self.totals.clone()));
                 }
             }
@@ -221,9 +230,7 @@ impl BundleProgress {
 impl Drop for BundleProgress {
     /// A run that ends in an error never reaches `finish`: its totals stop here.
     fn drop(&mut self) {
-        if let Some(stop) = self.ticker.lock().expect("ticker lock").take() {
-            let _ = stop.send(());
-        }
+        self.stop_ticker();
     }
 }
 
@@ -386,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_failure_is_reported_once() {
-        let p = BundleProgress::new(Style::Quiet, 1);
+        let p = BundleProgress::new(Style::Lines, 1);
         let failed = Event::ImageFailed {
             reference: "registry.example/app:1".into(),
             error: ferry::error::Error::msg(

@@ -182,7 +182,7 @@ fn image_line(o: &ImageOutcome) -> String {
             o.target,
             o.error
                 .as_ref()
-                .map_or_else(|| "failed".to_owned(), ToString::to_string)
+                .map_or_else(|| "failed".to_owned(), |e| e.one_line())
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };

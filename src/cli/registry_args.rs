@@ -43,9 +43,9 @@ impl Creds {
                 let asked = super::login::ask_secret(&format!("Password for {user}: "))?;
                 let password = asked.ok_or_else(|| {
                     Failure::usage(format!(
-                        "--creds {user}: no password, and no terminal to ask for it\nhint: pass \
-                         --creds USER:PASSWORD, or run ferry login first"
+                        "--creds {user}: no password, and no terminal to ask for it"
                     ))
+                    .with_hint("pass --creds USER:PASSWORD, or run ferry login first")
                 })?;
                 (user, password)
             }
