@@ -342,3 +342,39 @@ fn login_writes_through_no_planted_link() {
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn logout_from_docker_hub_takes_every_spelling_and_names_files_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = format!(r#"{{"auth":"{}"}}"#, b64("me:pw"));
+    // podman writes `docker.io`, docker `https://index.docker.io/v1/`, other tools the other
+    // spellings: each is Docker Hub.
+    let raf = dir.path().join("auth.json");
+    std::fs::write(
+        &raf,
+        format!(
+            r#"{{"auths":{{"docker.io":{entry},"index.docker.io":{entry},"quay.io":{entry}}}}}"#
+        ),
+    )
+    .unwrap();
+    let docker = docker_config(
+        dir.path(),
+        &format!(r#"{{"auths":{{"registry-1.docker.io":{entry}}}}}"#),
+    );
+    let env = [
+        ("DOCKER_CONFIG", docker.to_str().unwrap()),
+        ("REGISTRY_AUTH_FILE", raf.to_str().unwrap()),
+    ];
+    let (code, _, stderr) = ferry_env(&["logout", "docker.io"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&raf).unwrap()).unwrap();
+    let keys: Vec<&String> = left["auths"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["quay.io"], "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} still holds credentials",
+            docker.join("config.json").display()
+        )),
+        "{stderr}"
+    );
+}

@@ -121,18 +121,9 @@ impl AuthFile {
                 }
             }
         }
-        let hub = crate::docker_hub::is_docker_hub(registry);
         // A helper named for this registry, then the registry's entry, then the default store.
         let helpers = self.config.get("credHelpers").and_then(Value::as_object);
-        let names: Vec<String> = if hub {
-            vec![
-                crate::docker_hub::REGISTRY.into(),
-                "index.docker.io".into(),
-                docker_key(registry),
-            ]
-        } else {
-            vec![registry.to_owned()]
-        };
+        let names = super::entry_keys(registry);
         if let Some(helper) = helpers
             .and_then(|h| names.iter().find_map(|n| h.get(n)?.as_str()))
             .filter(|h| !h.is_empty())

@@ -149,9 +149,9 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
         .get_mut("auths")
         .and_then(Value::as_object_mut)
         .map(|a| {
-            [key.as_str(), registry]
+            super::entry_keys(registry)
                 .iter()
-                .filter(|k| a.remove(**k).is_some())
+                .filter(|k| a.remove(k.as_str()).is_some())
                 .count()
                 > 0
         })
@@ -165,7 +165,7 @@ pub fn erase(registry: &str, authfile: Option<&Path>) -> Result<bool, Credential
 /// The other default files (not `edited`) that hold an `auths` entry for `registry`: what
 /// `ferry logout` left alone, for its message. Helpers are not run.
 pub fn entries_elsewhere(registry: &str, edited: &Path) -> Vec<PathBuf> {
-    let key = docker_key(registry);
+    let keys = super::entry_keys(registry);
     default_auth_files()
         .into_iter()
         .filter(|p| p != edited)
@@ -173,7 +173,7 @@ pub fn entries_elsewhere(registry: &str, edited: &Path) -> Vec<PathBuf> {
             read_config(p).ok().is_some_and(|c| {
                 c.get("auths")
                     .and_then(Value::as_object)
-                    .is_some_and(|a| a.contains_key(&key) || a.contains_key(registry))
+                    .is_some_and(|a| keys.iter().any(|k| a.contains_key(k)))
             })
         })
         .collect()
@@ -206,6 +206,23 @@ mod tests {
         assert!(err.0.contains("is a symlink"), "{}", err.0);
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
         assert!(path.is_symlink());
+    }
+
+    #[test]
+    fn logout_from_docker_hub_removes_every_spelling_of_it_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"docker.io":{"auth":"YTpi"},"index.docker.io":{"auth":"YTpi"},
+                "https://index.docker.io/v1/":{"auth":"YTpi"},"quay.io":{"auth":"YTpi"}}}"#,
+        )
+        .unwrap();
+        assert!(erase("docker.io", Some(&path)).unwrap());
+        let left: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let keys: Vec<&String> = left["auths"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["quay.io"]);
+        assert!(!erase("docker.io", Some(&path)).unwrap(), "nothing left");
     }
 
     #[test]

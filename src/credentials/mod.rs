@@ -116,6 +116,24 @@ impl CredentialSource for Given {
     }
 }
 
+/// Every `auths` (or `credHelpers`) key that names `registry`, the one docker writes first:
+/// Docker Hub is found under each of its spellings, as docker, podman and older tools wrote it.
+pub fn entry_keys(registry: &str) -> Vec<String> {
+    if crate::docker_hub::is_docker_hub(registry) {
+        vec![
+            crate::docker_hub::CREDENTIAL_KEY.to_owned(),
+            crate::docker_hub::CREDENTIAL_KEY
+                .trim_end_matches('/')
+                .to_owned(),
+            crate::docker_hub::REGISTRY.to_owned(),
+            "index.docker.io".to_owned(),
+            crate::docker_hub::API_HOST.to_owned(),
+        ]
+    } else {
+        vec![registry.to_owned(), format!("https://{registry}")]
+    }
+}
+
 /// The key docker uses for a registry in config.json and with helpers (Docker Hub has a
 /// historical one).
 pub fn docker_key(registry: &str) -> String {
