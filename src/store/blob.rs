@@ -13,6 +13,14 @@ use crate::digest::{self, Digest, Hasher};
 /// Buffer between the network and the file: large enough to keep syscalls rare.
 const WRITE_BUFFER: usize = 256 << 10;
 
+/// The write buffer for a blob of `size` bytes: never larger than the blob. A 1 KiB config
+/// needs no 256 KiB buffer, which malloc maps and unmaps (and the kernel zeroes) per blob.
+fn buffer_for(size: Option<u64>) -> usize {
+    size.map_or(WRITE_BUFFER, |s| {
+        usize::try_from(s).map_or(WRITE_BUFFER, |s| s.clamp(1, WRITE_BUFFER))
+    })
+}
+
 /// A blob being written. Either a throwaway temp file (removed if dropped before `commit`), or
 /// a resumable partial download (kept on drop, so a later attempt or run can continue it).
 #[derive(Debug)]
@@ -51,7 +59,7 @@ impl BlobWriter {
             .open(&path)
             .map_err(StoreError::io("create", &path))?;
         Ok(BlobWriter {
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file: BufWriter::with_capacity(buffer_for(size), file),
             path,
             dest: layout.blob_path(&digest),
             hasher: Hasher::new(digest.algorithm()),
@@ -110,7 +118,7 @@ impl BlobWriter {
         file.seek(SeekFrom::Start(hasher.len()))
             .map_err(StoreError::io("seek", &path))?;
         Ok(BlobWriter {
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file: BufWriter::with_capacity(buffer_for(Some(size)), file),
             path,
             dest: layout.blob_path(&digest),
             hasher,
