@@ -89,6 +89,20 @@ impl Registry {
         .to_owned();
         Ok(Registry { addr, state })
     }
+
+    /// The CPU time the registry process has used so far (/proc/PID/stat utime + stime), to
+    /// show how much of a run's wall time the peer itself needs on this machine.
+    pub fn cpu(&self) -> Option<Duration> {
+        let pid = std::fs::read_to_string(self.state.path().join("pid")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+        // Fields after the command name (which may hold spaces) start at `state`, field 3.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_millis(ticks * 1000 / hz))
+    }
 }
 
 impl Drop for Registry {
@@ -117,9 +131,9 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// One tool's run: its measurement, whether it finished, and (ferry) its JSON report.
-struct Outcome {
-    m: Measured,
-    ok: Result<(), String>,
+pub(crate) struct Outcome {
+    pub(crate) m: Measured,
+    pub(crate) ok: Result<(), String>,
     report: String,
 }
 
@@ -147,15 +161,13 @@ fn total(report: &str, key: &str) -> String {
         .to_owned()
 }
 
-fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
+/// Copies `refs` one at a time into one OCI layout with skopeo, as skopeo users do.
+pub(crate) fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
     // skopeo remembers blobs it saw in a cache that would favour later runs: start clean.
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
     let out = dir("skopeo");
     let dest = out.path().join("layout");
-    let mut sum = Measured {
-        wall: Duration::ZERO,
-        peak_rss: 0,
-    };
+    let mut sum = Measured::default();
     for r in refs {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--src-tls-verify=false"])
@@ -164,6 +176,7 @@ fn run_skopeo(refs: &[String], extra: &[&str]) -> Outcome {
             .arg(format!("oci:{}:{r}", dest.display()));
         let (m, _, ok) = measure(&mut cmd);
         sum.wall += m.wall;
+        sum.cpu += m.cpu;
         sum.peak_rss = sum.peak_rss.max(m.peak_rss);
         if ok.is_err() {
             return Outcome {
@@ -184,7 +197,12 @@ pub(crate) fn median(mut v: Vec<Measured>) -> Measured {
     v.sort_by_key(|m| m.wall);
     let wall = v[v.len() / 2].wall;
     let peak_rss = v.iter().map(|m| m.peak_rss).max().unwrap_or(0);
-    Measured { wall, peak_rss }
+    let cpu = v[v.len() / 2].cpu;
+    Measured {
+        wall,
+        peak_rss,
+        cpu,
+    }
 }
 
 /// Installs what the benchmarks need and builds ferry in release mode; returns its path.
@@ -250,7 +268,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let ferry = release_ferry()?;
     if o.small_only {
         let registry = Registry::start()?;
-        return crate::small::run(&ferry, &registry.addr, o.small_images.max(1), o.runs);
+        return crate::small::run(&ferry, &registry, o.small_images.max(1), o.runs);
     }
     let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
@@ -264,7 +282,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     clean_link_case(&ferry, refs, &o, unique)?;
     if o.small_images > 0 {
-        crate::small::run(&ferry, &registry.addr, o.small_images, o.runs)?;
+        crate::small::run(&ferry, registry, o.small_images, o.runs)?;
     }
 
     serve_case()?;

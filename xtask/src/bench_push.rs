@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::bench::{Registry, dir, median, mib};
 use crate::{Measured, measure};
@@ -25,10 +24,7 @@ fn skopeo_push(bundle: &Path, refs: &[String], names: &[String]) -> Result<Measu
     // skopeo remembers blobs it saw in a cache that would favour later runs: start clean.
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
     let target = fresh_registry()?;
-    let mut sum = Measured {
-        wall: Duration::ZERO,
-        peak_rss: 0,
-    };
+    let mut sum = Measured::default();
     for (r, name) in refs.iter().zip(names) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--dest-tls-verify=false"])
@@ -37,6 +33,7 @@ fn skopeo_push(bundle: &Path, refs: &[String], names: &[String]) -> Result<Measu
         let (m, _, ok) = measure(&mut cmd);
         ok?;
         sum.wall += m.wall;
+        sum.cpu += m.cpu;
         sum.peak_rss = sum.peak_rss.max(m.peak_rss);
     }
     Ok(sum)

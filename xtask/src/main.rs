@@ -76,13 +76,19 @@ pub fn sh(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Wall time and peak resident memory of one child process.
-#[derive(Debug, Clone, Copy)]
+/// Wall time, CPU time and peak resident memory of one child process.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Measured {
     /// Elapsed time.
     pub wall: Duration,
     /// Peak RSS in bytes (getrusage's ru_maxrss).
     pub peak_rss: u64,
+    /// User plus system CPU time (getrusage's ru_utime + ru_stime).
+    pub cpu: Duration,
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
 /// Runs `cmd` and measures it with wait4's rusage (the child's own peak RSS). Returns the
@@ -94,10 +100,7 @@ pub fn measure(cmd: &mut Command) -> (Measured, String, Result<(), String>) {
         Ok(c) => c,
         Err(e) => {
             return (
-                Measured {
-                    wall: Duration::ZERO,
-                    peak_rss: 0,
-                },
+                Measured::default(),
                 String::new(),
                 Err(format!("cannot run {cmd:?}: {e}")),
             );
@@ -127,6 +130,7 @@ pub fn measure(cmd: &mut Command) -> (Measured, String, Result<(), String>) {
     let m = Measured {
         wall,
         peak_rss: usage.ru_maxrss as u64 * 1024,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
     };
     let ok = if r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         Ok(())
