@@ -387,6 +387,11 @@ impl Run {
         error: Error,
         retries: u32,
     ) {
+        // Two tags of one image share its referrers, and so their failures: one report each.
+        let failed = |i: &ImageReport| i.reference == reference && i.status == ImageStatus::Failed;
+        if self.summary.images.iter().any(failed) {
+            return;
+        }
         self.reporter.event(&Event::ImageFailed {
             reference: reference.clone(),
             error: error.clone(),
@@ -461,5 +466,42 @@ impl Run {
         self.summary.cancelled = cancelled;
         self.summary.elapsed = self.start.elapsed();
         self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the failures it is told of.
+    #[derive(Default)]
+    struct Failures(std::sync::Mutex<Vec<String>>);
+
+    impl Reporter for Failures {
+        fn event(&self, event: &Event) {
+            if let Event::ImageFailed { reference, .. } = event {
+                self.0.lock().unwrap().push(reference.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn an_image_fails_once_however_many_tags_share_it() {
+        let failures = Arc::new(Failures::default());
+        let mut run = Run {
+            start: Instant::now(),
+            summary: BundleSummary::default(),
+            reporter: failures.clone(),
+        };
+        let why = || Error::msg(crate::error::Kind::Transport, "cannot reach it");
+        let sig = "registry.example/app:sha256-0123.sig".to_owned();
+        run.fail(sig.clone(), None, 0, why(), 0);
+        run.fail(sig.clone(), None, 0, why(), 0);
+        run.fail("registry.example/app:1".into(), None, 0, why(), 0);
+        assert_eq!(
+            *failures.0.lock().unwrap(),
+            [sig.clone(), "registry.example/app:1".to_owned()]
+        );
+        assert_eq!(run.summary.with_status(ImageStatus::Failed).count(), 2);
     }
 }

@@ -3,7 +3,7 @@
 //! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default), and the lines
 //! that matter (failures, retries) everywhere.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,9 +45,6 @@ pub struct BundleProgress {
     bars: Option<Bars>,
     style: Style,
     totals: Arc<Mutex<Totals>>,
-    /// References already reported as failed: an image is reported once, however many
-    /// remotes (mirrors, then its registry) were tried.
-    failed: Mutex<HashSet<String>>,
     /// Stops the periodic totals (started once the run is planned: before, the resolved
     /// lines show the progress).
     ticker: Mutex<Option<mpsc::Sender<()>>>,
@@ -116,7 +113,6 @@ impl BundleProgress {
             bars: (style == Style::Bars).then(Bars::new),
             style,
             totals,
-            failed: Mutex::new(HashSet::new()),
             ticker: Mutex::new(None),
         }
     }
@@ -366,15 +362,6 @@ impl Bars {
 
 impl Reporter for BundleProgress {
     fn event(&self, event: &Event) {
-        if let Event::ImageFailed { reference, .. } = event
-            && !self
-                .failed
-                .lock()
-                .expect("failed lock")
-                .insert(reference.clone())
-        {
-            return;
-        }
         self.count(event);
         if self.style != Style::Quiet
             && let Some(line) = self.line_for(event)
@@ -390,21 +377,6 @@ impl Reporter for BundleProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failure_is_reported_once() {
-        let p = BundleProgress::new(Style::Lines, 1);
-        let failed = Event::ImageFailed {
-            reference: "registry.example/app:1".into(),
-            error: ferry::error::Error::msg(
-                ferry::error::Kind::Transport,
-                "cannot reach registry.example",
-            ),
-        };
-        p.event(&failed);
-        p.event(&failed);
-        assert_eq!(p.totals.lock().unwrap().failed, 1);
-    }
 
     #[test]
     fn platforms_are_counted_and_named() {
