@@ -329,18 +329,20 @@ impl Host {
             with_credentials = credential.is_some(),
             "token request"
         );
-        let started = std::time::Instant::now();
-        let timeout = pool.options.retry.attempt_timeout(1);
-        let resp = tokio::time::timeout(timeout, req.send())
-            .await
-            .map_err(|_| self.err(ErrorKind::Timeout, url.as_str(), "token request timed out"))?
-            .map_err(|e| self.realm_error(&realm.host, url.as_str(), &e))?;
-        let status = resp.status();
         let method = match credential {
             Some(Credential::IdentityToken(_)) => "POST",
             _ => "GET",
         };
-        super::host::trace_response(method, url.as_str(), status, started);
+        let limit = Some((
+            pool.options.retry.attempt_timeout(1),
+            "token request timed out".to_owned(),
+        ));
+        let resp = self
+            .send_traced(req, (method, url.as_str()), limit, |e| {
+                self.realm_error(&realm.host, url.as_str(), e)
+            })
+            .await?;
+        let status = resp.status();
         let stall = pool.options.retry.stall_timeout;
         if !status.is_success() {
             let body = error_body(resp, stall).await;

@@ -46,7 +46,7 @@ pub(crate) struct Host {
 
 /// Logs one answered request (debug): method, URL with credentials and query removed, status
 /// and time. Never a header: they may carry credentials.
-pub(super) fn trace_response(method: &str, url: &str, status: StatusCode, started: Instant) {
+fn trace_response(method: &str, url: &str, status: StatusCode, started: Instant) {
     tracing::debug!(
         "{method} {} -> {} in {} ms",
         crate::redact::redact(url),
@@ -56,13 +56,43 @@ pub(super) fn trace_response(method: &str, url: &str, status: StatusCode, starte
 }
 
 /// Logs a request that got no answer (debug).
-pub(super) fn trace_no_response(method: &str, url: &str, error: &RegistryError, started: Instant) {
+fn trace_no_response(method: &str, url: &str, error: &RegistryError, started: Instant) {
     tracing::debug!(
         "{method} {} -> no response after {} ms: {}",
         crate::redact::redact(url),
         started.elapsed().as_millis(),
         crate::redact::redact(&error.detail)
     );
+}
+
+/// A request's time limit for the headers, and what to say when it passes.
+pub(super) type Limit = Option<(std::time::Duration, String)>;
+
+impl Host {
+    /// Sends one request (bounded by `limit` when given) and logs it (debug) with its status
+    /// and time, or why no answer came. Every request to a registry or its token server goes
+    /// through here, so `-v` shows each one the same way.
+    pub(super) async fn send_traced(
+        &self,
+        req: reqwest::RequestBuilder,
+        (method, url): (&str, &str),
+        limit: Limit,
+        transport: impl FnOnce(&reqwest::Error) -> RegistryError,
+    ) -> Result<Response, RegistryError> {
+        let started = Instant::now();
+        let sent = match limit {
+            Some((time, detail)) => tokio::time::timeout(time, req.send())
+                .await
+                .map_err(|_| self.err(ErrorKind::Timeout, url, detail)),
+            None => Ok(req.send().await),
+        };
+        let result = sent.and_then(|r| r.map_err(|e| transport(&e)));
+        match &result {
+            Ok(resp) => trace_response(method, url, resp.status(), started),
+            Err(e) => trace_no_response(method, url, e, started),
+        }
+        result
+    }
 }
 
 /// `host:port` -> `host` (handles `[::1]:5000`).
@@ -179,21 +209,10 @@ impl Host {
         timeout: std::time::Duration,
     ) -> Result<Response, RegistryError> {
         let url = format!("{scheme}://{}/v2/", self.api_host);
-        let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client(pool).get(&url).send()).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(self.transport_error(&url, &e)),
-            Err(_) => Err(self.err(
-                ErrorKind::Timeout,
-                &url,
-                format!("no answer in {} s", timeout.as_secs_f64()),
-            )),
-        };
-        match &result {
-            Ok(resp) => trace_response("GET", &url, resp.status(), started),
-            Err(e) => trace_no_response("GET", &url, e, started),
-        }
-        result
+        let limit = Some((timeout, format!("no answer in {} s", timeout.as_secs_f64())));
+        let req = self.client(pool).get(&url);
+        self.send_traced(req, ("GET", &url), limit, |e| self.transport_error(&url, e))
+            .await
     }
 
     /// HTTPS and plain HTTP at once, HTTPS preferred. A plain-HTTP server may sit silent on a
@@ -415,10 +434,8 @@ impl Host {
             if let Some(auth) = self.authorization(pool, repository).await? {
                 req = req.header(AUTHORIZATION, auth);
             }
-            let started = Instant::now();
-            let resp = self.send_get(pool, req, &url, attempt, started).await?;
+            let resp = self.send_get(pool, req, &url, attempt).await?;
             let status = resp.status();
-            trace_response("GET", url.as_str(), status, started);
             if resp.url() != &url {
                 // A redirect (object storage): where the bytes come from, query cut.
                 tracing::debug!(
@@ -470,23 +487,16 @@ impl Host {
         req: reqwest::RequestBuilder,
         url: &Url,
         attempt: u32,
-        started: Instant,
     ) -> Result<Response, RegistryError> {
         let timeout = pool.options.retry.attempt_timeout(attempt);
-        tokio::time::timeout(timeout, req.send())
-            .await
-            .map_err(|_| {
-                self.err(
-                    ErrorKind::Timeout,
-                    url.as_str(),
-                    format!(
-                        "no response in {} s (--response-timeout, doubling each attempt)",
-                        timeout.as_secs_f64()
-                    ),
-                )
-            })
-            .and_then(|r| r.map_err(|e| self.transport_error(url.as_str(), &e)))
-            .inspect_err(|e| trace_no_response("GET", url.as_str(), e, started))
+        let detail = format!(
+            "no response in {} s (--response-timeout, doubling each attempt)",
+            timeout.as_secs_f64()
+        );
+        self.send_traced(req, ("GET", url.as_str()), Some((timeout, detail)), |e| {
+            self.transport_error(url.as_str(), e)
+        })
+        .await
     }
 }
 

@@ -101,23 +101,12 @@ impl Host {
             if let Some(b) = body {
                 req = req.body(b);
             }
-            let send = req.send();
-            let started = std::time::Instant::now();
-            let resp = match timeout {
-                Some(t) => tokio::time::timeout(t, send).await.map_err(|_| {
-                    self.err(
-                        ErrorKind::Timeout,
-                        url.as_str(),
-                        format!("no response in {} s", t.as_secs()),
-                    )
-                })?,
-                None => send.await,
-            }
-            .map_err(|e| self.transport_error(url.as_str(), &e))
-            .inspect_err(|e| {
-                super::host::trace_no_response(method.as_str(), url.as_str(), e, started)
-            })?;
-            super::host::trace_response(method.as_str(), url.as_str(), resp.status(), started);
+            let limit = timeout.map(|t| (t, format!("no response in {} s", t.as_secs())));
+            let resp = self
+                .send_traced(req, (method.as_str(), url.as_str()), limit, |e| {
+                    self.transport_error(url.as_str(), e)
+                })
+                .await?;
             if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && same_host {
                 reauthenticated = true;
                 self.remember_challenge(resp.headers());
