@@ -1,7 +1,6 @@
 //! The download step of a bundle run: the plan's downloads, `jobs` at a time, each image
 //! committed when its last blob lands.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -32,7 +31,7 @@ pub(super) struct Downloads<'a> {
     pub(super) layout: &'a Arc<Layout>,
     pub(super) reporter: &'a Arc<dyn Reporter>,
     pub(super) images: &'a [ResolvedImage],
-    pub(super) users: &'a HashMap<Digest, Vec<usize>>,
+    pub(super) users: &'a super::Users,
     pub(super) jobs: usize,
 }
 
@@ -41,7 +40,7 @@ impl Downloads<'_> {
     /// images that share it (the same base layer on two registries).
     fn remotes_of(&self, download: &crate::plan::Download) -> Vec<crate::registry::Remote> {
         let mut remotes = self.images[download.source].remotes.clone();
-        for &i in self.users.get(&download.digest).into_iter().flatten() {
+        for &i in self.users.of(&download.digest) {
             for r in &self.images[i].remotes {
                 if !remotes.contains(r) {
                     remotes.push(r.clone());
@@ -119,12 +118,7 @@ impl Downloads<'_> {
         s.bytes_fetched += size;
         s.bytes_received += stats.received;
         s.resumes += stats.resumes;
-        for &i in self
-            .users
-            .get(&digest)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for &i in self.users.of(&digest) {
             let p = &mut pending[i];
             p.retries += stats.retries;
             p.waits.remove(&digest);
@@ -158,21 +152,10 @@ impl Downloads<'_> {
             BlobError::Store(_) => 0,
         };
         let error = Error::from(error);
-        for &i in self
-            .users
-            .get(digest)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let p = &mut pending[i];
-            p.retries += failed_retries;
-            if p.open {
-                p.open = false;
-                let why = error.clone().wrap(format!("blob {digest}"));
-                let image = &self.images[i];
-                let root = Some(image.root.digest.clone());
-                run.fail(image.reference.to_string(), root, p.bytes, why, p.retries);
-            }
+        for &i in self.users.of(digest) {
+            pending[i].retries += failed_retries;
+            let why = error.clone().wrap(format!("blob {digest}"));
+            pending[i].fail(run, &self.images[i], why);
         }
     }
 }

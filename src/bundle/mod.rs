@@ -175,7 +175,7 @@ pub async fn bundle(
         &layout,
         &plan.downloads,
         &images,
-        space::Users(&users),
+        &users,
         &mut pending,
         &mut run,
     );
@@ -294,14 +294,24 @@ fn pending_of(images: &[ResolvedImage], plan: &Plan) -> Vec<Pending> {
 }
 
 /// For each blob to download, the images waiting for it.
-fn users_of(pending: &[Pending]) -> HashMap<Digest, Vec<usize>> {
+fn users_of(pending: &[Pending]) -> Users {
     let mut m: HashMap<Digest, Vec<usize>> = HashMap::new();
     for (i, p) in pending.iter().enumerate() {
         for d in &p.waits {
             m.entry(d.clone()).or_default().push(i);
         }
     }
-    m
+    Users(m)
+}
+
+/// The images (by index) that wait on each blob.
+struct Users(HashMap<Digest, Vec<usize>>);
+
+impl Users {
+    /// The images waiting on `digest` (none for a blob no image waits on).
+    fn of(&self, digest: &Digest) -> &[usize] {
+        self.0.get(digest).map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 /// Adds the referrers of `images` to what is bundled (as entries of their own, which can fail
@@ -349,6 +359,23 @@ struct Pending {
     /// Neither committed nor failed yet.
     open: bool,
     bytes: u64,
+}
+
+impl Pending {
+    /// Fails the image, unless it is committed or failed already.
+    fn fail(&mut self, run: &mut Run, image: &ResolvedImage, why: Error) {
+        if self.open {
+            self.open = false;
+            let root = Some(image.root.digest.clone());
+            run.fail(
+                image.reference.to_string(),
+                root,
+                self.bytes,
+                why,
+                self.retries,
+            );
+        }
+    }
 }
 
 /// The bookkeeping of one run.

@@ -2,12 +2,9 @@
 //! (a layer declared as 1 TB would fill the volume and leave a useless partial behind). Checked
 //! against the free space of the bundle's filesystem before any blob is written.
 
-use std::collections::HashMap;
-
 use indicatif::HumanBytes;
 
-use super::{Pending, Run};
-use crate::digest::Digest;
+use super::{Pending, Run, Users};
 use crate::plan::Download;
 use crate::resolve::ResolvedImage;
 use crate::store::{Layout, free_space};
@@ -24,15 +21,6 @@ fn figure(n: u64) -> String {
     format!("{n} bytes ({})", HumanBytes(n))
 }
 
-/// The images (and downloads) that wait on blobs shared with them.
-pub(super) struct Users<'a>(pub &'a HashMap<Digest, Vec<usize>>);
-
-impl Users<'_> {
-    fn of(&self, digest: &Digest) -> &[usize] {
-        self.0.get(digest).map(Vec::as_slice).unwrap_or_default()
-    }
-}
-
 /// Fails the images that cannot fit and returns the downloads left to run. A blob that alone
 /// needs more than the free space fails the images that use it (the others go on); then, when
 /// what is left does not fit either, every image still waiting fails and nothing is fetched.
@@ -42,7 +30,7 @@ pub(super) fn refuse_what_cannot_fit<'p>(
     layout: &Layout,
     downloads: &'p [Download],
     images: &[ResolvedImage],
-    users: Users<'_>,
+    users: &Users,
     pending: &mut [Pending],
     run: &mut Run,
 ) -> Vec<&'p Download> {
@@ -80,7 +68,7 @@ pub(super) fn refuse_what_cannot_fit<'p>(
             figure(space.available),
         );
         for &i in users.of(&d.digest) {
-            fail(run, &images[i], &mut pending[i], &why, SPACE_HINT);
+            pending[i].fail(run, &images[i], no_room(&why, SPACE_HINT));
         }
     }
     let live: Vec<&Download> = downloads
@@ -99,7 +87,7 @@ pub(super) fn refuse_what_cannot_fit<'p>(
     );
     for d in &live {
         for &i in users.of(&d.digest) {
-            fail(run, &images[i], &mut pending[i], &why, FEWER_HINT);
+            pending[i].fail(run, &images[i], no_room(&why, FEWER_HINT));
         }
     }
     Vec::new()
@@ -109,15 +97,6 @@ const SPACE_HINT: &str = "free space there or bundle onto a larger volume (-o)";
 const FEWER_HINT: &str =
     "free space there, bundle onto a larger volume (-o), or bundle fewer images per run";
 
-fn fail(run: &mut Run, image: &ResolvedImage, p: &mut Pending, why: &str, hint: &str) {
-    if p.open {
-        p.open = false;
-        run.fail(
-            image.reference.to_string(),
-            Some(image.root.digest.clone()),
-            p.bytes,
-            crate::error::Error::msg(crate::error::Kind::Io, why).with_hint(hint),
-            p.retries,
-        );
-    }
+fn no_room(why: &str, hint: &str) -> crate::error::Error {
+    crate::error::Error::msg(crate::error::Kind::Io, why).with_hint(hint)
 }
