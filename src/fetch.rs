@@ -140,7 +140,7 @@ pub async fn fetch_blob(
     d.high_water = first.offset();
     d.writer = Some(first);
     let mut retries_before = 0;
-    let mut tried: Vec<String> = Vec::new();
+    let mut tried = crate::registry::Tried::default();
     for (i, remote) in remotes.iter().enumerate() {
         d.source = remote;
         let mut retrier = registries.retrier(
@@ -173,22 +173,19 @@ pub async fn fetch_blob(
             }
             Err(mut e) if i + 1 == remotes.len() => {
                 // One error for the blob, naming every remote tried before (as resolve does).
-                if !tried.is_empty() {
-                    e.detail = format!("{} (after {})", e.detail, tried.join("; "));
-                }
+                tried.annotate(&mut e);
                 return Err(BlobError::Registry(e));
             }
             // The next remote resumes where this one stopped.
             Err(e) => {
-                let first = e.to_string().lines().next().unwrap_or_default().to_owned();
                 tracing::debug!(
-                    "blob {} from {} failed, trying {}: {first}",
+                    "blob {} from {} failed, trying {}: {}",
                     digest.short(),
                     remote.name(),
                     remotes[i + 1].name(),
+                    e.to_string().lines().next().unwrap_or_default()
                 );
-                let kind = if remote.mirror { "mirror" } else { "source" };
-                tried.push(format!("{kind} {}: {first}", remote.registry));
+                tried.failed(remote, &e);
             }
         }
     }

@@ -402,7 +402,7 @@ async fn fetch_root(
     reference: &ImageRef,
 ) -> Result<(FetchedManifest, Vec<Remote>), ResolveError> {
     let remotes = registries.remotes(reference);
-    let mut skipped: Vec<String> = Vec::new();
+    let mut tried = crate::registry::Tried::default();
     for (i, remote) in remotes.iter().enumerate() {
         match registries
             .fetch_manifest(remote, &reference.manifest_reference(), reference.digest())
@@ -416,17 +416,11 @@ async fn fetch_root(
                     crate::redact::redact(&reference.to_string()),
                     e.to_string().lines().next().unwrap_or_default()
                 );
-                skipped.push(format!(
-                    "mirror {}: {}",
-                    remote.registry,
-                    e.to_string().lines().next().unwrap_or_default()
-                ));
+                tried.failed(remote, &e);
             }
             Err(e) => {
                 let mut e = registries.explain_not_found(e).await;
-                if !skipped.is_empty() {
-                    e.detail = format!("{} (after {})", e.detail, skipped.join("; "));
-                }
+                tried.annotate(&mut e);
                 return Err(e.into());
             }
         }

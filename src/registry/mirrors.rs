@@ -17,6 +17,28 @@ pub struct Remote {
     pub mirror: bool,
 }
 
+/// The remotes that failed before the one whose error is reported, named in that error:
+/// `… (after mirror m:5000: why; …)`, so one message tells every place that was tried.
+#[derive(Debug, Default)]
+pub struct Tried(Vec<String>);
+
+impl Tried {
+    /// Records that `remote` failed with `error` (its first line) and the next one is tried.
+    pub fn failed(&mut self, remote: &Remote, error: &impl std::fmt::Display) {
+        let kind = if remote.mirror { "mirror" } else { "source" };
+        let text = error.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        self.0.push(format!("{kind} {}: {first}", remote.registry));
+    }
+
+    /// Adds the remotes tried before to the last remote's error.
+    pub fn annotate(&self, error: &mut super::RegistryError) {
+        if !self.0.is_empty() {
+            error.detail = format!("{} (after {})", error.detail, self.0.join("; "));
+        }
+    }
+}
+
 impl Remote {
     /// The image's own registry and repository.
     pub fn origin(image: &ImageRef) -> Remote {

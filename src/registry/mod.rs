@@ -31,7 +31,7 @@ pub use blob::{BlobBody, BlobStats};
 pub use error::{ErrorKind, Missing, RegistryError, RegistryErrorDetails};
 pub use host::is_loopback;
 pub use manifest::FetchedManifest;
-pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote};
+pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote, Tried};
 pub use retry::{Retrier, RetryPolicy, parse_retry_after};
 pub use tls::TlsOptions;
 pub use upload::{BlobOutcome, BlobSource, UploadError};
