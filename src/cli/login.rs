@@ -75,25 +75,26 @@ fn can_ask() -> bool {
 /// Asks for a secret on the terminal without echo (`prompt` on stderr); `None` when there is
 /// no terminal to ask on.
 pub(super) fn ask_secret(prompt: &str) -> Result<Option<String>, Failure> {
-    if !can_ask() {
-        return Ok(None);
-    }
-    let term = console::Term::stderr();
-    term.write_str(prompt)
-        .and_then(|()| term.read_secure_line())
-        .map(Some)
-        .map_err(|e| Failure::usage(format!("cannot read from the terminal: {e}")))
+    ask(prompt, console::Term::read_secure_line)
 }
 
 /// Asks for a line (echoed) on the terminal; `None` without one.
 fn ask_line(prompt: &str) -> Result<Option<String>, Failure> {
+    Ok(ask(prompt, console::Term::read_line)?.map(|s| s.trim().to_owned()))
+}
+
+/// Writes `prompt` on the terminal and reads the answer with `read`; `None` without a terminal.
+fn ask(
+    prompt: &str,
+    read: fn(&console::Term) -> std::io::Result<String>,
+) -> Result<Option<String>, Failure> {
     if !can_ask() {
         return Ok(None);
     }
     let term = console::Term::stderr();
     term.write_str(prompt)
-        .and_then(|()| term.read_line())
-        .map(|s| Some(s.trim().to_owned()))
+        .and_then(|()| read(&term))
+        .map(Some)
         .map_err(|e| Failure::usage(format!("cannot read from the terminal: {e}")))
 }
 
