@@ -28,8 +28,8 @@ pub enum Event {
         /// Their bytes.
         bytes_present: u64,
         /// For each blob to transfer, the references of the images that need it (for people:
-        /// a digest alone says nothing).
-        owners: HashMap<Digest, Vec<String>>,
+        /// a digest alone says nothing). Shared: a reporter keeps it without copying it.
+        owners: std::sync::Arc<HashMap<Digest, Vec<String>>>,
     },
     /// A blob download started (or resumed from `offset`).
     BlobStarted {

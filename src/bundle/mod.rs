@@ -481,7 +481,7 @@ impl Run {
             bytes_to_fetch: plan.bytes_to_fetch(),
             blobs_present: plan.present_blobs,
             bytes_present: plan.present_bytes,
-            owners: plan.owners(images),
+            owners: Arc::new(plan.owners(images)),
         });
     }
 

@@ -55,7 +55,7 @@ struct Bars {
     total: ProgressBar,
     blobs: Mutex<HashMap<Digest, ProgressBar>>,
     /// The images each blob belongs to (from the plan).
-    owners: Mutex<HashMap<Digest, Vec<String>>>,
+    owners: Mutex<Arc<HashMap<Digest, Vec<String>>>>,
 }
 
 /// Counts for the periodic totals line.
@@ -267,7 +267,7 @@ impl Bars {
             multi,
             total,
             blobs: Mutex::new(HashMap::new()),
-            owners: Mutex::new(HashMap::new()),
+            owners: Mutex::new(Arc::default()),
         }
     }
 
@@ -307,8 +307,8 @@ impl Bars {
         }
     }
 
-    fn planned(&self, bytes: u64, blobs: usize, owners: &HashMap<Digest, Vec<String>>) {
-        *self.owners.lock().expect("owners lock") = owners.clone();
+    fn planned(&self, bytes: u64, blobs: usize, owners: &Arc<HashMap<Digest, Vec<String>>>) {
+        *self.owners.lock().expect("owners lock") = Arc::clone(owners);
         self.total.set_length(bytes);
         self.total.set_position(0);
         self.total.set_style(

@@ -214,7 +214,7 @@ pub async fn push(
         bytes_to_fetch: tasks.iter().map(|t| t.size).sum(),
         blobs_present: 0,
         bytes_present: 0,
-        owners: owners(&plans),
+        owners: std::sync::Arc::new(owners(&plans)),
     });
     tracing::debug!(images = plans.len(), blobs = tasks.len(), "push planned");
     let results = blobs::run(&registries, &layout, options, tasks, &cancel).await;
