@@ -18,7 +18,7 @@ const PIPELINE_CHUNKS: usize = 2;
 
 /// Blobs up to this size are staged and landed in batches; for a larger one, its own fsync
 /// costs little next to the time its download took.
-pub const STAGE_MAX: u64 = 1 << 20;
+const STAGE_MAX: u64 = 1 << 20;
 
 /// Why a blob could not be stored.
 #[derive(Debug)]

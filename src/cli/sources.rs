@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use ferry::error::Kind;
 use ferry::inputs::Sources;
 use ferry::inputs::manifests::ManifestOptions;
 use ferry::platform::{PlatformFilter, RequestedPlatform};
@@ -90,11 +89,9 @@ impl SourceArgs {
                  --from-containerd or --from-cluster",
             ));
         }
-        // Every input error but an unreadable source is the user's to fix (exit 2).
-        let collected = sources.collect().await.map_err(|e| match e {
-            ferry::inputs::InputError::Source { .. } => Failure::from(e),
-            other => Failure::from(ferry::error::Error::from(other).with_kind(Kind::Usage)),
-        })?;
+        // The error's kind decides: a bad line or a missing list file is the user's to fix
+        // (exit 2), an unreadable containerd or cluster a failure (exit 1).
+        let collected = sources.collect().await.map_err(Failure::from)?;
         for note in &collected.notes {
             output::warning(note);
         }
