@@ -246,9 +246,11 @@ async fn resolve_all(
                 run.reporter.event(&Event::Resolved {
                     reference: reference.to_string(),
                     digest: image.root.digest.clone(),
+                    // Runnable platforms: attestation manifests (unknown/unknown) ride along.
                     platforms: image
                         .platforms
                         .iter()
+                        .filter(|p| !p.attestation)
                         .filter_map(|p| p.platform.as_ref().map(|p| p.to_string()))
                         .collect(),
                 });
