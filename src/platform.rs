@@ -274,13 +274,16 @@ const KNOWN_ARCH: &[&str] = &[
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "invalid platform {value:?}: {problem}; expected os/arch[/variant] (e.g. linux/amd64, \
-     linux/arm64/v8) or `all`"
+     linux/arm64/v8){}",
+    if *.all_allowed { " or `all`" } else { "" }
 )]
 pub struct RequestedPlatformError {
     /// The value as given.
     pub value: String,
     /// What is wrong with it.
     pub problem: String,
+    /// Whether `all` would have been accepted here (`bundle --platform`, not `export`'s).
+    pub all_allowed: bool,
 }
 
 /// What `--platform` asks for: one platform, or every one.
@@ -312,6 +315,7 @@ impl Platform {
         let fail = |problem: String| RequestedPlatformError {
             value: value.to_owned(),
             problem,
+            all_allowed: false,
         };
         let p: Platform = value.parse().map_err(|_| {
             fail("not of the form os/arch[/variant], each part [a-z0-9][a-z0-9._-]*".into())
@@ -355,7 +359,12 @@ impl FromStr for RequestedPlatform {
         if s.trim().eq_ignore_ascii_case("all") {
             return Ok(RequestedPlatform::All);
         }
-        Platform::parse_requested(s).map(RequestedPlatform::One)
+        Platform::parse_requested(s)
+            .map(RequestedPlatform::One)
+            .map_err(|e| RequestedPlatformError {
+                all_allowed: true,
+                ..e
+            })
     }
 }
 
@@ -460,9 +469,12 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains("os/arch[/variant]") && e.contains("`all`"),
+            e.contains("os/arch[/variant]") && !e.contains("`all`"),
             "{e}"
         );
+        // `--platform` of bundle and lock also takes `all`, and says so.
+        let requested = "linux/amd46".parse::<RequestedPlatform>().unwrap_err();
+        assert!(requested.to_string().contains("`all`"), "{requested}");
         assert!(err("lnux/amd64").contains("(did you mean linux?)"));
         assert!(err("linux").contains("not of the form"));
         assert!(err("linux/arm64/8").contains("variant"));

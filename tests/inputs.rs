@@ -281,7 +281,23 @@ fn a_platform_typo_is_refused_before_any_registry() {
     let (code, _, stderr) = ferry_out(&["restore", "/nonexistent", "--platform", "linux/amd46"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("did you mean amd64?"), "{stderr}");
-    assert!(!b.exists());
+    // export's docker-archive takes one platform, never `all`, and is checked the same way.
+    let tar = dir.path().join("images.tar");
+    let t = tar.to_str().unwrap();
+    let export = [
+        "export",
+        "/nonexistent",
+        "--docker-archive",
+        t,
+        "--platform",
+    ];
+    let (code, _, stderr) = ferry_out(&[&export[..], &["linux/amd46"]].concat());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("did you mean amd64?") && !stderr.contains("`all`"),
+        "{stderr}"
+    );
+    assert!(!tar.exists() && !b.exists());
     assert_eq!(requests_by_ferry(&reg), Vec::<String>::new());
 }
 

@@ -41,8 +41,14 @@ pub struct ExportArgs {
     /// The ext4 filesystem label (16 characters at most).
     #[arg(long, default_value = "ferry-bundle", requires = "ext4")]
     pub label: String,
-    /// The platform of a docker-archive (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "docker_archive")]
+    /// The platform of a docker-archive (default: this machine's). Checked against GOOS/GOARCH
+    /// names, so a typo is refused rather than matching nothing.
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        requires = "docker_archive",
+        value_parser = Platform::parse_requested
+    )]
     pub platform: Option<Platform>,
 }
 
