@@ -66,7 +66,7 @@ impl AuthFile {
         match std::fs::read_to_string(path) {
             Ok(text) => AuthFile::parse(path, &text).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CredentialError(format!(
+            Err(e) => Err(CredentialError::new(format!(
                 "cannot read {}: {e}",
                 path.display()
             ))),
@@ -75,13 +75,16 @@ impl AuthFile {
 
     /// Parses config.json / auth.json content, or a Kubernetes Secret holding it.
     pub fn parse(path: &Path, text: &str) -> Result<AuthFile, CredentialError> {
-        let bad = |why: String| CredentialError(format!("{}: {why}", path.display()));
+        let bad = |why: String| CredentialError::new(format!("{}: {why}", path.display()));
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(json_err) => serde_yaml_ng::from_str(text)
                 .map_err(|_| bad(format!("neither JSON nor YAML ({json_err})")))?,
         };
-        let config = unwrap_secret(value).map_err(bad)?;
+        let config = unwrap_secret(value).map_err(|mut e| {
+            e.message = format!("{}: {}", path.display(), e.message);
+            e
+        })?;
         match config {
             Value::Object(config) => Ok(AuthFile {
                 path: path.to_path_buf(),
@@ -152,8 +155,10 @@ impl AuthFile {
     /// Asks a credential helper, naming this file in errors and in the origin.
     fn helper(&self, name: &str, registry: &str) -> Result<Option<Found>, CredentialError> {
         let configured = format!("configured in {}", self.path.display());
-        let found = super::helper::get(name, &docker_key(registry))
-            .map_err(|e| CredentialError(format!("{} ({configured})", e.0)))?;
+        let found = super::helper::get(name, &docker_key(registry)).map_err(|mut e| {
+            e.message = format!("{} ({configured})", e.message);
+            e
+        })?;
         Ok(found.map(|c| (c, format!("docker-credential-{name} ({configured})"))))
     }
 
@@ -166,7 +171,7 @@ impl AuthFile {
             }
             Ok(DockerCredential::IdentityToken(t)) => Ok(Some(Credential::IdentityToken(t))),
             Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
-            Err(e) => Err(CredentialError(format!(
+            Err(e) => Err(CredentialError::new(format!(
                 "{}: {server}: {e}",
                 self.path.display()
             ))),
@@ -176,7 +181,7 @@ impl AuthFile {
 
 /// A Kubernetes Secret of type `kubernetes.io/dockerconfigjson` (or the older
 /// `kubernetes.io/dockercfg`) -> its config; anything else is returned as it is.
-fn unwrap_secret(value: Value) -> Result<Value, String> {
+fn unwrap_secret(value: Value) -> Result<Value, CredentialError> {
     if value.get("kind").and_then(Value::as_str) != Some("Secret") {
         return Ok(value);
     }
@@ -193,13 +198,16 @@ fn unwrap_secret(value: Value) -> Result<Value, String> {
         {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
-                .map_err(|e| format!("Secret data {key} is not base64: {e}"))?;
-            String::from_utf8(bytes).map_err(|_| format!("Secret data {key} is not UTF-8"))?
+                .map_err(|e| {
+                    CredentialError::new(format!("Secret data {key} is not base64: {e}"))
+                })?;
+            String::from_utf8(bytes)
+                .map_err(|_| CredentialError::new(format!("Secret data {key} is not UTF-8")))?
         } else {
             continue;
         };
         let inner: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("Secret data {key} is not JSON: {e}"))?;
+            .map_err(|e| CredentialError::new(format!("Secret data {key} is not JSON: {e}")))?;
         // .dockercfg is the bare map of registries that "auths" holds in config.json.
         return Ok(if legacy {
             json!({ "auths": inner })
@@ -207,7 +215,10 @@ fn unwrap_secret(value: Value) -> Result<Value, String> {
             inner
         });
     }
-    Err("a Secret without .dockerconfigjson or .dockercfg data; hint: use a kubernetes.io/dockerconfigjson Secret".into())
+    Err(
+        CredentialError::new("a Secret without .dockerconfigjson or .dockercfg data")
+            .with_hint("use a kubernetes.io/dockerconfigjson Secret"),
+    )
 }
 
 #[cfg(test)]
@@ -304,12 +315,14 @@ mod tests {
         );
         let other = "kind: Secret\ntype: Opaque\ndata:\n  x: eA==\n";
         let err = AuthFile::parse(Path::new("s.yaml"), other).unwrap_err();
-        assert!(err.0.contains("dockerconfigjson"), "{err}");
+        assert!(err.message.starts_with("s.yaml: a Secret without"), "{err}");
+        assert!(!err.message.contains("hint"), "{err}");
+        assert!(err.hint.unwrap().contains("kubernetes.io/dockerconfigjson"));
     }
 
     #[test]
     fn garbage_names_the_file() {
         let err = AuthFile::parse(Path::new("/x/config.json"), "{{{").unwrap_err();
-        assert!(err.0.starts_with("/x/config.json:"), "{err}");
+        assert!(err.message.starts_with("/x/config.json:"), "{err}");
     }
 }

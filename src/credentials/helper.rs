@@ -20,16 +20,15 @@ fn run(name: &str, action: &str, input: &[u8]) -> Result<Result<Vec<u8>, String>
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            CredentialError(format!(
-                "cannot run {program}: {e}; hint: is it installed and on PATH?"
-            ))
+            CredentialError::new(format!("cannot run {program}: {e}"))
+                .with_hint("is it installed and on PATH?")
         })?;
     // A helper that fails early may not read its input: a broken pipe here is not the story,
     // its exit status and stderr are.
     let _ = child.stdin.take().expect("stdin is piped").write_all(input);
     let out = child
         .wait_with_output()
-        .map_err(|e| CredentialError(format!("{program} {action}: {e}")))?;
+        .map_err(|e| CredentialError::new(format!("{program} {action}: {e}")))?;
     if out.status.success() {
         return Ok(Ok(out.stdout));
     }
@@ -52,7 +51,7 @@ pub fn get(name: &str, server: &str) -> Result<Option<Credential>, CredentialErr
     match run(name, "get", server.as_bytes())? {
         Ok(stdout) => {
             let r: Response = serde_json::from_slice(&stdout).map_err(|_| {
-                CredentialError(format!("docker-credential-{name} get answered something that is not its JSON for {server}"))
+                CredentialError::new(format!("docker-credential-{name} get answered something that is not its JSON for {server}"))
             })?;
             // The protocol's way of returning an identity token.
             Ok(Some(if r.username == "<token>" {
@@ -65,7 +64,7 @@ pub fn get(name: &str, server: &str) -> Result<Option<Credential>, CredentialErr
             }))
         }
         Err(said) if said.contains("credentials not found") => Ok(None),
-        Err(said) => Err(CredentialError(format!(
+        Err(said) => Err(CredentialError::new(format!(
             "credential helper docker-credential-{name} failed for {server}: {said}"
         ))),
     }
@@ -81,7 +80,7 @@ pub fn store(
     let input = serde_json::json!({ "ServerURL": server, "Username": username, "Secret": secret });
     match run(name, "store", input.to_string().as_bytes())? {
         Ok(_) => Ok(()),
-        Err(said) => Err(CredentialError(format!(
+        Err(said) => Err(CredentialError::new(format!(
             "docker-credential-{name} store failed: {said}"
         ))),
     }
@@ -92,7 +91,7 @@ pub fn erase(name: &str, server: &str) -> Result<(), CredentialError> {
     match run(name, "erase", server.as_bytes())? {
         Ok(_) => Ok(()),
         Err(said) if said.contains("credentials not found") => Ok(()),
-        Err(said) => Err(CredentialError(format!(
+        Err(said) => Err(CredentialError::new(format!(
             "docker-credential-{name} erase failed: {said}"
         ))),
     }

@@ -18,11 +18,10 @@ pub fn login_file(authfile: Option<&Path>) -> Result<PathBuf, CredentialError> {
         return Ok(p.to_path_buf());
     }
     default_auth_files().into_iter().next().ok_or_else(|| {
-        CredentialError(
-            "nowhere to store credentials: HOME, XDG_RUNTIME_DIR and REGISTRY_AUTH_FILE are \
-             unset; pass --authfile PATH"
-                .into(),
+        CredentialError::new(
+            "nowhere to store credentials: HOME, XDG_RUNTIME_DIR and REGISTRY_AUTH_FILE are unset",
         )
+        .with_hint("pass --authfile PATH")
     })
 }
 
@@ -40,13 +39,13 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
         Ok(text) if text.trim().is_empty() => Ok(Map::new()),
         Ok(text) => match serde_json::from_str(&text) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(CredentialError(format!(
+            _ => Err(CredentialError::new(format!(
                 "{}: not a JSON object; fix or move it and retry",
                 path.display()
             ))),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(e) => Err(CredentialError(format!(
+        Err(e) => Err(CredentialError::new(format!(
             "cannot read {}: {e}",
             path.display()
         ))),
@@ -64,10 +63,9 @@ fn folder(path: &Path) -> &Path {
 /// a link planted there would otherwise steer the secrets elsewhere.
 fn check_writable(path: &Path) -> Result<(), CredentialError> {
     crate::store::check_replaceable(path).map_err(|e| {
-        CredentialError(format!(
-            "cannot save the credentials: {e}\nhint: remove it if you did not put it there, \
-             or name a regular file with --authfile"
-        ))
+        CredentialError::new(format!("cannot save the credentials: {e}")).with_hint(
+            "remove it if you did not put it there, or name a regular file with --authfile",
+        )
     })
 }
 
@@ -85,14 +83,14 @@ fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), Credenti
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| CredentialError(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| CredentialError::new(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut text =
         serde_json::to_vec_pretty(&Value::Object(config.clone())).expect("JSON serializes");
     text.push(b'\n');
     check_writable(path)?;
     crate::store::write_atomic_mode(dir, name, &text, dir, 0o600)
-        .map_err(|e| CredentialError(format!("cannot save the credentials: {e}")))
+        .map_err(|e| CredentialError::new(format!("cannot save the credentials: {e}")))
 }
 
 /// The helper configured for `registry` in a config: its `credHelpers` entry, else `credsStore`.
@@ -126,7 +124,7 @@ pub fn store(
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     let auths = config.entry("auths").or_insert_with(|| json!({}));
     let Some(auths) = auths.as_object_mut() else {
-        return Err(CredentialError(format!(
+        return Err(CredentialError::new(format!(
             "{}: \"auths\" is not an object",
             path.display()
         )));
@@ -203,7 +201,7 @@ mod tests {
         let path = dir.path().join("config.json");
         symlink(&target, &path).unwrap();
         let err = store("ghcr.io", "me", "s3cret", Some(&path)).unwrap_err();
-        assert!(err.0.contains("is a symlink"), "{}", err.0);
+        assert!(err.message.contains("is a symlink"), "{err}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
         assert!(path.is_symlink());
     }

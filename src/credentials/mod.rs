@@ -47,8 +47,29 @@ pub type Found = (Credential, String);
 
 /// Why credentials could not be read (as opposed to there being none).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", crate::error::split_hint(.0).0)]
-pub struct CredentialError(pub String);
+#[error("{message}")]
+pub struct CredentialError {
+    /// What went wrong (never a secret).
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl CredentialError {
+    /// An error without a hint.
+    pub fn new(message: impl Into<String>) -> CredentialError {
+        CredentialError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// This error with what to do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CredentialError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
 
 impl crate::error::Diagnostic for CredentialError {
     fn kind(&self) -> crate::error::Kind {
@@ -56,7 +77,7 @@ impl crate::error::Diagnostic for CredentialError {
     }
 
     fn hint(&self) -> Option<String> {
-        crate::error::split_hint(&self.0).1.map(str::to_owned)
+        self.hint.clone()
     }
 }
 
@@ -160,7 +181,7 @@ impl CredentialFiles {
         let (files, searched) = match authfile {
             Some(path) => (
                 vec![AuthFile::load(&path)?.ok_or_else(|| {
-                    CredentialError(format!("--authfile {}: no such file", path.display()))
+                    CredentialError::new(format!("--authfile {}: no such file", path.display()))
                 })?],
                 vec![path],
             ),
@@ -240,7 +261,7 @@ impl CredentialSource for CredentialFiles {
                 "ferry found no credentials for {registry} in {}",
                 list(&self.paths())
             ),
-            Err(e) => format!("ferry could not read credentials: {}", e.0),
+            Err(e) => format!("ferry could not read credentials: {}", e.message),
         }
     }
 }

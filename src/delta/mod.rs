@@ -46,17 +46,34 @@ pub enum DeltaError {
     /// Walking a bundle failed.
     #[error(transparent)]
     Gc(#[from] GcError),
-    /// A path is neither a bundle folder nor a lock file.
-    #[error("{}: {}", .0.display(), crate::error::split_hint(.1).0)]
-    Input(PathBuf, String),
+    /// A path is not a bundle folder or lock file this can use.
+    #[error("{}: {problem}", .path.display())]
+    Input {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        hint: Option<&'static str>,
+    },
 }
+
+fn input(path: &Path, problem: String, hint: Option<&'static str>) -> DeltaError {
+    DeltaError::Input {
+        path: path.to_path_buf(),
+        problem,
+        hint,
+    }
+}
+
+const NEW_FOLDER: &str = "choose a new -o folder";
 
 impl crate::error::Diagnostic for DeltaError {
     fn kind(&self) -> crate::error::Kind {
         match self {
             DeltaError::Store(e) => e.kind(),
             DeltaError::Gc(e) => e.kind(),
-            DeltaError::Input(..) => crate::error::Kind::Configuration,
+            DeltaError::Input { .. } => crate::error::Kind::Configuration,
         }
     }
 
@@ -64,7 +81,7 @@ impl crate::error::Diagnostic for DeltaError {
         match self {
             DeltaError::Store(e) => e.hint(),
             DeltaError::Gc(e) => e.hint(),
-            DeltaError::Input(_, text) => crate::error::split_hint(text).1.map(str::to_owned),
+            DeltaError::Input { hint, .. } => hint.map(str::to_owned),
         }
     }
 }
@@ -149,7 +166,7 @@ pub fn load_side(path: &Path) -> Result<Side, DeltaError> {
         for entry in index.entries() {
             let Some(name) = entry.name else { continue };
             let digest = crate::manifest::descriptor_digest(&entry.descriptor)
-                .map_err(|e| DeltaError::Input(path.to_path_buf(), format!("{name}: {e}")))?;
+                .map_err(|e| input(path, format!("{name}: {e}"), None))?;
             lock_agrees &= lock.get(&name).is_some_and(|l| l.digest == digest);
             refs.insert(name, digest);
         }
@@ -165,9 +182,10 @@ pub fn load_side(path: &Path) -> Result<Side, DeltaError> {
         });
     }
     if !path.is_file() {
-        return Err(DeltaError::Input(
-            path.to_path_buf(),
+        return Err(input(
+            path,
             "no such bundle folder or lock file".into(),
+            None,
         ));
     }
     let lock = LockFile::read(path)?;
@@ -188,11 +206,10 @@ pub fn load_side(path: &Path) -> Result<Side, DeltaError> {
 pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u64>, DeltaError> {
     let side = load_side(base)?;
     let Some(base_blobs) = side.blobs else {
-        return Err(DeltaError::Input(
-            base.to_path_buf(),
-            "this lock records no blob digests (it was made by an older ferry)\nhint: pass the \
-             base bundle folder instead, or re-make the lock with this ferry"
-                .into(),
+        return Err(input(
+            base,
+            "this lock records no blob digests (it was made by an older ferry)".into(),
+            Some("pass the base bundle folder instead, or re-make the lock with this ferry"),
         ));
     };
     let marker = Marker {
@@ -204,19 +221,15 @@ pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u6
     match Marker::read(out)? {
         Some(old) if old.base_lock == marker.base_lock => {}
         Some(old) => {
-            return Err(DeltaError::Input(
-                out.to_path_buf(),
-                format!(
-                    "it is a delta of another base (lock {}, not {})\nhint: choose a new -o folder",
-                    old.base_lock, marker.base_lock
-                ),
-            ));
+            let problem = format!(
+                "it is a delta of another base (lock {}, not {})",
+                old.base_lock, marker.base_lock
+            );
+            return Err(input(out, problem, Some(NEW_FOLDER)));
         }
         None if !layout.read_index()?.is_empty() => {
-            return Err(DeltaError::Input(
-                out.to_path_buf(),
-                "it is a bundle; --since writes a delta into a new or empty folder\nhint: choose a new -o folder".into(),
-            ));
+            let problem = "it is a bundle; --since writes a delta into a new or empty folder";
+            return Err(input(out, problem.into(), Some(NEW_FOLDER)));
         }
         None => {}
     }

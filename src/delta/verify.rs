@@ -130,10 +130,11 @@ pub fn export_delta(
     let mut report = DeltaReport::default();
     let needed = check_needed(layout, marker, &mut report)?;
     if let Some(p) = report.problems.first() {
-        return Err(ExportError::Incomplete(format!(
-            "{p}\nhint: `ferry verify {}` lists every problem",
+        let hint = format!(
+            "`ferry verify {}` lists every problem",
             layout.root().display()
-        )));
+        );
+        return Err(ExportError::Incomplete(p.to_string()).with_hint(hint));
     }
     let mut plan = TarPlan::default();
     for (d, s) in needed.iter().filter(|(d, s)| layout.has_blob(d, **s)) {

@@ -27,16 +27,16 @@ pub enum ExportError {
     #[error("the bundle is damaged; nothing was written")]
     Blob(#[source] StoreError),
     /// The bundle is not complete enough to export.
-    #[error("{}", crate::error::split_hint(.0).0)]
+    #[error("{0}")]
     Incomplete(String),
     /// Writing the output failed.
     #[error("cannot write {0}")]
     Io(String, #[source] std::io::Error),
     /// An external tool (mkfs.ext4, e2fsck) failed.
-    #[error("{}", crate::error::split_hint(.0).0)]
+    #[error("{0}")]
     Tool(String),
     /// A bad option or output path (exit 2).
-    #[error("{}", crate::error::split_hint(.0).0)]
+    #[error("{0}")]
     Usage(String),
     /// Stopped by a signal; nothing was written.
     #[error("interrupted: no output was written")]
@@ -83,10 +83,11 @@ impl crate::error::Diagnostic for ExportError {
                  command that made it fetches them again"
                     .into(),
             ),
-            ExportError::Incomplete(t) | ExportError::Tool(t) | ExportError::Usage(t) => {
-                crate::error::split_hint(t).1.map(str::to_owned)
-            }
-            ExportError::Io(..) | ExportError::Interrupted => None,
+            ExportError::Incomplete(_)
+            | ExportError::Tool(_)
+            | ExportError::Usage(_)
+            | ExportError::Io(..)
+            | ExportError::Interrupted => None,
             ExportError::Hinted { hint, .. } => Some(hint.clone()),
         }
     }

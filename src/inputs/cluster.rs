@@ -20,11 +20,12 @@ const RESOURCES: &[(&str, &str, &str, &str)] = &[
     ("batch", "v1", "CronJob", "cronjobs"),
 ];
 
-fn source_error(reason: String) -> InputError {
+fn source_error(reason: String, hint: Option<String>) -> InputError {
     InputError::Source {
         source_name: "--from-cluster".into(),
         // Client errors quote the API server's URL, which a kubeconfig may give with a password.
         reason: crate::redact::redact(&reason),
+        hint,
     }
 }
 
@@ -76,12 +77,8 @@ pub async fn list(
     options: ManifestOptions,
 ) -> Result<Vec<ImageRef>, InputError> {
     let client = crate::kube_client::client().await.map_err(|e| {
-        // The reason carries its hint inline; InputError splits it out again.
         use crate::error::Diagnostic;
-        source_error(match e.hint() {
-            Some(h) => format!("{e}\nhint: {h}"),
-            None => e.to_string(),
-        })
+        source_error(e.to_string(), e.hint())
     })?;
     let mut out = Vec::new();
     let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
@@ -93,7 +90,12 @@ pub async fn list(
             }
             other => other,
         }
-        .map_err(|e| source_error(format!("cannot list {plural} in {scope}: {e}\nhint: the account in use needs get/list on {plural}")))?;
+        .map_err(|e| {
+            source_error(
+                format!("cannot list {plural} in {scope}: {e}"),
+                Some(format!("the account in use needs get/list on {plural}")),
+            )
+        })?;
         // A Deployment keeps its old ReplicaSets at zero replicas (revisionHistoryLimit): their
         // images are past versions, not what the cluster runs or will run.
         objects.retain(|o| !(*kind == "ReplicaSet" && is_old_revision(o)));

@@ -24,9 +24,8 @@ pub fn list(namespace: &str) -> Result<ContainerdImages, InputError> {
         .output()
         .map_err(|e| InputError::Source {
             source_name: "--from-containerd".into(),
-            reason: format!(
-                "cannot run ctr: {e}\nhint: ctr comes with containerd (apt-get install containerd)"
-            ),
+            reason: format!("cannot run ctr: {e}"),
+            hint: Some("ctr comes with containerd (apt-get install containerd)".into()),
         })?;
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
@@ -34,9 +33,10 @@ pub fn list(namespace: &str) -> Result<ContainerdImages, InputError> {
             .unwrap_or_else(|_| "/run/containerd/containerd.sock".into());
         return Err(InputError::Source {
             source_name: "--from-containerd".into(),
-            reason: format!(
-                "ctr -n {namespace} images ls failed: {said}\nhint: is containerd running at {address}? (set CONTAINERD_ADDRESS)"
-            ),
+            reason: format!("ctr -n {namespace} images ls failed: {said}"),
+            hint: Some(format!(
+                "is containerd running at {address}? (set CONTAINERD_ADDRESS)"
+            )),
         });
     }
     Ok(parse(&String::from_utf8_lossy(&out.stdout)))

@@ -32,12 +32,14 @@ pub enum InputError {
         reason: String,
     },
     /// A source (containerd, the cluster) could not be read.
-    #[error("{source_name}: {}", crate::error::split_hint(reason).0)]
+    #[error("{source_name}: {reason}")]
     Source {
         /// The option that named it.
         source_name: String,
-        /// What went wrong, with a hint.
+        /// What went wrong.
         reason: String,
+        /// What to do about it.
+        hint: Option<String>,
     },
     /// Several of the problems above, all reported at once (every bad line of every list
     /// and argument, so that one run shows them all).
@@ -254,6 +256,7 @@ impl Sources {
                 reason:
                     "standard input can feed one list (-f - or --from-manifests -), not several"
                         .into(),
+                hint: None,
             });
         }
         let mut out = Collected::default();
@@ -334,9 +337,7 @@ impl crate::error::Diagnostic for InputError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            InputError::Source { reason, .. } => {
-                crate::error::split_hint(reason).1.map(str::to_owned)
-            }
+            InputError::Source { hint, .. } => hint.clone(),
             _ => None,
         }
     }

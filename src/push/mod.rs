@@ -48,8 +48,13 @@ pub enum PushError {
     #[error(transparent)]
     Names(#[from] NameError),
     /// A `--ref` the bundle does not hold, or an entry without a usable name.
-    #[error("{}", crate::error::split_hint(.0).0)]
-    Selection(String),
+    #[error("{problem}")]
+    Selection {
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
 }
 
 impl crate::error::Diagnostic for PushError {
@@ -57,7 +62,7 @@ impl crate::error::Diagnostic for PushError {
         match self {
             PushError::Store(e) => e.kind(),
             PushError::Names(e) => e.kind(),
-            PushError::Selection(_) => crate::error::Kind::Usage,
+            PushError::Selection { .. } => crate::error::Kind::Usage,
         }
     }
 
@@ -65,7 +70,7 @@ impl crate::error::Diagnostic for PushError {
         match self {
             PushError::Store(e) => e.hint(),
             PushError::Names(e) => e.hint(),
-            PushError::Selection(t) => crate::error::split_hint(t).1.map(str::to_owned),
+            PushError::Selection { hint, .. } => Some((*hint).to_owned()),
         }
     }
 }
@@ -158,11 +163,13 @@ pub fn select(
         let parsed = match name.parse::<ImageRef>() {
             Ok(r) if crate::reference::starts_with_registry(&name) => r,
             _ => {
-                return Err(PushError::Selection(format!(
-                    "index.json names an image {name:?}, which is not a full reference \
-                     (registry/repository:tag)\nhint: push bundles made by ferry bundle, or \
-                     pick images with --ref"
-                )));
+                return Err(PushError::Selection {
+                    problem: format!(
+                        "index.json names an image {name:?}, which is not a full reference \
+                         (registry/repository:tag)"
+                    ),
+                    hint: "push bundles made by ferry bundle, or pick images with --ref",
+                });
             }
         };
         if options.refs.is_empty() || options.refs.contains(&parsed) {
@@ -171,9 +178,10 @@ pub fn select(
     }
     for r in &options.refs {
         if !out.iter().any(|(_, p)| p == r) {
-            return Err(PushError::Selection(format!(
-                "the bundle has no image {r}\nhint: `ferry ls BUNDLE` lists its references"
-            )));
+            return Err(PushError::Selection {
+                problem: format!("the bundle has no image {r}"),
+                hint: "`ferry ls BUNDLE` lists its references",
+            });
         }
     }
     let sources: Vec<ImageRef> = out.iter().map(|(_, r)| r.clone()).collect();

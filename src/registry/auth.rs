@@ -233,10 +233,15 @@ impl Host {
         pool.credentials
             .credential(&self.registry, repository)
             .map_err(|e| {
-                self.err(ErrorKind::Credentials, "-", e.0).with_hint(format!(
-                    "fix the credential configuration for {}, or log in again with `ferry login {}`",
-                    self.registry, self.registry
-                ))
+                let hint = e.hint.unwrap_or_else(|| {
+                    format!(
+                        "fix the credential configuration for {}, or log in again with \
+                         `ferry login {}`",
+                        self.registry, self.registry
+                    )
+                });
+                self.err(ErrorKind::Credentials, "-", e.message)
+                    .with_hint(hint)
             })
     }
 

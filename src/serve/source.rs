@@ -31,6 +31,7 @@ pub fn open(path: &Path) -> Result<Arc<dyn BundleSource>, StoreError> {
         return Err(StoreError::NotALayout {
             path: path.to_path_buf(),
             reason: "no such folder or archive".into(),
+            hint: None,
         });
     }
     if path.is_dir() {

@@ -58,6 +58,7 @@ impl TarSource {
             return Err(StoreError::NotALayout {
                 path: path.to_path_buf(),
                 reason: "neither a folder nor an archive file".into(),
+                hint: None,
             });
         }
         refuse_compressed(&file, path)?;
@@ -66,6 +67,7 @@ impl TarSource {
             return Err(StoreError::NotALayout {
                 path: path.to_path_buf(),
                 reason: "the archive has no oci-layout file (not an oci-archive)".into(),
+                hint: None,
             });
         }
         Ok(TarSource {
@@ -107,10 +109,13 @@ fn refuse_compressed(file: &File, path: &Path) -> Result<(), StoreError> {
                 path: path.to_path_buf(),
                 reason: format!(
                     "it is {name}-compressed; ferry serves an uncompressed .tar in place \
-                     (compressed data cannot be read at an offset)\nhint: decompress it once \
-                     ({tool} {}), or export with --oci-archive OUT.tar, or serve the bundle folder",
-                    path.display()
+                     (compressed data cannot be read at an offset)"
                 ),
+                hint: Some(format!(
+                    "decompress it once ({tool} {}), or export with --oci-archive OUT.tar, or \
+                     serve the bundle folder",
+                    path.display()
+                )),
             });
         }
     }

@@ -63,12 +63,14 @@ pub enum StoreError {
     #[error("{0} is not an OCI image layout: the folder has other files and no oci-layout")]
     NotEmpty(PathBuf),
     /// The folder is not an OCI layout.
-    #[error("{path} is not an OCI image layout: {}", crate::error::split_hint(reason).0)]
+    #[error("{path} is not an OCI image layout: {reason}")]
     NotALayout {
         /// The folder.
         path: PathBuf,
         /// What is missing or wrong.
         reason: String,
+        /// What to do about it.
+        hint: Option<String>,
     },
     /// Content did not match its digest while being stored.
     #[error("{digest}: {source}")]
@@ -164,9 +166,7 @@ impl crate::error::Diagnostic for StoreError {
             StoreError::Busy(_) => Some("wait for it to finish, or use another -o folder".into()),
             StoreError::NotEmpty(_) => Some("choose an empty or new folder for -o".into()),
             StoreError::Foreign { hint, .. } => Some((*hint).into()),
-            StoreError::NotALayout { reason, .. } => {
-                crate::error::split_hint(reason).1.map(str::to_owned)
-            }
+            StoreError::NotALayout { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -187,6 +187,7 @@ impl Layout {
             return Err(StoreError::NotALayout {
                 path: root.to_path_buf(),
                 reason: "it exists and is not a folder".into(),
+                hint: None,
             });
         }
         fs::create_dir_all(root).map_err(StoreError::io("create", root))?;
@@ -244,6 +245,7 @@ impl Layout {
             return Err(StoreError::NotALayout {
                 path: root.to_path_buf(),
                 reason: "no such folder".into(),
+                hint: None,
             });
         }
         // Both are written first in a bundle (oci-layout, then an empty index.json): a folder
@@ -256,6 +258,7 @@ impl Layout {
                 return Err(StoreError::NotALayout {
                     path: root.to_path_buf(),
                     reason: what.into(),
+                    hint: None,
                 });
             }
         }
