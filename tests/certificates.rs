@@ -146,6 +146,48 @@ fn another_self_signed_certificate_or_a_wrong_name_is_still_refused() {
     assert!(!b_has_images(&b));
 }
 
+#[test]
+fn insecure_registry_accepts_an_untrusted_certificate_for_that_registry_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = self_signed(
+        dir.path(),
+        "domain",
+        "/CN=127.0.0.1",
+        "IP:127.0.0.1,DNS:localhost",
+    );
+    let reg = tls_registry(&crt, &key, dir.path());
+    let hello = reg.image("sample/hello:1.0");
+    let out = |name: &str| dir.path().join(name).display().to_string();
+
+    // Nothing trusts the certificate; --insecure-registry for that registry skips the check
+    // (reqwest's own TLS setup, on the crypto provider ferry installs).
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        &out("a"),
+        "--insecure-registry",
+        &reg.addr,
+        &hello,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(b_has_images(&out("a")));
+    assert_eq!(ferry_out(&["verify", &out("a")]).0, 0);
+
+    // For another registry it changes nothing.
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--retries",
+        "0",
+        "-o",
+        &out("b"),
+        "--insecure-registry",
+        "127.0.0.2:5000",
+        &hello,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not trusted"), "{stderr}");
+}
+
 /// A TLS registry with nothing in it (its certificate need not match for the test).
 fn tls_registry_unpushed(crt: &str, key: &str) -> Registry {
     Registry::start_with(&["--tls", crt, key])

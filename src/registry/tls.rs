@@ -125,6 +125,21 @@ pub(crate) fn ca_certificates(
     Ok(out)
 }
 
+/// The rustls crypto provider: the process default when the program installed one, else ring,
+/// installed as the default. reqwest is built without a provider of its own
+/// (`rustls-no-provider`: its default, aws-lc-rs, spends tens of milliseconds of CPU gathering
+/// entropy at every start), so its own TLS setup (`--insecure-registry`) takes the default.
+pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    if let Some(provider) = rustls::crypto::CryptoProvider::get_default() {
+        return provider.clone();
+    }
+    // Another thread may install one first: whichever is installed is used.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
 /// Sets up TLS on a client builder: the system roots, `global` (`--ca-file`) and the registry's
 /// certs.d material; a certificate given there is also trusted as the server's own certificate
 /// (see `pinned`). `insecure` skips verification (`--insecure-registry`).
@@ -134,6 +149,8 @@ pub(crate) fn configure(
     host: &HostTls,
     insecure: bool,
 ) -> Result<reqwest::ClientBuilder, String> {
+    // First: reqwest's own TLS setup (the insecure branch) takes the default it installs.
+    let provider = crypto_provider();
     let mut roots = global.to_vec();
     for (path, pem) in &host.roots {
         roots.extend(pem_certificates(pem, &path.display().to_string())?);
@@ -147,9 +164,6 @@ pub(crate) fn configure(
         }
         return Ok(builder);
     }
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
     let chain = if roots.is_empty() {
         rustls_platform_verifier::Verifier::new(provider.clone())
     } else {

@@ -75,7 +75,7 @@ fn tls_acceptor(tls: &Tls) -> Result<TlsAcceptor, ServeError> {
     }
     let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| bad(&tls.cert, e.to_string()))?

@@ -8,20 +8,25 @@
 //! verifies with the key AND its payload names the image's own digest.
 //!
 //! The key is a PEM SubjectPublicKeyInfo (`cosign.pub`): ECDSA P-256 (SHA-256, ASN.1 DER
-//! signatures), RSA (PKCS#1 v1.5, SHA-256) or Ed25519. The signature check is aws-lc-rs's,
-//! already in the build through rustls: adding the p256, rsa and ed25519-dalek crates would
-//! compile a second implementation of the same primitives. Keyless signatures (Fulcio
-//! certificates, Rekor transparency log) are out of scope.
+//! signatures), RSA (PKCS#1 v1.5, SHA-256, 2048 to 8192 bits) or Ed25519. The signature check is
+//! ring's, already in the build as rustls's crypto provider: adding the p256, rsa and
+//! ed25519-dalek crates would compile a second implementation of the same primitives. ring takes
+//! raw keys, so the SubjectPublicKeyInfo is taken apart by the `spki` crate and its algorithm
+//! (and curve) checked when the key is loaded. Keyless signatures (Fulcio certificates, Rekor
+//! transparency log) are out of scope.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+use base64::Engine;
+use ring::signature::{
+    ECDSA_P256_SHA256_ASN1, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
     VerificationAlgorithm,
 };
-use base64::Engine;
+use spki::der::Decode;
+use spki::der::asn1::{AnyRef, UintRef};
+use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 use super::{ReferrerKind, is_referrer_name, referrer_name};
 use crate::digest::Digest;
@@ -41,6 +46,15 @@ pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 /// The largest payload ferry reads (cosign's are a few hundred bytes).
 const MAX_PAYLOAD: u64 = 1 << 20;
 
+/// SubjectPublicKeyInfo algorithms (RFC 5480, RFC 8017, RFC 8410).
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// What `from_pem` says of any key it cannot use.
+const UNSUPPORTED: &str = "not an ECDSA P-256, RSA (2048 bits or more) or Ed25519 public key";
+
 /// Why a key file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {}", crate::error::split_hint(reason).0)]
@@ -54,7 +68,7 @@ pub struct KeyError {
 /// A public key to verify signatures with.
 #[derive(Debug)]
 pub struct PublicKey {
-    key: ParsedPublicKey,
+    key: UnparsedPublicKey<Vec<u8>>,
     algorithm: &'static str,
 }
 
@@ -69,20 +83,11 @@ impl PublicKey {
                 pem.tag()
             ));
         }
-        let kinds: [(&'static dyn VerificationAlgorithm, &'static str); 3] = [
-            (&ECDSA_P256_SHA256_ASN1, "ECDSA P-256"),
-            (&RSA_PKCS1_2048_8192_SHA256, "RSA"),
-            (&ED25519, "Ed25519"),
-        ];
-        for (algorithm, name) in kinds {
-            if let Ok(key) = ParsedPublicKey::new(algorithm, pem.contents()) {
-                return Ok(PublicKey {
-                    key,
-                    algorithm: name,
-                });
-            }
-        }
-        Err("not an ECDSA P-256, RSA (2048 bits or more) or Ed25519 public key".into())
+        let (algorithm, name, raw) = raw_key(pem.contents()).ok_or(UNSUPPORTED)?;
+        Ok(PublicKey {
+            key: UnparsedPublicKey::new(algorithm, raw.to_vec()),
+            algorithm: name,
+        })
     }
 
     /// Reads a PEM key file.
@@ -102,8 +107,57 @@ impl PublicKey {
 
     /// Whether `signature` is this key's signature of `message`.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.key.verify_sig(message, signature).is_ok()
+        self.key.verify(message, signature).is_ok()
     }
+}
+
+/// The verification algorithm, its name and the raw key ring takes from a DER
+/// SubjectPublicKeyInfo; None for any other algorithm, curve or size.
+fn raw_key(der: &[u8]) -> Option<(&'static dyn VerificationAlgorithm, &'static str, &[u8])> {
+    let spki = SubjectPublicKeyInfoRef::from_der(der).ok()?;
+    let key = spki.subject_public_key.as_bytes()?;
+    let parameters = spki.algorithm.parameters;
+    match spki.algorithm.oid {
+        ID_EC_PUBLIC_KEY => {
+            let curve = parameters?.decode_as::<ObjectIdentifier>().ok()?;
+            // An uncompressed point (what cosign writes); ring checks it is on the curve.
+            let uncompressed = key.len() == 65 && key[0] == 4;
+            (curve == PRIME256V1 && uncompressed).then_some((
+                &ECDSA_P256_SHA256_ASN1 as &dyn VerificationAlgorithm,
+                "ECDSA P-256",
+                key,
+            ))
+        }
+        // ring takes the RSAPublicKey DER itself; its size is checked here, not at the first
+        // signature.
+        RSA_ENCRYPTION => (parameters.is_none_or(AnyRef::is_null) && rsa_bits_ok(key)).then_some((
+            &RSA_PKCS1_2048_8192_SHA256 as _,
+            "RSA",
+            key,
+        )),
+        ID_ED25519 => {
+            (parameters.is_none() && key.len() == 32).then_some((&ED25519 as _, "Ed25519", key))
+        }
+        _ => None,
+    }
+}
+
+/// Whether an RSAPublicKey (`SEQUENCE { modulus, publicExponent }`) has a 2048 to 8192 bit
+/// modulus.
+fn rsa_bits_ok(der: &[u8]) -> bool {
+    let modulus = AnyRef::from_der(der).and_then(|any| {
+        any.sequence(|r| {
+            let n = UintRef::decode(r)?;
+            UintRef::decode(r)?;
+            Ok(n.as_bytes())
+        })
+    });
+    let Ok(n) = modulus else { return false };
+    let bits = match n.first() {
+        Some(top) => n.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    };
+    (2048..=8192).contains(&bits)
 }
 
 /// What the signatures of one image say.

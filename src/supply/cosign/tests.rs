@@ -174,3 +174,21 @@ fn keys_that_are_not_public_keys_are_refused() {
     assert!(err.contains("PUBLIC KEY"), "{err}");
     assert!(PublicKey::from_pem(b"not pem").is_err());
 }
+
+#[test]
+fn keys_of_another_curve_size_or_kind_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("key.pem");
+    let p = p.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+        &["-algorithm", "X25519"],
+    ];
+    for args in cases {
+        openssl(&[&["genpkey"], args, &["-out", p]].concat());
+        let public = openssl(&["pkey", "-in", p, "-pubout"]);
+        let err = PublicKey::from_pem(&public).unwrap_err();
+        assert_eq!(err, UNSUPPORTED, "{args:?}");
+    }
+}
