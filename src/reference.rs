@@ -1,13 +1,15 @@
 //! Image references, normalized the way Docker does (`alpine` -> `docker.io/library/alpine:latest`).
 //!
-//! Parsing is oci-spec's port of distribution's grammar; this module adds the checks that give
-//! users a useful message, and the accessors the rest of ferry needs.
+//! Parsing follows distribution's grammar (see [`grammar`], hand-written); this module adds the
+//! checks that give users a useful message, and the accessors the rest of ferry needs.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::Digest;
 use crate::redact::redact;
+
+mod grammar;
 
 /// Whether a name starts with a registry host, by Docker's rule: a first path component with a
 /// `.` or a `:`, or `localhost` (`quay.io/org`, `host:5000/app`; not `library/alpine`).
@@ -148,13 +150,13 @@ impl FromStr for ImageRef {
                     .into(),
             ));
         }
-        // oci-spec's tag pattern is `\w`, which takes any Unicode letter; the spec's is ASCII.
+        // The grammar is ASCII; saying so beats "invalid reference format" for `app:é`.
         if !text.is_ascii() {
             return Err(fail(
                 "a reference is ASCII: letters, digits and . _ - / : @ only".into(),
             ));
         }
-        let parsed = oci_spec::distribution::Reference::from_str(text).map_err(|e| {
+        let parsed = grammar::parse(text).map_err(|e| {
             let path = text.split(['@']).next().unwrap_or(text);
             let path = path.rsplit_once('/').map_or(path, |(_, last)| last);
             let path = path.split(':').next().unwrap_or(path);
@@ -164,19 +166,19 @@ impl FromStr for ImageRef {
                 fail(e.to_string())
             }
         })?;
-        // `A/a`: oci-spec's grammar takes `A` for a host, Docker's rule then for a Docker Hub
-        // path component, which must be lowercase.
-        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        // `A/a`: the grammar takes `A` for a host, Docker's rule then for a Docker Hub path
+        // component, which must be lowercase.
+        if parsed.repository.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(fail("repository names must be lowercase".into()));
         }
-        let digest = match parsed.digest() {
+        let digest = match parsed.digest {
             Some(d) => Some(d.parse::<Digest>().map_err(|e| fail(e.to_string()))?),
             None => None,
         };
         Ok(ImageRef {
-            registry: parsed.registry().to_owned(),
-            repository: parsed.repository().to_owned(),
-            tag: parsed.tag().map(str::to_owned),
+            registry: parsed.registry,
+            repository: parsed.repository,
+            tag: parsed.tag.map(str::to_owned),
             digest,
         })
     }

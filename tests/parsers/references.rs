@@ -1,10 +1,19 @@
 //! Image references (`registry/repository[:tag][@digest]`), normalized as Docker does.
 
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use ferry::digest::Digest;
 use ferry::reference::ImageRef;
 use proptest::prelude::*;
+use regex::Regex;
 
 use crate::digests::valid_digest;
-use crate::grammar::FULL_REFERENCE;
+use crate::grammar::{DOMAIN, FULL_REFERENCE};
+
+/// A whole string that is a distribution domain.
+static ANCHORED_DOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{DOMAIN}$")).unwrap());
 
 /// A path component of the distribution grammar: alnum runs joined by `.`, `_`, `__` or dashes.
 fn component() -> impl Strategy<Value = String> {
@@ -57,8 +66,86 @@ fn near_reference() -> impl Strategy<Value = String> {
     ]
 }
 
+/// ASCII strings shaped like references, from loose pieces so that valid ones and nearly valid
+/// ones (bad separators, hosts, ports, tags, digests, names near 255 bytes) both come out often.
+fn ascii_reference_like() -> impl Strategy<Value = String> {
+    let first = prop_oneof![
+        "[a-zA-Z0-9._-]{1,10}",
+        "[a-z0-9-]{1,6}\\.[a-z_]{1,4}(?::[0-9]{0,4})?",
+        "localhost(?::[0-9a]{0,4})?",
+        "\\[[0-9a-g:]{0,8}\\](?::[0-9]{1,4})?",
+        "[A-Z][a-zA-Z]{0,4}",
+    ];
+    let path_component = prop_oneof![
+        4 => "[a-z0-9._-]{1,8}",
+        4 => component(),
+        1 => "[a-zA-Z]{1,3}",
+        1 => "[a-z]{60,130}",
+    ];
+    let tag = prop_oneof![
+        "[a-zA-Z0-9_.-]{0,12}",
+        "[a-zA-Z0-9_][a-zA-Z0-9_.-]{125,130}"
+    ];
+    let digest = prop_oneof![
+        valid_digest(),
+        "(?:sha256|sha384|sha512|md5|SHA256|s-a|sha256\\+b64|1a):[0-9a-fA-F]{30,34}",
+        "sha384:[0-9a-f]{96}",
+        "sha256:[0-9A-F]{64}",
+    ];
+    (
+        prop::option::of(first),
+        prop::collection::vec(path_component, 1..4),
+        prop::option::of(tag),
+        prop::option::of(digest),
+    )
+        .prop_map(|(first, path, tag, digest)| {
+            let mut s = first.map_or(String::new(), |f| f + "/") + &path.join("/");
+            if let Some(t) = tag {
+                s = format!("{s}:{t}");
+            }
+            if let Some(d) = digest {
+                s = format!("{s}@{d}");
+            }
+            s
+        })
+}
+
 proptest! {
     #![proptest_config(crate::config())]
+
+    /// ferry's hand-written parser against oci-spec's regex port of distribution's grammar:
+    /// the same parts on every ASCII input, except where ferry is stricter on purpose.
+    #[test]
+    fn agrees_with_oci_spec_on_ascii(s in prop_oneof![
+        ascii_reference_like(),
+        near_reference().prop_filter("ASCII", |s| s.is_ascii()),
+    ]) {
+        // ferry trims and takes skopeo's `docker://` before parsing.
+        let text = s.trim();
+        let text = text.strip_prefix("docker://").unwrap_or(text);
+        let theirs = oci_spec::distribution::Reference::from_str(text);
+        match (s.parse::<ImageRef>(), theirs) {
+            (Ok(ours), Ok(theirs)) => {
+                prop_assert_eq!(ours.registry(), theirs.registry(), "{:?}", s);
+                prop_assert_eq!(ours.repository(), theirs.repository(), "{:?}", s);
+                prop_assert_eq!(ours.tag(), theirs.tag(), "{:?}", s);
+                let digest = ours.digest().map(Digest::to_string);
+                prop_assert_eq!(digest.as_deref(), theirs.digest(), "{:?}", s);
+            }
+            // IPv6 hosts are distribution's grammar; oci-spec's regex predates them.
+            (Ok(ours), Err(e)) => prop_assert!(ours.registry().starts_with('['), "{s:?}: {e}"),
+            (Err(ours), Ok(theirs)) => {
+                let refused_on_purpose = ours.reason.contains("transport")
+                    || ours.reason.contains("scheme")
+                    || ours.reason.contains("credentials")
+                    || theirs.repository().bytes().any(|b| b.is_ascii_uppercase())
+                    || theirs.digest().is_some_and(|d| d.parse::<Digest>().is_err())
+                    || !ANCHORED_DOMAIN.is_match(theirs.registry());
+                prop_assert!(refused_on_purpose, "{s:?}: {ours}");
+            }
+            (Err(_), Err(_)) => {}
+        }
+    }
 
     #[test]
     fn accepts_only_the_grammar(s in prop_oneof![any::<String>(), near_reference()]) {
@@ -132,7 +219,19 @@ fn tricky_references() {
         // for a Docker Hub path component by Docker's rule (`docker.io/A/a`).
         "A/a".to_owned(),
         "Org/app:1".to_owned(),
+        // A registry by Docker's rule that is no host (oci-spec took it as a path component).
+        "a.b_c/d:1".to_owned(),
+        "[::1]:x/app".to_owned(),
     ] {
         assert!(bad.parse::<ImageRef>().is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn ipv6_registries() {
+    let r: ImageRef = "[::1]:5000/app:1".parse().unwrap();
+    assert_eq!((r.registry(), r.repository()), ("[::1]:5000", "app"));
+    assert!(FULL_REFERENCE.is_match(&r.to_string()), "{r}");
+    let r: ImageRef = "[fe80::1]/o/app".parse().unwrap();
+    assert_eq!(r.to_string(), "[fe80::1]/o/app:latest");
 }
