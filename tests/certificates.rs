@@ -30,6 +30,14 @@ fn self_signed(dir: &Path, stem: &str, subj: &str, names: &str) -> (String, Stri
 }
 
 /// A TLS registry with sample/hello pushed by skopeo, trusting `crt` for the push.
+/// A TLS registry with the sample image, on a self-signed certificate for 127.0.0.1 and
+/// localhost (nothing trusts it unless told); returns it and the certificate's path.
+fn loopback_tls_registry(dir: &Path) -> (Registry, String) {
+    let names = "IP:127.0.0.1,DNS:localhost";
+    let (crt, key) = self_signed(dir, "domain", "/CN=127.0.0.1", names);
+    (tls_registry(&crt, &key, dir), crt)
+}
+
 fn tls_registry(crt: &str, key: &str, dir: &Path) -> Registry {
     let reg = Registry::start_with(&["--tls", crt, key]);
     let skopeo_certs = dir.join("skopeo-certs");
@@ -42,13 +50,7 @@ fn tls_registry(crt: &str, key: &str, dir: &Path) -> Registry {
 #[test]
 fn a_self_signed_ca_true_certificate_is_trusted_when_given() {
     let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = self_signed(
-        dir.path(),
-        "domain",
-        "/CN=127.0.0.1",
-        "IP:127.0.0.1,DNS:localhost",
-    );
-    let reg = tls_registry(&crt, &key, dir.path());
+    let (reg, crt) = loopback_tls_registry(dir.path());
     let out = |name: &str| dir.path().join(name).display().to_string();
     let hello = reg.image("sample/hello:1.0");
 
@@ -79,19 +81,13 @@ fn a_self_signed_ca_true_certificate_is_trusted_when_given() {
 #[test]
 fn another_self_signed_certificate_or_a_wrong_name_is_still_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = self_signed(
-        dir.path(),
-        "domain",
-        "/CN=127.0.0.1",
-        "IP:127.0.0.1,DNS:localhost",
-    );
+    let (reg, _) = loopback_tls_registry(dir.path());
     let (other, _) = self_signed(
         dir.path(),
         "other",
         "/CN=127.0.0.1",
         "IP:127.0.0.1,DNS:localhost",
     );
-    let reg = tls_registry(&crt, &key, dir.path());
     let b = dir.path().join("b").display().to_string();
     let hello = reg.image("sample/hello:1.0");
 
@@ -149,13 +145,7 @@ fn another_self_signed_certificate_or_a_wrong_name_is_still_refused() {
 #[test]
 fn insecure_registry_accepts_an_untrusted_certificate_for_that_registry_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (crt, key) = self_signed(
-        dir.path(),
-        "domain",
-        "/CN=127.0.0.1",
-        "IP:127.0.0.1,DNS:localhost",
-    );
-    let reg = tls_registry(&crt, &key, dir.path());
+    let (reg, _) = loopback_tls_registry(dir.path());
     let hello = reg.image("sample/hello:1.0");
     let out = |name: &str| dir.path().join(name).display().to_string();
 
