@@ -166,6 +166,15 @@ impl FromStr for ImageRef {
                 fail(e.to_string())
             }
         })?;
+        // distribution's grammar allows `[::1]:5000`, but skopeo, containerd image names and the
+        // names ferry writes into index.json, the lock and restore.sh do not: refused here, once.
+        if parsed.registry.starts_with('[') {
+            return Err(fail(
+                "an IPv6 registry address is not supported (nor by skopeo or containerd image \
+                 names); name the registry by a host name, e.g. an /etc/hosts entry"
+                    .into(),
+            ));
+        }
         // `A/a`: the grammar takes `A` for a host, Docker's rule then for a Docker Hub path
         // component, which must be lowercase.
         if parsed.repository.bytes().any(|b| b.is_ascii_uppercase()) {
