@@ -316,18 +316,6 @@ pub fn io_kind(e: &std::io::Error) -> Kind {
     }
 }
 
-/// Splits a message that still carries its hint inline (`...\nhint: ...` or `...; hint: ...`)
-/// into the two: for the free-text errors of the credential and input sources, whose hints are
-/// written at their construction sites.
-pub(crate) fn split_hint(text: &str) -> (&str, Option<&str>) {
-    for marker in ["\nhint: ", "; hint: "] {
-        if let Some((message, hint)) = text.split_once(marker) {
-            return (message, Some(hint));
-        }
-    }
-    (text, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,13 +364,6 @@ mod tests {
         let io = std::io::Error::other("disk full");
         let e = Error::context(Kind::Io, "writing x: disk full", io);
         assert_eq!(e.chain(), ["writing x: disk full"]);
-    }
-
-    #[test]
-    fn inline_hints_split() {
-        assert_eq!(split_hint("a; hint: b"), ("a", Some("b")));
-        assert_eq!(split_hint("a\nhint: b"), ("a", Some("b")));
-        assert_eq!(split_hint("a"), ("a", None));
     }
 
     #[test]

@@ -57,12 +57,29 @@ const UNSUPPORTED: &str = "not an ECDSA P-256, RSA (2048 bits or more) or Ed2551
 
 /// Why a key file cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {}", crate::error::split_hint(reason).0)]
+#[error("{path}: {reason}")]
 pub struct KeyError {
     /// The key file.
     pub path: String,
     /// What is wrong with it.
     pub reason: String,
+    /// What to do about it.
+    pub hint: Option<&'static str>,
+}
+
+/// Why key text cannot be used (no file named yet).
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// What is wrong with it.
+    pub reason: String,
+    /// What to do about it.
+    pub hint: Option<&'static str>,
+}
+
+impl From<String> for KeyProblem {
+    fn from(reason: String) -> KeyProblem {
+        KeyProblem { reason, hint: None }
+    }
 }
 
 /// A public key to verify signatures with.
@@ -74,16 +91,18 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo): ECDSA P-256, RSA or Ed25519.
-    pub fn from_pem(text: &[u8]) -> Result<PublicKey, String> {
+    pub fn from_pem(text: &[u8]) -> Result<PublicKey, KeyProblem> {
         let pem = pem::parse(text).map_err(|e| format!("not a PEM file: {e}"))?;
         if pem.tag() != "PUBLIC KEY" {
-            return Err(format!(
-                "a PEM \"{}\", not a \"PUBLIC KEY\"; hint: give the public key (cosign.pub), \
-                 not the private key or a certificate",
-                pem.tag()
-            ));
+            return Err(KeyProblem {
+                reason: format!("a PEM \"{}\", not a \"PUBLIC KEY\"", pem.tag()),
+                hint: Some(
+                    "give the public key (cosign.pub), not the private key or a certificate",
+                ),
+            });
         }
-        let (algorithm, name, raw) = raw_key(pem.contents()).ok_or(UNSUPPORTED)?;
+        let (algorithm, name, raw) =
+            raw_key(pem.contents()).ok_or_else(|| KeyProblem::from(UNSUPPORTED.to_owned()))?;
         Ok(PublicKey {
             key: UnparsedPublicKey::new(algorithm, raw.to_vec()),
             algorithm: name,
@@ -92,11 +111,12 @@ impl PublicKey {
 
     /// Reads a PEM key file.
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
-        let error = |reason: String| KeyError {
+        let error = |problem: KeyProblem| KeyError {
             path: path.display().to_string(),
-            reason,
+            reason: problem.reason,
+            hint: problem.hint,
         };
-        let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        let text = std::fs::read(path).map_err(|e| error(e.to_string().into()))?;
         PublicKey::from_pem(&text).map_err(error)
     }
 
@@ -428,7 +448,7 @@ impl crate::error::Diagnostic for KeyError {
     }
 
     fn hint(&self) -> Option<String> {
-        crate::error::split_hint(&self.reason).1.map(str::to_owned)
+        self.hint.map(str::to_owned)
     }
 }
 

@@ -171,7 +171,8 @@ fn keys_that_are_not_public_keys_are_refused() {
     let k = key("ec");
     let private = std::fs::read(&k.private).unwrap();
     let err = PublicKey::from_pem(&private).unwrap_err();
-    assert!(err.contains("PUBLIC KEY"), "{err}");
+    assert!(err.reason.contains("PUBLIC KEY"), "{err:?}");
+    assert!(err.hint.unwrap().contains("cosign.pub"), "{err:?}");
     assert!(PublicKey::from_pem(b"not pem").is_err());
 }
 
@@ -189,6 +190,6 @@ fn keys_of_another_curve_size_or_kind_are_refused() {
         openssl(&[&["genpkey"], args, &["-out", p]].concat());
         let public = openssl(&["pkey", "-in", p, "-pubout"]);
         let err = PublicKey::from_pem(&public).unwrap_err();
-        assert_eq!(err, UNSUPPORTED, "{args:?}");
+        assert_eq!(err.reason, UNSUPPORTED, "{args:?}");
     }
 }
