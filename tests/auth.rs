@@ -73,8 +73,6 @@ fn config_json_with_ca_file_and_the_errors_without() {
 fn credential_helpers_and_their_failures() {
     let ar = AuthRegistry::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let ca = ar.tls.path("ca.crt");
-    let hello = ar.image("sample/hello:1.0");
     let helper_bin = credential_helper(dir.path(), "ferrytest", &ar.reg.addr, USER, PASS, None);
     let path = path_with(&helper_bin);
     for config in [
@@ -87,17 +85,7 @@ fn credential_helpers_and_their_failures() {
             ("DOCKER_CONFIG", cfg.to_str().unwrap()),
             ("PATH", path.as_str()),
         ];
-        let (code, _, stderr) = ferry_env(
-            &[
-                "bundle",
-                "-o",
-                b.to_str().unwrap(),
-                "--ca-file",
-                &ca,
-                &hello,
-            ],
-            &env,
-        );
+        let (code, _, stderr) = ar.bundle_hello(&b, &env, &[]);
         assert_eq!(code, 0, "{config}: {stderr}");
     }
     // A helper that fails: its name and its stderr, no retries.
@@ -115,17 +103,7 @@ fn credential_helpers_and_their_failures() {
         ("DOCKER_CONFIG", cfg.to_str().unwrap()),
         ("PATH", path.as_str()),
     ];
-    let (code, _, stderr) = ferry_env(
-        &[
-            "bundle",
-            "-o",
-            dir.path().join("c").to_str().unwrap(),
-            "--ca-file",
-            &ca,
-            &hello,
-        ],
-        &env,
-    );
+    let (code, _, stderr) = ar.bundle_hello(&dir.path().join("c"), &env, &[]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("docker-credential-broken") && stderr.contains("the keychain is locked"),
@@ -138,7 +116,6 @@ fn credential_helpers_and_their_failures() {
 fn podman_auth_json_and_a_kubernetes_secret() {
     let ar = AuthRegistry::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let ca = ar.tls.path("ca.crt");
     let hello = ar.image("sample/hello:1.0");
     let auth = format!(
         r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
@@ -147,16 +124,10 @@ fn podman_auth_json_and_a_kubernetes_secret() {
     );
     let auth_json = dir.path().join("auth.json");
     std::fs::write(&auth_json, &auth).unwrap();
-    let (code, _, stderr) = ferry_env(
-        &[
-            "bundle",
-            "-o",
-            dir.path().join("a").to_str().unwrap(),
-            "--ca-file",
-            &ca,
-            &hello,
-        ],
+    let (code, _, stderr) = ar.bundle_hello(
+        &dir.path().join("a"),
         &[("REGISTRY_AUTH_FILE", auth_json.to_str().unwrap())],
+        &[],
     );
     assert_eq!(code, 0, "{stderr}");
 
@@ -167,16 +138,8 @@ fn podman_auth_json_and_a_kubernetes_secret() {
         format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n", b64(&auth)),
     )
     .unwrap();
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "-o",
-        dir.path().join("s").to_str().unwrap(),
-        "--ca-file",
-        &ca,
-        "--authfile",
-        secret.to_str().unwrap(),
-        &hello,
-    ]);
+    let authfile = ["--authfile", secret.to_str().unwrap()];
+    let (code, _, stderr) = ar.bundle_hello(&dir.path().join("s"), &[], &authfile);
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = ferry_out(&[
         "bundle",

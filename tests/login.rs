@@ -16,7 +16,6 @@ use common::*;
 fn login_and_logout_like_docker() {
     let ar = AuthRegistry::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let ca = ar.tls.path("ca.crt");
     // As podman: with XDG_RUNTIME_DIR set, login writes (and bundle first reads)
     // $XDG_RUNTIME_DIR/containers/auth.json.
     let run_dir = dir.path().join("run");
@@ -24,31 +23,8 @@ fn login_and_logout_like_docker() {
     let env = [("XDG_RUNTIME_DIR", run_dir.to_str().unwrap())];
     let auth_json = cfg.join("auth.json");
     let login = |password: &str, extra: &[(&str, &str)]| {
-        let mut c = ferry();
-        c.args([
-            "login",
-            &ar.reg.addr,
-            "-u",
-            USER,
-            "--password-stdin",
-            "--ca-file",
-            &ca,
-        ]);
-        for (k, v) in env.iter().chain(extra) {
-            c.env(k, v);
-        }
-        let mut child = c
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let env: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
+        login_with(&ar, Some(password), &[], &env)
     };
     let (code, stderr) = login("wrong", &[]);
     assert_eq!(code, 1);
@@ -63,18 +39,7 @@ fn login_and_logout_like_docker() {
     assert!(stderr.contains("Login Succeeded"), "{stderr}");
     let text = std::fs::read_to_string(&auth_json).unwrap();
     assert!(text.contains(&b64(&format!("{USER}:{PASS}"))), "{text}");
-    let b = dir.path().join("b");
-    let (code, _, stderr) = ferry_env(
-        &[
-            "bundle",
-            "-o",
-            b.to_str().unwrap(),
-            "--ca-file",
-            &ca,
-            &ar.image("sample/hello:1.0"),
-        ],
-        &env,
-    );
+    let (code, _, stderr) = ar.bundle_hello(&dir.path().join("b"), &env, &[]);
     assert_eq!(code, 0, "{stderr}");
 
     let (code, _, stderr) = ferry_env(&["logout", &ar.reg.addr], &env);
