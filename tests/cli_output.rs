@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -246,19 +245,14 @@ fn blob_counts_are_distinct_and_the_same_run_to_run() {
     let reg = Registry::seeded();
     // sample/single is multi's amd64 image on its own (skopeo picks it from the index): its
     // config, which ferry reads while resolving, is also the config the index's child names.
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
+    let amd64 = [
         "--override-os",
         "linux",
         "--override-arch",
         "amd64",
         "--preserve-digests",
-        &format!("docker://{}", reg.image("sample/multi:1.0")),
-        &format!("docker://{}", reg.image("sample/single:1")),
-    ]));
+    ];
+    reg.copy_within("sample/multi:1.0", "sample/single:1", &amd64);
     let tags = [
         "sample/single:1",
         "sample/multi:1.0",

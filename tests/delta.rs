@@ -17,17 +17,6 @@ struct Sets {
     v2: Vec<String>,
 }
 
-fn skopeo_retag(reg: &Registry, from: &str, to: &str) {
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{}", reg.image(from)),
-        &format!("docker://{}", reg.image(to)),
-    ]));
-}
-
 /// Bundles `refs` into `dir` (linux/amd64), with extra arguments; panics on failure.
 fn bundle(dir: &Path, refs: &[String], extra: &[&str]) {
     let mut args = vec![
@@ -46,13 +35,13 @@ fn bundle(dir: &Path, refs: &[String], extra: &[&str]) {
 /// Builds v1 (before the tag moves) and returns the sets.
 fn sets(work: &Path) -> Sets {
     let reg = Registry::seeded();
-    skopeo_retag(&reg, "sample/world:1.0", "app/moving:1");
+    reg.copy_within("sample/world:1.0", "app/moving:1", &[]);
     let v1: Vec<String> = ["sample/hello:1.0", "sample/zstd:1.0", "app/moving:1"]
         .iter()
         .map(|t| reg.image(t))
         .collect();
     bundle(&work.join("v1"), &v1, &[]);
-    skopeo_retag(&reg, "sample/raw:1.0", "app/moving:1");
+    reg.copy_within("sample/raw:1.0", "app/moving:1", &[]);
     let v2: Vec<String> = [
         "sample/hello:1.0",
         "app/moving:1",

@@ -79,14 +79,7 @@ fn restore_sh_finds_k3s_containerd_and_ctr() {
 fn a_docker_archive_imported_by_ctr_keeps_every_name() {
     // What k3s and RKE2 do with the tars in their agent/images folder.
     let reg = Registry::seeded();
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{}", reg.image("sample/hello:1.0")),
-        &format!("docker://{}", reg.image("sample/hello:again")),
-    ]));
+    reg.copy_within("sample/hello:1.0", "sample/hello:again", &[]);
     let dir = tempfile::tempdir().unwrap();
     let tags = ["sample/hello:1.0", "sample/hello:again", "sample/multi:1.0"];
     let b = bundle_tags(&reg, dir.path(), &tags, &[]);

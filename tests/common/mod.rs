@@ -88,6 +88,21 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Copies image `from` to `to` within this registry with skopeo (not ferry), with `extra`
+    /// copy options: a second name for an image, or a platform picked out of an index.
+    pub fn copy_within(&self, from: &str, to: &str, extra: &[&str]) {
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .args(extra)
+            .arg(format!("docker://{}", self.image(from)))
+            .arg(format!("docker://{}", self.image(to))));
+    }
+
     /// Starts an empty registry.
     pub fn start() -> Registry {
         Registry::start_with(&[])
