@@ -7,8 +7,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
-use ferry::error::{Error, Kind, ResultExt};
+use ferry::error::{Error, Kind};
 use ferry::reference::ImageRef;
+use ferry::restore::binaries::Binaries;
 use ferry::store::{Layout, StoreError};
 use ferry::supply::is_referrer_name;
 
@@ -84,10 +85,17 @@ pub struct BundleArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Also copy this ferry binary into the bundle (as `ferry`, mode 0755), so that
-    /// `restore.sh --mirror` can run `ferry serve` on nodes that do not have ferry.
+    /// Also put a static ferry binary into the bundle for each Linux architecture it serves
+    /// (`ferry-linux-amd64`, `ferry-linux-arm64`, mode 0755), so that `restore.sh --mirror` can
+    /// run `ferry serve` on nodes that do not have ferry. A platform without one is named.
     #[arg(long)]
     pub with_binary: bool,
+
+    /// With --with-binary: the folder holding `ferry-linux-<arch>` (what `cargo xtask dist`
+    /// writes to target/dist). Default: beside this ferry, its ../dist, then this ferry itself
+    /// when it is a static build.
+    #[arg(long, value_name = "DIR", env = "FERRY_BINARIES")]
+    pub binaries: Option<PathBuf>,
 }
 
 /// Runs `ferry bundle`. With `--json`, a failure of the whole run (a busy folder, a bad lock
@@ -166,10 +174,13 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     .await
     .map_err(run_failure)?;
     progress.finish();
-    if args.with_binary && !summary.cancelled {
-        copy_binary(&layout)?;
-    }
-    report(args, &summary);
+    let binaries = if args.with_binary && !summary.cancelled {
+        let dir = args.binaries.clone();
+        Some(super::binaries::with_binary(&layout, dir, args.quiet)?)
+    } else {
+        None
+    };
+    report(args, &summary, binaries.as_ref());
     let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
     Ok(exit_code(&summary, timed_out))
 }
@@ -276,23 +287,14 @@ fn exit_code(summary: &BundleSummary, timed_out: bool) -> Exit {
 }
 
 /// Writes the running binary into the bundle as `ferry` (atomically; unchanged when the same).
-fn copy_binary(layout: &Layout) -> Result<(), Failure> {
-    let exe = std::env::current_exe().context(Kind::Io, || "cannot find ferry's own binary")?;
-    let bytes = std::fs::read(&exe).context(Kind::Io, || format!("reading {}", exe.display()))?;
-    let dest = layout.root().join("ferry");
-    if std::fs::read(&dest).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    let tmp = layout.root().join(ferry::store::WORK_DIR).join("tmp");
-    ferry::store::write_atomic_mode(layout.root(), "ferry", &bytes, &tmp, 0o755)?;
-    layout.tidy();
-    Ok(())
-}
-
-fn report(args: &BundleArgs, s: &BundleSummary) {
+fn report(args: &BundleArgs, s: &BundleSummary, binaries: Option<&Binaries>) {
     let bundle = args.output.display();
     if args.json {
-        output::json(&json_report(&args.output, s, None));
+        let mut report = json_report(&args.output, s, None);
+        if let Some(b) = binaries {
+            report["binaries"] = super::binaries::json(b);
+        }
+        output::json(&report);
     }
     let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
     for image in &failed {

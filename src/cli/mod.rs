@@ -1,6 +1,7 @@
 //! The command line: argument parsing, and the only code that prints or draws.
 
 mod apply;
+mod binaries;
 mod bundle;
 mod completions;
 mod delta_args;
@@ -13,6 +14,7 @@ mod log;
 mod login;
 mod ls;
 mod output;
+mod pins;
 mod progress;
 mod push;
 mod registry_args;

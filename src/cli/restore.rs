@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+use ferry::digest::Digest;
 use ferry::error::Kind;
 use ferry::platform::Platform;
+use ferry::restore::pins::{OldBundle, bundle_id};
 use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
 use ferry::store::{Layout, verify};
 
@@ -26,10 +28,13 @@ pub enum RuntimeArg {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   ferry restore /preload --pin
+  ferry restore /preload-v2 --replace /preload-v1 --remove     # an upgrade
+  ferry restore --list-pinned
   ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
     /// The bundle folder (may be a read-only mount).
-    pub bundle: PathBuf,
+    #[arg(required_unless_present = "list_pinned")]
+    pub bundle: Option<PathBuf>,
     /// The runtime to import into.
     #[arg(long, value_enum, default_value = "auto")]
     pub runtime: RuntimeArg,
@@ -43,6 +48,18 @@ pub struct RestoreArgs {
     /// io.cri-containerd.pinned=pinned; a CRI-O pinned_images drop-in).
     #[arg(long)]
     pub pin: bool,
+    /// An upgrade from OLD (a bundle folder or its ferry.lock): once this bundle is in and
+    /// pinned, unpin the names OLD had and this bundle has not (those another bundle pinned
+    /// too stay pinned). Implies --pin.
+    #[arg(long, value_name = "OLD")]
+    pub replace: Option<PathBuf>,
+    /// With --replace: also delete those images where no container uses them.
+    #[arg(long, requires = "replace")]
+    pub remove: bool,
+    /// List the pinned names, with the bundles (ferry.lock digests) that pinned them; import
+    /// nothing.
+    #[arg(long, conflicts_with_all = ["replace", "pin", "verify", "key"])]
+    pub list_pinned: bool,
     /// Verify the bundle (re-hash every blob) before importing.
     #[arg(long)]
     pub verify: bool,
@@ -80,36 +97,62 @@ fn on_path(program: &str) -> bool {
 
 /// Runs `ferry restore`.
 pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle)?;
+    if args.list_pinned {
+        let options = options(&args, pick_runtime(&args)?, None);
+        return super::pins::list(&options, args.json);
+    }
+    let bundle = args.bundle.as_deref().expect("clap requires the bundle");
+    let layout = Layout::open_read(bundle)?;
     super::delta_args::refuse_delta(
-        &args.bundle,
+        bundle,
         "restore from it (it lacks its base's blobs)",
         "`ferry apply DELTA BASE` onto its base bundle, then restore the base",
     )?;
     if let Some(path) = &args.key {
-        check_signatures(&args.bundle, &layout, path)?;
+        check_signatures(bundle, &layout, path)?;
     }
+    // Read before anything is imported: a bad OLD changes nothing on the node.
+    let old = args.replace.as_deref().map(OldBundle::load).transpose()?;
     let runtime = pick_runtime(&args)?;
     if args.verify {
         verify_first(&layout)?;
     }
-    let options = RestoreOptions {
+    let options = options(&args, runtime, Some(bundle_id(bundle)?));
+    let outcomes = restore(&layout, &options)?;
+    let replaced = match &old {
+        Some(old) => Some(super::pins::replace(&options, old, &outcomes, args.remove)?),
+        None => None,
+    };
+    if args.json {
+        let mut report = report_json(bundle, &options, &outcomes);
+        if let Some(r) = &replaced {
+            report["replaced"] = super::pins::replaced_json(r);
+        }
+        output::json(&report);
+    }
+    print_outcomes(&options, &outcomes);
+    if let Some(r) = &replaced {
+        super::pins::print_replaced(r);
+    }
+    let failed = outcomes.iter().any(|o| o.error.is_some())
+        || replaced.is_some_and(|r| !r.failed.is_empty());
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The restore options the arguments ask for; `record` is the bundle's identity (pins are
+/// recorded under it). `--replace` implies `--pin`.
+fn options(args: &RestoreArgs, runtime: Runtime, record: Option<Digest>) -> RestoreOptions {
+    RestoreOptions {
         runtime,
         platform: args.platform.clone().unwrap_or_else(Platform::host),
         namespace: args.namespace.clone(),
         containerd_address: args.address.clone(),
         storage: args.storage.clone(),
-        pin: args.pin,
+        pin: args.pin || args.replace.is_some(),
+        record,
         crio_conf_dir: args.crio_conf_dir.clone(),
         jobs: args.jobs,
-    };
-    let outcomes = restore(&layout, &options)?;
-    if args.json {
-        output::json(&report_json(&args.bundle, &options, &outcomes));
     }
-    print_outcomes(&options, &outcomes);
-    let failed = outcomes.iter().any(|o| o.error.is_some());
-    Ok(if failed { Exit::Failed } else { Exit::Ok })
 }
 
 /// `--key`: imports nothing unless every image is signed by the key.

@@ -13,7 +13,8 @@ use crate::export::tarball::{TarPlan, write_tar};
 use crate::store::select::PlatformImage;
 use crate::store::{BundleIndex, Layout, OCI_LAYOUT};
 
-fn ctr(options: &RestoreOptions) -> Command {
+/// `ctr -a ADDRESS -n NAMESPACE`.
+pub(super) fn ctr(options: &RestoreOptions) -> Command {
     let mut c = Command::new("ctr");
     c.arg("-a")
         .arg(&options.containerd_address)
@@ -21,7 +22,8 @@ fn ctr(options: &RestoreOptions) -> Command {
     c
 }
 
-fn run(mut c: Command) -> Result<(), String> {
+/// Runs a command; its stderr when it fails.
+pub(super) fn run(mut c: Command) -> Result<(), String> {
     match c.output() {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
@@ -29,7 +31,8 @@ fn run(mut c: Command) -> Result<(), String> {
     }
 }
 
-fn output(mut c: Command) -> Result<String, String> {
+/// Runs a command; its stdout, or its stderr when it fails.
+pub(super) fn output(mut c: Command) -> Result<String, String> {
     match c.output() {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
         Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
@@ -38,7 +41,7 @@ fn output(mut c: Command) -> Result<String, String> {
 }
 
 /// What containerd holds now (an empty map when it cannot say: then everything is imported).
-fn present_images(options: &RestoreOptions) -> HashMap<String, PresentImage> {
+pub(super) fn present_images(options: &RestoreOptions) -> HashMap<String, PresentImage> {
     let mut ls = ctr(options);
     ls.args(["images", "ls"]);
     let mut check = ctr(options);
@@ -59,22 +62,24 @@ pub fn restore(
     options: &RestoreOptions,
 ) -> Result<Vec<Restored>, RestoreError> {
     let present = present_images(options);
+    let record = options.record.as_ref().map(super::pins::record_key);
+    let pin = options.pin.then_some(record.as_deref());
     let mut outcomes = Vec::new();
     let mut todo = Vec::new();
     for image in images {
         let digest = image.entry.digest().to_string();
         let twin = format!("{}@{digest}", repository(&image.name));
         let names = [image.name.as_str(), twin.as_str()];
-        if present::already_there(&present, &names, &digest, options.pin) {
+        if present::already_there(&present, &names, &digest, pin) {
             outcomes.push(Restored {
                 reference: image.name.clone(),
-                pinned: present.get(&image.name).is_some_and(|p| p.pinned),
+                pinned: present.get(&image.name).is_some_and(PresentImage::pinned),
                 digest,
                 error: None,
                 names: vec![image.name.clone(), twin],
                 already_present: true,
             });
-        } else if present::already_there(&present, &names, &digest, false) {
+        } else if present::already_there(&present, &names, &digest, None) {
             // Complete under both names, only the pin is missing: no need to import it again.
             outcomes.push(name_and_pin(image, options));
         } else {
@@ -98,7 +103,7 @@ fn read_back_pins(outcomes: &mut [Restored], options: &RestoreOptions) {
         return;
     }
     for o in outcomes.iter_mut().filter(|o| o.error.is_none()) {
-        o.pinned = after.get(&o.reference).is_some_and(|p| p.pinned);
+        o.pinned = after.get(&o.reference).is_some_and(PresentImage::pinned);
     }
 }
 
@@ -219,6 +224,7 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
         for name in [&image.name, &twin] {
             let mut label = ctr(options);
             label.args(["images", "label", name, present::PIN_LABEL]);
+            label.args(options.record.as_ref().map(super::pins::record_label));
             if let Err(e) = run(label) {
                 error = Some(Error::context(
                     Kind::Failed,

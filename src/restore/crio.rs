@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{RestoreError, RestoreOptions, Restored, repository};
+use super::{RestoreError, RestoreOptions, Restored};
 use crate::store::select::PlatformImage;
 use crate::store::{Layout, OCI_LAYOUT};
 
@@ -82,47 +82,22 @@ pub fn restore(
     }
     let _ = std::fs::remove_dir_all(&tmp);
     if options.pin {
-        pin(images, &options.crio_conf_dir)?;
+        pin(images, options)?;
     }
     Ok(outcomes)
 }
 
-/// The drop-in file CRI-O reads pinned images from.
-const PIN_FILE: &str = "50-ferry-pinned.conf";
-
-/// Adds the images to CRI-O's pinned_images drop-in, keeping the names pinned there before (a
-/// later drop-in replaces the whole list, so pins of earlier bundles must stay in this one).
-fn pin(images: &[PlatformImage], dir: &Path) -> Result<(), RestoreError> {
-    let path = dir.join(PIN_FILE);
-    let mut names: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            l.trim()
-                .strip_prefix('"')?
-                .strip_suffix("\",")
-                .map(str::to_owned)
-        })
-        .collect();
+/// Adds the images (both names) to CRI-O's pinned_images drop-in, recorded as pinned by this
+/// bundle, keeping every name pinned there before.
+fn pin(images: &[PlatformImage], options: &RestoreOptions) -> Result<(), RestoreError> {
+    let mut list = super::crio_pins::PinList::read(&options.crio_conf_dir);
     for image in images {
-        names.push(image.name.clone());
-        names.push(format!(
-            "{}@{}",
-            repository(&image.name),
-            image.entry.digest()
-        ));
+        let digest = image.entry.digest().to_string();
+        for name in super::pins::names([(image.name.as_str(), digest.as_str())]) {
+            list.add(&name, options.record.as_ref());
+        }
     }
-    names.sort();
-    names.dedup();
-    let mut text = String::from(
-        "# Written by ferry restore: images kept from kubelet's image GC.\n[crio.image]\npinned_images = [\n",
-    );
-    for n in &names {
-        text.push_str(&format!("  \"{n}\",\n"));
-    }
-    text.push_str("]\n");
-    crate::store::write_atomic_mode(dir, PIN_FILE, text.as_bytes(), dir, 0o644)
-        .map_err(|e| RestoreError::runtime(format!("cannot write the CRI-O pinning drop-in: {e}")))
+    list.write(&options.crio_conf_dir)
 }
 
 fn tempdir() -> Result<std::path::PathBuf, RestoreError> {

@@ -2,9 +2,12 @@
 //! CRI-O's containers-storage (`skopeo copy`), optionally pinned against kubelet's image GC.
 //! `restore.sh` does the same with nothing but POSIX sh on the node.
 
+pub mod binaries;
 mod containerd;
 mod crio;
+mod crio_pins;
 mod groups;
+pub mod pins;
 mod present;
 pub mod script;
 
@@ -38,6 +41,8 @@ pub struct RestoreOptions {
     pub storage: String,
     /// Pin the images against kubelet's image GC.
     pub pin: bool,
+    /// The bundle's identity (its ferry.lock's sha256), recorded on every name it pins.
+    pub record: Option<crate::digest::Digest>,
     /// Where CRI-O's pinning drop-in goes.
     pub crio_conf_dir: PathBuf,
     /// containerd imports run side by side (0: one per core, at most 4).
@@ -81,6 +86,16 @@ pub enum RestoreError {
     /// The bundle holds no image at all.
     #[error("{0} holds no images")]
     Empty(String),
+    /// `--replace OLD` names no bundle folder or lock file ferry can read.
+    #[error("--replace {path}: {reason}")]
+    OldBundle {
+        /// What the user named.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// The runtime's tool failed or is missing.
     #[error("{message}")]
     Runtime {
@@ -97,6 +112,7 @@ impl crate::error::Diagnostic for RestoreError {
         match self {
             RestoreError::Store(e) => e.kind(),
             RestoreError::NoImageForPlatform { .. } | RestoreError::Empty(_) => Kind::Bundle,
+            RestoreError::OldBundle { .. } => Kind::Configuration,
             RestoreError::Runtime { .. } => Kind::Failed,
         }
     }
@@ -110,7 +126,9 @@ impl crate::error::Diagnostic for RestoreError {
             RestoreError::Empty(_) => {
                 Some("its ferry bundle run failed or never finished; run it again".into())
             }
-            RestoreError::Runtime { hint, .. } => hint.clone(),
+            RestoreError::Runtime { hint, .. } | RestoreError::OldBundle { hint, .. } => {
+                hint.clone()
+            }
         }
     }
 }

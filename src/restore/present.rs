@@ -1,7 +1,7 @@
 //! What containerd already holds: a second boot that finds every image present, complete and
 //! (when asked) pinned under both its names imports nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One image name as containerd lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,11 +10,27 @@ pub struct PresentImage {
     pub digest: String,
     /// Whether its content for the node's platform is all in the content store.
     pub complete: bool,
-    /// Whether it carries the kubelet-GC pin label.
-    pub pinned: bool,
+    /// Its labels, key to value.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// The label containerd's CRI plugin reads to keep an image from kubelet's image GC.
+impl PresentImage {
+    /// Whether it carries the kubelet-GC pin label.
+    pub fn pinned(&self) -> bool {
+        self.labels.get(PIN_KEY).is_some_and(|v| v == "pinned")
+    }
+
+    /// Whether it is pinned, and recorded as pinned by the bundle `record` (a label key) when
+    /// one is given.
+    pub fn pinned_by(&self, record: Option<&str>) -> bool {
+        self.pinned() && record.is_none_or(|key| self.labels.contains_key(key))
+    }
+}
+
+/// The label key containerd's CRI plugin reads to keep an image from kubelet's image GC.
+pub const PIN_KEY: &str = "io.cri-containerd.pinned";
+
+/// That label, set.
 pub const PIN_LABEL: &str = "io.cri-containerd.pinned=pinned";
 
 /// Reads `ctr images ls` (REF TYPE DIGEST SIZE PLATFORMS LABELS; SIZE has a space, LABELS is
@@ -27,13 +43,17 @@ pub fn parse(ls: &str, check: &str) -> HashMap<String, PresentImage> {
         if fields.len() < 4 {
             continue;
         }
-        let labels = fields[fields.len() - 1];
+        let labels = fields[fields.len() - 1]
+            .split(',')
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         out.insert(
             fields[0].to_owned(),
             PresentImage {
                 digest: fields[2].to_owned(),
                 complete: false,
-                pinned: labels.split(',').any(|l| l == PIN_LABEL),
+                labels,
             },
         );
     }
@@ -48,17 +68,18 @@ pub fn parse(ls: &str, check: &str) -> HashMap<String, PresentImage> {
     out
 }
 
-/// Whether `names` all point at `digest`, complete, and pinned when `pin`.
+/// Whether `names` all point at `digest`, complete, and when `pin` is given pinned (with that
+/// bundle record, when it holds one).
 pub fn already_there(
     present: &HashMap<String, PresentImage>,
     names: &[&str],
     digest: &str,
-    pin: bool,
+    pin: Option<Option<&str>>,
 ) -> bool {
     names.iter().all(|n| {
-        present
-            .get(*n)
-            .is_some_and(|p| p.digest == digest && p.complete && (p.pinned || !pin))
+        present.get(*n).is_some_and(|p| {
+            p.digest == digest && p.complete && pin.is_none_or(|record| p.pinned_by(record))
+        })
     })
 }
 
@@ -89,24 +110,35 @@ mod tests {
             &p,
             &["docker.io/library/a:1", &twin],
             D1,
-            false
+            None
         ));
         assert!(
-            !already_there(&p, &["docker.io/library/a:1", &twin], D1, true),
+            !already_there(&p, &["docker.io/library/a:1", &twin], D1, Some(None)),
             "the twin is not pinned"
         );
+        assert!(already_there(
+            &p,
+            &["docker.io/library/a:1"],
+            D1,
+            Some(None)
+        ));
         assert!(
-            !already_there(&p, &["docker.io/library/a:1"], D2, false),
+            !already_there(&p, &["docker.io/library/a:1"], D1, Some(Some("io.ferry.x"))),
+            "pinned, but not by that bundle"
+        );
+        assert!(
+            !already_there(&p, &["docker.io/library/a:1"], D2, None),
             "another digest"
         );
         assert!(
-            !already_there(&p, &["docker.io/library/b:1"], D2, false),
+            !already_there(&p, &["docker.io/library/b:1"], D2, None),
             "incomplete"
         );
         assert!(
-            !already_there(&p, &["docker.io/library/c:1"], D2, false),
+            !already_there(&p, &["docker.io/library/c:1"], D2, None),
             "absent"
         );
-        assert!(p["docker.io/library/b:1"].pinned);
+        assert!(p["docker.io/library/b:1"].pinned());
+        assert_eq!(p["docker.io/library/b:1"].labels["x"], "y");
     }
 }

@@ -5,10 +5,20 @@
 # preKubeadmCommands run it:
 #
 #   /preload/restore.sh [--pin] [--runtime auto|containerd|cri-o]
+#   /preload/restore.sh --replace /preload-old/ferry.lock [--remove]   # an upgrade
 #   /preload/restore.sh --mirror     # zero import: serve the bundle to this node instead
+#
+# --replace OLD (a ferry.lock, or a bundle folder holding one; implies --pin) is the upgrade
+# from the bundle OLD describes: this bundle is imported and pinned first; then, only when
+# every image of it is in, the names OLD had and this bundle has not are unpinned (those
+# that another bundle pinned too stay pinned) and, with --remove, deleted when no container
+# uses them. Each pin is recorded per bundle: the containerd label
+# io.ferry.pinned-by.sha256-<hex of ferry.lock's sha256>, or that digest in a comment beside
+# the name in CRI-O's drop-in.
 #
 # Environment:
 #   FERRY_PIN=1                 same as --pin: keep the images from kubelet's image GC
+#   FERRY_REPLACE, FERRY_REMOVE=1   same as --replace OLD, --remove
 #   FERRY_RUNTIME               auto (default), containerd or cri-o
 #   FERRY_PLATFORM              os/arch[/variant] to import (default: this node's)
 #   FERRY_NAMESPACE             containerd namespace (default k8s.io)
@@ -18,10 +28,13 @@
 #   FERRY_CRIO_CONF_DIR         where the CRI-O pinning drop-in goes (/etc/crio/crio.conf.d)
 #
 # --mirror (or FERRY_MIRROR=1) imports nothing: it starts `ferry serve` on this bundle (the
-# `ferry` binary in the bundle, from `ferry bundle --with-binary`, else ferry on PATH) as a
-# systemd unit when systemd runs (a background process otherwise), has it write containerd
-# hosts.toml files and/or a CRI-O registries.conf drop-in so the original names are pulled
-# from it, and waits until it answers. The bundle must stay mounted. Environment:
+# ferry binary: FERRY_BIN, else the bundle's ferry-linux-<arch> for `uname -m`, from `ferry
+# bundle --with-binary`, else ferry on PATH) as a systemd unit when systemd runs (a background
+# process otherwise), has it write containerd hosts.toml files and/or a CRI-O registries.conf
+# drop-in so the original names are pulled from it, and waits until it answers. The bundle
+# must stay mounted. A binary is used only when it is an executable for this machine that
+# answers `version` within FERRY_CHECK_TIMEOUT seconds (3); when none does, the images are
+# imported instead (the plain-sh path), saying so. Environment:
 #   FERRY_MIRROR_ADDR           address to serve on (default 127.0.0.1:5050)
 #   FERRY_HOSTS_DIR             containerd hosts.toml folder (default /etc/containerd/certs.d,
 #                               written when containerd is installed)
@@ -46,6 +59,8 @@ LC_ALL=C
 export LC_ALL
 
 pin=${FERRY_PIN:-0}
+replace=${FERRY_REPLACE:-}
+remove=${FERRY_REMOVE:-0}
 runtime=${FERRY_RUNTIME:-auto}
 namespace=${FERRY_NAMESPACE:-k8s.io}
 mirror=${FERRY_MIRROR:-0}
@@ -55,6 +70,9 @@ while [ $# -gt 0 ]; do
     --runtime) [ $# -ge 2 ] || die "--runtime needs a value"; runtime=$2; shift ;;
     --runtime=*) runtime=${1#*=} ;;
     --mirror) mirror=1 ;;
+    --replace) [ $# -ge 2 ] || die "--replace needs the old bundle's ferry.lock"; replace=$2; shift ;;
+    --replace=*) replace=${1#*=} ;;
+    --remove) remove=1 ;;
     -h|--help) sed -n '2,/^set -eu/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -73,14 +91,87 @@ if [ -e "$here/ferry-delta.json" ]; then
   exit 2
 fi
 
+if [ "$remove" = 1 ] && [ -z "$replace" ]; then
+  die "--remove goes with --replace OLD (it deletes the images OLD had and this bundle has not)"
+fi
+if [ -n "$replace" ]; then
+  [ "$mirror" = 1 ] && die "--replace imports this bundle; it does not go with --mirror"
+  [ -d "$replace" ] && replace=$replace/ferry.lock
+  if [ ! -f "$replace" ] || [ ! -r "$replace" ]; then die "--replace $replace: no such ferry.lock"; fi
+  pin=1
+fi
+
+# The platform this machine runs, by `uname -m` (what a binary must be built for).
+machine_platform() {
+  case $(uname -m) in
+    x86_64|amd64) echo linux/amd64 ;;
+    aarch64|arm64) echo linux/arm64 ;;
+    armv7l|armv7*) echo linux/arm/v7 ;;
+    armv6l|armv6*) echo linux/arm/v6 ;;
+    ppc64le) echo linux/ppc64le ;;
+    s390x) echo linux/s390x ;;
+    riscv64) echo linux/riscv64 ;;
+    *) return 1 ;;
+  esac
+}
+
 # --- mirror mode: serve the bundle where it is mounted; nothing is imported ---
 
-# The ferry binary: FERRY_BIN, the bundle's own copy, or ferry on PATH.
+# elf_for FILE PLATFORM: whether FILE is an ELF executable for PLATFORM (its e_machine), so
+# that a file for another machine is never run (sh would read it as a script).
+elf_for() {
+  case $2 in
+    linux/amd64) want='3e 00' ;;
+    linux/arm64) want='b7 00' ;;
+    linux/arm/*) want='28 00' ;;
+    linux/ppc64le) want='15 00' ;;
+    linux/s390x) want='00 16' ;;
+    linux/riscv64) want='f3 00' ;;
+    *) return 1 ;;
+  esac
+  # shellcheck disable=SC2046 # od prints hex tokens only
+  set -- $(od -An -tx1 -N20 "$1" 2>/dev/null)
+  [ $# -eq 20 ] && [ "$1 $2 $3 $4" = '7f 45 4c 46' ] && [ "${19} ${20}" = "$want" ]
+}
+
+# bin_runs BIN: whether BIN answers `version` in time.
+bin_runs() {
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "${FERRY_CHECK_TIMEOUT:-3}" "$1" version >/dev/null 2>&1
+  else
+    "$1" version >/dev/null 2>&1
+  fi
+}
+
+# mirror_bin: the ferry binary to serve with: FERRY_BIN, the bundle's own for this machine,
+# or ferry on PATH, the first that runs here. None: says what was tried and fails at once.
 mirror_bin() {
-  if [ -n "${FERRY_BIN:-}" ]; then echo "$FERRY_BIN"; return 0; fi
-  if [ -x "$here/ferry" ]; then echo "$here/ferry"; return 0; fi
-  command -v ferry 2>/dev/null ||
-    die "no ferry binary: make the bundle with 'ferry bundle --with-binary', put ferry on PATH, or set FERRY_BIN"
+  tried=''
+  if [ -n "${FERRY_BIN:-}" ]; then
+    if bin_runs "$FERRY_BIN"; then echo "$FERRY_BIN"; return 0; fi
+    tried="FERRY_BIN does not run; "
+  fi
+  if machine=$(machine_platform); then
+    own=ferry-$(printf '%s' "$machine" | tr / -)
+    for b in "$own" ferry; do
+      if [ ! -f "$here/$b" ]; then
+        [ "$b" = ferry ] || tried="${tried}no $b in the bundle; "
+        continue
+      fi
+      if ! elf_for "$here/$b" "$machine"; then
+        tried="${tried}$b is not an executable for $machine; "
+      elif ! bin_runs "$here/$b"; then
+        tried="${tried}$b does not run; "
+      else
+        echo "$here/$b"; return 0
+      fi
+    done
+  else
+    tried="${tried}unknown machine type; "
+  fi
+  if b=$(command -v ferry 2>/dev/null) && bin_runs "$b"; then echo "$b"; return 0; fi
+  log "no ferry binary runs on this $(uname -m) node (${tried}none on PATH): importing the images instead of serving them"
+  return 1
 }
 
 # mirror_ready ADDR: whether the server answers /v2/ (status 2 when no probe tool exists).
@@ -161,9 +252,10 @@ mirror_background() {
   echo $! >"$state/serve.pid"
 }
 
+# mirror_main BIN: serves the bundle with BIN.
 mirror_main() {
   addr=${FERRY_MIRROR_ADDR:-127.0.0.1:5050}
-  bin=$(mirror_bin)
+  bin=$1
   set -- "$bin" serve "$here" --addr "$addr"
   hosts=${FERRY_HOSTS_DIR:-}
   if [ -z "$hosts" ] && { command -v containerd >/dev/null 2>&1 || [ -d /etc/containerd ]; }; then
@@ -198,8 +290,8 @@ mirror_main() {
   log "serving this bundle on $addr ($service); images are pulled from it at first use"
 }
 
-if [ "$mirror" = 1 ]; then
-  mirror_main
+if [ "$mirror" = 1 ] && bin=$(mirror_bin); then
+  mirror_main "$bin"
   exit 0
 fi
 
@@ -226,16 +318,7 @@ valid_line() {
 
 node_platform() {
   if [ -n "${FERRY_PLATFORM:-}" ]; then echo "$FERRY_PLATFORM"; return; fi
-  case $(uname -m) in
-    x86_64|amd64) echo linux/amd64 ;;
-    aarch64|arm64) echo linux/arm64 ;;
-    armv7l|armv7*) echo linux/arm/v7 ;;
-    armv6l|armv6*) echo linux/arm/v6 ;;
-    ppc64le) echo linux/ppc64le ;;
-    s390x) echo linux/s390x ;;
-    riscv64) echo linux/riscv64 ;;
-    *) die "unknown machine type $(uname -m); set FERRY_PLATFORM=os/arch" ;;
-  esac
+  machine_platform || die "unknown machine type $(uname -m); set FERRY_PLATFORM=os/arch"
 }
 
 # serves PLATFORMS NODE: whether one of the comma-separated PLATFORMS runs on NODE
@@ -293,6 +376,8 @@ find_socket() {
   return 1
 }
 
+@@PINS@@
+
 node=$(node_platform)
 case $runtime in
   auto)
@@ -330,9 +415,10 @@ while read -r ref digest media size platforms; do
 done <"$tmp/images"
 count=$(wc -l <"$tmp/serving" | tr -d ' ')
 [ "$count" -gt 0 ] || die "no image in this bundle runs on $node"
+prepare_pins
 
-# state NAME DIGEST: "pinned" or "unpinned" when containerd holds NAME at DIGEST with all its
-# content, "absent" otherwise (from the listings sort_present wrote).
+# state NAME DIGEST: "pinned" (with this bundle's record) or "unpinned" when containerd holds
+# NAME at DIGEST with all its content, "absent" otherwise (from the listings sort_present wrote).
 state() {
   awk -v n="$1" -v d="$2" '
     FNR == NR { if ($1 == n) complete = 1; next }
@@ -342,8 +428,12 @@ state() {
 
 # Splits the serving images into those to import, those only to pin, and those already there.
 sort_present() {
+  rec=''
+  [ -z "$new_id" ] || rec="$(record_key "$new_id")="
   ctr_ -n "$namespace" images ls 2>/dev/null |
-    awk 'NR > 1 { print $1, $3, ($NF ~ /(^|,)io[.]cri-containerd[.]pinned=pinned(,|$)/) ? "pinned" : "unpinned" }' >"$tmp/listed" || :
+    awk -v rec="$rec" 'NR > 1 {
+      pinned = ($NF ~ /(^|,)io[.]cri-containerd[.]pinned=pinned(,|$)/) && (rec == "" || index("," $NF, "," rec))
+      print $1, $3, pinned ? "pinned" : "unpinned" }' >"$tmp/listed" || :
   ctr_ -n "$namespace" images check 2>/dev/null | awk 'NR > 1 && $4 == "complete" { print $1 }' >"$tmp/complete" || :
   : >"$tmp/import"; : >"$tmp/pin-only"; present=0
   while read -r ref digest media size; do
@@ -391,7 +481,9 @@ restore_containerd() {
     fi
     if [ "$pin" = 1 ]; then
       for name in "$ref" "$twin"; do
-        ctr_ -n "$namespace" images label "$name" io.cri-containerd.pinned=pinned >/dev/null ||
+        set -- io.cri-containerd.pinned=pinned
+        [ -z "$new_id" ] || set -- "$@" "$(record_key "$new_id")=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        ctr_ -n "$namespace" images label "$name" "$@" >/dev/null ||
           { log "$ref: cannot pin $name"; echo 1 >"$tmp/failed"; }
       done
     fi
@@ -429,27 +521,25 @@ restore_crio() {
     dir=${FERRY_CRIO_CONF_DIR:-/etc/crio/crio.conf.d}
     file=$dir/50-ferry-pinned.conf
     mkdir -p "$dir" || die "cannot create $dir"
-    # A later drop-in replaces the whole list: keep the names earlier bundles pinned.
-    {
-      if [ -f "$file" ]; then sed -n 's/^ *"\(.*\)",$/\1/p' "$file"; fi
-      while read -r ref digest media size; do
-        printf '%s\n%s@%s\n' "$ref" "$(repository "$ref")" "$digest"
-      done <"$tmp/serving"
-    } | sort -u >"$tmp/pinned"
-    {
-      echo "# Written by ferry's restore.sh: images kept from kubelet's image GC."
-      echo "[crio.image]"
-      echo "pinned_images = ["
-      sed 's/^\(.*\)$/  "\1",/' "$tmp/pinned"
-      echo "]"
-    } >"$file.ferry-tmp" || die "cannot write $file.ferry-tmp"
-    mv "$file.ferry-tmp" "$file" || die "cannot write $file"
+    if [ -n "$replace" ] && [ "$failed" != 0 ]; then
+      old_id='' ; : >"$tmp/gone"
+      log "nothing unpinned: not every image of this bundle was restored"
+    fi
+    crio_pins "$file"
+    while read -r name; do log "$name unpinned (only $old_id had it)"; done <"$tmp/dropped"
+    [ "$remove" != 1 ] || [ ! -s "$tmp/dropped" ] || crio_remove
     log "pinned in $file; apply it with: systemctl reload crio"
   fi
 }
 
 case $runtime in
-  containerd) restore_containerd ;;
+  containerd)
+    restore_containerd
+    if [ -n "$replace" ]; then
+      if [ "$failed" = 0 ]; then replace_containerd
+      else log "nothing unpinned: not every image of this bundle was restored"
+      fi
+    fi ;;
   cri-o) restore_crio ;;
 esac
 [ "$failed" = 0 ] || die "some images were not restored (see above)"

@@ -11,6 +11,9 @@ pub const SCRIPT_NAME: &str = "restore.sh";
 
 const TEMPLATE: &str = include_str!("restore.sh");
 
+/// The pin records and `--replace`, spliced into the template (kept apart to stay readable).
+const PINS: &str = include_str!("pins.sh");
+
 /// The here-document delimiter in the template: `%` is in no token's grammar.
 pub const LIST_END: &str = "FERRY%IMAGES";
 
@@ -54,7 +57,9 @@ fn image_line(e: &IndexEntry) -> Option<String> {
 
 /// The script for a bundle with this index.
 pub fn render(index: &BundleIndex) -> String {
-    TEMPLATE.replace("@@IMAGES@@", &image_lines(index).join("\n"))
+    TEMPLATE
+        .replace("@@PINS@@", PINS.trim_end())
+        .replace("@@IMAGES@@", &image_lines(index).join("\n"))
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub fn run(
     let bundle = &keep.path().join("bundle");
     eprintln!("bundling the images for the serve case...");
     sh(Command::new(ferry)
-        .args(["bundle", "-q", "--with-binary", "-o"])
+        .args(["bundle", "-q", "-o"])
         .arg(bundle)
         .args(refs))?;
     let addr = format!("127.0.0.1:{}", free_port()?);
@@ -114,11 +114,13 @@ pub fn run(
         "  ratio ferry/registry:  {:.2} (target <= 1.0); ferry serve peak RSS {rss:.1} MiB",
         fm.as_secs_f64() / rm.as_secs_f64()
     );
-    boot_cost(bundle, names.len(), mib_unique)
+    boot_cost(ferry, bundle, names.len(), mib_unique)
 }
 
 /// restore.sh (import) against restore.sh --mirror, each into a fresh private containerd.
-fn boot_cost(bundle: &Path, images: usize, mib_unique: f64) -> Result<(), String> {
+/// The mirror runs this `ferry` (FERRY_BIN): a release build is no static one that
+/// `--with-binary` would place.
+fn boot_cost(ferry: &Path, bundle: &Path, images: usize, mib_unique: f64) -> Result<(), String> {
     let script = bundle.join("restore.sh");
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let socket = sh(Command::new(root().join("scripts/containerd.sh"))
@@ -136,6 +138,7 @@ fn boot_cost(bundle: &Path, images: usize, mib_unique: f64) -> Result<(), String
     let (mirror, _, ok) = measure(
         Command::new(&script)
             .arg("--mirror")
+            .env("FERRY_BIN", ferry)
             .env("FERRY_MIRROR_ADDR", &addr)
             .env("FERRY_HOSTS_DIR", node.path().join("certs.d"))
             .env("FERRY_REGISTRIES_CONF", node.path().join("ferry.conf"))

@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask bench` (ferry against skopeo, same machine, same run) and
-//! `cargo xtask fixtures DIR` (the sample images as an OCI layout).
+//! `cargo xtask fixtures DIR` (the sample images as an OCI layout), `cargo xtask dist` (the
+//! static node binaries `ferry bundle --with-binary` carries).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -19,10 +20,12 @@ fn main() -> ExitCode {
         }
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
+        Some("dist") => dist(&args[1..]),
         Some("man") => man(&args[1..]),
         _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--small-images N] [--small-only]\n       \
                   cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
+                  cargo xtask dist [amd64] [arm64]\n       \
                   cargo xtask man [DIR]"
             .into()),
     };
@@ -40,6 +43,13 @@ fn fixtures(args: &[String]) -> Result<(), String> {
     sh(Command::new("python3")
         .arg(root().join("testdata/make_fixtures.py"))
         .arg(dir))?;
+    Ok(())
+}
+
+/// Builds the static, stripped node binaries into target/dist (scripts/dist.sh, which the
+/// tests run too).
+fn dist(args: &[String]) -> Result<(), String> {
+    sh(Command::new(root().join("scripts/dist.sh")).args(args))?;
     Ok(())
 }
 
