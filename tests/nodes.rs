@@ -10,23 +10,9 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// `ctr -n NS images ls` as (name, digest, labels) rows.
-fn images_in(node: &Containerd, ns: &str) -> Vec<(String, String, String)> {
-    let out = run(Command::new("ctr").args(["-a", &node.socket, "-n", ns, "images", "ls"]));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_owned(), f[2].to_owned(), f[f.len() - 1].to_owned())
-        })
-        .collect()
-}
-
 /// The names pinned in namespace NS, each with its labels.
 fn pinned_in(node: &Containerd, ns: &str) -> BTreeSet<String> {
-    images_in(node, ns)
+    containerd_images_in(node, ns)
         .into_iter()
         .filter(|(_, _, labels)| {
             labels
@@ -244,7 +230,7 @@ fn replace_unpins_what_left_keeps_what_both_have_and_removes_with_remove() {
         ferry_out(&a)
     };
     let labels_of = |ns: &str, name: &str| -> String {
-        let rows = images_in(&node, ns);
+        let rows = containerd_images_in(&node, ns);
         let row = rows.iter().find(|r| r.0 == name);
         row.unwrap_or_else(|| panic!("{name} not in {ns}: {rows:?}"))
             .2
@@ -292,7 +278,7 @@ fn replace_unpins_what_left_keeps_what_both_have_and_removes_with_remove() {
     assert_eq!(unpinned, u.only_v1);
     assert_eq!(report["replaced"]["shared"], 3);
     assert_eq!(pinned_in(&node, "a"), u.v2_names, "v2 pinned, v1-only not");
-    for (name, _, labels) in images_in(&node, "a") {
+    for (name, _, labels) in containerd_images_in(&node, "a") {
         assert!(!labels.contains(&v1_key), "{name}: {labels}");
         assert_eq!(
             u.v2_names.contains(&name),
@@ -374,14 +360,17 @@ fn replace_unpins_what_left_keeps_what_both_have_and_removes_with_remove() {
         )),
         "{log}"
     );
-    let now: BTreeSet<String> = images_in(&node, "b").into_iter().map(|r| r.0).collect();
+    let now: BTreeSet<String> = containerd_images_in(&node, "b")
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     assert!(
         !now.contains(&world[0]) && !now.contains(&world[1]),
         "{now:?}"
     );
     assert!(now.contains(&zstd));
     assert_eq!(pinned_in(&node, "b"), u.v2_names);
-    for (name, _, labels) in images_in(&node, "b") {
+    for (name, _, labels) in containerd_images_in(&node, "b") {
         assert!(!labels.contains(&v1_key), "{name}: {labels}");
     }
     let content = run(Command::new("ctr").args(["-a", &node.socket, "-n", "b", "content", "ls"]));

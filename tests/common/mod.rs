@@ -522,7 +522,12 @@ pub fn bundle_tags(reg: &Registry, dir: &Path, tags: &[&str], extra: &[&str]) ->
 
 /// `ctr images ls` as (name, digest, labels) rows.
 pub fn containerd_images(node: &Containerd) -> Vec<(String, String, String)> {
-    let out = node.ctr(&["images", "ls"]);
+    containerd_images_in(node, "k8s.io")
+}
+
+/// [`containerd_images`] of namespace `ns`.
+pub fn containerd_images_in(node: &Containerd, ns: &str) -> Vec<(String, String, String)> {
+    let out = run(Command::new("ctr").args(["-a", &node.socket, "-n", ns, "images", "ls"]));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
