@@ -10,6 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The same build whether run by hand or by a test under `cargo test`, whose CARGO_PKG_*,
+# LD_LIBRARY_PATH and the like would otherwise make cargo rebuild ring and all above it.
+while IFS='=' read -r name _; do
+  case $name in
+    CARGO|CARGO_BIN_EXE_*|CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_NAME|CARGO_PRIMARY_PACKAGE|\
+    CARGO_TARGET_TMPDIR|LD_LIBRARY_PATH|RUSTUP_TOOLCHAIN_SOURCE|RUST_RECURSION_COUNT) unset "$name" ;;
+  esac
+done < <(env)
+
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(amd64 arm64)
 mkdir -p target/dist

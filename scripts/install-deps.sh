@@ -18,17 +18,16 @@ deps=(
   "sha256sum:coreutils"
   "podman:podman"
   "shellcheck:shellcheck"
-  # Cross builds of ferry for the bundle (cargo xtask dist): arm64's C parts (ring, zstd) and
-  # linker, x86_64's musl C compiler, and qemu to run the arm64 binary in the tests.
+  # The tests' arm64 build of ferry (scripts/dist.sh arm64): the C compiler and linker for
+  # ring's and zstd's C, and qemu to run it. (`cargo xtask dist` for amd64 also wants
+  # musl-tools; the tests do not build it.)
   "aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu"
-  "musl-gcc:musl-tools"
   "qemu-aarch64-static:qemu-user-static"
 )
-# The static (musl) Rust targets cargo xtask dist builds, from rustup when it manages Rust.
+# The static arm64 Rust target the tests build ferry for, from rustup when it manages Rust.
 if command -v rustup >/dev/null 2>&1; then
-  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
-  done
+  rustup target list --installed | grep -qx aarch64-unknown-linux-musl ||
+    rustup target add aarch64-unknown-linux-musl
 fi
 missing=()
 for d in "${deps[@]}"; do

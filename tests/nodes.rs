@@ -238,6 +238,16 @@ fn replace_unpins_what_left_keeps_what_both_have_and_removes_with_remove() {
     };
 
     // --- ferry restore, namespace a ---
+    let (code, _, err) = ferry_in(
+        "a",
+        &[u.v1.to_str().unwrap(), "--replace", u.v1.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("this bundle itself"), "{err}");
+    assert!(
+        containerd_images_in(&node, "a").is_empty(),
+        "nothing imported"
+    );
     let (code, _, err) = ferry_in("a", &[u.v1.to_str().unwrap(), "--pin"]);
     assert_eq!(code, 0, "{err}");
     for name in u.only_v1.iter().chain(&u.shared) {

@@ -117,7 +117,14 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     if args.verify {
         verify_first(&layout)?;
     }
-    let options = options(&args, runtime, Some(bundle_id(bundle)?));
+    let id = bundle_id(bundle)?;
+    if let Some(old) = old.as_ref().filter(|old| old.id == id) {
+        return Err(Failure::config(format!(
+            "--replace {}: that is this bundle itself (the same ferry.lock)",
+            old.path.display()
+        )));
+    }
+    let options = options(&args, runtime, Some(id));
     let outcomes = restore(&layout, &options)?;
     let replaced = match &old {
         Some(old) => Some(super::pins::replace(&options, old, &outcomes, args.remove)?),
