@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use ferry::error::Kind;
 use ferry::platform::Platform;
 use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
-use ferry::store::{Layout, verify};
+use ferry::store::{BundleSource, verify};
 
 use super::{Exit, Failure, output};
 
@@ -28,7 +28,8 @@ pub enum RuntimeArg {
   ferry restore /preload --pin
   ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
-    /// The bundle folder (may be a read-only mount).
+    /// The bundle: a folder (may be a read-only mount), or an archive (`.tar`, `.tar.zst`)
+    /// read in place and streamed into ctr as a plain tar.
     pub bundle: PathBuf,
     /// The runtime to import into.
     #[arg(long, value_enum, default_value = "auto")]
@@ -80,18 +81,19 @@ fn on_path(program: &str) -> bool {
 
 /// Runs `ferry restore`.
 pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle)?;
-    super::delta_args::refuse_delta(
-        &args.bundle,
+    let layout = super::source_arg::open_bundle(&args.bundle)?;
+    let layout = &*layout;
+    super::delta_args::refuse_delta_in(
+        layout,
         "restore from it (it lacks its base's blobs)",
         "`ferry apply DELTA BASE` onto its base bundle, then restore the base",
     )?;
     if let Some(path) = &args.key {
-        check_signatures(&args.bundle, &layout, path)?;
+        check_signatures(&args.bundle, layout, path)?;
     }
     let runtime = pick_runtime(&args)?;
     if args.verify {
-        verify_first(&layout)?;
+        verify_first(layout)?;
     }
     let options = RestoreOptions {
         runtime,
@@ -103,7 +105,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         crio_conf_dir: args.crio_conf_dir.clone(),
         jobs: args.jobs,
     };
-    let outcomes = restore(&layout, &options)?;
+    let outcomes = restore(layout, &options)?;
     if args.json {
         output::json(&report_json(&args.bundle, &options, &outcomes));
     }
@@ -113,7 +115,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
 }
 
 /// `--key`: imports nothing unless every image is signed by the key.
-fn check_signatures(bundle: &Path, layout: &Layout, key: &Path) -> Result<(), Failure> {
+fn check_signatures(bundle: &Path, layout: &dyn BundleSource, key: &Path) -> Result<(), Failure> {
     let verdicts = super::signatures::check(layout, &super::signatures::load_key(key)?)?;
     let failed = super::signatures::report_failures(&verdicts);
     if failed > 0 {
@@ -150,7 +152,7 @@ fn pick_runtime(args: &RestoreArgs) -> Result<Runtime, Failure> {
 }
 
 /// `--verify`: imports nothing from a bundle that is not sound.
-fn verify_first(layout: &Layout) -> Result<(), Failure> {
+fn verify_first(layout: &dyn BundleSource) -> Result<(), Failure> {
     let report = verify::verify(layout, &|_| {})?;
     if report.ok() {
         return Ok(());

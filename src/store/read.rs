@@ -82,6 +82,11 @@ impl BlobFile {
         Ok(out)
     }
 
+    /// The open file and where it is.
+    pub(crate) fn into_parts(self) -> (File, PathBuf) {
+        (self.file, self.path)
+    }
+
     fn read_error(&self, e: io::Error) -> StoreError {
         blob_read_error(self.path.clone(), self.digest.clone(), e)
     }
