@@ -84,6 +84,20 @@ fn one_file_crosses_the_gap_and_every_command_reads_it() {
     let bytes = std::fs::read(&zst).unwrap();
     assert_eq!(bytes[bytes.len() - 4..], 0x8F92_EAB1u32.to_le_bytes());
 
+    // .tar.gz is refused before anything is written (never a plain tar under a .gz name).
+    let gz = w.join("out.tar.gz");
+    let (code, _, stderr) = ferry_out(&["export", s(&v1), "--oci-archive", s(&gz)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(".tar.zst"), "{stderr}");
+    assert!(!gz.exists());
+    // A bundle without a lock: one warning, not one per image.
+    let lockless = w.join("lockless");
+    run(Command::new("cp").arg("-a").arg(&v1).arg(&lockless));
+    std::fs::remove_file(lockless.join("ferry.lock")).unwrap();
+    let (code, _, stderr) = ferry_out(&["verify", s(&lockless)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("ferry.lock").count(), 1, "{stderr}");
+
     // ls and verify read the file in place and say what the folder says.
     assert_eq!(listing(&zst), listing(&v1));
     let out = ferry_ok(&["verify", s(&zst)]);
@@ -293,14 +307,40 @@ fn refusals_at_the_seam() {
             "{stderr}"
         );
     }
-    // .tar.gz is refused before anything is written.
-    let layout = sample_layout();
-    let gz = w.join("out.tar.gz");
-    let (code, _, stderr) = ferry_out(&["export", s(layout), "--oci-archive", s(&gz)]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(".tar.zst"), "{stderr}");
-    assert!(!gz.exists());
-    // A layout without a lock (made by another tool): one warning, not one per image.
-    let (_, _, stderr) = ferry_out(&["verify", s(layout)]);
-    assert_eq!(stderr.matches("ferry.lock").count(), 1, "{stderr}");
+    // A folder a running `ferry bundle` holds (its lock, taken here by flock(1)) is refused by
+    // the readers as bundle and gc refuse it.
+    let b = w.join("busy");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(b.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        b.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    // -o: flock itself holds the lock (not the sleep), so killing it frees the folder.
+    let mut holder = Command::new("flock")
+        .args(["-x", "-o"])
+        .arg(&b)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    wait_for(10, "flock to hold the folder", || {
+        ferry_out(&["ls", s(&b)]).0 != 0
+    });
+    for args in [
+        vec!["ls", s(&b)],
+        vec!["verify", s(&b)],
+        vec!["export", s(&b), "--oci-archive", "-"],
+    ] {
+        let (code, _, stderr) = ferry_out(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            stderr.contains("in use by another ferry process"),
+            "{args:?}: {stderr}"
+        );
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (code, _, stderr) = ferry_out(&["ls", s(&b)]);
+    assert_eq!(code, 0, "{stderr}");
 }
