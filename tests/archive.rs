@@ -195,10 +195,37 @@ fn next_month_a_delta_file_applies_to_the_folder_and_archive_to_archive() {
     let (code, stdout, _) = ferry_out(&["verify", s(&delta_zst)]);
     assert_eq!(code, 0, "{stdout}");
 
+    // A base whose reused layer is already corrupt (same size): apply refuses, naming it,
+    // and changes nothing.
+    let damaged = w.join("damaged");
+    run(Command::new("cp").arg("-a").arg(&v1).arg(&damaged));
+    let (layer, _) = first_layer(&damaged);
+    let path = blob_path(&damaged, &format!("sha256:{layer}"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let index_before = std::fs::read(damaged.join("index.json")).unwrap();
+    let (code, _, stderr) = ferry_out(&["apply", s(&delta_zst), s(&damaged)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&layer), "{stderr}");
+    assert_eq!(
+        std::fs::read(damaged.join("index.json")).unwrap(),
+        index_before
+    );
+
+    // What an older ferry left in the temp folder when an apply was killed is removed; this
+    // one unpacks nothing there.
+    let dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    drop(dead.wait_with_output());
+    let stale = std::env::temp_dir().join(format!("ferry-delta-{pid}-7"));
+    std::fs::create_dir_all(stale.join("blobs")).unwrap();
+
     // Applied to the base folder: the full v2 bundle.
     let base = w.join("base");
     run(Command::new("cp").arg("-a").arg(&v1).arg(&base));
     ferry_ok(&["apply", s(&delta_zst), s(&base)]);
+    assert!(!stale.exists(), "a stale ferry-delta folder was left");
     for f in ["index.json", "ferry.lock", "restore.sh", "oci-layout"] {
         assert_eq!(
             std::fs::read(base.join(f)).unwrap(),

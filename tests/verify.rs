@@ -107,15 +107,19 @@ fn a_missing_manifest_and_a_stale_lock() {
 #[test]
 fn not_a_bundle() {
     let dir = tempfile::tempdir().unwrap();
+    // The path the user named is no bundle: their mistake to fix (exit 2), said plainly.
     let (code, _, stderr) = ferry_out(&["verify", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("is not an OCI image layout: no oci-layout file"),
         "{stderr}"
     );
     let (code, _, stderr) = ferry_out(&["ls", "/nonexistent/bundle"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("no such folder"), "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no such folder or archive file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -144,7 +144,7 @@ pub fn docker_archive(
     let mut plan = TarPlan::default();
     let mut manifest = Vec::new();
     let mut skipped = Vec::new();
-    let path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+    let path = crate::store::source::blob_member;
     let mut dropped = 0;
     for entry in index.entries() {
         if entry

@@ -10,7 +10,7 @@ use super::ExportError;
 use super::checked::{open_blob, stopped};
 use crate::digest::Digest;
 use crate::store::BundleSource;
-use crate::store::source::SCRIPT_FILE;
+use crate::store::source::{SCRIPT_FILE, blob_member};
 
 /// What goes into a tar of a layout: in-memory files (index.json written for the occasion,
 /// oci-layout, manifest.json...) and blobs read from the bundle.
@@ -133,7 +133,7 @@ fn append_all(
             .map_err(fail)?;
         for d in blobs.iter().filter(|d| d.algorithm().as_str() == alg) {
             let (len, reader) = open_blob(layout, d, plan.sizes.get(d).copied(), cancel)?;
-            b.append_data(&mut header(len, false), format!("{dir}{}", d.hex()), reader)
+            b.append_data(&mut header(len, false), blob_member(d), reader)
                 .map_err(fail)?;
             b.get_mut().flush().map_err(fail)?;
         }

@@ -286,7 +286,7 @@ impl Layout {
 
     /// Where a blob lives: `blobs/<algorithm>/<hex>`.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blob_dir(digest.algorithm()).join(digest.hex())
+        self.root.join(source::blob_member(digest))
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -326,7 +326,7 @@ impl Layout {
     /// Reads a whole blob (manifests and configs; never layers), without following a
     /// symlink, re-hashed against its digest, and refused above [`MAX_SMALL_BLOB`] bytes.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        self.open_blob(digest, None)?.read_verified(MAX_SMALL_BLOB)
+        BundleSource::read_blob(self, digest)
     }
 
     /// Stores small content (a manifest or config) already held in memory.

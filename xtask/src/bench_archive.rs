@@ -77,12 +77,7 @@ pub fn run(ferry: &Path, refs: &[String], names: &[String], runs: usize) -> Resu
         "archive: the bench set as one .tar.zst ({:.0} MiB), {runs} runs (median); machine shared",
         crate::bench::mib(size)
     );
-    ratio_line(
-        "export vs tar | zstd -T0 -3",
-        &median(fe),
-        &median(pe),
-        1.2,
-    );
+    ratio_line("export vs tar | zstd -T0 -3", &median(fe), &median(pe), 1.2);
     ratio_line(
         "verify vs zstd -dc | sha256sum",
         &median(fv),

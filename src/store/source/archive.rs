@@ -197,10 +197,6 @@ impl ArchiveSource {
             (None, None) => Err(not_found(action, &what)),
         }
     }
-
-    fn blob_name(digest: &Digest) -> String {
-        format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
-    }
 }
 
 impl BundleSource for ArchiveSource {
@@ -243,7 +239,7 @@ impl BundleSource for ArchiveSource {
     }
 
     fn blob_stat(&self, digest: &Digest) -> BlobStat {
-        let name = Self::blob_name(digest);
+        let name = super::blob_member(digest);
         match (self.files.get(&name), self.others.get(&name)) {
             (Some(m), _) => BlobStat::File(m.size),
             (None, Some(kind)) => BlobStat::NotAFile(kind),
@@ -252,7 +248,7 @@ impl BundleSource for ArchiveSource {
     }
 
     fn open_blob(&self, digest: &Digest, expected_size: Option<u64>) -> Result<Blob, StoreError> {
-        let name = Self::blob_name(digest);
+        let name = super::blob_member(digest);
         let member = self.member(&name, "open")?;
         if let Some(expected) = expected_size
             && expected != member.size

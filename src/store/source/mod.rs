@@ -36,6 +36,12 @@ pub const MARKER_FILE: &str = "ferry-delta.json";
 /// restore.sh's name at a bundle's root.
 pub const SCRIPT_FILE: &str = "restore.sh";
 
+/// A blob's path inside a bundle (a folder's file, an archive's member):
+/// `blobs/<algorithm>/<hex>`. The one place that spells it.
+pub fn blob_member(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
+}
+
 /// What holds a bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
@@ -160,6 +166,11 @@ pub fn open(path: &Path) -> Result<Arc<dyn BundleSource>, StoreError> {
             reason: "neither a folder nor an archive file".into(),
             hint: None,
         });
+    }
+    if path.is_symlink() {
+        // The archive the link names (the link itself is the user's choice, see above).
+        let target = std::fs::canonicalize(path).map_err(StoreError::io("resolve", path))?;
+        return Ok(Arc::new(archive::open_file(&target)?));
     }
     Ok(Arc::new(archive::open_file(path)?))
 }
