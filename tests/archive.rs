@@ -3,7 +3,7 @@
 //! ls, verify, push (digests read back from the registry), restore into a real containerd.
 //! Next month: a delta `.tar.zst`, applied to the base folder and, separately, archive to
 //! archive; both equal a full v2 bundle and its fresh export. Other tools (zstd, tar, skopeo,
-//! ctr, podman) read the new archives.
+//! ctr, podman, umoci) read the new archives.
 
 mod common;
 
@@ -265,6 +265,7 @@ fn other_tools_read_the_new_archives() {
     require("zstd", "zstd");
     require("skopeo", "skopeo");
     require("podman", "podman");
+    require("umoci", "umoci");
     let reg = Registry::seeded();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -299,6 +300,18 @@ fn other_tools_read_the_new_archives() {
             .iter()
             .any(|(n, d, _)| *n == hello && *d == want)
     );
+    // umoci reads the layout the plain tar unpacks to, extra files and all.
+    let unpacked = w.join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&unpacked));
+    let out = run(Command::new("umoci")
+        .args(["ls", "--layout"])
+        .arg(&unpacked));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hello);
     // podman loads a docker-archive exported from the .tar.zst.
     let docker = w.join("docker.tar");
     ferry_ok(&["export", s(&zst), "--docker-archive", s(&docker)]);

@@ -9,11 +9,12 @@ use ferry::store::{BundleSource, SourceKind, StoreError};
 use super::{Failure, output};
 
 /// Opens BUNDLE (a bundle folder, a `.tar` or a `.tar.zst`) for a reading command. A path that
-/// is no bundle is the user's mistake (exit 2); a `.tar.zst` without a seek table gets a note
-/// saying what reading it costs.
+/// is neither a folder nor a bundle file is the user's mistake (exit 2); a folder lacking
+/// oci-layout or index.json is a damaged bundle (exit 1). A `.tar.zst` without a seek table
+/// gets a note saying what reading it costs.
 pub fn open_bundle(path: &Path) -> Result<Arc<dyn BundleSource>, Failure> {
     let source = ferry::store::source::open(path).map_err(|e| match e {
-        StoreError::NotALayout { .. } => {
+        StoreError::NotALayout { .. } if !path.is_dir() => {
             Failure::from(Error::from(e).with_kind(Kind::Configuration))
         }
         e => Failure::from(e),

@@ -221,3 +221,21 @@ fn a_folder_being_written_is_refused() {
     open(dir.path()).unwrap();
     let _ = File::open(dir.path());
 }
+
+#[test]
+fn the_seekable_bytes_do_not_depend_on_the_number_of_threads() {
+    let data: Vec<u8> = (0..(9 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let write = |threads| {
+        let mut w = SeekableWriter::new(Vec::new(), threads);
+        w.write_all(&data[..1000]).unwrap();
+        w.flush().unwrap();
+        w.write_all(&data[1000..]).unwrap();
+        w.finish().unwrap()
+    };
+    let one = write(1);
+    assert_eq!(one, write(4));
+    assert_eq!(zstd::stream::decode_all(&one[..]).unwrap(), data);
+    // 1000 bytes, then 9 MiB - 1000 in frames of at most 4 MiB: 4 frames.
+    let table = zeekstd::SeekTable::from_seekable(&mut std::io::Cursor::new(&one)).unwrap();
+    assert_eq!(table.num_frames(), 4);
+}
