@@ -165,7 +165,7 @@ impl ArchiveSource {
                 let size = entry.size();
                 if keep && size <= KEEP_SMALL && kept_total + size <= KEEP_TOTAL {
                     let mut bytes = Vec::with_capacity(size as usize);
-                    (&mut entry)
+                    entry
                         .read_to_end(&mut bytes)
                         .map_err(|e| self.corrupt(bad(e)))?;
                     kept_total += size;

@@ -305,7 +305,7 @@ impl BlobReader {
         let size = self.blob.size;
         let mut hasher = self.hasher.take().expect("finished once");
         let mut rest = Vec::with_capacity((size - self.read) as usize);
-        (&mut self.inner).read_to_end(&mut rest)?;
+        self.inner.read_to_end(&mut rest)?;
         hasher.update(&rest);
         self.tail.extend_from_slice(&rest);
         digest::check(hasher, &self.blob.digest, Some(size)).map_err(Self::mismatch)?;

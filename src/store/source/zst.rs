@@ -233,6 +233,9 @@ impl Drop for StreamReader {
     }
 }
 
+/// A frame back from a worker: its number, and its compressed bytes with its plain size.
+type Compressed = (usize, io::Result<(Vec<u8>, u32)>);
+
 /// Writes the zstd seekable format: every `flush()` ends a frame (a tar writer calls it at
 /// member boundaries, so every member starts a frame), and a frame never holds more than
 /// [`SEEKABLE_FRAME`] bytes. Frames are compressed on worker threads and written in order;
@@ -242,7 +245,7 @@ pub struct SeekableWriter<W: Write> {
     out: Option<W>,
     frame: Vec<u8>,
     jobs: Option<mpsc::SyncSender<(usize, Vec<u8>)>>,
-    done: mpsc::Receiver<(usize, io::Result<(Vec<u8>, u32)>)>,
+    done: mpsc::Receiver<Compressed>,
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Frames sent to the workers, and written.
     sent: usize,
@@ -373,7 +376,7 @@ impl<W: Write> Drop for SeekableWriter<W> {
 /// A worker: compresses frames until the job channel closes.
 fn compress_frames(
     jobs: &Mutex<mpsc::Receiver<(usize, Vec<u8>)>>,
-    done: &mpsc::Sender<(usize, io::Result<(Vec<u8>, u32)>)>,
+    done: &mpsc::Sender<Compressed>,
 ) {
     let mut compressor = match zstd::bulk::Compressor::new(LEVEL) {
         Ok(c) => c,
