@@ -1,6 +1,7 @@
 //! The archive case of `cargo xtask bench` (`--archive-only` runs it alone): the bench set
 //! bundled once, then, alternating with the peer in the same run (medians, ratios printed):
-//! - `ferry export --oci-archive x.tar.zst` against `tar -c DIR | zstd -T0 -3` (target <= 1.2);
+//! - `ferry export --oci-archive x.tar.zst` against `tar -c DIR | zstd -T0 -3` (target <= 1.2;
+//!   ferry's time includes the fsync before its rename, the peer writes without one);
 //! - `ferry verify x.tar.zst` against `zstd -dc x.tar.zst | sha256sum` (target <= 1.2);
 //! - skopeo pulling every image from `ferry serve x.tar.zst` against from `ferry serve DIR`
 //!   (target <= 1.15);
@@ -18,10 +19,22 @@ fn secs(m: &Measured) -> f64 {
     m.wall.as_secs_f64()
 }
 
+/// Wall times and their ratio, and CPU (user + system) where both sides measured it: on a
+/// loaded machine the CPU ratio says more than the wall ratio.
 fn ratio_line(what: &str, ferry: &Measured, peer: &Measured, target: f64) {
     let r = secs(ferry) / secs(peer);
+    let cpu = if peer.cpu.is_zero() {
+        String::new()
+    } else {
+        format!(
+            "; CPU {:.2} s vs {:.2} s, ratio {:.2}",
+            ferry.cpu.as_secs_f64(),
+            peer.cpu.as_secs_f64(),
+            ferry.cpu.as_secs_f64() / peer.cpu.as_secs_f64()
+        )
+    };
     println!(
-        "  {what:<34} ferry {:6.2} s, peer {:6.2} s, ratio {r:.2} (target <= {target}){}",
+        "  {what:<34} ferry {:6.2} s, peer {:6.2} s, ratio {r:.2} (target <= {target}){}{cpu}",
         secs(ferry),
         secs(peer),
         if r <= target { "" } else { "  OVER" }
