@@ -23,6 +23,7 @@ deps=(
   # musl-tools; the tests do not build it.)
   "aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu"
   "qemu-aarch64-static:qemu-user-static"
+  "umoci:umoci"
 )
 # The static arm64 Rust target the tests build ferry for, from rustup when it manages Rust.
 if command -v rustup >/dev/null 2>&1; then

@@ -18,10 +18,12 @@ fn containerd_and_skopeo_pull_original_names_with_the_source_registry_stopped() 
     let b = bundle(&reg, &dir.path().join("b"), SAMPLES, &[]);
     let tar = dir.path().join("b.tar");
     export_tar(&b, &tar);
+    let zst = dir.path().join("b.tar.zst");
+    export_tar(&b, &zst);
     let source = reg.addr.clone();
     let names: Vec<String> = SAMPLES.iter().map(|t| reg.image(t)).collect();
     drop(reg);
-    for (i, bundle_path) in [&b, &tar].into_iter().enumerate() {
+    for (i, bundle_path) in [&b, &tar, &zst].into_iter().enumerate() {
         let hosts = dir.path().join(format!("certs.d-{i}"));
         let conf = dir.path().join(format!("registries-{i}.conf"));
         let served = Served::start(

@@ -1,10 +1,13 @@
 //! `ferry apply`: turn a bundle into the one a delta describes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use ferry::delta::apply::apply;
+use ferry::delta::apply_to_archive;
+use ferry::export::Target;
 
 use super::{Exit, Failure, output};
 
@@ -12,13 +15,19 @@ use super::{Exit, Failure, output};
 /// the new bundle. Crash-safe: re-run the same command after an interruption to finish.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  ferry apply /media/usb/delta /srv/bundle
-  ferry verify /srv/bundle")]
+  ferry apply /media/usb/delta.tar.zst /srv/bundle
+  ferry verify /srv/bundle
+  ferry apply delta.tar.zst bundle-v1.tar.zst -o bundle-v2.tar.zst   # archives only")]
 pub struct ApplyArgs {
-    /// The delta folder.
+    /// The delta: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub delta: PathBuf,
-    /// The bundle it was made against; changed in place.
+    /// The bundle it was made against: a folder, changed in place; or, with -o, a folder or
+    /// an archive left unchanged.
     pub base: PathBuf,
+    /// Write the new bundle as an oci-archive here (`.tar` or `.tar.zst`) instead of changing
+    /// BASE: byte for byte what `ferry export --oci-archive` writes for it.
+    #[arg(short, long, value_name = "NEW.tar.zst")]
+    pub output: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -26,6 +35,16 @@ pub struct ApplyArgs {
 
 /// Runs `ferry apply`.
 pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
+    if let Some(out) = &args.output {
+        return to_archive(&args, out);
+    }
+    if args.base.is_file() {
+        return Err(Failure::usage(format!(
+            "{} is an archive: apply changes a bundle folder in place",
+            args.base.display()
+        ))
+        .with_hint("pass -o NEW.tar.zst to write the new bundle as an archive"));
+    }
     let report = apply(&args.delta, &args.base)?;
     if args.json {
         output::json(&serde_json::json!({
@@ -63,6 +82,34 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
         output::bytes(report.bytes_added),
         report.blobs_removed,
         output::bytes(report.bytes_removed)
+    );
+    Ok(Exit::Ok)
+}
+
+/// `apply DELTA BASE -o NEW`: the new bundle written as an archive; BASE is left unchanged.
+fn to_archive(args: &ApplyArgs, out: &Path) -> Result<Exit, Failure> {
+    let target = Target::parse(out)?;
+    let runtime = super::runtime();
+    let cancel = CancellationToken::new();
+    super::export::stop_on_signals(&runtime, cancel.clone())?;
+    let done = apply_to_archive(&args.delta, &args.base, &target, &cancel)?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "version": 1,
+            "delta": args.delta.display().to_string(),
+            "base": args.base.display().to_string(),
+            "output": target.to_string(),
+            "images": done.images,
+            "blobs": done.blobs,
+            "blobsFromDelta": done.from_delta,
+        }));
+    }
+    eprintln!(
+        "wrote {target}: {} image(s), {} blob(s) ({} from the delta); {} is unchanged",
+        done.images,
+        done.blobs,
+        done.from_delta,
+        args.base.display()
     );
     Ok(Exit::Ok)
 }

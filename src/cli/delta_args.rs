@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ferry::delta::{MARKER_NAME, Marker, prepare_since};
 use ferry::digest::Digest;
-use ferry::store::Layout;
+use ferry::store::{BundleSource, Layout};
 
 use super::Failure;
 
@@ -14,8 +14,8 @@ use super::Failure;
 pub fn since_base(layout: &Layout, base: Option<&Path>) -> Result<BTreeMap<Digest, u64>, Failure> {
     let out = layout.root();
     let Some(base) = base else {
-        refuse_delta(
-            out,
+        refuse_delta_in(
+            layout,
             "add a full bundle run to it",
             "make a new bundle in another -o folder, or pass --since with its base",
         )?;
@@ -32,13 +32,19 @@ pub fn since_base(layout: &Layout, base: Option<&Path>) -> Result<BTreeMap<Diges
     Ok(prepare_since(layout, base)?)
 }
 
-/// Refuses, with exit 2, an operation that needs a full bundle when `root` is a delta.
+/// Refuses, with exit 2, an operation that needs a full bundle when the folder `root` is a
+/// delta.
 pub fn refuse_delta(root: &Path, what: &str, hint: &str) -> Result<(), Failure> {
-    match Marker::read(root) {
+    refuse_delta_in(&Layout::open_read(root)?, what, hint)
+}
+
+/// Refuses, with exit 2, an operation that needs a full bundle when `source` is a delta.
+pub fn refuse_delta_in(source: &dyn BundleSource, what: &str, hint: &str) -> Result<(), Failure> {
+    match Marker::of(source) {
         Ok(None) => Ok(()),
         Ok(Some(m)) => Err(Failure::usage(format!(
             "{} is a delta of the bundle whose ferry.lock is {} ({MARKER_NAME}), not a bundle: cannot {what}",
-            root.display(),
+            source.path().display(),
             m.base_lock
         ))
         .with_hint(hint)),

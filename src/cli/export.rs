@@ -8,7 +8,7 @@ use ferry::error::{Kind, ResultExt};
 use ferry::export::ext4::{Size, ext4_image};
 use ferry::export::{Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
-use ferry::store::Layout;
+use ferry::store::{BundleSource, Layout};
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, Failure, output};
@@ -23,10 +23,10 @@ use super::{Exit, Failure, output};
   ferry export ./bundle --docker-archive images.tar --platform linux/arm64
   ferry export ./bundle --ext4 preload.img --label preload")]
 pub struct ExportArgs {
-    /// The bundle folder.
+    /// The bundle: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub bundle: PathBuf,
-    /// Write an oci-archive (zstd-compressed when the name ends in .zst; `-`: a tar to
-    /// stdout). Deterministic.
+    /// Write an oci-archive: the bundle in one file, with its ferry.lock and restore.sh (in the
+    /// zstd seekable format when the name ends in .zst; `-`: a tar to stdout). Deterministic.
     #[arg(long, value_name = "OUT.tar")]
     pub oci_archive: Option<PathBuf>,
     /// Write a docker-archive of one platform per image (`-`: to stdout). Deterministic.
@@ -73,11 +73,12 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 /// Runs `ferry export`.
 pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle)?;
-    let marker = ferry::delta::Marker::read(&args.bundle)?;
+    let layout = super::source_arg::open_bundle(&args.bundle)?;
+    let layout = &*layout;
+    let marker = ferry::delta::Marker::of(layout)?;
     if marker.is_some() && (args.docker_archive.is_some() || args.ext4.is_some()) {
-        super::delta_args::refuse_delta(
-            &args.bundle,
+        super::delta_args::refuse_delta_in(
+            layout,
             "export it as a docker-archive or ext4 image",
             "a delta travels as --oci-archive (or as the folder itself)",
         )?;
@@ -102,8 +103,8 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     stop_on_signals(&runtime, cancel.clone())?;
     if let Some(out) = &oci {
         match &marker {
-            Some(m) => ferry::delta::verify::export_delta(&layout, m, out, &cancel),
-            None => oci_archive(&layout, out, &cancel),
+            Some(m) => ferry::delta::verify::export_delta(layout, m, out, &cancel),
+            None => oci_archive(layout, out, &cancel),
         }?;
         if let Target::File(path) = out {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -112,14 +113,20 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     }
     if let Some(out) = &docker {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
-        let skipped = docker_archive(&layout, out, &platform, &cancel)?;
+        let skipped = docker_archive(layout, out, &platform, &cancel)?;
         for s in &skipped {
             output::warning(s);
         }
         eprintln!("wrote {out} for {platform}");
     }
     if let Some(out) = &ext4 {
-        let size = ext4_image(&layout, out, args.size, &args.label, &cancel)?;
+        let size = ext4_image(
+            &folder_for_ext4(&args.bundle, layout)?,
+            out,
+            args.size,
+            &args.label,
+            &cancel,
+        )?;
         eprintln!(
             "wrote {out} ({} ext4, label {}, checked with e2fsck)",
             output::bytes(size),
@@ -129,9 +136,25 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
+/// mkfs.ext4 copies a folder (e2fsprogs 1.47 on Debian cannot read a tar): an archive is
+/// refused rather than unpacked into a temporary copy.
+fn folder_for_ext4(bundle: &std::path::Path, source: &dyn BundleSource) -> Result<Layout, Failure> {
+    if source.kind().is_archive() {
+        return Err(Failure::usage(format!(
+            "--ext4 needs a bundle folder: mkfs.ext4 copies a folder, and {} is an archive",
+            bundle.display()
+        ))
+        .with_hint(
+            "make the ext4 image from the bundle folder, or unpack the archive into a folder \
+             (`mkdir b && tar -xf ARCHIVE -C b`, with `--zstd` for a .tar.zst) and export that",
+        ));
+    }
+    Ok(Layout::open_read(bundle)?)
+}
+
 /// Installs the handlers now (before any temp file exists); the first signal cancels, a
 /// second one exits at once.
-fn stop_on_signals(
+pub(super) fn stop_on_signals(
     runtime: &tokio::runtime::Runtime,
     cancel: CancellationToken,
 ) -> Result<(), Failure> {

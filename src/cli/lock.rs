@@ -25,7 +25,7 @@ pub struct LockArgs {
     pub sources: SourceArgs,
     #[command(flatten)]
     pub platforms: PlatformArgs,
-    /// Write the lock file here (default: stdout).
+    /// Write the lock file here (default, or `-`: stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Check instead of writing: fail, naming the references, when the lock file would change.
@@ -63,7 +63,13 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
             ),
         ));
     }
-    let Some(path) = &args.output else {
+    let to_stdout = args.output.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if to_stdout && args.locked {
+        return Err(Failure::usage(
+            "--locked compares with a lock file: name it with -o FILE",
+        ));
+    }
+    let Some(path) = args.output.as_ref().filter(|_| !to_stdout) else {
         print!("{}", String::from_utf8_lossy(&outcome.lock.to_json()));
         return Ok(Exit::Ok);
     };

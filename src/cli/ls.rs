@@ -6,7 +6,7 @@ use clap::Args;
 
 use ferry::lock::LockFile;
 use ferry::platform::Platform;
-use ferry::store::{IndexEntry, Layout, inspect_entry};
+use ferry::store::{BundleSource, IndexEntry, inspect_entry};
 use ferry::supply::{ReferrerKind, parse_referrer_name};
 
 use super::{Exit, Failure, output};
@@ -15,7 +15,7 @@ use super::{Exit, Failure, output};
 /// and other referrers stored with each.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// The bundle folder.
+    /// The bundle: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub bundle: PathBuf,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -53,7 +53,7 @@ impl Manifest {
 
 /// What `ls` reads from the bundle.
 struct Listing {
-    layout: Layout,
+    layout: std::sync::Arc<dyn BundleSource>,
     entries: Vec<IndexEntry>,
     marker: Option<ferry::delta::Marker>,
     lock: LockFile,
@@ -84,10 +84,10 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
 
 /// Reads the bundle's index, delta marker and lock.
 fn open(bundle: &std::path::Path) -> Result<Listing, Failure> {
-    let layout = Layout::open_read(bundle)?;
-    let entries = layout.read_index()?.entries();
-    let marker = ferry::delta::Marker::read(bundle)?;
-    let lock = layout.read_lock()?;
+    let layout = super::source_arg::open_bundle(bundle)?;
+    let entries = layout.index()?.entries();
+    let marker = ferry::delta::Marker::of(&*layout)?;
+    let lock = layout.lock()?.unwrap_or_default();
     Ok(Listing {
         layout,
         entries,
@@ -106,7 +106,7 @@ fn rows(listing: &Listing) -> Vec<Row> {
         .into_iter()
         .map(|entry| match listing.marker {
             Some(_) => delta_row(&listing.lock, entry),
-            None => image_row(&listing.layout, entry, &referrers),
+            None => image_row(&*listing.layout, entry, &referrers),
         })
         .collect()
 }
@@ -141,7 +141,7 @@ fn delta_row(lock: &LockFile, entry: &IndexEntry) -> Row {
 }
 
 /// An image of a whole bundle, walked blob by blob, with the referrers whose subject it holds.
-fn image_row(layout: &Layout, entry: &IndexEntry, referrers: &[&IndexEntry]) -> Row {
+fn image_row(layout: &dyn BundleSource, entry: &IndexEntry, referrers: &[&IndexEntry]) -> Row {
     let reference = reference_of(entry);
     let contents = inspect_entry(layout, entry);
     let repository = reference
@@ -223,7 +223,7 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
 
 /// A referrer entry for JSON: its name, kind, subject, digest and the artifact types it holds.
 fn referrer_json(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     entry: &IndexEntry,
     subject: &ferry::digest::Digest,
     kind: ReferrerKind,
@@ -239,7 +239,7 @@ fn referrer_json(
 
 /// What a referrer holds: the `artifactType`s an index lists (an SBOM, an attestation...), or
 /// the layers' media types of a single manifest (cosign's simple-signing payload).
-fn artifact_types(layout: &Layout, entry: &IndexEntry) -> Vec<String> {
+fn artifact_types(layout: &dyn BundleSource, entry: &IndexEntry) -> Vec<String> {
     let Ok(digest) = entry.descriptor.digest().to_string().parse() else {
         return Vec::new();
     };

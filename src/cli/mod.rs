@@ -24,6 +24,7 @@ mod serve;
 mod signals;
 mod signatures;
 mod snapshot;
+mod source_arg;
 mod sources;
 mod verify;
 

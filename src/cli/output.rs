@@ -82,6 +82,11 @@ pub fn error_json(e: &Error) -> serde_json::Value {
     })
 }
 
+/// Prints `note: message` (something worth knowing, nothing wrong).
+pub fn note(message: &str) {
+    print_labelled(style("note:").for_stderr().cyan().bold(), message);
+}
+
 /// Prints `warning: message`.
 pub fn warning(message: &str) {
     print_labelled(style("warning:").for_stderr().yellow().bold(), message);

@@ -11,7 +11,6 @@ use ferry::error::{Error, Kind, ResultExt};
 use ferry::push::mirror::{self, MirrorSettings};
 use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, push};
 use ferry::reference::ImageRef;
-use ferry::store::Layout;
 
 use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
@@ -29,7 +28,7 @@ Names: SRC_REGISTRY/REPO:TAG goes to TARGET[/PREFIX]/REPO:TAG (with --keep-regis
 TARGET[/PREFIX]/SRC_REGISTRY/REPO:TAG, a port written as _PORT); references pinned by
 digest only are pushed by digest.")]
 pub struct PushArgs {
-    /// The bundle folder.
+    /// The bundle: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub bundle: PathBuf,
 
     /// Where to: HOST[:PORT][/PREFIX].
@@ -99,9 +98,9 @@ fn options(args: &PushArgs) -> Result<PushOptions, Failure> {
 /// Runs `ferry push`.
 pub async fn run(args: PushArgs) -> Result<Exit, Failure> {
     let options = options(&args)?;
-    let layout = Arc::new(Layout::open_read(&args.bundle).map_err(Failure::local)?);
+    let layout = super::source_arg::open_bundle(&args.bundle)?;
     // Refusals (unknown --ref, two sources in one repository) come before any connection.
-    let selected = ferry::push::select(&layout, &options).map_err(Failure::local)?;
+    let selected = ferry::push::select(&*layout, &options).map_err(Failure::local)?;
     if selected.is_empty() {
         return Err(Failure::usage(format!(
             "{} holds no image to push",

@@ -9,7 +9,7 @@ use ferry::error::Kind;
 use ferry::platform::Platform;
 use ferry::restore::pins::{OldBundle, bundle_id};
 use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
-use ferry::store::{Layout, verify};
+use ferry::store::{BundleSource, verify};
 
 use super::{Exit, Failure, output};
 
@@ -32,7 +32,8 @@ pub enum RuntimeArg {
   ferry restore --list-pinned
   ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
-    /// The bundle folder (may be a read-only mount).
+    /// The bundle: a folder (may be a read-only mount), or an archive (`.tar`, `.tar.zst`)
+    /// read in place and streamed into ctr as a plain tar.
     #[arg(required_unless_present = "list_pinned")]
     pub bundle: Option<PathBuf>,
     /// The runtime to import into.
@@ -102,22 +103,23 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         return super::pins::list(&options, args.json);
     }
     let bundle = args.bundle.as_deref().expect("clap requires the bundle");
-    let layout = Layout::open_read(bundle)?;
-    super::delta_args::refuse_delta(
-        bundle,
+    let layout = super::source_arg::open_bundle(bundle)?;
+    let layout = &*layout;
+    super::delta_args::refuse_delta_in(
+        layout,
         "restore from it (it lacks its base's blobs)",
         "`ferry apply DELTA BASE` onto its base bundle, then restore the base",
     )?;
     if let Some(path) = &args.key {
-        check_signatures(bundle, &layout, path)?;
+        check_signatures(bundle, layout, path)?;
     }
     // Read before anything is imported: a bad OLD changes nothing on the node.
     let old = args.replace.as_deref().map(OldBundle::load).transpose()?;
     let runtime = pick_runtime(&args)?;
     if args.verify {
-        verify_first(&layout)?;
+        verify_first(layout)?;
     }
-    let id = bundle_id(bundle)?;
+    let id = bundle_id(layout)?;
     if let Some(old) = old.as_ref().filter(|old| old.id == id) {
         return Err(Failure::config(format!(
             "--replace {}: that is this bundle itself (the same ferry.lock)",
@@ -125,7 +127,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         )));
     }
     let options = options(&args, runtime, Some(id));
-    let outcomes = restore(&layout, &options)?;
+    let outcomes = restore(layout, &options)?;
     let replaced = match &old {
         Some(old) => Some(super::pins::replace(&options, old, &outcomes, args.remove)?),
         None => None,
@@ -163,7 +165,7 @@ fn options(args: &RestoreArgs, runtime: Runtime, record: Option<Digest>) -> Rest
 }
 
 /// `--key`: imports nothing unless every image is signed by the key.
-fn check_signatures(bundle: &Path, layout: &Layout, key: &Path) -> Result<(), Failure> {
+fn check_signatures(bundle: &Path, layout: &dyn BundleSource, key: &Path) -> Result<(), Failure> {
     let verdicts = super::signatures::check(layout, &super::signatures::load_key(key)?)?;
     let failed = super::signatures::report_failures(&verdicts);
     if failed > 0 {
@@ -200,7 +202,7 @@ fn pick_runtime(args: &RestoreArgs) -> Result<Runtime, Failure> {
 }
 
 /// `--verify`: imports nothing from a bundle that is not sound.
-fn verify_first(layout: &Layout) -> Result<(), Failure> {
+fn verify_first(layout: &dyn BundleSource) -> Result<(), Failure> {
     let report = verify::verify(layout, &|_| {})?;
     if report.ok() {
         return Ok(());

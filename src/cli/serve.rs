@@ -17,14 +17,15 @@ use super::{Exit, Failure, output};
 #[command(after_help = "Examples:
   ferry serve ./bundle --addr 127.0.0.1:5050 -v
   ferry serve /preload --hosts-dir /etc/containerd/certs.d      # containerd nodes
-  ferry serve images.tar --registries-conf /etc/containers/registries.conf.d/50-ferry.conf
+  ferry serve images.tar.zst --registries-conf /etc/containers/registries.conf.d/50-ferry.conf
 
 Names: /v2/REPO/... (the source registry dropped), with ?ns=SOURCE (containerd's mirror
 parameter) or /v2/SOURCE/REPO/... (a port written _PORT) when two sources have the same REPO.
 SIGTERM stops it cleanly with exit 0 (Ctrl-C: 130).")]
 pub struct ServeArgs {
-    /// The bundle: a folder (a read-only mount works) or an uncompressed oci-archive `.tar`
-    /// (served in place, never extracted).
+    /// The bundle: a folder (a read-only mount works) or an oci-archive, `.tar` or `.tar.zst`
+    /// (served in place, never extracted; a seekable `.tar.zst` answers any blob or range by
+    /// decompressing at most one frame it does not send).
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
 
@@ -97,7 +98,7 @@ impl serve::Reporter for Printer {
 
 /// Runs `ferry serve`.
 pub async fn run(args: ServeArgs) -> Result<Exit, Failure> {
-    let source = serve::open(&args.bundle).map_err(Failure::local)?;
+    let source = super::source_arg::open_bundle(&args.bundle).map_err(|f| Failure::local(f.0))?;
     let src = source.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::build(&*src))
         .await

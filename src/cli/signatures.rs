@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ferry::store::Layout;
+use ferry::store::BundleSource;
 use ferry::supply::cosign::{ImageVerdict, PublicKey, verify_bundle};
 
 use super::{Failure, output};
@@ -13,7 +13,7 @@ pub fn load_key(path: &Path) -> Result<PublicKey, Failure> {
 }
 
 /// Every image's verdict, read from the bundle alone.
-pub fn check(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdict>, Failure> {
+pub fn check(layout: &dyn BundleSource, key: &PublicKey) -> Result<Vec<ImageVerdict>, Failure> {
     Ok(verify_bundle(layout, key)?)
 }
 

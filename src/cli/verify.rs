@@ -6,14 +6,14 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use ferry::store::verify::VerifyReport;
-use ferry::store::{Layout, verify};
+use ferry::store::{BundleSource, Layout, verify};
 
 use super::{Exit, Failure, output};
 
 /// Re-hash every blob of a bundle and check that every image in it is complete.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle folder.
+    /// The bundle: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub bundle: PathBuf,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -33,12 +33,19 @@ pub struct VerifyArgs {
 
 /// Runs `ferry verify`; exits 1 when anything is wrong.
 pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
-    let layout = Layout::open_read(&args.bundle)?;
-    if let Some(marker) = ferry::delta::Marker::read(&args.bundle)? {
+    let source = super::source_arg::open_bundle(&args.bundle)?;
+    if let Some(marker) = ferry::delta::Marker::of(&*source)? {
         if args.repair {
-            super::delta_args::refuse_delta(&args.bundle, "repair it", "make the delta again")?;
+            super::delta_args::refuse_delta_in(&*source, "repair it", "make the delta again")?;
         }
-        return verify_delta(&args, &layout, &marker);
+        return verify_delta(&args, &*source, &marker);
+    }
+    if args.repair && source.kind().is_archive() {
+        return Err(Failure::usage(format!(
+            "--repair removes corrupt blobs from a bundle folder; {} is an archive",
+            args.bundle.display()
+        ))
+        .with_hint("export the archive again from a sound bundle"));
     }
     let key = args
         .key
@@ -46,14 +53,17 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
         .map(super::signatures::load_key)
         .transpose()?;
     // Repairing writes: take the bundle's lock, as a bundle run would.
-    let layout = if args.repair {
-        Layout::open_for_write(&args.bundle)?
-    } else {
-        layout
+    let writer = match args.repair {
+        true => Some(Layout::open_for_write(&args.bundle)?),
+        false => None,
     };
-    let report = rehash(&layout, progress_bar(&args, &layout)?)?;
+    let layout: &dyn BundleSource = match &writer {
+        Some(w) => w,
+        None => &*source,
+    };
+    let report = rehash(layout, progress_bar(&args, layout)?)?;
     let signatures = match &key {
-        Some(key) => Some(super::signatures::check(&layout, key)?),
+        Some(key) => Some(super::signatures::check(layout, key)?),
         None => None,
     };
     let unsigned = signatures.as_deref().map_or(0, |v| {
@@ -68,7 +78,7 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     } else {
         print_report(&args.bundle, &report);
     }
-    repair_or_hint(&args, &layout, &report)?;
+    repair_or_hint(&args, writer.as_ref(), &report)?;
     if let (Some(v), false) = (&signatures, args.json) {
         let key = args.key.as_deref().unwrap_or(std::path::Path::new("-"));
         println!(
@@ -87,16 +97,11 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
 }
 
 /// A bar over the bytes to re-hash, on a terminal unless `--no-progress`; hidden otherwise.
-fn progress_bar(args: &VerifyArgs, layout: &Layout) -> Result<ProgressBar, Failure> {
+fn progress_bar(args: &VerifyArgs, layout: &dyn BundleSource) -> Result<ProgressBar, Failure> {
     if !output::stderr_is_terminal() || args.no_progress {
         return Ok(ProgressBar::hidden());
     }
-    let total: u64 = layout
-        .list_blobs()?
-        .iter()
-        .filter_map(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = layout.blobs()?.iter().map(|(_, size)| size).sum();
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
     bar.set_style(
         ProgressStyle::with_template(
@@ -108,7 +113,7 @@ fn progress_bar(args: &VerifyArgs, layout: &Layout) -> Result<ProgressBar, Failu
 }
 
 /// Re-hashes every blob and walks every image.
-fn rehash(layout: &Layout, bar: ProgressBar) -> Result<VerifyReport, Failure> {
+fn rehash(layout: &dyn BundleSource, bar: ProgressBar) -> Result<VerifyReport, Failure> {
     let report = verify::verify(layout, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     Ok(report)
@@ -161,10 +166,10 @@ fn print_report(bundle: &Path, report: &VerifyReport) {
 /// With `--repair`, removes the corrupt blobs; otherwise says how to mend what is wrong.
 fn repair_or_hint(
     args: &VerifyArgs,
-    layout: &Layout,
+    writer: Option<&Layout>,
     report: &VerifyReport,
 ) -> Result<(), Failure> {
-    if args.repair {
+    if let Some(layout) = writer {
         let removed = verify::remove_corrupt(layout, report)?;
         layout.tidy();
         if removed > 0 {
@@ -188,7 +193,7 @@ fn repair_or_hint(
 /// `ferry verify` of a delta: its blobs re-hashed, and every blob it lacks claimed by its base.
 fn verify_delta(
     args: &VerifyArgs,
-    layout: &Layout,
+    layout: &dyn BundleSource,
     marker: &ferry::delta::Marker,
 ) -> Result<Exit, Failure> {
     let report = ferry::delta::verify::verify_delta(layout, marker, &|_| {})?;

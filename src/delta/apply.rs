@@ -15,14 +15,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::Marker;
 use super::verify::needed_blobs;
-use super::{Marker, file_digest};
 use crate::bundle::publish::publish;
 use crate::digest::Digest;
-use crate::lock::LOCK_FILE_NAME;
 use crate::store::gc::{crash_point, referenced, remove_blobs, unreferenced};
 use crate::store::inspect_entry;
-use crate::store::{BlobWriter, Layout, StoreError, WORK_DIR, write_atomic};
+use crate::store::{BlobWriter, BundleSource, Layout, StoreError, WORK_DIR, write_atomic};
 
 /// The journal's name under BASE/.ferry/.
 pub const JOURNAL_NAME: &str = "apply.json";
@@ -36,6 +35,9 @@ pub enum ApplyError {
     /// Reading or writing failed.
     #[error(transparent)]
     Delta(#[from] super::DeltaError),
+    /// Writing the new archive failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     /// DELTA has no ferry-delta.json.
     #[error("{0} is not a delta (no ferry-delta.json)")]
     NotADelta(PathBuf),
@@ -152,40 +154,39 @@ fn read_journal(base: &Path) -> Result<Option<Journal>, StoreError> {
     }
 }
 
-/// Where the delta's blobs come from: its folder, or the oci-archive it travelled as.
-struct Source {
-    /// The delta's description (the folder itself, or the archive's small files unpacked).
-    layout: Layout,
-    /// The archive and the blobs it holds.
-    archive: Option<(PathBuf, BTreeMap<Digest, u64>)>,
-    /// The name to show.
-    name: String,
+/// The delta being applied: a folder or an archive, read in place, and its name to show.
+pub(super) struct Delta {
+    pub source: std::sync::Arc<dyn BundleSource>,
+    pub marker: Marker,
+    pub name: String,
 }
 
-impl Source {
-    fn has(&self, digest: &Digest, size: u64) -> bool {
-        match &self.archive {
-            Some((_, blobs)) => blobs.get(digest) == Some(&size),
-            None => self.layout.has_blob(digest, size),
-        }
+impl Delta {
+    /// Opens DELTA (a folder or an oci-archive), refusing a bundle that is no delta.
+    pub fn open(path: &Path) -> Result<Delta, ApplyError> {
+        let source = crate::store::source::open(path)?;
+        let marker = Marker::of(&*source)?.ok_or_else(|| ApplyError::NotADelta(path.into()))?;
+        Ok(Delta {
+            source,
+            marker,
+            name: path.display().to_string(),
+        })
     }
 
-    /// Copies `wanted` into the base, re-hashed; counts them into `report`.
+    /// Copies `wanted` into the base, re-hashed, in the delta's own order (a `.tar.zst` that
+    /// cannot seek is then read once); counts them into `report`.
     fn copy(
         &self,
         base: &Layout,
         wanted: &BTreeMap<Digest, u64>,
         report: &mut ApplyReport,
     ) -> Result<(), StoreError> {
-        let mut landed = || crash_point("after-blob");
-        match &self.archive {
-            Some((path, _)) => super::archive::copy_blobs(path, base, wanted, &mut landed)?,
-            None => {
-                for (digest, size) in wanted {
-                    copy_blob(&self.layout, base, digest, *size)?;
-                    landed();
-                }
-            }
+        for (digest, _) in self.source.blobs()? {
+            let Some(&size) = wanted.get(&digest) else {
+                continue;
+            };
+            copy_blob(&*self.source, base, &digest, size)?;
+            crash_point("after-blob");
         }
         report.blobs_added += wanted.len();
         report.bytes_added += wanted.values().sum::<u64>();
@@ -193,44 +194,28 @@ impl Source {
     }
 }
 
-/// Applies the delta `delta_path` (a folder, or an oci-archive `.tar`/`.tar.zst` made by
-/// `ferry export`) to the bundle `base_root`.
+/// Applies the delta `delta_path` (a folder, or an oci-archive `.tar`/`.tar.zst`, read in
+/// place) to the bundle folder `base_root`.
 pub fn apply(delta_path: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
-    let unpacked = super::archive::Unpacked::new();
-    let (root, archive) = if delta_path.is_file() {
-        let blobs = super::archive::unpack_description(delta_path, &unpacked.0)?;
-        (unpacked.0.clone(), Some((delta_path.to_path_buf(), blobs)))
-    } else {
-        (delta_path.to_path_buf(), None)
-    };
-    let source = Source {
-        layout: Layout::open_read(&root)?,
-        archive,
-        name: delta_path.display().to_string(),
-    };
-    let marker = Marker::read(&root)?.ok_or_else(|| ApplyError::NotADelta(delta_path.into()))?;
+    super::apply_archive::remove_stale_temp_folders();
+    let delta = Delta::open(delta_path)?;
     Layout::open_read(base_root)?;
     let base = Layout::open_for_write(base_root)?;
-    let result = apply_locked(&source, &marker, &base);
+    let result = apply_locked(&delta, &base);
     base.tidy();
     result
 }
 
-fn apply_locked(
-    source: &Source,
-    marker: &Marker,
-    base: &Layout,
-) -> Result<ApplyReport, ApplyError> {
-    let delta = &source.layout;
-    let delta_name = source.name.clone();
-    let new_lock_digest = file_digest(&delta.root().join(LOCK_FILE_NAME))?;
-    let new_index = delta.read_index()?;
-    let new_lock = delta.read_lock()?;
+fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError> {
+    let source = &*delta.source;
+    let new_lock_digest = source.lock_digest()?;
+    let new_index = source.index()?;
+    let new_lock = source.lock()?.unwrap_or_default();
     let mut report = ApplyReport {
         images: new_index.len(),
         ..ApplyReport::default()
     };
-    match start(source, marker, base, &new_lock_digest, &new_index)? {
+    match start(delta, base, &new_lock_digest, &new_index)? {
         Start::Fresh => {}
         Start::Resume => report.resumed = true,
         Start::Done => {
@@ -238,29 +223,24 @@ fn apply_locked(
             return Ok(report);
         }
     }
-    let mut problems = Vec::new();
-    let needed = needed_blobs(delta, &mut problems)?;
-    if !problems.is_empty() {
-        return Err(ApplyError::BadDelta {
-            delta: delta_name,
-            problems,
-        });
-    }
-    let to_copy = check_base(source, base, &new_lock, &needed)?;
+    let needed = sound_delta(delta)?;
+    let mut to_copy = check_base(source, base, &new_lock, &needed)?;
+    // Copied by the interrupted run this one finishes.
+    to_copy.retain(|d, s| !base.has_blob(d, *s));
     check_space(base, to_copy.values().sum())?;
     // From here on BASE changes; the journal lets a re-run finish.
     if !report.resumed {
         let journal = Journal {
             delta_lock: new_lock_digest,
-            base_lock: marker.base_lock.clone(),
+            base_lock: delta.marker.base_lock.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&journal).expect("a journal serializes");
         let work = base.root().join(WORK_DIR);
         write_atomic(&work, JOURNAL_NAME, &bytes, &work.join("tmp"))?;
     }
-    source.copy(base, &to_copy, &mut report)?;
+    delta.copy(base, &to_copy, &mut report)?;
     base.sync_blob_dirs()?;
-    check_complete(base, &new_index, delta_name)?;
+    check_complete(base, &new_index, delta.name.clone())?;
     publish(base, &new_index, &new_lock)?;
     crash_point("after-publish");
     let mut keep = referenced(base, &new_index)?;
@@ -271,6 +251,19 @@ fn apply_locked(
     let journal = journal_path(base.root());
     fs::remove_file(&journal).map_err(StoreError::io("remove", &journal))?;
     Ok(report)
+}
+
+/// Every blob the delta's images need (by its lock), or why the delta is not sound.
+pub(super) fn sound_delta(delta: &Delta) -> Result<BTreeMap<Digest, u64>, ApplyError> {
+    let mut problems = Vec::new();
+    let needed = needed_blobs(&*delta.source, &mut problems)?;
+    if !problems.is_empty() {
+        return Err(ApplyError::BadDelta {
+            delta: delta.name.clone(),
+            problems,
+        });
+    }
+    Ok(needed)
 }
 
 /// Refuses an apply whose `need` bytes (plus a margin) do not fit the base's filesystem.
@@ -293,8 +286,8 @@ fn check_space(base: &Layout, need: u64) -> Result<(), ApplyError> {
 
 /// Every image of the new index must resolve to complete content in the base before the
 /// index is published.
-fn check_complete(
-    base: &Layout,
+pub(super) fn check_complete(
+    base: &dyn BundleSource,
     new_index: &crate::store::BundleIndex,
     delta_name: String,
 ) -> Result<(), ApplyError> {
@@ -329,8 +322,7 @@ enum Start {
 
 /// Reads the journal, or checks that BASE is the delta's base.
 fn start(
-    source: &Source,
-    marker: &Marker,
+    delta: &Delta,
     base: &Layout,
     new_lock_digest: &Digest,
     new_index: &crate::store::BundleIndex,
@@ -343,74 +335,88 @@ fn start(
             pending: j.delta_lock,
         }),
         None => {
-            let actual = file_digest(&base.root().join(LOCK_FILE_NAME))?;
+            let actual = base.lock_digest()?;
             if &actual == new_lock_digest
                 && fs::read(base.root().join("index.json")).is_ok_and(|b| b == new_index.to_json())
             {
                 return Ok(Start::Done);
             }
-            if actual != marker.base_lock {
-                return Err(ApplyError::WrongBase {
-                    delta: source.name.clone(),
-                    base: base_name,
-                    expected: marker.base_lock.clone(),
-                    actual,
-                });
-            }
+            check_base_lock(delta, &base_name, actual)?;
             Ok(Start::Fresh)
         }
     }
 }
 
-/// Checks that BASE has every blob the delta leaves out, naming the images that need those it
-/// lacks; returns the delta's blobs BASE does not have yet (to copy).
-fn check_base(
-    delta: &Source,
-    base: &Layout,
+/// Refuses a base whose lock is not the one the delta was made against.
+pub(super) fn check_base_lock(delta: &Delta, base: &str, actual: Digest) -> Result<(), ApplyError> {
+    if actual != delta.marker.base_lock {
+        return Err(ApplyError::WrongBase {
+            delta: delta.name.clone(),
+            base: base.to_owned(),
+            expected: delta.marker.base_lock.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that BASE has every blob the delta leaves out, right (re-hashed: the new bundle
+/// relies on them and nothing else checks a reused layer), naming the images that need those
+/// it lacks; returns the delta's blobs BASE does not have yet (to copy).
+pub(super) fn check_base(
+    delta: &dyn BundleSource,
+    base: &dyn BundleSource,
     new_lock: &crate::lock::LockFile,
     needed: &BTreeMap<Digest, u64>,
 ) -> Result<BTreeMap<Digest, u64>, ApplyError> {
     let mut to_copy = BTreeMap::new();
     let mut missing = BTreeSet::new();
     for (digest, size) in needed {
-        if base.has_blob(digest, *size) {
-            continue;
-        }
-        if delta.has(digest, *size) {
+        let users = || {
+            let users: Vec<&str> = new_lock
+                .images
+                .iter()
+                .filter(|i| i.blobs.contains_key(digest))
+                .map(|i| i.reference.as_str())
+                .collect();
+            users.join(", ")
+        };
+        if delta.has_blob(digest, *size) {
             to_copy.insert(digest.clone(), *size);
             continue;
         }
-        let users: Vec<&str> = new_lock
-            .images
-            .iter()
-            .filter(|i| i.blobs.contains_key(digest))
-            .map(|i| i.reference.as_str())
-            .collect();
-        missing.insert(format!("{digest} ({size} bytes), for {}", users.join(", ")));
+        if !base.has_blob(digest, *size) {
+            missing.insert(format!("{digest} ({size} bytes), for {}", users()));
+            continue;
+        }
+        if let Err(e) = base.open_blob(digest, Some(*size)).and_then(|b| b.verify()) {
+            missing.insert(format!("{digest} ({size} bytes), for {}: {e}", users()));
+        }
     }
     if !missing.is_empty() {
         return Err(ApplyError::MissingFromBase {
-            base: base.root().display().to_string(),
+            base: base.path().display().to_string(),
             missing: missing.into_iter().collect(),
         });
     }
     Ok(to_copy)
 }
 
-/// Copies one blob from the delta into the base: read through the hash, written through the
-/// store's blob writer (hashed again, fsynced, renamed into place).
-fn copy_blob(delta: &Layout, base: &Layout, digest: &Digest, size: u64) -> Result<(), StoreError> {
+/// Copies one blob from the delta into the base: read through the hash (the last chunk held
+/// back until it is checked), written through the store's blob writer (hashed again, fsynced,
+/// renamed into place).
+fn copy_blob(
+    delta: &dyn BundleSource,
+    base: &Layout,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StoreError> {
     let source = delta.open_blob(digest, Some(size))?;
-    let path = source.path().to_path_buf();
-    let mut reader = source
-        .into_verified_reader()
-        .map_err(StoreError::io("read", &path))?;
+    let mut reader = source.reader().map_err(|e| source.error(e))?;
     let mut writer = BlobWriter::create(base, digest.clone(), Some(size))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| crate::store::blob_read_error(path.clone(), digest.clone(), e))?;
+        let n = reader.read(&mut buf).map_err(|e| source.error(e))?;
         if n == 0 {
             break;
         }
@@ -424,6 +430,7 @@ impl crate::error::Diagnostic for ApplyError {
         use crate::error::Kind;
         match self {
             ApplyError::Delta(e) => e.kind(),
+            ApplyError::Export(e) => e.kind(),
             // The user named the wrong folder.
             ApplyError::NotADelta(_)
             | ApplyError::WrongBase { .. }
@@ -436,6 +443,7 @@ impl crate::error::Diagnostic for ApplyError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             ApplyError::Delta(e) => return e.hint(),
+            ApplyError::Export(e) => return e.hint(),
             ApplyError::NotADelta(_) => "a delta is made by `ferry bundle ... --since BASE`; a \
                 full bundle needs no apply"
                 .into(),

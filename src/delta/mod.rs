@@ -4,24 +4,26 @@
 //! new bundle, `diff` compares two bundles or locks.
 
 pub mod apply;
-pub mod archive;
+mod apply_archive;
 pub mod diff;
 pub mod verify;
 
+pub use apply_archive::{ArchiveApplied, apply_to_archive};
+
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::lock::{LOCK_FILE_NAME, LockFile};
-use crate::store::gc::{GcError, referenced};
-use crate::store::{Layout, StoreError, WORK_DIR, write_atomic};
+use crate::lock::LockFile;
+use crate::store::gc::GcError;
+use crate::store::source::MARKER_FILE;
+use crate::store::{BundleSource, Layout, MAX_INDEX_BYTES, StoreError, WORK_DIR, write_atomic};
 
 /// The marker file at a delta's root.
-pub const MARKER_NAME: &str = "ferry-delta.json";
+pub const MARKER_NAME: &str = MARKER_FILE;
 
 const DELTA_VERSION: u32 = 1;
 
@@ -87,13 +89,11 @@ impl crate::error::Diagnostic for DeltaError {
 }
 
 impl Marker {
-    /// Reads the marker of a folder; `None` when the folder is not a delta.
-    pub fn read(root: &Path) -> Result<Option<Marker>, StoreError> {
-        let path = root.join(MARKER_NAME);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("read", &path)(e)),
+    /// Reads the marker of a bundle (a folder or an archive); `None` when it is not a delta.
+    pub fn of(source: &dyn BundleSource) -> Result<Option<Marker>, StoreError> {
+        let path = source.path().join(MARKER_NAME);
+        let Some(bytes) = source.root_file(MARKER_NAME, MAX_INDEX_BYTES)? else {
+            return Ok(None);
         };
         let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
@@ -132,15 +132,6 @@ pub struct Side {
     pub lock_digest: Digest,
 }
 
-/// sha256 of a file's bytes (of no bytes when it does not exist).
-pub fn file_digest(path: &Path) -> Result<Digest, StoreError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Digest::sha256_of(&b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Digest::sha256_of(b"")),
-        Err(e) => Err(StoreError::io("read", path)(e)),
-    }
-}
-
 /// The blobs a lock records for all its images, when it records them for every image.
 pub fn lock_blobs(lock: &LockFile) -> Option<BTreeMap<Digest, u64>> {
     let mut out = BTreeMap::new();
@@ -153,51 +144,88 @@ pub fn lock_blobs(lock: &LockFile) -> Option<BTreeMap<Digest, u64>> {
     Some(out)
 }
 
-/// Loads a bundle folder (its index.json, and its lock or else its own content for the blobs)
-/// or a lock file.
+/// Whether `path` is a lock file (JSON) rather than a bundle folder or archive.
+fn is_lock_file(path: &Path) -> bool {
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    path.is_file() && head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Loads a bundle (a folder or an archive: its index.json, and its lock or else its own
+/// content for the blobs) or a lock file.
 pub fn load_side(path: &Path) -> Result<Side, DeltaError> {
-    if path.is_dir() {
-        let layout = Layout::open_read(path)?;
-        let index = layout.read_index()?;
-        let lock_path = path.join(LOCK_FILE_NAME);
-        let lock = LockFile::read(&lock_path)?;
-        let mut refs = BTreeMap::new();
-        let mut lock_agrees = true;
-        for entry in index.entries() {
-            let Some(name) = entry.name else { continue };
-            let digest = crate::manifest::descriptor_digest(&entry.descriptor)
-                .map_err(|e| input(path, format!("{name}: {e}"), None))?;
-            lock_agrees &= lock.get(&name).is_some_and(|l| l.digest == digest);
-            refs.insert(name, digest);
-        }
-        lock_agrees &= lock.images.len() == refs.len();
-        let blobs = match lock_blobs(&lock).filter(|_| lock_agrees) {
-            Some(b) => b,
-            None => referenced(&layout, &index)?,
-        };
+    if is_lock_file(path) {
+        let lock = LockFile::read(path)?;
+        let bytes = std::fs::read(path).map_err(StoreError::io("read", path))?;
         return Ok(Side {
-            refs,
-            blobs: Some(blobs),
-            lock_digest: file_digest(&lock_path)?,
+            refs: lock
+                .images
+                .iter()
+                .map(|i| (i.reference.clone(), i.digest.clone()))
+                .collect(),
+            blobs: lock_blobs(&lock),
+            lock_digest: Digest::sha256_of(&bytes),
         });
     }
-    if !path.is_file() {
-        return Err(input(
+    let source = crate::store::source::open(path).map_err(|e| match e {
+        StoreError::NotALayout { reason, .. } => input(
             path,
-            "no such bundle folder or lock file".into(),
+            format!("not a bundle folder, archive or lock file: {reason}"),
             None,
-        ));
+        ),
+        e => e.into(),
+    })?;
+    side_of(&*source)
+}
+
+/// The references and blobs of a bundle, its lock's digest.
+pub fn side_of(source: &dyn BundleSource) -> Result<Side, DeltaError> {
+    let path = source.path();
+    let index = source.index()?;
+    let lock = source.lock()?.unwrap_or_default();
+    let mut refs = BTreeMap::new();
+    let mut lock_agrees = true;
+    for entry in index.entries() {
+        let Some(name) = entry.name else { continue };
+        let digest = crate::manifest::descriptor_digest(&entry.descriptor)
+            .map_err(|e| input(path, format!("{name}: {e}"), None))?;
+        lock_agrees &= lock.get(&name).is_some_and(|l| l.digest == digest);
+        refs.insert(name, digest);
     }
-    let lock = LockFile::read(path)?;
+    lock_agrees &= lock.images.len() == refs.len();
+    let blobs = match lock_blobs(&lock).filter(|_| lock_agrees) {
+        Some(b) => b,
+        None => reached(source, &index)?,
+    };
     Ok(Side {
-        refs: lock
-            .images
-            .iter()
-            .map(|i| (i.reference.clone(), i.digest.clone()))
-            .collect(),
-        blobs: lock_blobs(&lock),
-        lock_digest: file_digest(path)?,
+        refs,
+        blobs: Some(blobs),
+        lock_digest: source.lock_digest()?,
     })
+}
+
+/// Every blob the index's images reach; an image with missing content is an error.
+fn reached(
+    source: &dyn BundleSource,
+    index: &crate::store::BundleIndex,
+) -> Result<BTreeMap<Digest, u64>, DeltaError> {
+    let mut out = BTreeMap::new();
+    for entry in index.entries() {
+        let contents = crate::store::inspect_entry(source, &entry);
+        if let Some((digest, why)) = contents.problems.first() {
+            let name = entry.name.unwrap_or_default();
+            let problem = format!("{name}: {digest}: {why}; it cannot serve as a base");
+            return Err(input(
+                source.path(),
+                problem,
+                Some("run `ferry verify` on it"),
+            ));
+        }
+        out.extend(contents.blobs);
+    }
+    Ok(out)
 }
 
 /// Prepares `output` as a delta of `base` (a bundle folder or its ferry.lock) for
@@ -218,7 +246,7 @@ pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u6
         base_blobs,
     };
     let out = layout.root();
-    match Marker::read(out)? {
+    match Marker::of(layout)? {
         Some(old) if old.base_lock == marker.base_lock => {}
         Some(old) => {
             let problem = format!(
@@ -251,7 +279,7 @@ mod tests {
             "platforms":[{{"digest":"{d}","size":1}}],"totalSize":1}}]}}"#
         );
         let path = dir.path().join("old.lock");
-        fs::write(&path, old).unwrap();
+        std::fs::write(&path, old).unwrap();
         let side = load_side(&path).unwrap();
         assert_eq!(side.refs.len(), 1);
         assert!(side.blobs.is_none(), "an older lock records no blobs");
@@ -263,7 +291,7 @@ mod tests {
         );
         let mut with = lock.clone();
         with.images[0].blobs.insert(d.clone(), 1);
-        fs::write(&path, with.to_json()).unwrap();
+        std::fs::write(&path, with.to_json()).unwrap();
         assert_eq!(load_side(&path).unwrap().blobs.unwrap().get(&d), Some(&1));
     }
 }

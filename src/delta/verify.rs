@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use super::{MARKER_NAME, Marker};
 use crate::digest::Digest;
-use crate::export::ExportError;
-use crate::export::Target;
 use crate::export::tarball::TarPlan;
+use crate::export::{ExportError, Target, add_root_files};
 use crate::lock::LOCK_FILE_NAME;
-use crate::store::{Layout, OCI_LAYOUT, StoreError};
+use crate::store::source::SCRIPT_FILE;
+use crate::store::{BundleSource, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// The outcome of checking a delta. Sound when `problems` is empty.
@@ -38,11 +38,11 @@ impl DeltaReport {
 /// Every blob the delta's images need, by its lock (which must have an entry, with blobs, for
 /// every reference of index.json, at the same digest). Problems are appended to `problems`.
 pub fn needed_blobs(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     problems: &mut Vec<String>,
 ) -> Result<BTreeMap<Digest, u64>, StoreError> {
-    let index = layout.read_index()?;
-    let lock = layout.read_lock()?;
+    let index = layout.index()?;
+    let lock = layout.lock()?.unwrap_or_default();
     let mut needed = BTreeMap::new();
     for entry in index.entries() {
         let Some(name) = entry.name else {
@@ -68,12 +68,13 @@ pub fn needed_blobs(
 
 /// Checks a delta. `on_bytes` is told of progress as blobs are hashed.
 pub fn verify_delta(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     marker: &Marker,
     on_bytes: &dyn Fn(u64),
 ) -> Result<DeltaReport, StoreError> {
     let mut report = DeltaReport::default();
-    for (digest, _) in layout.list_blobs()? {
+    // In the source's order: a .tar.zst that cannot seek is read once.
+    for (digest, _) in layout.blobs()? {
         let checked = layout.open_blob(&digest, None).and_then(|b| {
             b.verify()?;
             Ok(b.size())
@@ -95,11 +96,11 @@ pub fn verify_delta(
 /// The blobs the delta's images need, each checked to be in the delta or claimed by its base's
 /// lock (problems go into `report`, with the image count).
 fn check_needed(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     marker: &Marker,
     report: &mut DeltaReport,
 ) -> Result<BTreeMap<Digest, u64>, StoreError> {
-    report.images = layout.read_index()?.len();
+    report.images = layout.index()?.len();
     let needed = needed_blobs(layout, &mut report.problems)?;
     for (digest, size) in &needed {
         if layout.has_blob(digest, *size) {
@@ -120,7 +121,7 @@ fn check_needed(
 /// index.json, ferry.lock, ferry-delta.json, restore.sh and the blobs present that its images
 /// need. Refuses a delta that does not check out.
 pub fn export_delta(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     marker: &Marker,
     out: &Target,
     cancel: &CancellationToken,
@@ -132,7 +133,7 @@ pub fn export_delta(
     if let Some(p) = report.problems.first() {
         let hint = format!(
             "`ferry verify {}` lists every problem",
-            layout.root().display()
+            layout.path().display()
         );
         return Err(ExportError::Incomplete(p.to_string()).with_hint(hint));
     }
@@ -140,18 +141,7 @@ pub fn export_delta(
     for (d, s) in needed.iter().filter(|(d, s)| layout.has_blob(d, **s)) {
         plan.add_blob(d.clone(), *s)?;
     }
-    plan.files
-        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
-    for name in [
-        "index.json",
-        LOCK_FILE_NAME,
-        MARKER_NAME,
-        crate::restore::script::SCRIPT_NAME,
-    ] {
-        let path = layout.root().join(name);
-        let bytes =
-            std::fs::read(&path).map_err(|e| ExportError::Io(path.display().to_string(), e))?;
-        plan.files.push((name.to_owned(), bytes));
-    }
+    let names = ["index.json", LOCK_FILE_NAME, MARKER_NAME, SCRIPT_FILE];
+    add_root_files(layout, &mut plan, &names)?;
     crate::export::write_oci_tar(layout, &plan, out, cancel)
 }

@@ -6,16 +6,18 @@ use tokio_util::sync::CancellationToken;
 use super::tarball::{TarPlan, write_tar_checked as write_tar};
 use super::{ExportError, Target};
 use crate::digest::Digest;
+use crate::lock::LOCK_FILE_NAME;
 use crate::platform::Platform;
 use crate::store::select::{Offer, offer};
-use crate::store::{BundleIndex, Layout, OCI_LAYOUT, inspect_entry};
+use crate::store::source::{SCRIPT_FILE, SeekableWriter};
+use crate::store::{BundleIndex, BundleSource, MAX_INDEX_BYTES, OCI_LAYOUT, inspect_entry};
 
 /// The index, and every blob its images reach with its declared size; an image with missing
 /// or unreadable content is an error.
-pub(super) fn complete_images(
-    layout: &Layout,
+pub(crate) fn complete_images(
+    layout: &dyn BundleSource,
 ) -> Result<(BundleIndex, Vec<(Digest, u64)>), ExportError> {
-    let index = layout.read_index()?;
+    let index = layout.index()?;
     let mut blobs = Vec::new();
     for entry in index.entries() {
         let contents = inspect_entry(layout, &entry);
@@ -34,10 +36,11 @@ pub(super) fn complete_images(
     Ok((index, blobs))
 }
 
-/// Writes an oci-archive (`.tar`, or `.tar.zst`/`.zst` compressed with zstd; an uncompressed
-/// tar to stdout): oci-layout, index.json and every blob the index reaches, each re-hashed.
+/// Writes an oci-archive (`.tar`, or a seekable `.tar.zst`; an uncompressed tar to stdout):
+/// a bundle in one file. oci-layout, index.json, ferry.lock and restore.sh (when the bundle
+/// has them, byte for byte), then every blob the index reaches, each re-hashed.
 pub fn oci_archive(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     out: &Target,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {
@@ -46,34 +49,84 @@ pub fn oci_archive(
     for (digest, size) in blobs {
         plan.add_blob(digest, size)?;
     }
-    plan.files
-        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
     plan.files.push(("index.json".into(), index.to_json()));
+    add_root_files(layout, &mut plan, &[LOCK_FILE_NAME, SCRIPT_FILE])?;
     write_oci_tar(layout, &plan, out, cancel)
 }
 
-/// Writes a planned layout tar to `out`: zstd-compressed when its name ends in `.zst` (one
-/// thread, a fixed level: deterministic), plain otherwise. Bundles and deltas share it.
+/// Adds oci-layout, and the named root files the bundle has (verbatim: a delta names its base
+/// by its lock's digest), to `plan`.
+pub(crate) fn add_root_files(
+    layout: &dyn BundleSource,
+    plan: &mut TarPlan,
+    names: &[&str],
+) -> Result<(), ExportError> {
+    plan.files
+        .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+    for name in names {
+        if let Some(bytes) = layout.root_file(name, MAX_INDEX_BYTES)? {
+            plan.files.push(((*name).to_owned(), bytes));
+        }
+    }
+    Ok(())
+}
+
+/// How an oci-archive's name says to compress it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// A plain tar (`.tar`, any other name, stdout).
+    Tar,
+    /// The zstd seekable format (`.zst`, `.tzst`).
+    SeekableZst,
+}
+
+impl ArchiveFormat {
+    /// The format for an output; refuses a name that promises a compression ferry does not
+    /// write (`.gz`, `.xz`, `.bz2`...), rather than writing a plain tar under it.
+    pub fn of(out: &Target) -> Result<ArchiveFormat, ExportError> {
+        let Some(ext) = out
+            .path()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+        else {
+            return Ok(ArchiveFormat::Tar);
+        };
+        match ext.to_ascii_lowercase().as_str() {
+            "zst" | "tzst" | "zstd" => Ok(ArchiveFormat::SeekableZst),
+            "gz" | "tgz" | "xz" | "txz" | "bz2" | "tbz2" | "lz4" | "lzma" | "z" => {
+                Err(ExportError::Usage(format!(
+                    "{out}: ferry writes oci-archives as .tar or .tar.zst, not .{ext}"
+                ))
+                .with_hint(
+                    "name it OUT.tar.zst (zstd, readable by `zstd -d` and `tar --zstd`) or \
+                     OUT.tar, or pipe `--oci-archive -` into the compressor you need",
+                ))
+            }
+            _ => Ok(ArchiveFormat::Tar),
+        }
+    }
+}
+
+/// Writes a planned layout tar to `out`: in the zstd seekable format when its name ends in
+/// `.zst` (every member starts a frame; frames are compressed on every core, the bytes do not
+/// depend on how many), plain otherwise. Bundles and deltas share it.
 pub(crate) fn write_oci_tar(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     plan: &TarPlan,
     out: &Target,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {
-    let zstd = out
-        .path()
-        .and_then(|p| p.extension())
-        .is_some_and(|e| e == "zst");
+    let format = ArchiveFormat::of(out)?;
     let name = out.to_string();
-    out.write_with(|f| {
-        if zstd {
+    out.write_with(|f| match format {
+        ArchiveFormat::SeekableZst => {
             let io = |e| ExportError::Io(name.clone(), e);
-            let mut enc = zstd::stream::Encoder::new(f, 3).map_err(io)?;
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let mut enc = SeekableWriter::new(f, threads);
             write_tar(layout, plan, &mut enc, &name, cancel)?;
             enc.finish().and_then(|w| w.flush()).map_err(io)
-        } else {
-            write_tar(layout, plan, f, &name, cancel)
         }
+        ArchiveFormat::Tar => write_tar(layout, plan, f, &name, cancel),
     })
 }
 
@@ -82,16 +135,16 @@ pub(crate) fn write_oci_tar(
 /// compression. Returns notes for the user: images left out (no build for the platform) or
 /// written without a name (references pinned by digest only). Every blob is re-hashed.
 pub fn docker_archive(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     out: &Target,
     platform: &Platform,
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, ExportError> {
-    let index = layout.read_index()?;
+    let index = layout.index()?;
     let mut plan = TarPlan::default();
     let mut manifest = Vec::new();
     let mut skipped = Vec::new();
-    let path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+    let path = crate::store::source::blob_member;
     let mut dropped = 0;
     for entry in index.entries() {
         if entry

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ExportError;
 use crate::digest::Digest;
-use crate::store::{Layout, blob_read_error};
+use crate::store::{BundleSource, blob_read_error};
 
 /// Why a read inside a copy stopped: carried through `io::Error` and recovered by [`stopped`].
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl std::error::Error for Stop {}
 /// re-hashed as it is read (the last read fails on a mismatch), and checking `cancel`
 /// before every read.
 pub(super) fn open_blob(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     digest: &Digest,
     size: Option<u64>,
     cancel: &CancellationToken,
@@ -39,8 +39,8 @@ pub(super) fn open_blob(
     let blob = layout.open_blob(digest, size).map_err(ExportError::Blob)?;
     let (len, path) = (blob.size(), blob.path().to_path_buf());
     let reader = blob
-        .into_verified_reader()
-        .map_err(|e| ExportError::Blob(blob_read_error(path.clone(), digest.clone(), e)))?;
+        .reader()
+        .map_err(|e| ExportError::Blob(blob.error(e)))?;
     Ok((
         len,
         Checked {

@@ -11,8 +11,8 @@ mod output;
 pub mod tarball;
 mod tree;
 
-pub(crate) use archive::write_oci_tar;
-pub use archive::{docker_archive, oci_archive};
+pub use archive::{ArchiveFormat, docker_archive, oci_archive};
+pub(crate) use archive::{add_root_files, complete_images, write_oci_tar};
 pub use output::Target;
 
 use crate::store::StoreError;

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use super::ExportError;
 use super::checked::{open_blob, stopped};
 use crate::digest::Digest;
-use crate::store::Layout;
+use crate::store::BundleSource;
+use crate::store::source::{SCRIPT_FILE, blob_member};
 
 /// What goes into a tar of a layout: in-memory files (index.json written for the occasion,
 /// oci-layout, manifest.json...) and blobs read from the bundle.
@@ -58,7 +59,7 @@ fn header(size: u64, directory: bool) -> tar::Header {
 
 /// [`write_tar_checked`] for a stream that cannot be interrupted by a signal (restore into
 /// `ctr`): any failure, a damaged blob included, is an `io::Error`.
-pub fn write_tar(layout: &Layout, plan: &TarPlan, mut out: impl Write) -> io::Result<()> {
+pub fn write_tar(layout: &dyn BundleSource, plan: &TarPlan, mut out: impl Write) -> io::Result<()> {
     write_tar_checked(
         layout,
         plan,
@@ -77,7 +78,7 @@ pub fn write_tar(layout: &Layout, plan: &TarPlan, mut out: impl Write) -> io::Re
 /// the blobs, everything sorted. A blob that is missing, not a regular file, of another size or
 /// content than its digest fails the whole tar ([`ExportError::Blob`]).
 pub fn write_tar_checked(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     plan: &TarPlan,
     out: &mut dyn Write,
     name: &str,
@@ -100,7 +101,7 @@ pub fn write_tar_checked(
 
 fn append_all(
     b: &mut tar::Builder<&mut dyn Write>,
-    layout: &Layout,
+    layout: &dyn BundleSource,
     plan: &TarPlan,
     name: &str,
     cancel: &CancellationToken,
@@ -109,13 +110,16 @@ fn append_all(
     let mut files: Vec<&(String, Vec<u8>)> = plan.files.iter().collect();
     files.sort_by(|a, c| a.0.cmp(&c.0));
     for (path, bytes) in files {
-        b.append_data(
-            &mut header(bytes.len() as u64, false),
-            path,
-            bytes.as_slice(),
-        )
-        .map_err(fail)?;
+        let mut h = header(bytes.len() as u64, false);
+        if path == SCRIPT_FILE {
+            h.set_mode(0o755);
+        }
+        b.append_data(&mut h, path, bytes.as_slice())
+            .map_err(fail)?;
     }
+    // A flush ends a frame of a seekable .tar.zst: the small files share the first one (what
+    // `ls` reads), and every blob starts its own.
+    b.get_mut().flush().map_err(fail)?;
     let mut blobs = plan.blobs.clone();
     blobs.sort();
     blobs.dedup();
@@ -129,8 +133,9 @@ fn append_all(
             .map_err(fail)?;
         for d in blobs.iter().filter(|d| d.algorithm().as_str() == alg) {
             let (len, reader) = open_blob(layout, d, plan.sizes.get(d).copied(), cancel)?;
-            b.append_data(&mut header(len, false), format!("{dir}{}", d.hex()), reader)
+            b.append_data(&mut header(len, false), blob_member(d), reader)
                 .map_err(fail)?;
+            b.get_mut().flush().map_err(fail)?;
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::ExportError;
 use super::checked::{open_blob, stopped};
 use crate::digest::Digest;
-use crate::store::{Layout, StoreError};
+use crate::store::{BundleSource, Layout, StoreError};
 
 /// What the folder holds.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ pub(super) fn scan(layout: &Layout) -> Result<Tree, ExportError> {
 
 /// Re-hashes every blob of the tree (checking `cancel` as it reads).
 pub(super) fn rehash(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     tree: &Tree,
     cancel: &CancellationToken,
 ) -> Result<(), ExportError> {

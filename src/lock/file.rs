@@ -75,10 +75,16 @@ impl LockFile {
     /// [`MAX_INDEX_BYTES`], and an entry whose reference is not a full reference or whose media
     /// type is not one (platforms and digests are checked as they parse).
     pub fn read(path: &Path) -> Result<LockFile, StoreError> {
-        let Some(bytes) = read_bounded(path, MAX_INDEX_BYTES)? else {
-            return Ok(LockFile::default());
-        };
-        let lock: LockFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        match read_bounded(path, MAX_INDEX_BYTES)? {
+            Some(bytes) => LockFile::parse(&bytes, path),
+            None => Ok(LockFile::default()),
+        }
+    }
+
+    /// Parses and checks lock file bytes read from `path` (a file or an archive's member), as
+    /// [`LockFile::read`] does.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<LockFile, StoreError> {
+        let lock: LockFile = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;

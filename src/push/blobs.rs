@@ -13,7 +13,7 @@ use super::{ImageOutcome, PushOptions, PushSummary};
 use crate::digest::Digest;
 use crate::registry::{BlobOutcome, BlobSource, Registries};
 use crate::report::Event;
-use crate::store::Layout;
+use crate::store::BundleSource;
 
 /// One blob for one repository.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub fn tasks<'a>(images: impl Iterator<Item = (String, &'a BTreeMap<Digest, u64>
 
 /// A blob of the bundle, opened anew (no symlinks, size-checked, verified as read) per attempt.
 struct BundleBlob {
-    layout: Arc<Layout>,
+    layout: Arc<dyn BundleSource>,
     digest: Digest,
     size: u64,
 }
@@ -70,7 +70,7 @@ impl BlobSource for BundleBlob {
             .layout
             .open_blob(&self.digest, Some(self.size))
             .map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Box::new(blob.into_verified_reader()?))
+        Ok(Box::new(blob.reader()?))
     }
 }
 
@@ -105,7 +105,7 @@ impl Landed {
 
 async fn one(
     registries: &Registries,
-    layout: &Arc<Layout>,
+    layout: &Arc<dyn BundleSource>,
     registry: &str,
     landed: &Landed,
     task: &Task,
@@ -154,7 +154,7 @@ async fn one(
 /// Runs every task; an interruption leaves the rest out of the result.
 pub async fn run(
     registries: &Arc<Registries>,
-    layout: &Arc<Layout>,
+    layout: &Arc<dyn BundleSource>,
     options: &PushOptions,
     tasks: Vec<Task>,
     cancel: &CancellationToken,

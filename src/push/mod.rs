@@ -18,7 +18,7 @@ use crate::digest::Digest;
 use crate::reference::ImageRef;
 use crate::registry::Registries;
 use crate::report::{Event, Reporter};
-use crate::store::Layout;
+use crate::store::BundleSource;
 
 pub use names::{NameError, Target};
 pub use plan::ImagePlan;
@@ -152,11 +152,11 @@ impl PushSummary {
 
 /// The images of the bundle to push (all, or those `refs` name), with their names.
 pub fn select(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     options: &PushOptions,
 ) -> Result<Vec<(crate::store::IndexEntry, ImageRef)>, PushError> {
     let mut out = Vec::new();
-    for entry in layout.read_index()?.entries() {
+    for entry in layout.index()?.entries() {
         let Some(name) = entry.name.clone() else {
             continue;
         };
@@ -206,7 +206,7 @@ pub fn target_name(options: &PushOptions, source: &ImageRef) -> String {
 /// before any connection). `on_image` hears each image as it ends.
 pub async fn push(
     registries: Arc<Registries>,
-    layout: Arc<Layout>,
+    layout: Arc<dyn BundleSource>,
     selected: Vec<(crate::store::IndexEntry, ImageRef)>,
     options: &PushOptions,
     reporter: Arc<dyn Reporter>,
@@ -214,7 +214,7 @@ pub async fn push(
     cancel: CancellationToken,
 ) -> Result<PushSummary, PushError> {
     let start = Instant::now();
-    let (plans, mut outcomes) = plan_all(&layout, selected, options, on_image);
+    let (plans, mut outcomes) = plan_all(&*layout, selected, options, on_image);
     let repo_of = |p: &ImagePlan| options.target.repository(&p.source, options.keep_registry);
     let tasks = blobs::tasks(plans.iter().map(|(_, p)| (repo_of(p), &p.blobs)));
     reporter.event(&Event::Planned {
@@ -262,7 +262,7 @@ pub async fn push(
 /// Plans every selected image: `(index into the outcomes, plan)` for those that can be pushed,
 /// and an outcome for each (failed at once when its plan cannot be made).
 fn plan_all(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     selected: Vec<(crate::store::IndexEntry, ImageRef)>,
     options: &PushOptions,
     on_image: &(dyn Fn(&ImageOutcome) + Send + Sync),

@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Kind};
 use crate::manifest::{self, Manifest};
 use crate::reference::ImageRef;
-use crate::store::{IndexEntry, Layout};
+use crate::store::{BlobStat, BundleSource, IndexEntry};
 
 /// One manifest PUT.
 #[derive(Debug, Clone)]
@@ -60,7 +60,10 @@ fn digest_of(d: &Descriptor) -> Result<Digest, PlanError> {
     Ok(manifest::descriptor_digest(d)?)
 }
 
-fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Manifest, ManifestPut), PlanError> {
+fn read_manifest(
+    layout: &dyn BundleSource,
+    d: &Descriptor,
+) -> Result<(Manifest, ManifestPut), PlanError> {
     let digest = digest_of(d)?;
     if d.size() > manifest::MAX_MANIFEST_BYTES {
         return Err(Error::msg(
@@ -88,7 +91,7 @@ fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Manifest, ManifestP
 
 /// Adds an image manifest's config and layers, which must all be in the bundle.
 fn add_blobs(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     m: &oci_spec::image::ImageManifest,
     blobs: &mut BTreeMap<Digest, u64>,
 ) -> Result<(), PlanError> {
@@ -120,7 +123,7 @@ fn child_name(child: &Descriptor) -> String {
 
 /// Plans the push of one index.json entry.
 pub fn plan_entry(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     entry: &IndexEntry,
     source: ImageRef,
     tag_single_platform: bool,
@@ -153,7 +156,7 @@ pub fn plan_entry(
             let mut present = Vec::new();
             for child in index.manifests() {
                 let digest = digest_of(child)?;
-                if !layout.blob_path(&digest).exists() {
+                if layout.blob_stat(&digest) == BlobStat::Missing {
                     plan.absent.push(child_name(child));
                     continue;
                 }

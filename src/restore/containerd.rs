@@ -11,7 +11,7 @@ use super::{RestoreError, RestoreOptions, Restored, repository};
 use crate::error::{Error, Kind};
 use crate::export::tarball::{TarPlan, write_tar};
 use crate::store::select::PlatformImage;
-use crate::store::{BundleIndex, Layout, OCI_LAYOUT};
+use crate::store::{BundleIndex, BundleSource, OCI_LAYOUT};
 
 /// `ctr -a ADDRESS -n NAMESPACE`.
 pub(super) fn ctr(options: &RestoreOptions) -> Command {
@@ -57,7 +57,7 @@ pub(super) fn present_images(options: &RestoreOptions) -> HashMap<String, Presen
 /// Imports `images` (each serving the node) into containerd, skipping those already present
 /// under both names, complete, and pinned when asked.
 pub fn restore(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     images: &[PlatformImage],
     options: &RestoreOptions,
 ) -> Result<Vec<Restored>, RestoreError> {
@@ -111,7 +111,7 @@ fn read_back_pins(outcomes: &mut [Restored], options: &RestoreOptions) {
 /// with a group of images sharing no blob with another group: containerd ingests and unpacks
 /// them side by side, where one import would do it one layer at a time.
 fn import_parallel(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     images: &[&PlatformImage],
     options: &RestoreOptions,
 ) -> Result<(), RestoreError> {
@@ -142,7 +142,7 @@ fn import_parallel(
 
 /// Streams one tar of `images` into `ctr images import`.
 fn import(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     images: &[&PlatformImage],
     options: &RestoreOptions,
 ) -> Result<(), RestoreError> {
@@ -176,7 +176,7 @@ fn import(
         )
     })?;
     let stdin = child.stdin.take().expect("stdin is piped");
-    let layout_root = layout.root().to_path_buf();
+    let layout_root = layout.path().to_path_buf();
     // Stream from a thread while ctr reads; ctr's stderr is collected by wait_with_output.
     let (written, out) = std::thread::scope(|s| {
         let w = s.spawn(move || -> std::io::Result<()> {

@@ -5,15 +5,19 @@ use std::process::Command;
 
 use super::{RestoreError, RestoreOptions, Restored};
 use crate::store::select::PlatformImage;
-use crate::store::{Layout, OCI_LAYOUT};
+use crate::store::{BundleSource, OCI_LAYOUT};
 
 /// A one-image layout whose blobs are the bundle's (a symlink, no copy). skopeo's `oci:`
 /// transport then finds the image whatever its media type (it skips Docker-typed index.json
 /// entries it is asked for by name).
-fn one_image_layout(dir: &Path, layout: &Layout, image: &PlatformImage) -> std::io::Result<()> {
+fn one_image_layout(
+    dir: &Path,
+    layout: &dyn BundleSource,
+    image: &PlatformImage,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::os::unix::fs::symlink(
-        layout.root().canonicalize()?.join("blobs"),
+        layout.path().canonicalize()?.join("blobs"),
         dir.join("blobs"),
     )?;
     std::fs::write(dir.join("oci-layout"), OCI_LAYOUT)?;
@@ -27,10 +31,20 @@ fn one_image_layout(dir: &Path, layout: &Layout, image: &PlatformImage) -> std::
 
 /// Copies `images` (each serving the node) into containers-storage.
 pub fn restore(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     images: &[PlatformImage],
     options: &RestoreOptions,
 ) -> Result<Vec<Restored>, RestoreError> {
+    if layout.kind().is_archive() {
+        return Err(RestoreError::runtime_hint(
+            format!(
+                "restoring into CRI-O needs a bundle folder; {} is an archive",
+                layout.path().display()
+            ),
+            "skopeo reads a layout folder: unpack the archive (`tar -xf`, with --zstd for a \
+             .tar.zst) and restore the folder, or use --runtime containerd",
+        ));
+    }
     let tmp = tempdir()?;
     let p = &options.platform;
     let mut outcomes = Vec::new();

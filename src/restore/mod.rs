@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use crate::platform::Platform;
 use crate::store::select::{Offer, PlatformImage, offer};
-use crate::store::{Layout, StoreError};
+use crate::store::{BundleSource, StoreError};
 
 /// Which runtime to restore into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +166,11 @@ pub fn repository(reference: &str) -> &str {
 
 /// Restores every image of the bundle that serves the node's platform; the others are
 /// reported as failed. Returns one outcome per image.
-pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored>, RestoreError> {
-    let index = layout.read_index()?;
+pub fn restore(
+    layout: &dyn BundleSource,
+    options: &RestoreOptions,
+) -> Result<Vec<Restored>, RestoreError> {
+    let index = layout.index()?;
     let mut serving: Vec<PlatformImage> = Vec::new();
     let mut outcomes = Vec::new();
     for entry in index.entries() {
@@ -199,11 +202,11 @@ pub fn restore(layout: &Layout, options: &RestoreOptions) -> Result<Vec<Restored
         }
     }
     if serving.is_empty() && outcomes.is_empty() {
-        return Err(RestoreError::Empty(layout.root().display().to_string()));
+        return Err(RestoreError::Empty(layout.path().display().to_string()));
     }
     if serving.is_empty() {
         return Err(RestoreError::NoImageForPlatform {
-            bundle: layout.root().display().to_string(),
+            bundle: layout.path().display().to_string(),
             platform: options.platform.to_string(),
             details: outcomes
                 .iter()

@@ -31,10 +31,8 @@ pub fn record_label(id: &Digest) -> String {
 }
 
 /// A bundle's identity: the sha256 of its ferry.lock (of no bytes when it has none).
-pub fn bundle_id(bundle: &Path) -> Result<Digest, RestoreError> {
-    Ok(crate::delta::file_digest(
-        &bundle.join(crate::lock::LOCK_FILE_NAME),
-    )?)
+pub fn bundle_id(bundle: &dyn crate::store::BundleSource) -> Result<Digest, RestoreError> {
+    Ok(bundle.lock_digest()?)
 }
 
 /// The bundle being replaced: its identity and images.
@@ -49,23 +47,13 @@ pub struct OldBundle {
 }
 
 impl OldBundle {
-    /// Reads a bundle folder (its index.json) or a ferry.lock. An archive is refused with the
-    /// way to take its lock out.
+    /// Reads a bundle folder or archive (its index.json and lock) or a ferry.lock.
     pub fn load(path: &Path) -> Result<OldBundle, RestoreError> {
         let refuse = |reason: String, hint: Option<String>| RestoreError::OldBundle {
             path: path.display().to_string(),
             reason,
             hint,
         };
-        if path.is_file() && is_archive(path) {
-            return Err(refuse(
-                "an archive: --replace reads a bundle folder or a ferry.lock".into(),
-                Some(format!(
-                    "take its lock out: tar -xOf {0} ferry.lock > old.lock (for .tar.zst: zstd -dc {0} | tar -xOf - ferry.lock > old.lock), then --replace old.lock",
-                    path.display()
-                )),
-            ));
-        }
         let side = crate::delta::load_side(path).map_err(|e| {
             use crate::error::Diagnostic;
             refuse(e.to_string(), e.hint())
@@ -76,18 +64,6 @@ impl OldBundle {
             images: side.refs,
         })
     }
-}
-
-/// Whether a file starts as a tar, a zstd or a gzip stream does.
-fn is_archive(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 262];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || head[..n].starts_with(&[0x1f, 0x8b])
-        || (n >= 262 && &head[257..262] == b"ustar")
 }
 
 /// Both names of each image (its reference and `repository@digest`).
@@ -370,22 +346,5 @@ mod tests {
                 by_digest
             ]
         );
-    }
-
-    #[test]
-    fn an_archive_is_told_apart_from_a_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let tar = dir.path().join("old.tar");
-        let mut bytes = vec![0u8; 512];
-        bytes[257..262].copy_from_slice(b"ustar");
-        std::fs::write(&tar, bytes).unwrap();
-        let zst = dir.path().join("old.tar.zst");
-        std::fs::write(&zst, [0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap();
-        let lock = dir.path().join("ferry.lock");
-        std::fs::write(&lock, "{\"lockVersion\":1,\"images\":[]}").unwrap();
-        assert!(is_archive(&tar) && is_archive(&zst) && !is_archive(&lock));
-        let err = OldBundle::load(&tar).unwrap_err();
-        assert!(err.to_string().contains("an archive"), "{err}");
-        assert!(OldBundle::load(&lock).unwrap().images.is_empty());
     }
 }

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
 
-use super::source::BundleSource;
 use crate::digest::Digest;
 use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest};
 use crate::reference::ImageRef;
+use crate::store::BundleSource;
 use crate::store::StoreError;
 
 /// A repository of a source registry, as the bundle names it (`docker.io`, `library/alpine`).
@@ -57,8 +57,6 @@ pub enum NameError {
 pub struct Catalog {
     /// The repositories.
     pub repos: BTreeMap<RepoKey, Repo>,
-    /// Manifests read (and verified) while building.
-    pub verified: Vec<Digest>,
     /// Entries skipped, with why (for a warning).
     pub skipped: Vec<String>,
 }
@@ -73,7 +71,7 @@ impl Catalog {
     /// Reads index.json and walks every named image.
     pub fn build(source: &dyn BundleSource) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
-        for entry in source.index()? {
+        for entry in source.index()?.entries() {
             let Some(name) = entry.name else { continue };
             let reference: ImageRef = match name.parse() {
                 Ok(r) => r,
@@ -87,13 +85,7 @@ impl Catalog {
                 repository: reference.repository().to_owned(),
             };
             let mut repo = catalog.repos.remove(&key).unwrap_or_default();
-            match walk(
-                source,
-                &mut repo,
-                &mut catalog.verified,
-                &entry.descriptor,
-                0,
-            ) {
+            match walk(source, &mut repo, &entry.descriptor, 0) {
                 Ok(digest) => {
                     if let Some(tag) = reference.tag() {
                         repo.tags.insert(tag.to_owned(), digest);
@@ -179,7 +171,6 @@ impl Catalog {
 fn walk(
     source: &dyn BundleSource,
     repo: &mut Repo,
-    verified: &mut Vec<Digest>,
     d: &Descriptor,
     depth: u8,
 ) -> Result<Digest, StoreError> {
@@ -191,7 +182,6 @@ fn walk(
     let bytes = source
         .open_blob(&digest, Some(d.size()))?
         .read_verified(MAX_MANIFEST_BYTES)?;
-    verified.push(digest.clone());
     let (parsed, media_type) = Manifest::parse(&bytes, Some(d.media_type().as_ref()))
         .map_err(|e| corrupt(format!("{digest}: {e}")))?;
     repo.manifests.insert(
@@ -206,7 +196,7 @@ fn walk(
         Manifest::Index(index) => {
             for child in index.manifests() {
                 // Children left out by platform filtering are absent by design.
-                if depth < 2 && walk(source, repo, verified, child, depth + 1).is_err() {
+                if depth < 2 && walk(source, repo, child, depth + 1).is_err() {
                     continue;
                 }
             }

@@ -5,22 +5,21 @@
 //! Blobs are served only when a repository's images reach them, never through a symlink, with
 //! their size checked and their content re-hashed: a whole-blob GET streams through the hash
 //! and is cut before its last chunk when the content is wrong; a Range request is served only
-//! from a blob verified whole before.
+//! from a blob verified whole since its file last changed, and cut when the file changes.
+//! Bundles are read through [`crate::store::source`]: a folder, a `.tar` or a `.tar.zst`.
 
 mod body;
 pub mod catalog;
 pub mod node;
 mod routes;
 mod server;
-pub mod source;
-mod tar_source;
 
 use std::time::Duration;
 
+pub use crate::store::source::{BundleSource, open};
 pub use catalog::{Catalog, host_component};
 pub use routes::State;
 pub use server::{Bound, Listen, ServeError, Tls, bind, serve};
-pub use source::{BundleSource, OpenBlob, open};
 
 use crate::digest::Digest;
 

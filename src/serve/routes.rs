@@ -9,17 +9,15 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::{Body, Logged, Range, parse_range};
 use super::catalog::{Catalog, NameError, Repo};
-use super::source::{BundleSource, OpenBlob};
 use super::{Event, Reporter};
 use crate::digest::Digest;
 use crate::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
+use crate::store::{Blob, BundleSource};
 
 /// What every request handler shares: the bundle, its catalog, and which blobs were checked.
 pub struct State {
     source: Arc<dyn BundleSource>,
     catalog: Catalog,
-    /// Blobs whose content was re-hashed and found right (Range requests need it first).
-    verified: Mutex<HashSet<Digest>>,
     /// Blobs found wrong: never served again.
     bad: Mutex<HashSet<Digest>>,
     reporter: Arc<dyn Reporter>,
@@ -113,11 +111,9 @@ impl State {
         catalog: Catalog,
         reporter: Arc<dyn Reporter>,
     ) -> State {
-        let verified = catalog.verified.iter().cloned().collect();
         State {
             source,
             catalog,
-            verified: Mutex::new(verified),
             bad: Mutex::new(HashSet::new()),
             reporter,
         }
@@ -268,24 +264,19 @@ impl State {
             .expect("a valid response")
     }
 
-    fn open(&self, digest: &Digest, size: u64) -> Result<OpenBlob, Refusal> {
+    fn open(&self, digest: &Digest, size: u64) -> Result<Blob, Refusal> {
         if self.bad.lock().expect("not poisoned").contains(digest) {
             return Err(Refusal::Bad("found corrupt earlier".into()));
         }
         self.source
             .open_blob(digest, Some(size))
             .map_err(|e| match e {
-                crate::store::StoreError::Io { source, .. }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    Refusal::Missing
-                }
+                e if crate::store::source::is_not_found(&e) => Refusal::Missing,
                 e => Refusal::Bad(e.to_string()),
             })
     }
 
     fn mark_bad(&self, digest: &Digest, reason: String) {
-        self.verified.lock().expect("not poisoned").remove(digest);
         if self
             .bad
             .lock()
@@ -369,80 +360,50 @@ impl State {
             Range::Whole => {
                 let state = self.clone();
                 let d = digest.clone();
-                let body =
-                    Body::stream(blob.verified_reader(), size, move |outcome| match outcome {
-                        Ok(()) => {
-                            state.verified.lock().expect("not poisoned").insert(d);
-                        }
-                        Err(e) => state.mark_bad(&d, e.to_string()),
-                    });
+                let reader = match blocking(move || blob.reader()).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.mark_bad(&digest, e.to_string());
+                        return unknown();
+                    }
+                };
+                // The reader holds the blob's last chunk back until its digest is checked.
+                let body = Body::stream(reader, size, move |outcome| {
+                    if let Err(e) = outcome {
+                        state.mark_bad(&d, e.to_string());
+                    }
+                });
                 builder.body(body).expect("a valid response")
             }
             Range::Part { start, end } => {
-                // A part cannot be checked on its own: the whole blob is verified once first.
-                if let Err(e) = self.clone().ensure_verified(&blob).await {
-                    self.mark_bad(&digest, e);
-                    return unknown();
-                }
+                // A part cannot be checked on its own: the blob is verified whole first, unless
+                // it was since its file last changed; the reader cuts when the file changes.
+                let part = blocking(move || blob.range_reader(start, end + 1)).await;
+                let reader = match part {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.mark_bad(&digest, e.to_string());
+                        return unknown();
+                    }
+                };
                 let len = end - start + 1;
                 builder
                     .status(StatusCode::PARTIAL_CONTENT)
                     .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
-                    .body(Body::stream(
-                        RangeReader {
-                            blob,
-                            at: start,
-                            end: end + 1,
-                        },
-                        len,
-                        |_| {},
-                    ))
+                    .body(Body::stream(reader, len, |_| {}))
                     .expect("a valid response")
             }
         }
     }
-
-    async fn ensure_verified(self: Arc<Self>, blob: &OpenBlob) -> Result<(), String> {
-        if self
-            .verified
-            .lock()
-            .expect("not poisoned")
-            .contains(blob.digest())
-        {
-            return Ok(());
-        }
-        let b = blob.clone();
-        tokio::task::spawn_blocking(move || b.verify())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        self.verified
-            .lock()
-            .expect("not poisoned")
-            .insert(blob.digest().clone());
-        Ok(())
-    }
 }
 
-/// Reads `at..end` of a verified blob.
-struct RangeReader {
-    blob: OpenBlob,
-    at: u64,
-    end: u64,
-}
-
-impl std::io::Read for RangeReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min((self.end - self.at) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.blob.read_at(&mut buf[..want], self.at)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        self.at += n as u64;
-        Ok(n)
+/// Runs blocking reads (hashing a blob, decompressing to an offset) off the async threads.
+async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -132,14 +132,19 @@ impl BundleIndex {
     /// (see [`check_entry`]): index.json may come from another tool or a tampered bundle, and
     /// its names reach restore.sh.
     pub fn read(path: &Path) -> Result<BundleIndex, StoreError> {
-        let Some(bytes) = read_bounded(path, MAX_INDEX_BYTES)? else {
-            return Ok(BundleIndex::default());
-        };
-        let index: ImageIndex =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        match read_bounded(path, MAX_INDEX_BYTES)? {
+            Some(bytes) => BundleIndex::parse(&bytes, path),
+            None => Ok(BundleIndex::default()),
+        }
+    }
+
+    /// Parses and checks index.json bytes read from `path` (a folder's file or an archive's
+    /// member), as [`BundleIndex::read`] does.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<BundleIndex, StoreError> {
+        let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let mut out = BundleIndex {
             annotations: index.annotations().clone(),
             ..BundleIndex::default()

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use oci_spec::image::Descriptor;
 
-use super::{IndexEntry, Layout};
+use super::IndexEntry;
+use super::source::{BlobStat, BundleSource};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
 use crate::platform::Platform;
@@ -67,7 +68,7 @@ impl ImageContents {
 }
 
 /// Inspects an index.json entry.
-pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
+pub fn inspect_entry(layout: &dyn BundleSource, entry: &IndexEntry) -> ImageContents {
     let mut out = ImageContents::default();
     let d = &entry.descriptor;
     let Some(digest) = out.digest_of(d) else {
@@ -86,7 +87,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
                     continue;
                 };
                 // Absent, or with an invalid platform (never kept): not part of this image.
-                if !layout.blob_path(&child_digest).exists()
+                if layout.blob_stat(&child_digest) == BlobStat::Missing
                     || manifest::descriptor_platform(child).is_err()
                 {
                     continue;
@@ -135,7 +136,7 @@ pub fn inspect_entry(layout: &Layout, entry: &IndexEntry) -> ImageContents {
 /// Walks one image manifest; returns the platform its config declares and the bytes of its
 /// distinct blobs (manifest, config, layers), or `None` when the manifest is unusable.
 fn inspect_image(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     d: &Descriptor,
     out: &mut ImageContents,
 ) -> Option<(Option<Platform>, u64)> {
@@ -174,11 +175,13 @@ fn inspect_image(
         own.insert(layer_digest.clone(), layer.size());
         out.blobs.insert(layer_digest.clone(), layer.size());
         if !layout.has_blob(&layer_digest, layer.size()) {
-            let why = match layout.blob_path(&layer_digest).symlink_metadata() {
-                Ok(m) if m.is_symlink() => "is a symlink (a bundle holds regular files only)",
-                Ok(m) if !m.is_file() => "not a regular file",
-                Ok(_) => "wrong size",
-                Err(_) => "missing",
+            let why = match layout.blob_stat(&layer_digest) {
+                BlobStat::NotAFile("a symlink") => {
+                    "is a symlink (a bundle holds regular files only)"
+                }
+                BlobStat::NotAFile(_) => "not a regular file",
+                BlobStat::File(_) => "wrong size",
+                BlobStat::Missing => "missing",
             };
             out.problem(&layer_digest, format!("layer {why}"));
         }
@@ -188,7 +191,7 @@ fn inspect_image(
 
 /// Reads a small blob that must be present with the descriptor's size.
 fn read_checked(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     digest: &Digest,
     size: u64,
     out: &mut ImageContents,

@@ -11,6 +11,7 @@ mod index;
 mod inspect;
 mod read;
 pub mod select;
+pub mod source;
 mod space;
 pub mod verify;
 
@@ -28,6 +29,7 @@ pub use index::{
 pub use inspect::{ImageContents, PlatformManifest, inspect_entry};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
+pub use source::{Blob, BlobStat, BundleSource, SourceKind};
 pub use space::{FreeSpace, free_space};
 
 use crate::digest::Digest;
@@ -177,6 +179,8 @@ impl crate::error::Diagnostic for StoreError {
 pub struct Layout {
     root: PathBuf,
     _lock: Option<File>,
+    /// Blobs read whole and found right (see [`source::Blob::range_reader`]).
+    verified: std::sync::Arc<source::VerifiedCache>,
 }
 
 impl Layout {
@@ -200,6 +204,7 @@ impl Layout {
         let layout = Layout {
             root: root.to_path_buf(),
             _lock: Some(lock),
+            verified: Default::default(),
         };
         let oci_layout = root.join("oci-layout");
         match fs::read(&oci_layout) {
@@ -265,6 +270,7 @@ impl Layout {
         Ok(Layout {
             root: root.to_path_buf(),
             _lock: None,
+            verified: Default::default(),
         })
     }
 
@@ -280,7 +286,7 @@ impl Layout {
 
     /// Where a blob lives: `blobs/<algorithm>/<hex>`.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blob_dir(digest.algorithm()).join(digest.hex())
+        self.root.join(source::blob_member(digest))
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -320,7 +326,7 @@ impl Layout {
     /// Reads a whole blob (manifests and configs; never layers), without following a
     /// symlink, re-hashed against its digest, and refused above [`MAX_SMALL_BLOB`] bytes.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        self.open_blob(digest, None)?.read_verified(MAX_SMALL_BLOB)
+        BundleSource::read_blob(self, digest)
     }
 
     /// Stores small content (a manifest or config) already held in memory.

@@ -1,11 +1,9 @@
-//! Reading blobs back out of a bundle, which may have been written by another tool or tampered
-//! with: files are opened without following symlinks, must be regular files of the size their
-//! descriptor declares, and are re-hashed as they are read. Export, push and serve all read
-//! through here, so none of them hands out a byte that was not checked.
+//! Opening blob files of a bundle folder, which may have been written by another tool or
+//! tampered with: never through a symlink, regular files only, of the size their descriptor
+//! declares. Reading them (re-hashed) is [`super::source::Blob`]'s job.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -37,67 +35,9 @@ impl BlobFile {
         &self.path
     }
 
-    /// The open file, for positioned reads (`FileExt::read_at`) of content the caller has
-    /// verified before (see [`BlobFile::verify`]).
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
-    /// A reader that hashes every byte and fails at the end (`io::ErrorKind::InvalidData`)
-    /// when the content is not the digest, or is longer or shorter than the size. A consumer
-    /// that streams the bytes on (a tar, an HTTP body) must treat that error as fatal.
-    pub fn into_verified_reader(mut self) -> io::Result<VerifiedReader<File>> {
-        self.file.seek(io::SeekFrom::Start(0))?;
-        Ok(VerifiedReader::new(self.file, self.digest, self.size))
-    }
-
-    /// Reads the whole blob through the hash and checks it (for callers that need to know the
-    /// content is right before handing out any part of it).
-    pub fn verify(&self) -> Result<(), StoreError> {
-        // Positioned reads: the file's cursor stays where it was.
-        let at = PositionedReader {
-            file: &self.file,
-            offset: 0,
-        };
-        let mut reader = VerifiedReader::new(at, self.digest.clone(), self.size);
-        io::copy(&mut reader, &mut io::sink()).map_err(|e| self.read_error(e))?;
-        Ok(())
-    }
-
-    /// Reads and checks the whole blob, refusing one larger than `max` bytes before reading.
-    pub fn read_verified(self, max: u64) -> Result<Vec<u8>, StoreError> {
-        if self.size > max {
-            return Err(StoreError::TooLarge {
-                path: self.path,
-                size: self.size,
-                max,
-            });
-        }
-        let mut out = Vec::with_capacity(self.size as usize);
-        let path = self.path.clone();
-        let digest = self.digest.clone();
-        self.into_verified_reader()
-            .and_then(|mut r| r.read_to_end(&mut out))
-            .map_err(|e| blob_read_error(path, digest, e))?;
-        Ok(out)
-    }
-
-    fn read_error(&self, e: io::Error) -> StoreError {
-        blob_read_error(self.path.clone(), self.digest.clone(), e)
-    }
-}
-
-/// Reads a file from an offset with `pread`, leaving the file's cursor alone.
-struct PositionedReader<'a> {
-    file: &'a File,
-    offset: u64,
-}
-
-impl Read for PositionedReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
+    /// The open file and where it is.
+    pub(crate) fn into_parts(self) -> (File, PathBuf) {
+        (self.file, self.path)
     }
 }
 
@@ -226,6 +166,7 @@ impl<R: Read> Read for VerifiedReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::BundleSource;
     use std::fs;
 
     fn layout_with(content: &[u8]) -> (tempfile::TempDir, Layout, Digest) {
@@ -239,7 +180,7 @@ mod tests {
     #[test]
     fn reads_and_verifies_good_content() {
         let (_d, layout, digest) = layout_with(b"hello world");
-        let blob = layout.open_blob(&digest, Some(11)).unwrap();
+        let blob = BundleSource::open_blob(&layout, &digest, Some(11)).unwrap();
         blob.verify().unwrap();
         assert_eq!(blob.read_verified(1024).unwrap(), b"hello world");
     }
@@ -249,15 +190,10 @@ mod tests {
         for bad in [&b"hello worle"[..], b"hello", b"hello world!"] {
             let (_d, layout, digest) = layout_with(b"hello world");
             fs::write(layout.blob_path(&digest), bad).unwrap();
-            let blob = layout.open_blob(&digest, None).unwrap();
+            let blob = BundleSource::open_blob(&layout, &digest, None).unwrap();
             let mut out = Vec::new();
-            let err = blob
-                .into_verified_reader()
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap_err();
+            let err = blob.reader().unwrap().read_to_end(&mut out).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{bad:?}");
-            let blob = layout.open_blob(&digest, None).unwrap();
             assert!(matches!(
                 blob.read_verified(1024),
                 Err(StoreError::Mismatch { .. })
@@ -277,7 +213,7 @@ mod tests {
             layout.open_blob(&absent, None),
             Err(StoreError::Io { .. })
         ));
-        let blob = layout.open_blob(&digest, None).unwrap();
+        let blob = BundleSource::open_blob(&layout, &digest, None).unwrap();
         assert!(matches!(
             blob.read_verified(4),
             Err(StoreError::TooLarge { .. })

@@ -3,7 +3,8 @@
 
 use oci_spec::image::Descriptor;
 
-use super::{IndexEntry, Layout, StoreError};
+use super::source::{BlobStat, BundleSource};
+use super::{IndexEntry, StoreError};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
 use crate::platform::Platform;
@@ -66,13 +67,13 @@ fn digest(d: &Descriptor) -> Result<Digest, StoreError> {
     })
 }
 
-fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<Manifest, StoreError> {
+fn read_manifest(layout: &dyn BundleSource, d: &Descriptor) -> Result<Manifest, StoreError> {
     let digest = digest(d)?;
     let bytes = layout.read_blob(&digest)?;
     Manifest::parse(&bytes, Some(d.media_type().as_ref()))
         .map(|(m, _)| m)
         .map_err(|e| StoreError::Corrupt {
-            path: layout.blob_path(&digest),
+            path: layout.path().join(digest.to_string()),
             reason: e.to_string(),
         })
 }
@@ -81,7 +82,7 @@ fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<Manifest, StoreError
 /// best match (the default variant first); a single image when it declares that platform or
 /// none.
 pub fn offer(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     entry: &IndexEntry,
     platform: &Platform,
 ) -> Result<Offer, StoreError> {
@@ -96,7 +97,7 @@ pub fn offer(
                 layers: m.layers().clone(),
             }),
             Manifest::Index(_) => Err(StoreError::Corrupt {
-                path: layout.blob_path(&digest(d)?),
+                path: layout.path().join(digest(d)?.to_string()),
                 reason: "a nested index".into(),
             }),
         }
@@ -131,7 +132,9 @@ pub fn offer(
         Manifest::Index(index) => {
             let mut present = Vec::new();
             for child in index.manifests() {
-                if manifest::is_attestation(child) || !layout.blob_path(&digest(child)?).exists() {
+                if manifest::is_attestation(child)
+                    || layout.blob_stat(&digest(child)?) == BlobStat::Missing
+                {
                     continue;
                 }
                 // A child with an invalid platform was never kept: ignore it.

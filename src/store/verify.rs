@@ -2,14 +2,14 @@
 //! compare the lock file with index.json.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::inspect::inspect_entry;
+use super::source::{BundleSource, SourceKind};
 use super::{Layout, OCI_LAYOUT, StoreError};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 
 /// The outcome of a verification. The bundle is sound when `problems` is empty.
 #[derive(Debug, Default)]
@@ -35,17 +35,18 @@ impl VerifyReport {
     }
 }
 
-/// Verifies a bundle. `on_bytes` is told of progress as blobs are hashed (from worker threads).
+/// Verifies a bundle (a folder or an archive). `on_bytes` is told of progress as blobs are
+/// hashed (from worker threads).
 pub fn verify(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     check_oci_layout(layout, &mut report);
     // A malformed index.json or lock (a name that is not a reference, an oversized file) is a
     // problem to report, with the blobs still checked.
-    let index = layout.read_index().or_else(|e| reported(e, &mut report))?;
-    let blobs = layout.list_blobs()?;
+    let index = layout.index().or_else(|e| reported(e, &mut report))?;
+    let blobs = layout.blobs()?;
     let (bytes, problems, corrupt) = rehash_all(layout, &blobs, on_bytes);
     report.blobs = blobs.len();
     report.bytes = bytes;
@@ -53,8 +54,16 @@ pub fn verify(
     report.corrupt = corrupt;
 
     let reachable = check_entries(layout, &index, &mut report);
-    let lock = layout.read_lock().or_else(|e| reported(e, &mut report))?;
-    compare_lock(&index, &lock, &mut report);
+    match layout.lock().or_else(|e| reported(e, &mut report))? {
+        Some(lock) => compare_lock(&index, &lock, &mut report),
+        // One word for the bundle, not one per image (a layout made by another tool).
+        None if !index.is_empty() => report.warnings.push(
+            "no ferry.lock: the images cannot be compared with what was resolved (a layout not \
+             made by ferry bundle?)"
+                .into(),
+        ),
+        None => {}
+    }
     let orphans = blobs.iter().filter(|(d, _)| !reachable.contains(d)).count();
     if orphans > 0 {
         report
@@ -77,9 +86,9 @@ fn reported<T: Default>(e: StoreError, report: &mut VerifyReport) -> Result<T, S
 }
 
 /// The `oci-layout` file must exist and declare a layout version.
-fn check_oci_layout(layout: &Layout, report: &mut VerifyReport) {
-    match std::fs::read(layout.root().join("oci-layout")) {
-        Ok(b)
+fn check_oci_layout(layout: &dyn BundleSource, report: &mut VerifyReport) {
+    match layout.root_file("oci-layout", 4096) {
+        Ok(Some(b))
             if serde_json::from_slice::<serde_json::Value>(&b)
                 .ok()
                 .and_then(|v| v.get("imageLayoutVersion").cloned())
@@ -93,7 +102,7 @@ fn check_oci_layout(layout: &Layout, report: &mut VerifyReport) {
 /// Checks that every index entry resolves to complete content (and that a name pinning a
 /// digest points at it); returns every blob the entries reach.
 fn check_entries(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     index: &super::BundleIndex,
     report: &mut VerifyReport,
 ) -> BTreeSet<Digest> {
@@ -154,36 +163,44 @@ fn compare_lock(
     }
 }
 
-/// Re-hashes blob files on all cores; returns bytes hashed and the problems found.
+/// Re-hashes every blob, on all cores (one, in order, for a stream that cannot seek); returns
+/// bytes hashed, the problems found and the corrupt blobs.
 fn rehash_all(
-    layout: &Layout,
-    blobs: &[(Digest, PathBuf)],
+    layout: &dyn BundleSource,
+    blobs: &[(Digest, u64)],
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> (u64, Vec<String>, Vec<(Digest, PathBuf)>) {
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
     let corrupt = Mutex::new(Vec::new());
     let total = std::sync::atomic::AtomicU64::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let workers = match layout.kind() {
+        SourceKind::StreamZst => 1,
+        _ => std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8),
+    };
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((digest, path)) = blobs.get(i) else {
+                    let Some((digest, _)) = blobs.get(i) else {
                         break;
                     };
-                    match hash_file(layout, digest, &mut buf, on_bytes) {
-                        Ok((actual, n)) => {
+                    // Opened as every reader opens one: never through a symlink, and only a
+                    // regular file (a link planted in blobs/ is reported, not followed).
+                    let hashed = layout
+                        .open_blob(digest, None)
+                        .and_then(|b| Ok((b.actual_digest(on_bytes)?, b.path().to_path_buf())));
+                    match hashed {
+                        Ok(((actual, n), path)) => {
                             total.fetch_add(n, Ordering::Relaxed);
                             if &actual != digest {
                                 problems.lock().unwrap().push(format!(
                                     "blob {digest} is corrupt: its content hashes to {actual}"
                                 ));
-                                corrupt.lock().unwrap().push((digest.clone(), path.clone()));
+                                corrupt.lock().unwrap().push((digest.clone(), path));
                             }
                         }
                         Err(e) => problems.lock().unwrap().push(format!("blob {digest}: {e}")),
@@ -210,29 +227,6 @@ pub fn remove_corrupt(layout: &Layout, report: &VerifyReport) -> Result<usize, S
         layout.sync_blob_dirs()?;
     }
     Ok(report.corrupt.len())
-}
-
-/// Hashes a stored blob, opened as every reader opens one: never through a symlink, and only
-/// a regular file (a link planted in blobs/ is reported, not followed).
-fn hash_file(
-    layout: &Layout,
-    digest: &Digest,
-    buf: &mut [u8],
-    on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<(Digest, u64), StoreError> {
-    let blob = layout.open_blob(digest, None)?;
-    let mut f = blob.file();
-    let mut h = Hasher::new(digest.algorithm());
-    loop {
-        let n = f.read(buf).map_err(StoreError::io("read", blob.path()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        on_bytes(n as u64);
-    }
-    let len = h.len();
-    Ok((h.finish(), len))
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use crate::manifest::{self, Manifest};
 use crate::reference::ImageRef;
 use crate::registry::Registries;
 use crate::resolve::ResolvedImage;
-use crate::store::{BundleIndex, Layout, StoreError};
+use crate::store::{BundleIndex, BundleSource, StoreError};
 
 /// The media type of cosign's signed payload.
 pub const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -349,8 +349,11 @@ pub struct ImageVerdict {
 
 /// Verifies every image of a bundle (its referrer entries are not images) against `key`,
 /// reading signatures from the bundle only; every blob read is re-hashed.
-pub fn verify_bundle(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdict>, StoreError> {
-    let index = layout.read_index()?;
+pub fn verify_bundle(
+    layout: &dyn BundleSource,
+    key: &PublicKey,
+) -> Result<Vec<ImageVerdict>, StoreError> {
+    let index = layout.index()?;
     let mut out = Vec::new();
     for entry in index.entries() {
         let Some(name) = entry.name else { continue };
@@ -375,7 +378,7 @@ pub fn verify_bundle(layout: &Layout, key: &PublicKey) -> Result<Vec<ImageVerdic
 }
 
 fn stored_verdict(
-    layout: &Layout,
+    layout: &dyn BundleSource,
     index: &BundleIndex,
     reference: &ImageRef,
     digest: &Digest,

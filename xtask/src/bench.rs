@@ -20,6 +20,7 @@ struct Options {
     serve_only: bool,
     small_images: usize,
     small_only: bool,
+    archive_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -32,6 +33,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         serve_only: false,
         small_images: 400,
         small_only: false,
+        archive_only: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -41,6 +43,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
         if flag == "--serve-only" {
             o.serve_only = true;
+            continue;
+        }
+        if flag == "--archive-only" {
+            o.archive_only = true;
             continue;
         }
         if flag == "--small-only" {
@@ -279,6 +285,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if o.serve_only {
         return serve_case();
     }
+    let archive_case = || crate::bench_archive::run(&ferry, refs, names, o.runs);
+    if o.archive_only {
+        return archive_case();
+    }
 
     clean_link_case(&ferry, refs, &o, unique)?;
     if o.small_images > 0 {
@@ -288,6 +298,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     serve_case()?;
     // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
     crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
+    archive_case()?;
 
     if !o.bad_network {
         return Ok(());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::{Measured, measure, root, sh};
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -17,7 +17,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Waits (30 s at most) until `addr` answers `/v2/`.
-fn wait_ready(addr: &str) -> Result<(), String> {
+pub(crate) fn wait_ready(addr: &str) -> Result<(), String> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         let ok = Command::new("curl")
@@ -43,12 +43,12 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
 }
 
-fn pull(from: &str, image: &str, out: &Path) -> Measured {
+pub(crate) fn pull(from: &str, image: &str, out: &Path) -> Measured {
     let _ = std::fs::remove_dir_all(out);
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
     let (m, _, ok) = measure(Command::new("skopeo").args([

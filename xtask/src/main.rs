@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 mod bench;
+mod bench_archive;
 mod bench_push;
 mod bench_restore;
 mod bench_serve;
