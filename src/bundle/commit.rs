@@ -41,18 +41,14 @@ const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 const GROUP_BLOBS: usize = 256;
 
 impl Committer {
-    /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
-    /// the script, an empty one too, and one made by an older ferry gets the current script.
+    /// Reads index.json and the lock, and makes the lock and restore.sh agree with index.json
+    /// (see [`super::derived`]): every bundle carries the script, an empty one too, one made
+    /// by an older ferry gets the current script, and an interrupted run's are set right.
     pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
-        let index = layout.read_index()?;
-        let script = crate::restore::script::render(&index);
-        let path = layout.root().join(crate::restore::script::SCRIPT_NAME);
-        if std::fs::read(path).map_or(true, |old| old != script.as_bytes()) {
-            layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
-        }
+        let (index, lock, _) = super::derived::reconcile(layout)?;
         Ok(Committer {
             index,
-            lock: layout.read_lock()?,
+            lock,
             leave_out: Default::default(),
             unwritten: 0,
             queued: Vec::new(),

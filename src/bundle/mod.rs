@@ -18,6 +18,7 @@ use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
+pub mod derived;
 mod downloads;
 use downloads::Downloads;
 pub mod publish;

@@ -15,14 +15,16 @@ pub fn publish(layout: &Layout, index: &BundleIndex, lock: &LockFile) -> Result<
         std::fs::read(layout.root().join(name)).is_ok_and(|old| old == bytes)
     };
     let index_json = index.to_json();
+    // The crash points (tests only) are where a kill leaves the files disagreeing.
     if !same("index.json", &index_json) {
         layout.write_index(index)?;
         written += 1;
+        crash_point("after-index");
     }
-    crash_point("after-index");
     if !same(LOCK_FILE_NAME, &lock.to_json()) {
         layout.write_lock(lock)?;
         written += 1;
+        crash_point("after-lock");
     }
     let script = render(index);
     if !same(SCRIPT_NAME, script.as_bytes()) {

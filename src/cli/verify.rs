@@ -109,8 +109,11 @@ fn progress_bar(args: &VerifyArgs, layout: &Layout) -> Result<ProgressBar, Failu
 
 /// Re-hashes every blob and walks every image.
 fn rehash(layout: &Layout, bar: ProgressBar) -> Result<VerifyReport, Failure> {
-    let report = verify::verify(layout, &|n| bar.inc(n))?;
+    let mut report = verify::verify(layout, &|n| bar.inc(n))?;
     bar.finish_and_clear();
+    report
+        .problems
+        .extend(ferry::bundle::derived::disagreements(layout)?);
     Ok(report)
 }
 

@@ -53,8 +53,8 @@ pub fn verify(
     report.corrupt = corrupt;
 
     let reachable = check_entries(layout, &index, &mut report);
-    let lock = layout.read_lock().or_else(|e| reported(e, &mut report))?;
-    compare_lock(&index, &lock, &mut report);
+    // Where the lock and restore.sh disagree with index.json: bundle::derived, called by the CLI.
+    layout.read_lock().or_else(|e| reported(e, &mut report))?;
     let orphans = blobs.iter().filter(|(d, _)| !reachable.contains(d)).count();
     if orphans > 0 {
         report
@@ -124,34 +124,6 @@ fn check_entries(
         reachable.extend(contents.blobs.into_keys());
     }
     reachable
-}
-
-/// Warns where the lock file and index.json disagree.
-fn compare_lock(
-    index: &super::BundleIndex,
-    lock: &crate::lock::LockFile,
-    report: &mut VerifyReport,
-) {
-    for entry in index.entries() {
-        let Some(name) = &entry.name else { continue };
-        match lock.get(name) {
-            None => report.warnings.push(format!("ferry.lock has no entry for {name}")),
-            Some(l) if l.digest.to_string() != entry.descriptor.digest().to_string() => report.warnings.push(format!(
-                "ferry.lock says {name} is {}, index.json says {}; re-run ferry bundle to refresh the lock",
-                l.digest,
-                entry.descriptor.digest()
-            )),
-            Some(_) => {}
-        }
-    }
-    for l in &lock.images {
-        if index.get(&l.reference).is_none() {
-            report.warnings.push(format!(
-                "ferry.lock names {} which index.json does not",
-                l.reference
-            ));
-        }
-    }
 }
 
 /// Re-hashes blob files on all cores; returns bytes hashed and the problems found.
