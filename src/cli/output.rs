@@ -92,10 +92,38 @@ pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-/// Prints a JSON value on stdout.
+/// The `--json` document of this run, printed once at its end by [`finish_json`].
+static JSON: std::sync::Mutex<Option<serde_json::Value>> = std::sync::Mutex::new(None);
+
+/// Sets the `--json` document (a command's report). It is printed when the command has ended,
+/// with its `ok` set from the exit code, so that the two cannot disagree.
 pub fn json(value: &serde_json::Value) {
+    let previous = JSON.lock().expect("not poisoned").replace(value.clone());
+    debug_assert!(previous.is_none(), "a command sets one JSON document");
+}
+
+/// Prints the one `--json` object of a run on stdout: the command's report (or, when it
+/// stopped before making one, `{"version": 1}`), with `ok` true exactly when the exit code is
+/// 0, and the failure's `error` object when the report has none. Nothing without `--json`.
+pub fn finish_json(wanted: bool, exit_ok: bool, failure: Option<&Error>) {
+    let Some(mut value) = JSON
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .or_else(|| wanted.then(|| serde_json::json!({"version": 1})))
+    else {
+        return;
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.insert("ok".into(), exit_ok.into());
+        if let Some(e) = failure
+            && object.get("error").is_none_or(serde_json::Value::is_null)
+        {
+            object.insert("error".into(), error_json(e));
+        }
+    }
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
+        serde_json::to_string_pretty(&value).expect("JSON values serialize")
     );
 }
