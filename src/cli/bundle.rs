@@ -108,6 +108,11 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let (refs, pins) = references(args).await?;
+    if refs.is_empty() {
+        // An empty list (a file of comments, --exclude taking all): nothing to do is no success.
+        return Err(Failure::usage("the sources name no images; nothing was bundled")
+            .with_hint("check the list file, --from-* sources and --exclude prefixes"));
+    }
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -166,12 +171,40 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     .await
     .map_err(run_failure)?;
     progress.finish();
-    if args.with_binary && !summary.cancelled {
+    let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    let discarded = created && bundled_nothing(&summary, timed_out) && discard(&layout);
+    if args.with_binary && !summary.cancelled && !discarded {
         copy_binary(&layout)?;
     }
     report(args, &summary);
-    let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    if discarded && !args.quiet {
+        eprintln!(
+            "removed {}: this run created it and no image made it in",
+            args.output.display()
+        );
+    }
     Ok(exit_code(&summary, timed_out))
+}
+
+/// Whether the run put no image in the bundle and is over (not stopped: a stopped run's
+/// partial downloads are for the next run).
+fn bundled_nothing(summary: &BundleSummary, timed_out: bool) -> bool {
+    summary.with_status(ImageStatus::Ok).count() == 0
+        && !summary.cancelled
+        && !summary.disk_full
+        && !timed_out
+}
+
+/// Removes the folder this run created (only ferry's files in it; see
+/// [`ferry::store::discard_created`]); false, with a warning, when it stays.
+fn discard(layout: &Layout) -> bool {
+    match ferry::store::discard_created(layout) {
+        Ok(gone) => gone,
+        Err(e) => {
+            output::warning(&format!("cannot remove the folder this run created: {e}"));
+            false
+        }
+    }
 }
 
 type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;

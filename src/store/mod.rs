@@ -6,6 +6,7 @@
 
 mod atomic;
 mod blob;
+mod discard;
 pub mod gc;
 mod index;
 pub mod inside;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, PartialBlob, StagedBlob};
+pub use discard::discard_created;
 pub(crate) use index::read_bounded;
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
