@@ -46,15 +46,13 @@ fn a_run_where_every_image_failed_removes_only_the_folder_it_created() {
     let fresh = dir.path().join("fresh");
     let (code, _, stderr) = run_on(&fresh, &nope);
     assert_eq!(code, 1, "{stderr}");
-    assert!(!fresh.exists(), "the folder this run created is gone: {stderr}");
+    assert!(
+        !fresh.exists(),
+        "the folder this run created is gone: {stderr}"
+    );
     assert!(stderr.contains("removed"), "{stderr}");
-    let (code, stdout, _) = ferry_out(&[
-        "bundle",
-        "--json",
-        "-o",
-        fresh.to_str().unwrap(),
-        &nope[0],
-    ]);
+    let (code, stdout, _) =
+        ferry_out(&["bundle", "--json", "-o", fresh.to_str().unwrap(), &nope[0]]);
     assert_eq!(code, 1);
     assert!(!fresh.exists());
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -51,6 +51,11 @@ pub struct BundleArgs {
     #[arg(long, requires = "key")]
     pub require_signatures: bool,
 
+    /// Fail each image that lacks a wanted --platform (a single-platform image serving only
+    /// some of them) instead of bundling it for the platforms it has, with a warning.
+    #[arg(long)]
+    pub require_platforms: bool,
+
     /// The public key (PEM: ECDSA P-256, RSA or Ed25519) for --require-signatures.
     #[arg(long, value_name = "FILE", requires = "require_signatures")]
     pub key: Option<PathBuf>,
@@ -110,8 +115,10 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let (refs, pins) = references(args).await?;
     if refs.is_empty() {
         // An empty list (a file of comments, --exclude taking all): nothing to do is no success.
-        return Err(Failure::usage("the sources name no images; nothing was bundled")
-            .with_hint("check the list file, --from-* sources and --exclude prefixes"));
+        return Err(
+            Failure::usage("the sources name no images; nothing was bundled")
+                .with_hint("check the list file, --from-* sources and --exclude prefixes"),
+        );
     }
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
@@ -159,6 +166,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         referrers: args.referrers,
         require_signatures,
         since,
+        require_platforms: args.require_platforms,
     };
     let summary = bundle(
         registries,
@@ -415,6 +423,7 @@ fn json_report(
                 "seconds": (i.seconds * 1000.0).round() / 1000.0,
                 "retries": i.retries,
                 "referrer": is_referrer_name(&i.reference),
+                "platformsMissing": i.platforms_missing,
             })
         })
         .collect();

@@ -186,6 +186,12 @@ impl BundleProgress {
                 output::bytes(*bytes),
                 elapsed.as_secs_f64()
             )),
+            Event::PlatformsMissing { reference, missing } => Some(format!(
+                "{} {reference}: no {} image (a single-platform image: bundled for the \
+                 platforms it has; --require-platforms fails it instead)",
+                console::style("warning:").for_stderr().yellow().bold(),
+                missing.join(" or ")
+            )),
             Event::ImageFailed { reference, error } => {
                 let first = error.one_line();
                 let first = first.lines().next().unwrap_or_default();

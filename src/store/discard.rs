@@ -26,7 +26,9 @@ pub fn discard_created(layout: &Layout) -> Result<bool, StoreError> {
         return Ok(true);
     };
     for (dir, sub) in [("blobs", None), (WORK_DIR, Some(["tmp", "partial"]))] {
-        let Some(folder) = top.child(dir)? else { continue };
+        let Some(folder) = top.child(dir)? else {
+            continue;
+        };
         let children: Vec<String> = match sub {
             Some(names) => names.iter().map(|s| s.to_string()).collect(),
             None => crate::digest::Algorithm::ALL
@@ -35,7 +37,9 @@ pub fn discard_created(layout: &Layout) -> Result<bool, StoreError> {
                 .collect(),
         };
         for child in children {
-            let Some(inner) = folder.child(&child)? else { continue };
+            let Some(inner) = folder.child(&child)? else {
+                continue;
+            };
             for e in inner.entries()? {
                 if matches!(e.file_type, FileType::RegularFile) {
                     inner.remove_file(&e.name)?;
