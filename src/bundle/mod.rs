@@ -41,6 +41,8 @@ pub struct BundleOptions {
     /// Blobs a base bundle holds (`--since`): counted as present, never fetched nor stored,
     /// so the output is a delta of that base.
     pub since: std::collections::BTreeMap<Digest, u64>,
+    /// The most referrer manifests stored per image (see [`crate::supply::MAX_REFERRERS`]).
+    pub max_referrers: usize,
     /// Fail an image that lacks a wanted platform (a single-platform image kept for one of
     /// several `--platform`s) instead of bundling it with a warning.
     pub require_platforms: bool,
@@ -56,6 +58,7 @@ impl Default for BundleOptions {
             require_signatures: None,
             since: Default::default(),
             require_platforms: false,
+            max_referrers: crate::supply::MAX_REFERRERS,
         }
     }
 }
@@ -338,7 +341,8 @@ async fn with_referrers(
     options: &BundleOptions,
     run: &mut Run,
 ) -> Vec<ResolvedImage> {
-    let found = crate::supply::discover_all(registries, &images, options.jobs).await;
+    let found =
+        crate::supply::discover_all(registries, &images, options.jobs, options.max_referrers).await;
     let mut out = Vec::with_capacity(images.len());
     for (image, found) in images.into_iter().zip(found) {
         if let Some(key) = &options.require_signatures {

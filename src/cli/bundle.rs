@@ -46,6 +46,11 @@ pub struct BundleArgs {
     #[arg(long)]
     pub referrers: bool,
 
+    /// With --referrers: the most referrer manifests (signatures, SBOMs, attestations) stored
+    /// per image; a registry listing more fails that referrer entry, fetching none of it.
+    #[arg(long, value_name = "N", default_value_t = ferry::supply::MAX_REFERRERS)]
+    pub max_referrers: usize,
+
     /// Refuse (fail) each image without a cosign signature that --key verifies; the others are
     /// bundled. Implies --referrers.
     #[arg(long, requires = "key")]
@@ -167,6 +172,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         require_signatures,
         since,
         require_platforms: args.require_platforms,
+        max_referrers: args.max_referrers,
     };
     let summary = bundle(
         registries,

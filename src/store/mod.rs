@@ -414,9 +414,24 @@ impl Layout {
         BundleIndex::read(&self.root.join("index.json"))
     }
 
-    /// Replaces index.json atomically.
+    /// Replaces index.json atomically. Refuses (writing nothing) an index larger than ferry
+    /// reads back ([`MAX_INDEX_BYTES`]): the bundle would be unreadable to ferry itself.
     pub fn write_index(&self, index: &BundleIndex) -> Result<(), StoreError> {
-        write_atomic(&self.root, "index.json", &index.to_json(), &self.tmp_dir())
+        let bytes = index.to_json();
+        self.refuse_unreadable("index.json", &bytes)?;
+        write_atomic(&self.root, "index.json", &bytes, &self.tmp_dir())
+    }
+
+    /// Refuses to write `bytes` as `name` when ferry would refuse to read it back.
+    fn refuse_unreadable(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() as u64 > MAX_INDEX_BYTES {
+            return Err(StoreError::TooLarge {
+                path: self.root.join(name),
+                size: bytes.len() as u64,
+                max: MAX_INDEX_BYTES,
+            });
+        }
+        Ok(())
     }
 
     /// Replaces an executable file at the bundle's root atomically (restore.sh).
@@ -429,9 +444,11 @@ impl Layout {
         LockFile::read(&self.root.join(LOCK_FILE_NAME))
     }
 
-    /// Replaces the lock file atomically.
+    /// Replaces the lock file atomically; refuses one larger than ferry reads back.
     pub fn write_lock(&self, lock: &LockFile) -> Result<(), StoreError> {
-        write_atomic(&self.root, LOCK_FILE_NAME, &lock.to_json(), &self.tmp_dir())
+        let bytes = lock.to_json();
+        self.refuse_unreadable(LOCK_FILE_NAME, &bytes)?;
+        write_atomic(&self.root, LOCK_FILE_NAME, &bytes, &self.tmp_dir())
     }
 
     /// Every blob file under `blobs/`, with its digest (files that are not digests are skipped).
