@@ -22,10 +22,19 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// What a message may show: no password or signed query ([`ferry::redact`]), and no control
+/// character from whatever it quotes ([`ferry::untrusted::printable`], line by line: the
+/// message's own line breaks stay, each line continued under its label).
+fn shown_lines(message: &str) -> Vec<String> {
+    ferry::redact::redact(message)
+        .lines()
+        .map(|l| ferry::untrusted::printable(l).into_owned())
+        .collect()
+}
+
 fn print_labelled(label: console::StyledObject<&str>, message: &str) {
-    // The last line of defence: whatever the message quotes, no password or signed query.
-    let message = &ferry::redact::redact(message);
-    let mut lines = message.lines();
+    let lines = shown_lines(message);
+    let mut lines = lines.iter();
     if let Some(first) = lines.next() {
         eprintln!("{label} {first}");
     }
@@ -36,8 +45,15 @@ fn print_labelled(label: console::StyledObject<&str>, message: &str) {
 
 /// Prints `hint: text` on its own line.
 pub fn hint(text: &str) {
-    let text = ferry::redact::redact(text);
+    let text = shown_lines(text).join(" ");
     eprintln!("{} {text}", style("hint:").for_stderr().cyan().bold());
+}
+
+/// Prints a plain line of text that may quote what came from outside (escaped, redacted).
+pub fn line(text: &str) {
+    for l in shown_lines(text) {
+        eprintln!("{l}");
+    }
 }
 
 /// Prints `error: message`.
@@ -64,7 +80,7 @@ fn report_error(subject: Option<&str>, e: &Error) {
         None => error(first),
     }
     for cause in causes {
-        eprintln!("  caused by: {}", ferry::redact::redact(cause));
+        eprintln!("  caused by: {}", shown_lines(cause).join(" "));
     }
     if let Some(h) = e.hint() {
         hint(h);
