@@ -123,8 +123,16 @@ fn a_killed_rm_is_set_right_by_the_next_writing_command() {
         if next == "rm" {
             assert!(stderr.contains("finishing an interrupted rm"), "{stderr}");
         }
-        assert_eq!(script_names(&b), [hello.clone()], "{point} then {next}");
-        assert_eq!(lock_names(&b), [hello.clone()], "{point} then {next}");
+        assert_eq!(
+            script_names(&b),
+            std::slice::from_ref(&hello),
+            "{point} then {next}"
+        );
+        assert_eq!(
+            lock_names(&b),
+            std::slice::from_ref(&hello),
+            "{point} then {next}"
+        );
         if next != "bundle" {
             assert_eq!(
                 blob_set(&b),

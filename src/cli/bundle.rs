@@ -118,13 +118,6 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let (refs, pins) = references(args).await?;
-    if refs.is_empty() {
-        // An empty list (a file of comments, --exclude taking all): nothing to do is no success.
-        return Err(
-            Failure::usage("the sources name no images; nothing was bundled")
-                .with_hint("check the list file, --from-* sources and --exclude prefixes"),
-        );
-    }
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -186,18 +179,35 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     .map_err(run_failure)?;
     progress.finish();
     let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
-    let discarded = created && bundled_nothing(&summary, timed_out) && discard(&layout);
+    finish_output(
+        args,
+        &layout,
+        &summary,
+        created && bundled_nothing(&summary, timed_out),
+    )?;
+    Ok(exit_code(&summary, timed_out))
+}
+
+/// After the run: the folder this run created for nothing removed (`discard`), else the
+/// binary copied in (`--with-binary`); then the report.
+fn finish_output(
+    args: &BundleArgs,
+    layout: &Layout,
+    summary: &BundleSummary,
+    discard_it: bool,
+) -> Result<(), Failure> {
+    let discarded = discard_it && discard(layout);
     if args.with_binary && !summary.cancelled && !discarded {
-        copy_binary(&layout)?;
+        copy_binary(layout)?;
     }
-    report(args, &summary);
+    report(args, summary);
     if discarded && !args.quiet {
         eprintln!(
             "removed {}: this run created it and no image made it in",
             args.output.display()
         );
     }
-    Ok(exit_code(&summary, timed_out))
+    Ok(())
 }
 
 /// Whether the run put no image in the bundle and is over (not stopped: a stopped run's
@@ -223,10 +233,19 @@ fn discard(layout: &Layout) -> bool {
 
 type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
 
-/// The references to bundle: from the lock file (with their pins), else the sources.
+/// The references to bundle: from the lock file (with their pins), else the sources. Sources
+/// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
+/// do is no success.
 async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure> {
     let Some(path) = &args.lock else {
-        return Ok((args.sources.collect("bundle").await?, Pins::new()));
+        let refs = args.sources.collect("bundle").await?;
+        if refs.is_empty() {
+            return Err(
+                Failure::usage("the sources name no images; nothing was bundled")
+                    .with_hint("check the list file, --from-* sources and --exclude prefixes"),
+            );
+        }
+        return Ok((refs, Pins::new()));
     };
     if !args.sources.sources().is_empty() {
         return Err(Failure::usage(

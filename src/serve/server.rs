@@ -147,16 +147,7 @@ pub async fn serve(
         let state = state.clone();
         let reporter = reporter.clone();
         let refusals = reporter.clone();
-        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let state = state.clone();
-            let refusals = refusals.clone();
-            async move {
-                if req.headers().contains_key(hyper::header::TRANSFER_ENCODING) {
-                    return Ok(refuse_framing(&req, refusals));
-                }
-                Ok::<_, std::convert::Infallible>(state.handle(req).await)
-            }
-        });
+        let service = service_fn(move |req| answer(state.clone(), refusals.clone(), req));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match bound.tls.clone() {
@@ -193,6 +184,18 @@ pub async fn serve(
     }
     drop(bound.listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// Answers one request: refused when framed with Transfer-Encoding, else by the routes.
+async fn answer(
+    state: Arc<State>,
+    reporter: Arc<dyn Reporter>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Logged>, std::convert::Infallible> {
+    if req.headers().contains_key(hyper::header::TRANSFER_ENCODING) {
+        return Ok(refuse_framing(&req, reporter));
+    }
+    Ok(state.handle(req).await)
 }
 
 /// The answer to a request that carries Transfer-Encoding, alone or with Content-Length
