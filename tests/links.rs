@@ -14,23 +14,6 @@ use std::process::Command;
 
 use common::*;
 
-/// A copy of the sample layout with full names, as a bundle has them.
-fn sample_bundle(dir: &Path, name: &str) -> PathBuf {
-    let b = dir.join(name);
-    run(Command::new("cp").arg("-a").arg(sample_layout()).arg(&b));
-    let mut index = index_json(&b);
-    for m in index["manifests"].as_array_mut().unwrap() {
-        let short = m["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        m["annotations"]["org.opencontainers.image.ref.name"] =
-            format!("registry.example/{short}").into();
-    }
-    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
-    b
-}
-
 /// A folder outside the bundle with files in every place a followed link would reach.
 fn victim(dir: &Path, name: &str) -> PathBuf {
     let v = dir.join(name);

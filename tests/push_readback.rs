@@ -5,28 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::fake::{Fake, Reply};
 use common::*;
-
-/// A copy of the sample layout with full names, as a bundle has them.
-fn sample_bundle(dir: &Path) -> std::path::PathBuf {
-    let b = dir.join("b");
-    run(Command::new("cp").arg("-a").arg(sample_layout()).arg(&b));
-    let mut index = index_json(&b);
-    for m in index["manifests"].as_array_mut().unwrap() {
-        let short = m["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        m["annotations"]["org.opencontainers.image.ref.name"] =
-            format!("registry.example/{short}").into();
-    }
-    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
-    b
-}
 
 /// A target that says yes to everything and keeps nothing.
 fn forgetful_target() -> Fake {
@@ -62,7 +42,7 @@ fn forgetful_target() -> Fake {
 #[test]
 fn a_target_that_answers_201_and_stores_nothing_fails_the_image() {
     let dir = tempfile::tempdir().unwrap();
-    let b = sample_bundle(dir.path());
+    let b = sample_bundle(dir.path(), "b");
     let target = forgetful_target();
     let hello = "registry.example/sample/hello:1.0";
     let (code, stdout, stderr) = ferry_out(&[

@@ -9,7 +9,6 @@ mod served;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -73,30 +72,10 @@ fn exchange(addr: &str, request: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// A bundle to serve: the sample layout (made by make_fixtures.py) with full names.
-fn sample_bundle(dir: &Path) -> std::path::PathBuf {
-    let b = dir.join("b");
-    run(std::process::Command::new("cp")
-        .arg("-a")
-        .arg(sample_layout())
-        .arg(&b));
-    let mut index = index_json(&b);
-    for m in index["manifests"].as_array_mut().unwrap() {
-        let short = m["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        m["annotations"]["org.opencontainers.image.ref.name"] =
-            format!("registry.example/{short}").into();
-    }
-    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
-    b
-}
-
 #[test]
 fn serve_answers_a_doubly_framed_request_with_400_and_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(&sample_bundle(dir.path()), &[]);
+    let served = Served::start(&sample_bundle(dir.path(), "b"), &[]);
     // Sanity: the same request framed once is answered (and the connection closed on request).
     let plain = exchange(
         &served.addr,

@@ -317,15 +317,8 @@ impl Registries {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        let host = self.host(registry)?;
-        let url = self
-            .url(&host, &format!("v2/{repository}/manifests/{digest}"))
-            .await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(crate::manifest::ACCEPT));
-        let what = format!("manifest {registry}/{repository}@{digest}");
         Ok(self
-            .head_exists(&host, &url, repository, headers, what)
+            .served_manifest_digest(registry, repository, &digest.to_string())
             .await?
             .is_some())
     }
@@ -346,7 +339,8 @@ impl Registries {
             .await?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(crate::manifest::ACCEPT));
-        let what = format!("manifest {registry}/{repository}:{reference}");
+        let sep = if reference.contains(':') { "@" } else { ":" };
+        let what = format!("manifest {registry}/{repository}{sep}{reference}");
         Ok(self
             .head_exists(&host, &url, repository, headers, what)
             .await?
