@@ -310,6 +310,7 @@ fn diff_names_added_removed_moved_and_the_bytes() {
         assert_eq!(code, 0, "{stderr}");
         let mut want = want.clone();
         want["version"] = 1.into();
+        want["ok"] = true.into();
         want["a"] = a.display().to_string().into();
         want["b"] = b.display().to_string().into();
         let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, MediaType};
 
-use super::publish::publish;
+use super::publish::publish_derived;
 use crate::digest::Digest;
 use crate::lock::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
 use crate::restore::script::{LIST_END, SCRIPT_NAME, render};
@@ -34,12 +34,13 @@ pub struct Reconciled {
     pub written: usize,
 }
 
-/// Makes ferry.lock and restore.sh agree with index.json, rewriting only what differs, and
-/// returns index.json and the lock as they now are. `layout` must be open for writing.
+/// Makes ferry.lock and restore.sh agree with index.json, rewriting only what differs (never
+/// index.json itself), and returns index.json and the lock as they now are. `layout` must be
+/// open for writing.
 pub fn reconcile(layout: &Layout) -> Result<(BundleIndex, LockFile, Reconciled), StoreError> {
     let index = layout.read_index()?;
     let (lock, mut done) = agreeing_lock(layout, &index, layout.read_lock()?);
-    done.written = publish(layout, &index, &lock)?;
+    done.written = publish_derived(layout, &index, &lock)?;
     if done.written > 0 {
         tracing::debug!(
             dropped = ?done.dropped,
@@ -49,6 +50,14 @@ pub fn reconcile(layout: &Layout) -> Result<(BundleIndex, LockFile, Reconciled),
         );
     }
     Ok((index, lock, done))
+}
+
+/// Whether the layout has a ferry.lock or a restore.sh (an OCI layout another tool made has
+/// neither: there is nothing to make agree, and ferry adds none unless it bundles into it).
+pub fn has_derived_files(layout: &Layout) -> bool {
+    [LOCK_FILE_NAME, SCRIPT_NAME]
+        .iter()
+        .any(|name| layout.root().join(name).symlink_metadata().is_ok())
 }
 
 /// `lock` made to agree with `index`: entries index.json does not name (or names with another
@@ -142,8 +151,7 @@ pub fn stale_entries(
 /// reports them as problems). A layout with neither file (made by another tool) has nothing
 /// to agree with; an index.json or lock that does not read is reported by `verify` itself.
 pub fn disagreements(layout: &Layout) -> Result<Vec<String>, StoreError> {
-    let exists = |name: &str| layout.root().join(name).symlink_metadata().is_ok();
-    if !exists(LOCK_FILE_NAME) && !exists(SCRIPT_NAME) {
+    if !has_derived_files(layout) {
         return Ok(Vec::new());
     }
     let (Ok(index), Ok(lock)) = (layout.read_index(), layout.read_lock()) else {
