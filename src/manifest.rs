@@ -54,8 +54,8 @@ pub enum ManifestError {
     /// A field that does not match its grammar (a media type with a newline).
     #[error(transparent)]
     Invalid(#[from] crate::untrusted::Invalid),
-    /// Not JSON of the expected shape.
-    #[error("malformed {kind}: {source}")]
+    /// Not JSON of the expected shape. (The parser quotes the value it refused: escaped.)
+    #[error("malformed {kind}: {}", crate::untrusted::printable(&source.to_string()))]
     Malformed {
         /// What it was taken for.
         kind: &'static str,

@@ -86,6 +86,13 @@ pub enum Event {
         /// Time from the start of the run until the image was committed.
         elapsed: Duration,
     },
+    /// A single-platform image is kept for some wanted platforms and lacks the others.
+    PlatformsMissing {
+        /// The full normalized reference.
+        reference: String,
+        /// The wanted platforms (`--platform`) it has no image for.
+        missing: Vec<String>,
+    },
     /// An image could not be bundled; the others go on.
     ImageFailed {
         /// The full normalized reference.

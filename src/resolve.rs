@@ -67,6 +67,30 @@ pub struct ResolvedImage {
 }
 
 impl ResolvedImage {
+    /// The wanted platforms (`--platform`) no kept image serves: a single-platform image kept
+    /// because it serves one of several wanted platforms lacks the others. (An index lacking
+    /// a wanted platform fails to resolve instead.) Empty for `All`, and when the image
+    /// declares no platform at all (nothing to compare).
+    pub fn missing_platforms(&self, filter: &PlatformFilter) -> Vec<Platform> {
+        let PlatformFilter::Only(wanted) = filter else {
+            return Vec::new();
+        };
+        let kept: Vec<&Platform> = self
+            .platforms
+            .iter()
+            .filter(|p| !p.attestation)
+            .filter_map(|p| p.platform.as_ref())
+            .collect();
+        if kept.is_empty() {
+            return Vec::new();
+        }
+        wanted
+            .iter()
+            .filter(|w| !kept.iter().any(|k| w.matches(k)))
+            .cloned()
+            .collect()
+    }
+
     /// Every distinct blob this image stores, with sizes: root, manifests, configs, layers.
     pub fn all_blobs(&self) -> std::collections::BTreeMap<Digest, u64> {
         let mut out = std::collections::BTreeMap::new();

@@ -42,13 +42,51 @@ impl Invalid {
     }
 }
 
-/// An untrusted string as a message may show it: quoted, control characters and quotes
-/// escaped (a newline shows as `\n`), at most 80 characters of it.
+/// A string from outside (a registry's error message, a header, a bundle's or an archive's
+/// names, a file name, the Kubernetes API) as a terminal or a log may show it: every control
+/// character escaped (`\n`, `\r`, `\t`, `\0`, else `\u{1b}`: C0, DEL and the C1 range, in
+/// which 0x9b is a CSI to some terminals), and the invisible characters that reorder or hide
+/// text (bidi overrides and isolates, zero-width marks). A registry can then neither clear the
+/// screen nor forge a line such as "bundled 9 of 9 images". The one escaping function of the
+/// crate: [`shown`] and the CLI's output build on it. JSON needs none (it escapes by itself).
+pub fn printable(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len() + 8);
+    for c in raw.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Control characters, and format characters that reorder or hide what a terminal shows.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// An untrusted string as a message may show it: quoted, escaped by [`printable`] (a newline
+/// shows as `\n`) with its quotes and backslashes escaped too, at most 80 characters of it.
 pub fn shown(raw: &str) -> String {
     let mut chars = raw.chars();
     let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
     let more = chars.next().is_some();
-    format!("{head:?}{}", if more { "..." } else { "" })
+    let quoted = head.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "\"{}\"{}",
+        printable(&quoted),
+        if more { "..." } else { "" }
+    )
 }
 
 /// RFC 6838 `restricted-name`: a letter or digit, then up to 126 of letters, digits and
@@ -169,6 +207,20 @@ mod tests {
             let e = check_reference_name(bad).unwrap_err();
             assert!(!e.to_string().contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn printable_escapes_what_a_terminal_would_obey() {
+        assert_eq!(printable("alpine:3.20 é ✓"), "alpine:3.20 é ✓");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        let hostile =
+            "\u{1b}[2J\u{1b}[Hbundled 9 of 9 images\r\n\0x\u{9b}31m\u{7f}\u{202e}\u{200b}";
+        let shown = printable(hostile);
+        assert_eq!(
+            shown,
+            "\\u{1b}[2J\\u{1b}[Hbundled 9 of 9 images\\r\\n\\0x\\u{9b}31m\\u{7f}\\u{202e}\\u{200b}"
+        );
+        assert!(!shown.chars().any(needs_escape), "{shown}");
     }
 
     #[test]

@@ -325,10 +325,12 @@ fn bundle_json_reports_a_busy_folder() {
 
 #[test]
 fn restore_sh_checks_each_line_again() {
-    // An empty bundle (the only reference fails) still carries restore.sh.
+    // An empty bundle (the only reference fails) still carries restore.sh. (The folder is
+    // made first: a run that bundles nothing removes a folder only when it created it.)
     let fake = Fake::start();
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
+    std::fs::create_dir(&b).unwrap();
     let missing = format!("{}/not/there:1", fake.addr);
     let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &missing]);
     assert_eq!(code, 1, "{stderr}");

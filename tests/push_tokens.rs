@@ -91,9 +91,32 @@ fn push_asks_tokens_for_push_scopes_and_mounts_with_both_repositories() {
             let q: HashMap<_, _> = query(&req.path).into_iter().collect();
             Reply::new(201, "").header("Docker-Content-Digest", &q["digest"])
         });
-        fake.route(&format!("/v2/{repo}/manifests/1.0"), |req, _| {
-            Reply::new(201, "").header("Docker-Content-Digest", &sha256(req.body.as_bytes()))
+        // The manifest is kept (push reads it back, by digest and by tag).
+        let stored: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let (by_tag, by_digest) = (stored.clone(), stored);
+        fake.route(&format!("/v2/{repo}/manifests/1.0"), move |req, _| {
+            if req.method == "PUT" {
+                let digest = sha256(req.body.as_bytes());
+                *by_tag.lock().unwrap() = Some(digest.clone());
+                return Reply::new(201, "").header("Docker-Content-Digest", &digest);
+            }
+            match by_tag.lock().unwrap().clone() {
+                Some(d) => Reply::new(200, "").header("Docker-Content-Digest", &d),
+                None => Reply::new(404, ""),
+            }
         });
+        let name = format!("{}/{repo}:1.0", reg.addr);
+        let digest = index_entry(&bundle, &name).unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        fake.route(
+            &format!("/v2/{repo}/manifests/{digest}"),
+            move |_, _| match by_digest.lock().unwrap().clone() {
+                Some(d) => Reply::new(200, "").header("Docker-Content-Digest", &d),
+                None => Reply::new(404, ""),
+            },
+        );
     }
 
     let (code, stdout, stderr) = ferry_out(&[

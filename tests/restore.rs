@@ -517,6 +517,8 @@ fn an_empty_bundle_still_carries_restore_sh_and_says_it_is_empty() {
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
+    // Made first: a run that bundles nothing removes only a folder it created.
+    std::fs::create_dir(&b).unwrap();
     let (code, _, _) = ferry_out(&[
         "bundle",
         "-o",

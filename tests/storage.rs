@@ -19,18 +19,7 @@ const SOURCE: &str = "registry.example";
 /// A copy of the sample layout (made by make_fixtures.py) to damage at will, its short names
 /// (`sample/hello:1.0`) made full (`registry.example/sample/hello:1.0`), as a bundle has them.
 fn sample_copy(dir: &Path, name: &str) -> PathBuf {
-    let b = dir.join(name);
-    run(Command::new("cp").arg("-a").arg(sample_layout()).arg(&b));
-    let mut index = index_json(&b);
-    for m in index["manifests"].as_array_mut().unwrap() {
-        let short = m["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        m["annotations"]["org.opencontainers.image.ref.name"] = format!("{SOURCE}/{short}").into();
-    }
-    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
-    b
+    sample_bundle(dir, name)
 }
 
 /// The first layer of `reference` in a layout, found by reading its JSON by hand.

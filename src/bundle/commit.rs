@@ -5,9 +5,11 @@ use std::str::FromStr;
 
 use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
-use crate::lock::LockFile;
+use crate::lock::{LOCK_FILE_NAME, LockFile};
 use crate::resolve::ResolvedImage;
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, Layout, StagedBlob, StoreError};
+use crate::store::{
+    ANNOTATION_PLATFORMS, BundleIndex, Layout, MAX_INDEX_BYTES, StagedBlob, StoreError,
+};
 
 /// What a commit wrote that had been held in memory.
 #[derive(Debug, Default)]
@@ -31,6 +33,10 @@ pub(super) struct Committer {
     /// Downloaded blobs, verified, made durable and moved into blobs/ at the next write.
     staged: Vec<StagedBlob>,
     last_write: std::time::Instant,
+    /// About how large index.json and the lock are with every committed image: an image that
+    /// would take either past what ferry reads back fails instead (see [`Committer::room`]).
+    index_bytes: u64,
+    lock_bytes: u64,
 }
 
 /// index.json, the lock and restore.sh are written after this many images...
@@ -41,18 +47,16 @@ const GROUP_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 const GROUP_BLOBS: usize = 256;
 
 impl Committer {
-    /// Reads index.json and the lock, and (re)writes restore.sh for them: every bundle carries
-    /// the script, an empty one too, and one made by an older ferry gets the current script.
+    /// Reads index.json and the lock, and makes the lock and restore.sh agree with index.json
+    /// (see [`super::derived`]): every bundle carries the script, an empty one too, one made
+    /// by an older ferry gets the current script, and an interrupted run's are set right.
     pub fn open(layout: &Layout) -> Result<Committer, StoreError> {
-        let index = layout.read_index()?;
-        let script = crate::restore::script::render(&index);
-        let path = layout.root().join(crate::restore::script::SCRIPT_NAME);
-        if std::fs::read(path).map_or(true, |old| old != script.as_bytes()) {
-            layout.write_script(crate::restore::script::SCRIPT_NAME, &script)?;
-        }
+        let (index, lock, _) = super::derived::reconcile(layout)?;
         Ok(Committer {
+            index_bytes: index.to_json().len() as u64,
+            lock_bytes: lock.to_json().len() as u64,
             index,
-            lock: layout.read_lock()?,
+            lock,
             leave_out: Default::default(),
             unwritten: 0,
             queued: Vec::new(),
@@ -94,6 +98,11 @@ impl Committer {
     /// Records the image (its manifests and configs are stored at the next write, before
     /// index.json names it). Its layers must be stored or staged.
     pub fn commit(&mut self, layout: &Layout, image: &ResolvedImage) -> Result<Stored, StoreError> {
+        let name = image.reference.to_string();
+        let descriptor = index_descriptor(image);
+        let locked = crate::lock::locked_image(image);
+        // Before anything is queued: an image that does not fit leaves nothing behind.
+        (self.index_bytes, self.lock_bytes) = self.room(layout, &name, &descriptor, &locked)?;
         let mut stored = Stored::default();
         for p in &image.platforms {
             if let Some(config) = &p.config_bytes
@@ -107,41 +116,41 @@ impl Committer {
             }
         }
         self.put(layout, &image.root.digest, &image.root.bytes)?;
-
-        let name = image.reference.to_string();
-        let digest = oci_spec::image::Digest::from_str(&image.root.digest.to_string())
-            .expect("valid digest");
-        let mut descriptor = Descriptor::new(
-            MediaType::from(image.root.media_type.as_str()),
-            image.root.bytes.len() as u64,
-            digest,
-        );
-        let runnable: Vec<_> = image.platforms.iter().filter(|p| !p.attestation).collect();
-        if image.is_index {
-            let mut platforms: Vec<String> = runnable
-                .iter()
-                .filter_map(|p| p.platform.as_ref().map(|p| p.to_string()))
-                .collect();
-            platforms.sort();
-            platforms.dedup();
-            let mut annotations = std::collections::HashMap::new();
-            annotations.insert(ANNOTATION_PLATFORMS.to_owned(), platforms.join(","));
-            descriptor.set_annotations(Some(annotations));
-        } else if let Some(p) = runnable.first().and_then(|p| p.platform.as_ref()) {
-            let mut oci = OciPlatform::default();
-            oci.set_os(Os::from(p.os()));
-            oci.set_architecture(Arch::from(p.architecture()));
-            oci.set_variant(p.variant().map(str::to_owned));
-            descriptor.set_platform(Some(oci));
-        }
         self.index.upsert(&name, descriptor);
-        self.lock.upsert(crate::lock::locked_image(image));
+        self.lock.upsert(locked);
         // index.json, the lock and restore.sh are rewritten for a group of images, not for
         // each: the group's staged blobs land (synced, renamed, folders synced) before that
         // write, so a crash before it loses only the naming and partial files a re-run
         // re-hashes and lands without fetching anything.
         self.unwritten += 1;
         Ok(stored)
+    }
+
+    /// The sizes index.json and the lock will have with `name` committed, or an error when
+    /// either would pass [`MAX_INDEX_BYTES`]: ferry never writes a file it refuses to read.
+    fn room(
+        &self,
+        layout: &Layout,
+        name: &str,
+        descriptor: &Descriptor,
+        locked: &crate::lock::LockedImage,
+    ) -> Result<(u64, u64), StoreError> {
+        // The two name annotations upsert adds.
+        let names = 2 * (name.len() as u64 + 64);
+        let index = (self.index_bytes + element_bytes(descriptor) + names)
+            .saturating_sub(self.index.get(name).map_or(0, element_bytes));
+        let lock = (self.lock_bytes + element_bytes(locked))
+            .saturating_sub(self.lock.get(name).map_or(0, element_bytes));
+        for (file, size) in [("index.json", index), (LOCK_FILE_NAME, lock)] {
+            if size > MAX_INDEX_BYTES {
+                return Err(StoreError::TooLarge {
+                    path: layout.root().join(file),
+                    size,
+                    max: MAX_INDEX_BYTES,
+                });
+            }
+        }
+        Ok((index, lock))
     }
 
     /// Writes the group (see [`Committer::flush`]) when it is large or old enough.
@@ -181,6 +190,45 @@ impl Committer {
         self.last_write = std::time::Instant::now();
         Ok(())
     }
+}
+
+/// The index.json descriptor of a resolved image: its root manifest, with the platforms kept
+/// (an index) or its platform (a single manifest).
+fn index_descriptor(image: &ResolvedImage) -> Descriptor {
+    let digest =
+        oci_spec::image::Digest::from_str(&image.root.digest.to_string()).expect("valid digest");
+    let mut descriptor = Descriptor::new(
+        MediaType::from(image.root.media_type.as_str()),
+        image.root.bytes.len() as u64,
+        digest,
+    );
+    let runnable: Vec<_> = image.platforms.iter().filter(|p| !p.attestation).collect();
+    if image.is_index {
+        let mut platforms: Vec<String> = runnable
+            .iter()
+            .filter_map(|p| p.platform.as_ref().map(|p| p.to_string()))
+            .collect();
+        platforms.sort();
+        platforms.dedup();
+        let mut annotations = std::collections::HashMap::new();
+        annotations.insert(ANNOTATION_PLATFORMS.to_owned(), platforms.join(","));
+        descriptor.set_annotations(Some(annotations));
+    } else if let Some(p) = runnable.first().and_then(|p| p.platform.as_ref()) {
+        let mut oci = OciPlatform::default();
+        oci.set_os(Os::from(p.os()));
+        oci.set_architecture(Arch::from(p.architecture()));
+        oci.set_variant(p.variant().map(str::to_owned));
+        descriptor.set_platform(Some(oci));
+    }
+    descriptor
+}
+
+/// The bytes `value` takes in a pretty-printed file as an element of a top-level array: its
+/// own pretty text indented two levels deeper, and a separator.
+fn element_bytes(value: &impl serde::Serialize) -> u64 {
+    let text = serde_json::to_vec_pretty(value).expect("a lock entry or descriptor serializes");
+    let lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
+    (text.len() + 4 * lines + 2) as u64
 }
 
 #[cfg(test)]
@@ -256,6 +304,78 @@ mod tests {
         assert!(
             text.contains(&format!("{name} {}", image.root.digest)),
             "{text}"
+        );
+    }
+
+    /// `image()` with so many layers that its lock entry alone is larger than ferry reads.
+    fn huge_image() -> ResolvedImage {
+        let mut img = image();
+        img.reference = "docker.io/library/huge:1".parse().unwrap();
+        img.platforms[0].layers = (0u32..200_000)
+            .map(|i| BlobRef {
+                digest: Digest::sha256_of(&i.to_le_bytes()),
+                size: 1,
+            })
+            .collect();
+        img
+    }
+
+    #[test]
+    fn an_image_that_would_make_the_lock_unreadable_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let mut committer = Committer::open(&layout).unwrap();
+        let err = committer.commit(&layout, &huge_image()).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("ferry.lock"), "{err}");
+        assert!(committer.queued.is_empty(), "nothing of it is stored");
+        // The others go on, and every file reads back.
+        committer.commit(&layout, &image()).unwrap();
+        committer.flush(&layout).unwrap();
+        let lock = layout.read_lock().unwrap();
+        assert_eq!(lock.images.len(), 1);
+        assert!(
+            layout
+                .read_index()
+                .unwrap()
+                .get("docker.io/library/huge:1")
+                .is_none()
+        );
+        // The estimate follows the files it stands for.
+        for (file, estimate) in [
+            ("index.json", committer.index_bytes),
+            ("ferry.lock", committer.lock_bytes),
+        ] {
+            let actual = std::fs::metadata(dir.path().join(file)).unwrap().len();
+            assert!(
+                estimate + 16 >= actual && estimate <= actual + 400,
+                "{file}: estimated {estimate}, is {actual}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lock_or_index_ferry_would_refuse_to_read_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        let before = std::fs::read(dir.path().join("index.json")).unwrap();
+        let mut lock = LockFile::default();
+        lock.upsert(crate::lock::locked_image(&huge_image()));
+        let err = layout.write_lock(&lock).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert!(!dir.path().join("ferry.lock").exists());
+        let mut index = BundleIndex::default();
+        let big = "a".repeat(1 << 20);
+        for i in 0..20 {
+            let mut d = index_descriptor(&image());
+            d.set_annotations(Some([("x".to_owned(), big.clone())].into()));
+            index.upsert(&format!("docker.io/library/a:{i}"), d);
+        }
+        let err = layout.write_index(&index).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("index.json")).unwrap(),
+            before
         );
     }
 }

@@ -18,6 +18,7 @@ use crate::resolve::{ResolvedImage, Selection, resolve_many};
 use crate::store::{Layout, StoreError};
 
 mod commit;
+pub mod derived;
 mod downloads;
 use downloads::Downloads;
 pub mod publish;
@@ -40,6 +41,11 @@ pub struct BundleOptions {
     /// Blobs a base bundle holds (`--since`): counted as present, never fetched nor stored,
     /// so the output is a delta of that base.
     pub since: std::collections::BTreeMap<Digest, u64>,
+    /// The most referrer manifests stored per image (see [`crate::supply::MAX_REFERRERS`]).
+    pub max_referrers: usize,
+    /// Fail an image that lacks a wanted platform (a single-platform image kept for one of
+    /// several `--platform`s) instead of bundling it with a warning.
+    pub require_platforms: bool,
 }
 
 impl Default for BundleOptions {
@@ -51,6 +57,8 @@ impl Default for BundleOptions {
             referrers: false,
             require_signatures: None,
             since: Default::default(),
+            require_platforms: false,
+            max_referrers: crate::supply::MAX_REFERRERS,
         }
     }
 }
@@ -83,6 +91,8 @@ pub struct ImageReport {
     pub seconds: f64,
     /// Retries spent on its blobs (a blob shared with other images counts for each).
     pub retries: u32,
+    /// Wanted platforms (`--platform`) the image does not have: it was kept for the others.
+    pub platforms_missing: Vec<String>,
 }
 
 /// The outcome of a run.
@@ -141,6 +151,7 @@ pub async fn bundle(
         start: Instant::now(),
         summary: BundleSummary::default(),
         reporter: reporter.clone(),
+        missing: HashMap::new(),
     };
 
     // index.json and the lock are read (and checked) before anything is fetched: a bundle
@@ -243,6 +254,11 @@ async fn resolve_all(
     for (reference, result) in resolved {
         match result {
             Ok(image) => {
+                if !options.pins.contains_key(&reference.to_string())
+                    && !run.keep_partial(&image, options)
+                {
+                    continue;
+                }
                 run.reporter.event(&Event::Resolved {
                     reference: reference.to_string(),
                     digest: image.root.digest.clone(),
@@ -325,7 +341,8 @@ async fn with_referrers(
     options: &BundleOptions,
     run: &mut Run,
 ) -> Vec<ResolvedImage> {
-    let found = crate::supply::discover_all(registries, &images, options.jobs).await;
+    let found =
+        crate::supply::discover_all(registries, &images, options.jobs, options.max_referrers).await;
     let mut out = Vec::with_capacity(images.len());
     for (image, found) in images.into_iter().zip(found) {
         if let Some(key) = &options.require_signatures {
@@ -385,9 +402,47 @@ struct Run {
     start: Instant,
     summary: BundleSummary,
     reporter: Arc<dyn Reporter>,
+    /// Per reference, the wanted platforms it lacks (see [`ImageReport::platforms_missing`]).
+    missing: HashMap<String, Vec<String>>,
 }
 
 impl Run {
+    /// Records the wanted platforms `image` lacks; with `--require-platforms`, fails it and
+    /// returns false (it is then not bundled).
+    fn keep_partial(&mut self, image: &ResolvedImage, options: &BundleOptions) -> bool {
+        let missing = image.missing_platforms(&options.platforms);
+        if missing.is_empty() {
+            return true;
+        }
+        let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        let reference = image.reference.to_string();
+        if options.require_platforms {
+            let have: Vec<String> = image
+                .platforms
+                .iter()
+                .filter_map(|p| p.platform.as_ref().map(ToString::to_string))
+                .collect();
+            let why = Error::msg(
+                Kind::ManifestNotFound,
+                format!(
+                    "no {} image: it is a single-platform {} image; refused by \
+                     --require-platforms",
+                    names.join(" or "),
+                    have.join(", ")
+                ),
+            )
+            .with_hint("drop --require-platforms to bundle it for the platforms it has");
+            self.fail(reference, Some(image.root.digest.clone()), 0, why, 0);
+            return false;
+        }
+        self.reporter.event(&Event::PlatformsMissing {
+            reference: reference.clone(),
+            missing: names.clone(),
+        });
+        self.missing.insert(reference, names);
+        true
+    }
+
     fn report(
         &mut self,
         reference: String,
@@ -397,6 +452,7 @@ impl Run {
         bytes: u64,
         retries: u32,
     ) {
+        let platforms_missing = self.missing.get(&reference).cloned().unwrap_or_default();
         self.summary.images.push(ImageReport {
             reference,
             digest,
@@ -405,6 +461,7 @@ impl Run {
             bytes,
             seconds: self.start.elapsed().as_secs_f64(),
             retries,
+            platforms_missing,
         });
     }
 
@@ -521,6 +578,7 @@ mod tests {
             start: Instant::now(),
             summary: BundleSummary::default(),
             reporter: failures.clone(),
+            missing: HashMap::new(),
         };
         let why = || Error::msg(crate::error::Kind::Transport, "cannot reach it");
         let sig = "registry.example/app:sha256-0123.sig".to_owned();

@@ -47,10 +47,20 @@ pub struct BundleArgs {
     #[arg(long)]
     pub referrers: bool,
 
+    /// With --referrers: the most referrer manifests (signatures, SBOMs, attestations) stored
+    /// per image; a registry listing more fails that referrer entry, fetching none of it.
+    #[arg(long, value_name = "N", default_value_t = ferry::supply::MAX_REFERRERS)]
+    pub max_referrers: usize,
+
     /// Refuse (fail) each image without a cosign signature that --key verifies; the others are
     /// bundled. Implies --referrers.
     #[arg(long, requires = "key")]
     pub require_signatures: bool,
+
+    /// Fail each image that lacks a wanted --platform (a single-platform image serving only
+    /// some of them) instead of bundling it for the platforms it has, with a warning.
+    #[arg(long)]
+    pub require_platforms: bool,
 
     /// The public key (PEM: ECDSA P-256, RSA or Ed25519) for --require-signatures.
     #[arg(long, value_name = "FILE", requires = "require_signatures")]
@@ -162,6 +172,8 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         referrers: args.referrers,
         require_signatures,
         since,
+        require_platforms: args.require_platforms,
+        max_referrers: args.max_referrers,
     };
     let summary = bundle(
         registries,
@@ -174,23 +186,77 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     .await
     .map_err(run_failure)?;
     progress.finish();
-    let binaries = if args.with_binary && !summary.cancelled {
+    let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    finish_output(
+        args,
+        &layout,
+        &summary,
+        created && bundled_nothing(&summary, timed_out),
+    )?;
+    Ok(exit_code(&summary, timed_out))
+}
+
+/// After the run: the folder this run created for nothing removed (`discard`), else the
+/// binary copied in (`--with-binary`); then the report.
+fn finish_output(
+    args: &BundleArgs,
+    layout: &Layout,
+    summary: &BundleSummary,
+    discard_it: bool,
+) -> Result<(), Failure> {
+    let discarded = discard_it && discard(layout);
+    let binaries = if args.with_binary && !summary.cancelled && !discarded {
         let dir = args.binaries.clone();
-        Some(super::binaries::with_binary(&layout, dir, args.quiet)?)
+        Some(super::binaries::with_binary(layout, dir, args.quiet)?)
     } else {
         None
     };
-    report(args, &summary, binaries.as_ref());
-    let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
-    Ok(exit_code(&summary, timed_out))
+    report(args, summary, binaries.as_ref());
+    if discarded && !args.quiet {
+        eprintln!(
+            "removed {}: this run created it and no image made it in",
+            args.output.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether the run put no image in the bundle and is over (not stopped: a stopped run's
+/// partial downloads are for the next run).
+fn bundled_nothing(summary: &BundleSummary, timed_out: bool) -> bool {
+    summary.with_status(ImageStatus::Ok).count() == 0
+        && !summary.cancelled
+        && !summary.disk_full
+        && !timed_out
+}
+
+/// Removes the folder this run created (only ferry's files in it; see
+/// [`ferry::store::discard_created`]); false, with a warning, when it stays.
+fn discard(layout: &Layout) -> bool {
+    match ferry::store::discard_created(layout) {
+        Ok(gone) => gone,
+        Err(e) => {
+            output::warning(&format!("cannot remove the folder this run created: {e}"));
+            false
+        }
+    }
 }
 
 type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
 
-/// The references to bundle: from the lock file (with their pins), else the sources.
+/// The references to bundle: from the lock file (with their pins), else the sources. Sources
+/// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
+/// do is no success.
 async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure> {
     let Some(path) = &args.lock else {
-        return Ok((args.sources.collect("bundle").await?, Pins::new()));
+        let refs = args.sources.collect("bundle").await?;
+        if refs.is_empty() {
+            return Err(
+                Failure::usage("the sources name no images; nothing was bundled")
+                    .with_hint("check the list file, --from-* sources and --exclude prefixes"),
+            );
+        }
+        return Ok((refs, Pins::new()));
     };
     if !args.sources.sources().is_empty() {
         return Err(Failure::usage(
@@ -384,6 +450,7 @@ fn json_report(
                 "seconds": (i.seconds * 1000.0).round() / 1000.0,
                 "retries": i.retries,
                 "referrer": is_referrer_name(&i.reference),
+                "platformsMissing": i.platforms_missing,
             })
         })
         .collect();

@@ -31,6 +31,10 @@ pub fn run(args: GcArgs) -> Result<Exit, Failure> {
         "apply it to its base first (`ferry apply`)",
     )?;
     let layout = Layout::open_for_write(&args.bundle)?;
+    if !args.dry_run && ferry::bundle::derived::has_derived_files(&layout) {
+        // What an interrupted run left naming other images than index.json: set right first.
+        ferry::bundle::derived::reconcile(&layout)?;
+    }
     let removed = gc(&layout, args.dry_run)?;
     if args.json {
         output::json(&serde_json::json!({

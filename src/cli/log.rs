@@ -56,13 +56,37 @@ pub fn init(verbose: u8) {
     };
     let filter = EnvFilter::new(with_quiet_http(&spec));
     VERBOSITY.store(verbose.max(1), Ordering::Relaxed);
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    // No colors: every event's text goes through the escaping writer below, which would show
+    // the colors' own escape sequences as text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!no_color && super::output::stderr_is_terminal())
+        .with_writer(|| EscapingStderr)
+        .with_ansi(false)
         .with_target(true)
         .try_init();
+}
+
+/// stderr for log events: each event (one `write` of its whole text) is shown through
+/// [`ferry::untrusted::printable`], so that a field quoting a registry (an error message, a
+/// header) can hold no escape sequence, carriage return or line break; the event's own final
+/// line break stays.
+struct EscapingStderr;
+
+impl std::io::Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (text.as_ref(), ""),
+        };
+        let shown = format!("{}{end}", ferry::untrusted::printable(body));
+        std::io::stderr().lock().write_all(shown.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Whether diagnostic logs go to stderr (then progress bars stay off: they would tear the lines).

@@ -154,10 +154,21 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+            let exit = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            // A command line clap refuses still owes `--json` its one object.
+            if exit != Exit::Ok && std::env::args().skip(1).any(|a| a == "--json") {
+                let error = Error::msg(Kind::Usage, e.kind().to_string());
+                output::finish_json(true, false, Some(&error));
+            }
+            return ExitCode::from(exit as u8);
         }
     };
     log::init(cli.verbose);
+    let json = cli.command.wants_json();
     let result = match cli.command {
         Command::Bundle(args) => runtime().block_on(bundle::run(args)),
         Command::Images(args) => runtime().block_on(images::run(args)),
@@ -180,10 +191,42 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => gc::run(args),
     };
     match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+        Ok(exit) => {
+            output::finish_json(json, exit == Exit::Ok, None);
+            ExitCode::from(exit as u8)
+        }
         Err(failure) => {
             output::failure(&failure.0);
+            output::finish_json(json, false, Some(&failure.0));
             ExitCode::from(failure.exit() as u8)
+        }
+    }
+}
+
+impl Command {
+    /// Whether `--json` was asked for: the run then prints exactly one JSON object, whose
+    /// `ok` agrees with the exit code (see [`output::finish_json`]).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Bundle(a) => a.json,
+            Command::Images(a) => a.json,
+            Command::Ls(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Restore(a) => a.json,
+            Command::Push(a) => a.json,
+            Command::Snapshot(a) => a.json,
+            Command::Version(a) => a.json,
+            Command::Diff(a) => a.json,
+            Command::Apply(a) => a.json,
+            Command::Rm(a) => a.json,
+            Command::Gc(a) => a.json,
+            Command::Lock(_)
+            | Command::Export(_)
+            | Command::Serve(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }

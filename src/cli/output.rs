@@ -22,10 +22,19 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// What a message may show: no password or signed query ([`ferry::redact`]), and no control
+/// character from whatever it quotes ([`ferry::untrusted::printable`], line by line: the
+/// message's own line breaks stay, each line continued under its label).
+fn shown_lines(message: &str) -> Vec<String> {
+    ferry::redact::redact(message)
+        .lines()
+        .map(|l| ferry::untrusted::printable(l).into_owned())
+        .collect()
+}
+
 fn print_labelled(label: console::StyledObject<&str>, message: &str) {
-    // The last line of defence: whatever the message quotes, no password or signed query.
-    let message = &ferry::redact::redact(message);
-    let mut lines = message.lines();
+    let lines = shown_lines(message);
+    let mut lines = lines.iter();
     if let Some(first) = lines.next() {
         eprintln!("{label} {first}");
     }
@@ -36,8 +45,15 @@ fn print_labelled(label: console::StyledObject<&str>, message: &str) {
 
 /// Prints `hint: text` on its own line.
 pub fn hint(text: &str) {
-    let text = ferry::redact::redact(text);
+    let text = shown_lines(text).join(" ");
     eprintln!("{} {text}", style("hint:").for_stderr().cyan().bold());
+}
+
+/// Prints a plain line of text that may quote what came from outside (escaped, redacted).
+pub fn line(text: &str) {
+    for l in shown_lines(text) {
+        eprintln!("{l}");
+    }
 }
 
 /// Prints `error: message`.
@@ -64,7 +80,7 @@ fn report_error(subject: Option<&str>, e: &Error) {
         None => error(first),
     }
     for cause in causes {
-        eprintln!("  caused by: {}", ferry::redact::redact(cause));
+        eprintln!("  caused by: {}", shown_lines(cause).join(" "));
     }
     if let Some(h) = e.hint() {
         hint(h);
@@ -97,10 +113,38 @@ pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-/// Prints a JSON value on stdout.
+/// The `--json` document of this run, printed once at its end by [`finish_json`].
+static JSON: std::sync::Mutex<Option<serde_json::Value>> = std::sync::Mutex::new(None);
+
+/// Sets the `--json` document (a command's report). It is printed when the command has ended,
+/// with its `ok` set from the exit code, so that the two cannot disagree.
 pub fn json(value: &serde_json::Value) {
+    let previous = JSON.lock().expect("not poisoned").replace(value.clone());
+    debug_assert!(previous.is_none(), "a command sets one JSON document");
+}
+
+/// Prints the one `--json` object of a run on stdout: the command's report (or, when it
+/// stopped before making one, `{"version": 1}`), with `ok` true exactly when the exit code is
+/// 0, and the failure's `error` object when the report has none. Nothing without `--json`.
+pub fn finish_json(wanted: bool, exit_ok: bool, failure: Option<&Error>) {
+    let Some(mut value) = JSON
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .or_else(|| wanted.then(|| serde_json::json!({"version": 1})))
+    else {
+        return;
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.insert("ok".into(), exit_ok.into());
+        if let Some(e) = failure
+            && object.get("error").is_none_or(serde_json::Value::is_null)
+        {
+            object.insert("error".into(), error_json(e));
+        }
+    }
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
+        serde_json::to_string_pretty(&value).expect("JSON values serialize")
     );
 }

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ferry::digest::Digest;
 use ferry::report::{Event, Reporter};
 use ferry::supply::is_referrer_name;
+use ferry::untrusted::printable;
 
 use super::output;
 
@@ -164,8 +165,10 @@ impl BundleProgress {
                 delay,
                 reason,
             } => Some(format!(
-                "{} {what}: attempt {attempt} failed ({reason}); retrying in {:.1} s",
+                "{} {}: attempt {attempt} failed ({}); retrying in {:.1} s",
                 console::style("retry:").for_stderr().yellow(),
+                printable(what),
+                printable(reason),
                 delay.as_secs_f64()
             )),
             Event::Resolved {
@@ -186,12 +189,20 @@ impl BundleProgress {
                 output::bytes(*bytes),
                 elapsed.as_secs_f64()
             )),
+            Event::PlatformsMissing { reference, missing } => Some(format!(
+                "{} {reference}: no {} image (a single-platform image: bundled for the \
+                 platforms it has; --require-platforms fails it instead)",
+                console::style("warning:").for_stderr().yellow().bold(),
+                missing.join(" or ")
+            )),
             Event::ImageFailed { reference, error } => {
                 let first = error.one_line();
                 let first = first.lines().next().unwrap_or_default();
                 Some(format!(
-                    "{} {reference}: {first}",
-                    console::style("failed").for_stderr().red().bold()
+                    "{} {}: {}",
+                    console::style("failed").for_stderr().red().bold(),
+                    printable(reference),
+                    printable(&ferry::redact::redact(first))
                 ))
             }
             _ => None,

@@ -121,13 +121,13 @@ pub struct RegistryArgs {
     pub min_rate: u64,
 
     /// Give up on everything still running after this long (e.g. `2h`). Default: no limit.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub timeout: Option<Duration>,
 }
 
-/// `--stall-timeout`, `--response-timeout`: a duration above zero (zero would cut every
-/// connection at once).
-fn positive_duration(s: &str) -> Result<Duration, String> {
+/// `--stall-timeout`, `--response-timeout`, `--timeout`: a duration above zero (zero would
+/// cut every connection, or the whole run, at once).
+pub(super) fn positive_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 30s)".into()),
         Ok(d) => Ok(d),

@@ -266,7 +266,7 @@ fn report_json(
 fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
     for o in outcomes {
         match &o.error {
-            None => eprintln!(
+            None => output::line(&format!(
                 "{} {} ({}){}{}",
                 if o.already_present {
                     "already present:"
@@ -280,7 +280,7 @@ fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
                     None => String::new(),
                 },
                 if o.pinned { ", pinned" } else { "" }
-            ),
+            )),
             Some(e) => output::image_failure(&o.reference, e),
         }
     }

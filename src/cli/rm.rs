@@ -45,7 +45,11 @@ pub fn run(args: RmArgs) -> Result<Exit, Failure> {
         }));
     }
     for r in &report.references {
-        eprintln!("removed {r}");
+        if report.finished.contains(r) {
+            eprintln!("removed {r} (finishing an interrupted rm)");
+        } else {
+            eprintln!("removed {r}");
+        }
     }
     eprintln!(
         "{} reference(s) removed from {}; {} blob(s) no other image uses removed ({})",

@@ -78,18 +78,19 @@ impl serve::Reporter for Printer {
                 elapsed,
             } if self.verbose => {
                 let cut = if *complete { "" } else { " (cut)" };
-                eprintln!(
+                // The method and path come from the client: shown escaped.
+                output::line(&format!(
                     "{method} {path} {status} {}{cut} {:.1} ms",
                     output::bytes(*bytes),
                     elapsed.as_secs_f64() * 1000.0
-                );
+                ));
             }
             Event::Request { .. } => {}
             Event::BlobRefused { digest, reason } => {
                 output::warning(&format!("{digest} is not served: {reason}"));
             }
             Event::ConnectionError { reason } if self.verbose => {
-                eprintln!("connection: {reason}");
+                output::line(&format!("connection: {reason}"));
             }
             Event::ConnectionError { .. } => {}
         }

@@ -32,7 +32,7 @@ pub struct SnapshotArgs {
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
     /// How long to wait for the snapshot to be ready to use (`90s`, `10m`).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = super::registry_args::positive_duration)]
     pub timeout: Duration,
     /// Print JSON on stdout instead of the bare handle.
     #[arg(long)]

@@ -114,8 +114,11 @@ fn progress_bar(args: &VerifyArgs, layout: &dyn BundleSource) -> Result<Progress
 
 /// Re-hashes every blob and walks every image.
 fn rehash(layout: &dyn BundleSource, bar: ProgressBar) -> Result<VerifyReport, Failure> {
-    let report = verify::verify(layout, &|n| bar.inc(n))?;
+    let mut report = verify::verify(layout, &|n| bar.inc(n))?;
     bar.finish_and_clear();
+    report
+        .problems
+        .extend(ferry::bundle::derived::disagreements(layout)?);
     Ok(report)
 }
 

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::store::StoreError;
+use crate::store::{InsideDir, StoreError};
 
 /// Where nodes find one source registry's images.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,17 +132,19 @@ pub fn write_hosts_dir(
     let mut written = Vec::new();
     for (source, mirror) in mirrors {
         // The folder name is a registry name from a validated reference: host[:port] only.
-        let host_dir = dir.join(crate::docker_hub::canonical(source));
-        std::fs::create_dir_all(&host_dir).map_err(StoreError::io("create", &host_dir))?;
-        let tmp = host_dir.join(".ferry-tmp");
+        // The host folder and the temp folder in it must be real folders: a link planted
+        // there would carry the file (and the temp file) somewhere else.
+        let name = crate::docker_hub::canonical(source);
+        let host = InsideDir::create(dir, &[name], 0o755)?;
+        let tmp = InsideDir::create(dir, &[name, ".ferry-tmp"], 0o755)?;
         crate::store::write_atomic(
-            &host_dir,
+            host.path(),
             "hosts.toml",
             hosts_toml(source, mirror).as_bytes(),
-            &tmp,
+            tmp.path(),
         )?;
-        let _ = std::fs::remove_dir(&tmp);
-        written.push(host_dir.join("hosts.toml"));
+        let _ = host.remove_dir(std::ffi::OsStr::new(".ferry-tmp"));
+        written.push(host.path().join("hosts.toml"));
     }
     Ok(written)
 }
@@ -157,10 +159,9 @@ pub fn write_registries_conf(path: &Path, mirrors: &[(String, Mirror)]) -> Resul
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("ferry.conf");
-    std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
-    let tmp = dir.join(".ferry-tmp");
-    crate::store::write_atomic(dir, name, registries_conf(mirrors).as_bytes(), &tmp)?;
-    let _ = std::fs::remove_dir(&tmp);
+    let tmp = InsideDir::create(dir, &[".ferry-tmp"], 0o755)?;
+    crate::store::write_atomic(dir, name, registries_conf(mirrors).as_bytes(), tmp.path())?;
+    let _ = std::fs::remove_dir(tmp.path());
     Ok(())
 }
 

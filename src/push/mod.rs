@@ -6,6 +6,7 @@ mod blobs;
 pub mod mirror;
 pub mod names;
 pub mod plan;
+mod readback;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -356,6 +357,11 @@ async fn finish_image(
                 Some(crate::error::Error::from(e).wrap(format!("manifest {}", m.digest)));
             return;
         }
+    }
+    if let Err(e) = readback::read_back(registries, registry, repo, &plan.manifests).await {
+        outcome.status = PushStatus::Failed;
+        outcome.error = Some(e);
+        return;
     }
     if plan.tagged {
         outcome.status = PushStatus::Ok;

@@ -137,8 +137,9 @@ impl RegistryError {
             kind,
             registry: registry.to_owned(),
             url: redact(url),
-            // Details quote registries and object stores, which may echo signed URLs.
-            detail: redact(&detail.into()),
+            // Details quote registries and object stores, which may echo signed URLs, and
+            // may hold escape sequences or line breaks meant for a terminal.
+            detail: crate::untrusted::printable(&redact(&detail.into())).into_owned(),
             attempts: 1,
             elapsed: Duration::ZERO,
             hint: None,

@@ -215,7 +215,7 @@ impl Registries {
             .url(&host, &format!("v2/{repository}/blobs/{digest}"))
             .await?;
         let what = format!("blob {} in {registry}/{repository}", digest.short());
-        let Some(len) = self
+        let Some((len, _)) = self
             .head_exists(&host, &url, repository, HeaderMap::new(), what)
             .await?
         else {
@@ -234,8 +234,9 @@ impl Registries {
         Ok(true)
     }
 
-    /// `HEAD` with retries: `Some(Content-Length)` on 200, `None` on 404, the registry's own
-    /// error (through [`Registries::explain`]) for anything else once retries are spent.
+    /// `HEAD` with retries: `Some((Content-Length, Docker-Content-Digest))` on 200, `None` on
+    /// 404, the registry's own error (through [`Registries::explain`]) for anything else once
+    /// retries are spent.
     async fn head_exists(
         &self,
         host: &Host,
@@ -243,7 +244,7 @@ impl Registries {
         repository: &str,
         headers: HeaderMap,
         what: String,
-    ) -> Result<Option<Option<u64>>, RegistryError> {
+    ) -> Result<Option<(Option<u64>, Option<String>)>, RegistryError> {
         let mut retrier = self.push_retrier(what);
         loop {
             let attempt = retrier.next_attempt();
@@ -251,9 +252,9 @@ impl Registries {
                 .head(host, url, repository, headers.clone(), attempt)
                 .await
             {
-                Ok((StatusCode::OK, len)) => return Ok(Some(len)),
-                Ok((StatusCode::NOT_FOUND, _)) => return Ok(None),
-                Ok((status, _)) => {
+                Ok((StatusCode::OK, len, digest)) => return Ok(Some((len, digest))),
+                Ok((StatusCode::NOT_FOUND, ..)) => return Ok(None),
+                Ok((status, ..)) => {
                     let e = self.explain(host, url, repository, status, attempt).await;
                     retrier.failed(e, false).await?;
                 }
@@ -316,17 +317,34 @@ impl Registries {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
+        Ok(self
+            .served_manifest_digest(registry, repository, &digest.to_string())
+            .await?
+            .is_some())
+    }
+
+    /// What `repository` of `registry` serves under `reference` (a tag or a digest), by
+    /// `HEAD`: `None` when it answers 404, else the digest it names in Docker-Content-Digest
+    /// (`Some(None)` when it sends none). A push reads each manifest back this way: a 201 to
+    /// its PUT says nothing of what the registry kept.
+    pub async fn served_manifest_digest(
+        &self,
+        registry: &str,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Option<String>>, RegistryError> {
         let host = self.host(registry)?;
         let url = self
-            .url(&host, &format!("v2/{repository}/manifests/{digest}"))
+            .url(&host, &format!("v2/{repository}/manifests/{reference}"))
             .await?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(crate::manifest::ACCEPT));
-        let what = format!("manifest {registry}/{repository}@{digest}");
+        let sep = if reference.contains(':') { "@" } else { ":" };
+        let what = format!("manifest {registry}/{repository}{sep}{reference}");
         Ok(self
             .head_exists(&host, &url, repository, headers, what)
             .await?
-            .is_some())
+            .map(|(_, digest)| digest))
     }
 
     async fn head(
@@ -336,7 +354,7 @@ impl Registries {
         repository: &str,
         headers: HeaderMap,
         attempt: u32,
-    ) -> Result<(StatusCode, Option<u64>), RegistryError> {
+    ) -> Result<(StatusCode, Option<u64>, Option<String>), RegistryError> {
         let _permit = host
             .permits
             .clone()
@@ -357,7 +375,8 @@ impl Registries {
             )
             .await?;
         let len = header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
-        Ok((resp.status(), len))
+        let digest = header_str(resp.headers(), "docker-content-digest");
+        Ok((resp.status(), len, digest))
     }
 
     /// The time limit for a request without a large body.

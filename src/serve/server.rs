@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::body::{Body, Logged};
 use super::routes::State;
 use super::{Event, Reporter};
 use crate::store::StoreError;
@@ -144,11 +145,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(state.handle(req).await) }
-        });
         let reporter = reporter.clone();
+        let refusals = reporter.clone();
+        let service = service_fn(move |req| answer(state.clone(), refusals.clone(), req));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match bound.tls.clone() {
@@ -185,6 +184,58 @@ pub async fn serve(
     }
     drop(bound.listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// Answers one request: refused when framed with Transfer-Encoding, else by the routes.
+async fn answer(
+    state: Arc<State>,
+    reporter: Arc<dyn Reporter>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Logged>, std::convert::Infallible> {
+    if req.headers().contains_key(hyper::header::TRANSFER_ENCODING) {
+        return Ok(refuse_framing(&req, reporter));
+    }
+    Ok(state.handle(req).await)
+}
+
+/// The answer to a request that carries Transfer-Encoding, alone or with Content-Length
+/// (hyper then drops the Content-Length and reads the chunks): 400, and the connection closed.
+/// A read-only registry takes no request body, and a request framed two ways is how requests
+/// are smuggled past a proxy that reads the other framing.
+fn refuse_framing(
+    req: &hyper::Request<hyper::body::Incoming>,
+    reporter: Arc<dyn Reporter>,
+) -> hyper::Response<Logged> {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let body = Body::full(
+        r#"{"errors":[{"code":"UNSUPPORTED","message":"a request with a Transfer-Encoding (or with both Transfer-Encoding and Content-Length) is refused: ferry serve takes no request bodies"}]}"#,
+    );
+    let start = std::time::Instant::now();
+    let logged = Logged::new(
+        body,
+        Box::new(move |bytes, complete| {
+            reporter.event(&Event::Request {
+                method,
+                path,
+                status: 400,
+                bytes,
+                complete,
+                elapsed: start.elapsed(),
+            });
+        }),
+    );
+    let mut resp = hyper::Response::new(logged);
+    *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+    let headers = resp.headers_mut();
+    headers.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn report_conn_error(reporter: &dyn Reporter, e: &(dyn std::error::Error + Send + Sync)) {

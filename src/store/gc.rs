@@ -3,9 +3,10 @@
 //! the bundle is valid at every instant, whatever is interrupted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::io;
 
+use rustix::fs::FileType;
+
+use super::inside::{InsideDir, component};
 use super::inspect::inspect_entry;
 use super::{BundleIndex, Layout, StoreError, WORK_DIR};
 use crate::digest::Digest;
@@ -71,20 +72,26 @@ pub fn referenced(layout: &Layout, index: &BundleIndex) -> Result<BTreeMap<Diges
 }
 
 /// Removes the given blob files (those absent are skipped) and makes the removals durable.
+/// Each is removed relative to its `blobs/<alg>` folder, opened without following a link.
 pub fn remove_blobs(layout: &Layout, digests: &BTreeSet<Digest>) -> Result<Removed, StoreError> {
     let mut removed = Removed::default();
+    let mut folders: BTreeMap<&'static str, Option<InsideDir>> = BTreeMap::new();
     for digest in digests {
-        let path = layout.blob_path(digest);
-        let Ok(meta) = path.symlink_metadata() else {
+        let alg = digest.algorithm().as_str();
+        let folder = match folders.entry(alg) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(InsideDir::open(layout.root(), &["blobs", alg])?)
+            }
+        };
+        let Some(dir) = folder else { continue };
+        let name = component(digest.hex());
+        let Some((_, len)) = dir.stat(&name)? else {
             continue;
         };
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                removed.blobs += 1;
-                removed.blob_bytes += meta.len();
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("remove", &path)(e)),
+        if dir.remove_file(&name)? {
+            removed.blobs += 1;
+            removed.blob_bytes += len;
         }
         crash_point("remove-blob");
     }
@@ -138,20 +145,17 @@ pub fn gc(layout: &Layout, dry_run: bool) -> Result<Removed, GcError> {
         remove_blobs(layout, &orphans)?
     };
     for sub in ["partial", "tmp"] {
-        let dir = layout.root().join(WORK_DIR).join(sub);
-        let Ok(entries) = fs::read_dir(&dir) else {
+        // A link at `.ferry` or below is refused, never emptied: it leads out of the bundle.
+        let Some(dir) = InsideDir::open(layout.root(), &[WORK_DIR, sub])? else {
             continue;
         };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if !meta.is_file() && !meta.is_symlink() {
+        for entry in dir.entries()? {
+            if !matches!(entry.file_type, FileType::RegularFile | FileType::Symlink) {
                 continue;
             }
-            if dry_run || fs::remove_file(entry.path()).is_ok() {
+            if dry_run || dir.remove_file(&entry.name)? {
                 removed.partials += 1;
-                removed.partial_bytes += meta.len();
+                removed.partial_bytes += entry.len;
             }
         }
     }
@@ -182,6 +186,7 @@ impl crate::error::Diagnostic for GcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn gc_removes_orphans_and_partials_and_keeps_nothing_else() {

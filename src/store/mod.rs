@@ -6,8 +6,10 @@
 
 mod atomic;
 mod blob;
+mod discard;
 pub mod gc;
 mod index;
+pub mod inside;
 mod inspect;
 mod read;
 pub mod select;
@@ -21,11 +23,13 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, PartialBlob, StagedBlob};
+pub use discard::discard_created;
 pub(crate) use index::read_bounded;
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
     MAX_INDEX_BYTES, check_entry,
 };
+pub use inside::InsideDir;
 pub use inspect::{ImageContents, PlatformManifest, inspect_entry};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
@@ -85,6 +89,18 @@ pub enum StoreError {
     /// A path in the bundle is a symlink, device or folder where a regular file belongs.
     #[error("{path}: {what}; refusing to read it (a bundle holds regular files only)")]
     NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// A folder ferry walks into (`.ferry`, `blobs/sha256`, a hosts.toml folder) is a link or
+    /// not a folder: never followed, for reading, writing or removing.
+    #[error(
+        "{path} is {what} where a folder belongs; ferry never follows a link out of the folder \
+         it works in (for reading, writing or removing)"
+    )]
+    LinkInside {
         /// The path.
         path: PathBuf,
         /// What it is instead.
@@ -156,6 +172,7 @@ impl crate::error::Diagnostic for StoreError {
             StoreError::NotALayout { .. } => Kind::Bundle,
             StoreError::Mismatch { .. } => Kind::Corrupt,
             StoreError::NotARegularFile { .. }
+            | StoreError::LinkInside { .. }
             | StoreError::WontReplace { .. }
             | StoreError::TooLarge { .. }
             | StoreError::Foreign { .. }
@@ -169,6 +186,11 @@ impl crate::error::Diagnostic for StoreError {
             StoreError::NotEmpty(_) => Some("choose an empty or new folder for -o".into()),
             StoreError::Foreign { hint, .. } => Some((*hint).into()),
             StoreError::NotALayout { hint, .. } => hint.clone(),
+            StoreError::LinkInside { path, .. } => Some(format!(
+                "ferry did not make {}: look at what it points to, remove it, and run the \
+                 command again",
+                path.display()
+            )),
             _ => None,
         }
     }
@@ -222,18 +244,21 @@ impl Layout {
             }
             Err(e) => return Err(StoreError::io("read", &oci_layout)(e)),
         }
-        for dir in [
-            layout.blob_dir(crate::digest::Algorithm::Sha256),
-            layout.tmp_dir(),
-            layout.partial_dir(),
-        ] {
-            fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        // Every folder ferry writes into is a real folder of the bundle, never a planted link.
+        for alg in crate::digest::Algorithm::ALL {
+            if alg == crate::digest::Algorithm::Sha256 {
+                InsideDir::create(root, &["blobs", alg.as_str()], 0o755)?;
+            } else {
+                InsideDir::open(root, &["blobs", alg.as_str()])?;
+            }
         }
+        InsideDir::create(root, &[WORK_DIR, "partial"], 0o755)?;
         // Temp files of a run that was killed: nobody else writes here while we hold the lock.
         // (Partial downloads are kept: they are resumed.)
-        if let Ok(entries) = fs::read_dir(layout.tmp_dir()) {
-            for e in entries.flatten() {
-                let _ = fs::remove_file(e.path());
+        let tmp = InsideDir::create(root, &[WORK_DIR, "tmp"], 0o755)?;
+        for e in tmp.entries()? {
+            if e.file_type != rustix::fs::FileType::Directory {
+                let _ = tmp.remove_file(&e.name);
             }
         }
         // A layout is valid only with an index.json, even before its first image lands.
@@ -395,9 +420,24 @@ impl Layout {
         BundleIndex::read(&self.root.join("index.json"))
     }
 
-    /// Replaces index.json atomically.
+    /// Replaces index.json atomically. Refuses (writing nothing) an index larger than ferry
+    /// reads back ([`MAX_INDEX_BYTES`]): the bundle would be unreadable to ferry itself.
     pub fn write_index(&self, index: &BundleIndex) -> Result<(), StoreError> {
-        write_atomic(&self.root, "index.json", &index.to_json(), &self.tmp_dir())
+        let bytes = index.to_json();
+        self.refuse_unreadable("index.json", &bytes)?;
+        write_atomic(&self.root, "index.json", &bytes, &self.tmp_dir())
+    }
+
+    /// Refuses to write `bytes` as `name` when ferry would refuse to read it back.
+    fn refuse_unreadable(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() as u64 > MAX_INDEX_BYTES {
+            return Err(StoreError::TooLarge {
+                path: self.root.join(name),
+                size: bytes.len() as u64,
+                max: MAX_INDEX_BYTES,
+            });
+        }
+        Ok(())
     }
 
     /// Replaces an executable file at the bundle's root atomically (restore.sh).
@@ -410,27 +450,27 @@ impl Layout {
         LockFile::read(&self.root.join(LOCK_FILE_NAME))
     }
 
-    /// Replaces the lock file atomically.
+    /// Replaces the lock file atomically; refuses one larger than ferry reads back.
     pub fn write_lock(&self, lock: &LockFile) -> Result<(), StoreError> {
-        write_atomic(&self.root, LOCK_FILE_NAME, &lock.to_json(), &self.tmp_dir())
+        let bytes = lock.to_json();
+        self.refuse_unreadable(LOCK_FILE_NAME, &bytes)?;
+        write_atomic(&self.root, LOCK_FILE_NAME, &bytes, &self.tmp_dir())
     }
 
     /// Every blob file under `blobs/`, with its digest (files that are not digests are skipped).
     pub fn list_blobs(&self) -> Result<Vec<(Digest, PathBuf)>, StoreError> {
         let mut out = Vec::new();
         for alg in crate::digest::Algorithm::ALL {
-            let dir = self.blob_dir(alg);
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io("read", &dir)(e)),
+            // A linked `blobs/` or `blobs/<alg>/` is refused: what it holds is not the bundle's.
+            let Some(dir) = InsideDir::open(&self.root, &["blobs", alg.as_str()])? else {
+                continue;
             };
-            for entry in entries {
-                let entry = entry.map_err(StoreError::io("read", &dir))?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
+            for entry in dir.entries()? {
+                let Some(name) = entry.name.to_str() else {
+                    continue;
+                };
                 if let Ok(d) = format!("{}:{name}", alg.as_str()).parse::<Digest>() {
-                    out.push((d, entry.path()));
+                    out.push((d, dir.path().join(name)));
                 }
             }
         }

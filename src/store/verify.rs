@@ -54,8 +54,9 @@ pub fn verify(
     report.corrupt = corrupt;
 
     let reachable = check_entries(layout, &index, &mut report);
+    // Where the lock and restore.sh disagree with index.json: bundle::derived, called by the CLI.
     match layout.lock().or_else(|e| reported(e, &mut report))? {
-        Some(lock) => compare_lock(&index, &lock, &mut report),
+        Some(_) => {}
         // One word for the bundle, not one per image (a layout made by another tool).
         None if !index.is_empty() => report.warnings.push(
             "no ferry.lock: the images cannot be compared with what was resolved (a layout not \
@@ -133,34 +134,6 @@ fn check_entries(
         reachable.extend(contents.blobs.into_keys());
     }
     reachable
-}
-
-/// Warns where the lock file and index.json disagree.
-fn compare_lock(
-    index: &super::BundleIndex,
-    lock: &crate::lock::LockFile,
-    report: &mut VerifyReport,
-) {
-    for entry in index.entries() {
-        let Some(name) = &entry.name else { continue };
-        match lock.get(name) {
-            None => report.warnings.push(format!("ferry.lock has no entry for {name}")),
-            Some(l) if l.digest.to_string() != entry.descriptor.digest().to_string() => report.warnings.push(format!(
-                "ferry.lock says {name} is {}, index.json says {}; re-run ferry bundle to refresh the lock",
-                l.digest,
-                entry.descriptor.digest()
-            )),
-            Some(_) => {}
-        }
-    }
-    for l in &lock.images {
-        if index.get(&l.reference).is_none() {
-            report.warnings.push(format!(
-                "ferry.lock names {} which index.json does not",
-                l.reference
-            ));
-        }
-    }
 }
 
 /// Re-hashes every blob, on all cores (one, in order, for a stream that cannot seek); returns

@@ -32,9 +32,19 @@ fn subjects(image: &ResolvedImage) -> Vec<Digest> {
     out
 }
 
-/// Looks up every referrer of `image`. A tag that does not exist (404) is simply no referrer.
-pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discovered {
+/// How many referrer manifests of one image are fetched at most by default
+/// (`bundle --max-referrers`): real images carry a handful (a signature, an SBOM and an
+/// attestation per platform). Each costs about three requests and a lock entry, so a
+/// registry listing thousands would cost tens of thousands of requests and a lock larger than
+/// ferry reads.
+pub const MAX_REFERRERS: usize = 100;
+
+/// Looks up every referrer of `image`, at most `max` manifests in all (its subjects
+/// together); a referrers list that would pass `max` fails its entry, fetching none of it. A
+/// tag that does not exist (404) is simply no referrer.
+pub async fn discover(registries: &Registries, image: &ResolvedImage, max: usize) -> Discovered {
     let mut out = Discovered::default();
+    let mut budget = Budget { max, left: max };
     let repository = image.reference.name();
     for subject in subjects(image) {
         for kind in ReferrerKind::ALL {
@@ -44,7 +54,7 @@ pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discove
             };
             let found = match kind {
                 ReferrerKind::Referrers => {
-                    referrers_of(registries, image, &subject, reference).await
+                    referrers_of(registries, image, &subject, reference, &mut budget).await
                 }
                 _ => by_tag(registries, &reference).await,
             };
@@ -58,17 +68,19 @@ pub async fn discover(registries: &Registries, image: &ResolvedImage) -> Discove
     out
 }
 
-/// Discovers the referrers of every image, `jobs` images at a time; in the images' order.
+/// Discovers the referrers of every image (at most `max` manifests each), `jobs` images at
+/// a time; in the images' order.
 pub async fn discover_all(
     registries: &Registries,
     images: &[ResolvedImage],
     jobs: usize,
+    max: usize,
 ) -> Vec<Discovered> {
     let mut found: Vec<(usize, Discovered)> = futures_util::stream::iter(
         images
             .iter()
             .enumerate()
-            .map(|(i, image)| async move { (i, discover(registries, image).await) }),
+            .map(|(i, image)| async move { (i, discover(registries, image, max).await) }),
     )
     .buffer_unordered(jobs.max(1))
     .collect()
@@ -95,27 +107,71 @@ async fn by_tag(
     }
 }
 
+/// The referrer manifests an image may still take (see [`MAX_REFERRERS`]).
+struct Budget {
+    max: usize,
+    left: usize,
+}
+
+impl Budget {
+    /// Takes `n` manifests listed for `subject`, or refuses the whole list.
+    fn take(&mut self, n: usize, subject: &Digest) -> Result<(), ResolveError> {
+        if n > self.left {
+            return Err(ResolveError::Content(format!(
+                "{n} referrers are listed for {subject}, more than the {} per image that \
+                 --max-referrers allows ({} left); none of them were fetched (raise \
+                 --max-referrers to take them)",
+                self.max, self.left
+            )));
+        }
+        self.left -= n;
+        Ok(())
+    }
+}
+
 /// The OCI referrers of `subject`: the registry's API answer when it has the API (stored under
-/// the fallback tag's name, so the bundle holds one convention), else the fallback tag.
+/// the fallback tag's name, so the bundle holds one convention), else the fallback tag. Either
+/// index is counted against the image's budget before any manifest it lists is fetched.
 async fn referrers_of(
     registries: &Registries,
     image: &ResolvedImage,
     subject: &Digest,
     reference: ImageRef,
+    budget: &mut Budget,
 ) -> Result<Option<ResolvedImage>, ResolveError> {
     let remote = &image.remotes[0];
-    match registries.fetch_referrers(remote, subject).await {
-        Some(answer) => from_api(registries, image, reference, answer).await,
-        None => by_tag(registries, &reference).await,
-    }
+    let answer = match registries.fetch_referrers(remote, subject).await {
+        Some(answer) => answer,
+        None => {
+            let tag = reference.manifest_reference();
+            match registries.fetch_manifest(remote, &tag, None).await {
+                Ok(fetched) if is_index(&fetched) => fetched,
+                // Not an index: one manifest, resolved as any tag is.
+                Ok(_) => return by_tag(registries, &reference).await,
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    from_index(registries, image, reference, answer, subject, budget).await
 }
 
-/// An API answer as a referrer entry: the index as served, each listed manifest resolved.
-async fn from_api(
+fn is_index(fetched: &FetchedManifest) -> bool {
+    matches!(
+        Manifest::parse(&fetched.bytes, fetched.content_type.as_deref()),
+        Ok((Manifest::Index(_), _))
+    )
+}
+
+/// A referrers index (the API's answer or the fallback tag's) as a referrer entry: the index as
+/// served, each listed manifest resolved.
+async fn from_index(
     registries: &Registries,
     image: &ResolvedImage,
     reference: ImageRef,
     answer: FetchedManifest,
+    subject: &Digest,
+    budget: &mut Budget,
 ) -> Result<Option<ResolvedImage>, ResolveError> {
     let (parsed, media_type) = Manifest::parse(&answer.bytes, answer.content_type.as_deref())?;
     let Manifest::Index(index) = parsed else {
@@ -126,6 +182,7 @@ async fn from_api(
     if index.manifests().is_empty() {
         return Ok(None);
     }
+    budget.take(index.manifests().len(), subject)?;
     let mut platforms = Vec::new();
     for child in index.manifests() {
         let digest = manifest::descriptor_digest(child)?;

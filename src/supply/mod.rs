@@ -10,7 +10,7 @@
 pub mod cosign;
 mod discover;
 
-pub use discover::{Discovered, discover, discover_all};
+pub use discover::{Discovered, MAX_REFERRERS, discover, discover_all};
 
 use crate::digest::Digest;
 

@@ -74,6 +74,25 @@ pub fn sample_layout() -> &'static Path {
     })
 }
 
+/// A copy of the sample layout (made by make_fixtures.py, not by ferry) in `dir/name`, its
+/// short names (`sample/hello:1.0`) made full (`registry.example/sample/hello:1.0`), as a
+/// bundle has them: a bundle to damage at will without a registry.
+pub fn sample_bundle(dir: &Path, name: &str) -> PathBuf {
+    let b = dir.join(name);
+    run(Command::new("cp").arg("-a").arg(sample_layout()).arg(&b));
+    let mut index = index_json(&b);
+    for m in index["manifests"].as_array_mut().unwrap() {
+        let short = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        m["annotations"]["org.opencontainers.image.ref.name"] =
+            format!("registry.example/{short}").into();
+    }
+    std::fs::write(b.join("index.json"), index.to_string()).unwrap();
+    b
+}
+
 /// What the fixture script says it built: tag -> description.
 pub fn fixture_tags() -> BTreeMap<String, serde_json::Value> {
     let text = std::fs::read_to_string(sample_layout().join("fixtures.json")).unwrap();
