@@ -2,14 +2,13 @@
 //! compare the lock file with index.json.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::inspect::inspect_entry;
 use super::{Layout, OCI_LAYOUT, StoreError};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 
 /// The outcome of a verification. The bundle is sound when `problems` is empty.
 #[derive(Debug, Default)]
@@ -170,13 +169,12 @@ fn rehash_all(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((digest, path)) = blobs.get(i) else {
                         break;
                     };
-                    match hash_file(layout, digest, &mut buf, on_bytes) {
+                    match hash_file(layout, digest, on_bytes) {
                         Ok((actual, n)) => {
                             total.fetch_add(n, Ordering::Relaxed);
                             if &actual != digest {
@@ -217,20 +215,11 @@ pub fn remove_corrupt(layout: &Layout, report: &VerifyReport) -> Result<usize, S
 fn hash_file(
     layout: &Layout,
     digest: &Digest,
-    buf: &mut [u8],
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<(Digest, u64), StoreError> {
     let blob = layout.open_blob(digest, None)?;
-    let mut f = blob.file();
-    let mut h = Hasher::new(digest.algorithm());
-    loop {
-        let n = f.read(buf).map_err(StoreError::io("read", blob.path()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        on_bytes(n as u64);
-    }
+    let h = crate::digest::hash_reader(digest.algorithm(), blob.file(), on_bytes)
+        .map_err(StoreError::io("read", blob.path()))?;
     let len = h.len();
     Ok((h.finish(), len))
 }
