@@ -1,24 +1,52 @@
-//! Downloading one blob into the bundle: resumed from what is on disk, hashed while written,
-//! retried on network faults and on content that does not match its digest.
+//! Downloading one blob into the bundle: resumed from what is on disk, fetched as one stream
+//! or, when it is large, as several closed ranges over as many connections (`parts`); written
+//! at offsets by one thread and hashed over the contiguous prefix by another (`sink`,
+//! `hashing`), so the network never waits for the hash; verified before it lands; retried on
+//! network faults and on content that does not match its digest.
+
+mod hashing;
+mod parts;
+mod sink;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
-use bytes::Bytes;
-
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::error::Diagnostic;
-use crate::registry::{BlobBody, BlobStats, ErrorKind, Registries, RegistryError, Remote};
+use crate::registry::{BlobStats, ErrorKind, Registries, RegistryError, Remote};
 use crate::report::{Event, Reporter};
-use crate::store::{BlobWriter, Layout, StagedBlob, StoreError};
-
-/// Chunks in flight between the network and the writer of one blob. Two keep both busy (the
-/// benchmark measured two as fast as eight, with 17 MiB less peak memory at --jobs 8).
-const PIPELINE_CHUNKS: usize = 2;
+use crate::store::{Layout, PartialDownload, StagedBlob, StoreError};
+use parts::{Plan, Stop};
+use sink::Sink;
 
 /// Blobs up to this size are staged and landed in batches; for a larger one, its own fsync
 /// costs little next to the time its download took.
 const STAGE_MAX: u64 = 1 << 20;
+
+/// Progress events for one blob: at most one per this many milliseconds (a 4 GiB layer
+/// arrives in some 100,000 chunks; the progress bar needs a few updates a second).
+const PROGRESS_EVERY_MS: u64 = 100;
+
+/// When a blob is fetched as several ranges at once (`--range-parts`, `--range-threshold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangePolicy {
+    /// Connections for one blob; 1 fetches every blob as one stream. Capped by the
+    /// registry's `--jobs-per-registry`.
+    pub parts: usize,
+    /// Blobs of at least this many bytes are fetched in parts.
+    pub threshold: u64,
+}
+
+impl Default for RangePolicy {
+    fn default() -> Self {
+        RangePolicy {
+            parts: 4,
+            threshold: 64 << 20,
+        }
+    }
+}
 
 /// Why a blob could not be stored.
 #[derive(Debug)]
@@ -67,49 +95,33 @@ impl Diagnostic for BlobError {
     }
 }
 
-/// How one attempt ended, short of success.
-enum AttemptError {
-    /// A registry or network fault; `progressed` when bytes were stored before it.
-    Registry(RegistryError, bool),
-    /// The bundle cannot be written: ends the download.
-    Store(StoreError),
-}
-
-impl From<StoreError> for AttemptError {
-    fn from(e: StoreError) -> Self {
-        AttemptError::Store(e)
-    }
-}
-
-/// Runs blocking store work (hashing, writing, fsync) off the async worker threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store task panicked")
-}
-
-/// One blob's download state across attempts.
-struct Download<'a> {
+/// One blob's download: what every part shares. Counters are atomics because the parts run
+/// as futures of one task that borrow this together.
+struct Job<'a> {
     registries: &'a Registries,
     layout: &'a Arc<Layout>,
-    source: &'a Remote,
     digest: &'a Digest,
     size: u64,
     reporter: &'a dyn Reporter,
-    /// The partial file, kept between attempts (None after a discard: reopened fresh).
-    writer: Option<BlobWriter>,
-    /// The furthest offset stored so far: an attempt progresses only past it.
-    high_water: u64,
-    stats: BlobStats,
-    /// The verified download, once an attempt completed it (small blobs only).
-    staged: Option<StagedBlob>,
+    policy: RangePolicy,
+    received: AtomicU64,
+    resumes: AtomicU32,
+    /// Retries of parts other than the first (which shares the blob's retry counter).
+    part_retries: AtomicU32,
+    /// Progress not yet reported, and when it last was (ms since `started`).
+    unreported: AtomicU64,
+    reported_at: AtomicU64,
+    started: Instant,
+    /// Where the bytes last came from, for an error about their content.
+    last_url: std::sync::Mutex<(String, String)>,
 }
 
 /// Downloads `digest` (`size` bytes) into `layout` from the first of `remotes` that has it:
 /// a mirror that fails hands over to the next remote, which resumes the same partial file.
-/// A large blob is fsynced and renamed into `blobs/` at once; a small one (at most
-/// [`STAGE_MAX`] bytes) comes back staged, for the caller to land ([`Layout::land`]) with
-/// others before anything names it.
+/// A blob of at least `policy.threshold` bytes is fetched over several connections at once
+/// (when the registry honours Range). A large blob is fsynced and renamed into `blobs/` at
+/// once; a small one (at most [`STAGE_MAX`] bytes) comes back staged, for the caller to land
+/// ([`Layout::land`]) with others before anything names it.
 pub async fn fetch_blob(
     registries: &Registries,
     layout: &Arc<Layout>,
@@ -117,60 +129,81 @@ pub async fn fetch_blob(
     digest: &Digest,
     size: u64,
     reporter: &dyn Reporter,
+    policy: RangePolicy,
 ) -> Result<(BlobStats, Option<StagedBlob>), BlobError> {
-    let mut d = Download {
+    let job = Job {
         registries,
         layout,
-        source: &remotes[0],
         digest,
         size,
         reporter,
-        writer: None,
-        high_water: 0,
-        stats: BlobStats::default(),
-        staged: None,
+        policy,
+        received: AtomicU64::new(0),
+        resumes: AtomicU32::new(0),
+        part_retries: AtomicU32::new(0),
+        unreported: AtomicU64::new(0),
+        reported_at: AtomicU64::new(0),
+        started: Instant::now(),
+        last_url: std::sync::Mutex::new((
+            remotes[0].registry.clone(),
+            "(a download left by an earlier run)".into(),
+        )),
     };
-    let started = std::time::Instant::now();
-    let first = d.open().await.map_err(BlobError::Store)?;
+    let partial = job.open().await?;
     reporter.event(&Event::BlobStarted {
         digest: digest.clone(),
         size,
-        offset: first.offset(),
+        offset: partial.bytes_done(),
     });
-    d.high_water = first.offset();
-    d.writer = Some(first);
+    let (mut plan, mut sink) = job.start(partial)?;
     let mut retries_before = 0;
     let mut tried = crate::registry::Tried::default();
     for (i, remote) in remotes.iter().enumerate() {
-        d.source = remote;
+        if i > 0 {
+            // Another remote's storage has ETags of its own.
+            plan.forget_etag();
+        }
         let mut retrier = registries.retrier(
             remote,
             format!("blob {} from {}", digest.short(), remote.name()),
         );
         let outcome = loop {
-            let attempt = retrier.next_attempt();
-            d.stats.retries = retries_before + retrier.retries();
-            match d.attempt(attempt).await {
-                Ok(()) => break Ok(()),
-                Err(AttemptError::Store(e)) => return Err(BlobError::Store(e)),
-                Err(AttemptError::Registry(e, progressed)) => {
-                    if let Err(e) = retrier.failed(e, progressed).await {
-                        break Err(e);
+            let moved = job.transfer(remote, &sink, &mut plan, &mut retrier).await;
+            job.report_progress(true);
+            let again = match moved {
+                Ok(()) => {
+                    let (partial, hasher) = sink.close().await.map_err(BlobError::Store)?;
+                    match job.land(partial, hasher).await? {
+                        Ok(staged) => {
+                            let retries = retries_before + retrier.retries();
+                            return Ok((job.stats(retries), staged));
+                        }
+                        Err(mismatch) => mismatch,
                     }
                 }
+                Err(Stop::Registry(e)) => break Err(e),
+                Err(Stop::Discard(e)) => {
+                    let partial = sink.abandon().await.map_err(BlobError::Store)?;
+                    job.rewound(partial.bytes_done());
+                    partial.discard();
+                    e
+                }
+                Err(Stop::Closed) => {
+                    let e = sink.abandon().await.err();
+                    return Err(BlobError::Store(
+                        e.expect("the writer stops only on an error"),
+                    ));
+                }
+            };
+            // The content was wrong: start over from byte 0, if the retries allow.
+            (plan, sink) = job.start(job.open().await?)?;
+            if let Err(e) = retrier.failed(again, false).await {
+                break Err(e);
             }
         };
         retries_before += retrier.retries();
         match outcome {
-            Ok(()) => {
-                tracing::debug!(
-                    "blob {} ({size} bytes) from {} in {} ms",
-                    digest.short(),
-                    remote.name(),
-                    started.elapsed().as_millis()
-                );
-                return Ok((d.stats, d.staged.take()));
-            }
+            Ok(()) => unreachable!("a landed blob returns above"),
             Err(mut e) if i + 1 == remotes.len() => {
                 // One error for the blob, naming every remote tried before (as resolve does).
                 tried.annotate(&mut e);
@@ -192,179 +225,98 @@ pub async fn fetch_blob(
     unreachable!("remotes is never empty")
 }
 
-impl Download<'_> {
+impl Job<'_> {
+    async fn open(&self) -> Result<PartialDownload, BlobError> {
+        let (layout, digest, size) = (self.layout.clone(), self.digest.clone(), self.size);
+        blocking(move || layout.partial_download(&digest, size))
+            .await
+            .map_err(BlobError::Store)
+    }
+
+    /// Starts writing and hashing `partial`; returns the parts still to fetch.
+    fn start(&self, partial: PartialDownload) -> Result<(Plan, Sink), BlobError> {
+        let plan = Plan::of(&partial);
+        Ok((plan, Sink::start(partial).map_err(BlobError::Store)?))
+    }
+
+    /// Verifies a complete download and stages it, or lands a large one. Content that does
+    /// not match is discarded and comes back as an error (kind `Corrupt`) naming where it came
+    /// from, for the retry loop to fetch it again from byte 0.
+    async fn land(
+        &self,
+        partial: PartialDownload,
+        hasher: Hasher,
+    ) -> Result<Result<Option<StagedBlob>, RegistryError>, BlobError> {
+        let stage = self.size <= STAGE_MAX;
+        match blocking(move || partial.finish(hasher, stage)).await {
+            Ok(staged) => {
+                tracing::debug!(
+                    "blob {} ({} bytes) in {} ms",
+                    self.digest.short(),
+                    self.size,
+                    self.started.elapsed().as_millis()
+                );
+                Ok(Ok(staged))
+            }
+            Err(StoreError::Mismatch { source, .. }) => {
+                self.rewound(self.size);
+                let (registry, url) = self.last_url.lock().expect("url lock").clone();
+                let detail = format!("{source}; the download was discarded");
+                Ok(Err(RegistryError::new(
+                    ErrorKind::Corrupt,
+                    &registry,
+                    &url,
+                    detail,
+                )))
+            }
+            Err(e) => Err(BlobError::Store(e)),
+        }
+    }
+
+    fn stats(&self, retries: u32) -> BlobStats {
+        BlobStats {
+            received: self.received.load(Ordering::Relaxed),
+            resumes: self.resumes.load(Ordering::Relaxed),
+            retries: retries + self.part_retries.load(Ordering::Relaxed),
+        }
+    }
+
     /// Tells the reporter that `bytes` counted for this blob were thrown away.
     fn rewound(&self, bytes: u64) {
+        self.report_progress(true);
         self.reporter.event(&Event::BlobRewound {
             digest: self.digest.clone(),
             bytes,
         });
     }
 
-    /// Verifies a complete download and stages it, or lands a large one. Content that does not match is discarded
-    /// and reported through `corrupt` (an error naming the blob's registry and URL), so the
-    /// retry loop fetches it again from byte 0.
-    async fn finish(
-        &mut self,
-        writer: BlobWriter,
-        mut corrupt: RegistryError,
-    ) -> Result<(), AttemptError> {
-        let size = self.size;
-        let landed = blocking(move || match size <= STAGE_MAX {
-            true => writer.stage().map(Some),
-            false => writer.commit().map(|()| None),
-        });
-        match landed.await {
-            Ok(staged) => {
-                self.staged = staged;
-                Ok(())
-            }
-            Err(e) => {
-                self.rewound(self.size);
-                match e {
-                    StoreError::Mismatch { source, .. } => {
-                        corrupt.detail = format!("{source}; the download was discarded");
-                        Err(AttemptError::Registry(corrupt, false))
-                    }
-                    e => Err(AttemptError::Store(e)),
-                }
-            }
-        }
+    /// Counts `n` new bytes of the blob on disk; reports them at most every
+    /// [`PROGRESS_EVERY_MS`] (or now, with `now`).
+    fn progress(&self, n: u64) {
+        self.unreported.fetch_add(n, Ordering::Relaxed);
+        self.report_progress(false);
     }
 
-    async fn open(&self) -> Result<BlobWriter, StoreError> {
-        let (layout, digest, size) = (self.layout.clone(), self.digest.clone(), self.size);
-        blocking(move || layout.partial_blob(&digest, size)).await
+    fn report_progress(&self, now: bool) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let last = self.reported_at.load(Ordering::Relaxed);
+        if !now && ms < last + PROGRESS_EVERY_MS {
+            return;
+        }
+        self.reported_at.store(ms, Ordering::Relaxed);
+        let bytes = self.unreported.swap(0, Ordering::Relaxed);
+        if bytes > 0 {
+            self.reporter.event(&Event::BlobProgress {
+                digest: self.digest.clone(),
+                bytes,
+            });
+        }
     }
+}
 
-    async fn attempt(&mut self, attempt: u32) -> Result<(), AttemptError> {
-        let mut writer = match self.writer.take() {
-            Some(w) => w,
-            None => self.open().await?,
-        };
-        let offset = writer.offset();
-        if offset == self.size {
-            // An earlier run got every byte but stopped before the rename.
-            let template = RegistryError::new(
-                ErrorKind::Corrupt,
-                &self.source.registry,
-                "(a download left by an earlier run)",
-                "",
-            );
-            return self.finish(writer, template).await;
-        }
-        let mut body = match self
-            .registries
-            .open_blob(self.source, self.digest, self.size, offset, attempt)
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                self.writer = Some(writer);
-                return Err(AttemptError::Registry(e, false));
-            }
-        };
-        if body.start == 0 && offset > 0 {
-            writer = blocking(move || writer.restart().map(|()| writer)).await?;
-            self.rewound(offset);
-        } else if offset > 0 {
-            self.stats.resumes += 1;
-        }
-        let (writer, outcome) = self.stream_into(writer, &mut body).await?;
-        // Progress is new ground: bytes past the furthest point reached before. A registry that
-        // ignores Range and keeps breaking off restarts at 0 and makes none, so its failures
-        // count against --retries.
-        let progressed = writer.offset() > self.high_water;
-        self.high_water = self.high_water.max(writer.offset());
-        if self.stats.received > 3 * self.size + (64 << 20) {
-            self.writer = Some(writer);
-            let detail = format!(
-                "received {} bytes for a blob of {} without completing it; the registry keeps breaking off",
-                self.stats.received, self.size
-            );
-            let mut e = body.interrupted(detail);
-            e.kind = ErrorKind::Protocol;
-            return Err(AttemptError::Registry(e, false));
-        }
-        match outcome {
-            Ok(()) if writer.offset() == self.size => {
-                self.finish(writer, body.corrupt(String::new())).await
-            }
-            Ok(()) => {
-                let detail = format!(
-                    "the body ended at byte {} of {}",
-                    writer.offset(),
-                    self.size
-                );
-                self.writer = Some(writer);
-                Err(AttemptError::Registry(body.interrupted(detail), progressed))
-            }
-            Err(e) if e.kind == ErrorKind::Corrupt => {
-                // Bytes beyond the declared size: nothing here can be trusted.
-                let mut w = writer;
-                let discarded = w.offset();
-                blocking(move || w.restart()).await?;
-                self.rewound(discarded);
-                Err(AttemptError::Registry(e, false))
-            }
-            Err(e) => {
-                self.writer = Some(writer);
-                Err(AttemptError::Registry(e, progressed))
-            }
-        }
-    }
-
-    /// Copies the body into the writer. A blocking task hashes and writes while this one keeps
-    /// reading the socket, so disk and network overlap and little waits in kernel buffers
-    /// (where a connection reset would destroy it). Every byte that arrived is written,
-    /// whatever ends the stream, so the next attempt resumes after it.
-    async fn stream_into(
-        &mut self,
-        writer: BlobWriter,
-        body: &mut BlobBody,
-    ) -> Result<(BlobWriter, Result<(), RegistryError>), StoreError> {
-        let start = writer.offset();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_CHUNKS);
-        let write = tokio::task::spawn_blocking(move || {
-            let mut writer = writer;
-            while let Some(chunk) = rx.blocking_recv() {
-                if let Err(e) = writer.write(&chunk) {
-                    return (writer, Err(e));
-                }
-            }
-            let flushed = writer.flush();
-            (writer, flushed)
-        });
-        let mut arrived = 0u64;
-        let outcome = loop {
-            match body.next_chunk().await {
-                Ok(Some(chunk)) => {
-                    let n = chunk.len() as u64;
-                    self.stats.received += n;
-                    self.reporter.event(&Event::BlobProgress {
-                        digest: self.digest.clone(),
-                        bytes: n,
-                    });
-                    arrived += n;
-                    if start + arrived > self.size {
-                        let detail = format!(
-                            "the registry sent more than the {} bytes the manifest declares",
-                            self.size
-                        );
-                        break Err(body.corrupt(detail));
-                    }
-                    if tx.send(chunk).await.is_err() {
-                        // The writer stopped on an error, which the join below returns.
-                        break Ok(());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        drop(tx);
-        let (writer, written) = write.await.expect("writer task panicked");
-        written?;
-        Ok((writer, outcome))
-    }
+/// Runs blocking store work (opening, verifying, fsync) off the async worker threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store task panicked")
 }
