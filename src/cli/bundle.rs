@@ -69,9 +69,10 @@ pub struct BundleArgs {
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
 
-    /// Fetch each blob of at least --range-threshold over this many connections at once, each
-    /// a closed byte range written at its offset (at most --jobs-per-registry; 1 fetches every
-    /// blob as one stream). A registry that ignores Range gets one stream (`-v` says so).
+    /// Fetch each blob of at least --range-threshold over this many connections at once, as
+    /// closed byte ranges of 8 to 64 MiB written at their offsets (at most --jobs-per-registry;
+    /// 1 fetches every blob as one stream). A registry that ignores Range gets one stream (`-v`
+    /// says so).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub range_parts: u16,
 

@@ -1,11 +1,14 @@
-//! The receiving side of a download: one stream, or several parts (closed byte ranges) over as
-//! many connections, each resumed on its own after a cut. Chunks go to the sink as they
-//! arrive: nothing here waits for the disk or the hash beyond the bounded hand-over.
+//! The receiving side of a download: one stream, or parts (closed byte ranges of 8 to 64 MiB)
+//! taken in order by several connections, each part resumed on its own after a cut. Bytes go
+//! to the sink as they arrive: nothing here waits for the disk or the hash beyond the bounded
+//! hand-over.
 //!
 //! A blob worth splitting asks for its first part alone: a 206 with that exact range starts
-//! the others; a 200 (a registry or storage that ignores Range) is used as the one stream it
-//! is. A part answered with anything but its own range (or under another ETag) later on stops
-//! the parts: what is contiguous from byte 0 is kept and the rest comes as one stream.
+//! the other connections; a 200 (a registry or storage that ignores Range) is used as the one
+//! stream it is. A part answered with anything but its own range (or under another ETag) later
+//! on stops the parts: what is contiguous from byte 0 is kept and the rest comes as one stream.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Buf;
 use futures_util::StreamExt;
@@ -16,21 +19,31 @@ use super::sink::Sink;
 use crate::registry::{BlobBody, ErrorKind, PartAnswer, RegistryError, Remote, Retrier};
 use crate::store::{PartialDownload, plan_parts};
 
-/// A blob is split only when at least this much of it is left to fetch.
-const MIN_SPLIT: u64 = 2 << 20;
-
-/// One range of the blob and how much of it went to the writer.
-#[derive(Debug, Clone, Copy)]
+/// One range of the blob and how much of it went to the writer: counted as each chunk is
+/// handed over, so a connection dropped at any point leaves it exact.
+#[derive(Debug)]
 struct Cursor {
     start: u64,
     end: u64,
     /// Bytes handed to the sink from `start` on (the sink writes every one of them).
-    sent: u64,
+    sent: AtomicU64,
 }
 
 impl Cursor {
+    fn new(start: u64, end: u64, sent: u64) -> Cursor {
+        Cursor {
+            start,
+            end,
+            sent: AtomicU64::new(sent),
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     fn next(&self) -> u64 {
-        self.start + self.sent
+        self.start + self.sent()
     }
 
     fn left(&self) -> u64 {
@@ -50,11 +63,7 @@ impl Plan {
         let cursors = partial
             .parts()
             .iter()
-            .map(|p| Cursor {
-                start: p.start,
-                end: p.end,
-                sent: p.done,
-            })
+            .map(|p| Cursor::new(p.start, p.end, p.done))
             .collect();
         Plan {
             cursors,
@@ -65,6 +74,14 @@ impl Plan {
     /// Another remote serves the rest: its ETags are not the first one's.
     pub fn forget_etag(&mut self) {
         self.etag = None;
+    }
+
+    /// One stream from byte `from` on.
+    fn single(size: u64, from: u64) -> Plan {
+        Plan {
+            cursors: vec![Cursor::new(0, size, from)],
+            etag: None,
+        }
     }
 
     fn contiguous(&self) -> u64 {
@@ -114,26 +131,22 @@ impl<'a> Job<'a> {
     ) -> Result<(), Stop> {
         let mut whole = None;
         let mut first_part = None;
-        if let Some(parts) = self.parts_for(plan) {
-            match self.open_first_part(remote, plan, parts, retrier).await? {
+        if let Some((connections, planned)) = self.split_for(plan) {
+            let range = (plan.cursors[0].sent(), planned[0].end);
+            match self.open_first_part(remote, range, retrier).await? {
                 PartAnswer::Part(body) => {
-                    let planned = plan_parts(self.size, plan.cursors[0].sent, parts);
                     tracing::debug!(
-                        "blob {} from {}: {} parts of about {} MiB",
+                        "blob {} from {}: {} parts of {} MiB over {connections} connections",
                         self.digest.short(),
                         remote.name(),
                         planned.len(),
-                        (planned[0].end - planned[0].start) >> 20
+                        (planned[0].end - planned[0].start) >> 20,
                     );
                     sink.split(planned.clone(), body.etag.clone())
                         .map_err(|_| Stop::Closed)?;
                     plan.cursors = planned
                         .iter()
-                        .map(|p| Cursor {
-                            start: p.start,
-                            end: p.end,
-                            sent: p.done,
-                        })
+                        .map(|p| Cursor::new(p.start, p.end, p.done))
                         .collect();
                     plan.etag = body.etag.clone();
                     first_part = Some(body);
@@ -155,36 +168,37 @@ impl<'a> Job<'a> {
                 Err(PartStop::Fallback(why)) => self.collapse(remote, sink, plan, &why)?,
             }
         }
-        self.run_stream(remote, sink, plan, retrier, whole).await
+        self.run_stream(remote, sink, &plan.cursors[0], retrier, whole)
+            .await
     }
 
-    /// How many parts to fetch `plan` in, when it is one stream worth splitting.
-    fn parts_for(&self, plan: &Plan) -> Option<usize> {
-        let parts = self
+    /// The connections and parts to fetch `plan` with, when it is one stream worth splitting
+    /// (a blob of at least the threshold, with two parts or more left to fetch).
+    fn split_for(&self, plan: &Plan) -> Option<(usize, Vec<crate::store::Part>)> {
+        let connections = self
             .policy
             .parts
             .min(self.registries.connections_per_registry());
         let single = plan.cursors.len() == 1;
-        (single && parts > 1 && self.size >= self.policy.threshold)
-            .then_some(parts)
-            .filter(|_| plan.cursors[0].left() >= MIN_SPLIT)
+        if !single || connections < 2 || self.size < self.policy.threshold {
+            return None;
+        }
+        let planned = plan_parts(self.size, plan.cursors[0].sent(), connections);
+        (planned.len() > 1).then_some((connections, planned))
     }
 
     /// Asks for the first part of a blob about to be split, retrying until it answers.
     async fn open_first_part(
         &self,
         remote: &Remote,
-        plan: &Plan,
-        parts: usize,
+        range: (u64, u64),
         retrier: &mut Retrier<'a>,
     ) -> Result<PartAnswer, Stop> {
-        let from = plan.cursors[0].sent;
-        let to = plan_parts(self.size, from, parts)[0].end;
         loop {
             let attempt = retrier.next_attempt();
             let opened = self
                 .registries
-                .open_blob_part(remote, self.digest, self.size, (from, to), None, attempt)
+                .open_blob_part(remote, self.digest, self.size, range, None, attempt)
                 .await;
             match opened {
                 Ok(answer) => return Ok(answer),
@@ -211,58 +225,58 @@ impl<'a> Job<'a> {
         why: &str,
     ) -> Result<(), Stop> {
         let prefix = plan.contiguous();
-        let sent: u64 = plan.cursors.iter().map(|c| c.sent).sum();
+        let sent: u64 = plan.cursors.iter().map(Cursor::sent).sum();
         self.one_stream(remote, &format!("{why} (from byte {prefix} on)"));
         sink.collapse().map_err(|_| Stop::Closed)?;
         if sent > prefix {
             self.rewound(sent - prefix);
         }
-        plan.cursors = vec![Cursor {
-            start: 0,
-            end: self.size,
-            sent: prefix,
-        }];
-        plan.etag = None;
+        *plan = Plan::single(self.size, prefix);
         Ok(())
     }
 
-    /// Fetches every unfinished part at once; the first part shares the blob's retry counter,
-    /// the others count their own.
+    /// Fetches every unfinished part, in order, over as many connections as the policy and
+    /// the registry allow: each connection takes the next part when it is done with one. The
+    /// first connection shares the blob's retry counter; the others count their own.
     async fn run_parts(
         &self,
         remote: &Remote,
         sink: &Sink,
-        plan: &mut Plan,
+        plan: &Plan,
         retrier: &mut Retrier<'a>,
-        mut first: Option<BlobBody>,
+        first: Option<BlobBody>,
     ) -> Result<(), PartStop> {
-        let n = plan.cursors.len();
-        let mut others: Vec<Retrier<'a>> = (1..n)
-            .map(|i| {
+        let todo: Vec<usize> = (0..plan.cursors.len())
+            .filter(|&i| plan.cursors[i].left() > 0)
+            .collect();
+        let connections = self
+            .policy
+            .parts
+            .min(self.registries.connections_per_registry())
+            .clamp(1, todo.len().max(1));
+        let mut others: Vec<Retrier<'a>> = (1..connections)
+            .map(|c| {
                 let what = format!(
-                    "blob {} part {}/{n} from {}",
+                    "blob {} connection {}/{connections} from {}",
                     self.digest.short(),
-                    i + 1,
+                    c + 1,
                     remote.name()
                 );
                 self.registries.retrier(remote, what)
             })
             .collect();
-        let etag = plan.etag.clone();
+        // The first connection starts on the part whose body is open, when one is.
+        let queue = Queue {
+            todo: &todo,
+            next: AtomicUsize::new(usize::from(first.is_some())),
+        };
+        let mut first = first.map(|body| (todo[0], body));
         let result = {
             let retriers = std::iter::once(retrier).chain(others.iter_mut());
-            let mut running: FuturesUnordered<_> = plan
-                .cursors
-                .iter_mut()
-                .zip(retriers)
-                .enumerate()
-                .filter(|(_, (c, _))| c.left() > 0)
-                .map(|(i, (cursor, retrier))| {
-                    let body = if i == 0 { first.take() } else { None };
-                    self.run_part(remote, sink, i, cursor, retrier, etag.as_deref(), body)
-                })
+            let mut running: FuturesUnordered<_> = retriers
+                .map(|r| self.connection(remote, sink, plan, &queue, r, first.take()))
                 .collect();
-            // The first part to fail ends them all (dropping the others' connections).
+            // The first connection to fail ends them all (dropping the others' bodies).
             let mut result = Ok(());
             while let Some(done) = running.next().await {
                 if done.is_err() {
@@ -273,20 +287,41 @@ impl<'a> Job<'a> {
             result
         };
         let retries: u32 = others.iter().map(Retrier::retries).sum();
-        self.part_retries
-            .fetch_add(retries, std::sync::atomic::Ordering::Relaxed);
+        self.part_retries.fetch_add(retries, Ordering::Relaxed);
         result
+    }
+
+    /// One connection's work: parts from the queue until none is left.
+    async fn connection(
+        &self,
+        remote: &Remote,
+        sink: &Sink,
+        plan: &Plan,
+        queue: &Queue<'_>,
+        retrier: &mut Retrier<'a>,
+        mut first: Option<(usize, BlobBody)>,
+    ) -> Result<(), PartStop> {
+        loop {
+            let (index, body) = match first.take() {
+                Some((index, body)) => (index, Some(body)),
+                None => match queue.take() {
+                    Some(index) => (index, None),
+                    None => return Ok(()),
+                },
+            };
+            let part = (index, &plan.cursors[index]);
+            self.run_part(remote, sink, part, retrier, plan.etag.as_deref(), body)
+                .await?;
+        }
     }
 
     /// Fetches one part to its end, resuming after each cut; `first` is its open body when
     /// the split was decided on it.
-    #[allow(clippy::too_many_arguments)]
     async fn run_part(
         &self,
         remote: &Remote,
         sink: &Sink,
-        index: usize,
-        cursor: &mut Cursor,
+        (index, cursor): (usize, &Cursor),
         retrier: &mut Retrier<'a>,
         etag: Option<&str>,
         mut first: Option<BlobBody>,
@@ -316,13 +351,13 @@ impl<'a> Job<'a> {
                     }
                 }
             };
-            self.note_source(&body, cursor.sent > 0);
-            let before = cursor.sent;
+            self.note_source(&body, cursor.sent() > 0);
+            let before = cursor.sent();
             match self.pump(&mut body, sink, index, cursor, 0).await {
                 Ok(()) => {}
                 Err(PumpStop::Stop(s)) => return Err(PartStop::Stop(s)),
                 Err(PumpStop::Failed(e)) => {
-                    let failed = retrier.failed(e, cursor.sent > before).await;
+                    let failed = retrier.failed(e, cursor.sent() > before).await;
                     failed.map_err(|e| PartStop::Stop(Stop::Registry(e)))?;
                 }
             }
@@ -337,11 +372,10 @@ impl<'a> Job<'a> {
         &self,
         remote: &Remote,
         sink: &Sink,
-        plan: &mut Plan,
+        cursor: &Cursor,
         retrier: &mut Retrier<'a>,
         mut first: Option<BlobBody>,
     ) -> Result<(), Stop> {
-        let cursor = &mut plan.cursors[0];
         while cursor.left() > 0 {
             let mut body = match first.take() {
                 Some(b) => b,
@@ -349,7 +383,7 @@ impl<'a> Job<'a> {
                     let attempt = retrier.next_attempt();
                     let opened = self
                         .registries
-                        .open_blob(remote, self.digest, self.size, cursor.sent, attempt)
+                        .open_blob(remote, self.digest, self.size, cursor.sent(), attempt)
                         .await;
                     match opened {
                         Ok(b) => b,
@@ -361,15 +395,15 @@ impl<'a> Job<'a> {
                 }
             };
             self.note_source(&body, body.start > 0);
-            let skip = cursor.sent - body.start.min(cursor.sent);
-            let before = cursor.sent;
+            let skip = cursor.sent() - body.start.min(cursor.sent());
+            let before = cursor.sent();
             match self.pump(&mut body, sink, 0, cursor, skip).await {
                 Ok(()) => {}
                 Err(PumpStop::Stop(s)) => return Err(s),
                 Err(PumpStop::Failed(e)) => {
                     // Progress is new ground: a registry that ignores Range and keeps breaking
                     // off makes none, so its failures count against --retries.
-                    let progressed = cursor.sent > before;
+                    let progressed = cursor.sent() > before;
                     retrier
                         .failed(e, progressed)
                         .await
@@ -386,8 +420,7 @@ impl<'a> Job<'a> {
         *self.last_url.lock().expect("url lock") =
             (body.registry().to_owned(), body.url().to_owned());
         if resumed {
-            self.resumes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.resumes.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -398,7 +431,7 @@ impl<'a> Job<'a> {
         body: &mut BlobBody,
         sink: &Sink,
         part: usize,
-        cursor: &mut Cursor,
+        cursor: &Cursor,
         mut skip: u64,
     ) -> Result<(), PumpStop> {
         loop {
@@ -435,7 +468,7 @@ impl<'a> Job<'a> {
                 sink.send(part, chunk)
                     .await
                     .map_err(|_| PumpStop::Stop(Stop::Closed))?;
-                cursor.sent += n;
+                cursor.sent.fetch_add(n, Ordering::Relaxed);
                 self.progress(n);
             }
         }
@@ -444,7 +477,6 @@ impl<'a> Job<'a> {
     /// Counts bytes off the wire; a registry that keeps sending without the blob ever
     /// completing is stopped.
     fn count_received(&self, n: u64, body: &BlobBody) -> Result<(), PumpStop> {
-        use std::sync::atomic::Ordering;
         let received = self.received.fetch_add(n, Ordering::Relaxed) + n;
         if received > 3 * self.size + (64 << 20) {
             let detail = format!(
@@ -457,5 +489,19 @@ impl<'a> Job<'a> {
             return Err(PumpStop::Failed(e));
         }
         Ok(())
+    }
+}
+
+/// The parts left to fetch, taken in order by the connections.
+struct Queue<'p> {
+    todo: &'p [usize],
+    next: AtomicUsize,
+}
+
+impl Queue<'_> {
+    fn take(&self) -> Option<usize> {
+        self.todo
+            .get(self.next.fetch_add(1, Ordering::Relaxed))
+            .copied()
     }
 }

@@ -16,8 +16,13 @@ use std::path::{Path, PathBuf};
 use super::{Layout, StagedBlob, StoreError, atomic};
 use crate::digest::{self, Digest, Hasher};
 
-/// The most parts a record may hold (`--range-parts` is capped well below).
-pub const MAX_PARTS: usize = 64;
+/// The most parts a record may hold: a blob is cut into parts of 8 to 64 MiB, more only for a
+/// blob over 64 GiB, which gets parts of a 1024th of it.
+pub const MAX_PARTS: usize = 1024;
+
+/// The smallest and the usual largest part.
+const MIN_PART: u64 = 8 << 20;
+const MAX_PART: u64 = 64 << 20;
 
 /// A part's progress is written to the record once this many of its bytes are unrecorded (and
 /// whenever the writer catches up with the network): a kill loses at most this much per part.
@@ -46,26 +51,32 @@ impl Part {
     }
 }
 
-/// The parts of `[0, size)` for `n` connections: part 0 keeps the `prefix` already on disk, the
-/// rest of the blob is split evenly at MiB boundaries (a part is never empty).
-pub fn plan_parts(size: u64, prefix: u64, n: usize) -> Vec<Part> {
+/// The parts of `[0, size)` for `connections` connections taking them in order: part 0 keeps
+/// the `prefix` already on disk; the rest is cut at MiB boundaries into parts of a quarter of
+/// each connection's share, 8 to 64 MiB (so the contiguous prefix, which is what can be
+/// hashed, grows at the pace of all connections together, and a slow connection holds up
+/// little). The last part may be shorter.
+pub fn plan_parts(size: u64, prefix: u64, connections: usize) -> Vec<Part> {
     let rest = size.saturating_sub(prefix);
-    let n = (n.clamp(1, MAX_PARTS) as u64)
-        .min(rest.div_ceil(1 << 20))
-        .max(1);
-    let step = rest.div_ceil(n).next_multiple_of(1 << 20);
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < size || parts.is_empty() {
-        let end = if parts.is_empty() {
-            prefix + step
-        } else {
-            start + step
-        }
-        .min(size);
-        let done = if parts.is_empty() { prefix } else { 0 };
-        parts.push(Part { start, end, done });
-        start = end;
+    let share = rest.div_ceil(4 * connections.max(1) as u64);
+    let step = share
+        .clamp(MIN_PART, MAX_PART)
+        .max(rest.div_ceil(MAX_PARTS as u64 - 1))
+        .next_multiple_of(1 << 20);
+    let mut parts = vec![Part {
+        start: 0,
+        end: (prefix + step).min(size),
+        done: prefix,
+    }];
+    while let Some(last) = parts.last()
+        && last.end < size
+    {
+        let start = last.end;
+        parts.push(Part {
+            start,
+            end: (start + step).min(size),
+            done: 0,
+        });
     }
     parts
 }

@@ -74,12 +74,15 @@ fn a_file_longer_than_the_blob_is_started_over() {
 fn parts_tile_the_blob_at_mib_boundaries_and_keep_the_prefix() {
     const M: u64 = 1 << 20;
     let ends = |parts: &[Part]| parts.iter().map(|p| p.end / M).collect::<Vec<_>>();
-    assert_eq!(ends(&plan_parts(100 * M, 0, 4)), [25, 50, 75, 100]);
+    // 8 MiB parts at least; a quarter of each connection's share; 64 MiB at most.
+    assert_eq!(ends(&plan_parts(40 * M, 0, 4)), [8, 16, 24, 32, 40]);
+    assert_eq!(ends(&plan_parts(256 * M, 0, 4)).len(), 16);
+    assert_eq!(plan_parts(4096 * M, 0, 4)[0].end, 64 * M);
+    assert_eq!(plan_parts(4096 * M, 0, 4).len(), 64);
     let resumed = plan_parts(100 * M, 10 * M, 4);
-    assert_eq!(ends(&resumed), [33, 56, 79, 100]);
+    assert_eq!(ends(&resumed)[..3], [18, 26, 34]);
     assert_eq!(resumed[0].done, 10 * M);
     assert!(resumed[1..].iter().all(|p| p.done == 0));
-    assert_eq!(plan_parts(3 * M / 2, 0, 8).len(), 2, "no part under 1 MiB");
     assert_eq!(
         plan_parts(100, 0, 4),
         [Part {
@@ -89,9 +92,11 @@ fn parts_tile_the_blob_at_mib_boundaries_and_keep_the_prefix() {
         }]
     );
     assert_eq!(plan_parts(100 * M, 100 * M, 4).len(), 1);
-    for (size, prefix, n) in [(7 * M + 3, 0, 3), (64 * M, 5, 64), (M + 1, M, 9)] {
+    // A blob past 64 GiB gets a 1024th of it per part, never more parts.
+    assert!(plan_parts(200 << 30, 0, 8).len() <= MAX_PARTS);
+    for (size, prefix, n) in [(7 * M + 3, 0, 3), (640 * M, 5, 64), (M + 1, M, 9)] {
         let parts = plan_parts(size, prefix, n);
-        assert!(parts.len() <= n && parts[0].start == 0 && parts.last().unwrap().end == size);
+        assert!(parts[0].start == 0 && parts.last().unwrap().end == size);
         assert!(
             parts
                 .windows(2)
@@ -106,7 +111,13 @@ fn parts_resume_from_their_record_and_collapse_to_the_prefix() {
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
     let (digest, size) = (Digest::sha256_of(&data), data.len() as u64);
     let mut p = layout.partial_download(&digest, size).unwrap();
-    let parts = plan_parts(size, 0, 4);
+    let parts: Vec<Part> = (0..4)
+        .map(|i| Part {
+            start: i << 20,
+            end: (i + 1) << 20,
+            done: 0,
+        })
+        .collect();
     p.split(parts.clone(), Some("\"sha256:etag\"".into()))
         .unwrap();
     // Part 0 whole, part 2 half, parts 1 and 3 a little.
@@ -143,7 +154,14 @@ fn a_record_that_does_not_hold_up_starts_the_blob_over() {
     let digest = Digest::sha256_of(b"some blob");
     let data_path = layout.partial_path(&digest);
     let record = record_path(&data_path);
-    let good = Record::text(size, None, &plan_parts(size, 0, 3)).0;
+    let thirds: Vec<Part> = (0..3)
+        .map(|i| Part {
+            start: i << 20,
+            end: (i + 1) << 20,
+            done: 0,
+        })
+        .collect();
+    let good = Record::text(size, None, &thirds).0;
     let outside = dir.path().join("outside");
     fs::write(&outside, &good).unwrap();
     let gapped = good.replacen(
@@ -182,9 +200,8 @@ fn a_record_that_does_not_hold_up_starts_the_blob_over() {
     assert_eq!(fs::read_to_string(&outside).unwrap(), good);
     // A record claiming bytes past the data file's end is cut back to the file.
     drop(p);
-    let parts = plan_parts(size, 0, 3);
     let mut p = layout.partial_download(&digest, size).unwrap();
-    p.split(parts, None).unwrap();
+    p.split(thirds, None).unwrap();
     p.write(1, &[2u8; 100]).unwrap();
     p.note_progress().unwrap();
     drop(p);
