@@ -15,19 +15,7 @@ use common::*;
 /// made by testdata/make_fixtures.py, pushed by skopeo) beside two 1 MiB layers. Returns the
 /// registry, the image and the big layer's digest and size as the registry serves them.
 fn one_big_layer(mib: u32) -> (Registry, String, String, u64) {
-    require("skopeo", "skopeo");
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("big");
-    run(Command::new("python3")
-        .arg(root().join("testdata/make_fixtures.py"))
-        .arg(&layout)
-        .args(["--bench", "1"])
-        .env("FERRY_BENCH_MIB_PER_IMAGE", "2")
-        .env("FERRY_BENCH_SHARED_MIB", mib.to_string()));
-    let reg = Registry::start();
-    run(Command::new(root().join("scripts/seed-registry.sh"))
-        .arg(&reg.addr)
-        .arg(&layout));
+    let reg = bench_image_registry(2, mib);
     let (manifest, _) = reg.manifest("bench/app00", "1.0");
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let layer = manifest["layers"]
@@ -219,25 +207,30 @@ fn parts_under_another_etag_fall_back_to_one_stream() {
         ranged(req, &layer).header("ETag", &format!("\"v{hit}\""))
     });
     let dir = tempfile::tempdir().unwrap();
-    let b = dir.path().join("b");
     let name = format!("{}/app:1", fake.addr);
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "-v",
-        "--range-parts",
-        "3",
-        "--range-threshold",
-        "1MiB",
-        "-o",
-        b.to_str().unwrap(),
-        &name,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    // `ferry bundle -v` of the fake's image into `out`, in parts from 1 MiB up: the stored
+    // layer must be the right bytes (sha256sum), and stderr says why it fell back.
+    let bundle = |out: &Path| {
+        let (code, _, stderr) = ferry_out(&[
+            "bundle",
+            "-v",
+            "--range-parts",
+            "3",
+            "--range-threshold",
+            "1MiB",
+            "-o",
+            out.to_str().unwrap(),
+            &name,
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let stored = blob_path(out, &image.layer_digest(0));
+        assert_eq!(sha256sum(&stored), image.layer_digest(0));
+        assert_eq!(ferry_out(&["verify", out.to_str().unwrap()]).0, 0);
+        assert!(stderr.contains("fetching it as one stream"), "{stderr}");
+        stderr
+    };
+    let stderr = bundle(&dir.path().join("b"));
     assert!(stderr.contains("the ETag changed from \"v1\""), "{stderr}");
-    assert!(stderr.contains("fetching it as one stream"), "{stderr}");
-    let stored = blob_path(&b, &image.layer_digest(0));
-    assert_eq!(sha256sum(&stored), image.layer_digest(0));
-    assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
     // A lie that Reply cannot tell: a 206 whose range is not the one asked for.
     let layer = image.layers[0].clone();
     fake.route(&path, move |req, hit| {
@@ -247,26 +240,10 @@ fn parts_under_another_etag_fall_back_to_one_stream() {
             _ => ranged(req, &layer),
         }
     });
-    let b2 = dir.path().join("b2");
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "-v",
-        "--range-parts",
-        "3",
-        "--range-threshold",
-        "1MiB",
-        "-o",
-        b2.to_str().unwrap(),
-        &name,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = bundle(&dir.path().join("b2"));
     assert!(
         stderr.contains("the registry sent Content-Range \"bytes 0-999/"),
         "{stderr}"
-    );
-    assert_eq!(
-        sha256sum(&blob_path(&b2, &image.layer_digest(0))),
-        image.layer_digest(0)
     );
 }
 

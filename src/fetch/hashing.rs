@@ -15,7 +15,7 @@ use crate::digest::Hasher;
 use crate::store::StoreError;
 
 /// Bytes handed to the hasher in memory, at most; past this it reads them from the file.
-pub(super) const FEED_BYTES: usize = 4 << 20;
+pub(super) const FEED_BYTES: usize = 2 << 20;
 
 /// One read from the file when the hasher catches up from disk.
 const READ_BYTES: usize = 1 << 20;

@@ -167,43 +167,12 @@ pub async fn fetch_blob(
             remote,
             format!("blob {} from {}", digest.short(), remote.name()),
         );
-        let outcome = loop {
-            let moved = job.transfer(remote, &sink, &mut plan, &mut retrier).await;
-            job.report_progress(true);
-            let again = match moved {
-                Ok(()) => {
-                    let (partial, hasher) = sink.close().await.map_err(BlobError::Store)?;
-                    match job.land(partial, hasher).await? {
-                        Ok(staged) => {
-                            let retries = retries_before + retrier.retries();
-                            return Ok((job.stats(retries), staged));
-                        }
-                        Err(mismatch) => mismatch,
-                    }
-                }
-                Err(Stop::Registry(e)) => break Err(e),
-                Err(Stop::Discard(e)) => {
-                    let partial = sink.abandon().await.map_err(BlobError::Store)?;
-                    job.rewound(partial.bytes_done());
-                    partial.discard();
-                    e
-                }
-                Err(Stop::Closed) => {
-                    let e = sink.abandon().await.err();
-                    return Err(BlobError::Store(
-                        e.expect("the writer stops only on an error"),
-                    ));
-                }
-            };
-            // The content was wrong: start over from byte 0, if the retries allow.
-            (plan, sink) = job.start(job.open().await?)?;
-            if let Err(e) = retrier.failed(again, false).await {
-                break Err(e);
-            }
-        };
+        let outcome = job
+            .fetch_from(remote, &mut plan, &mut sink, &mut retrier)
+            .await?;
         retries_before += retrier.retries();
         match outcome {
-            Ok(()) => unreachable!("a landed blob returns above"),
+            Ok(staged) => return Ok((job.stats(retries_before), staged)),
             Err(mut e) if i + 1 == remotes.len() => {
                 // One error for the blob, naming every remote tried before (as resolve does).
                 tried.annotate(&mut e);
@@ -223,6 +192,50 @@ pub async fn fetch_blob(
         }
     }
     unreachable!("remotes is never empty")
+}
+
+impl<'a> Job<'a> {
+    /// Fetches the rest of the blob from `remote` until it lands (its staged file, for a small
+    /// one) or this remote's retries run out (its last error). Content that does not match its
+    /// digest is thrown away and fetched again from byte 0, with a fresh `plan` and `sink`.
+    async fn fetch_from(
+        &self,
+        remote: &Remote,
+        plan: &mut Plan,
+        sink: &mut Sink,
+        retrier: &mut crate::registry::Retrier<'a>,
+    ) -> Result<Result<Option<StagedBlob>, RegistryError>, BlobError> {
+        loop {
+            let moved = self.transfer(remote, sink, plan, retrier).await;
+            self.report_progress(true);
+            let wrong = match moved {
+                Ok(()) => {
+                    let (partial, hasher) = sink.close().await.map_err(BlobError::Store)?;
+                    match self.land(partial, hasher).await? {
+                        Ok(staged) => return Ok(Ok(staged)),
+                        Err(mismatch) => mismatch,
+                    }
+                }
+                Err(Stop::Registry(e)) => return Ok(Err(e)),
+                Err(Stop::Discard(e)) => {
+                    let partial = sink.abandon().await.map_err(BlobError::Store)?;
+                    self.rewound(partial.bytes_done());
+                    partial.discard();
+                    e
+                }
+                Err(Stop::Closed) => {
+                    let e = sink.abandon().await.err();
+                    let e = e.expect("the writer stops only on an error");
+                    return Err(BlobError::Store(e));
+                }
+            };
+            // The content was wrong: start over from byte 0, if the retries allow.
+            (*plan, *sink) = self.start(self.open().await?)?;
+            if let Err(e) = retrier.failed(wrong, false).await {
+                return Ok(Err(e));
+            }
+        }
+    }
 }
 
 impl Job<'_> {

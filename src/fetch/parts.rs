@@ -85,14 +85,7 @@ impl Plan {
     }
 
     fn contiguous(&self) -> u64 {
-        let mut prefix = 0;
-        for c in &self.cursors {
-            prefix = c.next();
-            if c.left() > 0 {
-                break;
-            }
-        }
-        prefix
+        crate::store::contiguous(self.cursors.iter().map(|c| (c.next(), c.left())))
     }
 }
 

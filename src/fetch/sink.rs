@@ -15,7 +15,7 @@ use crate::digest::Hasher;
 use crate::store::{Part, PartialDownload, StoreError};
 
 /// Bytes received but not yet written, at most (over all parts of one blob).
-pub(super) const CHANNEL_BYTES: usize = 4 << 20;
+pub(super) const CHANNEL_BYTES: usize = 2 << 20;
 
 /// Blobs up to this size are hashed by the writer thread itself (a thread of their own would
 /// cost more than it saves).
@@ -115,8 +115,8 @@ impl Sink {
     }
 
     /// Waits until every byte sent is written and hashed; returns the download and the hasher
-    /// (fed the whole contiguous prefix).
-    pub async fn close(mut self) -> Result<(PartialDownload, Hasher), StoreError> {
+    /// (fed the whole contiguous prefix). The sink is spent afterwards.
+    pub async fn close(&mut self) -> Result<(PartialDownload, Hasher), StoreError> {
         self.tx = None;
         let written = self.writer.take().expect("one close").await;
         let (partial, inline) = match written.expect("writer task panicked") {
@@ -136,8 +136,8 @@ impl Sink {
     }
 
     /// Stops hashing and waits for the writer to write what it was sent: returns the download
-    /// (to be discarded or resumed later).
-    pub async fn abandon(mut self) -> Result<PartialDownload, StoreError> {
+    /// (to be discarded or resumed later). The sink is spent afterwards.
+    pub async fn abandon(&mut self) -> Result<PartialDownload, StoreError> {
         self.tx = None;
         self.stop_hashing().await;
         let written = self.writer.take().expect("one close").await;

@@ -27,7 +27,7 @@ pub use index::{
     MAX_INDEX_BYTES, check_entry,
 };
 pub use inspect::{ImageContents, PlatformManifest, inspect_entry};
-pub use partial::{MAX_PARTS, Part, PartialDownload, plan_parts};
+pub use partial::{MAX_PARTS, Part, PartialDownload, contiguous, plan_parts};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
 pub use space::{FreeSpace, free_space};

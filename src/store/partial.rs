@@ -81,6 +81,19 @@ pub fn plan_parts(size: u64, prefix: u64, connections: usize) -> Vec<Part> {
     parts
 }
 
+/// The contiguous prefix of parts given in order as (next offset, bytes left): up to the
+/// first part with bytes missing.
+pub fn contiguous(parts: impl IntoIterator<Item = (u64, u64)>) -> u64 {
+    let mut prefix = 0;
+    for (next, left) in parts {
+        prefix = next;
+        if left > 0 {
+            break;
+        }
+    }
+    prefix
+}
+
 /// A blob being downloaded into the partial area.
 #[derive(Debug)]
 pub struct PartialDownload {
@@ -92,6 +105,8 @@ pub struct PartialDownload {
     parts: Vec<Part>,
     /// The ETag the parts were fetched under (when the server sent one).
     etag: Option<String>,
+    /// The bundle's temp folder (for the record's atomic writes).
+    tmp_dir: PathBuf,
     /// The record of a download in several parts; none for one stream (the file's length is
     /// its progress then).
     record: Option<Record>,
@@ -210,6 +225,7 @@ impl PartialDownload {
                 done: 0,
             }],
             etag: None,
+            tmp_dir: layout.tmp_dir(),
             record: None,
         };
         match read_record(&record_path, size)? {
@@ -218,15 +234,7 @@ impl PartialDownload {
                 for p in &mut parts {
                     p.done = p.done.min(len.saturating_sub(p.start));
                 }
-                let file = open_no_follow(&record_path, false)?;
-                d.record = Some(Record {
-                    file,
-                    path: record_path,
-                    lines_at,
-                    recorded: parts.iter().map(|p| p.done).collect(),
-                });
-                d.parts = parts;
-                d.etag = etag;
+                d.adopt(record_path, lines_at, parts, etag)?;
             }
             found => {
                 if found.is_some() || len > size || record_path.symlink_metadata().is_ok() {
@@ -275,14 +283,7 @@ impl PartialDownload {
 
     /// How many bytes from 0 on are on disk without a gap: what can be hashed.
     pub fn contiguous(&self) -> u64 {
-        let mut prefix = 0;
-        for p in &self.parts {
-            prefix = p.next();
-            if p.left() > 0 {
-                break;
-            }
-        }
-        prefix
+        contiguous(self.parts.iter().map(|p| (p.next(), p.left())))
     }
 
     /// A second handle on the data file, for hashing what is written (positioned reads).
@@ -298,11 +299,22 @@ impl PartialDownload {
         let (text, lines_at) = Record::text(self.size, etag.as_deref(), &parts);
         let record_path = record_path(&self.path);
         let (dir, name) = split_path(&record_path);
-        atomic::write_atomic(dir, name, text.as_bytes(), dir)?;
-        let file = open_no_follow(&record_path, false)?;
+        atomic::write_atomic(dir, name, text.as_bytes(), &self.tmp_dir)?;
+        self.adopt(record_path, lines_at, parts, etag)
+    }
+
+    /// Takes `parts` (and the record at `path` that holds them) as this download's.
+    fn adopt(
+        &mut self,
+        path: PathBuf,
+        lines_at: u64,
+        parts: Vec<Part>,
+        etag: Option<String>,
+    ) -> Result<(), StoreError> {
+        let file = open_no_follow(&path, false)?;
         self.record = Some(Record {
             file,
-            path: record_path,
+            path,
             lines_at,
             recorded: parts.iter().map(|p| p.done).collect(),
         });
