@@ -60,6 +60,9 @@ pub fn run(ferry: &Path, runs: usize, gib: f64) -> Result<(), String> {
         c_runs.push(c);
     }
     let (f, c) = (median(f_runs), median(c_runs));
+    let out = work.path().join("one-stream");
+    let one = ferry_bundle_with(ferry, &image, &out, &["--range-parts", "1"])?;
+    let _ = std::fs::remove_dir_all(&out);
     println!(
         "clean link: ferry {:.2} s ({:.0} MiB/s, {:.1} MiB peak RSS, {:.2} s CPU), curl + sync {:.2} s ({:.0} MiB/s): ferry/curl {:.2} (target <= 1.0)",
         f.wall.as_secs_f64(),
@@ -69,6 +72,12 @@ pub fn run(ferry: &Path, runs: usize, gib: f64) -> Result<(), String> {
         c.wall.as_secs_f64(),
         mib(size) / c.wall.as_secs_f64(),
         f.wall.as_secs_f64() / c.wall.as_secs_f64()
+    );
+    println!(
+        "  the same as one stream (--range-parts 1, one run): {:.2} s, {:.1} MiB peak RSS, {:.2} s CPU",
+        one.wall.as_secs_f64(),
+        mib(one.peak_rss),
+        one.cpu.as_secs_f64()
     );
 
     capped_case(ferry, &registry.addr, &digest, work.path())?;
@@ -132,10 +141,20 @@ fn verify_case(ferry: &Path, bundle: &Path, runs: usize, size: u64) -> Result<()
 }
 
 fn ferry_bundle(ferry: &Path, image: &str, out: &Path) -> Result<Measured, String> {
+    ferry_bundle_with(ferry, image, out, &[])
+}
+
+fn ferry_bundle_with(
+    ferry: &Path,
+    image: &str,
+    out: &Path,
+    extra: &[&str],
+) -> Result<Measured, String> {
     let (m, _, ok) = measure(
         Command::new(ferry)
             .args(["bundle", "-q", "-o"])
             .arg(out)
+            .args(extra)
             .arg(image),
     );
     ok.map(|()| m)
