@@ -5,6 +5,7 @@
 //! the hash are doing; the hand-over is bounded in bytes, so memory stays flat.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -16,6 +17,9 @@ use crate::store::{Part, PartialDownload, StoreError};
 
 /// Bytes received but not yet written, at most (over all parts of one blob).
 pub(super) const CHANNEL_BYTES: usize = 2 << 20;
+
+/// How often a writer that has caught up brings the part record up to date, at most.
+const NOTE_EVERY: Duration = Duration::from_millis(10);
 
 /// Blobs up to this size are hashed by the writer thread itself (a thread of their own would
 /// cost more than it saves).
@@ -175,13 +179,18 @@ fn write_all(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut hashing: Hashing,
 ) -> Written {
+    let mut noted_at = Instant::now();
     let result = loop {
         let msg = match rx.try_recv() {
             Ok(msg) => msg,
             Err(mpsc::error::TryRecvError::Empty) => {
-                // Caught up with the network: the record says everything that is on disk.
-                if let Err(e) = partial.note_progress() {
-                    break Err(e);
+                // Caught up with the network: the record says everything that is on disk (at
+                // most every NOTE_EVERY: between, each part's own 256 KiB rule holds).
+                if noted_at.elapsed() >= NOTE_EVERY {
+                    noted_at = Instant::now();
+                    if let Err(e) = partial.note_progress() {
+                        break Err(e);
+                    }
                 }
                 match rx.blocking_recv() {
                     Some(msg) => msg,
