@@ -33,6 +33,8 @@ pub(super) struct Downloads<'a> {
     pub(super) images: &'a [ResolvedImage],
     pub(super) users: &'a super::Users,
     pub(super) jobs: usize,
+    /// When a blob is fetched as several ranges at once.
+    pub(super) ranges: crate::fetch::RangePolicy,
 }
 
 impl Downloads<'_> {
@@ -73,10 +75,18 @@ impl Downloads<'_> {
                     self.reporter.clone(),
                 );
                 let remotes = self.remotes_of(download);
-                let (digest, size) = (download.digest.clone(), download.size);
+                let (digest, size, ranges) = (download.digest.clone(), download.size, self.ranges);
                 tasks.spawn(async move {
-                    let result =
-                        fetch_blob(&registries, &layout, &remotes, &digest, size, &*reporter).await;
+                    let result = fetch_blob(
+                        &registries,
+                        &layout,
+                        &remotes,
+                        &digest,
+                        size,
+                        &*reporter,
+                        ranges,
+                    )
+                    .await;
                     (digest, size, result)
                 });
             }

@@ -32,6 +32,8 @@ pub struct BundleOptions {
     pub platforms: PlatformFilter,
     /// Blob downloads in flight at once, over all registries.
     pub jobs: usize,
+    /// When one blob is fetched over several connections at once.
+    pub ranges: crate::fetch::RangePolicy,
     /// Lock entries by reference: those references are fetched exactly as locked.
     pub pins: std::collections::BTreeMap<String, crate::lock::LockedImage>,
     /// Also store each image's signatures, attestations, SBOMs and OCI referrers.
@@ -53,6 +55,7 @@ impl Default for BundleOptions {
         BundleOptions {
             platforms: PlatformFilter::host(),
             jobs: 8,
+            ranges: Default::default(),
             pins: Default::default(),
             referrers: false,
             require_signatures: None,
@@ -197,6 +200,7 @@ pub async fn bundle(
         images: &images,
         users: &users,
         jobs: options.jobs.max(1),
+        ranges: options.ranges,
     };
     let mut state = (&mut committer, &mut pending, &mut run);
     let cancelled = downloads.run(fitting, &mut state, &cancel).await?;

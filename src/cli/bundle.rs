@@ -80,6 +80,17 @@ pub struct BundleArgs {
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
 
+    /// Fetch each blob of at least --range-threshold over this many connections at once, as
+    /// closed byte ranges of 8 to 64 MiB written at their offsets (at most --jobs-per-registry;
+    /// 1 fetches every blob as one stream). A registry that ignores Range gets one stream (`-v`
+    /// says so).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub range_parts: u16,
+
+    /// The size from which a blob is fetched in parts (`64MiB`, `1G`, or bytes).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", env = "FERRY_RANGE_THRESHOLD", value_parser = super::export::parse_bytes)]
+    pub range_threshold: u64,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 
@@ -168,6 +179,10 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let options = BundleOptions {
         platforms: args.platforms.filter(),
         jobs: args.jobs.into(),
+        ranges: ferry::fetch::RangePolicy {
+            parts: args.range_parts.into(),
+            threshold: args.range_threshold,
+        },
         pins,
         referrers: args.referrers,
         require_signatures,

@@ -56,6 +56,13 @@ fn parse_size(s: &str) -> Result<Size, String> {
     if s == "auto" {
         return Ok(Size::Auto);
     }
+    parse_bytes(s)
+        .map(Size::Bytes)
+        .map_err(|_| format!("{s:?} is not a size (auto, 512M, 2G, …)"))
+}
+
+/// A size in bytes: a number with an optional unit (`512M`, `2G`, `64MiB`; powers of 1024).
+pub(super) fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim().trim_end_matches(['b', 'B']).trim_end_matches('i');
     let (num, shift) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 10),
@@ -67,8 +74,8 @@ fn parse_size(s: &str) -> Result<Size, String> {
     let n: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a size (auto, 512M, 2G, …)"))?;
-    Ok(Size::Bytes((n * (1u64 << shift) as f64) as u64))
+        .map_err(|_| format!("{s:?} is not a size (512M, 2G, …)"))?;
+    Ok((n * (1u64 << shift) as f64) as u64)
 }
 
 /// Runs `ferry export`.

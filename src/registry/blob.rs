@@ -1,11 +1,14 @@
-//! Opening a blob download, resuming at an offset with a closed Range request. Writing and
-//! verifying the bytes is the caller's job (see `fetch`), which owns the store.
+//! Opening a blob download, resuming at an offset with a closed Range request, or one part of
+//! it (a closed range of its bytes, [`Registries::open_blob_part`]). Writing and verifying the
+//! bytes is the caller's job (see `fetch`), which owns the store.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, HeaderMap, HeaderValue, RANGE};
+use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, HeaderValue, RANGE};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Registries;
@@ -30,15 +33,32 @@ pub struct BlobStats {
 /// An open blob response body.
 pub struct BlobBody {
     /// Offset of the first byte this body delivers: the requested offset, or 0 when the
-    /// registry sent the whole blob (the caller must then start over).
+    /// registry sent the whole blob (the caller must then skip what it has, or start over).
     pub start: u64,
+    /// The response's ETag, when it has one (parts of one blob must all carry the same).
+    pub etag: Option<String>,
     stream: BoxStream<'static, reqwest::Result<Bytes>>,
     url: String,
     registry: String,
     host: std::sync::Arc<Host>,
-    stall: std::time::Duration,
+    stall: Duration,
+    /// When the last chunk arrived: the stall timer is re-armed from it only when it fires,
+    /// so a chunk costs a clock read, not a timer registration.
+    last_chunk: Instant,
+    stall_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     pace: Pace,
     _permit: OwnedSemaphorePermit,
+}
+
+/// How a registry answered a request for one part of a blob.
+pub enum PartAnswer {
+    /// A 206 with exactly the range asked for.
+    Part(BlobBody),
+    /// A 200 with the whole blob: the registry (or its storage) does not honour Range.
+    Whole(BlobBody),
+    /// A 206 for another range, or another ETag than the other parts': its bytes cannot be
+    /// placed (the response is dropped).
+    Refused(String),
 }
 
 impl BlobBody {
@@ -55,18 +75,23 @@ impl BlobBody {
     /// The next chunk; `None` at the end. A chunk not arriving within the stall timeout is an
     /// error of kind `Stalled`; a body slower than the minimum rate one of kind `TooSlow`.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, RegistryError> {
-        match tokio::time::timeout(self.stall, self.stream.next()).await {
-            Err(_) => Err(RegistryError::new(
-                ErrorKind::Stalled,
-                &self.registry,
-                &self.url,
-                format!(
-                    "no data for {} s (--stall-timeout)",
-                    self.stall.as_secs_f64()
-                ),
-            )),
-            Ok(None) => Ok(None),
-            Ok(Some(Ok(b))) => match self.pace.record(b.len()) {
+        let next = loop {
+            tokio::select! {
+                biased;
+                next = self.stream.next() => break next,
+                () = &mut self.stall_timer => {
+                    let due = self.last_chunk + self.stall;
+                    if Instant::now() >= due {
+                        return Err(self.stalled());
+                    }
+                    self.stall_timer.as_mut().reset(due.into());
+                }
+            }
+        };
+        self.last_chunk = Instant::now();
+        match next {
+            None => Ok(None),
+            Some(Ok(b)) => match self.pace.record(b.len()) {
                 Ok(()) => Ok(Some(b)),
                 Err(why) => Err(RegistryError::new(
                     ErrorKind::TooSlow,
@@ -75,9 +100,37 @@ impl BlobBody {
                     why,
                 )),
             },
-            Ok(Some(Err(e))) => Err(self.host.transport_error(&self.url, &e)),
+            Some(Err(e)) => Err(self.host.transport_error(&self.url, &e)),
         }
     }
+
+    /// The registry, as the user named it.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Where the bytes come from (after redirects).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn stalled(&self) -> RegistryError {
+        RegistryError::new(
+            ErrorKind::Stalled,
+            &self.registry,
+            &self.url,
+            format!(
+                "no data for {} s (--stall-timeout)",
+                self.stall.as_secs_f64()
+            ),
+        )
+    }
+}
+
+/// The ETag header as text (visible ASCII, as RFC 9110 has it), else none.
+fn etag_of(resp: &reqwest::Response) -> Option<String> {
+    let v = resp.headers().get(ETAG)?.to_str().ok()?;
+    (v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
 }
 
 /// `bytes START-END/TOTAL` -> (start, end, total); TOTAL may be `*`. Strictly RFC 9110's
@@ -103,7 +156,29 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     (first <= last && total.is_none_or(|t| last < t)).then_some((first, last, total))
 }
 
+/// Checks that a 206 carries exactly bytes `from..to` of a blob of `size` bytes.
+fn exact_range(resp: &reqwest::Response, (from, to): (u64, u64), size: u64) -> Result<(), String> {
+    let shown = resp
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok());
+    match shown.and_then(parse_content_range) {
+        Some((a, b, t)) if a == from && b + 1 == to && t.is_none_or(|t| t == size) => Ok(()),
+        _ => Err(format!(
+            "asked for bytes {from}-{}, the registry sent Content-Range {}",
+            to - 1,
+            crate::untrusted::shown(shown.unwrap_or("(none)"))
+        )),
+    }
+}
+
 impl Registries {
+    /// Requests in flight to one registry at most (`--jobs-per-registry`): a blob fetched in
+    /// parts uses no more connections than this.
+    pub fn connections_per_registry(&self) -> usize {
+        self.options.connections_per_registry
+    }
+
     /// A retry counter for one request; `what` names the target in retry events.
     pub fn retrier(&self, remote: &Remote, what: String) -> Retrier<'_> {
         // A mirror gets one retry: the source is there to fall back on.
@@ -176,70 +251,95 @@ impl Registries {
     ) -> Result<BlobBody, RegistryError> {
         let host = self.host(&remote.registry)?;
         let ranged = offset > 0 && offset < size;
-        let (resp, permit) = self
-            .get_blob(
-                &host,
-                remote,
-                digest,
-                ranged.then_some((offset, size)),
-                attempt,
-            )
-            .await?;
-        let url = resp.url().to_string();
-        let (resp, permit, start) = if resp.status() == StatusCode::PARTIAL_CONTENT {
-            let range = resp
-                .headers()
-                .get(CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_content_range);
-            match range {
-                Some((a, b, t))
-                    if ranged && a == offset && b == size - 1 && t.is_none_or(|t| t == size) =>
-                {
-                    (resp, permit, offset)
-                }
-                _ => {
-                    // A range we did not ask for: its bytes cannot be placed. Start over.
-                    drop((resp, permit));
-                    let (resp, permit) =
-                        self.get_blob(&host, remote, digest, None, attempt).await?;
-                    if resp.status() != StatusCode::OK {
-                        return Err(RegistryError::new(
-                            ErrorKind::Protocol,
-                            &remote.registry,
-                            &url,
-                            format!("expected 200 for a whole blob, got {}", resp.status()),
-                        ));
-                    }
-                    (resp, permit, 0)
-                }
-            }
+        let range = ranged.then_some((offset, size));
+        let (resp, permit) = self.get_blob(&host, remote, digest, range, attempt).await?;
+        let (resp, permit, start) = if resp.status() != StatusCode::PARTIAL_CONTENT {
+            (resp, permit, 0)
+        } else if ranged && exact_range(&resp, (offset, size), size).is_ok() {
+            (resp, permit, offset)
         } else {
+            // A range we did not ask for: its bytes cannot be placed. Start over.
+            let url = resp.url().to_string();
+            drop((resp, permit));
+            let (resp, permit) = self.get_blob(&host, remote, digest, None, attempt).await?;
+            if resp.status() != StatusCode::OK {
+                let detail = format!("expected 200 for a whole blob, got {}", resp.status());
+                return Err(host.err(ErrorKind::Protocol, &url, detail));
+            }
             (resp, permit, 0)
         };
-        if let Some(len) = resp.content_length()
-            && len > size - start
-        {
-            return Err(RegistryError::new(
-                ErrorKind::Corrupt,
-                &remote.registry,
-                &url,
-                format!(
-                    "the registry sends {len} bytes for a blob of {size} bytes from offset {start}"
-                ),
-            ));
+        self.blob_body(&host, resp, permit, start, size)
+    }
+
+    /// Opens bytes `from..to` of the blob `digest` (`size` bytes) from `remote`: one part of a
+    /// blob fetched over several connections. `etag`, when known, is the one the other parts
+    /// came with: a part under another is refused (the storage changed between requests).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_blob_part(
+        &self,
+        remote: &Remote,
+        digest: &Digest,
+        size: u64,
+        (from, to): (u64, u64),
+        etag: Option<&str>,
+        attempt: u32,
+    ) -> Result<PartAnswer, RegistryError> {
+        let host = self.host(&remote.registry)?;
+        let (resp, permit) = self
+            .get_blob(&host, remote, digest, Some((from, to)), attempt)
+            .await?;
+        if resp.status() != StatusCode::PARTIAL_CONTENT {
+            // Any other success is the whole blob.
+            return self
+                .blob_body(&host, resp, permit, 0, size)
+                .map(PartAnswer::Whole);
         }
+        if let Err(why) = exact_range(&resp, (from, to), size) {
+            return Ok(PartAnswer::Refused(why));
+        }
+        let sent = etag_of(&resp);
+        if let (Some(want), Some(got)) = (etag, sent.as_deref())
+            && want != got
+        {
+            // Both visible ASCII (etag_of): safe to show.
+            let why = format!("the ETag changed from {want} to {got} between parts");
+            return Ok(PartAnswer::Refused(why));
+        }
+        self.blob_body(&host, resp, permit, from, to)
+            .map(PartAnswer::Part)
+    }
+
+    /// The body of a blob response delivering bytes `start..end`: refused (kind `Corrupt`)
+    /// when its Content-Length says more than that.
+    fn blob_body(
+        &self,
+        host: &std::sync::Arc<Host>,
+        resp: reqwest::Response,
+        permit: OwnedSemaphorePermit,
+        start: u64,
+        end: u64,
+    ) -> Result<BlobBody, RegistryError> {
+        let url = resp.url().to_string();
+        if let Some(len) = resp.content_length()
+            && len > end - start
+        {
+            let detail = format!(
+                "the registry sends {len} bytes for a blob of {end} bytes from offset {start}"
+            );
+            return Err(host.err(ErrorKind::Corrupt, &url, detail));
+        }
+        let stall = self.options.retry.stall_timeout;
         Ok(BlobBody {
             start,
+            etag: etag_of(&resp),
             stream: resp.bytes_stream().boxed(),
             url,
-            registry: remote.registry.clone(),
+            registry: host.registry.clone(),
             host: host.clone(),
-            stall: self.options.retry.stall_timeout,
-            pace: Pace::new(
-                self.options.retry.stall_timeout,
-                self.options.retry.min_rate,
-            ),
+            stall,
+            last_chunk: Instant::now(),
+            stall_timer: Box::pin(tokio::time::sleep(stall)),
+            pace: Pace::new(stall, self.options.retry.min_rate),
             _permit: permit,
         })
     }
@@ -252,9 +352,10 @@ impl Registries {
         range: Option<(u64, u64)>,
         attempt: u32,
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit), RegistryError> {
+        // `range` is `(from, to)`: bytes from..to, sent as the closed `bytes=from-(to-1)`.
         let mut headers = HeaderMap::new();
-        if let Some((offset, size)) = range {
-            let v = format!("bytes={offset}-{}", size - 1);
+        if let Some((from, to)) = range {
+            let v = format!("bytes={from}-{}", to - 1);
             headers.insert(RANGE, HeaderValue::from_str(&v).expect("ascii"));
         }
         let path = format!("v2/{}/blobs/{digest}", remote.repository);

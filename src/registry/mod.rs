@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use crate::redact::redact;
 pub use auth::{Challenge, parse_challenge, pull_scope, push_scope};
-pub use blob::{BlobBody, BlobStats};
+pub use blob::{BlobBody, BlobStats, PartAnswer};
 pub use error::{ErrorKind, Missing, RegistryError, RegistryErrorDetails};
 pub use host::is_loopback;
 pub use manifest::FetchedManifest;

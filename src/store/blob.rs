@@ -3,8 +3,7 @@
 //! batch that shares its syncs ([`BlobWriter::stage`], then [`land`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use super::{Layout, StoreError};
@@ -21,8 +20,8 @@ fn buffer_for(size: Option<u64>) -> usize {
     })
 }
 
-/// A blob being written. Either a throwaway temp file (removed if dropped before `commit`), or
-/// a resumable partial download (kept on drop, so a later attempt or run can continue it).
+/// A blob being written to a throwaway temp file (removed if dropped before `commit`).
+/// Downloads, which outlive an attempt or a run, are a [`super::PartialDownload`].
 #[derive(Debug)]
 pub struct BlobWriter {
     file: BufWriter<File>,
@@ -31,12 +30,8 @@ pub struct BlobWriter {
     hasher: Hasher,
     digest: Digest,
     size: Option<u64>,
-    keep_on_drop: bool,
     done: bool,
 }
-
-/// A resumable partial download: a [`BlobWriter`] whose file outlives the process.
-pub type PartialBlob = BlobWriter;
 
 impl BlobWriter {
     /// Starts a fresh temp file for `digest`.
@@ -65,71 +60,11 @@ impl BlobWriter {
             hasher: Hasher::new(digest.algorithm()),
             digest,
             size,
-            keep_on_drop: false,
             done: false,
         })
     }
 
-    /// Opens the partial download of `digest`, hashing the bytes already there so that the
-    /// final digest covers every byte. More bytes than `size` means the file is not ours to
-    /// trust: it is started over.
-    pub(super) fn open(
-        layout: &Layout,
-        digest: Digest,
-        size: u64,
-    ) -> Result<BlobWriter, StoreError> {
-        let path = layout.partial_path(&digest);
-        // Never through a link planted at the partial's name.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(StoreError::io("open", &path))?;
-        if !file
-            .metadata()
-            .map_err(StoreError::io("stat", &path))?
-            .is_file()
-        {
-            return Err(StoreError::NotARegularFile {
-                path,
-                what: "not a regular file",
-            });
-        }
-        let mut hasher = Hasher::new(digest.algorithm());
-        let len = file
-            .metadata()
-            .map_err(StoreError::io("stat", &path))?
-            .len();
-        if len > size {
-            file.set_len(0).map_err(StoreError::io("truncate", &path))?;
-        } else if len > 0 {
-            let mut buf = vec![0u8; WRITE_BUFFER];
-            loop {
-                let n = file.read(&mut buf).map_err(StoreError::io("read", &path))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-        }
-        file.seek(SeekFrom::Start(hasher.len()))
-            .map_err(StoreError::io("seek", &path))?;
-        Ok(BlobWriter {
-            file: BufWriter::with_capacity(buffer_for(Some(size)), file),
-            path,
-            dest: layout.blob_path(&digest),
-            hasher,
-            digest,
-            size: Some(size),
-            keep_on_drop: true,
-            done: false,
-        })
-    }
-
-    /// Bytes written so far (including those a previous attempt left): where to resume.
+    /// Bytes written so far.
     pub fn offset(&self) -> u64 {
         self.hasher.len()
     }
@@ -147,21 +82,7 @@ impl BlobWriter {
             .map_err(StoreError::io("write", &self.path))
     }
 
-    /// Throws away everything written, to start from byte 0.
-    pub fn restart(&mut self) -> Result<(), StoreError> {
-        self.file
-            .flush()
-            .map_err(StoreError::io("write", &self.path))?;
-        let f = self.file.get_mut();
-        f.set_len(0)
-            .map_err(StoreError::io("truncate", &self.path))?;
-        f.seek(SeekFrom::Start(0))
-            .map_err(StoreError::io("seek", &self.path))?;
-        self.hasher = Hasher::new(self.digest.algorithm());
-        Ok(())
-    }
-
-    /// Pushes buffered bytes to the file, so an interrupted run leaves them for the next.
+    /// Pushes buffered bytes to the file.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.file
             .flush()
@@ -171,12 +92,7 @@ impl BlobWriter {
     /// Checks digest and size, fsyncs and renames into `blobs/`. On a mismatch the file is
     /// deleted (its content is wrong, not merely incomplete) and the mismatch returned.
     pub fn commit(self) -> Result<(), StoreError> {
-        let staged = self.stage()?;
-        staged
-            .file
-            .sync_all()
-            .map_err(StoreError::io("sync", &staged.path))?;
-        staged.rename_into_place()
+        self.stage()?.commit()
     }
 
     /// Checks digest and size and hands the file over for [`land`], which makes a whole batch
@@ -187,7 +103,6 @@ impl BlobWriter {
         self.flush()?;
         let hasher = std::mem::replace(&mut self.hasher, Hasher::new(self.digest.algorithm()));
         if let Err(source) = digest::check(hasher, &self.digest, self.size) {
-            self.keep_on_drop = false;
             return Err(StoreError::Mismatch {
                 digest: self.digest.clone(),
                 source,
@@ -204,7 +119,7 @@ impl BlobWriter {
             path: std::mem::take(&mut self.path),
             dest: std::mem::take(&mut self.dest),
             digest: self.digest.clone(),
-            keep_on_drop: self.keep_on_drop,
+            keep_on_drop: false,
             done: false,
         })
     }
@@ -224,6 +139,27 @@ pub struct StagedBlob {
 }
 
 impl StagedBlob {
+    /// A verified partial download, kept in the partial area if dropped before it lands (the
+    /// next run re-hashes and lands it without fetching a byte).
+    pub(super) fn kept(file: File, path: PathBuf, dest: PathBuf, digest: Digest) -> StagedBlob {
+        StagedBlob {
+            file,
+            path,
+            dest,
+            digest,
+            keep_on_drop: true,
+            done: false,
+        }
+    }
+
+    /// Syncs the file and renames it into `blobs/`: one blob landed on its own.
+    pub(super) fn commit(self) -> Result<(), StoreError> {
+        self.file
+            .sync_all()
+            .map_err(StoreError::io("sync", &self.path))?;
+        self.rename_into_place()
+    }
+
     /// The blob's digest.
     pub fn digest(&self) -> &Digest {
         &self.digest
@@ -317,12 +253,7 @@ pub(super) fn on_threads<T: Sync>(
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if self.keep_on_drop {
-            let _ = self.file.flush();
-        } else {
+        if !self.done {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -331,25 +262,6 @@ impl Drop for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partial_resumes_and_verifies() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::open_for_write(dir.path()).unwrap();
-        let data = b"0123456789abcdef".repeat(1000);
-        let digest = Digest::sha256_of(&data);
-        {
-            let mut p = layout.partial_blob(&digest, data.len() as u64).unwrap();
-            assert_eq!(p.offset(), 0);
-            p.write(&data[..5000]).unwrap();
-        } // dropped: kept for resume
-        let mut p = layout.partial_blob(&digest, data.len() as u64).unwrap();
-        assert_eq!(p.offset(), 5000);
-        p.write(&data[5000..]).unwrap();
-        p.commit().unwrap();
-        assert!(layout.has_blob(&digest, data.len() as u64));
-        assert_eq!(layout.read_blob(&digest).unwrap(), data);
-    }
 
     #[test]
     fn staged_blobs_are_named_only_once_landed() {
@@ -375,18 +287,12 @@ mod tests {
         for (d, bytes) in &many {
             assert_eq!(&layout.read_blob(d).unwrap(), bytes);
         }
-        // Dropped before landing: a temp file is removed, a partial download kept for resume.
+        // Dropped before landing: a temp file is removed.
         let temp = layout
             .stage_blobs(&[(Digest::sha256_of(b"t"), b"t".to_vec())])
             .unwrap();
         drop(temp);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
-        let digest = Digest::sha256_of(b"partial");
-        let mut p = layout.partial_blob(&digest, 7).unwrap();
-        p.write(b"partial").unwrap();
-        drop(p.stage().unwrap());
-        assert!(!layout.has_blob(&digest, 7));
-        assert_eq!(layout.partial_len(&digest, 7), 7);
     }
 
     #[test]
@@ -398,11 +304,6 @@ mod tests {
         w.write(b"wrong").unwrap();
         assert!(matches!(w.commit(), Err(StoreError::Mismatch { .. })));
         assert!(!layout.blob_path(&digest).exists());
-        let mut p = layout.partial_blob(&digest, 5).unwrap();
-        p.write(b"wrong").unwrap();
-        assert!(p.commit().is_err());
-        // The bad partial is gone: the next attempt starts at 0.
-        assert_eq!(layout.partial_blob(&digest, 5).unwrap().offset(), 0);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
     }
 
@@ -423,23 +324,5 @@ mod tests {
         fs::remove_file(layout.blob_dir(digest::Algorithm::Sha512)).unwrap();
         layout.put_blob(&digest, content).unwrap();
         assert_eq!(layout.read_blob(&digest).unwrap(), content);
-    }
-
-    #[test]
-    fn oversized_partial_is_started_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::open_for_write(dir.path()).unwrap();
-        let digest = Digest::sha256_of(b"abc");
-        fs::write(
-            layout
-                .partial_dir()
-                .join(format!("sha256-{}", digest.hex())),
-            b"abcdef",
-        )
-        .unwrap();
-        let mut p = layout.partial_blob(&digest, 3).unwrap();
-        assert_eq!(p.offset(), 0);
-        p.write(b"abc").unwrap();
-        p.commit().unwrap();
     }
 }

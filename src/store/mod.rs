@@ -11,6 +11,7 @@ pub mod gc;
 mod index;
 pub mod inside;
 mod inspect;
+mod partial;
 mod read;
 pub mod select;
 pub mod source;
@@ -22,7 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
-pub use blob::{BlobWriter, PartialBlob, StagedBlob};
+pub use blob::{BlobWriter, StagedBlob};
 pub use discard::discard_created;
 pub(crate) use index::read_bounded;
 pub use index::{
@@ -31,6 +32,7 @@ pub use index::{
 };
 pub use inside::InsideDir;
 pub use inspect::{ImageContents, PlatformManifest, inspect_entry};
+pub use partial::{MAX_PARTS, Part, PartialDownload, contiguous, plan_parts};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
 pub use source::{Blob, BlobStat, BundleSource, SourceKind};
@@ -329,20 +331,6 @@ impl Layout {
         fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
-    /// Bytes a resumable partial download of `digest` holds (0 when none, or when what is
-    /// there is not a regular file of at most `size` bytes, which a run starts over).
-    pub fn partial_len(&self, digest: &Digest, size: u64) -> u64 {
-        fs::symlink_metadata(self.partial_path(digest))
-            .ok()
-            .filter(|m| m.is_file() && m.len() <= size)
-            .map_or(0, |m| m.len())
-    }
-
-    /// Removes the partial download of `digest`, if any.
-    pub fn remove_partial(&self, digest: &Digest) {
-        let _ = fs::remove_file(self.partial_path(digest));
-    }
-
     fn partial_path(&self, digest: &Digest) -> PathBuf {
         self.partial_dir()
             .join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()))
@@ -388,12 +376,6 @@ impl Layout {
     pub fn land(&self, blobs: Vec<StagedBlob>) -> Result<(), StoreError> {
         blob::land(blobs)?;
         self.sync_blob_dirs()
-    }
-
-    /// Opens (or starts) the resumable download of a blob, re-hashing what an earlier
-    /// attempt or run left.
-    pub fn partial_blob(&self, digest: &Digest, size: u64) -> Result<PartialBlob, StoreError> {
-        PartialBlob::open(self, digest.clone(), size)
     }
 
     /// Makes renames into `blobs/` durable (call before index.json names them).

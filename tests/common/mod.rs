@@ -286,6 +286,12 @@ pub fn blob_files(bundle: &Path) -> (usize, u64) {
 /// A registry seeded with one large image (random layers, made by make_fixtures.py --bench):
 /// `mib` MiB in two layers plus a small shared base. Returns the registry and the image name.
 pub fn big_image_registry(mib: u32) -> (Registry, String) {
+    (bench_image_registry(mib, 1), "bench/app00:1.0".to_owned())
+}
+
+/// A registry seeded with `bench/app00:1.0` (make_fixtures.py --bench 1): a base layer of
+/// `shared_mib` MiB and two layers making `mib_per_image` MiB, all random.
+pub fn bench_image_registry(mib_per_image: u32, shared_mib: u32) -> Registry {
     require("skopeo", "skopeo");
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("big");
@@ -293,13 +299,13 @@ pub fn big_image_registry(mib: u32) -> (Registry, String) {
         .arg(root().join("testdata/make_fixtures.py"))
         .arg(&layout)
         .args(["--bench", "1"])
-        .env("FERRY_BENCH_MIB_PER_IMAGE", mib.to_string())
-        .env("FERRY_BENCH_SHARED_MIB", "1"));
+        .env("FERRY_BENCH_MIB_PER_IMAGE", mib_per_image.to_string())
+        .env("FERRY_BENCH_SHARED_MIB", shared_mib.to_string()));
     let r = Registry::start();
     run(Command::new(root().join("scripts/seed-registry.sh"))
         .arg(&r.addr)
         .arg(&layout));
-    (r, "bench/app00:1.0".to_owned())
+    r
 }
 
 /// Size of the largest file under `.ferry/partial` of a bundle (0 when none).

@@ -21,6 +21,9 @@ struct Options {
     small_images: usize,
     small_only: bool,
     archive_only: bool,
+    bigblob: bool,
+    bigblob_only: bool,
+    bigblob_gib: f64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -34,6 +37,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         small_images: 400,
         small_only: false,
         archive_only: false,
+        bigblob: true,
+        bigblob_only: false,
+        bigblob_gib: 4.0,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -53,6 +59,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
             o.small_only = true;
             continue;
         }
+        if let Some(only) = bigblob_flag(flag, &mut it, &mut o)? {
+            o.bigblob_only |= only;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let n: usize = value
             .parse()
@@ -67,6 +77,32 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
     }
     Ok(o)
+}
+
+/// `--bigblob-only`, `--no-bigblob`, `--bigblob-gib N`: Some(is it --bigblob-only) when `flag` is
+/// one of them.
+fn bigblob_flag<'a>(
+    flag: &str,
+    it: &mut impl Iterator<Item = &'a String>,
+    o: &mut Options,
+) -> Result<Option<bool>, String> {
+    match flag {
+        "--bigblob-only" => Ok(Some(true)),
+        "--no-bigblob" => {
+            o.bigblob = false;
+            Ok(Some(false))
+        }
+        "--bigblob-gib" => {
+            let v = it.next().ok_or("--bigblob-gib needs a value")?;
+            o.bigblob_gib = v
+                .parse::<f64>()
+                .ok()
+                .filter(|g| *g > 0.0)
+                .ok_or(format!("--bigblob-gib: not a size in GiB: {v}"))?;
+            Ok(Some(false))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A folder removed on drop.
@@ -276,6 +312,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let registry = Registry::start()?;
         return crate::small::run(&ferry, &registry, o.small_images.max(1), o.runs);
     }
+    if o.bigblob_only {
+        return crate::bench_bigblob::run(&ferry, o.runs, o.bigblob_gib);
+    }
     let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
     let layout = setup.work.path().join("fixtures");
@@ -300,10 +339,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
     archive_case()?;
 
-    if !o.bad_network {
-        return Ok(());
+    if o.bad_network {
+        bad_network_case(&ferry, &registry.addr, names, unique)?;
     }
-    bad_network_case(&ferry, &registry.addr, names, unique)
+    if o.bigblob {
+        crate::bench_bigblob::run(&ferry, o.runs, o.bigblob_gib)?;
+    }
+    Ok(())
 }
 
 /// Case 1: a clean loopback link, ferry and skopeo alternating.

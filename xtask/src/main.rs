@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod bench_archive;
+mod bench_bigblob;
 mod bench_push;
 mod bench_restore;
 mod bench_serve;
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("dist") => dist(&args[1..]),
         Some("man") => man(&args[1..]),
-        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--small-images N] [--small-only]\n       \
+        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--small-images N] [--small-only] [--archive-only] [--bigblob-only] [--no-bigblob] [--bigblob-gib N]\n       \
                   cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
                   cargo xtask dist [amd64] [arm64]\n       \

@@ -211,17 +211,10 @@ impl Blob {
     /// verified. `on_bytes` is told of progress.
     pub fn actual_digest(&self, on_bytes: &dyn Fn(u64)) -> Result<(Digest, u64), StoreError> {
         let key = self.space.key().map_err(|e| self.error(e))?;
-        let mut raw = self.raw().map_err(|e| self.error(e))?;
-        let mut h = Hasher::new(self.digest.algorithm());
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = raw.read(&mut buf).map_err(|e| self.error(e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            on_bytes(n as u64);
-        }
+        let raw = self.raw().map_err(|e| self.error(e))?;
+        // Reads ahead on another thread: a large blob costs the hash alone.
+        let h = crate::digest::hash_reader(self.digest.algorithm(), raw, on_bytes)
+            .map_err(|e| self.error(e))?;
         let len = h.len();
         let actual = h.finish();
         if actual == self.digest && len == self.size {
