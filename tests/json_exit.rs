@@ -92,7 +92,7 @@ fn every_json_document_agrees_with_the_exit_code() {
 
     // ls, verify (a corrupt blob; a key nothing is signed with), diff, gc, rm, apply.
     check(&["ls", "--json", bs], &[], 0);
-    check(&["ls", "--json", "/nonexistent/bundle"], &[], 1);
+    check(&["ls", "--json", "/nonexistent/bundle"], &[], 2);
     check(&["verify", "--json", bs], &[], 0);
     let corrupt = copy(&b, &w.join("corrupt"));
     let layer = std::fs::read_dir(Path::new(&corrupt).join("blobs/sha256"))
@@ -142,7 +142,7 @@ fn every_json_document_agrees_with_the_exit_code() {
         &[],
         0,
     );
-    check(&["restore", "--json", "/nonexistent/bundle"], &[], 1);
+    check(&["restore", "--json", "/nonexistent/bundle"], &[], 2);
 
     // snapshot: created; no snapshot API in the cluster.
     for (api, want) in [
