@@ -13,6 +13,7 @@ use common::*;
 /// private containerd's, and PATH holds every command but ctr, plus a `k3s` that runs it.
 #[test]
 fn restore_sh_finds_k3s_containerd_and_ctr() {
+    let _machine = machine_wide();
     let k3s_dir = Path::new("/run/k3s/containerd");
     assert!(
         !Path::new("/run/containerd/containerd.sock").exists() && !k3s_dir.exists(),

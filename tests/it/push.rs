@@ -37,7 +37,7 @@ fn bundles() -> &'static Bundles {
     static B: OnceLock<Bundles> = OnceLock::new();
     B.get_or_init(|| {
         let reg = Registry::seeded();
-        let dir = std::env::temp_dir().join(format!("ferry-push-bundles-{}", std::process::id()));
+        let dir = run_dir().join("push-bundles");
         let refs: Vec<String> = SAMPLES.iter().map(|t| reg.image(t)).collect();
         let make = |name: &str, platform: &[&str], refs: &[String]| {
             let out = dir.join(name);

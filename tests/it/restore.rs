@@ -514,7 +514,7 @@ fn an_ext4_image_gets_inodes_for_every_file_whatever_its_size() {
 
 #[test]
 fn an_empty_bundle_still_carries_restore_sh_and_says_it_is_empty() {
-    let reg = Registry::seeded();
+    let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b");
     let (code, _, _) = ferry_out(&[

@@ -12,7 +12,7 @@ pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// A TLS registry with htpasswd auth, holding sample/hello and sample/world.
+/// A TLS registry with htpasswd auth, holding the sample images (sample/hello, sample/world...).
 pub struct AuthRegistry {
     pub reg: Registry,
     pub tls: Tls,
@@ -33,21 +33,8 @@ impl AuthRegistry {
         if mutual {
             opts.extend(["--client-ca", &ca]);
         }
-        let reg = Registry::start_with(&opts);
-        // skopeo's certs.d-style folder: ca.crt, and client.cert/key for mutual TLS.
-        let skopeo_certs = dir.path().join("skopeo-certs");
-        std::fs::create_dir_all(&skopeo_certs).unwrap();
-        std::fs::copy(tls.path("ca.crt"), skopeo_certs.join("ca.crt")).unwrap();
-        std::fs::copy(tls.path("client.crt"), skopeo_certs.join("client.cert")).unwrap();
-        std::fs::copy(tls.path("client.key"), skopeo_certs.join("client.key")).unwrap();
-        for tag in ["sample/hello:1.0", "sample/world:1.0"] {
-            skopeo_push(
-                &reg.addr,
-                tag,
-                Some(&format!("{USER}:{PASS}")),
-                Some(&skopeo_certs),
-            );
-        }
+        // sample/hello and sample/world (among the other samples), seeded once per run.
+        let reg = Registry::seeded_with(&opts);
         AuthRegistry {
             reg,
             tls,

@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod fake;
+mod fixtures;
 mod kube;
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
+pub use fixtures::{machine_wide, run_dir};
 #[allow(unused_imports)] // only the cluster tests use it
 pub use kube::FakeKubeApi;
 
@@ -60,18 +62,10 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// The sample images as an OCI layout, built once per test binary.
+/// The sample images as an OCI layout, built once per test run.
 pub fn sample_layout() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
-    LAYOUT.get_or_init(|| {
-        require("python3", "python3");
-        require("zstd", "zstd");
-        let dir = std::env::temp_dir().join(format!("ferry-fixtures-{}", std::process::id()));
-        run(Command::new("python3")
-            .arg(root().join("testdata/make_fixtures.py"))
-            .arg(&dir));
-        dir
-    })
+    LAYOUT.get_or_init(|| fixtures::fixture_layout("sample", &[], &[]))
 }
 
 /// What the fixture script says it built: tag -> description.
@@ -121,14 +115,41 @@ impl Registry {
         Registry { addr, state }
     }
 
-    /// Starts a registry seeded with the sample images (scripts/seed-registry.sh, via skopeo).
+    /// Starts a registry on a copy of `storage` (a folder from `fixtures::seeded_storage`).
+    pub fn start_on_copy(storage: &Path, options: &[&str]) -> Registry {
+        let mut all = vec!["--data-from", storage.to_str().unwrap()];
+        all.extend(options);
+        Registry::start_with(&all)
+    }
+
+    /// Starts a registry holding the sample images (seeded once per run by
+    /// scripts/seed-registry.sh, through skopeo), with extra options for scripts/registry.sh.
+    pub fn seeded_with(options: &[&str]) -> Registry {
+        let storage = fixtures::seeded_storage("sample", |r| {
+            require("skopeo", "skopeo");
+            run(Command::new(root().join("scripts/seed-registry.sh"))
+                .arg(&r.addr)
+                .arg(sample_layout()));
+        });
+        Registry::start_on_copy(&storage, options)
+    }
+
+    /// Starts a registry holding the sample images (see [`Registry::seeded_with`]).
     pub fn seeded() -> Registry {
-        require("skopeo", "skopeo");
-        let r = Registry::start();
-        run(Command::new(root().join("scripts/seed-registry.sh"))
-            .arg(&r.addr)
-            .arg(sample_layout()));
-        r
+        Registry::seeded_with(&[])
+    }
+
+    /// Its storage folder.
+    pub fn storage(&self) -> PathBuf {
+        self.state.path().join("data")
+    }
+
+    /// Stops the registry process (dropping it does too).
+    pub fn stop(&self) {
+        let _ = Command::new(root().join("scripts/registry.sh"))
+            .arg("stop")
+            .arg(self.state.path())
+            .output();
     }
 
     /// What the registry logged (requests, when started with `--accesslog`).
@@ -169,10 +190,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/registry.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
+        self.stop();
     }
 }
 
@@ -181,7 +199,7 @@ impl Drop for Registry {
 fn isolated_home() -> &'static Path {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ferry-test-home-{}", std::process::id()));
+        let dir = run_dir().join("home");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("registries.conf"), "").unwrap();
         dir
@@ -267,20 +285,24 @@ pub fn blob_files(bundle: &Path) -> (usize, u64) {
 /// A registry seeded with one large image (random layers, made by make_fixtures.py --bench):
 /// `mib` MiB in two layers plus a small shared base. Returns the registry and the image name.
 pub fn big_image_registry(mib: u32) -> (Registry, String) {
-    require("skopeo", "skopeo");
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("big");
-    run(Command::new("python3")
-        .arg(root().join("testdata/make_fixtures.py"))
-        .arg(&layout)
-        .args(["--bench", "1"])
-        .env("FERRY_BENCH_MIB_PER_IMAGE", mib.to_string())
-        .env("FERRY_BENCH_SHARED_MIB", "1"));
-    let r = Registry::start();
-    run(Command::new(root().join("scripts/seed-registry.sh"))
-        .arg(&r.addr)
-        .arg(&layout));
-    (r, "bench/app00:1.0".to_owned())
+    let storage = fixtures::seeded_storage(&format!("big-{mib}"), |r| {
+        require("skopeo", "skopeo");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("big");
+        run(Command::new("python3")
+            .arg(root().join("testdata/make_fixtures.py"))
+            .arg(&layout)
+            .args(["--bench", "1"])
+            .env("FERRY_BENCH_MIB_PER_IMAGE", mib.to_string())
+            .env("FERRY_BENCH_SHARED_MIB", "1"));
+        run(Command::new(root().join("scripts/seed-registry.sh"))
+            .arg(&r.addr)
+            .arg(&layout));
+    });
+    (
+        Registry::start_on_copy(&storage, &[]),
+        "bench/app00:1.0".to_owned(),
+    )
 }
 
 /// Size of the largest file under `.ferry/partial` of a bundle (0 when none).
@@ -326,33 +348,14 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Makes a CA and certificates.
+    /// A copy of the run's CA and certificates (made once, `fixtures::tls_material`), in a
+    /// folder of the test's own.
     pub fn new() -> Tls {
-        require("openssl", "openssl");
         let dir = tempfile::tempdir().unwrap();
-        let sh = |script: &str| {
-            run(Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .current_dir(dir.path()))
-        };
-        sh(
-            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ferry-test-ca -keyout ca.key -out ca.crt 2>/dev/null",
-        );
-        for (name, subj, ext) in [
-            (
-                "server",
-                "/CN=127.0.0.1",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            ),
-            ("client", "/CN=ferry-client", "extendedKeyUsage=clientAuth"),
-        ] {
-            sh(&format!(
-                "openssl req -newkey rsa:2048 -nodes -subj {subj} -keyout {name}.key -out {name}.csr 2>/dev/null && \
-                 printf '%s\\n' '{ext}' > {name}.ext && \
-                 openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile {name}.ext -out {name}.crt 2>/dev/null"
-            ));
-        }
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(fixtures::tls_material().join("."))
+            .arg(dir.path()));
         Tls { dir }
     }
 
