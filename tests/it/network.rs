@@ -11,7 +11,9 @@ fn report(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn every_connection_cut_after_8_mib_still_completes_by_resuming() {
-    let (reg, image) = big_image_registry(40);
+    // The 48 MiB image interrupt.rs uses too (one seeding per run); the reset case below also
+    // covers what a plain throttled transfer would (it completes, through cuts).
+    let (reg, image) = big_image_registry(48);
     for reset in [false, true] {
         // A clean close delivers every byte the proxy sent, so the proxy's count is the
         // independent measure. A reset destroys whatever sits in kernel buffers (the proxy's
@@ -95,28 +97,6 @@ fn a_stalled_connection_is_cut_and_resumed_within_the_stall_timeout() {
         "{stderr}"
     );
     assert!(report(&stdout)["totals"]["resumes"].as_u64().unwrap() >= 1);
-}
-
-#[test]
-fn a_throttled_transfer_completes() {
-    let (reg, image) = big_image_registry(12);
-    let proxy = Proxy::start(
-        &reg.addr,
-        Faults {
-            throttle: Some(4 << 20),
-            ..Faults::default()
-        },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let b = dir.path().join("b");
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "-o",
-        b.to_str().unwrap(),
-        &format!("{}/{image}", proxy.addr),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(ferry_out(&["verify", b.to_str().unwrap()]).0, 0);
 }
 
 #[test]

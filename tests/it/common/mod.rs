@@ -206,10 +206,14 @@ fn isolated_home() -> &'static Path {
     })
 }
 
-/// The ferry binary under test, isolated from the machine's credentials and mirrors.
+/// The ferry binary under test, isolated from the machine's credentials and mirrors, with a
+/// short retry backoff.
 pub fn ferry() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    c.env("NO_COLOR", "1")
+    // Backoff from 10 ms rather than 500 ms: a retry test then waits for what it tests, not
+    // for seconds of sleep (a Retry-After is still honoured as the registry gives it).
+    c.env("FERRY_RETRY_BASE_MS", "10")
+        .env("NO_COLOR", "1")
         .env("HOME", isolated_home())
         .env(
             "CONTAINERS_REGISTRIES_CONF",
