@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::*;
+use std::time::Duration;
 
 #[test]
 fn a_typo_fails_that_image_only() {
@@ -295,34 +296,72 @@ fn a_full_disk_stops_the_run_and_says_so() {
     );
 }
 
+/// The second Ctrl-C ends the run while the clean stop of the first cannot finish: the clean
+/// stop writes a JSON report larger than a pipe holds (measured by a run with one Ctrl-C) to a
+/// stdout nobody reads. Ferry resolves against a registry that never answers, so every image is
+/// in that report; without the second Ctrl-C's exit the run would wait for ever.
 #[test]
 fn a_second_ctrl_c_exits_at_once() {
-    let (reg, image) = big_image_registry(16);
-    // A registry that stalls: the first Ctrl-C alone would wait on nothing, but the test must
-    // show the second one does not wait for the clean stop.
-    let proxy = common::proxy::Proxy::start(
-        &reg.addr,
-        common::proxy::Faults {
-            throttle: Some(1 << 20),
-            ..Default::default()
-        },
-    );
+    let silent = Silent::start();
     let dir = tempfile::tempdir().unwrap();
-    let b = dir.path().join("b");
-    let name = format!("{}/{image}", proxy.addr);
-    let child = ferry()
-        .args(["bundle", "-o", b.to_str().unwrap(), &name])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(30, "a partial download", || partial_bytes(&b) > 0);
-    let pid = child.id().to_string();
-    run(std::process::Command::new("kill").args(["-INT", &pid]));
-    run(std::process::Command::new("kill").args(["-INT", &pid]));
-    let start = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    assert!(start.elapsed().as_secs_f64() < 5.0);
+    let list = dir.path().join("images.txt");
+    let tag = "t".repeat(100);
+    let refs: Vec<String> = (0..1000)
+        .map(|i| format!("{}/app/image-{i:04}:{tag}", silent.addr))
+        .collect();
+    std::fs::write(&list, refs.join("\n")).unwrap();
+    let interrupted = |name: &str, second: bool| {
+        let mut child = Reaped(
+            ferry()
+                .args(["bundle", "--json", "-f", list.to_str().unwrap(), "-o"])
+                .arg(dir.path().join(name))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let asked = silent.connections();
+        wait_for(60, "ferry to ask the silent registry", || {
+            silent.connections() > asked
+        });
+        let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+        let (lines, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let pid = child.0.id().to_string();
+        run(std::process::Command::new("kill").args(["-INT", &pid]));
+        let mut stdout = child.0.stdout.take().unwrap();
+        let mut report = String::new();
+        if second {
+            // Once the first was taken: two at once may arrive as one signal.
+            let stopping = std::iter::from_fn(|| seen.recv_timeout(Duration::from_secs(60)).ok())
+                .find(|l| l.contains("stopping"));
+            assert!(stopping.is_some(), "the first Ctrl-C was not taken");
+            run(std::process::Command::new("kill").args(["-INT", &pid]));
+        } else {
+            std::io::Read::read_to_string(&mut stdout, &mut report).unwrap();
+        }
+        let mut code = None;
+        wait_for(60, "ferry to end", || {
+            code = child.0.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        });
+        std::io::Read::read_to_string(&mut stdout, &mut report).unwrap();
+        (code.unwrap(), report)
+    };
+    let (code, full) = interrupted("once", false);
+    assert_eq!(code, Some(130));
+    let report: serde_json::Value = serde_json::from_str(&full).unwrap();
+    assert_eq!(report["images"].as_array().unwrap().len(), 1000);
+    let pipe_capacity = 1 << 16;
+    assert!(full.len() > 2 * pipe_capacity, "{} bytes", full.len());
+
+    let (code, cut) = interrupted("twice", true);
+    assert_eq!(code, Some(130));
+    assert!(cut.len() < full.len(), "the clean stop finished its report");
 }
 
 /// The error lines of stderr: `error:`, `caused by:` and `hint:` (progress lines aside).

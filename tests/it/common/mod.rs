@@ -8,11 +8,13 @@ pub mod auth;
 pub mod fake;
 mod fixtures;
 mod kube;
+mod silent;
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
 pub use fixtures::{machine_wide, run_dir};
 #[allow(unused_imports)] // only the cluster tests use it
 pub use kube::FakeKubeApi;
+pub use silent::{Reaped, Silent};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
