@@ -197,6 +197,15 @@ fn certs_d_folders_and_mutual_tls() {
         &env,
     );
     assert_eq!(code, 1, "{stderr}");
+    // The TLS failure is the reason given, not the plain-HTTP probe's 400 from the same port.
+    assert!(
+        stderr.contains("https://") && stderr.contains("fatal alert"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("HTTP request to an HTTPS server"),
+        "{stderr}"
+    );
 
     std::fs::copy(ar.tls.path("client.crt"), host_dir.join("client.cert")).unwrap();
     std::fs::copy(ar.tls.path("client.key"), host_dir.join("client.key")).unwrap();

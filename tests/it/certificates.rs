@@ -29,22 +29,17 @@ fn self_signed(dir: &Path, stem: &str, subj: &str, names: &str) -> (String, Stri
     (p("crt"), p("key"))
 }
 
-/// A TLS registry with sample/hello pushed by skopeo, trusting `crt` for the push.
-/// A TLS registry with the sample image, on a self-signed certificate for 127.0.0.1 and
+/// A TLS registry with the sample images, on a self-signed certificate for 127.0.0.1 and
 /// localhost (nothing trusts it unless told); returns it and the certificate's path.
 fn loopback_tls_registry(dir: &Path) -> (Registry, String) {
     let names = "IP:127.0.0.1,DNS:localhost";
     let (crt, key) = self_signed(dir, "domain", "/CN=127.0.0.1", names);
-    (tls_registry(&crt, &key, dir), crt)
+    (tls_registry(&crt, &key), crt)
 }
 
-fn tls_registry(crt: &str, key: &str, dir: &Path) -> Registry {
-    let reg = Registry::start_with(&["--tls", crt, key]);
-    let skopeo_certs = dir.join("skopeo-certs");
-    std::fs::create_dir_all(&skopeo_certs).unwrap();
-    std::fs::copy(crt, skopeo_certs.join("domain.crt")).unwrap();
-    skopeo_push(&reg.addr, "sample/hello:1.0", None, Some(&skopeo_certs));
-    reg
+/// A TLS registry holding the sample images (the storage seeded once per run), serving `crt`.
+fn tls_registry(crt: &str, key: &str) -> Registry {
+    Registry::seeded_with(&["--tls", crt, key])
 }
 
 #[test]
@@ -123,7 +118,7 @@ fn another_self_signed_certificate_or_a_wrong_name_is_still_refused() {
         "/CN=registry.example",
         "DNS:registry.example",
     );
-    let wrong = tls_registry_unpushed(&wrong_crt, &wrong_key);
+    let wrong = tls_registry(&wrong_crt, &wrong_key);
     let (code, _, stderr) = ferry_out(&[
         "bundle",
         "--retries",
@@ -176,11 +171,6 @@ fn insecure_registry_accepts_an_untrusted_certificate_for_that_registry_only() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("not trusted"), "{stderr}");
-}
-
-/// A TLS registry with nothing in it (its certificate need not match for the test).
-fn tls_registry_unpushed(crt: &str, key: &str) -> Registry {
-    Registry::start_with(&["--tls", crt, key])
 }
 
 fn b_has_images(bundle: &str) -> bool {

@@ -189,15 +189,6 @@ fn bundle_takes_the_same_sources() {
     );
 }
 
-/// The registry's access log without the readiness probe of scripts/registry.sh (curl).
-fn requests_by_ferry(reg: &Registry) -> Vec<String> {
-    reg.log()
-        .lines()
-        .filter(|l| !l.contains("curl/"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn a_list_with_several_bad_lines_names_them_all_before_any_registry() {
     let reg = Registry::start_with(&["--accesslog"]);
@@ -237,7 +228,7 @@ fn a_list_with_several_bad_lines_names_them_all_before_any_registry() {
     }
     assert!(stderr.contains("4 input problems"), "{stderr}");
     assert!(!b.exists(), "no output folder for a usage error");
-    assert_eq!(requests_by_ferry(&reg), Vec::<String>::new());
+    assert_eq!(reg.requests_by_others(), Vec::<String>::new());
 }
 
 #[test]
@@ -298,7 +289,7 @@ fn a_platform_typo_is_refused_before_any_registry() {
         "{stderr}"
     );
     assert!(!tar.exists() && !b.exists());
-    assert_eq!(requests_by_ferry(&reg), Vec::<String>::new());
+    assert_eq!(reg.requests_by_others(), Vec::<String>::new());
 }
 
 #[test]

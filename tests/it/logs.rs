@@ -263,14 +263,29 @@ fn verbose_shows_requests_and_token_scopes_and_no_secret() {
 
 #[test]
 fn verbose_is_global_and_serve_keeps_its_request_log() {
-    // Before and after the subcommand alike; no longer refused with a tip for --version.
-    for args in [
-        ["-v", "bundle", "--help"],
-        ["bundle", "--verbose", "--help"],
-        ["serve", "-vv", "--help"],
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle_tags(&reg, dir.path(), &["sample/hello:1.0"], &[]);
+    let b = b.to_str().unwrap();
+    // -v before or after the subcommand alike logs each request; without it, none.
+    for (args, logged) in [
+        (vec!["-v", "serve", b], true),
+        (vec!["serve", b, "--verbose"], true),
+        (vec!["serve", "-vv", b], true),
+        (vec!["serve", b], false),
     ] {
-        let (code, _, stderr) = ferry_out(&args);
-        assert_eq!(code, 0, "{args:?}: {stderr}");
+        let mut all = args.clone();
+        all.extend(["--addr", "127.0.0.1:0"]);
+        let mut served = crate::served::Served::spawn(&all);
+        let reply = crate::served::curl("GET", &served.url("/v2/sample/hello/manifests/1.0"), &[]);
+        assert_eq!(reply.status, 200, "{args:?}");
+        assert_eq!(served.stop(), 0, "{args:?}: {}", served.log());
+        let log = served.log();
+        assert_eq!(
+            log.contains("GET /v2/sample/hello/manifests/1.0 200"),
+            logged,
+            "{args:?}: {log}"
+        );
     }
 }
 

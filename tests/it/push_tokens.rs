@@ -125,15 +125,26 @@ fn push_asks_tokens_for_push_scopes_and_mounts_with_both_repositories() {
                 .collect()
         })
         .collect();
-    assert!(
-        token_scopes
-            .iter()
-            .any(|s| s == &["repository:sample/hello:pull,push".to_owned()])
-            || token_scopes
-                .iter()
-                .any(|s| s == &["repository:sample/hello-docker:pull,push".to_owned()]),
-        "{token_scopes:?}"
-    );
+    let pushed =
+        ["sample/hello", "sample/hello-docker"].map(|r| format!("repository:{r}:pull,push"));
+    assert!(!token_scopes.is_empty());
+    for scopes in &token_scopes {
+        let (first, rest) = scopes
+            .split_first()
+            .expect("a token asked for with no scope");
+        assert!(pushed.contains(first), "{token_scopes:?}");
+        assert!(
+            rest.iter()
+                .all(|s| s.starts_with("repository:") && s.ends_with(":pull")),
+            "only a mount source's pull scope rides along: {token_scopes:?}"
+        );
+    }
+    for scope in &pushed {
+        assert!(
+            token_scopes.iter().any(|s| &s[0] == scope),
+            "{scope}: {token_scopes:?}"
+        );
+    }
     let mount = fake
         .seen("/v2/")
         .into_iter()

@@ -191,14 +191,9 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
     assert!(!calls.contains("import"), "{calls}");
     assert!(calls.contains("io.cri-containerd.pinned=pinned"), "{calls}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert!(
-        report["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["pinned"] == true),
-        "{report}"
-    );
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{report}");
+    assert!(images.iter().all(|i| i["pinned"] == true), "{report}");
     std::fs::remove_file(&log).unwrap();
     let (code, stdout, stderr) = restore(&["--pin", "--json"], &[("PATH", &path)]);
     assert_eq!(code, 0, "{stderr}");
@@ -209,14 +204,9 @@ fn ferry_restore_and_a_bundle_for_another_platform() {
         "{calls}"
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert!(
-        report["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["status"] == "present"),
-        "{report}"
-    );
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{report}");
+    assert!(images.iter().all(|i| i["status"] == "present"), "{report}");
     // Without --pin: skipped as present, and reported pinned as containerd holds them.
     let (code, stdout, stderr) = restore(&["--json"], &[]);
     assert_eq!(code, 0, "{stderr}");

@@ -29,15 +29,22 @@ pub struct Served {
 }
 
 impl Served {
+    /// `ferry serve BUNDLE --addr 127.0.0.1:0 -v EXTRA...`, once it listens.
     pub fn start(bundle: &Path, extra: &[&str]) -> Served {
-        let mut child = ferry()
-            .arg("serve")
-            .arg(bundle)
-            .args(["--addr", "127.0.0.1:0", "-v"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut args = vec![
+            "serve",
+            bundle.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+            "-v",
+        ];
+        args.extend(extra);
+        Served::spawn(&args)
+    }
+
+    /// `ferry ARGS...` (a serve command listening on a port of its choosing), once it listens.
+    pub fn spawn(args: &[&str]) -> Served {
+        let mut child = ferry().args(args).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         let lines = log.clone();

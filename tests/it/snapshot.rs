@@ -128,6 +128,10 @@ fn bad_names_and_no_cluster_are_usage_errors() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--name"), "{stderr}");
     assert!(api.requests().is_empty(), "nothing was asked of the API");
+    // The same API logs what a valid run asks of it.
+    let (code, _, stderr) = run(&api, &["valid-name"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!api.requests().is_empty());
 
     let dir = tempfile::tempdir().unwrap();
     let (code, _, stderr) = ferry_env(

@@ -336,11 +336,20 @@ fn a_bundle_that_cannot_fit_is_refused_before_writing() {
         stderr.contains("more on the bundle's filesystem") && stderr.contains("free"),
         "{stderr}"
     );
-    assert_eq!(
-        stderr.matches(" bytes (").count() % 2,
-        0,
-        "both figures: {stderr}"
-    );
+    // Both figures, exact in bytes: what the images need (with margin) is more than is free.
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("more on the bundle's filesystem"))
+        .unwrap();
+    let figures: Vec<u64> = regex::Regex::new(r"(\d+) bytes \(")
+        .unwrap()
+        .captures_iter(line)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    let [need, free] = figures[..] else {
+        panic!("two figures: {line}")
+    };
+    assert!(need > 16 << 20 && free > 0 && need > free, "{line}");
     let written = if b.join("blobs").exists() {
         blob_files(&b).0
     } else {
@@ -466,28 +475,58 @@ fn an_ext4_image_carries_regular_files_and_checked_blobs_only() {
     std::fs::create_dir(&out).unwrap();
     let unreferenced = "0".repeat(64);
     type Damage<'a> = &'a dyn Fn(&Path);
-    let cases: [(&str, Damage); 5] = [
-        ("a stray file in blobs/sha256", &|b| {
-            std::fs::write(b.join("blobs/sha256/README"), "hi").unwrap()
-        }),
-        ("an unknown folder in blobs", &|b| {
-            std::fs::create_dir(b.join("blobs/md5")).unwrap()
-        }),
-        ("a FIFO at the root", &|b| {
-            run(Command::new("mkfifo").arg(b.join("pipe")));
-        }),
-        ("a symlink at the root", &|b| {
-            std::os::unix::fs::symlink("/etc/passwd", b.join("passwd")).unwrap()
-        }),
-        ("an unreferenced blob that is not its digest", &|b| {
-            std::fs::write(b.join("blobs/sha256").join(&unreferenced), "junk").unwrap()
-        }),
+    let special = "a device node, FIFO or socket; refusing to read it";
+    let cases: [(&str, Damage, &str); 7] = [
+        (
+            "a stray file in blobs/sha256",
+            &|b| std::fs::write(b.join("blobs/sha256/README"), "hi").unwrap(),
+            "blobs/sha256/README: not a blob",
+        ),
+        (
+            "an unknown folder in blobs",
+            &|b| std::fs::create_dir(b.join("blobs/md5")).unwrap(),
+            "blobs/md5: not a blob",
+        ),
+        (
+            "a FIFO at the root",
+            &|b| {
+                run(Command::new("mkfifo").arg(b.join("pipe")));
+            },
+            special,
+        ),
+        (
+            "a device node at the root",
+            &|b| {
+                run(Command::new("mknod")
+                    .arg(b.join("null"))
+                    .args(["c", "1", "3"]));
+            },
+            special,
+        ),
+        (
+            "a socket at the root",
+            &|b| {
+                std::os::unix::net::UnixListener::bind(b.join("sock")).unwrap();
+            },
+            special,
+        ),
+        (
+            "a symlink at the root",
+            &|b| std::os::unix::fs::symlink("/etc/passwd", b.join("passwd")).unwrap(),
+            "passwd: a symlink; refusing to read it",
+        ),
+        (
+            "an unreferenced blob that is not its digest",
+            &|b| std::fs::write(b.join("blobs/sha256").join(&unreferenced), "junk").unwrap(),
+            "digest mismatch",
+        ),
     ];
-    for (i, (what, damage)) in cases.iter().enumerate() {
+    for (i, (what, damage, reason)) in cases.iter().enumerate() {
         let b = sample_copy(dir.path(), &format!("b{i}"));
         damage(&b);
         let (code, stderr) = export(&b, "--ext4", &out.join("x.img"));
         assert_eq!(code, 1, "{what}: {stderr}");
+        assert!(stderr.contains(reason), "{what}: {stderr}");
         assert!(names(&out).is_empty(), "{what}: {:?}", names(&out));
     }
     // mkfs.ext4 failing (an image too small) leaves no temp image behind either.

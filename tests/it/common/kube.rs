@@ -77,10 +77,11 @@ impl FakeKubeApi {
         path
     }
 
-    /// The request paths it saw (`POST ` before those that were not GETs).
+    /// The request paths it saw (`POST ` before those that were not GETs). The fake makes its
+    /// log empty when it starts: a missing log fails rather than reading as no request.
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
+            .unwrap_or_else(|e| panic!("the fake API's log {}: {e}", self.log.display()))
             .lines()
             .map(str::to_owned)
             .collect()

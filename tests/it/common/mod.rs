@@ -156,7 +156,23 @@ impl Registry {
 
     /// What the registry logged (requests, when started with `--accesslog`).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default()
+        let path = self.state.path().join("registry.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The request lines of the access log (`--accesslog`) other than the readiness probes of
+    /// scripts/registry.sh (curl). Panics when the log holds no probe: the access log is off or
+    /// unread, and an empty list would prove nothing.
+    pub fn requests_by_others(&self) -> Vec<String> {
+        let log = self.log();
+        assert!(
+            log.lines().any(|l| l.contains("curl/")),
+            "the registry's access log shows no readiness probe (started without --accesslog?): {log}"
+        );
+        log.lines()
+            .filter(|l| l.contains("HTTP/") && !l.contains("curl/"))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `addr/repo:tag`.
