@@ -275,14 +275,20 @@ fn login_writes_through_no_planted_link() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "victim").unwrap();
 
-    // A link at the temp name ferry used to use (config.json.<pid>.tmp).
-    let code = login_gated(&fake, &gate, &cfg, |pid| {
-        std::os::unix::fs::symlink(&victim, cfg.join(format!("config.json.{pid}.tmp"))).unwrap();
-    });
+    // The temp file's name is random (a planted link there is never opened: see
+    // src/store/atomic.rs a_taken_temp_name_is_never_opened_and_another_is_picked); a login
+    // writes a regular file and leaves no temp file behind.
+    let code = login_gated(&fake, &gate, &cfg, |_| {});
     assert_eq!(code, 0);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
     let stored = cfg.join("config.json");
     assert!(std::fs::symlink_metadata(&stored).unwrap().is_file());
+    let left: Vec<_> = std::fs::read_dir(&cfg)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["config.json"], "{left:?}");
     assert!(
         std::fs::read_to_string(&stored)
             .unwrap()
