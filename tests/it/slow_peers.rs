@@ -201,6 +201,15 @@ fn an_absurd_retry_after_date_is_ignored_not_a_crash() {
     let (code, report, stderr) = bundle(&fake.addr, "app:1", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["totals"]["retries"], 1, "{report}");
+    // Ignored: the wait is the ordinary backoff (10 ms base in tests), not the date nor the
+    // 5-minute cap a parsed date would hit.
+    let waits: Vec<f64> = stderr
+        .split("retrying in ")
+        .skip(1)
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(waits.len(), 1, "{stderr}");
+    assert!(waits[0] < 1.0, "{stderr}");
 }
 
 /// A fake whose every repository wants a token from its own `/token`.
