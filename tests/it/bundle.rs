@@ -191,7 +191,24 @@ fn bundles_every_sample_byte_exact_and_deduplicated() {
 
 #[test]
 fn rerun_fetches_nothing_and_a_second_run_adds_images() {
-    let reg = Registry::seeded();
+    let reg = Registry::seeded_with(&["--accesslog"]);
+    // Layer downloads as the registry saw them (its access log), run by run. Configs are left
+    // out: resolving a single-platform image reads its config for the platform, each run.
+    let configs: Vec<String> = ["hello", "world"]
+        .iter()
+        .map(|repo| {
+            let (m, _) = reg.manifest(&format!("sample/{repo}"), "1.0");
+            let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
+            m["config"]["digest"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let blob_gets = || {
+        reg.requests_by_others()
+            .iter()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/"))
+            .filter(|l| !configs.iter().any(|c| l.contains(c.as_str())))
+            .count()
+    };
     let out = tempfile::tempdir().unwrap();
     let bundle = out.path().join("b");
     let b = bundle.to_str().unwrap();
@@ -201,6 +218,7 @@ fn rerun_fetches_nothing_and_a_second_run_adds_images() {
     let first: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(first["totals"]["blobsFetched"], 3, "config and two layers");
     assert_eq!(first["images"][0]["status"], "ok");
+    assert_eq!(blob_gets(), 2);
 
     // world shares the base layer: only its config and own layer are fetched.
     let (code, stdout, stderr) = ferry_out(&[
@@ -218,6 +236,7 @@ fn rerun_fetches_nothing_and_a_second_run_adds_images() {
         second["totals"]["blobsPresent"], 3,
         "hello's config and layers"
     );
+    assert_eq!(blob_gets(), 2 + 1, "{}", reg.log());
 
     // Nothing new: nothing fetched, index.json unchanged, both images still there.
     let before = std::fs::read(bundle.join("index.json")).unwrap();
@@ -227,6 +246,12 @@ fn rerun_fetches_nothing_and_a_second_run_adds_images() {
     let third: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(third["totals"]["blobsFetched"], 0);
     assert_eq!(third["totals"]["bytesReceived"], 0);
+    assert_eq!(
+        blob_gets(),
+        2 + 1,
+        "the registry was asked for no layer: {}",
+        reg.log()
+    );
     assert_eq!(std::fs::read(bundle.join("index.json")).unwrap(), before);
     assert_eq!(
         index_json(&bundle)["manifests"].as_array().unwrap().len(),

@@ -437,8 +437,15 @@ fn a_registry_that_ignores_range_and_keeps_breaking_off_runs_out_of_retries() {
 
 #[test]
 fn a_blob_shared_by_two_registries_comes_from_the_one_that_serves_it() {
-    // Two images sharing a base layer, which one registry refuses to serve.
-    let (refusing, healthy) = (Fake::start(), Fake::start());
+    // Two images sharing a base layer, which one registry refuses to serve. The refusing one
+    // is the one whose reference sorts first: the one the plan asks first for the shared blob
+    // (the first image that uses it), so the fallback is what runs.
+    let (one, two) = (Fake::start(), Fake::start());
+    let (refusing, healthy) = if format!("{}/app:1", one.addr) < format!("{}/app:1", two.addr) {
+        (one, two)
+    } else {
+        (two, one)
+    };
     let base = TestImage::random(32, &[30_000]).layers[0].clone();
     let mine = TestImage::random(36, &[1_000]).layers[0].clone();
     let theirs = TestImage::random(37, &[2_000]).layers[0].clone();
@@ -458,6 +465,13 @@ fn a_blob_shared_by_two_registries_comes_from_the_one_that_serves_it() {
     let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &a, &h]);
     assert_eq!(code, 0, "{stderr}");
     assert!(index_entry(&b, &a).is_some() && index_entry(&b, &h).is_some());
+    // The refusing registry was asked for the shared blob, and the healthy one served it.
+    let base_path = format!("/v2/app/blobs/{}", sha256(&base));
+    assert!(
+        !refusing.seen(&base_path).is_empty(),
+        "the refusal never ran"
+    );
+    assert!(!healthy.seen(&base_path).is_empty());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -31,6 +32,9 @@ struct Bundles {
     amd64: PathBuf,
     /// The source registry's name in the bundles' references.
     source: String,
+    /// sha256sum of the manifest bytes the source registry served for each sample (by its
+    /// full reference): what a byte-exact push must reproduce, known without ferry.
+    source_digests: BTreeMap<String, String>,
 }
 
 fn bundles() -> &'static Bundles {
@@ -54,10 +58,18 @@ fn bundles() -> &'static Bundles {
             &["--platform", "linux/amd64"],
             &[reg.image("sample/hello:1.0"), reg.image("sample/multi:1.0")],
         );
+        let source_digests = SAMPLES
+            .iter()
+            .map(|tag| {
+                let (repo, reference) = tag.rsplit_once(':').unwrap();
+                (reg.image(tag), sha256(&reg.manifest(repo, reference).0))
+            })
+            .collect();
         Bundles {
             full,
             amd64,
             source: reg.addr.clone(),
+            source_digests,
         }
     })
 }
@@ -199,9 +211,11 @@ fn pushes_every_sample_byte_exact_and_a_second_push_uploads_nothing() {
     assert_eq!(report["version"], 1);
     assert!(stderr.contains("pushed 7 of 7 images"), "{stderr}");
 
-    // skopeo reads every image back, by the mapped name, with the bundle's digest; every
-    // child of an index too.
+    // skopeo reads every image back, by the mapped name, with the digest the source registry
+    // served it under; every child of an index too.
+    assert_eq!(bundle_images(&b.full).len(), SAMPLES.len());
     for (source, digest) in bundle_images(&b.full) {
+        assert_eq!(digest, b.source_digests[&source], "{source}");
         let tail = source.strip_prefix(&format!("{}/", b.source)).unwrap();
         let name = format!("{dest}/{tail}");
         let i = image_report(&report, &source);
@@ -225,8 +239,21 @@ fn pushes_every_sample_byte_exact_and_a_second_push_uploads_nothing() {
     let first = t.upload_requests();
     let totals = &report["totals"];
     assert!(first > 0 && totals["blobsUploaded"].as_u64().unwrap() > 0);
-    // The shared base layer went up once and was mounted into the other repositories.
+    // The shared base layer went up once and was mounted into the other repositories: the
+    // registry saw mount requests it answered 201 (created, no body sent).
     assert!(totals["blobsMounted"].as_u64().unwrap() > 0, "{totals}");
+    let log = t.reg.log();
+    let mounts = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"POST /v2/") && l.contains("mount=sha256") && l.contains("\" 201 ")
+        })
+        .count();
+    assert_eq!(
+        mounts as u64,
+        totals["blobsMounted"].as_u64().unwrap(),
+        "{log}"
+    );
 
     // Again: every blob is there; not one upload request reaches the registry.
     let (code, report, stderr) = push(&t, &b.full, &dest, &[]);
@@ -480,28 +507,22 @@ fn uploads_cut_mid_body_restart_and_the_push_completes_byte_exact() {
         report["totals"]["retries"].as_u64().unwrap() > 0,
         "{report}"
     );
-    for (source, digest) in bundle_images(&b.full) {
+    for (source, digest) in &b.source_digests {
         let tail = source.strip_prefix(&format!("{}/", b.source)).unwrap();
         let (repo, tag) = tail.rsplit_once(':').unwrap();
-        assert_eq!(sha256(&reg.manifest(repo, tag).0), digest, "{tail}");
+        assert_eq!(&sha256(&reg.manifest(repo, tag).0), digest, "{tail}");
     }
-    // Every blob the registry holds for hello hashes right (it verified them on PUT, too).
-    assert_eq!(
-        ferry_out(&[
-            "bundle",
-            "-q",
-            "-o",
-            tempfile::tempdir()
-                .unwrap()
-                .path()
-                .join("b")
-                .to_str()
-                .unwrap(),
-            &reg.image("sample/hello:1.0")
-        ])
-        .0,
-        0
-    );
+    // Every blob of every platform reads back whole: skopeo checks each digest as it copies.
+    let copy = tempfile::tempdir().unwrap();
+    for tag in SAMPLES {
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--all", "--src-tls-verify=false"])
+            .arg(format!("docker://{}", reg.image(tag)))
+            .arg(format!(
+                "dir:{}",
+                copy.path().join(tag.replace(['/', ':'], "-")).display()
+            )));
+    }
 }
 
 #[test]

@@ -152,7 +152,7 @@ fn a_cluster_through_the_in_cluster_service_account() {
 
 #[test]
 fn lock_then_bundle_exactly_that_even_after_the_tag_moves() {
-    let reg = Registry::seeded();
+    let reg = Registry::seeded_with(&["--accesslog"]);
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("ferry.lock");
     let (hello, multi) = (reg.image("sample/hello:1.0"), reg.image("sample/multi:1.0"));
@@ -198,6 +198,13 @@ fn lock_then_bundle_exactly_that_even_after_the_tag_moves() {
     assert_ne!(sha256(&reg.manifest("sample/hello", "1.0").0), hello_digest);
 
     // --locked reports the drift, names the reference, fetches nothing.
+    let blob_gets = || {
+        reg.requests_by_others()
+            .iter()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/"))
+            .count()
+    };
+    let gets_before = blob_gets();
     let b = dir.path().join("b");
     let (code, _, stderr) = ferry_out(&[
         "bundle",
@@ -218,6 +225,15 @@ fn lock_then_bundle_exactly_that_even_after_the_tag_moves() {
         index_json(&b)["manifests"].as_array().unwrap().is_empty(),
         "nothing fetched"
     );
+    assert_eq!(
+        blob_gets(),
+        gets_before,
+        "the registry was asked for no blob"
+    );
+    let stored = std::fs::read_dir(b.join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(stored, 0, "no blob stored");
     let (code, _, stderr) = ferry_out(&[
         "lock",
         &hello,
