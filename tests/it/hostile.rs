@@ -11,21 +11,6 @@ use std::process::Command;
 use common::fake::{Fake, OCI_MANIFEST, TestImage, index_of};
 use common::*;
 
-/// The image list of a restore.sh: the lines of its quoted here-document, whatever its
-/// delimiter.
-fn script_images(script: &str) -> Vec<String> {
-    let start = script
-        .find("cat <<'")
-        .expect("restore.sh lists its images in a quoted here-document");
-    let rest = &script[start + "cat <<'".len()..];
-    let (delimiter, rest) = rest.split_once("'\n").unwrap();
-    let end = rest
-        .lines()
-        .position(|l| l == delimiter)
-        .expect("the here-document ends");
-    rest.lines().take(end).map(str::to_owned).collect()
-}
-
 /// A line that would add a spoofed image to restore.sh, then shell that would run as root
 /// had the old here-document delimiter been closed early.
 fn payload(marker: &Path) -> String {

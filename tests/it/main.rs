@@ -10,6 +10,7 @@ mod certificates;
 mod cli_output;
 mod common;
 mod conventions;
+mod crashes;
 mod delta;
 mod errors;
 mod faults;

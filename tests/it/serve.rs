@@ -334,15 +334,29 @@ fn memory_stays_flat_under_100_concurrent_pulls_of_a_large_layer() {
     let served = Served::start(&b, &[]);
     let repo = image.split(':').next().unwrap();
     let url = served.url(&format!("/v2/{repo}/blobs/{digest}"));
+    // Clients at 2 MiB/s each: every pull lasts seconds, so they overlap whatever the speed
+    // of the machine or of ferry's hashing; the test waits until most are in flight at once.
     let pulls: Vec<_> = (0..100)
         .map(|_| {
             Command::new("curl")
-                .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", &url])
+                .args(["-sf", "--limit-rate", "2M", "-o", "/dev/null"])
+                .args(["-w", "%{size_download}", &url])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{}/fd", served.child.id()))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    };
+    wait_for(60, "80 pulls in flight at once", || sockets() > 80);
     for p in pulls {
         let out = p.wait_with_output().unwrap();
         assert!(out.status.success());

@@ -562,3 +562,18 @@ pub fn containerd_images(node: &Containerd) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The image list of a restore.sh: the lines of its quoted here-document, whatever its
+/// delimiter.
+pub fn script_images(script: &str) -> Vec<String> {
+    let start = script
+        .find("cat <<'")
+        .expect("restore.sh lists its images in a quoted here-document");
+    let rest = &script[start + "cat <<'".len()..];
+    let (delimiter, rest) = rest.split_once("'\n").unwrap();
+    let end = rest
+        .lines()
+        .position(|l| l == delimiter)
+        .expect("the here-document ends");
+    rest.lines().take(end).map(str::to_owned).collect()
+}
