@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::*;
@@ -159,6 +159,34 @@ fn ls_verify_diff_text_and_json() {
         assert_eq!(served["platform"]["os"], m["os"]);
     }
     assert_eq!(multi["manifests"].as_array().unwrap().len(), 2, "{multi}");
+
+    // Digests and sizes by the registry's manifests (sha256sum of what it serves, the sizes
+    // its descriptors give): an image's size is all its blobs, a platform's its own.
+    for (tag, image) in ["sample/hello:1.0", "sample/multi:1.0"]
+        .iter()
+        .zip(listed["images"].as_array().unwrap())
+    {
+        assert_eq!(image["reference"], reg.image(tag));
+        let top = reg.digest(tag);
+        assert_eq!(image["digest"], top.as_str());
+        let mut all = BTreeMap::new();
+        for m in image["manifests"].as_array().unwrap() {
+            let mut own = reg.blobs_of(tag, m["platform"].as_str().unwrap());
+            all.extend(own.clone());
+            if m["digest"] != top.as_str() {
+                own.remove(&top);
+            }
+            assert_eq!(m["size"], own.values().sum::<u64>(), "{tag} {m}");
+        }
+        assert_eq!(image["size"], all.values().sum::<u64>(), "{tag}");
+    }
+    // verify's figures are the blob files' (by the filesystem).
+    let verified = json(&ferry_ok(&["verify", "--json", t], 0).0);
+    let (files, bytes) = blob_files(&two);
+    assert_eq!(
+        (verified["blobs"].as_u64(), verified["bytes"].as_u64()),
+        (Some(files as u64), Some(bytes))
+    );
 }
 
 #[test]

@@ -15,6 +15,16 @@ struct Sets {
     reg: Registry,
     v1: Vec<String>,
     v2: Vec<String>,
+    /// The blobs each set needs for linux/amd64, by the registry's manifests (not ferry's).
+    v1_blobs: BTreeMap<String, u64>,
+    v2_blobs: BTreeMap<String, u64>,
+}
+
+/// The blobs `tags` need for linux/amd64, walked in the registry's manifests.
+fn registry_blobs(reg: &Registry, tags: &[&str]) -> BTreeMap<String, u64> {
+    tags.iter()
+        .flat_map(|t| reg.blobs_of(t, "linux/amd64"))
+        .collect()
 }
 
 /// Bundles `refs` into `dir` (linux/amd64), with extra arguments; panics on failure.
@@ -36,23 +46,27 @@ fn bundle(dir: &Path, refs: &[String], extra: &[&str]) {
 fn sets(work: &Path) -> Sets {
     let reg = Registry::seeded();
     reg.copy_within("sample/world:1.0", "app/moving:1", &[]);
-    let v1: Vec<String> = ["sample/hello:1.0", "sample/zstd:1.0", "app/moving:1"]
-        .iter()
-        .map(|t| reg.image(t))
-        .collect();
+    let v1_tags = ["sample/hello:1.0", "sample/zstd:1.0", "app/moving:1"];
+    let v1: Vec<String> = v1_tags.iter().map(|t| reg.image(t)).collect();
     bundle(&work.join("v1"), &v1, &[]);
+    let v1_blobs = registry_blobs(&reg, &v1_tags);
     reg.copy_within("sample/raw:1.0", "app/moving:1", &[]);
-    let v2: Vec<String> = [
+    let v2_tags = [
         "sample/hello:1.0",
         "app/moving:1",
         "sample/world:1.0",
         "sample/multi:1.0",
-    ]
-    .iter()
-    .map(|t| reg.image(t))
-    .collect();
+    ];
+    let v2: Vec<String> = v2_tags.iter().map(|t| reg.image(t)).collect();
     bundle(&work.join("v2"), &v2, &[]);
-    Sets { reg, v1, v2 }
+    let v2_blobs = registry_blobs(&reg, &v2_tags);
+    Sets {
+        reg,
+        v1,
+        v2,
+        v1_blobs,
+        v2_blobs,
+    }
 }
 
 /// The blob files of a folder: digest -> size.
@@ -159,9 +173,15 @@ fn delta_holds_what_the_base_lacks_and_apply_makes_the_full_bundle() {
     let w = work.path();
     let s = sets(w);
     let (v1, v2) = (w.join("v1"), w.join("v2"));
-    let expected: BTreeMap<String, u64> = blobs(&v2)
-        .into_iter()
-        .filter(|(d, _)| !blobs(&v1).contains_key(d))
+    // The full bundles hold what the registry's manifests name, and the delta what v2 needs
+    // that v1 holds not: both worked out from the registry, not from ferry's bundles.
+    assert_eq!(blobs(&v1), s.v1_blobs);
+    assert_eq!(blobs(&v2), s.v2_blobs);
+    let expected: BTreeMap<String, u64> = s
+        .v2_blobs
+        .iter()
+        .filter(|(d, _)| !s.v1_blobs.contains_key(*d))
+        .map(|(d, n)| (d.clone(), *n))
         .collect();
     assert!(!expected.is_empty());
 

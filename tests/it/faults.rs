@@ -109,7 +109,7 @@ fn a_lying_blob_is_discarded_retried_and_reported_with_both_digests() {
 
     // Always wrong: the image fails naming expected and actual digests; nothing bad is stored.
     let zeros = vec![0u8; image.layers[0].len()];
-    let actual = ferry::digest::Digest::sha256_of(&zeros).to_string();
+    let actual = sha256(&zeros);
     fake.route(&layer_path, move |_, _| Reply::new(200, zeros.clone()));
     let (code, report, stderr, dir) = bundle(&fake, "app:1", &["--retries", "2"]);
     assert_eq!(code, 1);
@@ -543,7 +543,7 @@ fn the_largest_blobs_start_first() {
             image
                 .layers
                 .iter()
-                .any(|l| ferry::digest::Digest::sha256_of(l).to_string() == *d)
+                .any(|l| common::fake::digest_of(l) == *d)
         })
         .collect();
     let expected: Vec<String> = [1, 3, 2, 0]

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use common::*;
 use served::*;
 
-/// skopeo inspects and copies every image from the server; every byte matches the bundle.
+/// skopeo inspects and copies every image from the server: every manifest has the digest the
+/// source registry gives it, every blob the bundle's bytes.
 fn skopeo_reads_every_image(served: &Served, b: &Path, reg: &Registry) {
     let dir = tempfile::tempdir().unwrap();
     for tag in SAMPLES {
@@ -21,11 +22,7 @@ fn skopeo_reads_every_image(served: &Served, b: &Path, reg: &Registry) {
             "--tls-verify=false",
             &format!("docker://{}/{tag}", served.addr),
         ]));
-        assert_eq!(
-            sha256(&raw.stdout),
-            bundled_digest(b, &reg.image(tag)),
-            "{tag}"
-        );
+        assert_eq!(sha256(&raw.stdout), reg.digest(tag), "{tag}");
         let out = dir.path().join(tag.replace(['/', ':'], "_"));
         // dir: keeps every media type (Docker's too) and names blobs by their digest.
         run(Command::new("skopeo").args([
@@ -38,7 +35,7 @@ fn skopeo_reads_every_image(served: &Served, b: &Path, reg: &Registry) {
             &format!("dir:{}", out.display()),
         ]));
         let top = std::fs::read(out.join("manifest.json")).unwrap();
-        assert_eq!(sha256(&top), bundled_digest(b, &reg.image(tag)), "{tag}");
+        assert_eq!(sha256(&top), reg.digest(tag), "{tag}");
         let mut blobs = 0;
         for f in std::fs::read_dir(&out).unwrap() {
             let f = f.unwrap();

@@ -180,6 +180,47 @@ impl Registry {
         format!("{}/{name}", self.addr)
     }
 
+    /// sha256sum of the manifest bytes the registry serves for `tag` (`repo:reference`): an
+    /// image's digest by the registry's word, not ferry's.
+    pub fn digest(&self, tag: &str) -> String {
+        let (repo, reference) = tag.rsplit_once(':').unwrap();
+        sha256(&self.manifest(repo, reference).0)
+    }
+
+    /// Every blob (manifests included) an image needs for `platform` (`os/arch[/variant]`),
+    /// digest -> size, by walking what the registry serves for `tag` (`repo:reference`): the
+    /// blob set a bundle of it must hold, known without ferry. Attestations are left out.
+    pub fn blobs_of(&self, tag: &str, platform: &str) -> BTreeMap<String, u64> {
+        let (repo, reference) = tag.rsplit_once(':').unwrap();
+        let mut out = BTreeMap::new();
+        let mut todo = vec![reference.to_owned()];
+        while let Some(r) = todo.pop() {
+            let (bytes, _) = self.manifest(repo, &r);
+            out.insert(sha256(&bytes), bytes.len() as u64);
+            let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            for child in doc["manifests"].as_array().into_iter().flatten() {
+                let field = |k: &str| child["platform"][k].as_str().unwrap_or("").to_owned();
+                let short = format!("{}/{}", field("os"), field("architecture"));
+                let full = format!("{short}/{}", field("variant"));
+                if platform == short || platform == full {
+                    todo.push(child["digest"].as_str().unwrap().to_owned());
+                }
+            }
+            let parts = doc["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(doc.get("config"));
+            for d in parts {
+                out.insert(
+                    d["digest"].as_str().unwrap().to_owned(),
+                    d["size"].as_u64().unwrap(),
+                );
+            }
+        }
+        out
+    }
+
     /// The manifest bytes and Content-Type the registry serves for `repo` at `reference`.
     pub fn manifest(&self, repo: &str, reference: &str) -> (Vec<u8>, String) {
         let dir = tempfile::tempdir().unwrap();
