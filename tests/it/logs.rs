@@ -300,14 +300,19 @@ fn a_long_run_prints_running_totals() {
     // The layer is held back until the test has seen a totals line: the run is "long" for as
     // long as the test needs, whatever the machine's speed.
     let release = Arc::new(AtomicBool::new(false));
+    // Released when the test ends, however it ends, so that no request waits for ever.
+    struct Release(Arc<AtomicBool>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release_at_end = Release(release.clone());
     let (layer, held) = (image.layers[0].clone(), release.clone());
     registry.route(
         &format!("/v2/team/slow/blobs/{}", image.layer_digest(0)),
         move |req, _| {
-            for _ in 0..6000 {
-                if held.load(Ordering::SeqCst) {
-                    break;
-                }
+            while !held.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             ranged(req, &layer)

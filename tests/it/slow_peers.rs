@@ -124,7 +124,10 @@ fn min_rate_0_lets_a_slow_body_finish() {
         &["--stall-timeout", "1s", "--min-rate", "0"],
     );
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["totals"]["retries"], 0, "{report}");
+    assert_eq!(report["totals"]["ok"], 1, "{report}");
+    // Never cut for its rate (a scheduling gap of over 1 s on a loaded machine may still cut
+    // it as stalled, which is another check's business).
+    assert!(!stderr.contains("too slow"), "{stderr}");
 }
 
 #[test]
@@ -264,6 +267,8 @@ struct SilentOnTls {
     addr: String,
     http_while_tls_open: Arc<AtomicBool>,
     http_seen: Arc<AtomicBool>,
+    /// Whether a TLS probe had arrived when the first plain-HTTP request did (within 10 s).
+    tls_seen_first: Arc<AtomicBool>,
 }
 
 fn silent_on_tls(upstream: String) -> SilentOnTls {
@@ -273,12 +278,18 @@ fn silent_on_tls(upstream: String) -> SilentOnTls {
     let tls_closed = Arc::new(AtomicUsize::new(0));
     let http_seen = Arc::new(AtomicBool::new(false));
     let http_while_tls_open = Arc::new(AtomicBool::new(false));
-    let (hs, hw) = (http_seen.clone(), http_while_tls_open.clone());
+    let tls_seen_first = Arc::new(AtomicBool::new(false));
+    let (hs, hw, first_tls) = (
+        http_seen.clone(),
+        http_while_tls_open.clone(),
+        tls_seen_first.clone(),
+    );
     std::thread::spawn(move || {
         for conn in listener.incoming().take(64) {
             let Ok(mut conn) = conn else { break };
             let (tls_seen, tls_closed) = (tls_seen.clone(), tls_closed.clone());
             let (hs, hw, upstream) = (hs.clone(), hw.clone(), upstream.clone());
+            let first_tls = first_tls.clone();
             std::thread::spawn(move || {
                 let mut first = [0u8; 1];
                 if conn.read_exact(&mut first).is_err() {
@@ -294,8 +305,16 @@ fn silent_on_tls(upstream: String) -> SilentOnTls {
                     return;
                 }
                 if !hs.swap(true, Ordering::SeqCst) {
-                    // Both probes leave at once; give the TLS one a moment to be seen.
-                    wait_for(10, "the TLS probe", || tls_seen.load(Ordering::SeqCst) > 0);
+                    // Both probes leave at once; give the TLS one a moment to be seen. (No
+                    // panic here: this thread's would go unseen; the test reads the flags.)
+                    let seen = (0..500).any(|_| {
+                        let seen = tls_seen.load(Ordering::SeqCst) > 0;
+                        if !seen {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        seen
+                    });
+                    first_tls.store(seen, Ordering::SeqCst);
                     hw.store(tls_closed.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
                 }
                 let mut up = TcpStream::connect(&upstream).unwrap();
@@ -312,6 +331,7 @@ fn silent_on_tls(upstream: String) -> SilentOnTls {
         addr,
         http_while_tls_open,
         http_seen,
+        tls_seen_first,
     }
 }
 
@@ -325,6 +345,10 @@ fn a_plain_http_server_silent_on_tls_is_used_without_waiting_for_the_tls_probe()
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["totals"]["ok"], 1);
     assert!(front.http_seen.load(Ordering::SeqCst));
+    assert!(
+        front.tls_seen_first.load(Ordering::SeqCst),
+        "no TLS probe reached the server by the first plain-HTTP request"
+    );
     assert!(
         front.http_while_tls_open.load(Ordering::SeqCst),
         "plain HTTP was tried while the TLS probe was still unanswered"

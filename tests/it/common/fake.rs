@@ -22,6 +22,8 @@ pub struct Seen {
     pub body: String,
     /// Headers, names lowercased.
     pub headers: HashMap<String, String>,
+    /// When the whole request had arrived.
+    pub at: std::time::Instant,
 }
 
 /// What to send back.
@@ -335,6 +337,7 @@ async fn serve(
         path: path.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
         headers,
+        at: std::time::Instant::now(),
     };
     seen.lock().unwrap().push(req.clone());
     let mut counted = Counted::new(&in_flight);
