@@ -58,6 +58,31 @@ fn retry_after_on_429_is_honoured() {
     );
 }
 
+/// 408 Request Timeout is retried like a 5xx, on manifests and blobs alike.
+#[test]
+fn request_timeouts_are_retried() {
+    let fake = Fake::start();
+    let image = TestImage::random(3, &[20_000]);
+    fake.serve_image("app", "1", &image);
+    let (manifest, layer) = (image.manifest.clone(), image.layers[0].clone());
+    let timeout = || Reply::new(408, r#"{"errors":[{"code":"TIMEOUT","message":"slow"}]}"#);
+    fake.route("/v2/app/manifests/1", move |_, hit| match hit {
+        1 => timeout(),
+        _ => Reply::new(200, manifest.clone())
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+    });
+    let layer_path = format!("/v2/app/blobs/{}", image.layer_digest(0));
+    fake.route(&layer_path, move |req, hit| match hit {
+        1 => timeout(),
+        _ => ranged(req, &layer),
+    });
+    let (code, report, stderr, _dir) = bundle(&fake, "app:1", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["retries"], 2, "{report}");
+    assert_eq!(fake.seen("/v2/app/manifests/1").len(), 2);
+    assert_eq!(fake.seen(&layer_path).len(), 2);
+}
+
 #[test]
 fn server_errors_then_success() {
     let fake = Fake::start();

@@ -27,6 +27,7 @@ mod push_tokens;
 mod restore;
 mod secrets;
 mod serve;
+mod serve_api;
 mod serve_node;
 mod served;
 mod slow_peers;
