@@ -23,6 +23,7 @@ mod logs;
 mod mirrors;
 mod network;
 mod push;
+mod push_faults;
 mod push_tokens;
 mod restore;
 mod secrets;
