@@ -179,3 +179,46 @@ fn b_has_images(bundle: &str) -> bool {
             .as_array()
             .is_some_and(|m| !m.is_empty())
 }
+
+/// A server certificate from a trusted CA whose dates are past (made with `openssl ca`, which
+/// takes explicit dates): refused, and the hint says the dates are the problem.
+#[test]
+fn an_expired_certificate_is_refused_with_a_hint_about_its_dates() {
+    require("openssl", "openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sh = |script: &str| run(Command::new("sh").arg("-c").arg(script).current_dir(d));
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=expiry-ca \
+        -keyout ca.key -out ca.crt 2>/dev/null && \
+        openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout s.key -out s.csr \
+        2>/dev/null && \
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext && \
+        mkdir db && touch db/index && echo 01 > db/serial && \
+        printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=db/index\\nserial=db/serial\\n\
+new_certs_dir=db\\ndefault_md=sha256\\npolicy=p\\n[p]\\ncommonName=supplied\\n' > ca.cnf && \
+        openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in s.csr -out s.crt \
+        -startdate 20200101000000Z -enddate 20200102000000Z -extfile ext 2>/dev/null",
+    );
+    let dates = sh("openssl x509 -noout -enddate -in s.crt");
+    assert!(String::from_utf8_lossy(&dates.stdout).contains("2020"));
+    let p = |f: &str| d.join(f).display().to_string();
+    let reg = tls_registry(&p("s.crt"), &p("s.key"));
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "--retries",
+        "0",
+        "-o",
+        &p("b"),
+        "--ca-file",
+        &p("ca.crt"),
+        &reg.image("sample/hello:1.0"),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("has expired or is not valid yet")
+            && stderr.contains("openssl x509 -noout -dates"),
+        "{stderr}"
+    );
+    assert!(!b_has_images(&p("b")));
+}

@@ -8,6 +8,28 @@ use std::process::Command;
 
 use common::*;
 
+/// A folder of links to every command on the usual PATH but ctr (and k3s).
+fn path_without_ctr(dir: &Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for folder in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            if name != "ctr" && name != "k3s" && !bin.join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+            }
+        }
+    }
+    bin
+}
+
 /// k3s and RKE2 run their own containerd at /run/k3s/containerd/containerd.sock and ship
 /// `k3s ctr` rather than a ctr on PATH: restore.sh finds both. The socket is a link to a
 /// private containerd's, and PATH holds every command but ctr, plus a `k3s` that runs it.
@@ -32,23 +54,7 @@ fn restore_sh_finds_k3s_containerd_and_ctr() {
     }
     let _cleanup = Cleanup;
     std::os::unix::fs::symlink(&node.socket, k3s_dir.join("containerd.sock")).unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for folder in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
-        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-            let name = e.file_name();
-            if name != "ctr" && !bin.join(&name).exists() {
-                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
-            }
-        }
-    }
+    let bin = path_without_ctr(dir.path());
     let k3s = bin.join("k3s");
     std::fs::write(
         &k3s,
@@ -67,6 +73,62 @@ fn restore_sh_finds_k3s_containerd_and_ctr() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("restored"), "{log}");
+    assert!(
+        containerd_images(&node)
+            .iter()
+            .any(|r| r.0 == reg.image("sample/hello:1.0")),
+        "{:?}",
+        containerd_images(&node)
+    );
+}
+
+/// RKE2 ships ctr at /var/lib/rancher/rke2/bin/ctr, on no PATH: restore.sh finds it there.
+/// Here it is a script that records its use and runs the real ctr.
+#[test]
+fn restore_sh_finds_rke2s_ctr() {
+    let _machine = machine_wide();
+    let rancher = Path::new("/var/lib/rancher");
+    assert!(
+        !rancher.exists() && !Path::new("/run/k3s").exists(),
+        "this test needs a machine with no RKE2 or k3s"
+    );
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle_tags(&reg, dir.path(), &["sample/hello:1.0"], &[]);
+    let node = Containerd::start();
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all("/var/lib/rancher");
+        }
+    }
+    let _cleanup = Cleanup;
+    let rke2_bin = rancher.join("rke2/bin");
+    std::fs::create_dir_all(&rke2_bin).unwrap();
+    let used = dir.path().join("rke2-ctr-used");
+    std::fs::write(
+        rke2_bin.join("ctr"),
+        format!(
+            "#!/bin/sh\ntouch '{}'\nexec {} \"$@\"\n",
+            used.display(),
+            which("ctr").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        rke2_bin.join("ctr"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = path_without_ctr(dir.path());
+    let out = Command::new(b.join("restore.sh"))
+        .env("CONTAINERD_ADDRESS", &node.socket)
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(used.exists(), "RKE2's ctr was not the one run: {log}");
     assert!(
         containerd_images(&node)
             .iter()

@@ -26,6 +26,7 @@ mod push;
 mod push_faults;
 mod push_tokens;
 mod restore;
+mod restore_options;
 mod secrets;
 mod serve;
 mod serve_api;
