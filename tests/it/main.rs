@@ -13,6 +13,7 @@ mod conventions;
 mod crashes;
 mod delta;
 mod errors;
+mod examples;
 mod faults;
 mod hostile;
 mod inputs;

@@ -107,6 +107,29 @@ fn a_damaged_bundle_exports_nothing() {
     }
 }
 
+/// blobs/ or blobs/sha256/ moved out of the bundle and linked back (the right bytes, outside):
+/// every export format refuses to follow the link and writes nothing.
+#[test]
+fn a_symlinked_blobs_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for folder in ["blobs", "blobs/sha256"] {
+        let b = sample_copy(dir.path(), &folder.replace('/', "-"));
+        let outside = dir
+            .path()
+            .join(format!("outside-{}", folder.replace('/', "-")));
+        std::fs::rename(b.join(folder), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, b.join(folder)).unwrap();
+        for flag in FORMATS {
+            let (code, stderr) = export(&b, flag, &out.join("x"));
+            assert_eq!(code, 1, "{folder} {flag}: {stderr}");
+            assert!(stderr.contains("symlink"), "{folder} {flag}: {stderr}");
+            assert!(names(&out).is_empty(), "{folder} {flag}: {:?}", names(&out));
+        }
+    }
+}
+
 #[test]
 fn outputs_that_are_not_regular_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
