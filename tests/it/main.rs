@@ -12,6 +12,7 @@ mod common;
 mod conventions;
 mod crashes;
 mod delta;
+mod error_output;
 mod errors;
 mod examples;
 mod faults;

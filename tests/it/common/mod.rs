@@ -9,6 +9,7 @@ pub mod fake;
 mod fixtures;
 mod kube;
 mod silent;
+pub mod snapshots;
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
 pub use fixtures::{machine_wide, run_dir};
