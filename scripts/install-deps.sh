@@ -18,6 +18,7 @@ deps=(
   "sha256sum:coreutils"
   "podman:podman"
   "shellcheck:shellcheck"
+  "script:util-linux"
 )
 missing=()
 for d in "${deps[@]}"; do

@@ -39,5 +39,6 @@ mod snapshot;
 mod sources;
 mod storage;
 mod supply;
+mod terminal;
 mod tokens;
 mod verify;
