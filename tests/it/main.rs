@@ -15,6 +15,7 @@ mod delta;
 mod error_output;
 mod errors;
 mod examples;
+mod export_more;
 mod faults;
 mod hostile;
 mod inputs;
