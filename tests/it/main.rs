@@ -5,6 +5,7 @@
 //! The property tests of the parsers stay in their own binary (tests/parsers).
 
 mod auth;
+mod auth_defaults;
 mod bundle;
 mod certificates;
 mod cli_output;
