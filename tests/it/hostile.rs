@@ -237,6 +237,17 @@ fn a_hostile_index_json_name_is_refused() {
     let (code, _, stderr) = ferry_out(&["export", b, "--oci-archive", tar.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(stderr.contains("index.json"), "{stderr}");
+    // ferry restore refuses it before it asks any runtime (this socket does not exist).
+    let (code, _, stderr) = ferry_out(&[
+        "restore",
+        b,
+        "--runtime",
+        "containerd",
+        "--address",
+        "/nonexistent/containerd.sock",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("index.json: entry 2 of 2"), "{stderr}");
 
     // A short name (what skopeo writes into ref.name) is no full reference either.
     let dir = tempfile::tempdir().unwrap();
