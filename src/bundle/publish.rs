@@ -14,6 +14,7 @@ pub fn publish(layout: &Layout, index: &BundleIndex, lock: &LockFile) -> Result<
     let same = |name: &str, bytes: &[u8]| {
         std::fs::read(layout.root().join(name)).is_ok_and(|old| old == bytes)
     };
+    crash_point("before-index");
     let index_json = index.to_json();
     if !same("index.json", &index_json) {
         layout.write_index(index)?;

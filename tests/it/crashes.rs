@@ -178,3 +178,33 @@ fn a_bundle_killed_after_its_index_is_valid_and_a_rerun_finishes() {
         "not the bundle an uninterrupted run makes"
     );
 }
+
+/// Killed after an image's blobs are stored but before index.json names it: the re-run names
+/// it without fetching a layer again (the registry's access log says so).
+#[test]
+fn an_image_killed_before_it_was_named_is_named_by_a_rerun_without_fetching() {
+    let reg = Registry::seeded_with(&["--accesslog"]);
+    let dir = tempfile::tempdir().unwrap();
+    let hello = reg.image("sample/hello:1.0");
+    let b = dir.path().join("b");
+    let s = b.to_str().unwrap();
+    killed_at("before-index", &["bundle", "-q", "-o", s, &hello]);
+    assert!(index_entry(&b, &hello).is_none(), "named before the kill");
+    let layers = |reg: &Registry| {
+        reg.requests_by_others()
+            .iter()
+            .filter(|l| l.contains("\"GET /v2/sample/hello/blobs/"))
+            .count()
+    };
+    let fetched = layers(&reg);
+    assert!(
+        fetched >= 2,
+        "the blobs were fetched before the kill: {}",
+        reg.log()
+    );
+    ok(&["bundle", "-q", "-o", s, &hello]);
+    assert!(index_entry(&b, &hello).is_some());
+    // At most the config again (resolving reads it); no layer.
+    assert!(layers(&reg) - fetched <= 1, "{}", reg.log());
+    ok(&["verify", s]);
+}
