@@ -50,17 +50,7 @@ fn state(b: &Path) -> (Vec<Vec<u8>>, BTreeSet<String>) {
 
 /// The references index.json names.
 fn indexed(b: &Path) -> BTreeSet<String> {
-    index_json(b)["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    index_names(b).into_iter().collect()
 }
 
 fn copy(from: &Path, to: &Path) {

@@ -38,22 +38,15 @@ fn a_docker_archive_of_another_platform_and_of_a_digest_only_reference() {
     let dir = tempfile::tempdir().unwrap();
     let multi = reg.image("sample/multi:1.0");
     let hello_digest = reg.digest("sample/hello:1.0");
-    let pinned = format!("{}@{hello_digest}", reg.image("sample/hello"));
-    let b = dir.path().join("b");
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "-o",
-        b.to_str().unwrap(),
-        "--platform",
-        "linux/amd64",
-        "--platform",
-        "linux/arm64",
-        &multi,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let by_digest = dir.path().join("by-digest");
-    let (code, _, stderr) = ferry_out(&["bundle", "-o", by_digest.to_str().unwrap(), &pinned]);
-    assert_eq!(code, 0, "{stderr}");
+    let pinned = reg.image(&format!("sample/hello@{hello_digest}"));
+    let b = bundle_tags(
+        &reg,
+        &dir.path().join("multi"),
+        &["sample/multi:1.0"],
+        &["--platform", "linux/amd64", "--platform", "linux/arm64"],
+    );
+    let pinned_tag = format!("sample/hello@{hello_digest}");
+    let by_digest = bundle_tags(&reg, &dir.path().join("pinned"), &[&pinned_tag], &[]);
 
     // The arm64 build of multi: its config (from the registry's manifests) is the one named.
     let (index, _) = reg.manifest("sample/multi", "1.0");

@@ -141,17 +141,7 @@ fn a_lying_registry_fails_alone_and_reaches_no_node() {
     );
     assert!(stderr.contains("bundled only 1 of 6 images"), "{stderr}");
 
-    let names: Vec<String> = index_json(&bundle)["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            m["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let names = index_names(&bundle);
     assert_eq!(names, std::slice::from_ref(&good));
     let lock = std::fs::read_to_string(bundle.join("ferry.lock")).unwrap();
     assert!(!lock.contains("evil") && !lock.contains("nginx"), "{lock}");

@@ -327,6 +327,21 @@ pub fn index_entry(bundle: &Path, reference: &str) -> Option<serde_json::Value> 
         .cloned()
 }
 
+/// The references index.json names (`org.opencontainers.image.ref.name`), in its order.
+pub fn index_names(bundle: &Path) -> Vec<String> {
+    index_json(bundle)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Path of a blob in a bundle.
 pub fn blob_path(bundle: &Path, digest: &str) -> PathBuf {
     let (alg, hex) = digest.split_once(':').unwrap();
