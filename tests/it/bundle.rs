@@ -455,7 +455,7 @@ fn by_digest_references_and_tag_at_digest() {
     let (served, _) = reg.manifest("sample/world", "1.0");
     let digest = sha256(&served);
     let by_digest = format!("{}/sample/world@{digest}", reg.addr);
-    // tag@digest: the digest wins (world's content under hello's tag name).
+    // tag@digest: the digest wins (world's content under a tag that does not exist).
     let pinned = format!("{}/sample/world:not-a-tag@{digest}", reg.addr);
     let bundle = out.path().join("b");
     let (code, _, stderr) = ferry_out(&[

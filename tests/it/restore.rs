@@ -466,7 +466,7 @@ fn an_ext4_image_gets_inodes_for_every_file_whatever_its_size() {
     // Made by hand, not by ferry: export --ext4 copies the folder as it is (after re-hashing
     // every blob, so each is named by its sha256sum). Above 512 MiB, mkfs.ext4 gives one inode
     // per 16 KiB by default: a bundle of many small blobs ran out. ferry passes -N for the
-    // files it has: here about a thousand, where the default for 600 MiB would be 38,400,
+    // files it has: here about a hundred, where the default for 600 MiB would be 38,400,
     // which proves the count is ferry's.
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("bundle");
