@@ -10,24 +10,7 @@ use common::*;
 
 /// A folder of links to every command on the usual PATH but ctr (and k3s).
 fn path_without_ctr(dir: &Path) -> std::path::PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for folder in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
-        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-            let name = e.file_name();
-            if name != "ctr" && name != "k3s" && !bin.join(&name).exists() {
-                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
-            }
-        }
-    }
-    bin
+    path_without(dir, &["ctr", "k3s"])
 }
 
 /// k3s and RKE2 run their own containerd at /run/k3s/containerd/containerd.sock and ship

@@ -73,3 +73,68 @@ fn restore_sh_names_each_image_with_no_build_for_the_node() {
         "{log}"
     );
 }
+
+/// `--jobs 2` imports two images that share no blob side by side: a ctr first on PATH holds
+/// each import until a second one has started (or 20 s), and records whether one had.
+#[test]
+fn restore_jobs_imports_independent_images_side_by_side() {
+    // A sample image and a bench image: they share no blob (by the registries' manifests).
+    let reg = Registry::seeded();
+    let (big, bench) = big_image_registry(8);
+    let (hello, bench_ref) = (reg.image("sample/hello:1.0"), big.image(&bench));
+    let blobs = big.blobs_of(&bench, "linux/amd64");
+    assert!(
+        reg.blobs_of("sample/hello:1.0", "linux/amd64")
+            .keys()
+            .all(|d| !blobs.contains_key(d)),
+        "the two images share a blob"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b");
+    let (code, _, stderr) = ferry_out(&["bundle", "-o", b.to_str().unwrap(), &hello, &bench_ref]);
+    assert_eq!(code, 0, "{stderr}");
+    let node = Containerd::start();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let marks = dir.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let script = format!(
+        r#"#!/bin/sh
+for a in "$@"; do [ "$a" = import ] && importing=1; done
+if [ -n "${{importing:-}}" ]; then
+  touch '{m}/started.'$$
+  i=0
+  while [ "$(ls '{m}' | grep -c '^started')" -lt 2 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  [ "$(ls '{m}' | grep -c '^started')" -ge 2 ] && touch '{m}/overlapped'
+fi
+exec {ctr} "$@"
+"#,
+        m = marks.display(),
+        ctr = which("ctr").display()
+    );
+    std::fs::write(bin.join("ctr"), script).unwrap();
+    std::fs::set_permissions(
+        bin.join("ctr"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (code, _, stderr) = ferry_env(
+        &[
+            "restore",
+            b.to_str().unwrap(),
+            "--address",
+            &node.socket,
+            "--jobs",
+            "2",
+        ],
+        &[("PATH", &path_with(&bin))],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        marks.join("overlapped").exists(),
+        "the imports ran one after the other"
+    );
+    for name in [hello, bench_ref] {
+        assert!(names_in(&node, "k8s.io").contains(&name), "{name}");
+    }
+}

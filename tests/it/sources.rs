@@ -70,6 +70,26 @@ const CLUSTER_SHOP: &[&str] = &[
     "ghcr.io/shop/web:1.4.2",
 ];
 
+/// A cluster from before Kubernetes 1.21 has CronJobs under batch/v1beta1 only: their images
+/// are listed all the same.
+#[test]
+fn cronjobs_of_an_old_cluster_come_from_batch_v1beta1() {
+    let api = FakeKubeApi::start_with("old-cronjobs");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let (code, stdout, stderr) = ferry_env(&["images", "--from-cluster"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), CLUSTER_ALL);
+    let asked = api.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.starts_with("/apis/batch/v1beta1/cronjobs")),
+        "{asked:?}"
+    );
+}
+
 #[test]
 fn a_cluster_through_a_kubeconfig() {
     let api = FakeKubeApi::start();

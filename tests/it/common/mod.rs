@@ -507,6 +507,30 @@ exit 1
     bin
 }
 
+/// A folder `dir/bin` of links to every command of the usual PATH folders but `left_out`: a
+/// PATH for a node without those commands.
+pub fn path_without(dir: &Path, left_out: &[&str]) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for folder in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let left = left_out.iter().any(|l| name == *l);
+            if !left && !bin.join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+            }
+        }
+    }
+    bin
+}
+
 /// PATH with `dir` first.
 pub fn path_with(dir: &Path) -> String {
     format!(
