@@ -5,11 +5,13 @@
 #![allow(dead_code)]
 
 pub mod auth;
+mod containerd;
 pub mod fake;
 mod fixtures;
 mod kube;
 mod silent;
 pub mod snapshots;
+pub use containerd::{Containerd, containerd_images};
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
 pub use fixtures::{machine_wide, run_dir};
@@ -540,57 +542,6 @@ pub fn path_with(dir: &Path) -> String {
     )
 }
 
-/// A private containerd (scripts/containerd.sh), stopped on drop.
-pub struct Containerd {
-    /// Its socket (for CONTAINERD_ADDRESS or `ctr -a`).
-    pub socket: String,
-    state: tempfile::TempDir,
-}
-
-impl Containerd {
-    /// Starts one.
-    pub fn start() -> Containerd {
-        require("containerd", "containerd");
-        require("ctr", "containerd");
-        let state = tempfile::tempdir().unwrap();
-        let out = run(Command::new(root().join("scripts/containerd.sh"))
-            .arg("start")
-            .arg(state.path()));
-        Containerd {
-            socket: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-            state,
-        }
-    }
-
-    /// `ctr -a SOCKET -n k8s.io ARGS`.
-    pub fn ctr(&self, args: &[&str]) -> Output {
-        run(Command::new("ctr")
-            .args(["-a", &self.socket, "-n", "k8s.io"])
-            .args(args))
-    }
-
-    /// Imports a bundle folder with ctr's own importer (a tar made by GNU tar, not ferry).
-    pub fn import_bundle(&self, bundle: &Path) {
-        let tar = self.state.path().join("bundle.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(bundle)
-            .args(["--exclude=./.ferry", "-cf"])
-            .arg(&tar)
-            .arg("."));
-        self.ctr(&["images", "import", tar.to_str().unwrap()]);
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/containerd.sh"))
-            .arg("stop")
-            .arg(self.state.path())
-            .output();
-    }
-}
-
 /// Runs ferry with extra environment; returns (exit code, stdout, stderr).
 pub fn ferry_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = ferry();
@@ -624,24 +575,6 @@ pub fn bundle_tags(reg: &Registry, dir: &Path, tags: &[&str], extra: &[&str]) ->
     let (code, _, stderr) = ferry_out(&args);
     assert_eq!(code, 0, "{stderr}");
     b
-}
-
-/// `ctr images ls` as (name, digest, labels) rows.
-pub fn containerd_images(node: &Containerd) -> Vec<(String, String, String)> {
-    let out = node.ctr(&["images", "ls"]);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (
-                f[0].to_owned(),
-                f[2].to_owned(),
-                f.last().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The image list of a restore.sh: the lines of its quoted here-document, whatever its
