@@ -1,8 +1,11 @@
 //! ferry's integration tests, as one test binary: one build and link instead of one per file,
-//! fixtures that can be shared by every test (OnceLock in `common`), and
-//! one scheduler that keeps both cores busy. Each module is one topic; shared helpers live in
-//! `common` (real components, fakes) and `served` (a running `ferry serve`).
-//! The property tests of the parsers stay in their own binary (tests/parsers).
+//! fixtures made once per run and shared by every test (common/fixtures.rs: the seeded
+//! registry storage each test's registry starts on a copy of, big images, TLS material), and
+//! one scheduler for the whole suite (scripts/test.sh runs 4 at a time: they mostly wait).
+//! Each module is one topic; shared helpers live in `common` (real components, fakes) and
+//! `served` (a running `ferry serve`). The parsers' property tests are their own binary
+//! (tests/parsers). A new test file goes here as a module: `mod NAME;` below, and
+//! `use crate::common;` at its top instead of `mod common;`.
 
 mod auth;
 mod auth_defaults;
