@@ -43,6 +43,16 @@ fn mirror(bundle: &Path, env: &[(&str, &Path)]) -> String {
     log
 }
 
+/// The file `--with-binary` gives this machine's binary (`ferry-linux-amd64` on x86_64).
+fn node_binary_name() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("ferry-linux-{arch}")
+}
+
 /// Whether a registry answers /v2/ at `addr` (asked by curl, from the test).
 fn answers(addr: &str) -> bool {
     served::curl("GET", &format!("http://{addr}/v2/"), &[]).status == 200
@@ -110,7 +120,11 @@ fn a_systemd_unit_is_written_enabled_and_started() {
     );
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
-    let b = bundle_tags(&reg, dir.path(), &["sample/hello:1.0"], &["--with-binary"]);
+    let b = bundle_tags(&reg, dir.path(), &["sample/hello:1.0"], &[]);
+    // The ferry under test is no static build, so --with-binary would not place it: it goes
+    // where --with-binary puts a dist build, the name restore.sh picks by `uname -m`.
+    let own = b.join(node_binary_name());
+    std::fs::copy(env!("CARGO_BIN_EXE_ferry"), &own).unwrap();
     let created_folder = !unit.parent().unwrap().exists();
     struct Cleanup(bool);
     impl Drop for Cleanup {
@@ -182,7 +196,7 @@ esac
     assert!(
         text.contains(&format!(
             "ExecStart=\"{}\" \"serve\" \"{}\" \"--addr\" \"{addr}\"",
-            b.join("ferry").display(),
+            own.display(),
             b.display()
         )),
         "{text}"

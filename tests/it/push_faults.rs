@@ -31,12 +31,49 @@ fn query(path: &str, key: &str) -> Option<String> {
 }
 
 /// Makes `fake` a push target: no blob or manifest present, uploads accepted (`upload` may
-/// answer a blob's upload instead), manifests answered by `manifest`.
+/// answer a blob's upload instead), manifests answered by `manifest`; a manifest it accepted
+/// (2xx) is served back by tag and by digest, as push's read-back asks.
 fn push_target(
     fake: &Fake,
     upload: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static,
     manifest: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
 ) {
+    // What was accepted: path (by tag or digest) -> (digest, body).
+    type Stored = std::collections::HashMap<String, (String, Vec<u8>)>;
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(Stored::new()));
+    let keep = stored.clone();
+    let accept = move |req: &Seen, path: &str| {
+        let reply = manifest(req);
+        if (200..300).contains(&reply.status) {
+            let entry = (sha256(req.body.as_bytes()), req.body.clone().into_bytes());
+            let repo = path.rsplit_once("/manifests/").unwrap().0;
+            let mut keep = keep.lock().unwrap();
+            keep.insert(format!("{repo}/manifests/{}", entry.0), entry.clone());
+            keep.insert(path.to_owned(), entry);
+        }
+        reply
+    };
+    let served = move |req: &Seen, path: &str| {
+        let Some((digest, body)) = stored.lock().unwrap().get(path).cloned() else {
+            return Reply::new(
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#,
+            );
+        };
+        let len = body.len();
+        let mut r = Reply::new(
+            200,
+            if req.method == "HEAD" {
+                Vec::new()
+            } else {
+                body
+            },
+        )
+        .header("Docker-Content-Digest", &digest)
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+        r.declared_len = Some(len);
+        r
+    };
     fake.guard(move |req| {
         let path = req.path.split('?').next().unwrap();
         let reply = match req.method.as_str() {
@@ -50,7 +87,8 @@ fn push_target(
                 upload(req)
                     .unwrap_or_else(|| Reply::new(201, "").header("Docker-Content-Digest", &digest))
             }
-            "PUT" if path.contains("/manifests/") => manifest(req),
+            "PUT" if path.contains("/manifests/") => accept(req, path),
+            "HEAD" | "GET" if path.contains("/manifests/") => served(req, path),
             _ => Reply::new(404, r#"{"errors":[{"code":"NOT_FOUND","message":"no"}]}"#),
         };
         Some(reply)
