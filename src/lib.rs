@@ -12,6 +12,7 @@ pub mod docker_hub;
 pub mod error;
 pub mod export;
 pub mod fetch;
+pub mod fsutil;
 pub mod inputs;
 pub mod kube_client;
 pub mod lock;

@@ -10,6 +10,9 @@ use crate::digest::Digest;
 use crate::redact::redact;
 
 mod grammar;
+mod referrer;
+
+pub use referrer::{ReferrerKind, is_referrer_name, parse_referrer_name, referrer_name};
 
 /// Whether a name starts with a registry host, by Docker's rule: a first path component with a
 /// `.` or a `:`, or `localhost` (`quay.io/org`, `host:5000/app`; not `library/alpine`).
