@@ -187,17 +187,13 @@ impl<'a> Job<'a> {
         range: (u64, u64),
         retrier: &mut Retrier<'a>,
     ) -> Result<PartAnswer, Stop> {
-        loop {
-            let attempt = retrier.next_attempt();
-            let opened = self
-                .registries
-                .open_blob_part(remote, self.digest, self.size, range, None, attempt)
-                .await;
-            match opened {
-                Ok(answer) => return Ok(answer),
-                Err(e) => retrier.failed(e, false).await.map_err(Stop::Registry)?,
-            }
-        }
+        retrier
+            .run(|attempt| {
+                self.registries
+                    .open_blob_part(remote, self.digest, self.size, range, None, attempt)
+            })
+            .await
+            .map_err(Stop::Registry)
     }
 
     /// Says (in `-v`) why the blob comes as one stream.

@@ -171,17 +171,6 @@ impl Host {
         err
     }
 
-    /// The Authorization header for a request on `repository`, fetching a token when the
-    /// registry wants one.
-    pub(super) async fn authorization(
-        &self,
-        pool: &Registries,
-        repository: &str,
-    ) -> Result<Option<String>, RegistryError> {
-        self.authorization_for(pool, repository, &pull_scope(repository))
-            .await
-    }
-
     /// The Authorization header for a request on `repository` needing `scope` (one or more
     /// token scopes separated by spaces, e.g. push plus a mount source's pull).
     pub(super) async fn authorization_for(

@@ -144,6 +144,24 @@ impl<'a> Retrier<'a> {
         self.attempts.saturating_sub(1)
     }
 
+    /// Runs `attempt` (given its 1-based number) until it succeeds or [`Retrier::failed`]
+    /// gives up: the one retry loop of every request that keeps nothing between attempts. A
+    /// transfer that keeps bytes across attempts (fetch's ranged parts, a streamed upload that
+    /// may have landed) counts its progress itself with `next_attempt` and `failed`.
+    pub async fn run<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, RegistryError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        loop {
+            let number = self.next_attempt();
+            match attempt(number).await {
+                Ok(value) => return Ok(value),
+                Err(e) => self.failed(e, false).await?,
+            }
+        }
+    }
+
     /// Records a failed attempt. `progressed` (bytes were stored) resets the count of failures
     /// in a row. Returns after the backoff when another attempt is worth it, or the final
     /// error (with attempts and elapsed time) when not.
