@@ -443,9 +443,8 @@ async fn fetch_root(
                 tried.failed(remote, &e);
             }
             Err(e) => {
-                let mut e = registries.explain_not_found(e).await;
-                tried.annotate(&mut e);
-                return Err(e.into());
+                let e = registries.explain_not_found(e).await;
+                return Err(tried.annotate(e).into());
             }
         }
     }

@@ -173,12 +173,8 @@ impl Host {
                         Ok(Url::parse(&format!("{scheme}://{}/", self.api_host))
                             .expect("valid base"))
                     }
-                    Err(mut e) => {
-                        if e.hint.is_none() {
-                            e.hint = Some(self.unreachable_hint());
-                        }
-                        Err(e)
-                    }
+                    Err(e) if e.hint.is_none() => Err(e.with_hint(self.unreachable_hint())),
+                    Err(e) => Err(e),
                 }
             })
             .await
@@ -371,11 +367,13 @@ impl Host {
             429 => ErrorKind::TooManyRequests,
             s => ErrorKind::Status(s),
         };
-        let mut e = self.err(kind.clone(), url, registry_message(body));
-        e.retry_after = headers
+        let retry_after = headers
             .and_then(|h| h.get(reqwest::header::RETRY_AFTER))
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let e = self
+            .err(kind.clone(), url, registry_message(body))
+            .with_retry_after(retry_after);
         let r = &self.registry;
         let repo = repository
             .map(|p| format!(" (repository {p})"))
@@ -404,8 +402,7 @@ impl Host {
                     ),
                     Missing::Object => return e,
                 };
-                e.missing = Some((missing, p.to_owned()));
-                e.with_hint(hint)
+                e.with_missing(missing, p).with_hint(hint)
             }
             _ => e,
         }

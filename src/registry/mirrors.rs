@@ -32,10 +32,12 @@ impl Tried {
     }
 
     /// Adds the remotes tried before to the last remote's error.
-    pub fn annotate(&self, error: &mut super::RegistryError) {
-        if !self.0.is_empty() {
-            error.detail = format!("{} (after {})", error.detail, self.0.join("; "));
+    pub fn annotate(&self, error: super::RegistryError) -> super::RegistryError {
+        if self.0.is_empty() {
+            return error;
         }
+        let detail = format!("{} (after {})", error.detail, self.0.join("; "));
+        error.with_detail(detail)
     }
 }
 

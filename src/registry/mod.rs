@@ -206,13 +206,11 @@ impl Registries {
         };
         match asked {
             Err(list) if matches!(list.missing, Some((Missing::Repository, _))) => {
-                let mut e = e;
-                let hint = list.hint.clone();
-                e.missing = list.missing.clone();
                 // Both answers: the manifest's, then the tag list's that tells them apart.
-                e.detail = format!("{}; {}", e.detail, list.detail);
-                e.hint = hint;
-                e
+                let detail = format!("{}; {}", e.detail, list.detail);
+                e.with_detail(detail)
+                    .with_missing(Missing::Repository, &repository)
+                    .with_hint_opt(list.hint.clone())
             }
             _ => e,
         }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Registries;
-use super::error::{ErrorKind, RegistryError};
+use super::error::{ErrorKind, RegistryError, Stopped};
 use crate::report::Event;
 
 /// Retry and timeout settings for every request to a registry.
@@ -167,7 +167,7 @@ impl<'a> Retrier<'a> {
     /// error (with attempts and elapsed time) when not.
     pub async fn failed(
         &mut self,
-        mut error: RegistryError,
+        error: RegistryError,
         progressed: bool,
     ) -> Result<(), RegistryError> {
         let policy = &self.pool.options.retry;
@@ -182,8 +182,7 @@ impl<'a> Retrier<'a> {
         // would otherwise be retried for ever.
         let progressed = progressed && error.kind != ErrorKind::TooSlow;
         self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
-        error.attempts = self.attempts;
-        error.elapsed = self.start.elapsed();
+        let error = error.counted(self.attempts, self.start.elapsed());
         if !error.kind.is_retryable() || self.in_a_row > self.retries {
             return Err(error);
         }
@@ -191,17 +190,11 @@ impl<'a> Retrier<'a> {
             .retry_after
             .is_some_and(|ra| ra > policy.max_retry_after)
         {
-            error
-                .detail
-                .push_str(" (Retry-After is longer than ferry waits)");
-            return Err(error);
+            return Err(error.stopped(Stopped::RetryAfterTooLong));
         }
         let delay = policy.delay(self.in_a_row.max(1), error.retry_after);
         if policy.past_deadline_after(delay) {
-            error
-                .detail
-                .push_str(" (the --timeout deadline leaves no time to retry)");
-            return Err(error);
+            return Err(error.stopped(Stopped::Deadline));
         }
         self.pool
             .retries

@@ -79,10 +79,10 @@ impl Host {
 }
 
 /// Replaces pull-oriented hints with what to do when a push is refused.
-fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryError {
+fn push_hint(host: &Host, e: RegistryError, repository: &str) -> RegistryError {
     let r = e.registry.clone();
     let quota = e.detail.to_ascii_lowercase().contains("quota");
-    e.hint = match e.kind {
+    let hint = match e.kind {
         ErrorKind::Unauthorized => Some(format!(
             "{r} wants credentials that may push to {repository}: `ferry login {r}`, or \
              --authfile / --creds with them; {}",
@@ -106,9 +106,9 @@ fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryErr
         _ if quota => Some(format!(
             "the storage quota of {r} is used up: free space there or raise the quota"
         )),
-        _ => e.hint.take(),
+        _ => e.hint.clone(),
     };
-    e
+    e.with_hint_opt(hint)
 }
 
 /// Whether the registry's `Docker-Content-Digest` (when it sends one) is `expected`.
