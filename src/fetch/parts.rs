@@ -473,7 +473,7 @@ impl<'a> Job<'a> {
                 self.size
             );
             // Not worth a retry: the retrier gives up on it at once.
-            return Err(PumpStop::Failed(body.interrupted(detail).as_protocol()));
+            return Err(PumpStop::Failed(body.interrupted(detail).into_protocol()));
         }
         Ok(())
     }

@@ -225,7 +225,7 @@ impl RegistryError {
     }
 
     /// This error as one no retry can cure (the registry keeps failing the same way).
-    pub(crate) fn as_protocol(mut self) -> Self {
+    pub(crate) fn into_protocol(mut self) -> Self {
         self.0.kind = ErrorKind::Protocol;
         self
     }
