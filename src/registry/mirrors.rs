@@ -290,11 +290,10 @@ fn check_location(location: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `index.docker.io` and `registry-1.docker.io` are `docker.io` in references.
+/// A mirror rule's prefix always starts with a registry (`docker.io`, `registry-1.docker.io/
+/// library`): Docker Hub's other names are `docker.io`, as in references.
 fn normalize_prefix(prefix: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    let (host, rest) = prefix.split_at(prefix.find('/').unwrap_or(prefix.len()));
-    format!("{}{rest}", crate::docker_hub::canonical(host))
+    crate::reference::normalize_registry_prefix(prefix.trim_end_matches('/'))
 }
 
 #[cfg(test)]

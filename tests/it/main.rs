@@ -40,6 +40,7 @@ mod network;
 mod nodes;
 mod nothing_to_do;
 mod platforms_missing;
+mod prefixes;
 mod push;
 mod push_faults;
 mod push_readback;
