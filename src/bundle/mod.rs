@@ -21,7 +21,6 @@ mod commit;
 pub mod derived;
 mod downloads;
 use downloads::Downloads;
-pub mod publish;
 pub mod rm;
 mod space;
 
@@ -35,7 +34,7 @@ pub struct BundleOptions {
     /// When one blob is fetched over several connections at once.
     pub ranges: crate::fetch::RangePolicy,
     /// Lock entries by reference: those references are fetched exactly as locked.
-    pub pins: std::collections::BTreeMap<String, crate::lock::LockedImage>,
+    pub pins: std::collections::BTreeMap<String, crate::store::lockfile::LockedImage>,
     /// Also store each image's signatures, attestations, SBOMs and OCI referrers.
     pub referrers: bool,
     /// Commit only images with a cosign signature this key verifies (implies `referrers`).

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use clap::Args;
 
 use ferry::error::Kind;
+use ferry::fsutil::write_atomic;
 use ferry::lock::LockFile;
-use ferry::store::write_atomic;
 
 use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
@@ -98,15 +98,10 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         );
         return Ok(Exit::Ok);
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::usage("-o needs a file name"))?;
-    write_atomic(dir, name, &outcome.lock.to_json(), dir)?;
+    if path.file_name().is_none() {
+        return Err(Failure::usage("-o needs a file name"));
+    }
+    write_atomic(path, &outcome.lock.to_json(), None)?;
     eprintln!(
         "locked {} images in {}",
         outcome.lock.images.len(),

@@ -200,25 +200,6 @@ pub struct Collected {
     pub notes: Vec<String>,
 }
 
-/// `--exclude` prefixes: a bare name is normalized as a reference would be (`busybox` means
-/// `docker.io/library/busybox`, `bitnami/redis` `docker.io/bitnami/redis`); a prefix that
-/// starts with a registry is taken as written (`docker.io/library`, `quay.io/org/`).
-fn normalize_prefix(prefix: &str) -> String {
-    let p = prefix.trim();
-    if crate::reference::starts_with_registry(p) {
-        return match p.strip_prefix("index.docker.io") {
-            Some(rest) => format!("docker.io{rest}"),
-            None => p.to_owned(),
-        };
-    }
-    let pinned = p.contains('@') || p.rsplit('/').next().is_some_and(|last| last.contains(':'));
-    match p.parse::<ImageRef>() {
-        Ok(r) if pinned => r.to_string(),
-        Ok(r) => r.name(),
-        Err(_) => p.to_owned(),
-    }
-}
-
 /// Whether `name` starts with `prefix` at a name boundary: `busybox` leaves `busyboxplus` alone
 /// and `nginx:1.2` leaves `nginx:1.27` alone.
 fn matches_prefix(name: &str, prefix: &str) -> bool {
@@ -307,7 +288,11 @@ impl Sources {
                 cluster::list(self.cluster_namespace.as_deref(), self.manifest_options).await?,
             );
         }
-        let prefixes: Vec<String> = self.excludes.iter().map(|p| normalize_prefix(p)).collect();
+        let prefixes: Vec<String> = self
+            .excludes
+            .iter()
+            .map(|p| crate::reference::normalize_prefix(p))
+            .collect();
         let mut refs = dedup(refs);
         let excluded = |r: &ImageRef| prefixes.iter().any(|p| matches_prefix(&r.to_string(), p));
         let left_out = refs.iter().filter(|r| excluded(r)).count();
@@ -346,6 +331,7 @@ impl crate::error::Diagnostic for InputError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::normalize_prefix;
 
     #[test]
     fn exclude_prefixes() {
@@ -362,6 +348,10 @@ mod tests {
         );
         assert_eq!(normalize_prefix("quay.io/org/"), "quay.io/org/");
         assert_eq!(normalize_prefix("localhost:5000/app"), "localhost:5000/app");
+        // Every name of Docker Hub is docker.io, as in references (and as mirror rules say).
+        let alpine = normalize_prefix("registry-1.docker.io/library/alpine");
+        assert_eq!(alpine, "docker.io/library/alpine");
+        assert!(matches_prefix("docker.io/library/alpine:3.20", &alpine));
         let busybox = normalize_prefix("busybox");
         assert!(matches_prefix("docker.io/library/busybox:1", &busybox));
         assert!(!matches_prefix("docker.io/library/busyboxplus:1", &busybox));

@@ -16,6 +16,7 @@ mod mirrors;
 mod pace;
 mod pinned;
 mod referrers;
+mod request;
 mod retry;
 mod tls;
 mod upload;
@@ -195,24 +196,21 @@ impl Registries {
             return e;
         };
         let path = format!("v2/{repository}/tags/list?n=1");
-        match host
-            .get(
-                self,
-                &repository,
-                &path,
-                reqwest::header::HeaderMap::new(),
-                1,
-            )
-            .await
-        {
+        let asked = match self.url(&host, &path).await {
+            Ok(url) => {
+                let request =
+                    request::Request::pull(url, &repository).limit(host::Host::pull_limit(self, 1));
+                host.execute(self, request).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        match asked {
             Err(list) if matches!(list.missing, Some((Missing::Repository, _))) => {
-                let mut e = e;
-                let hint = list.hint.clone();
-                e.missing = list.missing.clone();
                 // Both answers: the manifest's, then the tag list's that tells them apart.
-                e.detail = format!("{}; {}", e.detail, list.detail);
-                e.hint = hint;
-                e
+                let detail = format!("{}; {}", e.detail, list.detail);
+                e.with_detail(detail)
+                    .with_missing(Missing::Repository, &repository)
+                    .with_hint_opt(list.hint.clone())
             }
             _ => e,
         }

@@ -9,7 +9,6 @@ mod crio_pins;
 mod groups;
 pub mod pins;
 mod present;
-pub mod script;
 
 use std::path::PathBuf;
 

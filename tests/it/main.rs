@@ -7,6 +7,7 @@
 //! (tests/parsers). A new test file goes here as a module: `mod NAME;` below, and
 //! `use crate::common;` at its top instead of `mod common;`.
 
+mod architecture;
 mod archive;
 mod auth;
 mod auth_defaults;
@@ -39,6 +40,7 @@ mod network;
 mod nodes;
 mod nothing_to_do;
 mod platforms_missing;
+mod prefixes;
 mod push;
 mod push_faults;
 mod push_readback;

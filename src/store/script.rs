@@ -4,7 +4,7 @@
 //! whose delimiter holds a `%`, which no token can contain. The script only reads it with
 //! `read` and quotes every expansion; it never evaluates it.
 
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, IndexEntry, check_entry};
+use super::{ANNOTATION_PLATFORMS, BundleIndex, IndexEntry, check_entry};
 
 /// The script's file name in a bundle.
 pub const SCRIPT_NAME: &str = "restore.sh";
@@ -33,7 +33,7 @@ fn image_line(e: &IndexEntry) -> Option<String> {
         return None;
     }
     // Signatures and SBOMs travel in the bundle; they are not images to import.
-    if crate::supply::is_referrer_name(&name) {
+    if crate::reference::is_referrer_name(&name) {
         return None;
     }
     let platforms = match d
