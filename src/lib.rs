@@ -4,6 +4,7 @@
 //! content-addressed OCI layout, and verifies it. It never prints: progress reaches the caller
 //! as [`report::Event`]s.
 
+pub mod artifact;
 pub mod bundle;
 pub mod credentials;
 pub mod delta;

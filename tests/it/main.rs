@@ -8,6 +8,7 @@
 //! `use crate::common;` at its top instead of `mod common;`.
 
 mod archive;
+mod artifacts;
 mod auth;
 mod auth_defaults;
 mod big_blobs;
