@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod bundle;
+pub mod chart;
 pub mod credentials;
 pub mod delta;
 pub mod digest;

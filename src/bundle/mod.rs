@@ -48,7 +48,13 @@ pub struct BundleOptions {
     /// Fail an image that lacks a wanted platform (a single-platform image kept for one of
     /// several `--platform`s) instead of bundling it with a warning.
     pub require_platforms: bool,
+    /// Images resolved before the run whose blobs the bundle holds already (charts packed
+    /// from HTTP repositories: src/chart), or why one could not be (reference, error).
+    pub prepared: Vec<Prepared>,
 }
+
+/// An image resolved before the run, or why it could not be: (reference, error).
+pub type Prepared = Result<ResolvedImage, (String, Error)>;
 
 impl Default for BundleOptions {
     fn default() -> Self {
@@ -61,6 +67,7 @@ impl Default for BundleOptions {
             require_signatures: None,
             since: Default::default(),
             require_platforms: false,
+            prepared: Vec::new(),
             max_referrers: crate::supply::MAX_REFERRERS,
         }
     }
@@ -163,10 +170,11 @@ pub async fn bundle(
     committer.leave_out(options.since.clone());
 
     // 1. Resolve every reference (manifests only), a few at a time.
-    let Some(images) = resolve_all(&registries, &references, options, &mut run, &cancel).await
+    let Some(mut images) = resolve_all(&registries, &references, options, &mut run, &cancel).await
     else {
         return Ok(run.finish(true, registries.retries()));
     };
+    run.add_prepared(&mut images, &options.prepared);
 
     // 2. Plan against what the bundle holds.
     let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
@@ -413,6 +421,24 @@ struct Run {
 impl Run {
     /// Records the wanted platforms `image` lacks; with `--require-platforms`, fails it and
     /// returns false (it is then not bundled).
+    /// Adds the images resolved before the run (or their failures), keeping the order.
+    fn add_prepared(&mut self, images: &mut Vec<ResolvedImage>, prepared: &[Prepared]) {
+        for p in prepared {
+            match p {
+                Ok(image) => {
+                    self.reporter.event(&Event::Resolved {
+                        reference: image.reference.to_string(),
+                        digest: image.root.digest.clone(),
+                        platforms: Vec::new(),
+                    });
+                    images.push(image.clone());
+                }
+                Err((reference, error)) => self.fail(reference.clone(), None, 0, error.clone(), 0),
+            }
+        }
+        images.sort_by(|a, b| a.reference.cmp(&b.reference));
+    }
+
     fn keep_partial(&mut self, image: &ResolvedImage, options: &BundleOptions) -> bool {
         let missing = image.missing_platforms(&options.platforms);
         if missing.is_empty() {

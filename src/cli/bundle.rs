@@ -66,6 +66,13 @@ pub struct BundleArgs {
     #[arg(long, value_name = "FILE", requires = "require_signatures")]
     pub key: Option<PathBuf>,
 
+    /// Also a Helm chart from a classic chart repository (index.yaml + .tgz; its sha256
+    /// checked), stored as `helm push` stores it, under the repository's host and path:
+    /// `https://charts.example.com/stable/nginx:15.4.2` is
+    /// `charts.example.com/stable/nginx:15.4.2`. Repeatable. (An OCI chart is named like any image.)
+    #[arg(long, value_name = "REPO_URL/NAME:VERSION")]
+    pub chart: Vec<String>,
+
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -136,7 +143,8 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// Everything local (references, key, registries, --since) is checked before the output
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
-    let (refs, pins) = references(args).await?;
+    let charts = super::charts::parse(&args.chart)?;
+    let (refs, pins) = references(args, !charts.is_empty()).await?;
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -154,6 +162,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         refs.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
+    let fetched = super::charts::fetch_all(&registries, &charts).await;
     let created = !args.output.exists();
     let (layout, since) = match open_output(args) {
         Ok(opened) => opened,
@@ -176,6 +185,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     if args.locked {
         check_locked(&registries, &pins).await?;
     }
+    let prepared = super::charts::store_layers(&layout, fetched, &since)?;
     let options = BundleOptions {
         platforms: args.platforms.filter(),
         jobs: args.jobs.into(),
@@ -188,6 +198,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         require_signatures,
         since,
         require_platforms: args.require_platforms,
+        prepared,
         max_referrers: args.max_referrers,
     };
     let summary = bundle(
@@ -262,8 +273,11 @@ type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
 /// The references to bundle: from the lock file (with their pins), else the sources. Sources
 /// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
 /// do is no success.
-async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure> {
+async fn references(args: &BundleArgs, charts: bool) -> Result<(Vec<ImageRef>, Pins), Failure> {
     let Some(path) = &args.lock else {
+        if charts && args.sources.sources().is_empty() {
+            return Ok((Vec::new(), Pins::new()));
+        }
         let refs = args.sources.collect("bundle").await?;
         if refs.is_empty() {
             return Err(

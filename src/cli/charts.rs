@@ -1,0 +1,69 @@
+//! `ferry bundle --chart REPO_URL/NAME:VERSION`: charts from classic Helm repositories, fetched
+//! and packed before the run, their layer stored so the run commits them like any image.
+
+use ferry::bundle::Prepared;
+use ferry::chart::{ChartRepo, ChartSpec, PackedChart, pack};
+use ferry::error::Error;
+use ferry::registry::Registries;
+use ferry::store::Layout;
+
+use super::Failure;
+
+/// Parses every `--chart` (a usage error names the first bad one).
+pub fn parse(specs: &[String]) -> Result<Vec<ChartSpec>, Failure> {
+    specs
+        .iter()
+        .map(|s| {
+            s.parse::<ChartSpec>()
+                .map_err(|e| Failure::from(Error::new(e)))
+        })
+        .collect()
+}
+
+/// A chart fetched and packed, or why not, under the reference it is stored as.
+pub type Fetched = Result<PackedChart, (String, Error)>;
+
+/// Fetches and packs each chart (one after the other: a handful of small files).
+pub async fn fetch_all(registries: &Registries, specs: &[ChartSpec]) -> Vec<Fetched> {
+    let repo = ChartRepo::new(registries);
+    let mut out = Vec::new();
+    for spec in specs {
+        let reference = match spec.reference() {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Err((spec.to_string(), Error::new(e))));
+                continue;
+            }
+        };
+        let name = reference.to_string();
+        let packed = match repo.fetch(spec).await {
+            Ok(tgz) => pack(reference, tgz).map_err(Error::new),
+            Err(e) => Err(Error::new(e)),
+        };
+        out.push(packed.map_err(|e| (name, e)));
+    }
+    out
+}
+
+/// Stores each chart's layer (the `.tgz`) unless the base of a delta has it, and hands the
+/// charts to the run as resolved images.
+pub fn store_layers(
+    layout: &Layout,
+    charts: Vec<Fetched>,
+    since: &std::collections::BTreeMap<ferry::digest::Digest, u64>,
+) -> Result<Vec<Prepared>, Failure> {
+    let mut out = Vec::new();
+    for chart in charts {
+        match chart {
+            Ok(c) => {
+                let layer = &c.image.platforms[0].layers[0];
+                if since.get(&layer.digest) != Some(&layer.size) {
+                    layout.put_blob(&layer.digest, &c.tgz)?;
+                }
+                out.push(Ok(c.image));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    Ok(out)
+}
