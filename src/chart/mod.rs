@@ -4,6 +4,8 @@
 //! byte for byte, under the repository's host and path (`https://charts.example.com/stable` +
 //! nginx 15.4.2 is `charts.example.com/stable/nginx:15.4.2`).
 
+pub mod images;
+mod oci;
 mod package;
 mod repo;
 
@@ -13,6 +15,7 @@ use crate::digest::Digest;
 use crate::reference::ImageRef;
 use crate::resolve::{BlobRef, InMemoryBlob, ResolvedImage, ResolvedPlatform};
 
+pub use oci::fetch_oci_chart;
 pub use package::{ChartMeta, read_chart_yaml};
 pub use repo::ChartRepo;
 

@@ -52,33 +52,49 @@ pub struct ChartMeta {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Reads `<chart>/Chart.yaml` out of a chart `.tgz`: gzip'd tar, first-level folder only, no
-/// more than [`MAX_INFLATED`] bytes inflated nor [`MAX_CHART_YAML`] for the file itself.
-pub fn read_chart_yaml(tgz: &[u8]) -> Result<ChartMeta, String> {
+/// The top-level files of a chart archive ferry reads.
+#[derive(Debug, Default)]
+pub struct TopFiles {
+    /// `<chart>/Chart.yaml`.
+    pub chart_yaml: Option<String>,
+    /// `<chart>/values.yaml`.
+    pub values_yaml: Option<String>,
+    /// Subchart archives and folders under `<chart>/charts/` (not read).
+    pub subcharts: Vec<String>,
+}
+
+/// Reads the top-level Chart.yaml and values.yaml of a chart `.tgz` (gzip'd tar, first-level
+/// folder only), no more than [`MAX_INFLATED`] bytes inflated nor [`MAX_CHART_YAML`] a file.
+pub fn read_top_files(tgz: &[u8]) -> Result<TopFiles, String> {
     let inflated = flate2::read::GzDecoder::new(tgz).take(MAX_INFLATED);
     let mut archive = tar::Archive::new(inflated);
     let entries = archive
         .entries()
         .map_err(|e| format!("not a chart archive: {e}"))?;
-    for (i, entry) in entries.enumerate() {
-        if i >= MAX_ENTRIES {
-            break;
-        }
+    let mut out = TopFiles::default();
+    for entry in entries.take(MAX_ENTRIES) {
         let entry = entry.map_err(|e| format!("not a chart archive (gzip'd tar): {e}"))?;
-        let path = entry.path_bytes().into_owned();
-        let path = String::from_utf8_lossy(&path);
-        let parts: Vec<&str> = path.split('/').collect();
-        let is_chart_yaml = parts.len() == 2
-            && parts[1] == "Chart.yaml"
-            && !parts[0].is_empty()
-            && parts[0] != ".."
-            && entry.header().entry_type().is_file();
-        if !is_chart_yaml {
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.first().is_none_or(|p| *p == ".." || *p == ".") {
+            continue;
+        }
+        if parts.len() == 3 && parts[1] == "charts" {
+            out.subcharts.push(crate::untrusted::shown(parts[2]));
+            continue;
+        }
+        let slot = match (parts.len(), parts.get(1)) {
+            (2, Some(&"Chart.yaml")) => &mut out.chart_yaml,
+            (2, Some(&"values.yaml")) => &mut out.values_yaml,
+            _ => continue,
+        };
+        if !entry.header().entry_type().is_file() || slot.is_some() {
             continue;
         }
         if entry.size() > MAX_CHART_YAML {
             return Err(format!(
-                "{path} is {} bytes; more than {MAX_CHART_YAML} is refused",
+                "{} is {} bytes; more than {MAX_CHART_YAML} is refused",
+                crate::untrusted::shown(&path),
                 entry.size()
             ));
         }
@@ -86,14 +102,22 @@ pub fn read_chart_yaml(tgz: &[u8]) -> Result<ChartMeta, String> {
         entry
             .take(MAX_CHART_YAML)
             .read_to_string(&mut text)
-            .map_err(|e| format!("{path}: {e}"))?;
-        return parse_chart_yaml(&text).map_err(|e| format!("{path}: {e}"));
+            .map_err(|e| format!("{}: {e}", crate::untrusted::shown(&path)))?;
+        *slot = Some(text);
     }
-    Err("no Chart.yaml in the chart archive's top folder".into())
+    Ok(out)
+}
+
+/// Reads and parses a chart archive's Chart.yaml (see [`read_top_files`]).
+pub fn read_chart_yaml(tgz: &[u8]) -> Result<ChartMeta, String> {
+    let text = read_top_files(tgz)?
+        .chart_yaml
+        .ok_or("no Chart.yaml in the chart archive's top folder")?;
+    parse_chart_yaml(&text).map_err(|e| format!("Chart.yaml: {e}"))
 }
 
 /// Parses Chart.yaml's text.
-fn parse_chart_yaml(text: &str) -> Result<ChartMeta, String> {
+pub fn parse_chart_yaml(text: &str) -> Result<ChartMeta, String> {
     let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     let serde_json::Value::Object(fields) = value else {
         return Err("not a mapping".into());

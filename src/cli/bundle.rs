@@ -73,6 +73,11 @@ pub struct BundleArgs {
     #[arg(long, value_name = "REPO_URL/NAME:VERSION")]
     pub chart: Vec<String>,
 
+    /// With --chart: also bundle the images each chart names without rendering (as
+    /// `ferry images --from-chart` lists them).
+    #[arg(long, requires = "chart")]
+    pub with_chart_images: bool,
+
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -144,7 +149,7 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let charts = super::charts::parse(&args.chart)?;
-    let (refs, pins) = references(args, !charts.is_empty()).await?;
+    let (mut refs, pins) = references(args, !charts.is_empty()).await?;
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -163,6 +168,9 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
     let fetched = super::charts::fetch_all(&registries, &charts).await;
+    if args.with_chart_images {
+        refs.extend(super::charts::images_of(&fetched));
+    }
     let created = !args.output.exists();
     let (layout, since) = match open_output(args) {
         Ok(opened) => opened,

@@ -67,3 +67,22 @@ pub fn store_layers(
     }
     Ok(out)
 }
+
+/// The images the fetched charts name without rendering (`--with-chart-images`); what cannot
+/// be known so is said.
+pub fn images_of(charts: &[Fetched]) -> Vec<ferry::reference::ImageRef> {
+    let mut out = Vec::new();
+    for chart in charts.iter().flatten() {
+        let name = chart.image.reference.to_string();
+        match ferry::chart::images::chart_images(&chart.tgz) {
+            Ok(found) => {
+                for note in &found.notes {
+                    super::output::note(&format!("{name}: {note}"));
+                }
+                out.extend(found.references.into_iter().map(|(r, _)| r));
+            }
+            Err(why) => super::output::warning(&format!("{name}: no images read: {why}")),
+        }
+    }
+    out
+}

@@ -14,6 +14,7 @@ mod auth_defaults;
 mod big_blobs;
 mod bundle;
 mod certificates;
+mod chart_images;
 mod charts;
 mod cli_output;
 mod common;
