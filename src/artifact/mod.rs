@@ -2,6 +2,9 @@
 //! artifact (a model, a file pushed with oras, an SBOM...). Only images and indexes are imported
 //! into a container runtime; everything else is carried byte-exact and left alone there.
 
+pub mod export;
+pub mod file;
+
 use crate::manifest::Manifest;
 use crate::store::{BundleSource, IndexEntry};
 

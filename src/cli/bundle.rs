@@ -78,6 +78,16 @@ pub struct BundleArgs {
     #[arg(long, requires = "chart")]
     pub with_chart_images: bool,
 
+    /// Also a local file, stored as `oras push` stores one (empty config, one layer titled
+    /// with the file's name, byte for byte) under the --as of the same position. Repeatable.
+    /// (`--file`/`-f` is the list file of references.)
+    #[arg(long, value_name = "PATH", requires = "as_reference")]
+    pub add_file: Vec<PathBuf>,
+
+    /// The reference each --add-file is stored under (`registry.example/tools/licence:1`).
+    #[arg(long = "as", value_name = "NAME:TAG", requires = "add_file")]
+    pub as_reference: Vec<String>,
+
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -149,7 +159,8 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let charts = super::charts::parse(&args.chart)?;
-    let (mut refs, pins) = references(args, !charts.is_empty()).await?;
+    let files = super::charts::file_names(&args.add_file, &args.as_reference)?;
+    let (mut refs, pins) = references(args, !charts.is_empty() || !files.is_empty()).await?;
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -193,7 +204,8 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     if args.locked {
         check_locked(&registries, &pins).await?;
     }
-    let prepared = super::charts::store_layers(&layout, fetched, &since)?;
+    let mut prepared = super::charts::store_layers(&layout, fetched, &since)?;
+    prepared.extend(super::charts::store_files(&layout, files));
     let options = BundleOptions {
         platforms: args.platforms.filter(),
         jobs: args.jobs.into(),

@@ -86,3 +86,50 @@ pub fn images_of(charts: &[Fetched]) -> Vec<ferry::reference::ImageRef> {
     }
     out
 }
+
+/// Pairs each `--add-file` with its `--as` (checked: a usage error names the first bad one).
+pub fn file_names(
+    files: &[std::path::PathBuf],
+    names: &[String],
+) -> Result<Vec<(std::path::PathBuf, ferry::reference::ImageRef)>, Failure> {
+    if files.len() != names.len() {
+        return Err(Failure::usage(format!(
+            "{} --add-file but {} --as: give each file its reference",
+            files.len(),
+            names.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for (file, name) in files.iter().zip(names) {
+        let reference = name.parse().map_err(|e| {
+            Failure::from(Error::context(
+                ferry::error::Kind::Usage,
+                format!("--as {}", ferry::untrusted::shown(name)),
+                e,
+            ))
+        })?;
+        if !file.is_file() {
+            return Err(Failure::usage(format!(
+                "--add-file {}: no such file",
+                file.display()
+            )));
+        }
+        out.push((file.clone(), reference));
+    }
+    Ok(out)
+}
+
+/// Stores each `--add-file` as an artifact blob and hands it to the run.
+pub fn store_files(
+    layout: &Layout,
+    files: Vec<(std::path::PathBuf, ferry::reference::ImageRef)>,
+) -> Vec<Prepared> {
+    files
+        .into_iter()
+        .map(|(path, reference)| {
+            let name = reference.to_string();
+            ferry::artifact::file::pack_file(layout, &path, reference)
+                .map_err(|e| (name, Error::new(e)))
+        })
+        .collect()
+}

@@ -27,6 +27,7 @@ mod escaping;
 mod examples;
 mod export_more;
 mod faults;
+mod files;
 mod hostile;
 mod inputs;
 mod interrupt;
