@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::{ANNOTATION_TITLE, OCI_EMPTY};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::reference::ImageRef;
-use crate::resolve::{BlobRef, InMemoryBlob, ResolvedImage, ResolvedPlatform};
+use crate::resolve::{BlobRef, ResolvedImage};
 use crate::store::{BlobWriter, Layout, StoreError};
 
 /// oras's artifact type when none is given.
@@ -99,25 +99,13 @@ pub fn pack_file(
         }],
     });
     let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON"));
-    let manifest = InMemoryBlob {
-        digest: Digest::sha256_of(&bytes),
-        media_type: crate::manifest::OCI_MANIFEST.to_owned(),
-        bytes,
-    };
-    Ok(ResolvedImage {
+    Ok(super::made_here(
         reference,
-        remotes: Vec::new(),
-        root: manifest.clone(),
-        is_index: false,
-        platforms: vec![ResolvedPlatform {
-            platform: None,
-            manifest,
-            config,
-            config_bytes: Some(Bytes::from_static(EMPTY_CONFIG)),
-            layers: vec![layer],
-            attestation: false,
-        }],
-    })
+        bytes,
+        config,
+        Bytes::from_static(EMPTY_CONFIG),
+        vec![layer],
+    ))
 }
 
 /// Reads `file` to its end in 1 MiB chunks.

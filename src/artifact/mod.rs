@@ -139,6 +139,37 @@ pub fn kind_of_entry(layout: &dyn BundleSource, entry: &IndexEntry) -> Kind {
     }
 }
 
+/// An artifact made by ferry itself (a chart from an HTTP repository, a local file): one OCI
+/// manifest whose config and layers are in hand or stored, resolved with no remote to fetch
+/// from, for the run to commit like any image.
+pub fn made_here(
+    reference: crate::reference::ImageRef,
+    manifest: bytes::Bytes,
+    config: crate::resolve::BlobRef,
+    config_bytes: bytes::Bytes,
+    layers: Vec<crate::resolve::BlobRef>,
+) -> crate::resolve::ResolvedImage {
+    let manifest = crate::resolve::InMemoryBlob {
+        digest: crate::digest::Digest::sha256_of(&manifest),
+        media_type: crate::manifest::OCI_MANIFEST.to_owned(),
+        bytes: manifest,
+    };
+    crate::resolve::ResolvedImage {
+        reference,
+        remotes: Vec::new(),
+        root: manifest.clone(),
+        is_index: false,
+        platforms: vec![crate::resolve::ResolvedPlatform {
+            platform: None,
+            manifest,
+            config,
+            config_bytes: Some(config_bytes),
+            layers,
+            attestation: false,
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::reference::ImageRef;
-use crate::resolve::{BlobRef, InMemoryBlob, ResolvedImage, ResolvedPlatform};
+use crate::resolve::{BlobRef, ResolvedImage};
 
 pub use oci::fetch_oci_chart;
 pub use package::{ChartMeta, read_chart_yaml};
@@ -250,25 +250,7 @@ pub fn pack(reference: ImageRef, tgz: Bytes) -> Result<PackedChart, ChartError> 
         size: config.len() as u64,
     };
     let manifest = Bytes::from(meta.manifest_json(&config_ref, &layer));
-    let manifest = InMemoryBlob {
-        digest: Digest::sha256_of(&manifest),
-        media_type: crate::manifest::OCI_MANIFEST.to_owned(),
-        bytes: manifest,
-    };
-    let image = ResolvedImage {
-        reference,
-        remotes: Vec::new(),
-        root: manifest.clone(),
-        is_index: false,
-        platforms: vec![ResolvedPlatform {
-            platform: None,
-            manifest,
-            config: config_ref,
-            config_bytes: Some(config),
-            layers: vec![layer],
-            attestation: false,
-        }],
-    };
+    let image = crate::artifact::made_here(reference, manifest, config_ref, config, vec![layer]);
     Ok(PackedChart { image, tgz })
 }
 

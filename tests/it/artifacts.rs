@@ -28,13 +28,7 @@ impl Pushed {
     fn new() -> Pushed {
         let reg = Registry::seeded();
         let dir = tempfile::tempdir().unwrap();
-        run(Command::new("python3")
-            .arg(root().join("testdata/push_artifacts.py"))
-            .arg(&reg.addr)
-            .arg(dir.path().join("fx")));
-        let fx =
-            serde_json::from_slice(&std::fs::read(dir.path().join("fx/fixtures.json")).unwrap())
-                .unwrap();
+        let fx = push_artifacts(&reg, &dir.path().join("fx"));
         Pushed { reg, dir, fx }
     }
 
@@ -140,6 +134,18 @@ fn ls_shows_kinds_and_a_platform_filter_keeps_artifacts() {
     assert_eq!(code, 1);
 }
 
+/// containerd holds the sample image and neither artifact.
+fn only_the_image_imported(node: &Containerd, reg: &Registry) {
+    let names: Vec<String> = containerd_images(node).into_iter().map(|i| i.0).collect();
+    assert!(names.contains(&reg.image("sample/hello:1.0")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("mychart") || n.contains("model")),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn restore_and_restore_sh_import_images_and_leave_artifacts_alone() {
     let p = Pushed::new();
@@ -177,17 +183,7 @@ fn restore_and_restore_sh_import_images_and_leave_artifacts_alone() {
         stderr.contains(&format!("left alone: {}", p.reg.image(CHART))),
         "{stderr}"
     );
-    let names: Vec<String> = containerd_images(&node).into_iter().map(|i| i.0).collect();
-    assert!(
-        names.contains(&p.reg.image("sample/hello:1.0")),
-        "{names:?}"
-    );
-    assert!(
-        !names
-            .iter()
-            .any(|n| n.contains("mychart") || n.contains("model")),
-        "{names:?}"
-    );
+    only_the_image_imported(&node, &p.reg);
 
     // restore.sh on another node: the same, in plain sh.
     let other = Containerd::start();
@@ -201,17 +197,7 @@ fn restore_and_restore_sh_import_images_and_leave_artifacts_alone() {
         let note = format!("{}: left alone, an artifact of type {t}", p.reg.image(r));
         assert!(log.contains(&note), "{log}");
     }
-    let names: Vec<String> = containerd_images(&other).into_iter().map(|i| i.0).collect();
-    assert!(
-        names.contains(&p.reg.image("sample/hello:1.0")),
-        "{names:?}"
-    );
-    assert!(
-        !names
-            .iter()
-            .any(|n| n.contains("mychart") || n.contains("model")),
-        "{names:?}"
-    );
+    only_the_image_imported(&other, &p.reg);
 
     // A bundle of artifacts only: nothing to import is no failure.
     let only = p.bundle("only", &[CHART], &[]);

@@ -51,10 +51,7 @@ fn images_from_a_bitnami_style_chart_file_and_registry() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let fx = dir.path().join("fx");
-    run(Command::new("python3")
-        .arg(root().join("testdata/push_artifacts.py"))
-        .arg(&reg.addr)
-        .arg(&fx));
+    push_artifacts(&reg, &fx);
     let tgz = fx.join("mychart-0.1.0.tgz");
     let (code, stdout, stderr) = ferry_out(&["images", "--from-chart", tgz.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");

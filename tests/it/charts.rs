@@ -54,13 +54,7 @@ impl Setup {
     fn new() -> Setup {
         let reg = Registry::start();
         let dir = tempfile::tempdir().unwrap();
-        run(Command::new("python3")
-            .arg(root().join("testdata/push_artifacts.py"))
-            .arg(&reg.addr)
-            .arg(dir.path().join("fx")));
-        let fx =
-            serde_json::from_slice(&std::fs::read(dir.path().join("fx/fixtures.json")).unwrap())
-                .unwrap();
+        let fx = push_artifacts(&reg, &dir.path().join("fx"));
         let charts = dir.path().join("charts");
         std::fs::create_dir(&charts).unwrap();
         std::fs::copy(

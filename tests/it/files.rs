@@ -113,10 +113,7 @@ fn export_files_takes_an_oras_pushed_artifact() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let fx = dir.path().join("fx");
-    run(Command::new("python3")
-        .arg(root().join("testdata/push_artifacts.py"))
-        .arg(&reg.addr)
-        .arg(&fx));
+    push_artifacts(&reg, &fx);
     let b = dir.path().join("b");
     let (code, _, stderr) = ferry_out(&[
         "bundle",
