@@ -158,9 +158,11 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// Everything local (references, key, registries, --since) is checked before the output
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
-    let charts = super::charts::parse(&args.chart)?;
+    let mut charts = super::charts::parse(&args.chart)?;
     let files = super::charts::file_names(&args.add_file, &args.as_reference)?;
-    let (mut refs, pins) = references(args, !charts.is_empty() || !files.is_empty()).await?;
+    let (mut refs, pins, listed) =
+        references(args, !charts.is_empty() || !files.is_empty()).await?;
+    charts.extend(super::charts::parse(&listed)?);
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -293,19 +295,23 @@ type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
 /// The references to bundle: from the lock file (with their pins), else the sources. Sources
 /// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
 /// do is no success.
-async fn references(args: &BundleArgs, charts: bool) -> Result<(Vec<ImageRef>, Pins), Failure> {
+/// The references to bundle, the pins of --lock, and the chart lines of the list files.
+async fn references(
+    args: &BundleArgs,
+    charts: bool,
+) -> Result<(Vec<ImageRef>, Pins, Vec<String>), Failure> {
     let Some(path) = &args.lock else {
         if charts && args.sources.sources().is_empty() {
-            return Ok((Vec::new(), Pins::new()));
+            return Ok((Vec::new(), Pins::new(), Vec::new()));
         }
-        let refs = args.sources.collect("bundle").await?;
-        if refs.is_empty() {
+        let (refs, listed) = args.sources.collect_with_charts("bundle").await?;
+        if refs.is_empty() && listed.is_empty() && !charts {
             return Err(
                 Failure::usage("the sources name no images; nothing was bundled")
                     .with_hint("check the list file, --from-* sources and --exclude prefixes"),
             );
         }
-        return Ok((refs, Pins::new()));
+        return Ok((refs, Pins::new(), listed));
     };
     if !args.sources.sources().is_empty() {
         return Err(Failure::usage(
@@ -332,7 +338,7 @@ async fn references(args: &BundleArgs, charts: bool) -> Result<(Vec<ImageRef>, P
         .iter()
         .map(|i| (i.reference.clone(), i.clone()))
         .collect();
-    Ok((refs, pins))
+    Ok((refs, pins, Vec::new()))
 }
 
 /// Opens (creating) the output folder and, with --since, marks it as a delta of the base.

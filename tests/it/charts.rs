@@ -137,6 +137,24 @@ fn a_chart_from_an_http_repository_is_the_oci_chart_helm_push_makes() {
             .contains("bitnami/nginx")
     );
 
+    // The same from a list file: a chart line beside an image line.
+    let list = s.path("list.txt");
+    std::fs::write(&list, format!("# charts and images\n{spec}\n{oci}\n")).unwrap();
+    let from_list = s.path("from-list");
+    let (code, stderr) = bundle(
+        &from_list,
+        &["-f", list.to_str().unwrap(), "--creds", "alice:s3cret"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read(from_list.join("index.json")).unwrap(),
+        std::fs::read(b.join("index.json")).unwrap()
+    );
+    let (code, stdout, stderr) = ferry_out(&["images", "-f", list.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), oci, "images lists the image line only");
+    assert!(stderr.contains("1 chart line(s)"), "{stderr}");
+
     let (code, stdout, stderr) = ferry_out(&["ls", "--json", b.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let ls: serde_json::Value = serde_json::from_str(&stdout).unwrap();
