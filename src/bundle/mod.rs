@@ -21,6 +21,8 @@ mod commit;
 pub mod derived;
 mod downloads;
 use downloads::Downloads;
+mod prepared;
+pub use prepared::Prepared;
 pub mod publish;
 pub mod rm;
 mod space;
@@ -52,9 +54,6 @@ pub struct BundleOptions {
     /// from HTTP repositories: src/chart), or why one could not be (reference, error).
     pub prepared: Vec<Prepared>,
 }
-
-/// An image resolved before the run, or why it could not be: (reference, error).
-pub type Prepared = Result<ResolvedImage, (String, Error)>;
 
 impl Default for BundleOptions {
     fn default() -> Self {
@@ -174,7 +173,7 @@ pub async fn bundle(
     else {
         return Ok(run.finish(true, registries.retries()));
     };
-    run.add_prepared(&mut images, &options.prepared);
+    prepared::add(&mut run, &mut images, &options.prepared);
 
     // 2. Plan against what the bundle holds.
     let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);
@@ -421,24 +420,6 @@ struct Run {
 impl Run {
     /// Records the wanted platforms `image` lacks; with `--require-platforms`, fails it and
     /// returns false (it is then not bundled).
-    /// Adds the images resolved before the run (or their failures), keeping the order.
-    fn add_prepared(&mut self, images: &mut Vec<ResolvedImage>, prepared: &[Prepared]) {
-        for p in prepared {
-            match p {
-                Ok(image) => {
-                    self.reporter.event(&Event::Resolved {
-                        reference: image.reference.to_string(),
-                        digest: image.root.digest.clone(),
-                        platforms: Vec::new(),
-                    });
-                    images.push(image.clone());
-                }
-                Err((reference, error)) => self.fail(reference.clone(), None, 0, error.clone(), 0),
-            }
-        }
-        images.sort_by(|a, b| a.reference.cmp(&b.reference));
-    }
-
     fn keep_partial(&mut self, image: &ResolvedImage, options: &BundleOptions) -> bool {
         let missing = image.missing_platforms(&options.platforms);
         if missing.is_empty() {
