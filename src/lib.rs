@@ -20,7 +20,9 @@
 //!   [`snapshot`], [`supply`], [`inputs`], [`node`], [`kube_client`]; the CLI (src/cli) draws
 //!   their events and is the only place that prints
 
+pub mod artifact;
 pub mod bundle;
+pub mod chart;
 pub mod credentials;
 pub mod delta;
 pub mod digest;

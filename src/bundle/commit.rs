@@ -220,6 +220,12 @@ fn index_descriptor(image: &ResolvedImage) -> Descriptor {
         oci.set_variant(p.variant().map(str::to_owned));
         descriptor.set_platform(Some(oci));
     }
+    // A chart or another artifact says so in index.json (OCI 1.1 `artifactType`): restore.sh
+    // and other tools tell it from an image without reading its manifest.
+    let kind = crate::artifact::Kind::of_manifest(&image.root.bytes, &image.root.media_type);
+    if let Some(t) = kind.as_ref().and_then(crate::artifact::Kind::artifact_type) {
+        descriptor.set_artifact_type(Some(MediaType::from(t)));
+    }
     descriptor
 }
 

@@ -3,6 +3,7 @@
 mod apply;
 mod binaries;
 mod bundle;
+mod charts;
 mod completions;
 mod delta_args;
 mod diff;

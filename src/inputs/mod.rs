@@ -102,7 +102,22 @@ impl InputError {
 /// Parses a list: one reference a line; `#` starts a comment; blank lines are skipped. Every
 /// bad line is reported (`FILE:LINE: problem`), not only the first.
 pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError> {
+    parse_list_with_charts(text, origin).map(|(refs, _)| refs)
+}
+
+/// Whether a list line names a Helm chart of an HTTP repository (`ferry bundle --chart`'s
+/// `REPO_URL/NAME:VERSION`) rather than an image: no image reference starts with a scheme.
+pub fn is_chart_line(line: &str) -> bool {
+    line.starts_with("https://") || line.starts_with("http://")
+}
+
+/// [`parse_list`], with the chart lines (see [`is_chart_line`]) handed back apart, unchecked.
+pub fn parse_list_with_charts(
+    text: &str,
+    origin: &str,
+) -> Result<(Vec<ImageRef>, Vec<String>), InputError> {
     let mut out = Vec::new();
+    let mut charts = Vec::new();
     let mut bad = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line
@@ -110,6 +125,10 @@ pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError>
             .map_or(line, |(before, _)| before)
             .trim();
         if line.is_empty() {
+            continue;
+        }
+        if is_chart_line(line) {
+            charts.push(line.to_owned());
             continue;
         }
         match line.parse::<ImageRef>() {
@@ -122,12 +141,12 @@ pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError>
     }
     match InputError::gather(bad) {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok((out, charts)),
     }
 }
 
-/// Reads a list file; `-` reads standard input.
-pub fn read_list(path: &Path) -> Result<Vec<ImageRef>, InputError> {
+/// Reads a list file; `-` reads standard input. Chart lines are handed back apart.
+pub fn read_list(path: &Path) -> Result<(Vec<ImageRef>, Vec<String>), InputError> {
     let name = path.display().to_string();
     let io_err = |source| InputError::Io {
         path: name.clone(),
@@ -140,7 +159,7 @@ pub fn read_list(path: &Path) -> Result<Vec<ImageRef>, InputError> {
     } else {
         std::fs::read_to_string(path).map_err(io_err)?
     };
-    parse_list(&text, if name == "-" { "stdin" } else { &name })
+    parse_list_with_charts(&text, if name == "-" { "stdin" } else { &name })
 }
 
 /// Parses references given as arguments; every bad one is reported.
@@ -198,6 +217,8 @@ pub struct Collected {
     pub references: Vec<ImageRef>,
     /// Things worth telling the user (names skipped, references excluded).
     pub notes: Vec<String>,
+    /// Chart lines of the list files (`REPO_URL/NAME:VERSION`), for `ferry bundle --chart`.
+    pub charts: Vec<String>,
 }
 
 /// Whether `name` starts with `prefix` at a name boundary: `busybox` leaves `busyboxplus` alone
@@ -250,7 +271,10 @@ impl Sources {
         });
         for f in &self.files {
             match read_list(f) {
-                Ok(r) => refs.extend(r),
+                Ok((r, charts)) => {
+                    refs.extend(r);
+                    out.charts.extend(charts);
+                }
                 Err(e) => bad.push(e),
             }
         }

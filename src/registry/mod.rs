@@ -226,6 +226,26 @@ impl Registries {
         self.options.mirrors.remotes(image)
     }
 
+    /// A plain HTTP client with the registries' settings (CA files, user agent, timeouts,
+    /// redirects), unverified TLS when `host` is named insecure: for what is not a registry
+    /// but is reached like one (a classic Helm chart repository).
+    pub fn http_client(&self, host: &str) -> reqwest::Client {
+        if self.is_insecure(host) {
+            self.unverified.clone()
+        } else {
+            self.verified.clone()
+        }
+    }
+
+    /// The credential set for `repository` on `registry` (`--user`, credential files), if any.
+    pub fn credential(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<crate::credentials::Credential>, crate::credentials::CredentialError> {
+        self.credentials.credential(registry, repository)
+    }
+
     fn is_insecure(&self, registry: &str) -> bool {
         self.insecure.iter().any(|h| {
             h.eq_ignore_ascii_case(registry) || h.eq_ignore_ascii_case(host::strip_port(registry))

@@ -36,6 +36,9 @@ pub fn check_entry(d: &Descriptor) -> Result<Option<String>, Invalid> {
         )
     })?;
     crate::manifest::descriptor_platform(d)?;
+    if let Some(t) = d.artifact_type() {
+        untrusted::check_media_type(t.as_ref())?;
+    }
     let Some(annotations) = d.annotations() else {
         return Ok(None);
     };

@@ -9,11 +9,14 @@
 
 mod architecture;
 mod archive;
+mod artifacts;
 mod auth;
 mod auth_defaults;
 mod big_blobs;
 mod bundle;
 mod certificates;
+mod chart_images;
+mod charts;
 mod cli_output;
 mod common;
 mod conventions;
@@ -25,6 +28,7 @@ mod escaping;
 mod examples;
 mod export_more;
 mod faults;
+mod files;
 mod hostile;
 mod inputs;
 mod interrupt;
