@@ -169,7 +169,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(super::signals::stop_on_signals(
         cancel.clone(),
-        args.registry.timeout,
+        args.registry.transfer.timeout,
         timed_out.clone(),
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));

@@ -13,7 +13,7 @@ use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, pu
 use ferry::reference::ImageRef;
 
 use super::progress::{BundleProgress, Style};
-use super::registry_args::RegistryArgs;
+use super::registry_args::TargetArgs;
 use super::{Exit, Failure, output};
 
 /// Push a bundle's images into a registry (distribution, Harbor, zot...), byte-exact: the same
@@ -59,7 +59,7 @@ pub struct PushArgs {
     pub jobs: u16,
 
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub registry: TargetArgs,
 
     /// Print a machine-readable report on stdout.
     #[arg(long)]
@@ -205,7 +205,7 @@ async fn write_mirror_config(
         .map(|r| r.registry().to_owned())
         .collect();
     let base = registries.api_base(&options.target.registry).await?;
-    let ca_file = match args.registry.ca_files.first() {
+    let ca_file = match args.registry.access.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)
                 .context(Kind::Configuration, || format!("--ca-file {}", p.display()))?,
@@ -217,6 +217,7 @@ async fn write_mirror_config(
         ca_file,
         skip_verify: args
             .registry
+            .access
             .insecure_registries
             .iter()
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),

@@ -200,6 +200,24 @@ pub struct Collected {
     pub notes: Vec<String>,
 }
 
+/// The note naming what `--exclude` left out: every reference, up to ten, then a count.
+fn excluded_note(dropped: &[ImageRef]) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+    names.sort();
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    let rest = match more {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "--exclude left out {} reference(s): {}{rest}",
+        dropped.len(),
+        names.join(", ")
+    )
+}
+
 /// `--exclude` prefixes: a bare name is normalized as a reference would be (`busybox` means
 /// `docker.io/library/busybox`, `bitnami/redis` `docker.io/bitnami/redis`); a prefix that
 /// starts with a registry is taken as written (`docker.io/library`, `quay.io/org/`).
@@ -308,15 +326,14 @@ impl Sources {
             );
         }
         let prefixes: Vec<String> = self.excludes.iter().map(|p| normalize_prefix(p)).collect();
-        let mut refs = dedup(refs);
+        let refs = dedup(refs);
         let excluded = |r: &ImageRef| prefixes.iter().any(|p| matches_prefix(&r.to_string(), p));
-        let left_out = refs.iter().filter(|r| excluded(r)).count();
-        refs.retain(|r| !excluded(r));
+        let (dropped, mut refs): (Vec<ImageRef>, Vec<ImageRef>) =
+            refs.into_iter().partition(|r| excluded(r));
         // The order people read: by the reference as written.
         refs.sort_by_cached_key(ToString::to_string);
-        if left_out > 0 {
-            out.notes
-                .push(format!("--exclude: left out {left_out} reference(s)"));
+        if !dropped.is_empty() {
+            out.notes.push(excluded_note(&dropped));
         }
         out.references = refs;
         Ok(out)
