@@ -267,6 +267,15 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
     if s.cancelled {
         output::warning("interrupted: unfinished images were not tagged");
         output::hint("run the same command again (blobs already sent are not sent again)");
+    } else if !s.success() {
+        output::hint(&format!(
+            "mend what is named above, then run the same command again: what the target holds is \
+             not sent again (`--ref {}` pushes one image)",
+            s.images
+                .iter()
+                .find(|i| i.status != PushStatus::Ok)
+                .map_or("NAME", |i| i.source.as_str())
+        ));
     }
 }
 
