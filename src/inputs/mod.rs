@@ -304,11 +304,10 @@ impl Sources {
                     source,
                 })
         };
-        refs.extend(manifests::read_manifests(
-            &self.manifests,
-            self.manifest_options,
-            &mut read_stdin,
-        )?);
+        let found =
+            manifests::read_manifests(&self.manifests, self.manifest_options, &mut read_stdin)?;
+        out.notes.extend(found.unscanned_note());
+        refs.extend(found.images);
         if let Some(ns) = &self.containerd_namespace {
             let found = containerd::list(ns)?;
             if !found.skipped.is_empty() {

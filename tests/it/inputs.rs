@@ -71,6 +71,19 @@ fn custom_resources_only_when_asked_and_never_text_that_mentions_image() {
         !all.iter().any(|i| i.contains("should/not-be-taken")),
         "{all:?}"
     );
+    // Without the flag, what was left unread is said once, with the flag that takes it.
+    let (code, stdout, stderr) = ferry_out(&["images", "--from-manifests", &manifests()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("operators/"), "{stdout}");
+    assert_eq!(
+        stderr.matches("--scan-all-image-fields").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("left out 2 image field(s) of Database"),
+        "{stderr}"
+    );
 }
 
 #[test]
