@@ -175,13 +175,12 @@ fn image_line(o: &ImageOutcome) -> String {
     let mut line = match o.status {
         PushStatus::Ok => format!("pushed {} -> {}: {counts}", o.source, o.target),
         PushStatus::Partial => format!("partial {} -> {}: {counts}", o.source, o.target),
+        // The error itself is shown once, at the end.
         PushStatus::Failed => format!(
-            "failed {} -> {}: {}",
+            "failed {} -> {} ({}; the error is shown at the end)",
             o.source,
             o.target,
-            o.error
-                .as_ref()
-                .map_or_else(|| "failed".to_owned(), |e| e.one_line())
+            o.error.as_ref().map_or(Kind::Failed, |e| e.kind())
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };
@@ -240,12 +239,19 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
     if args.json {
         output::json(&json_report(args, options, s));
     }
-    for image in s.images.iter().filter(|i| i.status == PushStatus::Failed) {
-        match &image.error {
-            Some(e) => output::image_failure(&image.source.to_string(), e),
-            None => output::error(&format!("{}: failed", image.source)),
-        }
+    let failed: Vec<_> = s
+        .images
+        .iter()
+        .filter(|i| i.status == PushStatus::Failed)
+        .collect();
+    for image in failed.iter().filter(|i| i.error.is_none()) {
+        output::error(&format!("{}: failed", image.source));
     }
+    output::image_failures(
+        failed
+            .iter()
+            .filter_map(|i| Some((i.source.as_str(), i.error.as_ref()?))),
+    );
     if args.quiet {
         return;
     }
