@@ -199,7 +199,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(super::signals::stop_on_signals(
         cancel.clone(),
-        args.registry.timeout,
+        args.registry.transfer.timeout,
         timed_out.clone(),
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
@@ -418,12 +418,14 @@ fn report(args: &BundleArgs, s: &BundleSummary, binaries: Option<&Binaries>) {
         output::json(&report);
     }
     let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
-    for image in &failed {
-        match &image.error {
-            Some(e) => output::image_failure(&image.reference, e),
-            None => output::error(&format!("{}: failed", image.reference)),
-        }
+    for image in failed.iter().filter(|i| i.error.is_none()) {
+        output::error(&format!("{}: failed", image.reference));
     }
+    output::image_failures(
+        failed
+            .iter()
+            .filter_map(|i| Some((i.reference.as_str(), i.error.as_ref()?))),
+    );
     if args.quiet {
         return;
     }

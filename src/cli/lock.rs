@@ -50,9 +50,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         args.jobs.into(),
     )
     .await;
-    for (reference, error) in &outcome.failed {
-        output::image_failure(reference, error);
-    }
+    output::image_failures(outcome.failed.iter().map(|(r, e)| (r.as_str(), e)));
     if !outcome.failed.is_empty() {
         return Err(Failure::failed(
             Kind::Failed,

@@ -30,7 +30,8 @@ pub enum RuntimeArg {
   ferry restore /preload --pin
   ferry restore /preload-v2 --replace /preload-v1 --remove     # an upgrade
   ferry restore --list-pinned
-  ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
+  ferry restore ./bundle --runtime cri-o \\
+      --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
     /// The bundle: a folder (may be a read-only mount), or an archive (`.tar`, `.tar.zst`)
     /// read in place and streamed into ctr as a plain tar.

@@ -221,6 +221,24 @@ pub struct Collected {
     pub charts: Vec<String>,
 }
 
+/// The note naming what `--exclude` left out: every reference, up to ten, then a count.
+fn excluded_note(dropped: &[ImageRef]) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+    names.sort();
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    let rest = match more {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "--exclude left out {} reference(s): {}{rest}",
+        dropped.len(),
+        names.join(", ")
+    )
+}
+
 /// Whether `name` starts with `prefix` at a name boundary: `busybox` leaves `busyboxplus` alone
 /// and `nginx:1.2` leaves `nginx:1.27` alone.
 fn matches_prefix(name: &str, prefix: &str) -> bool {
@@ -291,11 +309,10 @@ impl Sources {
                     source,
                 })
         };
-        refs.extend(manifests::read_manifests(
-            &self.manifests,
-            self.manifest_options,
-            &mut read_stdin,
-        )?);
+        let found =
+            manifests::read_manifests(&self.manifests, self.manifest_options, &mut read_stdin)?;
+        out.notes.extend(found.unscanned_note());
+        refs.extend(found.images);
         if let Some(ns) = &self.containerd_namespace {
             let found = containerd::list(ns)?;
             if !found.skipped.is_empty() {
@@ -317,15 +334,14 @@ impl Sources {
             .iter()
             .map(|p| crate::reference::normalize_prefix(p))
             .collect();
-        let mut refs = dedup(refs);
+        let refs = dedup(refs);
         let excluded = |r: &ImageRef| prefixes.iter().any(|p| matches_prefix(&r.to_string(), p));
-        let left_out = refs.iter().filter(|r| excluded(r)).count();
-        refs.retain(|r| !excluded(r));
+        let (dropped, mut refs): (Vec<ImageRef>, Vec<ImageRef>) =
+            refs.into_iter().partition(|r| excluded(r));
         // The order people read: by the reference as written.
         refs.sort_by_cached_key(ToString::to_string);
-        if left_out > 0 {
-            out.notes
-                .push(format!("--exclude: left out {left_out} reference(s)"));
+        if !dropped.is_empty() {
+            out.notes.push(excluded_note(&dropped));
         }
         out.references = refs;
         Ok(out)

@@ -189,7 +189,8 @@ impl crate::error::Diagnostic for StoreError {
         use crate::error::Kind;
         match self {
             StoreError::Io { .. } => Kind::Io,
-            StoreError::Busy(_) => Kind::Failed,
+            // A local condition, as a folder of other things is: exit 2, nothing contacted.
+            StoreError::Busy(_) => Kind::Configuration,
             // -o names a folder of other things (the CLI says whether a path was the user's).
             StoreError::NotEmpty(_) => Kind::Configuration,
             StoreError::NotALayout { .. } => Kind::Bundle,

@@ -170,7 +170,7 @@ mirror_bin() {
     tried="${tried}unknown machine type; "
   fi
   if b=$(command -v ferry 2>/dev/null) && bin_runs "$b"; then echo "$b"; return 0; fi
-  log "no ferry binary runs on this $(uname -m) node (${tried}none on PATH): importing the images instead of serving them"
+  log "no ferry binary runs on this ${machine:-$(uname -m)} node (${tried}none on PATH): importing the images instead of serving them"
   return 1
 }
 

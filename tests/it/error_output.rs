@@ -137,6 +137,21 @@ fn a_refused_certificate_and_a_refused_login() {
             "login_required",
             outcome(&["bundle", "-o", b, &locked.image("sample/hello:1.0")], &[])
         );
+        // A login missing for a whole registry is said once, then the other images counted.
+        insta::assert_snapshot!(
+            "login_required_for_three_images",
+            outcome(
+                &[
+                    "bundle",
+                    "-o",
+                    b,
+                    &locked.image("sample/hello:1.0"),
+                    &locked.image("sample/world:1.0"),
+                    &locked.image("sample/zstd:1.0"),
+                ],
+                &[]
+            )
+        );
     });
     // A credential helper that fails: the helper's words, no URL (none was asked), the
     // helper's failure as the cause.
