@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Status(u16),
     /// Could not connect, or the connection failed before a response.
     Transport,
+    /// The registry's name does not resolve (no such host): asking again does not help.
+    Unresolved,
     /// The response body broke off (reset, closed early).
     Interrupted,
     /// Object storage behind a redirect refused (an expired or skewed pre-signed URL).
@@ -251,6 +253,7 @@ impl fmt::Display for RegistryError {
             ErrorKind::TooManyRequests => format!("{r} is rate limiting (429)"),
             ErrorKind::Status(s) => format!("{r} answered HTTP {s}"),
             ErrorKind::Transport => format!("cannot reach {r}"),
+            ErrorKind::Unresolved => format!("{r} does not resolve"),
             ErrorKind::Interrupted => format!("the connection to {r} broke off"),
             ErrorKind::Storage(s) => format!("the storage {r} redirected to refused (HTTP {s})"),
             ErrorKind::Stalled => format!("the connection to {r} stalled"),
@@ -303,9 +306,10 @@ impl crate::error::Diagnostic for RegistryError {
             ErrorKind::Denied => Kind::Denied,
             ErrorKind::TooManyRequests => Kind::RateLimited,
             ErrorKind::Status(_) | ErrorKind::Protocol => Kind::Protocol,
-            ErrorKind::Transport | ErrorKind::Interrupted | ErrorKind::Storage(_) => {
-                Kind::Transport
-            }
+            ErrorKind::Transport
+            | ErrorKind::Unresolved
+            | ErrorKind::Interrupted
+            | ErrorKind::Storage(_) => Kind::Transport,
             ErrorKind::Stalled | ErrorKind::TooSlow | ErrorKind::Timeout => Kind::Timeout,
             ErrorKind::Corrupt => Kind::Corrupt,
             ErrorKind::Credentials => Kind::Credentials,

@@ -282,6 +282,20 @@ impl Host {
             source = s.source();
         }
         let innermost = messages.last().cloned().unwrap_or_default();
+        // A name the resolver does not know (not a temporary resolver failure, which another
+        // attempt may get past) fails at once: five retries would only add twelve seconds.
+        let unresolved = messages.iter().any(|m| m == "dns error")
+            && !innermost.contains("Temporary failure")
+            && !innermost.contains("try again");
+        if unresolved {
+            let host = strip_port(&self.registry);
+            return self
+                .err(ErrorKind::Unresolved, url, innermost.clone())
+                .with_hint(format!(
+                    "check the spelling of {host}: this machine's resolver (/etc/hosts, \
+                     /etc/resolv.conf) does not know it"
+                ));
+        }
         let chain = if innermost.contains("InvalidContentType") {
             // rustls's words for a server that answered a TLS hello with something else.
             "the server does not speak TLS there (plain HTTP?)".to_owned()

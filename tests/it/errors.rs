@@ -69,6 +69,36 @@ fn an_unreachable_registry_says_so() {
     );
 }
 
+/// A name no resolver knows (`.invalid` never resolves, RFC 6761) is not retried and gets its
+/// own hint, not the plain-HTTP one.
+#[test]
+fn a_name_that_does_not_resolve_fails_at_once_with_its_own_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = "registry.example.invalid/app:1";
+    let (code, _, stderr) = ferry_out(&[
+        "bundle",
+        "-o",
+        dir.path().join("b").to_str().unwrap(),
+        image,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{image}: registry.example.invalid does not resolve"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: check the spelling of registry.example.invalid"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--insecure-registry"), "{stderr}");
+    assert!(
+        stderr.contains("; 0 retries") && !stderr.contains("failed after"),
+        "not retried: {stderr}"
+    );
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let (code, _, stderr) = ferry_out(&["bundle", "alpine"]);
