@@ -1,7 +1,7 @@
-//! Response bodies: small ones in memory, and blobs read one chunk at a time on a small
-//! bounded pool of blocking threads ([`Pool`]): no thread is held per download, and a
-//! download holds at most one chunk that the connection has not taken yet, so memory stays
-//! flat however many clients pull at once and however slowly they read.
+//! Response bodies: small ones in memory, and blobs read one chunk at a time on the read pool
+//! ([`Pool`]): no thread is held per download, and a download holds at most one chunk that the
+//! connection has not taken yet, so memory stays flat however many clients pull at once and
+//! however slowly they read.
 
 use std::future::Future;
 use std::io::{self, Read};
@@ -11,47 +11,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::sync::Semaphore;
-
 use super::conn::{Activity, Busy};
-
-/// Bytes per chunk read from a blob (and the most a download holds in memory at once).
-pub const CHUNK: usize = 64 * 1024;
-
-/// The blocking threads that read blob chunks (and verify blobs for ranged reads): at most
-/// `permits` at once, whatever the number of downloads.
-#[derive(Clone, Debug)]
-pub struct Pool(Arc<Semaphore>);
-
-impl Pool {
-    /// A pool of `threads` concurrent blocking reads.
-    pub fn new(threads: usize) -> Pool {
-        Pool(Arc::new(Semaphore::new(threads.max(1))))
-    }
-
-    /// The default size: twice the CPUs, between 4 and 16 (reads from the page cache are
-    /// CPU-bound; more threads than that only add switching).
-    pub fn default_threads() -> usize {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        (cpus * 2).clamp(4, 16)
-    }
-
-    /// Runs `f` on a blocking thread once a permit is free.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> io::Result<T> {
-        let _permit = self
-            .0
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| io::Error::other("the read pool is closed"))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| io::Error::other(format!("a blob read failed: {e}")))
-    }
-}
+pub use super::pool::Pool;
+use super::pool::Streaming;
 
 /// A response body.
 pub enum Body {
@@ -82,6 +44,7 @@ impl Body {
         Body::Blob(BlobStream {
             state: ReadState::Idle(Box::new(reader)),
             left: len,
+            _streaming: pool.streaming(),
             pool,
             activity,
             on_error: Some(Box::new(on_error)),
@@ -102,11 +65,13 @@ enum ReadState {
 }
 
 /// A blob's bytes, read on demand: the next chunk is read only when the connection has taken
-/// the previous one.
+/// the previous one. How much it reads at once shrinks as downloads grow (see
+/// [`Pool::chunk_size`]).
 pub struct BlobStream {
     state: ReadState,
     left: u64,
     pool: Pool,
+    _streaming: Streaming,
     activity: Option<Arc<Activity>>,
     on_error: Option<OnError>,
 }
@@ -136,7 +101,7 @@ fn read_chunk(reader: &mut Reader, want: usize) -> io::Result<Bytes> {
 
 impl BlobStream {
     fn start_read(&mut self, mut reader: Reader) -> ChunkRead {
-        let want = self.left.min(CHUNK as u64) as usize;
+        let want = self.left.min(self.pool.chunk_size() as u64) as usize;
         let pool = self.pool.clone();
         // The server is the slow one while a chunk is read: the connection is not idle.
         let busy: Option<Busy> = self.activity.as_ref().map(Activity::busy);
@@ -260,7 +225,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_blob_streams_in_chunks_and_a_failing_reader_cuts_it() {
-        let data: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| i as u8).collect();
+        let chunk = super::super::pool::MAX_CHUNK;
+        let data: Vec<u8> = (0..(3 * chunk + 17)).map(|i| i as u8).collect();
         let len = data.len() as u64;
         let pool = Pool::new(2);
         let body = Body::blob(
@@ -277,13 +243,13 @@ mod tests {
         // A reader that ends early: the body fails (a cut transfer), and says so once.
         let told = Arc::new(AtomicUsize::new(0));
         let t = told.clone();
-        let short = io::Cursor::new(data[..CHUNK + 5].to_vec());
+        let short = io::Cursor::new(data[..chunk + 5].to_vec());
         let body = Body::blob(short, len, pool, None, move |_| {
             t.fetch_add(1, Ordering::SeqCst);
         });
         let (got, err) = collect(body).await;
         assert!(err.is_some());
-        assert_eq!(got.len(), CHUNK, "only whole chunks read are handed out");
+        assert_eq!(got.len(), chunk, "only whole chunks read are handed out");
         assert_eq!(told.load(Ordering::SeqCst), 1);
     }
 }

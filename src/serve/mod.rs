@@ -18,6 +18,7 @@ pub mod catalog;
 mod conn;
 mod live;
 mod logged;
+mod pool;
 pub mod node;
 mod range;
 mod routes;

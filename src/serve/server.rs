@@ -16,7 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use super::body::{Body, CHUNK};
+use super::body::Body;
+use super::pool::MIN_CHUNK;
 use super::conn::{Activity, Limits, Watched};
 use super::logged::Logged;
 use super::routes::State;
@@ -139,12 +140,14 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         // Also the most a keep-alive connection waits for its next request.
         .header_read_timeout(limits.header_timeout)
-        // A response queues at most about one chunk ahead of the socket.
-        .max_buf_size(CHUNK + 16 * 1024);
+        // The next chunk is asked for only once the socket has taken all but 16 KiB of the
+        // last: a download holds about one chunk, however slowly its client reads. (Also
+        // the most a request's headers may take: a registry client sends far less.)
+        .max_buf_size(16 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_send_buf_size(CHUNK)
+        .max_send_buf_size(MIN_CHUNK)
         .max_concurrent_streams(256);
     builder
 }

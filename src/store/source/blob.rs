@@ -324,10 +324,10 @@ impl BlobReader {
     fn finish(&mut self) -> io::Result<()> {
         let size = self.blob.size;
         let mut hasher = self.hasher.take().expect("finished once");
-        let mut rest = Vec::with_capacity((size - self.read) as usize);
-        self.inner.read_to_end(&mut rest)?;
-        hasher.update(&rest);
-        self.tail.extend_from_slice(&rest);
+        // Read straight into the tail: one buffer per reader finishing, not two.
+        self.tail.reserve_exact((size - self.read) as usize + 1);
+        self.inner.read_to_end(&mut self.tail)?;
+        hasher.update(&self.tail);
         digest::check(hasher, &self.blob.digest, Some(size)).map_err(Self::mismatch)?;
         self.blob.mark_verified(self.key);
         self.tail.truncate(self.tail.len().min(size as usize));
