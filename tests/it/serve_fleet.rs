@@ -1,0 +1,268 @@
+//! #22: `ferry serve` for a fleet. 400 clients download a large layer at once (held together
+//! at a barrier, then paced so they really overlap) while the server stays under 64 MiB;
+//! slow, silent and stalled clients are closed by the header and idle timeouts; each response
+//! is logged with how it ended.
+
+use crate::common;
+use crate::served;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Barrier;
+
+use common::*;
+use served::*;
+
+/// The largest layer of `image` in bundle `b`: (digest, size).
+pub(crate) fn largest_layer(b: &Path, reference: &str) -> (String, u64) {
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob_path(b, &bundled_digest(b, reference))).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64())
+        .unwrap()
+        .clone();
+    (
+        layer["digest"].as_str().unwrap().to_owned(),
+        layer["size"].as_u64().unwrap(),
+    )
+}
+
+/// Peak resident memory of a process, in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// What one download saw: status, Content-Length, body bytes received.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    length: u64,
+    received: u64,
+}
+
+/// The head of an HTTP/1.1 response read from `conn`, and the body bytes read past it.
+pub(crate) async fn read_head(conn: &mut TcpStream) -> std::io::Result<(u16, u64, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    Ok((status, length, buf[end..].to_vec()))
+}
+
+/// One client: GET `path`, wait at `barrier` once the body has started (so every client is in
+/// the middle of its download at once), then read the rest at about `rate` bytes a second.
+/// The first client keeps the body in `keep`.
+async fn download(
+    addr: String,
+    path: String,
+    barrier: Arc<Barrier>,
+    rate: u64,
+    keep: Option<std::path::PathBuf>,
+) -> std::io::Result<Got> {
+    let mut conn = TcpStream::connect(&addr).await?;
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let (status, length, first) = read_head(&mut conn).await?;
+    let mut received = first.len() as u64;
+    let mut body = first;
+    barrier.wait().await;
+    let start = tokio::time::Instant::now();
+    let mut buf = vec![0u8; 16 * 1024];
+    while received < length {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        if keep.is_some() {
+            body.extend_from_slice(&buf[..n]);
+        }
+        // Paced: never ahead of `rate`.
+        let due = Duration::from_secs_f64(received as f64 / rate as f64);
+        tokio::time::sleep_until(start + due).await;
+    }
+    if let Some(p) = keep {
+        std::fs::write(p, &body)?;
+    }
+    Ok(Got {
+        status,
+        length,
+        received,
+    })
+}
+
+#[test]
+fn four_hundred_overlapping_downloads_of_a_large_layer_stay_under_64_mib() {
+    const CLIENTS: usize = 400;
+    let (reg, image) = big_image_registry(16);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &[&image], &[]);
+    let (digest, size) = largest_layer(&b, &reg.image(&image));
+    assert!(size >= 7 << 20, "a large layer: {size}");
+    let served = Served::start(&b, &[]);
+    let repo = image.split(':').next().unwrap();
+    let path = format!("/v2/{repo}/blobs/{digest}");
+    let kept = dir.path().join("first-body");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results: Vec<std::io::Result<Got>> = rt.block_on(async {
+        let barrier = Arc::new(Barrier::new(CLIENTS));
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let keep = (i == 0).then(|| kept.clone());
+                tokio::spawn(download(
+                    served.addr.clone(),
+                    path.clone(),
+                    barrier.clone(),
+                    // 2 MiB/s each: 800 MiB/s together, the downloads last a few seconds.
+                    2 << 20,
+                    keep,
+                ))
+            })
+            .collect();
+        // Self-stopping: a load that does not finish in time fails the test.
+        let all = futures_join(tasks);
+        tokio::time::timeout(Duration::from_secs(600), all)
+            .await
+            .expect("the downloads finish")
+    });
+    for (i, r) in results.iter().enumerate() {
+        let got = r.as_ref().unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(got.status, 200, "client {i}: {got:?}");
+        assert_eq!((got.length, got.received), (size, size), "client {i}");
+    }
+    // An independent witness for the bytes: sha256sum over what the first client received.
+    assert_eq!(sha256(&std::fs::read(&kept).unwrap()), digest);
+    let peak = peak_rss_mib(served.child.id());
+    eprintln!("ferry serve peak RSS: {peak:.1} MiB");
+    let log = served.log();
+    let complete = log
+        .lines()
+        .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
+        .count();
+    assert_eq!(complete, CLIENTS, "every response logged as complete:\n{log}");
+    assert!(
+        peak < 64.0,
+        "ferry serve peaked at {peak:.1} MiB with {CLIENTS} concurrent downloads"
+    );
+}
+
+/// Awaits every task, in order.
+async fn futures_join<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("a client task"));
+    }
+    out
+}
+
+/// Reads from `conn` until the server closes it (EOF or reset); the bytes read. Self-stopping:
+/// a connection the server never closes fails the test after `guard`.
+async fn read_until_closed(conn: &mut TcpStream, guard: Duration) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let outcome = tokio::time::timeout(guard, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n as u64,
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "the server never closed the connection");
+    total
+}
+
+#[test]
+fn slow_silent_and_stalled_clients_are_closed_by_the_timeouts() {
+    let (reg, image) = big_image_registry(16);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &[&image], &[]);
+    let (digest, size) = largest_layer(&b, &reg.image(&image));
+    let served = Served::start(&b, &["--header-timeout", "1s", "--idle-timeout", "2s"]);
+    let repo = image.split(':').next().unwrap();
+    let path = format!("/v2/{repo}/blobs/{digest}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let guard = Duration::from_secs(60);
+        // Slowloris: half a request line, then nothing.
+        let mut slow = TcpStream::connect(&served.addr).await.unwrap();
+        slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        // Silent: connects and never sends a byte.
+        let mut silent = TcpStream::connect(&served.addr).await.unwrap();
+        // Stalled: asks for the large layer, takes its head, then stops reading.
+        let mut stalled = TcpStream::connect(&served.addr).await.unwrap();
+        stalled
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (status, length, _) = read_head(&mut stalled).await.unwrap();
+        assert_eq!((status, length), (200, size));
+        assert_eq!(read_until_closed(&mut slow, guard).await, 0, "no answer to half a request");
+        assert_eq!(read_until_closed(&mut silent, guard).await, 0);
+        // Whatever the socket buffers held when serve gave up, not the whole layer.
+        wait_for(60, "serve to close the stalled download", || {
+            served.log().contains("cut by serve")
+        });
+        let got = read_until_closed(&mut stalled, guard).await;
+        assert!(got < size, "the stalled download was cut: {got} of {size} bytes");
+    });
+    let log = served.log();
+    assert!(
+        log.contains("no complete request headers within 1s"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("GET {path} 200")) && l.contains("cut by serve (")),
+        "the stalled download is logged as cut by serve:\n{log}"
+    );
+    // The server still serves.
+    let reply = curl("GET", &served.url("/v2/"), &[]);
+    assert_eq!(reply.status, 200);
+}

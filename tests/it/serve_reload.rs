@@ -1,0 +1,184 @@
+//! #22: a running `ferry serve` follows the bundle under it. After `ferry apply` changes the
+//! served folder, a moved tag answers the new digest and a removed one 404s, with no restart,
+//! while a download started before the apply finishes whole; a delta is refused with a hint.
+
+use crate::common;
+use crate::served;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use common::*;
+use served::*;
+
+use crate::serve_fleet::largest_layer;
+
+/// Copies `tag` of `from` to `to` in `into`, with skopeo (not ferry).
+fn copy_between(from: &Registry, tag: &str, into: &Registry, to: &str) {
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker://{}", from.image(tag)))
+        .arg(format!("docker://{}", into.image(to))));
+}
+
+const ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A blob download left in the middle: the response head and some bytes read, the rest not.
+struct InFlight {
+    conn: TcpStream,
+    length: u64,
+    body: Vec<u8>,
+}
+
+impl InFlight {
+    fn start(addr: &str, path: &str) -> InFlight {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "the response head");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap();
+        InFlight {
+            conn,
+            length,
+            body: buf[end..].to_vec(),
+        }
+    }
+
+    /// Reads the rest of the body (until Content-Length or the end of the connection).
+    fn finish(mut self) -> Vec<u8> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while (self.body.len() as u64) < self.length {
+            match self.conn.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.body.extend_from_slice(&chunk[..n]),
+            }
+        }
+        self.body
+    }
+}
+
+#[test]
+fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_download_finishes() {
+    let samples = Registry::seeded();
+    let (reg, big) = big_image_registry(16);
+    copy_between(&samples, "sample/world:1.0", &reg, "app/moving:1");
+    copy_between(&samples, "sample/hello:1.0", &reg, "app/gone:1");
+    let dir = tempfile::tempdir().unwrap();
+    let base = bundle(
+        &reg,
+        &dir.path().join("base"),
+        &[&big, "app/moving:1", "app/gone:1"],
+        &[],
+    );
+    let old = reg.digest("app/moving:1");
+    copy_between(&samples, "sample/raw:1.0", &reg, "app/moving:1");
+    let new = reg.digest("app/moving:1");
+    assert_ne!(old, new);
+    let delta = bundle(
+        &reg,
+        &dir.path().join("delta"),
+        &[&big, "app/moving:1"],
+        &["--since", base.to_str().unwrap()],
+    );
+
+    let served = Served::start(&base, &[]);
+    let digest_of = |path: &str| {
+        let reply = curl("HEAD", &served.url(path), &[ACCEPT]);
+        (reply.status, reply.headers.get("docker-content-digest").cloned())
+    };
+    assert_eq!(
+        digest_of("/v2/app/moving/manifests/1"),
+        (200, Some(old.clone()))
+    );
+    assert_eq!(digest_of("/v2/app/gone/manifests/1").0, 200);
+    let (layer, size) = largest_layer(&base, &reg.image(&big));
+    let repo = big.split(':').next().unwrap();
+    let download = InFlight::start(&served.addr, &format!("/v2/{repo}/blobs/{layer}"));
+    assert_eq!(download.length, size);
+    assert!(
+        (download.body.len() as u64) < size,
+        "the download is still in flight"
+    );
+    // Logged only when its body ends: it has not.
+    assert!(!served.log().contains(&format!("/blobs/{layer} ")), "{}", served.log());
+
+    let (code, _, stderr) = ferry_out(&[
+        "apply",
+        delta.to_str().unwrap(),
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The first request after the apply is answered from the new state: no window of 404s.
+    assert_eq!(digest_of("/v2/app/moving/manifests/1"), (200, Some(new)));
+    assert_eq!(digest_of("/v2/app/gone/manifests/1").0, 404);
+    let body = curl("GET", &served.url("/v2/_catalog"), &[]).body;
+    let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        !catalog.to_string().contains("app/gone"),
+        "{catalog}"
+    );
+    // The download begun before the apply ends whole, its bytes as the registry made them.
+    let got = download.finish();
+    assert_eq!(got.len() as u64, size);
+    assert_eq!(sha256(&got), layer);
+    let log = served.log();
+    assert!(log.contains("changed: now serving"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("/blobs/{layer} 200")) && l.contains(" complete ")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_delta_is_refused_with_the_hint_to_apply_it_first() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let base = bundle(&reg, &dir.path().join("base"), &["sample/hello:1.0"], &[]);
+    let delta = bundle(
+        &reg,
+        &dir.path().join("delta"),
+        &["sample/hello:1.0", "sample/world:1.0"],
+        &["--since", base.to_str().unwrap()],
+    );
+    let (code, _, stderr) = ferry_out(&[
+        "serve",
+        delta.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("delta"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ferry apply {}", delta.display())),
+        "the hint says to apply it first: {stderr}"
+    );
+}
