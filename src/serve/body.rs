@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use super::conn::{Activity, Busy};
 pub use super::pool::Pool;
 use super::pool::Streaming;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 
 /// A response body.
 pub enum Body {

@@ -116,7 +116,10 @@ mod tests {
     async fn jobs_run_on_the_pool_and_a_panic_fails_only_its_own() {
         let pool = Pool::new(2);
         let names: Vec<String> = futures_all(&pool).await;
-        assert!(names.iter().all(|n| n.starts_with("ferry-read-")), "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("ferry-read-")),
+            "{names:?}"
+        );
         assert!(pool.run(|| panic!("boom")).await.is_err());
         assert_eq!(pool.run(|| 7).await.unwrap(), 7);
     }

@@ -17,9 +17,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::Body;
-use super::pool::MIN_CHUNK;
 use super::conn::{Activity, Limits, Watched};
 use super::logged::Logged;
+use super::pool::MIN_CHUNK;
 use super::routes::State;
 use super::{Event, Reporter};
 use crate::store::StoreError;

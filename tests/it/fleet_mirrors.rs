@@ -50,7 +50,10 @@ fn with_the_first_mirror_down_the_next_one_serves_containerd_and_skopeo() {
     // Both files list the mirrors in the order given, ferry serve last.
     let hosts_toml = std::fs::read_to_string(hosts.join(&source).join("hosts.toml")).unwrap();
     let registries = std::fs::read_to_string(&conf).unwrap();
-    for (file, text) in [("hosts.toml", &hosts_toml), ("registries.conf", &registries)] {
+    for (file, text) in [
+        ("hosts.toml", &hosts_toml),
+        ("registries.conf", &registries),
+    ] {
         let at = |addr: &str| {
             text.find(&format!("\"{addr}"))
                 .or_else(|| text.find(&format!("\"http://{addr}")))
@@ -103,7 +106,10 @@ fn restore_mirror(b: &std::path::Path, addr: &str, env: &[(&str, &str)]) -> (boo
         .env("FERRY_MIRROR_ADDR", addr)
         .env("FERRY_SERVICE", "background")
         .env("FERRY_STATE_DIR", &state)
-        .env("FERRY_REGISTRIES_CONF", b.parent().unwrap().join("ferry.conf"))
+        .env(
+            "FERRY_REGISTRIES_CONF",
+            b.parent().unwrap().join("ferry.conf"),
+        )
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -131,7 +137,12 @@ fn restore_sh_mirror_says_config_path_is_missing_refuses_a_held_port_and_orders_
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
     let b = bundle(&reg, &dir.path().join("b"), &["sample/hello:1.0"], &[]);
-    let other = bundle(&reg, &dir.path().join("other/b"), &["sample/world:1.0"], &[]);
+    let other = bundle(
+        &reg,
+        &dir.path().join("other/b"),
+        &["sample/world:1.0"],
+        &[],
+    );
     let source = reg.addr.clone();
     let hosts = dir.path().join("certs.d");
     let config = dir.path().join("config.toml");
@@ -175,7 +186,9 @@ fn restore_sh_mirror_says_config_path_is_missing_refuses_a_held_port_and_orders_
     // The preferred mirrors first, in order, then this server.
     let toml = std::fs::read_to_string(hosts.join(&source).join("hosts.toml")).unwrap();
     let spegel = toml.find("\"http://127.0.0.1:30020\"").expect(&toml);
-    let harbor = toml.find("\"https://harbor.example/v2/proxy\"").expect(&toml);
+    let harbor = toml
+        .find("\"https://harbor.example/v2/proxy\"")
+        .expect(&toml);
     let ferry = toml.find(&format!("\"http://{addr}\"")).expect(&toml);
     assert!(spegel < harbor && harbor < ferry, "{toml}");
     // Again: the running server of this bundle is kept.

@@ -181,7 +181,10 @@ fn four_hundred_overlapping_downloads_of_a_large_layer_stay_under_64_mib() {
         .lines()
         .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
         .count();
-    assert_eq!(complete, CLIENTS, "every response logged as complete:\n{log}");
+    assert_eq!(
+        complete, CLIENTS,
+        "every response logged as complete:\n{log}"
+    );
     assert!(
         peak < 64.0,
         "ferry serve peaked at {peak:.1} MiB with {CLIENTS} concurrent downloads"
@@ -232,7 +235,9 @@ fn slow_silent_and_stalled_clients_are_closed_by_the_timeouts() {
         let guard = Duration::from_secs(60);
         // Slowloris: half a request line, then nothing.
         let mut slow = TcpStream::connect(&served.addr).await.unwrap();
-        slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         // Silent: connects and never sends a byte.
         let mut silent = TcpStream::connect(&served.addr).await.unwrap();
         // Stalled: asks for the large layer, takes its head, then stops reading.
@@ -243,14 +248,21 @@ fn slow_silent_and_stalled_clients_are_closed_by_the_timeouts() {
             .unwrap();
         let (status, length, _) = read_head(&mut stalled).await.unwrap();
         assert_eq!((status, length), (200, size));
-        assert_eq!(read_until_closed(&mut slow, guard).await, 0, "no answer to half a request");
+        assert_eq!(
+            read_until_closed(&mut slow, guard).await,
+            0,
+            "no answer to half a request"
+        );
         assert_eq!(read_until_closed(&mut silent, guard).await, 0);
         // Whatever the socket buffers held when serve gave up, not the whole layer.
         wait_for(60, "serve to close the stalled download", || {
             served.log().contains("cut by serve")
         });
         let got = read_until_closed(&mut stalled, guard).await;
-        assert!(got < size, "the stalled download was cut: {got} of {size} bytes");
+        assert!(
+            got < size,
+            "the stalled download was cut: {got} of {size} bytes"
+        );
     });
     let log = served.log();
     assert!(

@@ -111,7 +111,10 @@ fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_downl
     let served = Served::start(&base, &[]);
     let digest_of = |path: &str| {
         let reply = curl("HEAD", &served.url(path), &[ACCEPT]);
-        (reply.status, reply.headers.get("docker-content-digest").cloned())
+        (
+            reply.status,
+            reply.headers.get("docker-content-digest").cloned(),
+        )
     };
     assert_eq!(
         digest_of("/v2/app/moving/manifests/1"),
@@ -127,13 +130,13 @@ fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_downl
         "the download is still in flight"
     );
     // Logged only when its body ends: it has not.
-    assert!(!served.log().contains(&format!("/blobs/{layer} ")), "{}", served.log());
+    assert!(
+        !served.log().contains(&format!("/blobs/{layer} ")),
+        "{}",
+        served.log()
+    );
 
-    let (code, _, stderr) = ferry_out(&[
-        "apply",
-        delta.to_str().unwrap(),
-        base.to_str().unwrap(),
-    ]);
+    let (code, _, stderr) = ferry_out(&["apply", delta.to_str().unwrap(), base.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 
     // The first request after the apply is answered from the new state: no window of 404s.
@@ -141,10 +144,7 @@ fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_downl
     assert_eq!(digest_of("/v2/app/gone/manifests/1").0, 404);
     let body = curl("GET", &served.url("/v2/_catalog"), &[]).body;
     let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(
-        !catalog.to_string().contains("app/gone"),
-        "{catalog}"
-    );
+    assert!(!catalog.to_string().contains("app/gone"), "{catalog}");
     // The download begun before the apply ends whole, its bytes as the registry made them.
     let got = download.finish();
     assert_eq!(got.len() as u64, size);
@@ -169,12 +169,7 @@ fn a_delta_is_refused_with_the_hint_to_apply_it_first() {
         &["sample/hello:1.0", "sample/world:1.0"],
         &["--since", base.to_str().unwrap()],
     );
-    let (code, _, stderr) = ferry_out(&[
-        "serve",
-        delta.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let (code, _, stderr) = ferry_out(&["serve", delta.to_str().unwrap(), "--addr", "127.0.0.1:0"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("delta"), "{stderr}");
     assert!(
