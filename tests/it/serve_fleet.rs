@@ -278,3 +278,91 @@ fn slow_silent_and_stalled_clients_are_closed_by_the_timeouts() {
     let reply = curl("GET", &served.url("/v2/"), &[]);
     assert_eq!(reply.status, 200);
 }
+
+/// curl fetching `url` `n` times, `parallel` at once, with `extra` options; one
+/// `status size http_version` line per transfer.
+fn curl_many(url: &str, n: usize, parallel: usize, extra: &[&str]) -> Vec<String> {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-Z", "--parallel-max", &parallel.to_string()])
+        .args(extra)
+        .args(["-w", "%{http_code} %{size_download} %{http_version}\\n"]);
+    for _ in 0..n {
+        cmd.args(["-o", "/dev/null", url]);
+    }
+    let out = run(&mut cmd);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn keep_alive_http1_h2c_and_h2_over_tls_all_serve_a_layer_to_many_clients() {
+    let (reg, image) = big_image_registry(16);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &[&image], &[]);
+    let (digest, size) = largest_layer(&b, &reg.image(&image));
+    let repo = image.split(':').next().unwrap();
+    let path = format!("/v2/{repo}/blobs/{digest}");
+    let tls = Tls::new();
+    let plain = Served::start(&b, &[]);
+    let secure = Served::start(
+        &b,
+        &[
+            "--tls-cert",
+            &tls.path("server.crt"),
+            "--tls-key",
+            &tls.path("server.key"),
+        ],
+    );
+    let ca = tls.path("ca.crt");
+    // HTTP/1.1: 32 connections at once, each reused (keep-alive) for two transfers; HTTP/2
+    // over TLS: the transfers multiplexed on few connections.
+    let http1 = curl_many(&plain.url(&path), 64, 32, &["--http1.1"]);
+    let h2 = curl_many(
+        &format!("https://{}{path}", secure.addr),
+        64,
+        32,
+        &["--cacert", &ca],
+    );
+    // Cleartext HTTP/2 (prior knowledge): 64 curl processes at once, one transfer each (curl
+    // 7.88 fails a reused prior-knowledge connection itself: curl issue 10634).
+    let children: Vec<_> = (0..64)
+        .map(|_| {
+            std::process::Command::new("curl")
+                .args(["-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w"])
+                .arg("%{http_code} %{size_download} %{http_version}\n")
+                .arg(plain.url(&path))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let h2c: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        })
+        .collect();
+    for (what, lines, version) in [
+        ("HTTP/1.1 keep-alive", http1, "1.1"),
+        ("HTTP/2 over TLS", h2, "2"),
+        ("cleartext HTTP/2", h2c, "2"),
+    ] {
+        assert_eq!(lines.len(), 64, "{what}: {lines:?}");
+        for l in &lines {
+            assert_eq!(l, &format!("200 {size} {version}"), "{what}");
+        }
+    }
+    // Every transfer complete by serve's own account too.
+    for (served, n) in [(&plain, 128), (&secure, 64)] {
+        let log = served.log();
+        let complete = log
+            .lines()
+            .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
+            .count();
+        assert_eq!(complete, n, "{log}");
+    }
+}
