@@ -36,17 +36,6 @@ pub(crate) fn largest_layer(b: &Path, reference: &str) -> (String, u64) {
     )
 }
 
-/// Peak resident memory of a process, in MiB (VmHWM).
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
 /// What one download saw: status, Content-Length, body bytes received.
 #[derive(Debug)]
 struct Got {
@@ -69,7 +58,12 @@ pub(crate) async fn read_head(conn: &mut TcpStream) -> std::io::Result<(u16, u64
             break i + 4;
         }
     };
-    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let (status, length) = head_fields(&String::from_utf8_lossy(&buf[..end]));
+    Ok((status, length, buf[end..].to_vec()))
+}
+
+/// Status and Content-Length (0 when absent) of an HTTP/1.1 response head.
+pub(crate) fn head_fields(head: &str) -> (u16, u64) {
     let status = head
         .split_whitespace()
         .nth(1)
@@ -83,7 +77,7 @@ pub(crate) async fn read_head(conn: &mut TcpStream) -> std::io::Result<(u16, u64
                 .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
-    Ok((status, length, buf[end..].to_vec()))
+    (status, length)
 }
 
 /// One client: GET `path`, wait at `barrier` once the body has started (so every client is in

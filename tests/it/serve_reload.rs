@@ -7,25 +7,11 @@ use crate::served;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 
 use common::*;
 use served::*;
 
-use crate::serve_fleet::largest_layer;
-
-/// Copies `tag` of `from` to `to` in `into`, with skopeo (not ferry).
-fn copy_between(from: &Registry, tag: &str, into: &Registry, to: &str) {
-    run(Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("docker://{}", from.image(tag)))
-        .arg(format!("docker://{}", into.image(to))));
-}
+use crate::serve_fleet::{head_fields, largest_layer};
 
 const ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json, \
@@ -54,16 +40,8 @@ impl InFlight {
                 break i + 4;
             }
         };
-        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        let length = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap();
+        let (status, length) = head_fields(&String::from_utf8_lossy(&buf[..end]));
+        assert_eq!(status, 200);
         InFlight {
             conn,
             length,
@@ -88,8 +66,8 @@ impl InFlight {
 fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_download_finishes() {
     let samples = Registry::seeded();
     let (reg, big) = big_image_registry(16);
-    copy_between(&samples, "sample/world:1.0", &reg, "app/moving:1");
-    copy_between(&samples, "sample/hello:1.0", &reg, "app/gone:1");
+    samples.copy_to("sample/world:1.0", &reg, "app/moving:1");
+    samples.copy_to("sample/hello:1.0", &reg, "app/gone:1");
     let dir = tempfile::tempdir().unwrap();
     let base = bundle(
         &reg,
@@ -98,7 +76,7 @@ fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_downl
         &[],
     );
     let old = reg.digest("app/moving:1");
-    copy_between(&samples, "sample/raw:1.0", &reg, "app/moving:1");
+    samples.copy_to("sample/raw:1.0", &reg, "app/moving:1");
     let new = reg.digest("app/moving:1");
     assert_ne!(old, new);
     let delta = bundle(

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bench::{Registry, dir, mib};
-use crate::bench_serve::{free_port, stop, wait_ready};
+use crate::bench_serve::{free_port, peak_rss_mib, stop, wait_ready};
 use crate::{root, sh};
 
 /// containerd instances pulling at once.
@@ -323,17 +323,6 @@ fn fetch_all(work: &Path, urls: &[String], bytes: u64) -> Result<Duration, Strin
         return Err(format!("{got} bytes received, {bytes} expected"));
     }
     Ok(took)
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// nginx serving a folder with sendfile (Debian's nginx-light), in the foreground.
