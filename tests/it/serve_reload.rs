@@ -155,3 +155,79 @@ fn a_delta_is_refused_with_the_hint_to_apply_it_first() {
         "the hint says to apply it first: {stderr}"
     );
 }
+
+#[test]
+fn an_image_missing_a_blob_is_not_advertised_and_the_log_says_why() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/world:1.0"];
+    let b = bundle(&reg, &dir.path().join("b"), &tags, &[]);
+    // A layer of world only (by the registry's manifests), removed from the bundle.
+    let hello = reg.blobs_of(tags[0], "linux/amd64");
+    let gone = reg
+        .blobs_of(tags[1], "linux/amd64")
+        .into_keys()
+        .find(|d| !hello.contains_key(d) && *d != reg.digest(tags[1]))
+        .unwrap();
+    std::fs::remove_file(blob_path(&b, &gone)).unwrap();
+    let served = Served::start(&b, &[]);
+    let log = served.log();
+    assert!(
+        log.lines().any(|l| l.contains("not served")
+            && l.contains(&reg.image(tags[1]))
+            && l.contains(&gone)),
+        "{log}"
+    );
+    assert_eq!(
+        curl(
+            "HEAD",
+            &served.url("/v2/sample/world/manifests/1.0"),
+            &[ACCEPT]
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        curl(
+            "HEAD",
+            &served.url("/v2/sample/hello/manifests/1.0"),
+            &[ACCEPT]
+        )
+        .status,
+        200
+    );
+    let body = curl("GET", &served.url("/v2/_catalog"), &[]).body;
+    let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(catalog["repositories"], serde_json::json!(["sample/hello"]));
+}
+
+#[test]
+fn a_new_archive_renamed_over_the_served_one_is_served_at_once() {
+    let reg = Registry::seeded();
+    reg.copy_within("sample/world:1.0", "app/moving:1", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = bundle(&reg, &dir.path().join("v1"), &["app/moving:1"], &[]);
+    let old = reg.digest("app/moving:1");
+    reg.copy_within("sample/hello:1.0", "app/moving:1", &[]);
+    let new = reg.digest("app/moving:1");
+    let v2 = bundle(&reg, &dir.path().join("v2"), &["app/moving:1"], &[]);
+    let served_tar = dir.path().join("served.tar.zst");
+    export_tar(&v1, &served_tar);
+    let next = dir.path().join("next.tar.zst");
+    export_tar(&v2, &next);
+    let served = Served::start(&served_tar, &[]);
+    let digest_of = || {
+        curl("HEAD", &served.url("/v2/app/moving/manifests/1"), &[ACCEPT])
+            .headers
+            .get("docker-content-digest")
+            .cloned()
+    };
+    assert_eq!(digest_of(), Some(old));
+    std::fs::rename(&next, &served_tar).unwrap();
+    assert_eq!(digest_of(), Some(new));
+    assert!(
+        served.log().contains("changed: now serving"),
+        "{}",
+        served.log()
+    );
+}
