@@ -1,7 +1,8 @@
 //! #22: `ferry serve` for a fleet. 400 clients download a large layer at once (held together
 //! at a barrier, then paced so they really overlap) while the server stays under 64 MiB;
-//! slow, silent and stalled clients are closed by the header and idle timeouts; each response
-//! is logged with how it ended.
+//! slow, silent and stalled clients are closed by the header and idle timeouts; the connection
+//! cap holds; HTTP/1.1 keep-alive, cleartext HTTP/2 and HTTP/2 over TLS serve many clients;
+//! each response is logged with how it ended.
 
 use crate::common;
 use crate::served;
@@ -359,4 +360,50 @@ fn keep_alive_http1_h2c_and_h2_over_tls_all_serve_a_layer_to_many_clients() {
             .count();
         assert_eq!(complete, n, "{log}");
     }
+}
+
+#[test]
+fn past_max_connections_a_client_waits_for_a_free_slot() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), &["sample/hello:1.0"], &[]);
+    // Timeouts long enough that only the test closes the connections.
+    let served = Served::start(
+        &b,
+        &[
+            "--max-connections",
+            "2",
+            "--header-timeout",
+            "10m",
+            "--idle-timeout",
+            "10m",
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let request = format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", served.addr);
+        // Two keep-alive connections, each answered once and kept open: every slot taken.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut c = TcpStream::connect(&served.addr).await.unwrap();
+            c.write_all(request.as_bytes()).await.unwrap();
+            assert_eq!(read_head(&mut c).await.unwrap().0, 200);
+            held.push(c);
+        }
+        wait_for(30, "serve to say every slot is taken", || {
+            served.log().contains("all 2 connections are in use")
+        });
+        // A third waits in the listen queue; it is answered once a slot frees.
+        let mut third = TcpStream::connect(&served.addr).await.unwrap();
+        third.write_all(request.as_bytes()).await.unwrap();
+        drop(held.pop());
+        let answered = tokio::time::timeout(Duration::from_secs(60), read_head(&mut third)).await;
+        assert_eq!(
+            answered.expect("answered once a slot freed").unwrap().0,
+            200
+        );
+    });
 }
