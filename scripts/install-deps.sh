@@ -25,6 +25,8 @@ deps=(
   "qemu-aarch64-static:qemu-user-static"
   "umoci:umoci"
   "script:util-linux"
+  # The fan-out bench case's limit: a static file server with sendfile.
+  "nginx:nginx-light"
 )
 # The static arm64 Rust target the tests build ferry for, from rustup when it manages Rust.
 if command -v rustup >/dev/null 2>&1; then

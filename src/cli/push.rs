@@ -54,6 +54,12 @@ pub struct PushArgs {
     #[arg(long, value_name = "DIR")]
     pub mirror_config: Option<PathBuf>,
 
+    /// With --mirror-config: a mirror nodes try before the target, such as a P2P engine's
+    /// node-local endpoint (Spegel: http://127.0.0.1:30020); repeatable, tried in the order
+    /// given. URL: http[s]://HOST[:PORT][/PREFIX].
+    #[arg(long = "prefer-mirror", value_name = "URL", requires = "mirror_config", value_parser = ferry::node::mirror_config::parse_mirror)]
+    pub prefer_mirrors: Vec<ferry::node::mirror_config::Mirror>,
+
     /// Blob transfers in flight at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -222,7 +228,7 @@ async fn write_mirror_config(
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
     };
     let mirrors = mirror::mirrors(&options.target, &sources, options.keep_registry, &settings);
-    let files = mirror::write(dir, &mirrors).map_err(|e| {
+    let files = mirror::write(dir, &mirrors, &args.prefer_mirrors).map_err(|e| {
         Error::from(e)
             .wrap("--mirror-config")
             .with_kind(Kind::Configuration)

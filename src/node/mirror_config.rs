@@ -1,5 +1,7 @@
 //! containerd `hosts.toml` and containers-registries.conf(5) drop-ins that send pulls of a
-//! source registry's images to a mirror first, falling back to the source itself.
+//! source registry's images to mirrors first, in order, falling back to the source itself.
+//! The order is what puts a P2P engine (Spegel's node-local registry, a Dragonfly dfdaemon
+//! proxy) or a pull-through cache (Harbor) in front of `ferry serve` or a pushed registry.
 //!
 //! Every string written comes from validated references or from the user's own options, and is
 //! still written through TOML's own quoting (the `toml` crate), never pasted into the file.
@@ -49,6 +51,70 @@ impl Mirror {
     }
 }
 
+/// A mirror named by URL, as `--prefer-mirror` takes it: `http[s]://HOST[:PORT][/PREFIX]`
+/// (`https://` when no scheme is given). PREFIX, when given, is the repository path its
+/// repositories live under (containerd's `override_path`), such as a Harbor proxy-cache
+/// project. Credentials, queries and fragments are refused: they would be written into node
+/// files.
+pub fn parse_mirror(text: &str) -> Result<Mirror, String> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
+    let bad = |why: &str| format!("mirror {text:?}: {why}");
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "no credentials in a mirror URL (they would be written into node files)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("no query string or fragment"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    let path = url.path().trim_matches('/');
+    // The API root may be written out: `/v2/PREFIX` is `PREFIX`.
+    let prefix = path
+        .strip_prefix("v2")
+        .filter(|p| p.is_empty() || p.starts_with('/'));
+    let prefix = prefix.unwrap_or(path).trim_matches('/');
+    if !prefix.is_empty() {
+        // The OCI repository grammar, checked by the reference parser.
+        let probe = format!("localhost/{prefix}/x:1");
+        if probe.parse::<crate::reference::ImageRef>().is_err() || prefix.contains(['@', ':']) {
+            return Err(bad(
+                "the path must be a lowercase repository prefix (a-z, 0-9, '.', '_', '-' between '/')",
+            ));
+        }
+    }
+    Ok(Mirror {
+        origin: url.origin().ascii_serialization(),
+        namespace: prefix.to_owned(),
+        ca_file: None,
+        skip_verify: false,
+    })
+}
+
+/// Every source's mirrors in the order they are tried: `front` (the preferred mirrors, in
+/// the order given) before each source's own.
+pub fn in_order(front: &[Mirror], routes: Vec<(String, Mirror)>) -> Vec<(String, Vec<Mirror>)> {
+    routes
+        .into_iter()
+        .map(|(source, own)| {
+            let mut all = front.to_vec();
+            all.push(own);
+            (source, all)
+        })
+        .collect()
+}
+
 fn join_path(a: &str, b: &str) -> String {
     let b = b.trim_matches('/');
     if b.is_empty() {
@@ -74,11 +140,8 @@ fn source_server(source: &str) -> String {
     format!("{scheme}://{}", crate::docker_hub::api_host(source))
 }
 
-/// The `hosts.toml` for `source`: the mirror for pull and resolve, then the source itself.
-/// Serialized by the toml crate as a whole: a key (the mirror's URL) needs other quoting
-/// than a value, and a `\n` in one would otherwise become a multi-line string, which no key
-/// may be.
-pub fn hosts_toml(source: &str, mirror: &Mirror) -> String {
+/// One `[host."URL"]` table of hosts.toml.
+fn host_table(mirror: &Mirror) -> toml::Table {
     let mut host = toml::Table::new();
     host.insert("capabilities".into(), vec!["pull", "resolve"].into());
     if !mirror.namespace.is_empty() {
@@ -90,34 +153,58 @@ pub fn hosts_toml(source: &str, mirror: &Mirror) -> String {
     if mirror.skip_verify && !mirror.is_plain_http() {
         host.insert("skip_verify".into(), true.into());
     }
-    let mut doc = toml::Table::new();
-    doc.insert("server".into(), source_server(source).into());
-    doc.insert(
-        "host".into(),
-        toml::Table::from_iter([(mirror.containerd_url(), host.into())]).into(),
-    );
-    // A comment ends at a line break: a `\r` or `\n` in a name would start a TOML line.
-    let source_shown = source.escape_debug();
-    format!(
-        "# Written by ferry: pull {source_shown}'s images from {} first, then from {source_shown}.\n{doc}",
-        mirror.location().escape_debug()
-    )
+    host
 }
 
-/// A registries.conf drop-in: one `[[registry]]` per source with its `[[registry.mirror]]`.
-pub fn registries_conf(mirrors: &[(String, Mirror)]) -> String {
-    let mut out = String::from(
-        "# Written by ferry: pull these registries' images from their mirror first.\n",
+/// The `hosts.toml` for `source`: the mirrors for pull and resolve, tried in the order given
+/// (containerd keeps the file's order), then the source itself. Each table is serialized by
+/// the toml crate on its own (a key, the mirror's URL, needs other quoting than a value, and a
+/// `\n` in one would otherwise become a multi-line string, which no key may be), and written
+/// in order: a TOML table as a whole is sorted by key, which would lose the order.
+pub fn hosts_toml(source: &str, mirrors: &[Mirror]) -> String {
+    let mut doc = toml::Table::new();
+    doc.insert("server".into(), source_server(source).into());
+    // A comment ends at a line break: a `\r` or `\n` in a name would start a TOML line.
+    let source_shown = source.escape_debug();
+    let order: Vec<String> = mirrors
+        .iter()
+        .map(|m| m.location().escape_debug().to_string())
+        .collect();
+    let mut out = format!(
+        "# Written by ferry: pull {source_shown}'s images from {} (in this order), then from {source_shown}.\n{doc}",
+        order.join(", ")
     );
-    for (source, mirror) in mirrors {
+    for mirror in mirrors {
+        let table = toml::Table::from_iter([(
+            "host".to_owned(),
+            toml::Value::from(toml::Table::from_iter([(
+                mirror.containerd_url(),
+                host_table(mirror).into(),
+            )])),
+        )]);
+        out.push('\n');
+        out.push_str(&table.to_string());
+    }
+    out
+}
+
+/// A registries.conf drop-in: one `[[registry]]` per source with its `[[registry.mirror]]`
+/// entries in the order they are tried.
+pub fn registries_conf(routes: &[(String, Vec<Mirror>)]) -> String {
+    let mut out = String::from(
+        "# Written by ferry: pull these registries' images from their mirrors first, in order.\n",
+    );
+    for (source, mirrors) in routes {
         let source = crate::docker_hub::canonical(source);
         let _ = writeln!(out, "\n[[registry]]");
         let _ = writeln!(out, "prefix = {}", quoted(source));
         let _ = writeln!(out, "location = {}", quoted(source));
-        let _ = writeln!(out, "\n[[registry.mirror]]");
-        let _ = writeln!(out, "location = {}", quoted(&mirror.location()));
-        if mirror.skip_verify || mirror.is_plain_http() {
-            let _ = writeln!(out, "insecure = true");
+        for mirror in mirrors {
+            let _ = writeln!(out, "\n[[registry.mirror]]");
+            let _ = writeln!(out, "location = {}", quoted(&mirror.location()));
+            if mirror.skip_verify || mirror.is_plain_http() {
+                let _ = writeln!(out, "insecure = true");
+            }
         }
     }
     out
@@ -127,10 +214,10 @@ pub fn registries_conf(mirrors: &[(String, Mirror)]) -> String {
 /// what `ctr images pull --hosts-dir DIR` reads). Returns the files written.
 pub fn write_hosts_dir(
     dir: &Path,
-    mirrors: &[(String, Mirror)],
+    routes: &[(String, Vec<Mirror>)],
 ) -> Result<Vec<PathBuf>, StoreError> {
     let mut written = Vec::new();
-    for (source, mirror) in mirrors {
+    for (source, mirrors) in routes {
         // The folder name is a registry name from a validated reference: host[:port] only.
         // The host folder and the temp folder in it must be real folders: a link planted
         // there would carry the file (and the temp file) somewhere else.
@@ -139,7 +226,7 @@ pub fn write_hosts_dir(
         let tmp = InsideDir::create(dir, &[name, ".ferry-tmp"], 0o755)?;
         crate::fsutil::write_atomic(
             &host.path().join("hosts.toml"),
-            hosts_toml(source, mirror).as_bytes(),
+            hosts_toml(source, mirrors).as_bytes(),
             Some(tmp.path()),
         )?;
         let _ = host.remove_dir(std::ffi::OsStr::new(".ferry-tmp"));
@@ -149,10 +236,13 @@ pub fn write_hosts_dir(
 }
 
 /// Writes a registries.conf drop-in at `path`.
-pub fn write_registries_conf(path: &Path, mirrors: &[(String, Mirror)]) -> Result<(), StoreError> {
+pub fn write_registries_conf(
+    path: &Path,
+    routes: &[(String, Vec<Mirror>)],
+) -> Result<(), StoreError> {
     let dir = crate::fsutil::folder_of(path);
     let tmp = InsideDir::create(dir, &[".ferry-tmp"], 0o755)?;
-    crate::fsutil::write_atomic(path, registries_conf(mirrors).as_bytes(), Some(tmp.path()))?;
+    crate::fsutil::write_atomic(path, registries_conf(routes).as_bytes(), Some(tmp.path()))?;
     let _ = std::fs::remove_dir(tmp.path());
     Ok(())
 }
@@ -174,7 +264,7 @@ mod tests {
     fn hosts_toml_with_prefix_overrides_the_path() {
         let mut m = mirror("https://reg.corp:5000", "airgap");
         m.ca_file = Some("/etc/ferry/ca.crt".into());
-        let text = hosts_toml("docker.io", &m);
+        let text = hosts_toml("docker.io", &[m]);
         let v: toml::Table = text.parse().unwrap();
         assert_eq!(v["server"].as_str(), Some("https://registry-1.docker.io"));
         let host = &v["host"]["https://reg.corp:5000/v2/airgap"];
@@ -186,7 +276,7 @@ mod tests {
 
     #[test]
     fn hosts_toml_plain_http_at_the_root() {
-        let text = hosts_toml("127.0.0.1:5000", &mirror("http://127.0.0.1:5050", ""));
+        let text = hosts_toml("127.0.0.1:5000", &[mirror("http://127.0.0.1:5050", "")]);
         let v: toml::Table = text.parse().unwrap();
         assert_eq!(v["server"].as_str(), Some("http://127.0.0.1:5000"));
         let host = &v["host"]["http://127.0.0.1:5050"];
@@ -196,7 +286,7 @@ mod tests {
     #[test]
     fn hosts_toml_comment_cannot_start_a_line() {
         // Found by tests/parsers: a line break in the namespace ended the comment.
-        let text = hosts_toml("a\nserver = 1", &mirror("https://m", "\r[x]"));
+        let text = hosts_toml("a\nserver = 1", &[mirror("https://m", "\r[x]")]);
         let v: toml::Table = text.parse().unwrap();
         assert_eq!(v.len(), 2, "{text}");
         assert_eq!(v["server"].as_str(), Some("https://a\nserver = 1"));
@@ -208,9 +298,9 @@ mod tests {
         let text = registries_conf(&[
             (
                 "docker.io".into(),
-                mirror("http://127.0.0.1:5050", "docker.io"),
+                vec![mirror("http://127.0.0.1:5050", "docker.io")],
             ),
-            ("quay.io".into(), mirror("https://reg.corp", "")),
+            ("quay.io".into(), vec![mirror("https://reg.corp", "")]),
         ]);
         let v: toml::Table = text.parse().unwrap();
         let regs = v["registry"].as_array().unwrap();
@@ -231,12 +321,80 @@ mod tests {
             dir.path(),
             &[(
                 "registry-1.docker.io".into(),
-                mirror("http://127.0.0.1:1", ""),
+                vec![mirror("http://127.0.0.1:1", "")],
             )],
         )
         .unwrap();
         assert_eq!(files, [dir.path().join("docker.io/hosts.toml")]);
         assert!(files[0].is_file());
         assert!(!dir.path().join("docker.io/.ferry-tmp").exists());
+    }
+
+    #[test]
+    fn mirrors_are_written_in_the_order_given() {
+        let front = [
+            parse_mirror("http://127.0.0.1:30020").unwrap(),
+            parse_mirror("https://harbor.corp/v2/ferry-cache").unwrap(),
+        ];
+        let routes = in_order(
+            &front,
+            vec![("docker.io".into(), mirror("http://10.0.0.5:5050", ""))],
+        );
+        let text = hosts_toml("docker.io", &routes[0].1);
+        // Order in the file, not in a parsed (sorted) table: what containerd goes by.
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle}: {text}"))
+        };
+        let (a, b, c) = (
+            at("[host.\"http://127.0.0.1:30020\"]"),
+            at("[host.\"https://harbor.corp/v2/ferry-cache\"]"),
+            at("[host.\"http://10.0.0.5:5050\"]"),
+        );
+        assert!(a < b && b < c, "{text}");
+        let v: toml::Table = text.parse().unwrap();
+        assert_eq!(v["host"].as_table().unwrap().len(), 3, "{text}");
+        let harbor = &v["host"]["https://harbor.corp/v2/ferry-cache"];
+        assert_eq!(harbor["override_path"].as_bool(), Some(true));
+        let conf = registries_conf(&routes);
+        let v: toml::Table = conf.parse().unwrap();
+        let locations: Vec<&str> = v["registry"][0]["mirror"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["location"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            locations,
+            [
+                "127.0.0.1:30020",
+                "harbor.corp/ferry-cache",
+                "10.0.0.5:5050"
+            ]
+        );
+    }
+
+    #[test]
+    fn mirror_urls_are_checked() {
+        let m = parse_mirror("registry.corp:5000/airgap").unwrap();
+        assert_eq!(
+            (m.origin.as_str(), m.namespace.as_str()),
+            ("https://registry.corp:5000", "airgap")
+        );
+        let m = parse_mirror("http://[::1]:30020/").unwrap();
+        assert_eq!(
+            (m.origin.as_str(), m.namespace.as_str()),
+            ("http://[::1]:30020", "")
+        );
+        for bad in [
+            "ftp://x",
+            "http://user:pw@x",
+            "http://x/?a=1",
+            "http://x/Upper",
+            "http://",
+            "http://x/a b",
+        ] {
+            assert!(parse_mirror(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -45,11 +45,17 @@ pub fn mirrors(
 }
 
 /// Writes `DIR/certs.d/<source>/hosts.toml` for every source and
-/// `DIR/registries.conf.d/ferry.conf`; returns the files written.
-pub fn write(dir: &Path, mirrors: &[(String, Mirror)]) -> Result<Vec<PathBuf>, StoreError> {
-    let mut files = mirror_config::write_hosts_dir(&dir.join("certs.d"), mirrors)?;
+/// `DIR/registries.conf.d/ferry.conf`, the `front` mirrors tried first (in order); returns the
+/// files written.
+pub fn write(
+    dir: &Path,
+    mirrors: &[(String, Mirror)],
+    front: &[Mirror],
+) -> Result<Vec<PathBuf>, StoreError> {
+    let routes = mirror_config::in_order(front, mirrors.to_vec());
+    let mut files = mirror_config::write_hosts_dir(&dir.join("certs.d"), &routes)?;
     let conf = dir.join("registries.conf.d").join("ferry.conf");
-    mirror_config::write_registries_conf(&conf, mirrors)?;
+    mirror_config::write_registries_conf(&conf, &routes)?;
     files.push(conf);
     Ok(files)
 }
@@ -73,7 +79,7 @@ mod tests {
         let m = mirrors(&target, &sources, false, &settings);
         assert_eq!(m[1].1.namespace, "airgap");
         let dir = tempfile::tempdir().unwrap();
-        let files = write(dir.path(), &m).unwrap();
+        let files = write(dir.path(), &m, &[]).unwrap();
         assert_eq!(files.len(), 3);
         let hosts = std::fs::read_to_string(dir.path().join("certs.d/quay.io/hosts.toml")).unwrap();
         assert!(hosts.contains("https://reg.corp:5000/v2/airgap"), "{hosts}");

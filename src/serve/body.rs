@@ -1,18 +1,19 @@
-//! Response bodies: small ones in memory, blobs streamed in chunks from a blocking reader (so
-//! memory stays flat whatever the layer size), and the `Range` header.
+//! Response bodies: small ones in memory, and blobs read one chunk at a time on the read pool
+//! ([`Pool`]): no thread is held per download, and a download holds at most one chunk that the
+//! connection has not taken yet, so memory stays flat however many clients pull at once and
+//! however slowly they read.
 
+use std::future::Future;
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::conn::{Activity, Busy};
+pub use super::pool::Pool;
+use super::pool::Streaming;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::sync::mpsc;
-
-/// Bytes per chunk read from a blob.
-const CHUNK: usize = 64 * 1024;
-/// Chunks buffered per transfer ahead of the connection.
-const AHEAD: usize = 4;
 
 /// A response body.
 pub enum Body {
@@ -20,13 +21,8 @@ pub enum Body {
     Empty,
     /// Small content in memory.
     Full(Option<Bytes>),
-    /// A blob streamed from a reader thread.
-    Stream {
-        /// Chunks (an `Err` aborts the transfer).
-        rx: mpsc::Receiver<io::Result<Bytes>>,
-        /// Bytes still to come.
-        left: u64,
-    },
+    /// A blob read chunk by chunk.
+    Blob(BlobStream),
 }
 
 impl Body {
@@ -35,47 +31,143 @@ impl Body {
         Body::Full(Some(bytes.into()))
     }
 
-    /// Streams `len` bytes from `reader` (read on a blocking thread). The last chunk is held
-    /// back until the reader has returned its end: a reader that verifies content fails there,
-    /// and the client then sees a cut transfer, never a complete wrong body.
-    pub fn stream<R: Read + Send + 'static>(
-        mut reader: R,
+    /// Streams `len` bytes from `reader`, one chunk at a time on `pool`. A reader that checks
+    /// what it reads (the store's blob readers) fails before handing out a wrong last chunk;
+    /// the transfer is then cut, and `on_error` is told why.
+    pub fn blob<R: Read + Send + 'static>(
+        reader: R,
         len: u64,
-        on_end: impl FnOnce(Result<(), io::Error>) + Send + 'static,
+        pool: Pool,
+        activity: Option<Arc<Activity>>,
+        on_error: impl FnOnce(&io::Error) + Send + 'static,
     ) -> Body {
-        let (tx, rx) = mpsc::channel(AHEAD);
-        tokio::task::spawn_blocking(move || {
-            let mut held: Option<Bytes> = None;
-            let outcome = loop {
-                let mut buf = vec![0; CHUNK];
-                match reader.read(&mut buf) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if let Some(prev) = held.replace(Bytes::from(buf))
-                            && tx.blocking_send(Ok(prev)).is_err()
-                        {
-                            return; // The client went away.
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            };
-            match outcome {
-                Ok(()) => {
-                    if let Some(last) = held {
-                        let _ = tx.blocking_send(Ok(last));
-                    }
-                    on_end(Ok(()));
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                    on_end(Err(e));
-                }
+        Body::Blob(BlobStream {
+            state: ReadState::Idle(Box::new(reader)),
+            left: len,
+            _streaming: pool.streaming(),
+            pool,
+            activity,
+            on_error: Some(Box::new(on_error)),
+        })
+    }
+}
+
+type Reader = Box<dyn Read + Send>;
+type ChunkRead = Pin<Box<dyn Future<Output = (Option<Reader>, io::Result<Bytes>)> + Send>>;
+
+enum ReadState {
+    /// Waiting for the connection to want the next chunk.
+    Idle(Reader),
+    /// A chunk being read on the pool.
+    Reading(ChunkRead),
+    /// Every byte handed out, or failed.
+    Done,
+}
+
+/// A blob's bytes, read on demand: the next chunk is read only when the connection has taken
+/// the previous one. How much it reads at once shrinks as downloads grow (see
+/// [`Pool::chunk_size`]).
+pub struct BlobStream {
+    state: ReadState,
+    left: u64,
+    pool: Pool,
+    _streaming: Streaming,
+    activity: Option<Arc<Activity>>,
+    on_error: Option<OnError>,
+}
+
+/// Told once why a blob's transfer was cut.
+type OnError = Box<dyn FnOnce(&io::Error) + Send>;
+
+/// Reads `want` bytes (fewer only at an error).
+fn read_chunk(reader: &mut Reader, want: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0; want];
+    let mut got = 0;
+    while got < want {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the blob ended early",
+                ));
             }
-        });
-        Body::Stream { rx, left: len }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+impl BlobStream {
+    fn start_read(&mut self, mut reader: Reader) -> ChunkRead {
+        let want = self.left.min(self.pool.chunk_size() as u64) as usize;
+        let pool = self.pool.clone();
+        // The server is the slow one while a chunk is read: the connection is not idle.
+        let busy: Option<Busy> = self.activity.as_ref().map(Activity::busy);
+        Box::pin(async move {
+            let _busy = busy;
+            match pool
+                .run(move || {
+                    let chunk = read_chunk(&mut reader, want);
+                    (reader, chunk)
+                })
+                .await
+            {
+                Ok((reader, chunk)) => (Some(reader), chunk),
+                Err(e) => (None, Err(e)),
+            }
+        })
+    }
+
+    fn fail(&mut self, e: io::Error) -> io::Error {
+        self.state = ReadState::Done;
+        if let Some(f) = self.on_error.take() {
+            f(&e);
+        }
+        e
+    }
+}
+
+impl http_body::Body for BlobStream {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.state, ReadState::Done) {
+                ReadState::Done => return Poll::Ready(None),
+                ReadState::Idle(_) if this.left == 0 => return Poll::Ready(None),
+                ReadState::Idle(reader) => this.state = ReadState::Reading(this.start_read(reader)),
+                ReadState::Reading(mut read) => match read.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = ReadState::Reading(read);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((reader, Ok(chunk))) => {
+                        this.left -= chunk.len() as u64;
+                        // The last chunk drops the reader (and closes its file) at once.
+                        if let Some(r) = reader.filter(|_| this.left > 0) {
+                            this.state = ReadState::Idle(r);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                    Poll::Ready((_, Err(e))) => return Poll::Ready(Some(Err(this.fail(e)))),
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
     }
 }
 
@@ -90,19 +182,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream { rx, left } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(Ok(b))) => {
-                    *left = left.saturating_sub(b.len() as u64);
-                    Poll::Ready(Some(Ok(Frame::data(b))))
-                }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) if *left > 0 => Poll::Ready(Some(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "blob reader stopped early",
-                )))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+            Body::Blob(s) => Pin::new(s).poll_frame(cx),
         }
     }
 
@@ -110,7 +190,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream { .. } => false,
+            Body::Blob(s) => s.is_end_stream(),
         }
     }
 
@@ -118,147 +198,58 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream { left, .. } => SizeHint::with_exact(*left),
+            Body::Blob(s) => s.size_hint(),
         }
     }
-}
-
-/// Called once when a response body ends or is dropped: bytes sent, and whether it completed.
-pub type OnDone = Box<dyn FnOnce(u64, bool) + Send>;
-
-/// A body that reports, once, how much of it was sent.
-pub struct Logged {
-    inner: Body,
-    sent: u64,
-    complete: bool,
-    on_done: Option<OnDone>,
-}
-
-impl Logged {
-    /// Wraps `inner`.
-    pub fn new(inner: Body, on_done: OnDone) -> Logged {
-        Logged {
-            complete: http_body::Body::is_end_stream(&inner),
-            inner,
-            sent: 0,
-            on_done: Some(on_done),
-        }
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        if let Some(f) = self.on_done.take() {
-            f(self.sent, self.complete);
-        }
-    }
-}
-
-impl http_body::Body for Logged {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(f))) => {
-                self.sent += f.data_ref().map_or(0, |d| d.len() as u64);
-                // hyper does not poll a body again once it says it has ended (a whole body
-                // sent in one frame): that is complete too, not cut.
-                self.complete |= self.inner.is_end_stream();
-            }
-            Poll::Ready(None) => self.complete = true,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// What a `Range` header asks of a blob of `size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Range {
-    /// The whole blob (no header, or one this server does not honour: several ranges).
-    Whole,
-    /// Bytes `start..=end`.
-    Part {
-        /// First byte.
-        start: u64,
-        /// Last byte (inclusive).
-        end: u64,
-    },
-    /// Nothing of the blob can satisfy it (416).
-    Unsatisfiable,
-}
-
-/// Parses `bytes=START-END`, `bytes=START-` and `bytes=-SUFFIX` (RFC 9110 14.1.2).
-pub fn parse_range(header: Option<&str>, size: u64) -> Range {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Range::Whole;
-    };
-    if spec.contains(',') {
-        return Range::Whole; // A server may ignore a multi-range request.
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Range::Whole;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let num = |s: &str| s.parse::<u64>().ok();
-    let (start, end) = match (a.is_empty(), b.is_empty()) {
-        (true, false) => match num(b) {
-            Some(0) => return Range::Unsatisfiable,
-            Some(n) => (size.saturating_sub(n), size.saturating_sub(1)),
-            None => return Range::Whole,
-        },
-        (false, _) => match (num(a), if b.is_empty() { Some(u64::MAX) } else { num(b) }) {
-            (Some(s), Some(e)) if s <= e => (s, e.min(size.saturating_sub(1))),
-            _ => return Range::Whole,
-        },
-        (true, true) => return Range::Whole,
-    };
-    if size == 0 || start >= size {
-        return Range::Unsatisfiable;
-    }
-    Range::Part { start, end }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(None, 10), Range::Whole);
-        assert_eq!(
-            parse_range(Some("bytes=2-4"), 10),
-            Range::Part { start: 2, end: 4 }
+    /// Every frame of a body until its end or an error.
+    async fn collect(mut body: Body) -> (Vec<u8>, Option<io::Error>) {
+        let mut out = Vec::new();
+        loop {
+            let frame =
+                std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx))
+                    .await;
+            match frame {
+                None => return (out, None),
+                Some(Ok(f)) => out.extend_from_slice(f.data_ref().unwrap()),
+                Some(Err(e)) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_streams_in_chunks_and_a_failing_reader_cuts_it() {
+        let chunk = super::super::pool::MAX_CHUNK;
+        let data: Vec<u8> = (0..(3 * chunk + 17)).map(|i| i as u8).collect();
+        let len = data.len() as u64;
+        let pool = Pool::new(2);
+        let body = Body::blob(
+            io::Cursor::new(data.clone()),
+            len,
+            pool.clone(),
+            None,
+            |_| {},
         );
-        assert_eq!(
-            parse_range(Some("bytes=7-"), 10),
-            Range::Part { start: 7, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-3"), 10),
-            Range::Part { start: 7, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=5-100"), 10),
-            Range::Part { start: 5, end: 9 }
-        );
-        assert_eq!(parse_range(Some("bytes=10-"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 10), Range::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=4-2"), 10), Range::Whole);
-        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Range::Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 10), Range::Whole);
+        let (got, err) = collect(body).await;
+        assert!(err.is_none());
+        assert_eq!(got, data);
+
+        // A reader that ends early: the body fails (a cut transfer), and says so once.
+        let told = Arc::new(AtomicUsize::new(0));
+        let t = told.clone();
+        let short = io::Cursor::new(data[..chunk + 5].to_vec());
+        let body = Body::blob(short, len, pool, None, move |_| {
+            t.fetch_add(1, Ordering::SeqCst);
+        });
+        let (got, err) = collect(body).await;
+        assert!(err.is_some());
+        assert_eq!(got.len(), chunk, "only whole chunks read are handed out");
+        assert_eq!(told.load(Ordering::SeqCst), 1);
     }
 }

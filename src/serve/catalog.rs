@@ -11,6 +11,7 @@ use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest};
 use crate::reference::ImageRef;
 use crate::store::BundleSource;
 use crate::store::StoreError;
+use crate::store::source::BlobStat;
 
 /// A repository of a source registry, as the bundle names it (`docker.io`, `library/alpine`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +44,22 @@ pub struct Repo {
     pub referrers: HashMap<Digest, Vec<Descriptor>>,
 }
 
+impl Repo {
+    /// Adds what another walk found.
+    fn absorb(&mut self, other: Repo) {
+        self.manifests.extend(other.manifests);
+        self.blobs.extend(other.blobs);
+        for (subject, found) in other.referrers {
+            let list = self.referrers.entry(subject).or_default();
+            for d in found {
+                if !list.iter().any(|x| x.digest() == d.digest()) {
+                    list.push(d);
+                }
+            }
+        }
+    }
+}
+
 /// Why a request's name does not select one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
@@ -68,7 +85,9 @@ pub fn host_component(registry: &str) -> String {
 }
 
 impl Catalog {
-    /// Reads index.json and walks every named image.
+    /// Reads index.json and walks every named image. An image is served only when every blob
+    /// it needs is in the bundle (a platform left out of an index is absent by design): one
+    /// that is not, is left out and named in `skipped` with why.
     pub fn build(source: &dyn BundleSource) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog::default();
         for entry in source.index()?.entries() {
@@ -84,19 +103,26 @@ impl Catalog {
                 registry: crate::docker_hub::canonical(reference.registry()).to_owned(),
                 repository: reference.repository().to_owned(),
             };
-            let mut repo = catalog.repos.remove(&key).unwrap_or_default();
-            match walk(source, &mut repo, &entry.descriptor, 0) {
+            // Walked aside: an image that turns out incomplete adds nothing to its repository.
+            let mut image = Repo::default();
+            match walk(source, &mut image, &entry.descriptor, 0) {
                 Ok(digest) => {
+                    let repo = catalog.repos.entry(key).or_default();
+                    repo.absorb(image);
                     if let Some(tag) = reference.tag() {
                         repo.tags.insert(tag.to_owned(), digest);
                     }
                 }
                 Err(e) => catalog.skipped.push(format!("{name}: {e}")),
             }
-            catalog.repos.insert(key, repo);
         }
         catalog.repos.retain(|_, r| !r.manifests.is_empty());
         Ok(catalog)
+    }
+
+    /// Tags served, over every repository.
+    pub fn tag_count(&self) -> usize {
+        self.repos.values().map(|r| r.tags.len()).sum()
     }
 
     /// The repository a request names: `ns` (containerd's mirror parameter) selects the
@@ -167,18 +193,44 @@ impl Catalog {
     }
 }
 
-/// Records a manifest (and what it reaches) in `repo`; returns its digest.
+/// Why an image is not served.
+#[derive(Debug, thiserror::Error)]
+enum Unservable {
+    /// A manifest could not be read or is wrong.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blob it needs is absent or not a regular file of its size.
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+/// Why a blob an image needs cannot be served, found without reading it; `None` when it is
+/// there as a regular file of the declared size.
+fn absent(source: &dyn BundleSource, digest: &Digest, size: u64) -> Option<String> {
+    match source.blob_stat(digest) {
+        BlobStat::File(s) if s == size => None,
+        BlobStat::File(s) => Some(format!("has {s} bytes, its descriptor says {size}")),
+        BlobStat::Missing => Some("is not in the bundle".into()),
+        BlobStat::NotAFile(what) => Some(format!("is {what}")),
+    }
+}
+
+/// Records a manifest (and what it reaches) in `repo`; returns its digest. Fails when a blob
+/// it needs is absent or not a regular file of its size.
 fn walk(
     source: &dyn BundleSource,
     repo: &mut Repo,
     d: &Descriptor,
     depth: u8,
-) -> Result<Digest, StoreError> {
+) -> Result<Digest, Unservable> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: source.path().join("index.json"),
         reason,
     };
     let digest = manifest::descriptor_digest(d).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(why) = absent(source, &digest, d.size()) {
+        return Err(Unservable::Incomplete(format!("manifest {digest} {why}")));
+    }
     let bytes = source
         .open_blob(&digest, Some(d.size()))?
         .read_verified(MAX_MANIFEST_BYTES)?;
@@ -194,12 +246,7 @@ fn walk(
     repo.blobs.insert(digest.clone(), d.size());
     let (subject, artifact_type, annotations) = match &parsed {
         Manifest::Index(index) => {
-            for child in index.manifests() {
-                // Children left out by platform filtering are absent by design.
-                if depth < 2 && walk(source, repo, child, depth + 1).is_err() {
-                    continue;
-                }
-            }
+            walk_children(source, repo, index.manifests(), depth)?;
             (
                 index.subject().clone(),
                 index.artifact_type().as_ref().map(ToString::to_string),
@@ -208,9 +255,18 @@ fn walk(
         }
         Manifest::Image(image) => {
             for blob in std::iter::once(image.config()).chain(image.layers()) {
-                if let Ok(b) = manifest::descriptor_digest(blob) {
-                    repo.blobs.insert(b, blob.size());
+                let b = manifest::descriptor_digest(blob).map_err(|e| corrupt(e.to_string()))?;
+                if let Some(why) = absent(source, &b, blob.size()) {
+                    let what = if blob == image.config() {
+                        "config"
+                    } else {
+                        "layer"
+                    };
+                    return Err(Unservable::Incomplete(format!(
+                        "{what} {b} of {digest} {why}"
+                    )));
                 }
+                repo.blobs.insert(b, blob.size());
             }
             let artifact = image
                 .artifact_type()
@@ -226,23 +282,62 @@ fn walk(
     };
     if let Some(subject) = subject
         && let Ok(subject) = manifest::descriptor_digest(&subject)
+        && let Some(desc) = referrer(d, &media_type, artifact_type, annotations)
     {
-        let mut b = DescriptorBuilder::default()
-            .media_type(MediaType::from(media_type.as_str()))
-            .size(d.size())
-            .digest(d.digest().clone());
-        if let Some(a) = artifact_type {
-            b = b.artifact_type(MediaType::from(a.as_str()));
-        }
-        if let Some(a) = annotations {
-            b = b.annotations(a);
-        }
-        if let Ok(desc) = b.build() {
-            let list = repo.referrers.entry(subject).or_default();
-            if !list.iter().any(|x| x.digest() == desc.digest()) {
-                list.push(desc);
-            }
+        let list = repo.referrers.entry(subject).or_default();
+        if !list.iter().any(|x| x.digest() == desc.digest()) {
+            list.push(desc);
         }
     }
     Ok(digest)
+}
+
+/// Walks an index's children: one the bundle does not hold at all was left out by platform
+/// filtering and is skipped; one it holds must be complete; at least one must be there.
+fn walk_children(
+    source: &dyn BundleSource,
+    repo: &mut Repo,
+    children: &[Descriptor],
+    depth: u8,
+) -> Result<(), Unservable> {
+    if depth >= 2 {
+        return Ok(());
+    }
+    let mut held = 0;
+    for child in children {
+        let Ok(c) = manifest::descriptor_digest(child) else {
+            continue;
+        };
+        if source.blob_stat(&c) == BlobStat::Missing {
+            continue;
+        }
+        walk(source, repo, child, depth + 1)?;
+        held += 1;
+    }
+    if held == 0 && !children.is_empty() {
+        return Err(Unservable::Incomplete(
+            "none of its platforms' manifests is in the bundle".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The descriptor the referrers API lists for a manifest with a subject.
+fn referrer(
+    d: &Descriptor,
+    media_type: &str,
+    artifact_type: Option<String>,
+    annotations: Option<std::collections::HashMap<String, String>>,
+) -> Option<Descriptor> {
+    let mut b = DescriptorBuilder::default()
+        .media_type(MediaType::from(media_type))
+        .size(d.size())
+        .digest(d.digest().clone());
+    if let Some(a) = artifact_type {
+        b = b.artifact_type(MediaType::from(a.as_str()));
+    }
+    if let Some(a) = annotations {
+        b = b.annotations(a);
+    }
+    b.build().ok()
 }

@@ -1,10 +1,14 @@
 //! Node configuration for a local `ferry serve`: containerd hosts.toml files and a CRI-O/podman
-//! registries.conf drop-in pointing every source registry of the bundle at the server, and a
-//! check that containerd's CRI will read the hosts.toml files at all.
+//! registries.conf drop-in pointing every source registry of the bundle at the server (after
+//! any preferred mirrors, in order), a check that containerd's CRI will read the hosts.toml
+//! files at all, and who holds the address the server is to listen on.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::digest::Digest;
 use crate::node::mirror_config::{self, Mirror};
 use crate::store::StoreError;
 
@@ -30,34 +34,115 @@ fn mirror(origin: &str, namespace: String, ca: Option<&Path>) -> Mirror {
     }
 }
 
-/// Writes `DIR/<registry>/hosts.toml` for every source registry: the server first (containerd
-/// adds `?ns=<registry>` to its requests), then the registry itself.
+/// Writes `DIR/<registry>/hosts.toml` for every source registry: the `front` mirrors in order,
+/// then the server (containerd adds `?ns=<registry>` to its requests), then the registry
+/// itself.
 pub fn write_hosts_dir(
     dir: &Path,
     registries: &[String],
     origin: &str,
     ca: Option<&Path>,
+    front: &[Mirror],
 ) -> Result<Vec<PathBuf>, StoreError> {
     let mirrors: Vec<(String, Mirror)> = registries
         .iter()
         .map(|r| (r.clone(), mirror(origin, String::new(), ca)))
         .collect();
-    mirror_config::write_hosts_dir(dir, &mirrors)
+    mirror_config::write_hosts_dir(dir, &mirror_config::in_order(front, mirrors))
 }
 
-/// Writes a registries.conf drop-in: each source registry mirrored at
-/// `HOST:PORT/<registry>` (c/image sends no `ns` parameter, so the source is in the path;
-/// a port is written `_PORT`, see [`super::host_component`]).
+/// Writes a registries.conf drop-in: each source registry mirrored by the `front` mirrors in
+/// order, then at `HOST:PORT/<registry>` (c/image sends no `ns` parameter, so the source is in
+/// the path; a port is written `_PORT`, see [`super::host_component`]).
 pub fn write_registries_conf(
     path: &Path,
     registries: &[String],
     origin: &str,
+    front: &[Mirror],
 ) -> Result<(), StoreError> {
     let mirrors: Vec<(String, Mirror)> = registries
         .iter()
         .map(|r| (r.clone(), mirror(origin, super::host_component(r), None)))
         .collect();
-    mirror_config::write_registries_conf(path, &mirrors)
+    mirror_config::write_registries_conf(path, &mirror_config::in_order(front, mirrors))
+}
+
+/// Who holds the address a server is to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Nobody: it can be bound.
+    Free,
+    /// A `ferry serve` of the bundle whose ferry.lock has this digest (its `/v2/` says so in
+    /// `Ferry-Bundle`).
+    ThisBundle,
+    /// Something else: what it is, as far as can be told.
+    Other(String),
+}
+
+/// Tells who holds `addr`: free when it can be bound; else what answers `GET /v2/` there (over
+/// plain HTTP, for at most 3 s), a `ferry serve` of the bundle whose lock digest is `lock`
+/// being the one holder a node may keep.
+pub fn who_holds(addr: SocketAddr, lock: &Digest) -> Holder {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => return Holder::Free,
+        Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
+            return Holder::Other(format!("cannot listen there: {e}"));
+        }
+        Err(_) => {}
+    }
+    match ferry_bundle_header(addr) {
+        Err(e) => Holder::Other(format!("something that does not answer plain HTTP ({e})")),
+        Ok(None) => {
+            Holder::Other("a server that is not ferry serve (no Ferry-Bundle on /v2/)".into())
+        }
+        Ok(Some(v)) if v == lock.to_string() => Holder::ThisBundle,
+        Ok(Some(v)) => Holder::Other(format!(
+            "ferry serve of another bundle (its ferry.lock is {})",
+            crate::untrusted::printable(&v)
+        )),
+    }
+}
+
+/// The `Ferry-Bundle` header of `GET /v2/` at `addr`. Written by hand over a plain socket: one
+/// request line and a header search, where an HTTP client would bring TLS, pools and retries
+/// that a local probe has no use for.
+fn ferry_bundle_header(addr: SocketAddr) -> std::io::Result<Option<String>> {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let limit = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        SocketAddr::new(ip, addr.port())
+    )?;
+    // The response head only, and at most 16 KiB of it.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    if !text.starts_with("HTTP/1.") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no HTTP response",
+        ));
+    }
+    Ok(text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("ferry-bundle")
+            .then(|| value.trim().to_owned())
+    }))
 }
 
 /// Where containerd's CRI plugin reads hosts.toml files from, per its config file: `Ok(None)`

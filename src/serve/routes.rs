@@ -1,39 +1,47 @@
-//! The distribution API's pull side over a [`Catalog`]: request in, response out.
+//! The distribution API's pull side over a [`Snapshot`] of the bundle: request in, response out.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::body::{Body, Logged, Range, parse_range};
-use super::catalog::{Catalog, NameError, Repo};
+use super::body::{Body, Pool};
+use super::catalog::{NameError, Repo};
+use super::conn::Activity;
+use super::live::{Live, Snapshot};
+use super::logged::Logged;
 use super::{Event, Reporter};
 use crate::digest::Digest;
 use crate::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
-use crate::store::{Blob, BundleSource};
+use crate::store::Blob;
 
-/// What every request handler shares: the bundle, its catalog, and which blobs were checked.
+/// What every request handler shares: the bundle as served now, the read pool, the reporter.
 pub struct State {
-    source: Arc<dyn BundleSource>,
-    catalog: Catalog,
-    /// Blobs found wrong: never served again.
-    bad: Mutex<HashSet<Digest>>,
+    live: Arc<Live>,
+    pool: Pool,
     reporter: Arc<dyn Reporter>,
 }
 
-type Resp = Response<Body>;
+/// One request's view: the state it is answered from, and its connection.
+pub(super) struct Ctx<'a> {
+    pub snap: &'a Arc<Snapshot>,
+    pub pool: &'a Pool,
+    pub reporter: &'a Arc<dyn Reporter>,
+    pub activity: Option<Arc<Activity>>,
+}
+
+pub(super) type Resp = Response<Body>;
 
 /// Why a blob is not served.
-enum Refusal {
+pub(super) enum Refusal {
     /// Not in the bundle.
     Missing,
     /// There but wrong (a symlink, the wrong size, corrupt).
     Bad(String),
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Resp {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Resp {
     let body = serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
     Response::builder()
         .status(status)
@@ -105,29 +113,37 @@ fn route<'a>(path: &'a str) -> Route<'a> {
 }
 
 impl State {
-    /// Builds the state over a source and its catalog.
-    pub fn new(
-        source: Arc<dyn BundleSource>,
-        catalog: Catalog,
-        reporter: Arc<dyn Reporter>,
-    ) -> State {
+    /// Serves `live` with blob reads on `pool`.
+    pub fn new(live: Arc<Live>, pool: Pool, reporter: Arc<dyn Reporter>) -> State {
         State {
-            source,
-            catalog,
-            bad: Mutex::new(HashSet::new()),
+            live,
+            pool,
             reporter,
         }
     }
 
-    /// The catalog served.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The bundle as served now.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
-    /// Answers one request; its log event follows when the body ends.
+    /// Answers one request; its log event follows when the body ends. The answer comes from
+    /// the bundle as it is on disk now; a 404 answered from a state replaced meanwhile (a
+    /// blob removed by the `apply` that published the new one) is answered again from the new.
     pub async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Logged> {
         let start = std::time::Instant::now();
-        let mut resp = self.clone().respond(&req).await;
+        let activity = req.extensions().get::<Arc<Activity>>().cloned();
+        let busy = activity.as_ref().map(Activity::busy);
+        let mut snap = self.live.fresh().await;
+        let mut resp = self.respond(&snap, &req, activity.clone()).await;
+        if resp.status() == StatusCode::NOT_FOUND {
+            let again = self.live.fresh().await;
+            if !Arc::ptr_eq(&again, &snap) {
+                snap = again;
+                resp = self.respond(&snap, &req, activity.clone()).await;
+            }
+        }
+        drop(busy);
         resp.headers_mut().insert(
             "Docker-Distribution-API-Version",
             HeaderValue::from_static("registry/2.0"),
@@ -140,13 +156,14 @@ impl State {
         resp.map(|body| {
             Logged::new(
                 body,
-                Box::new(move |bytes, complete| {
+                activity,
+                Box::new(move |bytes, outcome| {
                     reporter.event(&Event::Request {
                         method,
                         path,
                         status,
                         bytes,
-                        complete,
+                        outcome,
                         elapsed: start.elapsed(),
                     });
                 }),
@@ -154,17 +171,47 @@ impl State {
         })
     }
 
-    async fn respond(self: Arc<Self>, req: &Request<hyper::body::Incoming>) -> Resp {
+    async fn respond(
+        &self,
+        snap: &Arc<Snapshot>,
+        req: &Request<hyper::body::Incoming>,
+        activity: Option<Arc<Activity>>,
+    ) -> Resp {
+        let ctx = Ctx {
+            snap,
+            pool: &self.pool,
+            reporter: &self.reporter,
+            activity,
+        };
+        ctx.respond(req).await
+    }
+}
+
+impl Ctx<'_> {
+    async fn respond(&self, req: &Request<hyper::body::Incoming>) -> Resp {
         let read = req.method() == Method::GET || req.method() == Method::HEAD;
+        let head = req.method() == Method::HEAD;
         match (route(req.uri().path()), read) {
-            (Route::Base, true) => json(&serde_json::json!({}), "application/json"),
+            (Route::Base, true) => {
+                let mut resp = json(&serde_json::json!({}), "application/json");
+                // Which bundle this is: what `restore.sh --mirror` asks before leaving a
+                // server on its port alone.
+                if let Ok(v) = HeaderValue::from_str(&self.snap.lock.to_string()) {
+                    resp.headers_mut().insert("Ferry-Bundle", v);
+                }
+                resp
+            }
             (Route::Upload, _) | (_, false) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UNSUPPORTED",
                 "this registry is read-only (ferry serve): pushes and deletes are not supported",
             ),
-            (Route::Catalog, true) => self.list_catalog(req),
-            (Route::Tags(name), true) => self.with_repo(req, name, |_, repo| {
+            (Route::Catalog, true) => paginated(
+                req,
+                self.snap.catalog.names(),
+                |names| serde_json::json!({ "repositories": names }),
+            ),
+            (Route::Tags(name), true) => self.with_repo(req, name, |repo| {
                 let tags: Vec<String> = repo.tags.keys().cloned().collect();
                 paginated(
                     req,
@@ -173,26 +220,23 @@ impl State {
                 )
             }),
             (Route::Manifest(name, reference), true) => {
-                let head = req.method() == Method::HEAD;
-                self.with_repo(req, name, |state, repo| {
-                    state.manifest(repo, reference, head)
-                })
+                self.with_repo(req, name, |repo| self.manifest(repo, reference, head))
             }
             (Route::Blob(name, digest), true) => {
-                let head = req.method() == Method::HEAD;
                 let range = req
                     .headers()
                     .get(header::RANGE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let Some((repo_blob, size)) = self.blob_in_repo(req, name, digest) else {
-                    return self.blob_error(req, name, digest);
-                };
-                self.clone().blob(repo_blob, size, range, head).await
+                let ns = query(req, "ns");
+                match self.blob_in_repo(name, ns.as_deref(), digest) {
+                    Ok((d, size)) => self.blob(d, size, range, head).await,
+                    Err(resp) => *resp,
+                }
             }
             (Route::Referrers(name, digest), true) => {
                 let filter = query(req, "artifactType");
-                self.with_repo(req, name, |_, repo| referrers(repo, digest, filter))
+                self.with_repo(req, name, |repo| referrers(repo, digest, filter))
             }
             (Route::Other, true) => error(
                 StatusCode::NOT_FOUND,
@@ -206,21 +250,13 @@ impl State {
         &self,
         req: &Request<hyper::body::Incoming>,
         name: &str,
-        f: impl FnOnce(&State, &Repo) -> Resp,
+        f: impl FnOnce(&Repo) -> Resp,
     ) -> Resp {
         let ns = query(req, "ns");
-        match self.catalog.resolve(name, ns.as_deref()) {
-            Ok((_, repo)) => f(self, repo),
+        match self.snap.catalog.resolve(name, ns.as_deref()) {
+            Ok((_, repo)) => f(repo),
             Err(e) => name_error(name, ns.as_deref(), e),
         }
-    }
-
-    fn list_catalog(&self, req: &Request<hyper::body::Incoming>) -> Resp {
-        paginated(
-            req,
-            self.catalog.names(),
-            |names| serde_json::json!({ "repositories": names }),
-        )
     }
 
     fn manifest(&self, repo: &Repo, reference: &str, head: bool) -> Resp {
@@ -264,11 +300,12 @@ impl State {
             .expect("a valid response")
     }
 
-    fn open(&self, digest: &Digest, size: u64) -> Result<Blob, Refusal> {
-        if self.bad.lock().expect("not poisoned").contains(digest) {
+    pub(super) fn open(&self, digest: &Digest, size: u64) -> Result<Blob, Refusal> {
+        if self.snap.is_bad(digest) {
             return Err(Refusal::Bad("found corrupt earlier".into()));
         }
-        self.source
+        self.snap
+            .source
             .open_blob(digest, Some(size))
             .map_err(|e| match e {
                 e if crate::store::source::is_not_found(&e) => Refusal::Missing,
@@ -276,13 +313,8 @@ impl State {
             })
     }
 
-    fn mark_bad(&self, digest: &Digest, reason: String) {
-        if self
-            .bad
-            .lock()
-            .expect("not poisoned")
-            .insert(digest.clone())
-        {
+    pub(super) fn mark_bad(&self, digest: &Digest, reason: String) {
+        if self.snap.mark_bad(digest) {
             self.reporter.event(&Event::BlobRefused {
                 digest: digest.clone(),
                 reason,
@@ -290,120 +322,29 @@ impl State {
         }
     }
 
-    /// The blob a request names, when the repository's images reach it.
+    /// The blob a request names, when the repository's images reach it; else the answer.
     fn blob_in_repo(
         &self,
-        req: &Request<hyper::body::Incoming>,
         name: &str,
+        ns: Option<&str>,
         digest: &str,
-    ) -> Option<(Digest, u64)> {
-        let ns = query(req, "ns");
-        let (_, repo) = self.catalog.resolve(name, ns.as_deref()).ok()?;
-        let digest: Digest = digest.parse().ok()?;
-        let size = *repo.blobs.get(&digest)?;
-        Some((digest, size))
-    }
-
-    fn blob_error(&self, req: &Request<hyper::body::Incoming>, name: &str, digest: &str) -> Resp {
-        let ns = query(req, "ns");
-        match self.catalog.resolve(name, ns.as_deref()) {
-            Err(e) => name_error(name, ns.as_deref(), e),
-            Ok(_) => error(
-                StatusCode::NOT_FOUND,
-                "BLOB_UNKNOWN",
-                &format!("blob unknown to repository {name}: {digest}"),
-            ),
-        }
-    }
-
-    async fn blob(
-        self: Arc<Self>,
-        digest: Digest,
-        size: u64,
-        range: Option<String>,
-        head: bool,
-    ) -> Resp {
-        let unknown = || {
-            error(
-                StatusCode::NOT_FOUND,
-                "BLOB_UNKNOWN",
-                &format!("blob unknown: {digest}"),
-            )
-        };
-        let blob = match self.open(&digest, size) {
-            Ok(b) => b,
-            Err(Refusal::Missing) => return unknown(),
-            Err(Refusal::Bad(e)) => {
-                self.mark_bad(&digest, e);
-                return unknown();
-            }
-        };
-        let builder = Response::builder()
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header("Docker-Content-Digest", digest.to_string())
-            .header(header::ACCEPT_RANGES, "bytes");
-        let range = if head {
-            Range::Whole
-        } else {
-            parse_range(range.as_deref(), size)
-        };
-        match range {
-            Range::Unsatisfiable => builder
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                .body(Body::Empty)
-                .expect("a valid response"),
-            Range::Whole if head => builder
-                .header(header::CONTENT_LENGTH, size)
-                .body(Body::Empty)
-                .expect("a valid response"),
-            Range::Whole => {
-                let state = self.clone();
-                let d = digest.clone();
-                let reader = match blocking(move || blob.reader()).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.mark_bad(&digest, e.to_string());
-                        return unknown();
-                    }
-                };
-                // The reader holds the blob's last chunk back until its digest is checked.
-                let body = Body::stream(reader, size, move |outcome| {
-                    if let Err(e) = outcome {
-                        state.mark_bad(&d, e.to_string());
-                    }
-                });
-                builder.body(body).expect("a valid response")
-            }
-            Range::Part { start, end } => {
-                // A part cannot be checked on its own: the blob is verified whole first, unless
-                // it was since its file last changed; the reader cuts when the file changes.
-                let part = blocking(move || blob.range_reader(start, end + 1)).await;
-                let reader = match part {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.mark_bad(&digest, e.to_string());
-                        return unknown();
-                    }
-                };
-                let len = end - start + 1;
-                builder
-                    .status(StatusCode::PARTIAL_CONTENT)
-                    .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"))
-                    .body(Body::stream(reader, len, |_| {}))
-                    .expect("a valid response")
-            }
-        }
-    }
-}
-
-/// Runs blocking reads (hashing a blob, decompressing to an offset) off the async threads.
-async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    ) -> Result<(Digest, u64), Box<Resp>> {
+        let (_, repo) = self
+            .snap
+            .catalog
+            .resolve(name, ns)
+            .map_err(|e| Box::new(name_error(name, ns, e)))?;
+        digest
+            .parse::<Digest>()
+            .ok()
+            .and_then(|d| repo.blobs.get(&d).map(|size| (d, *size)))
+            .ok_or_else(|| {
+                Box::new(error(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UNKNOWN",
+                    &format!("blob unknown to repository {name}: {digest}"),
+                ))
+            })
     }
 }
 

@@ -31,7 +31,9 @@
 # ferry binary: FERRY_BIN, else the bundle's ferry-linux-<arch> for `uname -m`, from `ferry
 # bundle --with-binary`, else ferry on PATH) as a systemd unit when systemd runs (a background
 # process otherwise), has it write containerd hosts.toml files and/or a CRI-O registries.conf
-# drop-in so the original names are pulled from it, and waits until it answers. The bundle
+# drop-in so the original names are pulled from it, and waits until it answers. It says here
+# (stderr) when containerd's CRI has no config_path for that folder, and how to set it; it
+# refuses an address held by anything but a ferry serve of this bundle. The bundle
 # must stay mounted. A binary is used only when it is an executable for this machine that
 # answers `version` within FERRY_CHECK_TIMEOUT seconds (3); when none does, the images are
 # imported instead (the plain-sh path), saying so. Environment:
@@ -41,6 +43,8 @@
 #   FERRY_CONTAINERD_CONFIG     checked for a CRI config_path (/etc/containerd/config.toml)
 #   FERRY_REGISTRIES_CONF       CRI-O/podman drop-in (default /etc/containers/registries.conf.d/
 #                               50-ferry-mirror.conf, written when CRI-O is installed)
+#   FERRY_PREFER_MIRRORS        mirrors nodes try before this server, in order, blank-separated
+#                               (e.g. Spegel's http://127.0.0.1:30020), as serve --prefer-mirror
 #   FERRY_BIN                   the ferry binary to run
 #   FERRY_SERVICE               auto (default), systemd or background
 #   FERRY_STATE_DIR             pid and log of a background server (default /run/ferry)
@@ -270,12 +274,22 @@ mirror_main() {
     set -- "$@" --hosts-dir "$hosts" --containerd-config "${FERRY_CONTAINERD_CONFIG:-/etc/containerd/config.toml}"
   fi
   [ -n "$conf" ] && set -- "$@" --registries-conf "$conf"
+  # Mirrors tried before this server, in order (a P2P engine's node-local endpoint first). The
+  # operator's own setting, split on blanks; no pattern is expanded.
+  set -f
+  # shellcheck disable=SC2086 # split on purpose
+  for m in ${FERRY_PREFER_MIRRORS:-}; do set -- "$@" --prefer-mirror "$m"; done
+  set +f
   service=${FERRY_SERVICE:-auto}
   if [ "$service" = auto ]; then
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then service=systemd; else service=background; fi
   fi
-  if mirror_ready "$addr"; then
-    log "a server already answers on $addr; leaving it"
+  # In the foreground first: the node files written, containerd's config_path checked (its
+  # warning and fix on this stderr), and who holds the address: refused unless it is free or a
+  # ferry serve of this very bundle.
+  held=$("$@" --setup-only) || die "not serving this bundle on $addr (see above)"
+  if [ "$held" = running ]; then
+    log "a ferry serve of this bundle already answers on $addr; leaving it"
     return 0
   fi
   case $service in

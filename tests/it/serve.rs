@@ -272,8 +272,14 @@ fn symlinked_tampered_and_compressed_bundles_are_refused() {
         &served.url(&format!("/v2/sample/hello/blobs/{layer}")),
         &[],
     );
-    assert_eq!((r.status, error_code(&r).as_str()), (404, "BLOB_UNKNOWN"));
-    assert!(served.log().contains("symlink"), "{}", served.log());
+    // The image that needs it is not advertised at all (#22: only complete images), and the
+    // log says which blob and why.
+    assert_eq!(r.status, 404);
+    let log = served.log();
+    assert!(
+        log.contains("not served") && log.contains(&layer) && log.contains("symlink"),
+        "{log}"
+    );
     drop(served);
 
     // A layer with one byte changed (same size): a whole GET is cut before its end, then the
@@ -298,17 +304,6 @@ fn symlinked_tampered_and_compressed_bundles_are_refused() {
     let again = curl("GET", &url, &[]);
     assert_eq!(again.status, 404);
     assert!(served.log().contains("digest mismatch"), "{}", served.log());
-}
-
-/// Peak resident memory of a process, in MiB (VmHWM).
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024
 }
 
 #[test]
@@ -364,7 +359,7 @@ fn memory_stays_flat_under_100_concurrent_pulls_of_a_large_layer() {
     }
     // 100 copies of the layer would be 800 MiB; streaming keeps a few chunks per transfer.
     let peak = peak_rss_mib(served.child.id());
-    assert!(peak < 150, "ferry serve peaked at {peak} MiB");
+    assert!(peak < 150.0, "ferry serve peaked at {peak:.1} MiB");
 }
 
 #[test]

@@ -54,7 +54,7 @@ proptest! {
             ca_file: Some(ca.clone().into()),
             skip_verify: true,
         };
-        let text = hosts_toml(&source, &mirror);
+        let text = hosts_toml(&source, std::slice::from_ref(&mirror));
         let table: toml::Table = text.parse().map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         let keys: Vec<&str> = table.keys().map(String::as_str).collect();
         prop_assert_eq!(keys, ["host", "server"], "{}", text);
@@ -68,10 +68,10 @@ proptest! {
     fn registries_conf_stays_toml(
         mirrors in prop::collection::vec((hostile(), hostile(), hostile()), 0..4)
     ) {
-        let mirrors: Vec<(String, Mirror)> = mirrors
+        let mirrors: Vec<(String, Vec<Mirror>)> = mirrors
             .into_iter()
             .map(|(s, origin, namespace)| {
-                (s, Mirror { origin, namespace, ca_file: None, skip_verify: false })
+                (s, vec![Mirror { origin, namespace, ca_file: None, skip_verify: false }])
             })
             .collect();
         let text = registries_conf(&mirrors);

@@ -18,6 +18,7 @@ struct Options {
     shared_mib: usize,
     bad_network: bool,
     serve_only: bool,
+    fanout: Fanout,
     small_images: usize,
     small_only: bool,
     archive_only: bool,
@@ -34,6 +35,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         shared_mib: 64,
         bad_network: true,
         serve_only: false,
+        fanout: Fanout::Also,
         small_images: 400,
         small_only: false,
         archive_only: false,
@@ -49,6 +51,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
         if flag == "--serve-only" {
             o.serve_only = true;
+            continue;
+        }
+        if let Some(f) = Fanout::flag(flag) {
+            o.fanout = f;
             continue;
         }
         if flag == "--archive-only" {
@@ -102,6 +108,24 @@ fn bigblob_flag<'a>(
             Ok(Some(false))
         }
         _ => Ok(None),
+    }
+}
+
+/// Whether the fan-out case runs: `--fanout-only`, `--no-fanout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fanout {
+    Also,
+    Only,
+    Not,
+}
+
+impl Fanout {
+    fn flag(flag: &str) -> Option<Fanout> {
+        match flag {
+            "--fanout-only" => Some(Fanout::Only),
+            "--no-fanout" => Some(Fanout::Not),
+            _ => None,
+        }
     }
 }
 
@@ -324,6 +348,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if o.serve_only {
         return serve_case();
     }
+    let fanout_case = || crate::bench_fanout::run(&ferry, registry, refs, names, o.runs);
+    if o.fanout == Fanout::Only {
+        return fanout_case();
+    }
     let archive_case = || crate::bench_archive::run(&ferry, refs, names, o.runs);
     if o.archive_only {
         return archive_case();
@@ -335,6 +363,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 
     serve_case()?;
+    if o.fanout == Fanout::Also {
+        fanout_case()?;
+    }
     // Case 2: the bundle pushed into a fresh registry, ferry push against skopeo copy.
     crate::bench_push::run(&ferry, refs, names, o.runs, unique)?;
     archive_case()?;

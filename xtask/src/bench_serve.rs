@@ -32,7 +32,7 @@ pub(crate) fn wait_ready(addr: &str) -> Result<(), String> {
     Err(format!("nothing answers on {addr}"))
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -31,14 +31,19 @@ pub struct FileKey {
 impl FileKey {
     /// The key of an open file now (`fstat`).
     pub fn of(file: &File) -> io::Result<FileKey> {
-        let m = file.metadata()?;
-        Ok(FileKey {
+        Ok(FileKey::of_metadata(&file.metadata()?))
+    }
+
+    /// The key of a file whose metadata was read (to tell whether a path now names another
+    /// file, or the same one changed).
+    pub fn of_metadata(m: &std::fs::Metadata) -> FileKey {
+        FileKey {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 }
 
@@ -225,8 +230,30 @@ impl Blob {
 
     /// Whether the blob was verified whole since its file last changed.
     pub fn is_verified(&self) -> bool {
-        let now = self.space.key().ok();
-        now.is_some() && self.verified.get(&self.digest) == now
+        self.verified_key().is_some()
+    }
+
+    /// The key the blob's file had when it was verified, when it still has it.
+    fn verified_key(&self) -> Option<FileKey> {
+        let now = self.space.key().ok()?;
+        (self.verified.get(&self.digest) == Some(now)).then_some(now)
+    }
+
+    /// A reader of the whole blob that hands out only checked bytes, as cheaply as that can
+    /// be: a blob verified since its file last changed is read as it is and cut as soon as the
+    /// file changes (as [`Blob::range_reader`]); any other is read through the hash
+    /// ([`Blob::reader`]). What serves the same blob many times hashes it once.
+    pub fn checked_reader(&self) -> io::Result<Box<dyn Read + Send>> {
+        let Some(key) = self.verified_key() else {
+            return Ok(Box::new(self.reader()?));
+        };
+        let inner = self.space.reader_at(self.offset)?.take(self.size);
+        Ok(Box::new(RangeReader {
+            inner,
+            blob: self.clone(),
+            key,
+            left: self.size,
+        }))
     }
 
     /// A reader of bytes `start..end` of the blob. A part cannot be checked on its own: the
@@ -297,10 +324,10 @@ impl BlobReader {
     fn finish(&mut self) -> io::Result<()> {
         let size = self.blob.size;
         let mut hasher = self.hasher.take().expect("finished once");
-        let mut rest = Vec::with_capacity((size - self.read) as usize);
-        self.inner.read_to_end(&mut rest)?;
-        hasher.update(&rest);
-        self.tail.extend_from_slice(&rest);
+        // Read straight into the tail: one buffer per reader finishing, not two.
+        self.tail.reserve_exact((size - self.read) as usize + 1);
+        self.inner.read_to_end(&mut self.tail)?;
+        hasher.update(&self.tail);
         digest::check(hasher, &self.blob.digest, Some(size)).map_err(Self::mismatch)?;
         self.blob.mark_verified(self.key);
         self.tail.truncate(self.tail.len().min(size as usize));

@@ -121,6 +121,19 @@ impl Registry {
             .arg(format!("docker://{}", self.image(to))));
     }
 
+    /// Copies image `from` of this registry to `to` in registry `into`, with skopeo (not ferry).
+    pub fn copy_to(&self, from: &str, into: &Registry, to: &str) {
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", self.image(from)))
+            .arg(format!("docker://{}", into.image(to))));
+    }
+
     /// Starts an empty registry.
     pub fn start() -> Registry {
         Registry::start_with(&[])
