@@ -19,6 +19,7 @@ mod progress;
 mod push;
 mod registry_args;
 mod restore;
+mod restore_from;
 mod rm;
 mod serve;
 mod signals;

@@ -9,6 +9,7 @@
 //! Bundles are read through [`crate::store::source`]: a folder, a `.tar` or a `.tar.zst`.
 
 mod body;
+mod bundle_files;
 pub mod catalog;
 pub mod node;
 mod routes;

@@ -155,6 +155,9 @@ impl State {
     }
 
     async fn respond(self: Arc<Self>, req: &Request<hyper::body::Incoming>) -> Resp {
+        if let Some(resp) = super::bundle_files::respond(&*self.source, req) {
+            return resp;
+        }
         let read = req.method() == Method::GET || req.method() == Method::HEAD;
         match (route(req.uri().path()), read) {
             (Route::Base, true) => json(&serde_json::json!({}), "application/json"),

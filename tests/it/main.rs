@@ -45,6 +45,7 @@ mod push_readback;
 mod push_tokens;
 mod referrers_cap;
 mod restore;
+mod restore_from;
 mod restore_options;
 mod secrets;
 mod serve;

@@ -1,0 +1,158 @@
+//! `ferry restore --from URL`: a bundle served by `ferry serve` goes straight into a real
+//! containerd, pulled by digest (the registry's digests, witnessed by sha256sum), named and
+//! pinned as the bundle says; a second run pulls nothing; an image the served bundle lacks
+//! (listed by `--lock`) fails by name. Also the read-only `/ferry/v1/` routes of serve.
+
+use crate::common;
+use crate::served;
+
+use common::*;
+use served::*;
+
+/// `ferry restore --from URL --runtime containerd --address SOCKET --json EXTRA...`.
+fn restore_from(url: &str, node: &Containerd, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec![
+        "restore",
+        "--from",
+        url,
+        "--runtime",
+        "containerd",
+        "--address",
+        &node.socket,
+        "--json",
+    ];
+    args.extend(extra);
+    let (code, stdout, stderr) = ferry_out(&args);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+    (code, report, stderr)
+}
+
+/// Lines of the serve log that fetched a blob or a manifest.
+fn pulls(served: &Served) -> usize {
+    served
+        .log()
+        .lines()
+        .filter(|l| l.contains("/blobs/") || l.contains("/manifests/"))
+        .count()
+}
+
+#[test]
+fn every_image_comes_with_the_bundles_digests_pinned_and_a_second_run_pulls_nothing() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(&reg, &dir.path().join("b"), SAMPLES, &[]);
+    let names: Vec<String> = SAMPLES.iter().map(|t| reg.image(t)).collect();
+    // The registry's word for each digest (sha256sum of what it serves), then it stops: the
+    // node reaches nothing but ferry serve.
+    let digests: Vec<String> = SAMPLES.iter().map(|t| reg.digest(t)).collect();
+    drop(reg);
+    let served = Served::start(&b, &[]);
+    let node = Containerd::start();
+
+    let (code, report, stderr) = restore_from(&served.url(""), &node, &["--pin"]);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(report["bundle"], served.url("/"), "{report}");
+    assert_eq!(report["totals"]["restored"], SAMPLES.len(), "{report}");
+    assert_eq!(report["totals"]["pinned"], SAMPLES.len(), "{report}");
+    let listed = containerd_images(&node);
+    for (name, digest) in names.iter().zip(&digests) {
+        let twin = format!("{}@{digest}", name.rsplit_once(':').unwrap().0);
+        for n in [name, &twin] {
+            let row = listed
+                .iter()
+                .find(|r| &r.0 == n)
+                .unwrap_or_else(|| panic!("{n} not in containerd: {listed:?}"));
+            assert_eq!(&row.1, digest, "{n}");
+            assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+        }
+        let check = String::from_utf8(node.ctr(&["images", "check"]).stdout).unwrap();
+        let line = check
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not checked: {check}"));
+        assert!(line.contains(" complete "), "{line}");
+    }
+    // Only the bundle's names: the names pulled from ferry serve are gone.
+    assert_eq!(listed.len(), 2 * SAMPLES.len(), "{listed:?}");
+    assert!(
+        !listed.iter().any(|r| r.0.starts_with(&served.addr)),
+        "{listed:?}"
+    );
+
+    let before = pulls(&served);
+    let (code, report, stderr) = restore_from(&served.url(""), &node, &["--pin"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["present"], SAMPLES.len(), "{report}");
+    assert_eq!(report["totals"]["restored"], 0, "{report}");
+    assert_eq!(pulls(&served), before, "{}", served.log());
+    assert_eq!(containerd_images(&node), listed);
+}
+
+#[test]
+fn an_image_the_served_bundle_lacks_fails_by_name_and_the_others_come() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let small = bundle(&reg, &dir.path().join("small"), &SAMPLES[..2], &[]);
+    // The lock of a bigger bundle lists one image the served one does not have.
+    let big = bundle(&reg, &dir.path().join("big"), &SAMPLES[..3], &[]);
+    let missing = reg.image(SAMPLES[2]);
+    drop(reg);
+    let served = Served::start(&small, &[]);
+    let node = Containerd::start();
+    let lock = big.join("ferry.lock");
+    let (code, report, stderr) =
+        restore_from(&served.url(""), &node, &["--lock", lock.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}\n{report}");
+    let images = report["images"].as_array().unwrap();
+    let failed: Vec<&serde_json::Value> =
+        images.iter().filter(|i| i["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["reference"], missing.as_str(), "{report}");
+    assert_eq!(report["totals"]["restored"], 2, "{report}");
+    assert!(stderr.contains(&missing), "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+    assert_eq!(
+        containerd_images(&node)
+            .iter()
+            .filter(|r| r.0 == missing)
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn serve_shows_the_bundles_index_and_lock_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sample_bundle(dir.path(), "b");
+    if !b.join("ferry.lock").exists() {
+        // The bytes are served as stored, whatever they hold.
+        std::fs::write(b.join("ferry.lock"), "{\"lockVersion\":1,\"images\":[]}\n").unwrap();
+    }
+    let served = Served::start(&b, &[]);
+    for (route, file) in [("index.json", "index.json"), ("lock", "ferry.lock")] {
+        let reply = curl("GET", &served.url(&format!("/ferry/v1/{route}")), &[]);
+        assert_eq!(reply.status, 200, "{route}");
+        assert_eq!(
+            sha256(&reply.body),
+            sha256(&std::fs::read(b.join(file)).unwrap()),
+            "{route}"
+        );
+        let head = curl("HEAD", &served.url(&format!("/ferry/v1/{route}")), &[]);
+        assert_eq!(head.status, 200, "{route}");
+        assert_eq!(
+            head.headers["content-length"],
+            reply.body.len().to_string(),
+            "{route}"
+        );
+        let put = curl("PUT", &served.url(&format!("/ferry/v1/{route}")), &[]);
+        assert_eq!(put.status, 405, "{route}");
+    }
+    for other in [
+        "/ferry/v1/restore.sh",
+        "/ferry/v1/blobs/sha256/00",
+        "/ferry/v1/",
+    ] {
+        assert_eq!(curl("GET", &served.url(other), &[]).status, 404, "{other}");
+    }
+}
