@@ -39,6 +39,7 @@ mod network;
 mod nodes;
 mod nothing_to_do;
 mod platforms_missing;
+mod preload;
 mod push;
 mod push_faults;
 mod push_readback;
