@@ -156,3 +156,66 @@ fn serve_shows_the_bundles_index_and_lock_read_only() {
         assert_eq!(curl("GET", &served.url(other), &[]).status, 404, "{other}");
     }
 }
+
+/// CRI-O's side: skopeo copies each image from ferry serve into containers-storage (a private
+/// vfs store here) with the registry's manifest bytes, and both names go into ferry's
+/// pinned_images drop-in under the served bundle's lock digest.
+#[test]
+fn cri_o_gets_the_same_bytes_and_the_pinning_drop_in() {
+    require("skopeo", "skopeo");
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let tags = ["sample/hello:1.0", "sample/hello-docker:1.0"];
+    let b = bundle(&reg, &dir.path().join("b"), &tags, &[]);
+    let expected: Vec<(String, String)> =
+        tags.iter().map(|t| (reg.image(t), reg.digest(t))).collect();
+    drop(reg);
+    let lock_id = sha256(&std::fs::read(b.join("ferry.lock")).unwrap());
+    let served = Served::start(&b, &[]);
+    let storage = format!(
+        "[vfs@{}+{}]",
+        dir.path().join("cs").display(),
+        dir.path().join("csrun").display()
+    );
+    let conf = dir.path().join("crio.conf.d");
+    let (code, stdout, stderr) = ferry_out(&[
+        "restore",
+        "--from",
+        &served.url(""),
+        "--runtime",
+        "cri-o",
+        "--storage",
+        &storage,
+        "--crio-conf-dir",
+        conf.to_str().unwrap(),
+        "--pin",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["totals"]["restored"], tags.len(), "{report}");
+    let drop_in = std::fs::read_to_string(conf.join("50-ferry-pinned.conf")).unwrap();
+    for (name, digest) in &expected {
+        // containers-storage keeps one image per config (hello and hello-docker share one) with
+        // every manifest it came with: looked up by digest, the registry's very bytes.
+        let twin = format!("{}@{digest}", name.rsplit_once(':').unwrap().0);
+        let raw = run(std::process::Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            &format!("containers-storage:{storage}{twin}"),
+        ]));
+        assert_eq!(&sha256(&raw.stdout), digest, "{name}");
+        run(std::process::Command::new("skopeo")
+            .args(["inspect", &format!("containers-storage:{storage}{name}")]));
+        for n in [name, &twin] {
+            let line = drop_in
+                .lines()
+                .find(|l| l.contains(&format!("\"{n}\"")))
+                .unwrap_or_else(|| panic!("{n} not pinned: {drop_in}"));
+            assert!(
+                line.contains(lock_id.trim_start_matches("sha256:")),
+                "{line}"
+            );
+        }
+    }
+}
