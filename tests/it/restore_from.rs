@@ -112,6 +112,10 @@ fn an_image_the_served_bundle_lacks_fails_by_name_and_the_others_come() {
     assert_eq!(report["totals"]["restored"], 2, "{report}");
     assert!(stderr.contains(&missing), "{stderr}");
     assert!(stderr.contains("not found"), "{stderr}");
+    assert!(
+        !stderr.contains("level=info"),
+        "ctr's log lines are left out: {stderr}"
+    );
     assert_eq!(
         containerd_images(&node)
             .iter()

@@ -11,8 +11,22 @@ use crate::error::{Error, Kind};
 use crate::restore::containerd::{ctr, name_and_pin, read_back_pins, run, skip_present};
 use crate::restore::{RestoreError, RestoreOptions, Restored, repository};
 
+/// What a tool said, without its informational log lines (ctr logs each host it tries) and
+/// its own name in front.
+fn tool_message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("time=") && (l.contains("level=info") || l.contains("level=debug")))
+        })
+        .map(|l| l.trim_start_matches("ctr: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Not-found answers fail at once; anything else (a cut connection, a timeout) is retried.
 fn classify(stderr: String) -> Attempt {
+    let stderr = tool_message(&stderr);
     let lower = stderr.to_lowercase();
     if lower.contains("not found") || lower.contains("manifest unknown") {
         Attempt::Fail(stderr)
@@ -31,7 +45,14 @@ fn failure(message: String) -> Error {
     } else {
         Kind::Failed
     };
-    Error::msg(kind, crate::redact::redact(&message))
+    let error = Error::msg(kind, crate::redact::redact(&message));
+    if kind == Kind::ManifestNotFound {
+        return error.with_hint(
+            "the server does not hold this image: does --from serve the bundle the list comes \
+             from? (`ferry ls BUNDLE` on the serving side)",
+        );
+    }
+    error
 }
 
 /// An outcome for an image that did not come.
@@ -207,4 +228,31 @@ fn copy_into_crio(
     })
     .map(drop)
     .map_err(|e| failure(e).wrap(format!("cannot copy {source}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctr_log_lines_are_dropped_and_not_found_is_final() {
+        let stderr = "time=\"x\" level=info msg=\"trying next host\" host=h\n\
+                      ctr: failed to resolve reference \"h/a@sha256:1\": not found";
+        assert_eq!(
+            classify(stderr.into()),
+            Attempt::Fail("failed to resolve reference \"h/a@sha256:1\": not found".into())
+        );
+        assert!(matches!(
+            classify("ctr: connection reset by peer".into()),
+            Attempt::Retry(_)
+        ));
+        assert_eq!(
+            failure("x: not found".into()).kind(),
+            Kind::ManifestNotFound
+        );
+        assert_eq!(
+            failure("ctr took longer than 30s".into()).kind(),
+            Kind::Timeout
+        );
+    }
 }
