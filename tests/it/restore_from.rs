@@ -223,3 +223,59 @@ fn cri_o_gets_the_same_bytes_and_the_pinning_drop_in() {
         }
     }
 }
+
+/// A source that accepts connections and never answers: each attempt is cut at its limit, the
+/// limit doubles (1 s, then 2 s), and the image fails as a timeout after its attempts, by name.
+#[test]
+fn a_stalled_source_is_cut_at_growing_limits_and_the_image_fails_by_name() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Held open, never answered.
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(16) {
+            conns.push(c);
+        }
+    });
+    drop(held);
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let lock = serde_json::json!({
+        "lockVersion": 1,
+        "images": [{
+            "reference": "registry.example/app/api:2.1",
+            "digest": digest,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "size": 100,
+            "platforms": [],
+            "totalSize": 100,
+        }],
+    });
+    let lock_file = dir.path().join("ferry.lock");
+    std::fs::write(&lock_file, lock.to_string()).unwrap();
+    let node = Containerd::start();
+    let (code, report, stderr) = restore_from(
+        &format!("http://{addr}"),
+        &node,
+        &[
+            "--lock",
+            lock_file.to_str().unwrap(),
+            "--attempt-timeout",
+            "1s",
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}\n{report}");
+    let image = &report["images"][0];
+    assert_eq!(
+        image["reference"], "registry.example/app/api:2.1",
+        "{report}"
+    );
+    assert_eq!(image["status"], "failed", "{report}");
+    assert_eq!(image["error"]["kind"], "timeout", "{report}");
+    assert!(
+        stderr.contains("took longer than 2s (failed after 2 attempt(s))"),
+        "{stderr}"
+    );
+}
