@@ -30,6 +30,15 @@ impl crate::error::Diagnostic for PreloadError {
     }
 }
 
+/// `Ok` when `ok`, else the refusal.
+fn ensure(ok: bool, what: &'static str, value: &str, reason: &str) -> Result<(), PreloadError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(what, value, reason))
+    }
+}
+
 fn refuse(what: &'static str, value: &str, reason: &str) -> PreloadError {
     PreloadError {
         what,
@@ -47,17 +56,14 @@ fn dns_label(what: &'static str, value: &str, max: usize) -> Result<(), PreloadE
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(refuse(
-            what,
-            value,
-            &format!(
-                "must be lowercase letters, digits and '-', at most {max}, not starting or ending with '-'"
-            ),
-        ))
-    }
+    ensure(
+        ok,
+        what,
+        value,
+        &format!(
+            "must be lowercase letters, digits and '-', at most {max}, not starting or ending with '-'"
+        ),
+    )
 }
 
 /// A label name segment or value: alphanumerics with `-_.` inside, at most 63.
@@ -147,15 +153,12 @@ fn quantity(what: &'static str, value: &str) -> Result<(), PreloadError> {
             suffix,
             "" | "m" | "k" | "M" | "G" | "T" | "Ki" | "Mi" | "Gi" | "Ti"
         );
-    if ok {
-        Ok(())
-    } else {
-        Err(refuse(
-            what,
-            value,
-            "not a Kubernetes quantity (e.g. 100m, 256Mi)",
-        ))
-    }
+    ensure(
+        ok,
+        what,
+        value,
+        "not a Kubernetes quantity (e.g. 100m, 256Mi)",
+    )
 }
 
 /// An image reference (what kubelet will pull) or a URL with no room for anything else.

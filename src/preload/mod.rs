@@ -147,6 +147,51 @@ fn meta(name: &str, options: &PreloadOptions, component: &str) -> ObjectMeta {
     }
 }
 
+/// A container's security context with no rights at all: non-root (as `user` when given),
+/// no privilege escalation, every capability dropped, a read-only root filesystem.
+fn unprivileged(user: Option<i64>) -> k8s_openapi::api::core::v1::SecurityContext {
+    use k8s_openapi::api::core::v1::{Capabilities, SecurityContext};
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: user,
+        ..SecurityContext::default()
+    }
+}
+
+/// A pod template of `component` with what every ferry pod has: the token-less
+/// ServiceAccount, no service links, the pull secrets; `spec` gives the rest.
+fn pod_template(
+    options: &PreloadOptions,
+    component: &str,
+    spec: k8s_openapi::api::core::v1::PodSpec,
+) -> k8s_openapi::api::core::v1::PodTemplateSpec {
+    use k8s_openapi::api::core::v1::{LocalObjectReference, PodSpec, PodTemplateSpec};
+    let secrets = options
+        .pull_secrets
+        .iter()
+        .map(|s| LocalObjectReference { name: s.clone() })
+        .collect::<Vec<_>>();
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(&options.name, component)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(options.name.clone()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            image_pull_secrets: (!secrets.is_empty()).then_some(secrets),
+            ..spec
+        }),
+    }
+}
+
 /// Every object to apply, in the order `kubectl apply` needs them.
 pub fn manifests(options: &PreloadOptions) -> Result<Vec<Object>, PreloadError> {
     args::check(options)?;

@@ -7,14 +7,16 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, HostPathVolumeSource, LocalObjectReference, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+    Container, EnvVar, HostPathVolumeSource, PodSpec, ResourceRequirements, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{CRIO_CONF_DIR, CRIO_STORAGE, NodeRuntime, PreloadOptions, labels, meta};
+use super::{
+    CRIO_CONF_DIR, CRIO_STORAGE, NodeRuntime, PreloadOptions, meta, pod_template, unprivileged,
+};
 
 /// The init container's command: exactly what a user would run on the node.
 pub fn restore_command(o: &PreloadOptions) -> Vec<String> {
@@ -156,17 +158,7 @@ fn pause_container(o: &PreloadOptions) -> Container {
             limits: quantities(&BTreeMap::from([("memory".to_owned(), "16Mi".to_owned())])),
             ..ResourceRequirements::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(65535),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(unprivileged(Some(65535))),
         ..Container::default()
     }
 }
@@ -182,12 +174,6 @@ pub fn daemon_set(o: &PreloadOptions) -> DaemonSet {
             "preload".to_owned(),
         ),
     ]);
-    let pull_secrets = (!o.pull_secrets.is_empty()).then(|| {
-        o.pull_secrets
-            .iter()
-            .map(|s| LocalObjectReference { name: s.clone() })
-            .collect()
-    });
     DaemonSet {
         metadata: meta(&o.name, o, "preload"),
         spec: Some(DaemonSetSpec {
@@ -204,25 +190,19 @@ pub fn daemon_set(o: &PreloadOptions) -> DaemonSet {
                     max_surge: None,
                 }),
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&o.name, "preload")),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(o.name.clone()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
+            template: pod_template(
+                o,
+                "preload",
+                PodSpec {
                     node_selector: (!o.node_selector.is_empty()).then(|| o.node_selector.clone()),
                     tolerations: (!o.tolerations.is_empty()).then(|| o.tolerations.clone()),
-                    image_pull_secrets: pull_secrets,
                     init_containers: Some(vec![restore_container(o, mounts)]),
                     containers: vec![pause_container(o)],
                     volumes: Some(volumes),
                     termination_grace_period_seconds: Some(5),
                     ..PodSpec::default()
-                }),
-            },
+                },
+            ),
             ..DaemonSetSpec::default()
         }),
         status: None,

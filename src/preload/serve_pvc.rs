@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, HTTPGetAction, LocalObjectReference,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Flavor, PreloadOptions, SERVE_PORT, labels, meta};
+use super::{Flavor, PreloadOptions, SERVE_PORT, meta, pod_template, unprivileged};
 
 /// The server's Deployment and Service name.
 pub fn server_name(name: &str) -> String {
@@ -64,16 +63,7 @@ pub fn deployment(o: &PreloadOptions, claim: &str) -> Deployment {
             read_only: Some(true),
             ..VolumeMount::default()
         }]),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(unprivileged(None)),
         ..Container::default()
     };
     // OpenShift's restricted SCC assigns the user; elsewhere a fixed non-root one.
@@ -90,22 +80,11 @@ pub fn deployment(o: &PreloadOptions, claim: &str) -> Deployment {
                 match_labels: Some(selector(o)),
                 match_expressions: None,
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&o.name, "serve")),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(o.name.clone()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
+            template: pod_template(
+                o,
+                "serve",
+                PodSpec {
                     security_context: pod_security,
-                    image_pull_secrets: (!o.pull_secrets.is_empty()).then(|| {
-                        o.pull_secrets
-                            .iter()
-                            .map(|s| LocalObjectReference { name: s.clone() })
-                            .collect()
-                    }),
                     containers: vec![container],
                     volumes: Some(vec![Volume {
                         name: "bundle".into(),
@@ -116,8 +95,8 @@ pub fn deployment(o: &PreloadOptions, claim: &str) -> Deployment {
                         ..Volume::default()
                     }]),
                     ..PodSpec::default()
-                }),
-            },
+                },
+            ),
             ..DeploymentSpec::default()
         }),
         status: None,
