@@ -279,3 +279,48 @@ fn a_stalled_source_is_cut_at_growing_limits_and_the_image_fails_by_name() {
         "{stderr}"
     );
 }
+
+/// Any registry works with the list from `--lock`: a bundle pushed by `ferry push` into a
+/// plain docker-registry (names `TARGET/REPO:TAG`) comes into containerd under the bundle's own
+/// names with the source registry's digests.
+#[test]
+fn a_registry_filled_by_ferry_push_serves_the_lock_s_images() {
+    let reg = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    // Single-platform images: a bundle holding one platform of an index pushes it by digest
+    // only (the registry would refuse the index without its other children).
+    let tags = [
+        "sample/hello:1.0",
+        "sample/world:1.0",
+        "sample/hello-docker:1.0",
+    ];
+    let b = bundle(&reg, &dir.path().join("b"), &tags, &[]);
+    let expected: Vec<(String, String)> =
+        tags.iter().map(|t| (reg.image(t), reg.digest(t))).collect();
+    drop(reg);
+    let target = Registry::start_with(&["--accesslog"]);
+    let (code, _, stderr) = ferry_out(&["push", b.to_str().unwrap(), &target.addr]);
+    assert_eq!(code, 0, "{stderr}");
+    let node = Containerd::start();
+    let lock = b.join("ferry.lock");
+    let (code, report, stderr) = restore_from(
+        &format!("http://{}", target.addr),
+        &node,
+        &["--lock", lock.to_str().unwrap(), "--pin"],
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    let listed = containerd_images(&node);
+    for (name, digest) in &expected {
+        let row = listed
+            .iter()
+            .find(|r| &r.0 == name)
+            .unwrap_or_else(|| panic!("{name}: {listed:?}"));
+        assert_eq!(&row.1, digest, "{name}");
+        assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+    }
+    assert!(
+        target.log().contains("/manifests/sha256:"),
+        "pulled by digest: {}",
+        target.log()
+    );
+}
