@@ -222,6 +222,28 @@ fn cri_o_gets_the_same_bytes_and_the_pinning_drop_in() {
             );
         }
     }
+    // Again: each name is the image holding its very manifest (hello and hello-docker share
+    // one image in containers-storage, with both manifests): nothing is copied again.
+    let (code, stdout, stderr) = ferry_out(&[
+        "restore",
+        "--from",
+        &served.url(""),
+        "--runtime",
+        "cri-o",
+        "--storage",
+        &storage,
+        "--crio-conf-dir",
+        conf.to_str().unwrap(),
+        "--pin",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["totals"]["present"], tags.len(), "{report}");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("50-ferry-pinned.conf")).unwrap(),
+        drop_in
+    );
 }
 
 /// A source that accepts connections and never answers: each attempt is cut at its limit, the

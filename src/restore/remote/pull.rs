@@ -175,14 +175,20 @@ pub fn into_crio(
 ) -> Result<Vec<Restored>, RestoreError> {
     let mut outcomes = Vec::new();
     for image in &bundle.images {
-        outcomes.push(match copy_into_crio(from, bundle.served, image, options) {
+        let present = in_crio_storage(image, options);
+        let copied = if present {
+            Ok(())
+        } else {
+            copy_into_crio(from, bundle.served, image, options)
+        };
+        outcomes.push(match copied {
             Ok(()) => Restored {
                 reference: image.name.clone(),
                 digest: image.digest.to_string(),
                 error: None,
                 names: vec![image.name.clone()],
                 pinned: options.pin,
-                already_present: false,
+                already_present: present,
             },
             Err(e) => failed(image, e),
         });
@@ -197,6 +203,30 @@ pub fn into_crio(
         list.write(&options.crio_conf_dir)?;
     }
     Ok(outcomes)
+}
+
+/// Whether containers-storage holds this very manifest (looked up as `repository@digest`, its
+/// bytes hashing to the digest) and the name is that same image (containers-storage keys an
+/// image by its config: the name's config is the manifest's). Any doubt copies again, which is
+/// harmless.
+fn in_crio_storage(image: &RemoteImage, options: &RestoreOptions) -> bool {
+    let inspect = |name: &str, what: &[&str]| -> Option<Vec<u8>> {
+        let mut c = Command::new("skopeo");
+        c.arg("inspect")
+            .args(what)
+            .arg(format!("containers-storage:{}{name}", options.storage));
+        c.output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| o.stdout)
+    };
+    let twin = format!("{}@{}", repository(&image.name), image.digest);
+    let manifest_there = inspect(&twin, &["--raw"])
+        .is_some_and(|raw| crate::digest::Digest::sha256_of(&raw) == image.digest);
+    manifest_there && {
+        let config = inspect(&twin, &["--config", "--raw"]);
+        config.is_some() && config == inspect(&image.name, &["--config", "--raw"])
+    }
 }
 
 /// One image into containers-storage.
