@@ -38,6 +38,7 @@ pub mod manifest;
 pub mod node;
 pub mod plan;
 pub mod platform;
+pub mod preload;
 pub mod push;
 pub mod redact;
 pub mod reference;

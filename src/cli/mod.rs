@@ -17,10 +17,12 @@ mod ls;
 mod man;
 mod output;
 mod pins;
+mod preload;
 mod progress;
 mod push;
 mod registry_args;
 mod restore;
+mod restore_from;
 mod rm;
 mod serve;
 mod signals;
@@ -146,6 +148,7 @@ enum Command {
     Apply(apply::ApplyArgs),
     Rm(rm::RmArgs),
     Gc(gc::GcArgs),
+    PreloadManifests(preload::PreloadArgs),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -190,6 +193,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::PreloadManifests(args) => preload::run(args),
     };
     match result {
         Ok(exit) => {
@@ -227,7 +231,8 @@ impl Command {
             | Command::Login(_)
             | Command::Logout(_)
             | Command::Completions(_)
-            | Command::Man(_) => false,
+            | Command::Man(_)
+            | Command::PreloadManifests(_) => false,
         }
     }
 }

@@ -328,7 +328,7 @@ impl AccessArgs {
 
 /// The first backoff delay: `FERRY_RETRY_BASE_MS` milliseconds (500 by default), so that the
 /// tests of retries do not sleep for seconds; it doubles per retry as ever.
-fn retry_base_delay() -> std::time::Duration {
+pub(super) fn retry_base_delay() -> std::time::Duration {
     std::env::var("FERRY_RETRY_BASE_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())

@@ -30,12 +30,13 @@ pub enum RuntimeArg {
   ferry restore /preload --pin
   ferry restore /preload-v2 --replace /preload-v1 --remove     # an upgrade
   ferry restore --list-pinned
+  ferry restore --from http://10.0.0.5:5000 --pin              # from a running ferry serve
   ferry restore ./bundle --runtime cri-o \\
       --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
     /// The bundle: a folder (may be a read-only mount), or an archive (`.tar`, `.tar.zst`)
     /// read in place and streamed into ctr as a plain tar.
-    #[arg(required_unless_present = "list_pinned")]
+    #[arg(required_unless_present_any = ["list_pinned", "from"])]
     pub bundle: Option<PathBuf>,
     /// The runtime to import into.
     #[arg(long, value_enum, default_value = "auto")]
@@ -90,6 +91,8 @@ pub struct RestoreArgs {
     /// others' (default: one per core, at most 4).
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub from: super::restore_from::FromArgs,
 }
 
 fn on_path(program: &str) -> bool {
@@ -102,6 +105,9 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     if args.list_pinned {
         let options = options(&args, pick_runtime(&args)?, None);
         return super::pins::list(&options, args.json);
+    }
+    if let Some(url) = &args.from.from {
+        return super::restore_from::run(&args, url);
     }
     let bundle = args.bundle.as_deref().expect("clap requires the bundle");
     let layout = super::source_arg::open_bundle(bundle)?;
@@ -135,7 +141,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         None => None,
     };
     if args.json {
-        let mut report = report_json(bundle, &options, &outcomes);
+        let mut report = report_json(&bundle.display().to_string(), &options, &outcomes);
         if let Some(r) = &replaced {
             report["replaced"] = super::pins::replaced_json(r);
         }
@@ -156,7 +162,11 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
 
 /// The restore options the arguments ask for; `record` is the bundle's identity (pins are
 /// recorded under it). `--replace` implies `--pin`.
-fn options(args: &RestoreArgs, runtime: Runtime, record: Option<Digest>) -> RestoreOptions {
+pub(super) fn options(
+    args: &RestoreArgs,
+    runtime: Runtime,
+    record: Option<Digest>,
+) -> RestoreOptions {
     RestoreOptions {
         runtime,
         platform: args.platform.clone().unwrap_or_else(Platform::host),
@@ -188,7 +198,7 @@ fn check_signatures(bundle: &Path, layout: &dyn BundleSource, key: &Path) -> Res
 }
 
 /// The runtime `--runtime` names, or for `auto` the one this node has.
-fn pick_runtime(args: &RestoreArgs) -> Result<Runtime, Failure> {
+pub(super) fn pick_runtime(args: &RestoreArgs) -> Result<Runtime, Failure> {
     match args.runtime {
         RuntimeArg::Containerd => Ok(Runtime::Containerd),
         RuntimeArg::CriO => Ok(Runtime::CriO),
@@ -237,15 +247,15 @@ fn status(o: &Restored) -> &'static str {
 }
 
 /// The `--json` document (README: "JSON output").
-fn report_json(
-    bundle: &Path,
+pub(super) fn report_json(
+    bundle: &str,
     options: &RestoreOptions,
     outcomes: &[Restored],
 ) -> serde_json::Value {
     let count = |word: &str| outcomes.iter().filter(|o| status(o) == word).count();
     serde_json::json!({
         "version": 1,
-        "bundle": bundle.display().to_string(),
+        "bundle": bundle,
         "runtime": match options.runtime { Runtime::Containerd => "containerd", Runtime::CriO => "cri-o" },
         "platform": options.platform.to_string(),
         "pin": options.pin,
@@ -284,7 +294,7 @@ fn left_alone_json(list: &[ferry::restore::LeftAlone]) -> serde_json::Value {
 }
 
 /// One line per image on stderr, then the totals.
-fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
+pub(super) fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
     for o in outcomes {
         match &o.error {
             None => output::line(&format!(

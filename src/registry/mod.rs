@@ -102,6 +102,15 @@ fn client_builder(connections: usize) -> reqwest::ClientBuilder {
         .http2_adaptive_window(true)
 }
 
+/// A client for reads beside the distribution API (a served bundle's index and lock), with the
+/// registry clients' settings and TLS; `insecure` skips certificate verification.
+pub fn plain_client(insecure: bool) -> Result<reqwest::Client, SetupError> {
+    tls::configure(client_builder(2), &[], &tls::HostTls::default(), insecure)
+        .map_err(SetupError::Client)?
+        .build()
+        .map_err(|e| SetupError::Client(e.to_string()))
+}
+
 /// Why a registry pool could not be set up: local configuration (a `--ca-file` that cannot be
 /// read or holds no certificate), or the system's TLS setup.
 #[derive(Debug, thiserror::Error)]

@@ -61,43 +61,61 @@ pub fn restore(
     images: &[PlatformImage],
     options: &RestoreOptions,
 ) -> Result<Vec<Restored>, RestoreError> {
-    let present = present_images(options);
-    let record = options.record.as_ref().map(super::pins::record_key);
-    let pin = options.pin.then_some(record.as_deref());
-    let mut outcomes = Vec::new();
-    let mut todo = Vec::new();
-    for image in images {
-        let digest = image.entry.digest().to_string();
-        let twin = format!("{}@{digest}", repository(&image.name));
-        let names = [image.name.as_str(), twin.as_str()];
-        if present::already_there(&present, &names, &digest, pin) {
-            outcomes.push(Restored {
-                reference: image.name.clone(),
-                pinned: present.get(&image.name).is_some_and(PresentImage::pinned),
-                digest,
-                error: None,
-                names: vec![image.name.clone(), twin],
-                already_present: true,
-            });
-        } else if present::already_there(&present, &names, &digest, None) {
-            // Complete under both names, only the pin is missing: no need to import it again.
-            outcomes.push(name_and_pin(image, options));
-        } else {
-            todo.push(image);
-        }
-    }
+    let (mut outcomes, todo) = skip_present(
+        images,
+        |i| (i.name.as_str(), i.entry.digest().to_string()),
+        options,
+    );
     if !todo.is_empty() {
         import_parallel(layout, &todo, options)?;
-        outcomes.extend(todo.iter().map(|image| name_and_pin(image, options)));
+        outcomes.extend(
+            todo.iter()
+                .map(|image| name_and_pin(&image.name, image.entry.digest().as_ref(), options)),
+        );
     }
     read_back_pins(&mut outcomes, options);
     Ok(outcomes)
 }
 
+/// Splits `items` (each giving its name and digest) into outcomes for those containerd holds
+/// already under both names, complete, and pinned when asked (only the pin missing: pinned
+/// now, not imported again), and those still to bring.
+pub(super) fn skip_present<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&T) -> (&str, String),
+    options: &RestoreOptions,
+) -> (Vec<Restored>, Vec<&'a T>) {
+    let present = present_images(options);
+    let record = options.record.as_ref().map(super::pins::record_key);
+    let pin = options.pin.then_some(record.as_deref());
+    let mut outcomes = Vec::new();
+    let mut todo = Vec::new();
+    for item in items {
+        let (name, digest) = key(item);
+        let twin = format!("{}@{digest}", repository(name));
+        let names = [name, twin.as_str()];
+        if present::already_there(&present, &names, &digest, pin) {
+            outcomes.push(Restored {
+                reference: name.to_owned(),
+                pinned: present.get(name).is_some_and(PresentImage::pinned),
+                digest,
+                error: None,
+                names: vec![name.to_owned(), twin],
+                already_present: true,
+            });
+        } else if present::already_there(&present, &names, &digest, None) {
+            outcomes.push(name_and_pin(name, &digest, options));
+        } else {
+            todo.push(item);
+        }
+    }
+    (outcomes, todo)
+}
+
 /// Reports the pin containerd holds, not the one asked for: an image pinned by an earlier
 /// `--pin` stays pinned (kubelet keeps it) though this run did not ask. Kept as computed when
 /// containerd cannot be listed.
-fn read_back_pins(outcomes: &mut [Restored], options: &RestoreOptions) {
+pub(super) fn read_back_pins(outcomes: &mut [Restored], options: &RestoreOptions) {
     let after = present_images(options);
     if after.is_empty() {
         return;
@@ -205,13 +223,12 @@ fn import(
 }
 
 /// Names an imported image `repository@digest` too, and pins both names when asked.
-fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
-    let digest = image.entry.digest().to_string();
-    let twin = format!("{}@{digest}", repository(&image.name));
+pub(super) fn name_and_pin(name: &str, digest: &str, options: &RestoreOptions) -> Restored {
+    let twin = format!("{}@{digest}", repository(name));
     let mut error = None;
-    if twin != image.name {
+    if twin != name {
         let mut tag = ctr(options);
-        tag.args(["images", "tag", "--force", &image.name, &twin]);
+        tag.args(["images", "tag", "--force", name, &twin]);
         if let Err(e) = run(tag) {
             error = Some(Error::context(
                 Kind::Failed,
@@ -221,7 +238,7 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
         }
     }
     if options.pin && error.is_none() {
-        for name in [&image.name, &twin] {
+        for name in [name, &twin] {
             let mut label = ctr(options);
             label.args(["images", "label", name, present::PIN_LABEL]);
             label.args(options.record.as_ref().map(super::pins::record_label));
@@ -235,11 +252,11 @@ fn name_and_pin(image: &PlatformImage, options: &RestoreOptions) -> Restored {
         }
     }
     Restored {
-        reference: image.name.clone(),
-        digest,
+        reference: name.to_owned(),
+        digest: digest.to_owned(),
         pinned: options.pin && error.is_none(),
         error,
-        names: vec![image.name.clone(), twin],
+        names: vec![name.to_owned(), twin],
         already_present: false,
     }
 }

@@ -9,6 +9,7 @@ mod crio_pins;
 mod groups;
 pub mod pins;
 mod present;
+pub mod remote;
 
 use std::path::PathBuf;
 
@@ -95,6 +96,22 @@ pub enum RestoreError {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// `--from` is not a URL ferry can pull from.
+    #[error("--from {url}: {reason}")]
+    BadSource {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The served bundle's list could not be read.
+    #[error("cannot read what {url} serves: {reason}")]
+    Unreachable {
+        /// The URL, redacted.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
     /// The runtime's tool failed or is missing.
     #[error("{message}")]
     Runtime {
@@ -111,7 +128,8 @@ impl crate::error::Diagnostic for RestoreError {
         match self {
             RestoreError::Store(e) => e.kind(),
             RestoreError::NoImageForPlatform { .. } | RestoreError::Empty(_) => Kind::Bundle,
-            RestoreError::OldBundle { .. } => Kind::Configuration,
+            RestoreError::OldBundle { .. } | RestoreError::BadSource { .. } => Kind::Configuration,
+            RestoreError::Unreachable { .. } => Kind::Transport,
             RestoreError::Runtime { .. } => Kind::Failed,
         }
     }
@@ -125,6 +143,16 @@ impl crate::error::Diagnostic for RestoreError {
             RestoreError::Empty(_) => {
                 Some("its ferry bundle run failed or never finished; run it again".into())
             }
+            RestoreError::BadSource { .. } => Some(
+                "--from takes the URL `ferry serve` listens on (http://HOST:PORT), or a \
+                 registry's with --lock FILE"
+                    .into(),
+            ),
+            RestoreError::Unreachable { .. } => Some(
+                "is ferry serve running there and reachable from this node? (a registry \
+                 other than ferry serve needs --lock FILE)"
+                    .into(),
+            ),
             RestoreError::Runtime { hint, .. } | RestoreError::OldBundle { hint, .. } => {
                 hint.clone()
             }

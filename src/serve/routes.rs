@@ -189,6 +189,9 @@ impl State {
 
 impl Ctx<'_> {
     async fn respond(&self, req: &Request<hyper::body::Incoming>) -> Resp {
+        if let Some(resp) = super::bundle_files::respond(&*self.snap.source, req) {
+            return resp;
+        }
         let read = req.method() == Method::GET || req.method() == Method::HEAD;
         let head = req.method() == Method::HEAD;
         match (route(req.uri().path()), read) {
