@@ -1,0 +1,1 @@
+//! Binary deltas end to end.
