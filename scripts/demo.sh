@@ -7,12 +7,18 @@
 #
 #   scripts/demo.sh            # work folder in /tmp, kept for a look afterwards
 #   FERRY_DEMO_DIR=DIR scripts/demo.sh
+#   FERRY=target/debug/ferry scripts/demo.sh   # that binary, no release build (the test suite
+#                                              # runs the demo so: tests/it/examples.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-echo "==> building ferry (release)"
-cargo build --release --quiet --bin ferry
-ferry=$PWD/target/release/ferry
+if [ -n "${FERRY:-}" ]; then
+  ferry=$FERRY
+else
+  echo "==> building ferry (release)"
+  cargo build --release --quiet --bin ferry
+  ferry=$PWD/target/release/ferry
+fi
 
 work=${FERRY_DEMO_DIR:-$(mktemp -d /tmp/ferry-demo.XXXXXX)}
 mkdir -p "$work"

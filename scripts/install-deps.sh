@@ -24,6 +24,7 @@ deps=(
   "aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu"
   "qemu-aarch64-static:qemu-user-static"
   "umoci:umoci"
+  "script:util-linux"
 )
 # The static arm64 Rust target the tests build ferry for, from rustup when it manages Rust.
 if command -v rustup >/dev/null 2>&1; then

@@ -2,11 +2,12 @@
 # Starts and stops a throwaway CNCF distribution registry (Debian's docker-registry) on loopback.
 #
 #   scripts/registry.sh start STATE_DIR [--htpasswd FILE] [--tls CERT KEY] [--client-ca CA]
-#                                       [--addr IP] [--accesslog] [--readonly]
+#                                       [--addr IP] [--accesslog] [--readonly] [--data-from DIR]
 #                                            # prints host:port (IP defaults to 127.0.0.1)
 #   scripts/registry.sh stop STATE_DIR
 #
-# The registry's storage, config, log and pid live in STATE_DIR.
+# The registry's storage, config, log and pid live in STATE_DIR. --data-from starts it on a copy
+# of another registry's storage folder (STATE_DIR/data of a stopped one): seed once, copy many.
 set -euo pipefail
 
 die() { echo "registry.sh: $*" >&2; exit 1; }
@@ -17,7 +18,7 @@ cmd=${1:-}; dir=${2:-}
 case "$cmd" in
 start)
   shift 2
-  htpasswd=""; cert=""; key=""; client_ca=""; ip=127.0.0.1; accesslog=false; readonly=false
+  htpasswd=""; cert=""; key=""; client_ca=""; ip=127.0.0.1; accesslog=false; readonly=false; data_from=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --htpasswd) htpasswd=$2; shift 2 ;;
@@ -26,12 +27,17 @@ start)
       --client-ca) client_ca=$2; shift 2 ;;
       --readonly) readonly=true; shift ;; # maintenance mode: pushes answer 405
       --accesslog) accesslog=true; shift ;; # one line per request in STATE_DIR/registry.log
+      --data-from) data_from=$2; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
   command -v docker-registry >/dev/null ||
     die "docker-registry is not installed: apt-get install -y docker-registry (or run scripts/test.sh, which installs it)"
   mkdir -p "$dir/data"
+  if [ -n "$data_from" ]; then
+    [ -d "$data_from" ] || die "--data-from $data_from: no such folder"
+    cp -a "$data_from/." "$dir/data/"
+  fi
   dir=$(cd "$dir" && pwd)
   scheme=http; curl_opts=()
   [ -n "$cert" ] && { scheme=https; curl_opts=(-k); }

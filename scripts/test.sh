@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --all-targets
+# Four tests at a time on any machine: most of an integration test's time is spent waiting
+# (on registries, containerd, throttled transfers), not computing; 2 threads left a 2-core
+# machine idle half the time.
+cargo test --workspace --all-targets -- --test-threads 4

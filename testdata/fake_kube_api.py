@@ -12,7 +12,8 @@ GET /api/v1/namespaces/NS/persistentvolumeclaims/NAME (from DIR/persistentvolume
 POST and GET /apis/snapshot.storage.k8s.io/v1/namespaces/NS/volumesnapshots[/NAME] (held in
 memory; a snapshot becomes readyToUse on its second GET), and GET .../volumesnapshotcontents/NAME.
 --scenario changes that: no-crd (the snapshot API is not installed), forbidden (the account may
-not create snapshots), stuck (never ready; the snapshot reports a CSI error).
+not create snapshots), stuck (never ready; the snapshot reports a CSI error); old-cronjobs
+(a cluster before Kubernetes 1.21: CronJobs only under batch/v1beta1).
 """
 
 import argparse
@@ -30,7 +31,8 @@ def main():
     p = argparse.ArgumentParser()
     for a in ["--cert", "--key", "--token", "--responses", "--port-file", "--log"]:
         p.add_argument(a, required=True)
-    p.add_argument("--scenario", default="ready", choices=["ready", "no-crd", "forbidden", "stuck"])
+    p.add_argument("--scenario", default="ready",
+                   choices=["ready", "no-crd", "forbidden", "stuck", "old-cronjobs"])
     args = p.parse_args()
     snapshots = {}  # (namespace, name) -> object
     gets = {}  # (namespace, name) -> GETs so far
@@ -153,6 +155,9 @@ def main():
             if len(rest) != 1 or rest[0] not in PLURALS:
                 return self.reply(404, {"kind": "Status", "code": 404, "message": "not found"})
             plural = rest[0]
+            if args.scenario == "old-cronjobs" and plural == "cronjobs" and parts[1:3] == ["batch", "v1"]:
+                # A cluster before Kubernetes 1.21: CronJob is batch/v1beta1 only.
+                return self.reply(404, {"kind": "Status", "code": 404, "message": "not found"})
             path = os.path.join(args.responses, plural + ".json")
             doc = {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": []}
             if os.path.exists(path):
@@ -166,6 +171,7 @@ def main():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    open(args.log, "w").close()  # an empty log: no request yet (a missing one: no fake)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(args.port_file + ".tmp", args.port_file)

@@ -16,6 +16,7 @@ use crate::store::{BundleIndex, Layout, StoreError, gc::crash_point};
 pub fn publish(layout: &Layout, index: &BundleIndex, lock: &LockFile) -> Result<usize, StoreError> {
     let mut written = 0;
     // The crash points (tests only) are where a kill leaves the files disagreeing.
+    crash_point("before-index");
     if !holds(layout, "index.json", &index.to_json()) {
         layout.write_index(index)?;
         written += 1;

@@ -245,6 +245,7 @@ impl RegistryArgs {
                 min_rate: self.min_rate,
                 attempt_timeout: self.response_timeout,
                 deadline: self.timeout.map(|t| Instant::now() + t),
+                base_delay: retry_base_delay(),
                 ..RetryPolicy::default()
             },
             tls,
@@ -252,6 +253,18 @@ impl RegistryArgs {
         };
         Ok(Registries::new(options, credentials, reporter)?)
     }
+}
+
+/// The first backoff delay: `FERRY_RETRY_BASE_MS` milliseconds (500 by default), so that the
+/// tests of retries do not sleep for seconds; it doubles per retry as ever.
+fn retry_base_delay() -> std::time::Duration {
+    std::env::var("FERRY_RETRY_BASE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(
+            RetryPolicy::default().base_delay,
+            std::time::Duration::from_millis,
+        )
 }
 
 #[cfg(test)]

@@ -5,35 +5,53 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, output};
 
 /// Waits for Ctrl-C, SIGTERM (a Job being stopped) or the `timeout` deadline (which sets
 /// `timed_out`), says `stopping`, cancels the run, then exits 130 on a second Ctrl-C.
-pub async fn stop_on_signals(
+///
+/// The listeners are set up when this is called, not when the returned future first runs: a
+/// Ctrl-C is caught from the moment the run can make a request, and one stream sees both
+/// Ctrl-Cs, so a second one that follows the first at once is not lost.
+pub fn stop_on_signals(
     cancel: CancellationToken,
     timeout: Option<Duration>,
     timed_out: Arc<AtomicBool>,
     stopping: &'static str,
-) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let deadline = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        let deadline = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = next(&mut interrupt) => {}
+            () = next(&mut term) => {}
+            () = deadline => {
+                timed_out.store(true, Ordering::SeqCst);
+                output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        () = deadline => {
-            timed_out.store(true, Ordering::SeqCst);
-            output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
-        }
+        output::warning(stopping);
+        cancel.cancel();
+        next(&mut interrupt).await;
+        std::process::exit(Exit::Interrupted as i32);
     }
-    output::warning(stopping);
-    cancel.cancel();
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::exit(Exit::Interrupted as i32);
+}
+
+/// The next delivery of a signal; never, when it could not be listened for.
+async fn next(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }

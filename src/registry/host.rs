@@ -227,24 +227,29 @@ impl Host {
         let https = self.probe(pool, "https", HTTPS_PROBE_TIMEOUT.min(timeout));
         let http = self.probe(pool, "http", timeout);
         tokio::pin!(https, http);
-        let mut https_failed = false;
+        let mut https_error: Option<RegistryError> = None;
         let mut http_result: Option<Result<Response, RegistryError>> = None;
         loop {
             tokio::select! {
-                r = &mut https, if !https_failed => match r {
+                r = &mut https, if https_error.is_none() => match r {
                     Ok(resp) => return Ok(("https", resp)),
                     // A certificate problem proves the server speaks TLS: falling back to
                     // plain HTTP would only trade a clear error for a confusing one.
                     Err(e) if e.kind == ErrorKind::Protocol => return Err(e),
-                    Err(_) => https_failed = true,
+                    Err(e) => https_error = Some(e),
                 },
                 r = &mut http, if http_result.is_none() => match r {
                     Ok(resp) if resp.status() != StatusCode::BAD_REQUEST => return Ok(("http", resp)),
                     other => http_result = Some(other),
                 },
             }
-            if https_failed && let Some(r) = http_result.take() {
-                return r.map(|resp| ("http", resp));
+            if let Some(https_error) = https_error.take_if(|_| http_result.is_some()) {
+                return match http_result.take().expect("both answered") {
+                    // A 400 to plain HTTP is a TLS server's: why HTTPS failed is the story
+                    // (a refused handshake, say), not "an HTTP request to an HTTPS server".
+                    Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => Err(https_error),
+                    r => r.map(|resp| ("http", resp)),
+                };
             }
         }
     }

@@ -166,6 +166,9 @@ impl http_body::Body for Logged {
         match &polled {
             Poll::Ready(Some(Ok(f))) => {
                 self.sent += f.data_ref().map_or(0, |d| d.len() as u64);
+                // hyper does not poll a body again once it says it has ended (a whole body
+                // sent in one frame): that is complete too, not cut.
+                self.complete |= self.inner.is_end_stream();
             }
             Poll::Ready(None) => self.complete = true,
             _ => {}

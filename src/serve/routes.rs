@@ -166,10 +166,10 @@ impl State {
             (Route::Catalog, true) => self.list_catalog(req),
             (Route::Tags(name), true) => self.with_repo(req, name, |_, repo| {
                 let tags: Vec<String> = repo.tags.keys().cloned().collect();
-                let tags = paginate(req, tags);
-                json(
-                    &serde_json::json!({"name": name, "tags": tags}),
-                    "application/json",
+                paginated(
+                    req,
+                    tags,
+                    |tags| serde_json::json!({"name": name, "tags": tags}),
                 )
             }),
             (Route::Manifest(name, reference), true) => {
@@ -216,10 +216,10 @@ impl State {
     }
 
     fn list_catalog(&self, req: &Request<hyper::body::Incoming>) -> Resp {
-        let names = paginate(req, self.catalog.names());
-        json(
-            &serde_json::json!({ "repositories": names }),
-            "application/json",
+        paginated(
+            req,
+            self.catalog.names(),
+            |names| serde_json::json!({ "repositories": names }),
         )
     }
 
@@ -465,13 +465,28 @@ fn referrers(repo: &Repo, digest: &str, filter: Option<String>) -> Resp {
     resp
 }
 
-/// `n` and `last` of the listing endpoints.
-fn paginate(req: &Request<hyper::body::Incoming>, mut items: Vec<String>) -> Vec<String> {
+/// `n` and `last` of the listing endpoints, with a `Link` to the next page when `n` cut the
+/// list short: a client that gets none takes the list as whole (distribution spec).
+fn paginated(
+    req: &Request<hyper::body::Incoming>,
+    mut items: Vec<String>,
+    body: impl FnOnce(Vec<String>) -> serde_json::Value,
+) -> Resp {
     if let Some(last) = query(req, "last") {
         items.retain(|i| *i > last);
     }
-    if let Some(n) = query(req, "n").and_then(|n| n.parse::<usize>().ok()) {
+    let n = query(req, "n").and_then(|n| n.parse::<usize>().ok());
+    let next = n.filter(|&n| items.len() > n && n > 0).map(|n| {
+        items.truncate(n);
+        let last: String = url::form_urlencoded::byte_serialize(items[n - 1].as_bytes()).collect();
+        format!("<{}?n={n}&last={last}>; rel=\"next\"", req.uri().path())
+    });
+    if let Some(n) = n {
         items.truncate(n);
     }
-    items
+    let mut resp = json(&body(items), "application/json");
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, link);
+    }
+    resp
 }

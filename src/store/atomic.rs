@@ -66,13 +66,24 @@ impl AtomicFile {
     /// Creates the temp file for `dest` in `tmp_dir` (which must be on dest's filesystem),
     /// refusing up front a destination that is not a regular file.
     pub fn create(dest: &Path, tmp_dir: &Path, mode: u32) -> Result<AtomicFile, StoreError> {
+        AtomicFile::create_named(dest, tmp_dir, mode, random_hex)
+    }
+
+    /// [`AtomicFile::create`] with the random part of the temp names from `random` (a test
+    /// picks names it planted files at).
+    fn create_named(
+        dest: &Path,
+        tmp_dir: &Path,
+        mode: u32,
+        mut random: impl FnMut() -> String,
+    ) -> Result<AtomicFile, StoreError> {
         check_replaceable(dest)?;
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         // Keep the temp name within NAME_MAX whatever the destination's name.
         let short: String = name.chars().take(64).collect();
         let mut attempts = 0;
         loop {
-            let tmp = tmp_dir.join(format!(".{short}.{}.ferry-tmp", random_hex()));
+            let tmp = tmp_dir.join(format!(".{short}.{}.ferry-tmp", random()));
             let opened = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -194,6 +205,33 @@ mod tests {
         assert!(dir.path().join("link").is_symlink());
         // Only what the test made: no temp file left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    /// Whatever sits at a temp name (a planted link, someone's file) is never opened nor
+    /// removed: another name is picked, and after 16 taken names the write fails.
+    #[test]
+    fn a_taken_temp_name_is_never_opened_and_another_is_picked() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "victim").unwrap();
+        let tmp_of = |r: &str| dir.path().join(format!(".out.{r}.ferry-tmp"));
+        symlink(&victim, tmp_of("link")).unwrap();
+        fs::write(tmp_of("file"), "theirs").unwrap();
+        let mut names = ["link", "file", "free"].into_iter().map(str::to_owned);
+        let dest = dir.path().join("out");
+        let mut f =
+            AtomicFile::create_named(&dest, dir.path(), 0o600, || names.next().unwrap()).unwrap();
+        assert_eq!(f.tmp_path(), tmp_of("free"));
+        f.write_all(b"ours").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"ours");
+        assert_eq!(fs::read(&victim).unwrap(), b"victim");
+        assert_eq!(fs::read_link(tmp_of("link")).unwrap(), victim);
+        assert_eq!(fs::read(tmp_of("file")).unwrap(), b"theirs");
+
+        let err = AtomicFile::create_named(&dest, dir.path(), 0o600, || "link".into()).unwrap_err();
+        assert!(err.to_string().contains("ferry-tmp"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"victim");
     }
 
     #[test]

@@ -102,9 +102,11 @@ pub fn remove_blobs(layout: &Layout, digests: &BTreeSet<Digest>) -> Result<Remov
 }
 
 /// For tests of crash safety only: when `FERRY_TEST_CRASH_AT` names this point, the process
-/// kills itself with SIGKILL here, as a power cut or `kill -9` would.
+/// kills itself with SIGKILL here, as a power cut or `kill -9` would. Debug builds only: the
+/// tests run one, and a release build has no such switch.
 pub fn crash_point(name: &str) {
-    if std::env::var_os("FERRY_TEST_CRASH_AT").is_some_and(|v| v == name) {
+    if cfg!(debug_assertions) && std::env::var_os("FERRY_TEST_CRASH_AT").is_some_and(|v| v == name)
+    {
         // SAFETY: raise has no preconditions; SIGKILL ends the process at once.
         unsafe {
             libc::raise(libc::SIGKILL);

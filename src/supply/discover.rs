@@ -95,14 +95,24 @@ fn all() -> Selection<'static> {
     Selection::Platforms(&ALL)
 }
 
-/// Resolves a referrer tag; `None` when the registry has no such tag.
+/// Resolves a referrer tag; `None` when the registry has no such tag. A 404 for anything else
+/// (a blob or child manifest of a tag that exists) is a referrer that cannot be fetched.
 async fn by_tag(
     registries: &Registries,
     reference: &ImageRef,
 ) -> Result<Option<ResolvedImage>, ResolveError> {
+    let tag_url = format!("/manifests/{}", reference.tag().unwrap_or_default());
     match resolve(registries, reference, &all()).await {
         Ok(r) => Ok(Some(r)),
-        Err(ResolveError::Registry(e)) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(ResolveError::Registry(e))
+            if e.kind == ErrorKind::NotFound
+                && e.url
+                    .split(['?', '#'])
+                    .next()
+                    .is_some_and(|u| u.ends_with(&tag_url)) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

@@ -33,15 +33,41 @@ fn near_digest() -> impl Strategy<Value = String> {
     (alg, prop::sample::select(vec![":", "", "::", ": "]), hex).prop_map(|(a, c, h)| a + c + &h)
 }
 
+/// Arbitrary strings, strings near the grammar, valid digests and valid ones with one
+/// character changed.
+fn mixed_digest() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        near_digest(),
+        valid_digest(),
+        crate::mutated(valid_digest()),
+    ]
+}
+
+#[test]
+fn the_mixed_input_holds_valid_and_invalid_digests() {
+    let share = crate::accepted_share(mixed_digest(), |s| s.parse::<Digest>().is_ok());
+    crate::assert_mixed("digests", share);
+}
+
 proptest! {
     #![proptest_config(crate::config())]
 
     #[test]
-    fn never_panics_and_accepts_only_the_grammar(s in prop_oneof![any::<String>(), near_digest()]) {
-        if let Ok(d) = s.parse::<Digest>() {
-            prop_assert!(DIGEST.is_match(&s), "{s:?}");
-            prop_assert!(REGISTERED_DIGEST.is_match(&s), "{s:?}");
-            prop_assert_eq!(d.to_string(), s);
+    fn never_panics(s in any::<String>()) {
+        let _ = s.parse::<Digest>();
+    }
+
+    /// Accepted exactly when the spec's grammar for a registered algorithm matches.
+    #[test]
+    fn accepts_exactly_the_grammar(s in mixed_digest()) {
+        match s.parse::<Digest>() {
+            Ok(d) => {
+                prop_assert!(DIGEST.is_match(&s), "{s:?}");
+                prop_assert!(REGISTERED_DIGEST.is_match(&s), "{s:?}");
+                prop_assert_eq!(d.to_string(), s);
+            }
+            Err(_) => prop_assert!(!REGISTERED_DIGEST.is_match(&s), "{s:?} refused"),
         }
     }
 

@@ -91,20 +91,33 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+fn mixed_manifest() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..200),
+        prop_oneof![image_manifest(), index()].prop_map(|m| serde_json::to_vec(&m).unwrap()),
+        mutated(),
+        any::<String>().prop_map(String::into_bytes),
+    ]
+}
+
+#[test]
+fn the_mixed_input_holds_valid_and_invalid_manifests() {
+    let share = crate::accepted_share(mixed_manifest(), |b| Manifest::parse(b, None).is_ok());
+    crate::assert_mixed("manifests", share);
+}
+
 proptest! {
     #![proptest_config(crate::config())]
 
+    /// Never panics; what it takes has a media type in RFC 6838's grammar.
     #[test]
     fn never_panics(
-        bytes in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..200),
-            mutated(),
-            any::<String>().prop_map(String::into_bytes),
-        ],
+        bytes in mixed_manifest(),
         content_type in prop::option::of(any::<String>()),
     ) {
-        if let Ok((_, media_type)) = Manifest::parse(&bytes, content_type.as_deref()) {
-            prop_assert!(MEDIA_TYPE.is_match(&media_type), "{media_type:?}");
+        match Manifest::parse(&bytes, content_type.as_deref()) {
+            Ok((_, media_type)) => prop_assert!(MEDIA_TYPE.is_match(&media_type), "{media_type:?}"),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
     }
 

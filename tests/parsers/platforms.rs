@@ -22,21 +22,46 @@ fn near_part() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `os/arch[/variant]` of parts near the grammar.
+fn near_platform() -> impl Strategy<Value = String> {
+    (near_part(), near_part(), prop::option::of(near_part())).prop_map(|(o, a, v)| match v {
+        Some(v) => format!("{o}/{a}/{v}"),
+        None => format!("{o}/{a}"),
+    })
+}
+
+fn mixed_platform() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        near_platform(),
+        crate::mutated(near_platform())
+    ]
+}
+
+#[test]
+fn the_mixed_input_holds_valid_and_invalid_platforms() {
+    let share = crate::accepted_share(mixed_platform(), |s| s.parse::<Platform>().is_ok());
+    crate::assert_mixed("platforms", share);
+    let parts = (near_part(), near_part(), prop::option::of(near_part()));
+    let share = crate::accepted_share(parts, |(o, a, v)| {
+        Platform::parse_parts(o, a, v.as_deref()).is_ok()
+    });
+    crate::assert_mixed("platform parts", share);
+}
+
 proptest! {
     #![proptest_config(crate::config())]
 
     #[test]
-    fn from_str_accepts_only_the_grammar(
-        s in prop_oneof![
-            any::<String>(),
-            (near_part(), near_part(), prop::option::of(near_part()))
-                .prop_map(|(o, a, v)| match v { Some(v) => format!("{o}/{a}/{v}"), None => format!("{o}/{a}") }),
-        ]
-    ) {
-        if let Ok(p) = s.parse::<Platform>() {
-            let shown = p.to_string();
-            prop_assert!(PLATFORM.is_match(&shown), "{s:?} -> {shown:?}");
-            prop_assert_eq!(shown.parse::<Platform>().unwrap(), p);
+    fn from_str_accepts_only_the_grammar(s in mixed_platform()) {
+        match s.parse::<Platform>() {
+            Ok(p) => {
+                let shown = p.to_string();
+                prop_assert!(PLATFORM.is_match(&shown), "{s:?} -> {shown:?}");
+                prop_assert_eq!(shown.parse::<Platform>().unwrap(), p);
+            }
+            // Refused only outside the grammar (after lowercasing, as ferry takes LINUX/AMD64).
+            Err(_) => prop_assert!(!PLATFORM.is_match(&s.to_ascii_lowercase()), "{s:?} refused"),
         }
     }
 

@@ -57,6 +57,26 @@ fn full_reference()
         })
 }
 
+/// A full reference as ferry writes it (`:latest` spelled out when there is no tag or digest).
+pub fn canonical_reference() -> impl Strategy<Value = String> {
+    full_reference().prop_map(|(s, _, _, t, d)| match (t, d) {
+        (None, None) => format!("{s}:latest"),
+        _ => s,
+    })
+}
+
+/// References as people write them: a full one perhaps without a tag, or a Docker Hub short
+/// name (valid, but not as ferry writes them).
+pub fn written_reference() -> impl Strategy<Value = String> {
+    prop_oneof![
+        full_reference().prop_map(|(s, ..)| s),
+        (component(), prop::option::of(tag())).prop_map(|(n, t)| match t {
+            Some(t) => format!("{n}:{t}"),
+            None => n,
+        }),
+    ]
+}
+
 /// Strings near the grammar, with the characters that break it.
 fn near_reference() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -110,6 +130,23 @@ fn ascii_reference_like() -> impl Strategy<Value = String> {
         })
 }
 
+/// Arbitrary strings, strings near the grammar, full references and full references with one
+/// character changed.
+fn mixed_reference() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        near_reference(),
+        canonical_reference(),
+        crate::mutated(canonical_reference()),
+    ]
+}
+
+#[test]
+fn the_mixed_input_holds_valid_and_invalid_references() {
+    let share = crate::accepted_share(mixed_reference(), |s| s.parse::<ImageRef>().is_ok());
+    crate::assert_mixed("references", share);
+}
+
 proptest! {
     #![proptest_config(crate::config())]
 
@@ -146,13 +183,18 @@ proptest! {
         }
     }
 
+    /// Whatever is accepted is written in the grammar; refusals are measured by the tests of
+    /// refused input (uppercase, non-ASCII, tricky_references) and agrees_with_oci_spec_on_ascii.
     #[test]
-    fn accepts_only_the_grammar(s in prop_oneof![any::<String>(), near_reference()]) {
-        if let Ok(r) = s.parse::<ImageRef>() {
-            let shown = r.to_string();
-            prop_assert!(FULL_REFERENCE.is_match(&shown), "{s:?} -> {shown:?}");
-            prop_assert!(r.repository().len() <= 255, "{shown}");
-            prop_assert_eq!(shown.parse::<ImageRef>().unwrap(), r);
+    fn accepts_only_the_grammar(s in mixed_reference()) {
+        match s.parse::<ImageRef>() {
+            Ok(r) => {
+                let shown = r.to_string();
+                prop_assert!(FULL_REFERENCE.is_match(&shown), "{s:?} -> {shown:?}");
+                prop_assert!(r.repository().len() <= 255, "{shown}");
+                prop_assert_eq!(shown.parse::<ImageRef>().unwrap(), r);
+            }
+            Err(e) => prop_assert!(!e.reason.is_empty(), "{s:?} refused without a reason"),
         }
     }
 

@@ -5,6 +5,25 @@ use ferry::untrusted::{check_media_type, check_reference_name, shown};
 use proptest::prelude::*;
 
 use crate::grammar::{FULL_REFERENCE, MEDIA_TYPE};
+use crate::references::{canonical_reference, written_reference};
+
+/// Arbitrary strings, strings of the reference characters, references as ferry writes them,
+/// as people write them, and either with one character changed.
+fn mixed_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-zA-Z0-9./:@_+=\n -]{0,60}",
+        canonical_reference(),
+        written_reference(),
+        crate::mutated(canonical_reference()),
+    ]
+}
+
+#[test]
+fn the_mixed_input_holds_accepted_and_refused_names() {
+    let share = crate::accepted_share(mixed_name(), |s| check_reference_name(s).is_ok());
+    crate::assert_mixed("reference names", share);
+}
 
 fn restricted_name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,40}"
@@ -24,14 +43,24 @@ proptest! {
         prop_assert_eq!(check_media_type(&s).is_ok(), MEDIA_TYPE.is_match(&s), "{:?}", s);
     }
 
+    /// Accepted only in the grammar and as written (ferry's own spelling); refused otherwise,
+    /// with the value shown escaped.
     #[test]
-    fn reference_names_accept_only_full_references(
-        s in prop_oneof![any::<String>(), "[a-zA-Z0-9./:@_+=\n -]{0,60}"]
-    ) {
-        if let Ok(r) = check_reference_name(&s) {
-            prop_assert!(FULL_REFERENCE.is_match(&s), "{s:?}");
-            prop_assert_eq!(r.to_string(), s);
+    fn reference_names_accept_only_full_references(s in mixed_name()) {
+        match check_reference_name(&s) {
+            Ok(r) => {
+                prop_assert!(FULL_REFERENCE.is_match(&s), "{s:?}");
+                prop_assert_eq!(r.to_string(), s);
+            }
+            Err(e) => prop_assert_eq!(e.value, shown(&s)),
         }
+    }
+
+    #[test]
+    fn full_references_as_ferry_writes_them_are_accepted(s in canonical_reference()) {
+        let r = check_reference_name(&s);
+        prop_assert!(r.is_ok(), "{s:?}: {r:?}");
+        prop_assert_eq!(r.unwrap().to_string(), s);
     }
 
     #[test]
