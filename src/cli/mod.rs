@@ -2,6 +2,7 @@
 
 mod apply;
 mod binaries;
+mod bindelta;
 mod bundle;
 mod completions;
 mod delta_args;

@@ -5,6 +5,7 @@
 
 pub mod apply;
 mod apply_archive;
+mod apply_patched;
 pub mod binary;
 pub mod diff;
 pub mod verify;

@@ -147,9 +147,15 @@ mod tests {
             slot("r/b", 0, 400, "b0"),
         ];
         let pick = |s: &Slot| base_for(s, &base).map(|b| b.digest.clone());
-        assert_eq!(pick(&slot("r/a", 1, 1000, "n")), Some(base[1].digest.clone()));
+        assert_eq!(
+            pick(&slot("r/a", 1, 1000, "n")),
+            Some(base[1].digest.clone())
+        );
         assert_eq!(pick(&slot("r/a", 5, 90, "n")), Some(base[0].digest.clone()));
-        assert_eq!(pick(&slot("r/c", 0, 300, "n")), Some(base[2].digest.clone()));
+        assert_eq!(
+            pick(&slot("r/c", 0, 300, "n")),
+            Some(base[2].digest.clone())
+        );
         assert_eq!(pick(&slot("r/c", 0, 10_000, "n")), None, "too far in size");
         let mut other = slot("r/a", 0, 100, "n");
         other.platform = Some("linux/arm64".into());

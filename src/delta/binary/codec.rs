@@ -181,10 +181,21 @@ mod tests {
         assert_eq!(checksum, found.checksum);
         let mut again = zstd_encoder(&found, plain.len() as u64, Vec::new()).unwrap();
         again.write_all(&plain).unwrap();
-        assert_eq!(again.finish().unwrap(), made, "the whole layer comes out the same");
+        assert_eq!(
+            again.finish().unwrap(),
+            made,
+            "the whole layer comes out the same"
+        );
         // Level 22 (--ultra) is not tried: no settings are found, the layer ships whole.
         let other = zstd::stream::encode_all(&plain[..], 22).unwrap();
-        assert!(probe_zstd(&other[..64 << 10], &plain[..PROBE], zstd_frame(&other).unwrap().0).is_none());
+        assert!(
+            probe_zstd(
+                &other[..64 << 10],
+                &plain[..PROBE],
+                zstd_frame(&other).unwrap().0
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -249,6 +249,9 @@ mod tests {
         let cut = &buf[..buf.len() - 3];
         let mut r = cut;
         read_header(&mut r).unwrap();
-        assert!(read_record(&mut r).is_err(), "a record cut short is refused");
+        assert!(
+            read_record(&mut r).is_err(),
+            "a record cut short is refused"
+        );
     }
 }

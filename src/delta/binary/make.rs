@@ -43,7 +43,9 @@ pub fn make_patch(
         return Ok(Err("not a gzip, zstd or plain tar layer".into()));
     };
     let Some(base_compression) = codec::sniff(&head(old.open, 64)?, old.media_type) else {
-        return Ok(Err("its base layer is not a gzip, zstd or plain tar layer".into()));
+        return Ok(Err(
+            "its base layer is not a gzip, zstd or plain tar layer".into()
+        ));
     };
     let mut header = Header {
         compression,
@@ -79,7 +81,9 @@ pub fn make_patch(
         plain: 0,
     };
     let outcome = match compression {
-        Compression::Gzip => gzip_segments((new.open)()?, &mut writer)?.map(|g| header.gzip = Some(g)),
+        Compression::Gzip => {
+            gzip_segments((new.open)()?, &mut writer)?.map(|g| header.gzip = Some(g))
+        }
         _ => plain_segments(codec::plain(compression, (new.open)()?)?, &mut writer)?,
     };
     if let Err(why) = outcome {

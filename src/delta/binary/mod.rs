@@ -217,10 +217,16 @@ fn patch_one(
         return Ok(Shipped::Whole(format!("the rebuild failed: {e}")));
     }
     if sink.0.len() != new.size || sink.0.finish() != new.digest {
-        return Ok(Shipped::Whole("the rebuilt layer did not come out exact".into()));
+        return Ok(Shipped::Whole(
+            "the rebuilt layer did not come out exact".into(),
+        ));
     }
     let mut hasher = HashSink(Hasher::new(crate::digest::Algorithm::Sha256));
-    io::copy(&mut patch_reader(&mut records.file).map_err(io_err)?, &mut hasher).map_err(io_err)?;
+    io::copy(
+        &mut patch_reader(&mut records.file).map_err(io_err)?,
+        &mut hasher,
+    )
+    .map_err(io_err)?;
     let patch_size = hasher.0.len();
     let patch = hasher.0.finish();
     let mut writer = BlobWriter::create(out, patch.clone(), Some(patch_size))?;

@@ -22,10 +22,7 @@ const MARGIN: u64 = 8 << 20;
 const LEVEL: i32 = 3;
 
 fn zstd_error(what: &str, code: usize) -> io::Error {
-    io::Error::other(format!(
-        "{what}: {}",
-        zstd::zstd_safe::get_error_name(code)
-    ))
+    io::Error::other(format!("{what}: {}", zstd::zstd_safe::get_error_name(code)))
 }
 
 /// Compresses `plain` against `reference`.
@@ -33,7 +30,11 @@ pub fn encode(reference: &[u8], plain: &[u8]) -> io::Result<Vec<u8>> {
     let span = (reference.len() + plain.len()).max(1 << 20);
     let window_log = (usize::BITS - (span - 1).leading_zeros()).clamp(20, 30);
     let mut cctx = CCtx::create();
-    let set = |c: &mut CCtx, p| c.set_parameter(p).map(drop).map_err(|e| zstd_error("zstd", e));
+    let set = |c: &mut CCtx, p| {
+        c.set_parameter(p)
+            .map(drop)
+            .map_err(|e| zstd_error("zstd", e))
+    };
     set(&mut cctx, CParameter::CompressionLevel(LEVEL))?;
     set(&mut cctx, CParameter::EnableLongDistanceMatching(true))?;
     set(&mut cctx, CParameter::WindowLog(window_log))?;
@@ -138,9 +139,16 @@ mod tests {
         let frame = encode(&old, &new).unwrap();
         assert!(frame.len() < 10_000, "{} bytes", frame.len());
         assert_eq!(decode(&old, &frame, new.len()).unwrap(), new);
-        assert!(decode(&old, &frame, new.len() - 1).is_err(), "another length");
+        assert!(
+            decode(&old, &frame, new.len() - 1).is_err(),
+            "another length"
+        );
         let mut other = old.clone();
         other[5] ^= 1;
-        assert_ne!(decode(&other, &frame, new.len()).ok(), Some(new), "another base");
+        assert_ne!(
+            decode(&other, &frame, new.len()).ok(),
+            Some(new),
+            "another base"
+        );
     }
 }

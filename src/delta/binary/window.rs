@@ -131,16 +131,22 @@ fn parse_header(h: &[u8; 512]) -> Option<(u64, u64)> {
     let sum: u64 = h
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(*b)
+            }
+        })
         .sum();
     if sum != stored || &h[257..262] != b"ustar" {
         return None;
     }
     let size = if h[124] & 0x80 != 0 {
         // GNU base-256 for sizes of 8 GiB and more.
-        h[125..136]
-            .iter()
-            .fold(0u64, |n, b| n.saturating_mul(256).saturating_add(u64::from(*b)))
+        h[125..136].iter().fold(0u64, |n, b| {
+            n.saturating_mul(256).saturating_add(u64::from(*b))
+        })
     } else {
         octal(&h[124..136])?
     };
