@@ -11,6 +11,7 @@ mod archive;
 mod auth;
 mod auth_defaults;
 mod big_blobs;
+mod binary_delta;
 mod bundle;
 mod certificates;
 mod cli_output;
