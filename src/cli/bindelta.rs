@@ -40,7 +40,7 @@ pub async fn patch_layers(
     })
     .await
     .expect("the patch thread does not panic")?;
-    if !quiet {
+    if !quiet && !outcomes.is_empty() {
         let whole: u64 = outcomes.iter().map(|o| o.size).sum();
         let sent: u64 = outcomes
             .iter()
@@ -81,4 +81,56 @@ fn describe(o: &LayerOutcome) -> String {
             why
         ),
     }
+}
+
+/// The layers a delta carries as binary patches, one line each (for `ls` and `diff`).
+pub fn patched_lines(marker: &Marker) -> Vec<String> {
+    let patched = &marker.patched;
+    let mut lines: Vec<String> = patched
+        .iter()
+        .map(|(layer, p)| {
+            format!(
+                "  layer {layer}: patched, {} as a {} patch against {} instead of {} whole",
+                output::bytes(p.patch_size),
+                p.compression,
+                p.base,
+                output::bytes(p.size)
+            )
+        })
+        .collect();
+    if !patched.is_empty() {
+        let patches: u64 = patched.values().map(|p| p.patch_size).sum();
+        let whole: u64 = patched.values().map(|p| p.size).sum();
+        lines.push(format!(
+            "  {} layer(s) as binary patches: {} instead of {}; the other layers whole",
+            patched.len(),
+            output::bytes(patches),
+            output::bytes(whole)
+        ));
+    }
+    lines
+}
+
+/// The `patched` member of `ls --json` and `diff --json`.
+pub fn patched_json(marker: &Marker) -> serde_json::Value {
+    marker
+        .patched
+        .iter()
+        .map(|(layer, p)| {
+            serde_json::json!({
+                "layer": layer.to_string(),
+                "size": p.size,
+                "base": p.base.to_string(),
+                "patch": p.patch.to_string(),
+                "patchSize": p.patch_size,
+                "compression": p.compression.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The delta marker of a bundle folder or archive, when it is a delta (`diff`'s B).
+pub fn marker_of(path: &Path) -> Option<Marker> {
+    let source = ferry::store::source::open(path).ok()?;
+    Marker::of(&*source).ok().flatten()
 }

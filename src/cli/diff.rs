@@ -33,6 +33,8 @@ fn load(path: &std::path::Path) -> Result<ferry::delta::Side, Failure> {
 pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
     let (a, b) = (load(&args.a)?, load(&args.b)?);
     let d = diff(&a, &b);
+    // B a delta made with --binary-deltas: what it ships per patched layer.
+    let marker = super::bindelta::marker_of(&args.b).filter(|m| !m.patched.is_empty());
     if args.json {
         let refs = |v: &[(String, ferry::digest::Digest)]| {
             v.iter()
@@ -49,6 +51,7 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
             "unchanged": d.unchanged,
             "newBlobs": d.new_blobs.as_ref().map(|b| b.len()),
             "newBytes": d.new_bytes(),
+            "patched": marker.as_ref().map(super::bindelta::patched_json),
         }));
         return Ok(Exit::Ok);
     }
@@ -81,6 +84,9 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
                 "bytes unknown: a lock file made by an older ferry records no blob digests; compare the bundle folders instead",
             );
         }
+    }
+    for line in marker.iter().flat_map(super::bindelta::patched_lines) {
+        println!("{line}");
     }
     Ok(Exit::Ok)
 }

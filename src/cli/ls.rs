@@ -72,6 +72,9 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
             "`ferry apply {} BASE` turns that bundle into this set",
             args.bundle.display()
         ));
+        for line in super::bindelta::patched_lines(m) {
+            output::line(&line);
+        }
     }
     let rows = rows(&listing);
     if args.json {
@@ -205,6 +208,7 @@ fn listing_json(
         "version": 1,
         "bundle": bundle.display().to_string(),
         "delta": marker.is_some(),
+        "patched": marker.map(super::bindelta::patched_json),
         "images": images,
     })
 }

@@ -160,6 +160,22 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("1 layer(s) as binary patches"), "{stdout}");
 
+    // ls and diff show the layer as patched, with the bytes each way.
+    let (code, _, stderr) = ferry_out(&["ls", delta.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let shown = format!("layer {layer}: patched");
+    assert!(stderr.contains(&shown), "{stderr}");
+    let (_, stdout, _) = ferry_out(&["ls", "--json", delta.to_str().unwrap()]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["patched"][0]["layer"], layer.as_str());
+    assert_eq!(listed["patched"][0]["patchSize"], patch_bytes.len());
+    assert_eq!(listed["patched"][0]["size"], layer_size);
+    let (code, stdout, stderr) =
+        ferry_out(&["diff", base.to_str().unwrap(), delta.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&shown), "{stdout}");
+    assert!(stdout.contains("1 layer(s) as binary patches"), "{stdout}");
+
     // A re-run of the same command fetches nothing and keeps the patch.
     let again = bundle(&delta, &v2, &since);
     assert!(again.contains("0 fetched"), "{again}");

@@ -284,6 +284,3 @@ pub fn rebuild_layer(
     io::copy(&mut patch, &mut io::sink()).map_err(|e| e.to_string())?;
     writer.stage().map_err(|e| e.to_string())
 }
-
-#[cfg(test)]
-mod tests;
