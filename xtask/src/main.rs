@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 mod bench;
 mod bench_archive;
 mod bench_bigblob;
+mod bench_bindelta;
 mod bench_push;
 mod bench_restore;
 mod bench_serve;
