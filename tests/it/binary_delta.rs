@@ -191,6 +191,36 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
         "{stderr}"
     );
     assert_same_bundle(&applied, &full);
+    // The delta as the archive it travels as: the patch goes with it and applies the same.
+    let archive = w.join("delta.tar.zst");
+    let (code, _, stderr) = ferry_out(&[
+        "export",
+        delta.to_str().unwrap(),
+        "--oci-archive",
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let from_archive = w.join("from-archive");
+    run(Command::new("cp").arg("-a").arg(&base).arg(&from_archive));
+    let (code, _, stderr) = ferry_out(&[
+        "apply",
+        archive.to_str().unwrap(),
+        from_archive.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_bundle(&from_archive, &full);
+    // Into a new archive (-o), patches are not rebuilt: refused, saying what to do instead.
+    let out = w.join("new.tar.zst");
+    let (code, _, stderr) = ferry_out(&[
+        "apply",
+        archive.to_str().unwrap(),
+        base.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("binary patches"), "{stderr}");
+    assert!(!out.exists());
     // Applying again is a no-op.
     let (code, _, stderr) =
         ferry_out(&["apply", delta.to_str().unwrap(), applied.to_str().unwrap()]);

@@ -49,7 +49,10 @@ pub fn run(ferry: &Path, runs: usize) -> Result<(), String> {
     let work = dir("bindelta");
     let w = work.path();
     let registry = Registry::start()?;
-    eprintln!("making v1 and v2 of a Debian rootfs image ({} MB of programs)...", ROOTFS_BYTES / 1_000_000);
+    eprintln!(
+        "making v1 and v2 of a Debian rootfs image ({} MB of programs)...",
+        ROOTFS_BYTES / 1_000_000
+    );
     let mut tars = Vec::new();
     for v in ["1", "2"] {
         let oci = w.join(format!("oci{v}"));
@@ -72,10 +75,15 @@ pub fn run(ferry: &Path, runs: usize) -> Result<(), String> {
     let layer_size = std::fs::metadata(layer_of(&w.join("oci2"))?)
         .map_err(|e| e.to_string())?
         .len();
-    let tar_size = std::fs::metadata(&tars[1]).map_err(|e| e.to_string())?.len();
+    let tar_size = std::fs::metadata(&tars[1])
+        .map_err(|e| e.to_string())?
+        .len();
     let image = |v: &str| format!("{}/bench/debian:{v}", registry.addr);
     let base = w.join("base");
-    sh(Command::new(ferry).args(["bundle", "-q", "-o"]).arg(&base).arg(image("1")))?;
+    sh(Command::new(ferry)
+        .args(["bundle", "-q", "-o"])
+        .arg(&base)
+        .arg(image("1")))?;
 
     let (mut plain, mut binary, mut apply, mut peer_make, mut peer_apply) =
         (vec![], vec![], vec![], vec![], vec![]);
@@ -107,7 +115,9 @@ pub fn run(ferry: &Path, runs: usize) -> Result<(), String> {
         layer_delta = blob_bytes(&d1);
         binary_delta = blob_bytes(&d2);
         sh(Command::new("cp").arg("-a").arg(&base).arg(&applied))?;
-        apply.push(timed(Command::new(ferry).arg("apply").arg(&d2).arg(&applied))?);
+        apply.push(timed(
+            Command::new(ferry).arg("apply").arg(&d2).arg(&applied),
+        )?);
         peer_make.push(timed(
             Command::new("zstd")
                 .args(["-q", "-f", "--long=31", "-3"])
