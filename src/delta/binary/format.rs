@@ -159,7 +159,7 @@ fn bytes_of(r: &mut impl Read, len: u32) -> io::Result<Vec<u8>> {
 pub fn read_header(r: &mut impl Read) -> io::Result<Header> {
     let mut magic = [0u8; 16];
     r.read_exact(&mut magic)?;
-    if &magic[..15] == &MAGIC[..15] && magic[15] != MAGIC[15] {
+    if magic[..15] == MAGIC[..15] && magic[15] != MAGIC[15] {
         return Err(bad(format!(
             "patch format {} is not supported by this ferry (it reads format {})",
             magic[15], MAGIC[15]
