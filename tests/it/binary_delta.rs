@@ -13,6 +13,8 @@ use std::process::Command;
 
 use common::*;
 
+use crate::delta::snapshot;
+
 /// Bytes of /usr/bin programs in each image.
 const ROOTFS_BYTES: &str = "20000000";
 
@@ -55,24 +57,6 @@ fn blob_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         let e = e.unwrap();
         let name = e.file_name().to_str().unwrap().to_owned();
         out.insert(format!("sha256:{name}"), std::fs::read(e.path()).unwrap());
-    }
-    out
-}
-
-/// Every file of a folder with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
     }
     out
 }
