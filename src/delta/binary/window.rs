@@ -43,13 +43,12 @@ impl<R: Read> Window<R> {
                 return Err(short());
             }
         }
-        while self.buf.len() < len {
-            let have = self.buf.len();
-            let want = (len - have).min(4 << 20);
-            self.buf.resize(have + want, 0);
-            let n = self.reader.read(&mut self.buf[have..])?;
-            self.buf.truncate(have + n);
-            if n == 0 {
+        if self.buf.len() < len {
+            // read_to_end fills spare capacity: no zeroing of a large buffer per small read
+            // (a decoder returns 32 KiB at a time).
+            let want = (len - self.buf.len()) as u64;
+            (&mut self.reader).take(want).read_to_end(&mut self.buf)?;
+            if self.buf.len() < len {
                 return Err(short());
             }
         }
