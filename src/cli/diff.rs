@@ -41,7 +41,7 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
                 .map(|(r, d)| serde_json::json!({"reference": r, "digest": d.to_string()}))
                 .collect::<Vec<_>>()
         };
-        output::json(&serde_json::json!({
+        let mut report = serde_json::json!({
             "version": 1,
             "a": args.a.display().to_string(),
             "b": args.b.display().to_string(),
@@ -51,8 +51,11 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
             "unchanged": d.unchanged,
             "newBlobs": d.new_blobs.as_ref().map(|b| b.len()),
             "newBytes": d.new_bytes(),
-            "patched": marker.as_ref().map(super::bindelta::patched_json),
-        }));
+        });
+        if let Some(m) = &marker {
+            report["patched"] = super::bindelta::patched_json(m);
+        }
+        output::json(&report);
         return Ok(Exit::Ok);
     }
     for (r, digest) in &d.added {

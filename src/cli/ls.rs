@@ -204,13 +204,16 @@ fn listing_json(
             item
         })
         .collect();
-    serde_json::json!({
+    let mut listing = serde_json::json!({
         "version": 1,
         "bundle": bundle.display().to_string(),
         "delta": marker.is_some(),
-        "patched": marker.map(super::bindelta::patched_json),
         "images": images,
-    })
+    });
+    if let Some(m) = marker.filter(|m| !m.patched.is_empty()) {
+        listing["patched"] = super::bindelta::patched_json(m);
+    }
+    listing
 }
 
 fn manifest_json(m: &Manifest) -> serde_json::Value {
