@@ -368,3 +368,35 @@ fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
     assert_eq!(code, 0, "{stderr}");
     assert_same_bundle(&applied, &full);
 }
+
+#[test]
+fn an_apply_killed_midway_finishes_on_a_re_run_with_the_rebuilt_layer() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let reg = Registry::start();
+    push_zlib_images(&reg, w, "deb/zlib");
+    let (v1, v2) = (vec![reg.image("deb/zlib:1")], vec![reg.image("deb/zlib:2")]);
+    let (base, full, delta) = (w.join("base"), w.join("full"), w.join("delta"));
+    bundle(&base, &v1, &[]);
+    bundle(&full, &v2, &[]);
+    bundle(
+        &delta,
+        &v2,
+        &["--since", base.to_str().unwrap(), "--binary-deltas"],
+    );
+    for point in ["after-blob", "after-publish"] {
+        let target = w.join(point);
+        run(Command::new("cp").arg("-a").arg(&base).arg(&target));
+        let killed = ferry()
+            .env("FERRY_TEST_CRASH_AT", point)
+            .args(["apply", delta.to_str().unwrap(), target.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.code(), None, "{point}: killed by SIGKILL");
+        let (code, _, stderr) =
+            ferry_out(&["apply", delta.to_str().unwrap(), target.to_str().unwrap()]);
+        assert_eq!(code, 0, "{point}: {stderr}");
+        assert!(stderr.contains("finished an interrupted apply"), "{stderr}");
+        assert_same_bundle(&target, &full);
+    }
+}
