@@ -104,8 +104,19 @@ fn marker(delta: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(delta.join("ferry-delta.json")).unwrap()).unwrap()
 }
 
-#[test]
-fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
+/// v1 and v2 of the zlib image in a registry, bundled: BASE (v1), the full v2 bundle, and the
+/// delta of v2 since BASE with --binary-deltas.
+struct Made {
+    work: tempfile::TempDir,
+    reg: Registry,
+    base: PathBuf,
+    full: PathBuf,
+    delta: PathBuf,
+    /// What `bundle` said while making the delta.
+    stderr: String,
+}
+
+fn made() -> Made {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let reg = Registry::start();
@@ -114,19 +125,46 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     let (base, full, delta) = (w.join("base"), w.join("full"), w.join("delta"));
     bundle(&base, &v1, &[]);
     bundle(&full, &v2, &[]);
-    let since = ["--since", base.to_str().unwrap(), "--binary-deltas"];
-    let stderr = bundle(&delta, &v2, &since);
+    let stderr = bundle(&delta, &v2, &since(&base));
+    Made {
+        work,
+        reg,
+        base,
+        full,
+        delta,
+        stderr,
+    }
+}
 
-    let (layer, layer_size) = layers(&reg, "deb/zlib", "2").remove(0);
-    let (old_layer, _) = layers(&reg, "deb/zlib", "1").remove(0);
+fn since(base: &Path) -> [&str; 3] {
+    ["--since", base.to_str().unwrap(), "--binary-deltas"]
+}
+
+/// Applies `delta` onto a copy of `base` at `to`; it must then be `full`.
+fn apply_onto_copy(base: &Path, delta: &Path, to: &Path, full: &Path) -> String {
+    run(Command::new("cp").arg("-a").arg(base).arg(to));
+    let (code, _, stderr) = ferry_out(&["apply", delta.to_str().unwrap(), to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_bundle(to, full);
+    stderr
+}
+
+#[test]
+fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
+    let m = made();
+    let (w, reg, stderr) = (m.work.path(), &m.reg, &m.stderr);
+    let (base, full, delta) = (&m.base, &m.full, &m.delta);
+
+    let (layer, layer_size) = layers(reg, "deb/zlib", "2").remove(0);
+    let (old_layer, _) = layers(reg, "deb/zlib", "1").remove(0);
     assert!(stderr.contains(&format!("layer {layer}")), "{stderr}");
     assert!(stderr.contains("patched against"), "{stderr}");
-    let delta_blobs = blob_files(&delta);
+    let delta_blobs = blob_files(delta);
     assert!(
         !delta_blobs.contains_key(&layer),
         "the layer is not shipped whole"
     );
-    let m = marker(&delta);
+    let m = marker(delta);
     assert_eq!(m["deltaVersion"], 2);
     let p = &m["patched"][&layer];
     assert_eq!(p["base"], old_layer.as_str(), "patched against v1's layer");
@@ -161,20 +199,16 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     assert!(stdout.contains("1 layer(s) as binary patches"), "{stdout}");
 
     // A re-run of the same command fetches nothing and keeps the patch.
-    let again = bundle(&delta, &v2, &since);
+    let again = bundle(delta, &[reg.image("deb/zlib:2")], &since(base));
     assert!(again.contains("0 fetched"), "{again}");
-    assert_eq!(blob_files(&delta), delta_blobs);
+    assert_eq!(blob_files(delta), delta_blobs);
 
     let applied = w.join("applied");
-    run(Command::new("cp").arg("-a").arg(&base).arg(&applied));
-    let (code, _, stderr) =
-        ferry_out(&["apply", delta.to_str().unwrap(), applied.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = apply_onto_copy(base, delta, &applied, full);
     assert!(
         stderr.contains("1 layer(s) rebuilt from binary patches"),
         "{stderr}"
     );
-    assert_same_bundle(&applied, &full);
     // The delta as the archive it travels as: the patch goes with it and applies the same.
     let archive = w.join("delta.tar.zst");
     let (code, _, stderr) = ferry_out(&[
@@ -185,14 +219,14 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let from_archive = w.join("from-archive");
-    run(Command::new("cp").arg("-a").arg(&base).arg(&from_archive));
+    run(Command::new("cp").arg("-a").arg(base).arg(&from_archive));
     let (code, _, stderr) = ferry_out(&[
         "apply",
         archive.to_str().unwrap(),
         from_archive.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert_same_bundle(&from_archive, &full);
+    assert_same_bundle(&from_archive, full);
     // Into a new archive (-o), patches are not rebuilt: refused, saying what to do instead.
     let out = w.join("new.tar.zst");
     let (code, _, stderr) = ferry_out(&[
@@ -209,28 +243,21 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     let (code, _, stderr) =
         ferry_out(&["apply", delta.to_str().unwrap(), applied.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    assert_same_bundle(&applied, &full);
+    assert_same_bundle(&applied, full);
 }
 
 #[test]
 fn a_tampered_patch_is_refused_naming_the_layer_and_base_is_unchanged() {
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
-    let reg = Registry::start();
-    push_zlib_images(&reg, w, "deb/zlib");
-    let (v1, v2) = (vec![reg.image("deb/zlib:1")], vec![reg.image("deb/zlib:2")]);
-    let (base, delta) = (w.join("base"), w.join("delta"));
-    bundle(&base, &v1, &[]);
-    let since = ["--since", base.to_str().unwrap(), "--binary-deltas"];
-    bundle(&delta, &v2, &since);
-    let (layer, _) = layers(&reg, "deb/zlib", "2").remove(0);
-    let m = marker(&delta);
+    let m = made();
+    let (reg, base, delta) = (&m.reg, &m.base, &m.delta);
+    let (layer, _) = layers(reg, "deb/zlib", "2").remove(0);
+    let m = marker(delta);
     let patch = m["patched"][&layer]["patch"].as_str().unwrap().to_owned();
     let patch_path = delta
         .join("blobs/sha256")
         .join(patch.strip_prefix("sha256:").unwrap());
 
-    let before = snapshot(&base);
+    let before = snapshot(base);
     // A byte changed in the middle of the patch (its frames), then one in its header.
     for at in [0.6, 0.1] {
         let mut bytes = std::fs::read(&patch_path).unwrap();
@@ -246,7 +273,7 @@ fn a_tampered_patch_is_refused_naming_the_layer_and_base_is_unchanged() {
             "the refusal names the layer: {stderr}"
         );
         assert!(stderr.contains("nothing was changed"), "{stderr}");
-        assert_eq!(snapshot(&base), before, "BASE unchanged (at {at})");
+        assert_eq!(snapshot(base), before, "BASE unchanged (at {at})");
         std::fs::write(&patch_path, &original).unwrap();
     }
     // verify of the delta finds the tampered patch too (its digest).
@@ -338,8 +365,7 @@ fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
     let (base, full, delta) = (w.join("base"), w.join("full"), w.join("delta"));
     bundle(&base, &refs("1"), &[]);
     bundle(&full, &refs("2"), &[]);
-    let since = ["--since", base.to_str().unwrap(), "--binary-deltas"];
-    let stderr = bundle(&delta, &refs("2"), &since);
+    let stderr = bundle(&delta, &refs("2"), &since(&base));
 
     let (built, _) = layers(&reg, "deb/built", "2").remove(0);
     let (zstd, _) = layers(&reg, "deb/zstd", "2").remove(0);
@@ -361,32 +387,16 @@ fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
         "why the zstd layer ships whole: {stderr}"
     );
     assert!(marker(&delta).get("patched").is_none(), "nothing patched");
-    let applied = w.join("applied");
-    run(Command::new("cp").arg("-a").arg(&base).arg(&applied));
-    let (code, _, stderr) =
-        ferry_out(&["apply", delta.to_str().unwrap(), applied.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stderr}");
-    assert_same_bundle(&applied, &full);
+    apply_onto_copy(&base, &delta, &w.join("applied"), &full);
 }
 
 #[test]
 fn an_apply_killed_midway_finishes_on_a_re_run_with_the_rebuilt_layer() {
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
-    let reg = Registry::start();
-    push_zlib_images(&reg, w, "deb/zlib");
-    let (v1, v2) = (vec![reg.image("deb/zlib:1")], vec![reg.image("deb/zlib:2")]);
-    let (base, full, delta) = (w.join("base"), w.join("full"), w.join("delta"));
-    bundle(&base, &v1, &[]);
-    bundle(&full, &v2, &[]);
-    bundle(
-        &delta,
-        &v2,
-        &["--since", base.to_str().unwrap(), "--binary-deltas"],
-    );
+    let m = made();
+    let (w, base, full, delta) = (m.work.path(), &m.base, &m.full, &m.delta);
     for point in ["after-blob", "after-publish"] {
         let target = w.join(point);
-        run(Command::new("cp").arg("-a").arg(&base).arg(&target));
+        run(Command::new("cp").arg("-a").arg(base).arg(&target));
         let killed = ferry()
             .env("FERRY_TEST_CRASH_AT", point)
             .args(["apply", delta.to_str().unwrap(), target.to_str().unwrap()])
@@ -397,6 +407,6 @@ fn an_apply_killed_midway_finishes_on_a_re_run_with_the_rebuilt_layer() {
             ferry_out(&["apply", delta.to_str().unwrap(), target.to_str().unwrap()]);
         assert_eq!(code, 0, "{point}: {stderr}");
         assert!(stderr.contains("finished an interrupted apply"), "{stderr}");
-        assert_same_bundle(&target, &full);
+        assert_same_bundle(&target, full);
     }
 }
