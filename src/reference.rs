@@ -10,6 +10,9 @@ use crate::digest::Digest;
 use crate::redact::redact;
 
 mod grammar;
+mod referrer;
+
+pub use referrer::{ReferrerKind, is_referrer_name, parse_referrer_name, referrer_name};
 
 /// Whether a name starts with a registry host, by Docker's rule: a first path component with a
 /// `.` or a `:`, or `localhost` (`quay.io/org`, `host:5000/app`; not `library/alpine`).
@@ -18,6 +21,31 @@ pub fn starts_with_registry(name: &str) -> bool {
         Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
         None => false,
     }
+}
+
+/// A prefix of references (`--exclude`, a mirror rule), normalized as references are: a bare
+/// name as Docker reads it (`busybox` is `docker.io/library/busybox`, `bitnami/redis`
+/// `docker.io/bitnami/redis`, `nginx:1.27` keeps its tag); a prefix that starts with a
+/// registry keeps its path as written (`quay.io/org/`), with Docker Hub's other names
+/// (`index.docker.io`, `registry-1.docker.io`) made `docker.io`.
+pub fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim();
+    if starts_with_registry(p) {
+        return normalize_registry_prefix(p);
+    }
+    let pinned = p.contains('@') || p.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    match p.parse::<ImageRef>() {
+        Ok(r) if pinned => r.to_string(),
+        Ok(r) => r.name(),
+        Err(_) => p.to_owned(),
+    }
+}
+
+/// A prefix known to start with a registry (`host[:port][/path]`): Docker Hub's other names
+/// become `docker.io`, the path stays as written.
+pub fn normalize_registry_prefix(prefix: &str) -> String {
+    let (host, rest) = prefix.split_at(prefix.find('/').unwrap_or(prefix.len()));
+    format!("{}{rest}", crate::docker_hub::canonical(host))
 }
 
 /// A normalized image reference: registry, repository, and a tag, a digest, or both.

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::digest::Digest;
-use crate::lock::LockedImage;
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::platform::{Platform, PlatformFilter};
 use crate::reference::ImageRef;
 use crate::registry::{FetchedManifest, Registries, RegistryError, Remote};
+use crate::store::lockfile::LockedImage;
 
 /// Content held in memory (manifests, small configs) with its digest and media type.
 #[derive(Debug, Clone)]
@@ -443,9 +443,8 @@ async fn fetch_root(
                 tried.failed(remote, &e);
             }
             Err(e) => {
-                let mut e = registries.explain_not_found(e).await;
-                tried.annotate(&mut e);
-                return Err(e.into());
+                let e = registries.explain_not_found(e).await;
+                return Err(tried.annotate(e).into());
             }
         }
     }

@@ -131,6 +131,15 @@ pub enum SnapshotError {
         /// The content's name.
         content: String,
     },
+    /// The API server did not answer (refused, unresolvable, TLS): `detail` is the cause
+    /// below the client's own wording ("client error (Connect)" says nothing to a user).
+    #[error("{action}: the Kubernetes API server did not answer ({detail})")]
+    Unreachable {
+        /// What ferry was doing.
+        action: String,
+        /// The causes, outermost first, joined.
+        detail: String,
+    },
     /// Any other API failure.
     #[error("{action}: {source}")]
     Api {
@@ -167,7 +176,30 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
 }
 
 fn api_error(action: String) -> impl FnOnce(kube::Error) -> SnapshotError {
-    move |source| SnapshotError::Api { action, source }
+    move |source| match &source {
+        kube::Error::Service(inner) => SnapshotError::Unreachable {
+            action,
+            detail: causes(inner.source()),
+        },
+        kube::Error::HyperError(inner) => SnapshotError::Unreachable {
+            action,
+            detail: causes(Some(inner)),
+        },
+        _ => SnapshotError::Api { action, source },
+    }
+}
+
+/// An error chain as one line: "tcp connect error: Connection refused (os error 111)".
+fn causes(mut next: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut parts = Vec::new();
+    while let Some(e) = next {
+        parts.push(e.to_string());
+        next = e.source();
+    }
+    match parts.is_empty() {
+        true => "no cause given".into(),
+        false => parts.join(": "),
+    }
 }
 
 fn forbidden(
@@ -412,6 +444,7 @@ impl crate::error::Diagnostic for SnapshotError {
             SnapshotError::ApiMissing
             | SnapshotError::OtherSnapshot { .. }
             | SnapshotError::NoHandle { .. }
+            | SnapshotError::Unreachable { .. }
             | SnapshotError::Api { .. } => Kind::Failed,
         }
     }
@@ -440,6 +473,9 @@ impl crate::error::Diagnostic for SnapshotError {
                 "kubectl describe volumesnapshot -n {namespace} {name}; a larger --timeout if \
                  the storage is slow"
             ),
+            SnapshotError::Unreachable { .. } => "check the server address in the kubeconfig \
+                (`kubectl cluster-info`) and that this machine reaches it"
+                .into(),
             SnapshotError::NoHandle { .. } | SnapshotError::Api { .. } => return None,
         })
     }

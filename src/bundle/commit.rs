@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use oci_spec::image::{Arch, Descriptor, MediaType, Os, Platform as OciPlatform};
 
-use crate::lock::{LOCK_FILE_NAME, LockFile};
 use crate::resolve::ResolvedImage;
+use crate::store::lockfile::{LOCK_FILE_NAME, LockFile};
 use crate::store::{
     ANNOTATION_PLATFORMS, BundleIndex, Layout, MAX_INDEX_BYTES, StagedBlob, StoreError,
 };
@@ -133,7 +133,7 @@ impl Committer {
         layout: &Layout,
         name: &str,
         descriptor: &Descriptor,
-        locked: &crate::lock::LockedImage,
+        locked: &crate::store::lockfile::LockedImage,
     ) -> Result<(u64, u64), StoreError> {
         // The two name annotations upsert adds.
         let names = 2 * (name.len() as u64 + 64);
@@ -184,7 +184,7 @@ impl Committer {
             layout.land(batch)?;
         }
         if self.unwritten > 0 {
-            super::publish::publish(layout, &self.index, &self.lock)?;
+            crate::store::publish::publish(layout, &self.index, &self.lock)?;
         }
         self.unwritten = 0;
         self.last_write = std::time::Instant::now();
@@ -219,6 +219,12 @@ fn index_descriptor(image: &ResolvedImage) -> Descriptor {
         oci.set_architecture(Arch::from(p.architecture()));
         oci.set_variant(p.variant().map(str::to_owned));
         descriptor.set_platform(Some(oci));
+    }
+    // A chart or another artifact says so in index.json (OCI 1.1 `artifactType`): restore.sh
+    // and other tools tell it from an image without reading its manifest.
+    let kind = crate::artifact::Kind::of_manifest(&image.root.bytes, &image.root.media_type);
+    if let Some(t) = kind.as_ref().and_then(crate::artifact::Kind::artifact_type) {
+        descriptor.set_artifact_type(Some(MediaType::from(t)));
     }
     descriptor
 }
@@ -279,7 +285,7 @@ mod tests {
         let mut committer = Committer::open(&layout).unwrap();
         // restore.sh cannot be replaced (a non-empty folder is in its way): the write of the
         // group fails there, and what came before it must be complete.
-        let script = dir.path().join(crate::restore::script::SCRIPT_NAME);
+        let script = dir.path().join(crate::store::script::SCRIPT_NAME);
         std::fs::remove_file(&script).unwrap();
         std::fs::create_dir_all(script.join("in-the-way")).unwrap();
         let image = image();

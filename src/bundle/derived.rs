@@ -11,10 +11,10 @@ use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, MediaType};
 
-use super::publish::publish_derived;
 use crate::digest::Digest;
-use crate::lock::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
-use crate::restore::script::{LIST_END, SCRIPT_NAME, render};
+use crate::store::lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
+use crate::store::publish::publish_derived;
+use crate::store::script::{LIST_END, SCRIPT_NAME, render};
 use crate::store::{
     BundleIndex, BundleSource, IndexEntry, Layout, MAX_INDEX_BYTES, StoreError, inspect_entry,
 };

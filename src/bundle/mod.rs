@@ -21,7 +21,8 @@ mod commit;
 pub mod derived;
 mod downloads;
 use downloads::Downloads;
-pub mod publish;
+mod prepared;
+pub use prepared::Prepared;
 pub mod rm;
 mod space;
 
@@ -35,7 +36,7 @@ pub struct BundleOptions {
     /// When one blob is fetched over several connections at once.
     pub ranges: crate::fetch::RangePolicy,
     /// Lock entries by reference: those references are fetched exactly as locked.
-    pub pins: std::collections::BTreeMap<String, crate::lock::LockedImage>,
+    pub pins: std::collections::BTreeMap<String, crate::store::lockfile::LockedImage>,
     /// Also store each image's signatures, attestations, SBOMs and OCI referrers.
     pub referrers: bool,
     /// Commit only images with a cosign signature this key verifies (implies `referrers`).
@@ -48,6 +49,9 @@ pub struct BundleOptions {
     /// Fail an image that lacks a wanted platform (a single-platform image kept for one of
     /// several `--platform`s) instead of bundling it with a warning.
     pub require_platforms: bool,
+    /// Images resolved before the run whose blobs the bundle holds already (charts packed
+    /// from HTTP repositories: src/chart), or why one could not be (reference, error).
+    pub prepared: Vec<Prepared>,
 }
 
 impl Default for BundleOptions {
@@ -61,6 +65,7 @@ impl Default for BundleOptions {
             require_signatures: None,
             since: Default::default(),
             require_platforms: false,
+            prepared: Vec::new(),
             max_referrers: crate::supply::MAX_REFERRERS,
         }
     }
@@ -163,10 +168,11 @@ pub async fn bundle(
     committer.leave_out(options.since.clone());
 
     // 1. Resolve every reference (manifests only), a few at a time.
-    let Some(images) = resolve_all(&registries, &references, options, &mut run, &cancel).await
+    let Some(mut images) = resolve_all(&registries, &references, options, &mut run, &cancel).await
     else {
         return Ok(run.finish(true, registries.retries()));
     };
+    prepared::add(&mut run, &mut images, &options.prepared);
 
     // 2. Plan against what the bundle holds.
     let in_base = |d: &Digest, size: u64| options.since.get(d) == Some(&size);

@@ -106,7 +106,7 @@ pub fn remove_references(layout: &Layout, references: &[String]) -> Result<RmRep
         .filter(|d| !after.contains_key(d))
         .collect();
     let (lock, _) = derived::agreeing_lock(layout, &index, lock);
-    super::publish::publish(layout, &index, &lock)?;
+    crate::store::publish::publish(layout, &index, &lock)?;
     let removed = remove_blobs(layout, &gone)?;
     layout.tidy();
     let mut all = names;

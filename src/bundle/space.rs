@@ -5,9 +5,10 @@
 use indicatif::HumanBytes;
 
 use super::{Pending, Run, Users};
+use crate::fsutil::free_space;
 use crate::plan::Download;
 use crate::resolve::ResolvedImage;
-use crate::store::{Layout, free_space};
+use crate::store::Layout;
 
 /// Kept free beyond the blobs: manifests, configs, index.json, the lock file, and the
 /// filesystem's own metadata.

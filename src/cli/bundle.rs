@@ -66,6 +66,28 @@ pub struct BundleArgs {
     #[arg(long, value_name = "FILE", requires = "require_signatures")]
     pub key: Option<PathBuf>,
 
+    /// Also a Helm chart from a classic chart repository (index.yaml + .tgz; its sha256
+    /// checked), stored as `helm push` stores it, under the repository's host and path:
+    /// `https://charts.example.com/stable/nginx:15.4.2` is
+    /// `charts.example.com/stable/nginx:15.4.2`. Repeatable. (An OCI chart is named like any image.)
+    #[arg(long, value_name = "REPO_URL/NAME:VERSION")]
+    pub chart: Vec<String>,
+
+    /// With --chart: also bundle the images each chart names without rendering (as
+    /// `ferry images --from-chart` lists them).
+    #[arg(long, requires = "chart")]
+    pub with_chart_images: bool,
+
+    /// Also a local file, stored as `oras push` stores one (empty config, one layer titled
+    /// with the file's name, byte for byte) under the --as of the same position. Repeatable.
+    /// (`--file`/`-f` is the list file of references.)
+    #[arg(long, value_name = "PATH", requires = "as_reference")]
+    pub add_file: Vec<PathBuf>,
+
+    /// The reference each --add-file is stored under (`registry.example/tools/licence:1`).
+    #[arg(long = "as", value_name = "NAME:TAG", requires = "add_file")]
+    pub as_reference: Vec<String>,
+
     /// The bundle folder (created if absent; an existing bundle is added to).
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -143,7 +165,11 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 /// Everything local (references, key, registries, --since) is checked before the output
 /// folder is created: a usage or configuration error leaves no folder behind.
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
-    let (refs, pins) = references(args).await?;
+    let mut charts = super::charts::parse(&args.chart)?;
+    let files = super::charts::file_names(&args.add_file, &args.as_reference)?;
+    let (mut refs, pins, listed) =
+        references(args, !charts.is_empty() || !files.is_empty()).await?;
+    charts.extend(super::charts::parse(&listed)?);
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -165,6 +191,10 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         refs.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
+    let fetched = super::charts::fetch_all(&registries, &charts).await;
+    if args.with_chart_images {
+        refs.extend(super::charts::images_of(&fetched));
+    }
     let created = !args.output.exists();
     let (layout, since) = match open_output(args) {
         Ok(opened) => opened,
@@ -180,13 +210,15 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(super::signals::stop_on_signals(
         cancel.clone(),
-        args.registry.timeout,
+        args.registry.transfer.timeout,
         timed_out.clone(),
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
     if args.locked {
         check_locked(&registries, &pins).await?;
     }
+    let mut prepared = super::charts::store_layers(&layout, fetched, &since)?;
+    prepared.extend(super::charts::store_files(&layout, files));
     let options = BundleOptions {
         platforms: args.platforms.filter(),
         jobs: args.jobs.into(),
@@ -199,6 +231,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         require_signatures,
         since,
         require_platforms: args.require_platforms,
+        prepared,
         max_referrers: args.max_referrers,
     };
     let summary = bundle(
@@ -276,16 +309,23 @@ type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
 /// The references to bundle: from the lock file (with their pins), else the sources. Sources
 /// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
 /// do is no success.
-async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure> {
+/// The references to bundle, the pins of --lock, and the chart lines of the list files.
+async fn references(
+    args: &BundleArgs,
+    charts: bool,
+) -> Result<(Vec<ImageRef>, Pins, Vec<String>), Failure> {
     let Some(path) = &args.lock else {
-        let refs = args.sources.collect("bundle").await?;
-        if refs.is_empty() {
+        if charts && args.sources.sources().is_empty() {
+            return Ok((Vec::new(), Pins::new(), Vec::new()));
+        }
+        let (refs, listed) = args.sources.collect_with_charts("bundle").await?;
+        if refs.is_empty() && listed.is_empty() && !charts {
             return Err(
                 Failure::usage("the sources name no images; nothing was bundled")
                     .with_hint("check the list file, --from-* sources and --exclude prefixes"),
             );
         }
-        return Ok((refs, Pins::new()));
+        return Ok((refs, Pins::new(), listed));
     };
     if !args.sources.sources().is_empty() {
         return Err(Failure::usage(
@@ -312,7 +352,7 @@ async fn references(args: &BundleArgs) -> Result<(Vec<ImageRef>, Pins), Failure>
         .iter()
         .map(|i| (i.reference.clone(), i.clone()))
         .collect();
-    Ok((refs, pins))
+    Ok((refs, pins, Vec::new()))
 }
 
 /// Opens (creating) the output folder and, with --since, marks it as a delta of the base.
@@ -392,12 +432,14 @@ fn report(args: &BundleArgs, s: &BundleSummary, binaries: Option<&Binaries>) {
         output::json(&report);
     }
     let failed: Vec<_> = s.with_status(ImageStatus::Failed).collect();
-    for image in &failed {
-        match &image.error {
-            Some(e) => output::image_failure(&image.reference, e),
-            None => output::error(&format!("{}: failed", image.reference)),
-        }
+    for image in failed.iter().filter(|i| i.error.is_none()) {
+        output::error(&format!("{}: failed", image.reference));
     }
+    output::image_failures(
+        failed
+            .iter()
+            .filter_map(|i| Some((i.reference.as_str(), i.error.as_ref()?))),
+    );
     if args.quiet {
         return;
     }

@@ -1,12 +1,9 @@
-//! `ferry completions`, `ferry version`, and the hidden `ferry man` that `cargo xtask man` runs:
-//! what shells, packagers and scripts ask of a command-line tool.
-
-use std::path::PathBuf;
+//! `ferry completions` and `ferry version`: what shells and scripts ask of a command-line
+//! tool (the man pages: man.rs).
 
 use clap::{Args, CommandFactory};
 
 use super::{Cli, Exit, Failure, output};
-use ferry::error::{Kind, ResultExt};
 
 /// Print a shell completion script on stdout.
 #[derive(Debug, Args)]
@@ -27,14 +24,6 @@ pub struct VersionArgs {
     pub json: bool,
 }
 
-/// Write the man pages (ferry.1 and one per subcommand) into a folder.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// The folder to write into (created when missing).
-    #[arg(long, default_value = ".")]
-    pub out: PathBuf,
-}
-
 /// Runs `ferry completions`.
 pub fn completions(args: CompletionsArgs) -> Result<Exit, Failure> {
     let mut cmd = Cli::command();
@@ -50,23 +39,11 @@ pub fn version(args: VersionArgs) -> Result<Exit, Failure> {
             "version": 1,
             "ferry": version,
             "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
+            // Go's spelling (amd64, arm64), as image platforms and every message use.
+            "arch": ferry::platform::Platform::host().architecture(),
         }));
     } else {
         println!("ferry {version}");
     }
-    Ok(Exit::Ok)
-}
-
-/// Runs `ferry man`.
-pub fn man(args: ManArgs) -> Result<Exit, Failure> {
-    let cmd = Cli::command();
-    std::fs::create_dir_all(&args.out).context(Kind::Configuration, || {
-        format!("cannot create {}", args.out.display())
-    })?;
-    clap_mangen::generate_to(cmd, &args.out).context(Kind::Io, || {
-        format!("cannot write man pages into {}", args.out.display())
-    })?;
-    eprintln!("wrote man pages into {}", args.out.display());
     Ok(Exit::Ok)
 }

@@ -16,12 +16,13 @@ use super::{Exit, Failure, output};
 /// Write a bundle as an oci-archive (`.tar`, `.tar.zst`), a docker-archive (for `docker load`
 /// and `podman load`), or an ext4 filesystem image ready for a volume or snapshot.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("format").required(true).args(["oci_archive", "docker_archive", "ext4"])))]
+#[command(group(ArgGroup::new("format").required(true).args(["oci_archive", "docker_archive", "ext4", "files"])))]
 #[command(after_help = "Examples:
   ferry export ./bundle --oci-archive images.tar.zst
   ferry export ./bundle --oci-archive - | ssh node ctr -n k8s.io images import -
   ferry export ./bundle --docker-archive images.tar --platform linux/arm64
-  ferry export ./bundle --ext4 preload.img --label preload")]
+  ferry export ./bundle --ext4 preload.img --label preload
+  ferry export --files ./files ./bundle")]
 pub struct ExportArgs {
     /// The bundle: a folder, or an archive (`.tar`, `.tar.zst`) read in place.
     pub bundle: PathBuf,
@@ -50,6 +51,10 @@ pub struct ExportArgs {
         value_parser = Platform::parse_requested
     )]
     pub platform: Option<Platform>,
+    /// Write the files the bundle carries as artifacts (`bundle --add-file`, `oras push`) into
+    /// DIR under their titles, each checked against its digest.
+    #[arg(long, value_name = "DIR")]
+    pub files: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -139,6 +144,21 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
             output::bytes(size),
             args.label
         );
+    }
+    if let Some(dir) = &args.files {
+        let written =
+            ferry::artifact::export::export_files(layout, dir).map_err(ferry::error::Error::new)?;
+        for f in &written {
+            eprintln!(
+                "wrote {} ({}, from {})",
+                f.path.display(),
+                output::bytes(f.size),
+                f.reference
+            );
+        }
+        if written.is_empty() {
+            output::note("the bundle carries no titled files");
+        }
     }
     Ok(Exit::Ok)
 }

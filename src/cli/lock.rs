@@ -6,8 +6,8 @@ use std::sync::Arc;
 use clap::Args;
 
 use ferry::error::Kind;
+use ferry::fsutil::write_atomic;
 use ferry::lock::LockFile;
-use ferry::store::write_atomic;
 
 use super::progress::{BundleProgress, Style};
 use super::registry_args::RegistryArgs;
@@ -50,9 +50,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         args.jobs.into(),
     )
     .await;
-    for (reference, error) in &outcome.failed {
-        output::image_failure(reference, error);
-    }
+    output::image_failures(outcome.failed.iter().map(|(r, e)| (r.as_str(), e)));
     if !outcome.failed.is_empty() {
         return Err(Failure::failed(
             Kind::Failed,
@@ -98,15 +96,10 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         );
         return Ok(Exit::Ok);
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::usage("-o needs a file name"))?;
-    write_atomic(dir, name, &outcome.lock.to_json(), dir)?;
+    if path.file_name().is_none() {
+        return Err(Failure::usage("-o needs a file name"));
+    }
+    write_atomic(path, &outcome.lock.to_json(), None)?;
     eprintln!(
         "locked {} images in {}",
         outcome.lock.images.len(),

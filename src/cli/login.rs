@@ -13,8 +13,9 @@ use ferry::credentials::{Anonymous, Credential};
 use ferry::error::{Error, Kind, ResultExt};
 use ferry::report::Silent;
 
-use super::registry_args::RegistryArgs;
+use super::registry_args::{AccessArgs, TransferArgs};
 use super::{Exit, Failure, output};
+use ferry::registry::Mirrors;
 
 /// Log in to a registry: check the credentials, then store them where ferry reads first.
 #[derive(Args)]
@@ -43,7 +44,7 @@ pub struct LoginArgs {
     /// Registry options (--authfile is where the credentials are written; it is created, with
     /// its folder, when missing).
     #[command(flatten)]
-    pub registry_args: RegistryArgs,
+    pub registry_args: AccessArgs,
 }
 
 impl std::fmt::Debug for LoginArgs {
@@ -178,11 +179,6 @@ fn registry_name(arg: &str) -> String {
 /// Runs `ferry login`.
 pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
     let registry = registry_name(&args.registry);
-    if args.registry_args.creds.is_some() {
-        return Err(Failure::usage(
-            "ferry login takes -u USER and a password (--password-stdin, or the terminal), not --creds",
-        ));
-    }
     let authfile = args.registry_args.authfile.as_deref();
     // Where the credentials will go, known (and a bad path refused) before asking for them.
     let target = login::login_file(authfile).map_err(credential_usage)?;
@@ -193,9 +189,12 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Failure> {
         password: password.clone(),
     };
     // The credentials being checked are these, not the files' (--authfile may not exist yet).
-    let registries = args
-        .registry_args
-        .registries_with(Arc::new(Silent), Arc::new(Anonymous))?;
+    let registries = args.registry_args.registries_with(
+        Arc::new(Silent),
+        Arc::new(Anonymous),
+        Mirrors::default(),
+        &TransferArgs::defaults(),
+    )?;
     registries
         .verify_login(&registry, &credential)
         .await

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use ferry::artifact::{Kind, kind_of_entry};
 use ferry::lock::LockFile;
 use ferry::platform::Platform;
 use ferry::store::{BundleSource, IndexEntry, inspect_entry};
@@ -25,6 +26,8 @@ pub struct LsArgs {
 /// One image of the listing.
 struct Row {
     reference: String,
+    /// Image, index, Helm chart or another artifact.
+    kind: Kind,
     digest: String,
     media_type: String,
     /// One per platform image, in the order of `platforms` of the old listing.
@@ -108,7 +111,7 @@ fn rows(listing: &Listing) -> Vec<Row> {
     images
         .into_iter()
         .map(|entry| match listing.marker {
-            Some(_) => delta_row(&listing.lock, entry),
+            Some(_) => delta_row(&*listing.layout, &listing.lock, entry),
             None => image_row(&*listing.layout, entry, &referrers),
         })
         .collect()
@@ -119,10 +122,11 @@ fn reference_of(entry: &IndexEntry) -> String {
 }
 
 /// A delta lacks its base's blobs by design: what each image is comes from its lock.
-fn delta_row(lock: &LockFile, entry: &IndexEntry) -> Row {
+fn delta_row(layout: &dyn BundleSource, lock: &LockFile, entry: &IndexEntry) -> Row {
     let reference = reference_of(entry);
     let locked = lock.get(&reference);
     Row {
+        kind: kind_of_entry(layout, entry),
         digest: entry.descriptor.digest().to_string(),
         media_type: entry.descriptor.media_type().to_string(),
         manifests: locked.map_or_else(Vec::new, |l| {
@@ -160,6 +164,7 @@ fn image_row(layout: &dyn BundleSource, entry: &IndexEntry, referrers: &[&IndexE
         })
         .collect();
     Row {
+        kind: kind_of_entry(layout, entry),
         reference,
         digest: entry.descriptor.digest().to_string(),
         media_type: entry.descriptor.media_type().to_string(),
@@ -190,6 +195,8 @@ fn listing_json(
         .map(|r| {
             let mut item = serde_json::json!({
                 "reference": r.reference,
+                "kind": r.kind.as_str(),
+                "artifactType": r.kind.artifact_type(),
                 "digest": r.digest,
                 "mediaType": r.media_type,
                 "platforms": r.manifests.iter().map(Manifest::platform_name).collect::<Vec<_>>(),
@@ -304,7 +311,7 @@ fn short(digest: &str) -> String {
 
 /// The table: one line per image, and under an index one line per platform manifest.
 fn print_table(rows: &[Row]) {
-    let mut table: Vec<[String; 5]> = Vec::new();
+    let mut table: Vec<[String; 6]> = Vec::new();
     for r in rows {
         let mut platforms = r
             .manifests
@@ -317,6 +324,7 @@ fn print_table(rows: &[Row]) {
         }
         table.push([
             r.reference.clone(),
+            r.kind.to_string(),
             short(&r.digest),
             platforms,
             output::bytes(r.size),
@@ -328,6 +336,7 @@ fn print_table(rows: &[Row]) {
         for m in &r.manifests {
             table.push([
                 format!("  {}", m.platform_name()),
+                String::new(),
                 short(&m.digest),
                 String::new(),
                 m.size.map_or_else(String::new, output::bytes),
@@ -335,7 +344,15 @@ fn print_table(rows: &[Row]) {
             ]);
         }
     }
-    let header = ["REFERENCE", "DIGEST", "PLATFORMS", "SIZE", "REFERRERS"].map(str::to_owned);
+    let header = [
+        "REFERENCE",
+        "KIND",
+        "DIGEST",
+        "PLATFORMS",
+        "SIZE",
+        "REFERRERS",
+    ]
+    .map(str::to_owned);
     let width = |i: usize| {
         table
             .iter()
@@ -344,11 +361,11 @@ fn print_table(rows: &[Row]) {
             .max()
             .unwrap_or(0)
     };
-    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
-    for [r, d, p, s, x] in std::iter::once(&header).chain(&table) {
+    let (w0, w1, w2, w3, w4) = (width(0), width(1), width(2), width(3), width(4));
+    for [r, k, d, p, s, x] in std::iter::once(&header).chain(&table) {
         println!(
             "{}",
-            format!("{r:w0$}  {d:w1$}  {p:w2$}  {s:>w3$}  {x}").trim_end()
+            format!("{r:w0$}  {k:w1$}  {d:w2$}  {p:w3$}  {s:>w4$}  {x}").trim_end()
         );
     }
 }

@@ -4,6 +4,7 @@ mod apply;
 mod binaries;
 mod bindelta;
 mod bundle;
+mod charts;
 mod completions;
 mod delta_args;
 mod diff;
@@ -14,6 +15,7 @@ mod lock;
 mod log;
 mod login;
 mod ls;
+mod man;
 mod output;
 mod pins;
 mod progress;
@@ -140,8 +142,7 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     Completions(completions::CompletionsArgs),
     Version(completions::VersionArgs),
-    #[command(hide = true)]
-    Man(completions::ManArgs),
+    Man(man::ManArgs),
     Diff(diff::DiffArgs),
     Apply(apply::ApplyArgs),
     Rm(rm::RmArgs),
@@ -185,7 +186,7 @@ pub fn main() -> ExitCode {
         Command::Snapshot(args) => runtime().block_on(snapshot::run(args)),
         Command::Completions(args) => completions::completions(args),
         Command::Version(args) => completions::version(args),
-        Command::Man(args) => completions::man(args),
+        Command::Man(args) => man::man(args),
         Command::Diff(args) => diff::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Rm(args) => rm::run(args),

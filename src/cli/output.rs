@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use console::style;
-use ferry::error::Error;
+use ferry::error::{Error, Kind};
 
 /// Applies `NO_COLOR` (https://no-color.org) and the terminal check once, at start.
 pub fn init() {
@@ -70,6 +70,52 @@ pub fn failure(e: &Error) {
 /// [`failure`] for one image: `error: <reference>: <message>`...
 pub fn image_failure(reference: &str, e: &Error) {
     report_error(Some(reference), e);
+}
+
+/// The failed images of a run, at its end: each error in full, except that a failure of a
+/// whole registry (no login, refused TLS, unreachable, rate limited) is shown once for the
+/// first image it stopped, then one line naming the others, counted.
+pub fn image_failures<'a>(failed: impl IntoIterator<Item = (&'a str, &'a Error)>) {
+    let mut seen: Vec<((Kind, String), &str, Vec<&str>)> = Vec::new();
+    for (reference, e) in failed {
+        let Some(key) = registry_wide(reference, e) else {
+            image_failure(reference, e);
+            continue;
+        };
+        match seen.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, others)) => others.push(reference),
+            None => {
+                image_failure(reference, e);
+                seen.push((key, reference, Vec::new()));
+            }
+        }
+    }
+    for ((kind, registry), first, others) in seen.iter().filter(|(_, _, o)| !o.is_empty()) {
+        const SHOWN: usize = 5;
+        let more = match others.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let listed: Vec<&str> = others.iter().take(SHOWN).copied().collect();
+        error(&format!(
+            "{} other image(s) of {registry} failed as {first} did ({kind}): {}{more}",
+            others.len(),
+            listed.join(", ")
+        ));
+    }
+}
+
+/// (kind, registry) when the error is about the registry rather than the image.
+fn registry_wide(reference: &str, e: &Error) -> Option<(Kind, String)> {
+    let wide = matches!(
+        e.kind(),
+        Kind::Unauthorized | Kind::Credentials | Kind::Transport | Kind::RateLimited
+    );
+    let registry = reference
+        .split('/')
+        .next()
+        .filter(|_| reference.contains('/'))?;
+    wide.then(|| (e.kind(), registry.to_owned()))
 }
 
 fn report_error(subject: Option<&str>, e: &Error) {

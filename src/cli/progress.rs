@@ -195,16 +195,13 @@ impl BundleProgress {
                 console::style("warning:").for_stderr().yellow().bold(),
                 missing.join(" or ")
             )),
-            Event::ImageFailed { reference, error } => {
-                let first = error.one_line();
-                let first = first.lines().next().unwrap_or_default();
-                Some(format!(
-                    "{} {}: {}",
-                    console::style("failed").for_stderr().red().bold(),
-                    printable(reference),
-                    printable(&ferry::redact::redact(first))
-                ))
-            }
+            // The error itself is shown once, at the end (grouped when it is the registry's).
+            Event::ImageFailed { reference, error } => Some(format!(
+                "{} {} ({}; the error is shown at the end)",
+                console::style("failed").for_stderr().red().bold(),
+                printable(reference),
+                error.kind()
+            )),
             _ => None,
         }
     }

@@ -13,7 +13,7 @@ use ferry::push::{ImageOutcome, PushOptions, PushStatus, PushSummary, Target, pu
 use ferry::reference::ImageRef;
 
 use super::progress::{BundleProgress, Style};
-use super::registry_args::RegistryArgs;
+use super::registry_args::TargetArgs;
 use super::{Exit, Failure, output};
 
 /// Push a bundle's images into a registry (distribution, Harbor, zot...), byte-exact: the same
@@ -59,7 +59,7 @@ pub struct PushArgs {
     pub jobs: u16,
 
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub registry: TargetArgs,
 
     /// Print a machine-readable report on stdout.
     #[arg(long)]
@@ -175,13 +175,12 @@ fn image_line(o: &ImageOutcome) -> String {
     let mut line = match o.status {
         PushStatus::Ok => format!("pushed {} -> {}: {counts}", o.source, o.target),
         PushStatus::Partial => format!("partial {} -> {}: {counts}", o.source, o.target),
+        // The error itself is shown once, at the end.
         PushStatus::Failed => format!(
-            "failed {} -> {}: {}",
+            "failed {} -> {} ({}; the error is shown at the end)",
             o.source,
             o.target,
-            o.error
-                .as_ref()
-                .map_or_else(|| "failed".to_owned(), |e| e.one_line())
+            o.error.as_ref().map_or(Kind::Failed, |e| e.kind())
         ),
         PushStatus::Unfinished => format!("unfinished {} -> {}", o.source, o.target),
     };
@@ -205,7 +204,7 @@ async fn write_mirror_config(
         .map(|r| r.registry().to_owned())
         .collect();
     let base = registries.api_base(&options.target.registry).await?;
-    let ca_file = match args.registry.ca_files.first() {
+    let ca_file = match args.registry.access.ca_files.first() {
         Some(p) => Some(
             std::path::absolute(p)
                 .context(Kind::Configuration, || format!("--ca-file {}", p.display()))?,
@@ -217,6 +216,7 @@ async fn write_mirror_config(
         ca_file,
         skip_verify: args
             .registry
+            .access
             .insecure_registries
             .iter()
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
@@ -239,12 +239,19 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
     if args.json {
         output::json(&json_report(args, options, s));
     }
-    for image in s.images.iter().filter(|i| i.status == PushStatus::Failed) {
-        match &image.error {
-            Some(e) => output::image_failure(&image.source.to_string(), e),
-            None => output::error(&format!("{}: failed", image.source)),
-        }
+    let failed: Vec<_> = s
+        .images
+        .iter()
+        .filter(|i| i.status == PushStatus::Failed)
+        .collect();
+    for image in failed.iter().filter(|i| i.error.is_none()) {
+        output::error(&format!("{}: failed", image.source));
     }
+    output::image_failures(
+        failed
+            .iter()
+            .filter_map(|i| Some((i.source.as_str(), i.error.as_ref()?))),
+    );
     if args.quiet {
         return;
     }
@@ -266,6 +273,15 @@ fn report(args: &PushArgs, options: &PushOptions, s: &PushSummary) {
     if s.cancelled {
         output::warning("interrupted: unfinished images were not tagged");
         output::hint("run the same command again (blobs already sent are not sent again)");
+    } else if !s.success() {
+        output::hint(&format!(
+            "mend what is named above, then run the same command again: what the target holds is \
+             not sent again (`--ref {}` pushes one image)",
+            s.images
+                .iter()
+                .find(|i| i.status != PushStatus::Ok)
+                .map_or("NAME", |i| i.source.as_str())
+        ));
     }
 }
 

@@ -59,16 +59,44 @@ impl Creds {
     }
 }
 
-/// Where registries are and how to reach them.
+/// Where registries are and how to reach them: for commands that pull (`bundle`, `lock`).
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
+    #[command(flatten)]
+    pub creds: CredsArg,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub mirrors: MirrorArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// The options of a command that writes to a registry (`push`): no pull mirrors.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub creds: CredsArg,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// `--creds` (not for `login`, which takes -u and a password).
+#[derive(Debug, Args)]
+pub struct CredsArg {
     /// Credentials for every registry this command contacts, ahead of any file: USER:PASSWORD,
     /// or USER alone to be asked for the password on a terminal (as skopeo's --creds). Sent to
     /// each registry of the command's images and mirrors: for several registries with
     /// different accounts, use `ferry login` or --authfile instead.
     #[arg(long, value_name = "USER[:PASSWORD]")]
     pub creds: Option<Creds>,
+}
 
+/// Where credentials are read and whom to trust: the options `login` takes too.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
     /// Allow plain HTTP or unverified TLS for this registry (`host[:port]`; repeatable).
     /// Loopback registries fall back to HTTP without it.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
@@ -87,7 +115,11 @@ pub struct RegistryArgs {
     /// here, after /etc/containers/certs.d and /etc/docker/certs.d (repeatable).
     #[arg(long = "cert-dir", value_name = "DIR")]
     pub cert_dirs: Vec<PathBuf>,
+}
 
+/// Mirrors to pull through.
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
     /// Pull through a mirror first: `docker.io=mirror.example:5000` (repeatable, tried in
     /// order, falling back to the source). The bundle keeps the original names.
     #[arg(long = "mirror", value_name = "SOURCE=MIRROR", value_parser = MirrorFlag)]
@@ -97,7 +129,11 @@ pub struct RegistryArgs {
     /// $CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf when present.
     #[arg(long, value_name = "PATH")]
     pub registries_conf: Option<PathBuf>,
+}
 
+/// How hard to push on a registry, and when to give up.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
     /// Requests in flight to one registry at once.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs_per_registry: u16,
@@ -166,7 +202,7 @@ impl clap::builder::TypedValueParser for MirrorFlag {
     }
 }
 
-impl RegistryArgs {
+impl MirrorArgs {
     /// The mirrors from --mirror and the registries.conf in force.
     fn mirrors(&self) -> Result<Mirrors, Failure> {
         let mut m = Mirrors::default();
@@ -191,11 +227,50 @@ impl RegistryArgs {
         }
         Ok(m)
     }
+}
 
+impl TransferArgs {
+    /// The values a command without these flags (`login`) uses: clap's defaults, so that
+    /// they are written once.
+    pub fn defaults() -> TransferArgs {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            transfer: TransferArgs,
+        }
+        let matches = <Only as clap::CommandFactory>::command().get_matches_from(["ferry"]);
+        Only::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .transfer
+    }
+}
+
+impl RegistryArgs {
+    /// A registry pool for these options. A bad registries.conf, --ca-file, --cert-dir or
+    /// --authfile is local configuration (exit 2), found before anything is written.
+    pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
+        let credentials = self.access.credentials(&self.creds)?;
+        let mirrors = self.mirrors.mirrors()?;
+        self.access
+            .registries_with(reporter, credentials, mirrors, &self.transfer)
+    }
+}
+
+impl TargetArgs {
+    /// A registry pool for a push: these options, no mirrors.
+    pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
+        let credentials = self.access.credentials(&self.creds)?;
+        self.access
+            .registries_with(reporter, credentials, Mirrors::default(), &self.transfer)
+    }
+}
+
+impl AccessArgs {
     /// The credential source: --creds, else --authfile alone, else the usual files. A file
     /// that cannot be read is local configuration (exit 2).
-    pub fn credentials(&self) -> Result<Arc<dyn CredentialSource>, Failure> {
-        if let Some(creds) = &self.creds {
+    pub fn credentials(&self, given: &CredsArg) -> Result<Arc<dyn CredentialSource>, Failure> {
+        if let Some(creds) = &given.creds {
             return Ok(Arc::new(Given::new(creds.credential()?, "--creds")));
         }
         let files = CredentialFiles::new(self.authfile.clone())
@@ -217,18 +292,14 @@ impl RegistryArgs {
         Ok(())
     }
 
-    /// A registry pool for these options. A bad registries.conf, --ca-file, --cert-dir or
-    /// --authfile is local configuration (exit 2), found before anything is written.
-    pub fn registries(&self, reporter: Arc<dyn Reporter>) -> Result<Registries, Failure> {
-        self.registries_with(reporter, self.credentials()?)
-    }
-
-    /// A registry pool for these options with `credentials` (`ferry login` checks the ones it
-    /// was given, not the files).
+    /// The one way a registry pool is made: these credentials and TLS options, `mirrors`, and
+    /// `transfer`'s caps and retries (`ferry login` passes the credentials it was given).
     pub fn registries_with(
         &self,
         reporter: Arc<dyn Reporter>,
         credentials: Arc<dyn CredentialSource>,
+        mirrors: Mirrors,
+        transfer: &TransferArgs,
     ) -> Result<Registries, Failure> {
         self.check_cert_dirs()?;
         let mut tls = TlsOptions {
@@ -238,18 +309,18 @@ impl RegistryArgs {
         tls.cert_dirs.extend(self.cert_dirs.iter().cloned());
         let options = ClientOptions {
             insecure_registries: self.insecure_registries.clone(),
-            connections_per_registry: self.jobs_per_registry.into(),
+            connections_per_registry: transfer.jobs_per_registry.into(),
             retry: RetryPolicy {
-                retries: self.retries,
-                stall_timeout: self.stall_timeout,
-                min_rate: self.min_rate,
-                attempt_timeout: self.response_timeout,
-                deadline: self.timeout.map(|t| Instant::now() + t),
+                retries: transfer.retries,
+                stall_timeout: transfer.stall_timeout,
+                min_rate: transfer.min_rate,
+                attempt_timeout: transfer.response_timeout,
+                deadline: transfer.timeout.map(|t| Instant::now() + t),
                 base_delay: retry_base_delay(),
                 ..RetryPolicy::default()
             },
             tls,
-            mirrors: self.mirrors()?,
+            mirrors,
         };
         Ok(Registries::new(options, credentials, reporter)?)
     }

@@ -30,7 +30,8 @@ pub enum RuntimeArg {
   ferry restore /preload --pin
   ferry restore /preload-v2 --replace /preload-v1 --remove     # an upgrade
   ferry restore --list-pinned
-  ferry restore ./bundle --runtime cri-o --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
+  ferry restore ./bundle --runtime cri-o \\
+      --storage '[vfs@/var/lib/containers/storage+/run/containers/storage]'")]
 pub struct RestoreArgs {
     /// The bundle: a folder (may be a read-only mount), or an archive (`.tar`, `.tar.zst`)
     /// read in place and streamed into ctr as a plain tar.
@@ -128,6 +129,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
     }
     let options = options(&args, runtime, Some(id));
     let outcomes = restore(layout, &options)?;
+    let left_alone = ferry::restore::left_alone(layout)?;
     let replaced = match &old {
         Some(old) => Some(super::pins::replace(&options, old, &outcomes, args.remove)?),
         None => None,
@@ -137,9 +139,13 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         if let Some(r) = &replaced {
             report["replaced"] = super::pins::replaced_json(r);
         }
+        report["leftAlone"] = left_alone_json(&left_alone);
         output::json(&report);
     }
     print_outcomes(&options, &outcomes);
+    for a in &left_alone {
+        output::line(&format!("left alone: {} ({})", a.reference, a.reason));
+    }
     if let Some(r) = &replaced {
         super::pins::print_replaced(r);
     }
@@ -260,6 +266,21 @@ fn report_json(
             "pinned": outcomes.iter().filter(|o| o.pinned).count(),
         },
     })
+}
+
+/// The charts and artifacts not imported, for `--json` (README: "JSON output").
+fn left_alone_json(list: &[ferry::restore::LeftAlone]) -> serde_json::Value {
+    list.iter()
+        .map(|a| {
+            serde_json::json!({
+                "reference": a.reference,
+                "digest": a.digest,
+                "kind": a.kind.as_str(),
+                "artifactType": a.kind.artifact_type(),
+                "reason": a.reason,
+            })
+        })
+        .collect()
 }
 
 /// One line per image on stderr, then the totals.

@@ -82,6 +82,21 @@ impl SourceArgs {
     /// Reads every source. Unreadable input is a usage error; an unreachable containerd or
     /// cluster is a failure.
     pub async fn collect(&self, what: &str) -> Result<Vec<ferry::reference::ImageRef>, Failure> {
+        let (refs, charts) = self.collect_with_charts(what).await?;
+        if !charts.is_empty() {
+            output::warning(&format!(
+                "left out {} chart line(s) of the list files: only ferry bundle takes charts",
+                charts.len()
+            ));
+        }
+        Ok(refs)
+    }
+
+    /// [`SourceArgs::collect`], with the list files' chart lines (`REPO_URL/NAME:VERSION`).
+    pub async fn collect_with_charts(
+        &self,
+        what: &str,
+    ) -> Result<(Vec<ferry::reference::ImageRef>, Vec<String>), Failure> {
         let sources = self.sources();
         if sources.is_empty() {
             return Err(Failure::usage(format!("no images to {what}")).with_hint(
@@ -95,7 +110,7 @@ impl SourceArgs {
         for note in &collected.notes {
             output::warning(note);
         }
-        Ok(collected.references)
+        Ok((collected.references, collected.charts))
     }
 }
 

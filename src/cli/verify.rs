@@ -76,19 +76,12 @@ pub fn run(args: VerifyArgs) -> Result<Exit, Failure> {
     if args.json {
         output::json(&report_json(&args.bundle, &report, signatures.as_deref()));
     } else {
-        print_report(&args.bundle, &report);
+        if let Some(v) = &signatures {
+            signatures_line(&args, v, unsigned);
+        }
+        print_report(&args.bundle, &report, unsigned);
     }
     repair_or_hint(&args, writer.as_ref(), &report)?;
-    if let (Some(v), false) = (&signatures, args.json) {
-        let key = args.key.as_deref().unwrap_or(std::path::Path::new("-"));
-        println!(
-            "{}: {} of {} images signed by {}",
-            if unsigned == 0 { "ok" } else { "FAILED" },
-            v.len() - unsigned,
-            v.len(),
-            key.display()
-        );
-    }
     Ok(if report.ok() && unsigned == 0 {
         Exit::Ok
     } else {
@@ -134,6 +127,7 @@ fn report_json(
         "ok": report.ok(),
         "delta": false,
         "images": report.images,
+        "referrers": report.referrers,
         "blobs": report.blobs,
         "bytes": report.bytes,
         "problems": report.problems,
@@ -143,25 +137,55 @@ fn report_json(
     })
 }
 
-/// Warnings and problems on stderr, the verdict line on stdout.
-fn print_report(bundle: &Path, report: &VerifyReport) {
+/// With `--key`: how many images the key signs, on stdout, and a hint on stderr when the
+/// bundle holds no signature at all (the usual cause: bundled without `--referrers`).
+fn signatures_line(
+    args: &VerifyArgs,
+    verdicts: &[ferry::supply::cosign::ImageVerdict],
+    unsigned: usize,
+) {
+    let key = args.key.as_deref().unwrap_or(Path::new("-"));
+    println!(
+        "signatures: {} of {} images signed by {}",
+        verdicts.len() - unsigned,
+        verdicts.len(),
+        key.display()
+    );
+    let none = verdicts
+        .iter()
+        .all(|v| v.verdict == ferry::supply::cosign::Verdict::Unsigned);
+    if !verdicts.is_empty() && none {
+        output::hint(&format!(
+            "no signatures found in {}; did you bundle with --referrers?",
+            args.bundle.display()
+        ));
+    }
+}
+
+/// Warnings and problems on stderr, then one verdict line on stdout, last: `ok` only when the
+/// blobs, the images and (with `--key`) every signature are sound.
+fn print_report(bundle: &Path, report: &VerifyReport, unsigned: usize) {
     for w in &report.warnings {
         output::warning(w);
     }
     for p in &report.problems {
         output::error(p);
     }
-    let verdict = if report.ok() { "ok" } else { "FAILED" };
+    let problems = report.problems.len() + unsigned;
+    let referrers = match report.referrers {
+        0 => String::new(),
+        n => format!(" (and {n} signatures/SBOMs)"),
+    };
     println!(
-        "{verdict}: {} images, {} blobs, {} verified in {}{}",
+        "{}: {} images{referrers}, {} blobs, {} verified in {}{}",
+        if problems == 0 { "ok" } else { "FAILED" },
         report.images,
         report.blobs,
         output::bytes(report.bytes),
         bundle.display(),
-        if report.ok() {
-            String::new()
-        } else {
-            format!("; {} problem(s)", report.problems.len())
+        match problems {
+            0 => String::new(),
+            n => format!("; {n} problem(s)"),
         }
     );
 }

@@ -52,17 +52,10 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, CredentialError> {
     }
 }
 
-/// The credential file's folder (`.` for a bare name).
-fn folder(path: &Path) -> &Path {
-    path.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
 /// Refuses a credential file that is a symlink, folder or device before it is read or written:
 /// a link planted there would otherwise steer the secrets elsewhere.
 fn check_writable(path: &Path) -> Result<(), CredentialError> {
-    crate::store::check_replaceable(path).map_err(|e| {
+    crate::fsutil::check_replaceable(path).map_err(|e| {
         CredentialError::new(format!("cannot save the credentials: {e}")).with_hint(
             "remove it if you did not put it there, or name a regular file with --authfile",
         )
@@ -72,11 +65,7 @@ fn check_writable(path: &Path) -> Result<(), CredentialError> {
 /// Replaces the file atomically, readable by its owner only (it holds secrets). The temp file
 /// is created O_EXCL|O_NOFOLLOW beside it; a folder that does not exist yet is made 0700.
 fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialError> {
-    let dir = folder(path);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("config.json");
+    let dir = crate::fsutil::folder_of(path);
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -89,7 +78,7 @@ fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), Credenti
         serde_json::to_vec_pretty(&Value::Object(config.clone())).expect("JSON serializes");
     text.push(b'\n');
     check_writable(path)?;
-    crate::store::write_atomic_mode(dir, name, &text, dir, 0o600)
+    crate::fsutil::write_atomic_mode(path, &text, None, 0o600)
         .map_err(|e| CredentialError::new(format!("cannot save the credentials: {e}")))
 }
 

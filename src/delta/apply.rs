@@ -17,11 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use super::Marker;
 use super::verify::needed_blobs;
-use crate::bundle::publish::publish;
 use crate::digest::Digest;
-use crate::store::gc::{crash_point, referenced, remove_blobs, unreferenced};
+use crate::fsutil::crash_point;
+use crate::fsutil::write_atomic;
+use crate::store::gc::{referenced, remove_blobs, unreferenced};
 use crate::store::inspect_entry;
-use crate::store::{BlobWriter, BundleSource, Layout, StoreError, WORK_DIR, write_atomic};
+use crate::store::publish::publish;
+use crate::store::{BlobWriter, BundleSource, Layout, StoreError, WORK_DIR};
 
 /// The journal's name under BASE/.ferry/.
 pub const JOURNAL_NAME: &str = "apply.json";
@@ -262,7 +264,8 @@ fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError>
         };
         let bytes = serde_json::to_vec_pretty(&journal).expect("a journal serializes");
         let work = base.root().join(WORK_DIR);
-        write_atomic(&work, JOURNAL_NAME, &bytes, &work.join("tmp"))?;
+        write_atomic(&work.join(JOURNAL_NAME), &bytes, Some(&work.join("tmp")))
+            .map_err(StoreError::from)?;
     }
     delta.copy(base, &to_copy, &mut report)?;
     report.blobs_rebuilt = rebuilt.len();
@@ -300,7 +303,7 @@ fn check_space(base: &Layout, need: u64) -> Result<(), ApplyError> {
     if need == 0 {
         return Ok(());
     }
-    let free = crate::store::free_space(base.root())
+    let free = crate::fsutil::free_space(base.root())
         .map_err(|e| StoreError::io("statvfs", base.root())(e))?
         .available;
     if need.saturating_add(SPACE_MARGIN) > free {
@@ -395,7 +398,7 @@ pub(super) fn check_base_lock(delta: &Delta, base: &str, actual: Digest) -> Resu
 pub(super) fn check_base(
     delta: &dyn BundleSource,
     base: &dyn BundleSource,
-    new_lock: &crate::lock::LockFile,
+    new_lock: &crate::store::lockfile::LockFile,
     needed: &BTreeMap<Digest, u64>,
 ) -> Result<BTreeMap<Digest, u64>, ApplyError> {
     let mut to_copy = BTreeMap::new();

@@ -13,7 +13,7 @@ use super::apply::{ApplyError, Delta, check_base, check_base_lock, check_complet
 use crate::digest::Digest;
 use crate::export::tarball::TarPlan;
 use crate::export::{Target, write_oci_tar};
-use crate::lock::LOCK_FILE_NAME;
+use crate::store::lockfile::LOCK_FILE_NAME;
 use crate::store::source::SCRIPT_FILE;
 use crate::store::{Blob, BlobStat, BundleSource, OCI_LAYOUT, SourceKind, StoreError};
 
@@ -61,7 +61,7 @@ pub fn apply_to_archive(
     for (digest, size) in &blobs {
         plan.add_blob(digest.clone(), *size)?;
     }
-    let script = crate::restore::script::render(&index);
+    let script = crate::store::script::render(&index);
     plan.files = vec![
         ("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()),
         ("index.json".into(), index.to_json()),

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::lock::LockFile;
+use crate::fsutil::write_atomic;
 use crate::store::gc::GcError;
+use crate::store::lockfile::LockFile;
 use crate::store::source::MARKER_FILE;
-use crate::store::{BundleSource, Layout, MAX_INDEX_BYTES, StoreError, WORK_DIR, write_atomic};
+use crate::store::{BundleSource, Layout, MAX_INDEX_BYTES, StoreError, WORK_DIR};
 
 /// The marker file at a delta's root.
 pub const MARKER_NAME: &str = MARKER_FILE;
@@ -140,7 +141,11 @@ impl Marker {
         let mut bytes = serde_json::to_vec_pretty(&marker).expect("a marker serializes");
         bytes.push(b'\n');
         let tmp = layout.root().join(WORK_DIR).join("tmp");
-        write_atomic(layout.root(), MARKER_NAME, &bytes, &tmp)
+        Ok(write_atomic(
+            &layout.root().join(MARKER_NAME),
+            &bytes,
+            Some(&tmp),
+        )?)
     }
 }
 

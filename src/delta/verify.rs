@@ -8,7 +8,7 @@ use super::{MARKER_NAME, Marker};
 use crate::digest::Digest;
 use crate::export::tarball::TarPlan;
 use crate::export::{ExportError, Target, add_root_files};
-use crate::lock::LOCK_FILE_NAME;
+use crate::store::lockfile::LOCK_FILE_NAME;
 use crate::store::source::SCRIPT_FILE;
 use crate::store::{BundleSource, StoreError};
 use tokio_util::sync::CancellationToken;

@@ -96,7 +96,7 @@ pub fn ext4_image(
         "e2fsck -fn",
         cancel,
     )?;
-    tmp.commit()?;
+    tmp.commit().map_err(crate::store::StoreError::from)?;
     Ok(bytes)
 }
 

@@ -7,7 +7,8 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::ExportError;
-use crate::store::{AtomicFile, StoreError, check_replaceable};
+use crate::fsutil::{AtomicFile, FsError, check_replaceable, folder_of};
+use crate::store::StoreError;
 
 /// An export's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,32 +77,25 @@ impl Target {
                     write(&mut out)?;
                     out.flush().map_err(|e| ExportError::Io(name, e))?;
                 }
-                Ok(file.commit()?)
+                Ok(file.commit().map_err(StoreError::from)?)
             }
         }
     }
 }
 
 /// An output that is not a regular file is the user's mistake (exit 2), with a way out.
-fn refused(e: StoreError) -> ExportError {
+fn refused(e: FsError) -> ExportError {
     match e {
-        StoreError::WontReplace { .. } => ExportError::Usage(e.to_string()).with_hint(
+        FsError::WontReplace { .. } => ExportError::Usage(e.to_string()).with_hint(
             "name a new or regular file, or `-` for stdout (`--oci-archive - | ssh host ...`)",
         ),
-        other => ExportError::Store(other),
+        other => ExportError::Store(StoreError::from(other)),
     }
 }
 
 /// The temp file for an output file, in the output's folder (renamed over it when complete).
 pub(super) fn create_temp(path: &Path) -> Result<AtomicFile, ExportError> {
     AtomicFile::create(path, folder_of(path), 0o644).map_err(refused)
-}
-
-/// The folder a file is in (`.` for a bare name).
-fn folder_of(path: &Path) -> &Path {
-    path.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
 }
 
 /// Starts the kernel's writeback of every few MiB as they are written, so the fsync before the

@@ -173,10 +173,9 @@ pub async fn fetch_blob(
         retries_before += retrier.retries();
         match outcome {
             Ok(staged) => return Ok((job.stats(retries_before), staged)),
-            Err(mut e) if i + 1 == remotes.len() => {
+            Err(e) if i + 1 == remotes.len() => {
                 // One error for the blob, naming every remote tried before (as resolve does).
-                tried.annotate(&mut e);
-                return Err(BlobError::Registry(e));
+                return Err(BlobError::Registry(tried.annotate(e)));
             }
             // The next remote resumes where this one stopped.
             Err(e) => {

@@ -16,7 +16,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::Job;
 use super::sink::Sink;
-use crate::registry::{BlobBody, ErrorKind, PartAnswer, RegistryError, Remote, Retrier};
+use crate::registry::{BlobBody, PartAnswer, RegistryError, Remote, Retrier};
 use crate::store::{PartialDownload, plan_parts};
 
 /// One range of the blob and how much of it went to the writer: counted as each chunk is
@@ -187,17 +187,13 @@ impl<'a> Job<'a> {
         range: (u64, u64),
         retrier: &mut Retrier<'a>,
     ) -> Result<PartAnswer, Stop> {
-        loop {
-            let attempt = retrier.next_attempt();
-            let opened = self
-                .registries
-                .open_blob_part(remote, self.digest, self.size, range, None, attempt)
-                .await;
-            match opened {
-                Ok(answer) => return Ok(answer),
-                Err(e) => retrier.failed(e, false).await.map_err(Stop::Registry)?,
-            }
-        }
+        retrier
+            .run(|attempt| {
+                self.registries
+                    .open_blob_part(remote, self.digest, self.size, range, None, attempt)
+            })
+            .await
+            .map_err(Stop::Registry)
     }
 
     /// Says (in `-v`) why the blob comes as one stream.
@@ -476,10 +472,8 @@ impl<'a> Job<'a> {
                 "received {received} bytes for a blob of {} without completing it; the registry keeps breaking off",
                 self.size
             );
-            let mut e = body.interrupted(detail);
             // Not worth a retry: the retrier gives up on it at once.
-            e.kind = ErrorKind::Protocol;
-            return Err(PumpStop::Failed(e));
+            return Err(PumpStop::Failed(body.interrupted(detail).into_protocol()));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use super::InputError;
-use super::manifests::{ManifestOptions, images_in_object};
+use super::manifests::{Found, ManifestOptions, images_in_object};
 use crate::reference::ImageRef;
 
 /// The API resources that hold pod specs: (group, version, kind, plural).
@@ -80,7 +80,7 @@ pub async fn list(
         use crate::error::Diagnostic;
         source_error(e.to_string(), e.hint())
     })?;
-    let mut out = Vec::new();
+    let mut out = Found::default();
     let scope = namespace.map_or_else(|| "all namespaces".to_owned(), |n| format!("namespace {n}"));
     for (group, version, kind, plural) in RESOURCES {
         let mut objects = match list_all(&client, namespace, group, version, kind, plural).await {
@@ -112,5 +112,6 @@ pub async fn list(
             images_in_object(kind, &value, options, &origin, &mut out)?;
         }
     }
-    Ok(out)
+    // Only pod-spec kinds are listed: nothing is left unscanned here.
+    Ok(out.images)
 }

@@ -35,14 +35,41 @@ pub struct ManifestOptions {
     pub scan_all_image_fields: bool,
 }
 
+/// What manifests yielded: the images, and the `image` fields of other kinds (operators'
+/// custom resources) left unread without `--scan-all-image-fields`, counted by kind.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The images, in the order found.
+    pub images: Vec<ImageRef>,
+    /// Kind -> how many `image` fields of that kind were not taken.
+    pub unscanned: std::collections::BTreeMap<String, usize>,
+}
+
+impl Found {
+    /// The note to show once when image fields were left unread, naming the flag.
+    pub fn unscanned_note(&self) -> Option<String> {
+        if self.unscanned.is_empty() {
+            return None;
+        }
+        let fields: usize = self.unscanned.values().sum();
+        let kinds: Vec<&str> = self.unscanned.keys().map(String::as_str).collect();
+        Some(format!(
+            "left out {fields} image field(s) of {} (not a pod spec): pass \
+             --scan-all-image-fields to take them",
+            kinds.join(", ")
+        ))
+    }
+}
+
 /// The images of one object whose kind is known (items of an API list carry no `kind`).
 pub fn images_in_object(
     kind: &str,
     object: &Value,
     options: ManifestOptions,
     origin: &str,
-    out: &mut Vec<ImageRef>,
+    found: &mut Found,
 ) -> Result<(), InputError> {
+    let out = &mut found.images;
     let what = match object.pointer("/metadata/name").and_then(Value::as_str) {
         Some(name) => format!("{origin} ({kind} {name})"),
         None => format!("{origin} ({kind})"),
@@ -59,6 +86,13 @@ pub fn images_in_object(
         }
     } else if options.scan_all_image_fields {
         scan(object, &what, out)?;
+    } else {
+        let mut left = Vec::new();
+        // A field that is no reference is not counted: it would not have been taken either.
+        if scan(object, &what, &mut left).is_ok() && !left.is_empty() {
+            let kind = crate::untrusted::printable(kind).to_string();
+            *found.unscanned.entry(kind).or_default() += left.len();
+        }
     }
     Ok(())
 }
@@ -99,7 +133,7 @@ fn images_in_document(
     doc: &Value,
     options: ManifestOptions,
     origin: &str,
-    out: &mut Vec<ImageRef>,
+    out: &mut Found,
 ) -> Result<(), InputError> {
     match doc {
         Value::Array(items) => {
@@ -134,7 +168,16 @@ pub fn images_in_text(
     name: &str,
     options: ManifestOptions,
 ) -> Result<Vec<ImageRef>, InputError> {
-    let mut out = Vec::new();
+    found_in_text(text, name, options).map(|f| f.images)
+}
+
+/// What a manifest file's text yields (`name` is used in messages).
+pub fn found_in_text(
+    text: &str,
+    name: &str,
+    options: ManifestOptions,
+) -> Result<Found, InputError> {
+    let mut out = Found::default();
     let bad = |n: usize, e: String| InputError::Manifest {
         origin: format!("{name}: document {n}"),
         // Parsers quote the text they choke on, which may be a reference with a password.
@@ -215,16 +258,22 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(out)
 }
 
-/// The images in manifest files and folders; `-` reads stdin.
+/// What manifest files and folders yield; `-` reads stdin.
 pub fn read_manifests(
     paths: &[PathBuf],
     options: ManifestOptions,
     stdin: &mut dyn FnMut() -> Result<String, InputError>,
-) -> Result<Vec<ImageRef>, InputError> {
-    let mut out = Vec::new();
+) -> Result<Found, InputError> {
+    let mut out = Found::default();
+    let mut add = |more: Found| {
+        out.images.extend(more.images);
+        for (kind, n) in more.unscanned {
+            *out.unscanned.entry(kind).or_default() += n;
+        }
+    };
     for p in paths {
         if p.as_os_str() == "-" {
-            out.extend(images_in_text(&stdin()?, "stdin", options)?);
+            add(found_in_text(&stdin()?, "stdin", options)?);
             continue;
         }
         for f in manifest_files(p)? {
@@ -232,7 +281,7 @@ pub fn read_manifests(
                 path: f.display().to_string(),
                 source: e,
             })?;
-            out.extend(images_in_text(&text, &f.display().to_string(), options)?);
+            add(found_in_text(&text, &f.display().to_string(), options)?);
         }
     }
     Ok(out)

@@ -102,7 +102,22 @@ impl InputError {
 /// Parses a list: one reference a line; `#` starts a comment; blank lines are skipped. Every
 /// bad line is reported (`FILE:LINE: problem`), not only the first.
 pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError> {
+    parse_list_with_charts(text, origin).map(|(refs, _)| refs)
+}
+
+/// Whether a list line names a Helm chart of an HTTP repository (`ferry bundle --chart`'s
+/// `REPO_URL/NAME:VERSION`) rather than an image: no image reference starts with a scheme.
+pub fn is_chart_line(line: &str) -> bool {
+    line.starts_with("https://") || line.starts_with("http://")
+}
+
+/// [`parse_list`], with the chart lines (see [`is_chart_line`]) handed back apart, unchecked.
+pub fn parse_list_with_charts(
+    text: &str,
+    origin: &str,
+) -> Result<(Vec<ImageRef>, Vec<String>), InputError> {
     let mut out = Vec::new();
+    let mut charts = Vec::new();
     let mut bad = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line
@@ -110,6 +125,10 @@ pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError>
             .map_or(line, |(before, _)| before)
             .trim();
         if line.is_empty() {
+            continue;
+        }
+        if is_chart_line(line) {
+            charts.push(line.to_owned());
             continue;
         }
         match line.parse::<ImageRef>() {
@@ -122,12 +141,12 @@ pub fn parse_list(text: &str, origin: &str) -> Result<Vec<ImageRef>, InputError>
     }
     match InputError::gather(bad) {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok((out, charts)),
     }
 }
 
-/// Reads a list file; `-` reads standard input.
-pub fn read_list(path: &Path) -> Result<Vec<ImageRef>, InputError> {
+/// Reads a list file; `-` reads standard input. Chart lines are handed back apart.
+pub fn read_list(path: &Path) -> Result<(Vec<ImageRef>, Vec<String>), InputError> {
     let name = path.display().to_string();
     let io_err = |source| InputError::Io {
         path: name.clone(),
@@ -140,7 +159,7 @@ pub fn read_list(path: &Path) -> Result<Vec<ImageRef>, InputError> {
     } else {
         std::fs::read_to_string(path).map_err(io_err)?
     };
-    parse_list(&text, if name == "-" { "stdin" } else { &name })
+    parse_list_with_charts(&text, if name == "-" { "stdin" } else { &name })
 }
 
 /// Parses references given as arguments; every bad one is reported.
@@ -198,25 +217,26 @@ pub struct Collected {
     pub references: Vec<ImageRef>,
     /// Things worth telling the user (names skipped, references excluded).
     pub notes: Vec<String>,
+    /// Chart lines of the list files (`REPO_URL/NAME:VERSION`), for `ferry bundle --chart`.
+    pub charts: Vec<String>,
 }
 
-/// `--exclude` prefixes: a bare name is normalized as a reference would be (`busybox` means
-/// `docker.io/library/busybox`, `bitnami/redis` `docker.io/bitnami/redis`); a prefix that
-/// starts with a registry is taken as written (`docker.io/library`, `quay.io/org/`).
-fn normalize_prefix(prefix: &str) -> String {
-    let p = prefix.trim();
-    if crate::reference::starts_with_registry(p) {
-        return match p.strip_prefix("index.docker.io") {
-            Some(rest) => format!("docker.io{rest}"),
-            None => p.to_owned(),
-        };
-    }
-    let pinned = p.contains('@') || p.rsplit('/').next().is_some_and(|last| last.contains(':'));
-    match p.parse::<ImageRef>() {
-        Ok(r) if pinned => r.to_string(),
-        Ok(r) => r.name(),
-        Err(_) => p.to_owned(),
-    }
+/// The note naming what `--exclude` left out: every reference, up to ten, then a count.
+fn excluded_note(dropped: &[ImageRef]) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+    names.sort();
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    let rest = match more {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "--exclude left out {} reference(s): {}{rest}",
+        dropped.len(),
+        names.join(", ")
+    )
 }
 
 /// Whether `name` starts with `prefix` at a name boundary: `busybox` leaves `busyboxplus` alone
@@ -269,7 +289,10 @@ impl Sources {
         });
         for f in &self.files {
             match read_list(f) {
-                Ok(r) => refs.extend(r),
+                Ok((r, charts)) => {
+                    refs.extend(r);
+                    out.charts.extend(charts);
+                }
                 Err(e) => bad.push(e),
             }
         }
@@ -286,11 +309,10 @@ impl Sources {
                     source,
                 })
         };
-        refs.extend(manifests::read_manifests(
-            &self.manifests,
-            self.manifest_options,
-            &mut read_stdin,
-        )?);
+        let found =
+            manifests::read_manifests(&self.manifests, self.manifest_options, &mut read_stdin)?;
+        out.notes.extend(found.unscanned_note());
+        refs.extend(found.images);
         if let Some(ns) = &self.containerd_namespace {
             let found = containerd::list(ns)?;
             if !found.skipped.is_empty() {
@@ -307,16 +329,19 @@ impl Sources {
                 cluster::list(self.cluster_namespace.as_deref(), self.manifest_options).await?,
             );
         }
-        let prefixes: Vec<String> = self.excludes.iter().map(|p| normalize_prefix(p)).collect();
-        let mut refs = dedup(refs);
+        let prefixes: Vec<String> = self
+            .excludes
+            .iter()
+            .map(|p| crate::reference::normalize_prefix(p))
+            .collect();
+        let refs = dedup(refs);
         let excluded = |r: &ImageRef| prefixes.iter().any(|p| matches_prefix(&r.to_string(), p));
-        let left_out = refs.iter().filter(|r| excluded(r)).count();
-        refs.retain(|r| !excluded(r));
+        let (dropped, mut refs): (Vec<ImageRef>, Vec<ImageRef>) =
+            refs.into_iter().partition(|r| excluded(r));
         // The order people read: by the reference as written.
         refs.sort_by_cached_key(ToString::to_string);
-        if left_out > 0 {
-            out.notes
-                .push(format!("--exclude: left out {left_out} reference(s)"));
+        if !dropped.is_empty() {
+            out.notes.push(excluded_note(&dropped));
         }
         out.references = refs;
         Ok(out)
@@ -346,6 +371,7 @@ impl crate::error::Diagnostic for InputError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::normalize_prefix;
 
     #[test]
     fn exclude_prefixes() {
@@ -362,6 +388,10 @@ mod tests {
         );
         assert_eq!(normalize_prefix("quay.io/org/"), "quay.io/org/");
         assert_eq!(normalize_prefix("localhost:5000/app"), "localhost:5000/app");
+        // Every name of Docker Hub is docker.io, as in references (and as mirror rules say).
+        let alpine = normalize_prefix("registry-1.docker.io/library/alpine");
+        assert_eq!(alpine, "docker.io/library/alpine");
+        assert!(matches_prefix("docker.io/library/alpine:3.20", &alpine));
         let busybox = normalize_prefix("busybox");
         assert!(matches_prefix("docker.io/library/busybox:1", &busybox));
         assert!(!matches_prefix("docker.io/library/busyboxplus:1", &busybox));

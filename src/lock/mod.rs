@@ -1,8 +1,6 @@
 //! `ferry lock`: what every reference resolves to, without downloading blobs; and the drift
 //! between a lock file and what the tags say today.
 
-mod file;
-
 use std::collections::BTreeMap;
 
 use crate::platform::PlatformFilter;
@@ -10,7 +8,8 @@ use crate::reference::ImageRef;
 use crate::registry::Registries;
 use crate::resolve::{ResolvedImage, Selection, current_digest, resolve_many};
 
-pub use file::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
+/// The lock file format lives with the bundle it describes; re-exported for the command.
+pub use crate::store::lockfile::{LOCK_FILE_NAME, LockFile, LockedImage, LockedPlatform};
 
 /// The lock entry for a resolved image: its manifest, and every child kept (attestations
 /// included, so that a bundle made from the lock is the same bundle).

@@ -137,11 +137,10 @@ pub fn write_hosts_dir(
         let name = crate::docker_hub::canonical(source);
         let host = InsideDir::create(dir, &[name], 0o755)?;
         let tmp = InsideDir::create(dir, &[name, ".ferry-tmp"], 0o755)?;
-        crate::store::write_atomic(
-            host.path(),
-            "hosts.toml",
+        crate::fsutil::write_atomic(
+            &host.path().join("hosts.toml"),
             hosts_toml(source, mirror).as_bytes(),
-            tmp.path(),
+            Some(tmp.path()),
         )?;
         let _ = host.remove_dir(std::ffi::OsStr::new(".ferry-tmp"));
         written.push(host.path().join("hosts.toml"));
@@ -151,16 +150,9 @@ pub fn write_hosts_dir(
 
 /// Writes a registries.conf drop-in at `path`.
 pub fn write_registries_conf(path: &Path, mirrors: &[(String, Mirror)]) -> Result<(), StoreError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("ferry.conf");
+    let dir = crate::fsutil::folder_of(path);
     let tmp = InsideDir::create(dir, &[".ferry-tmp"], 0o755)?;
-    crate::store::write_atomic(dir, name, registries_conf(mirrors).as_bytes(), tmp.path())?;
+    crate::fsutil::write_atomic(path, registries_conf(mirrors).as_bytes(), Some(tmp.path()))?;
     let _ = std::fs::remove_dir(tmp.path());
     Ok(())
 }

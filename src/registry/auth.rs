@@ -160,26 +160,15 @@ pub fn push_scope(repository: &str) -> String {
 impl Host {
     /// A transport error on the token realm, whose TLS hint names the realm's host.
     fn realm_error(&self, realm_host: &str, url: &str, e: &reqwest::Error) -> RegistryError {
-        let mut err = self.transport_error(url, e);
+        let err = self.transport_error(url, e);
         if err.kind == ErrorKind::Protocol && realm_host != self.registry {
-            err.hint = Some(format!(
+            return err.with_hint(format!(
                 "the certificate of {realm_host}, the token server of {}, is not trusted: add its CA \
                  with --ca-file CA.pem, or as /etc/containers/certs.d/{realm_host}/ca.crt",
                 self.registry
             ));
         }
         err
-    }
-
-    /// The Authorization header for a request on `repository`, fetching a token when the
-    /// registry wants one.
-    pub(super) async fn authorization(
-        &self,
-        pool: &Registries,
-        repository: &str,
-    ) -> Result<Option<String>, RegistryError> {
-        self.authorization_for(pool, repository, &pull_scope(repository))
-            .await
     }
 
     /// The Authorization header for a request on `repository` needing `scope` (one or more
@@ -232,17 +221,7 @@ impl Host {
     ) -> Result<Option<Credential>, RegistryError> {
         pool.credentials
             .credential(&self.registry, repository)
-            .map_err(|e| {
-                let hint = e.hint.unwrap_or_else(|| {
-                    format!(
-                        "fix the credential configuration for {}, or log in again with \
-                         `ferry login {}`",
-                        self.registry, self.registry
-                    )
-                });
-                self.err(ErrorKind::Credentials, "-", e.message)
-                    .with_hint(hint)
-            })
+            .map_err(|e| RegistryError::credentials(&self.registry, e))
     }
 
     /// A token for `scope` that is still good.
@@ -351,12 +330,12 @@ impl Host {
         let stall = pool.options.retry.stall_timeout;
         if !status.is_success() {
             let body = error_body(resp, stall).await;
-            let mut e = self.status_error(status, url.as_str(), &body, None, Some(repository));
+            let e = self.status_error(status, url.as_str(), &body, None, Some(repository));
             if credential.is_some() && status.as_u16() == 401 {
-                e.detail = format!(
+                return Err(e.with_detail(format!(
                     "the token server rejected the credentials for {}",
                     self.registry
-                );
+                )));
             }
             return Err(e);
         }
@@ -453,10 +432,11 @@ impl Registries {
         let base = host.base(self).await?;
         let challenge = host.challenge.lock().expect("challenge lock").clone();
         let Some(header) = basic_header(credential) else {
-            return Err(host.err(
-                ErrorKind::Credentials,
-                "-",
-                "ferry login takes a user name and password",
+            return Err(RegistryError::credentials(
+                registry,
+                crate::credentials::CredentialError::new(
+                    "ferry login takes a user name and password",
+                ),
             ));
         };
         let url = match challenge {
@@ -488,10 +468,11 @@ impl Registries {
             return Ok(());
         }
         let body = error_body(resp, self.options.retry.stall_timeout).await;
-        let mut e = host.status_error(status, url.as_str(), &body, None, None);
+        let e = host.status_error(status, url.as_str(), &body, None, None);
         if status.as_u16() == 401 {
-            e.detail = format!("{} rejected the user name or password", registry);
-            e.hint = None;
+            return Err(e
+                .with_detail(format!("{registry} rejected the user name or password"))
+                .with_hint_opt(None));
         }
         Err(e)
     }

@@ -16,6 +16,7 @@ use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
 use super::mirrors::Remote;
 use super::pace::Pace;
+use super::request::Request;
 use super::retry::Retrier;
 use crate::digest::Digest;
 
@@ -197,20 +198,12 @@ impl Registries {
         digest: &Digest,
         size: u64,
     ) -> Result<Bytes, RegistryError> {
-        let mut retrier = self.retrier(
+        self.retrier(
             remote,
             format!("config {} of {}", digest.short(), remote.name()),
-        );
-        loop {
-            let attempt = retrier.next_attempt();
-            match self
-                .fetch_small_blob_once(remote, digest, size, attempt)
-                .await
-            {
-                Ok(b) => return Ok(b),
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+        )
+        .run(|attempt| self.fetch_small_blob_once(remote, digest, size, attempt))
+        .await
     }
 
     async fn fetch_small_blob_once(
@@ -359,8 +352,11 @@ impl Registries {
             headers.insert(RANGE, HeaderValue::from_str(&v).expect("ascii"));
         }
         let path = format!("v2/{}/blobs/{digest}", remote.repository);
-        host.get(self, &remote.repository, &path, headers, attempt)
-            .await
+        let request = Request::pull(self.url(host, &path).await?, &remote.repository)
+            .headers(headers)
+            .limit(Host::pull_limit(self, attempt));
+        let answer = host.execute(self, request).await?;
+        Ok((answer.response, answer.slot))
     }
 }
 

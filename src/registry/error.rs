@@ -83,6 +83,28 @@ pub struct RegistryErrorDetails {
     /// With [`ErrorKind::NotFound`]: what the registry says is missing, and in which
     /// repository.
     pub missing: Option<(Missing, String)>,
+    /// Why retrying stopped before the retries ran out, when it did.
+    pub stopped: Option<Stopped>,
+    /// The credentials failure behind an [`ErrorKind::Credentials`] error.
+    pub cause: Option<crate::credentials::CredentialError>,
+}
+
+/// Why a retryable failure was not retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The registry's `Retry-After` asks for longer than ferry waits.
+    RetryAfterTooLong,
+    /// The `--timeout` deadline leaves no time for another attempt.
+    Deadline,
+}
+
+impl Stopped {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stopped::RetryAfterTooLong => "Retry-After is longer than ferry waits",
+            Stopped::Deadline => "the --timeout deadline leaves no time to retry",
+        }
+    }
 }
 
 /// What a 404 is missing, from the registry's error code (distribution's `NAME_UNKNOWN`,
@@ -120,12 +142,6 @@ impl std::ops::Deref for RegistryError {
     }
 }
 
-impl std::ops::DerefMut for RegistryError {
-    fn deref_mut(&mut self) -> &mut RegistryErrorDetails {
-        &mut self.0
-    }
-}
-
 impl RegistryError {
     pub(crate) fn new(
         kind: ErrorKind,
@@ -139,19 +155,86 @@ impl RegistryError {
             url: redact(url),
             // Details quote registries and object stores, which may echo signed URLs, and
             // may hold escape sequences or line breaks meant for a terminal.
-            detail: crate::untrusted::printable(&redact(&detail.into())).into_owned(),
+            detail: shown(detail.into()),
             attempts: 1,
             elapsed: Duration::ZERO,
             hint: None,
             retry_after: None,
             missing: None,
+            stopped: None,
+            cause: None,
         }))
     }
 
+    /// Credentials for `registry` could not be read: no URL was asked, the hint is the
+    /// cause's (or how to fix the configuration), and the cause stays in the chain.
+    pub(crate) fn credentials(registry: &str, cause: crate::credentials::CredentialError) -> Self {
+        let hint = cause.hint.clone().unwrap_or_else(|| {
+            format!(
+                "fix the credential configuration for {registry}, or log in again with \
+                 `ferry login {registry}`"
+            )
+        });
+        let mut e = RegistryError::new(ErrorKind::Credentials, registry, "", cause.message.clone());
+        e.0.hint = Some(hint);
+        e.0.cause = Some(cause);
+        e
+    }
+
+    /// This error with what to do about it.
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
+
+    /// This error with its hint replaced (`None`: no hint fits).
+    pub(crate) fn with_hint_opt(mut self, hint: Option<String>) -> Self {
+        self.0.hint = hint;
+        self
+    }
+
+    /// This error with the cause in words replaced (checked and redacted as in `new`).
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = shown(detail.into());
+        self
+    }
+
+    /// This error with the `Retry-After` the registry asked for.
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.0.retry_after = retry_after;
+        self
+    }
+
+    /// This 404 with what is missing, in which repository.
+    pub(crate) fn with_missing(mut self, missing: Missing, repository: &str) -> Self {
+        self.0.missing = Some((missing, repository.to_owned()));
+        self
+    }
+
+    /// This error after `attempts` attempts in `elapsed`.
+    pub(crate) fn counted(mut self, attempts: u32, elapsed: Duration) -> Self {
+        self.0.attempts = attempts;
+        self.0.elapsed = elapsed;
+        self
+    }
+
+    /// This retryable error, not retried for `why`.
+    pub(crate) fn stopped(mut self, why: Stopped) -> Self {
+        self.0.stopped = Some(why);
+        self
+    }
+
+    /// This error as one no retry can cure (the registry keeps failing the same way).
+    pub(crate) fn into_protocol(mut self) -> Self {
+        self.0.kind = ErrorKind::Protocol;
+        self
+    }
+}
+
+/// What a detail may show: redacted (registries and object stores may echo signed URLs) and
+/// printable (it may hold escape sequences or line breaks meant for a terminal).
+fn shown(detail: String) -> String {
+    crate::untrusted::printable(&redact(&detail)).into_owned()
 }
 
 impl fmt::Display for RegistryError {
@@ -177,9 +260,15 @@ impl fmt::Display for RegistryError {
             ErrorKind::Credentials => format!("cannot get the credentials for {r}"),
             ErrorKind::Protocol => format!("{r} sent a bad response"),
         };
-        write!(f, "{what} ({})", self.url)?;
+        write!(f, "{what}")?;
+        if !self.url.is_empty() {
+            write!(f, " ({})", self.url)?;
+        }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
+        }
+        if let Some(why) = self.stopped {
+            write!(f, " ({})", why.as_str())?;
         }
         if self.attempts > 1 {
             write!(
@@ -193,7 +282,13 @@ impl fmt::Display for RegistryError {
     }
 }
 
-impl std::error::Error for RegistryError {}
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl crate::error::Diagnostic for RegistryError {
     fn kind(&self) -> crate::error::Kind {
@@ -296,16 +391,53 @@ mod tests {
     }
 
     #[test]
+    fn a_credentials_failure_names_no_url_and_keeps_its_cause() {
+        let cause = crate::credentials::CredentialError::new("the keychain is locked");
+        let e = RegistryError::credentials("ghcr.io", cause);
+        assert_eq!(
+            e.to_string(),
+            "cannot get the credentials for ghcr.io: the keychain is locked"
+        );
+        let source = std::error::Error::source(&e).expect("the cause");
+        assert_eq!(source.to_string(), "the keychain is locked");
+        use crate::error::Diagnostic;
+        assert!(e.hint().unwrap().contains("ferry login ghcr.io"));
+    }
+
+    #[test]
+    fn why_retrying_stopped_is_a_field_and_details_are_redacted_however_set() {
+        let e = RegistryError::new(
+            ErrorKind::TooManyRequests,
+            "r.io",
+            "https://r.io/v2/",
+            "slow",
+        )
+        .stopped(Stopped::RetryAfterTooLong);
+        assert_eq!(e.stopped, Some(Stopped::RetryAfterTooLong));
+        assert_eq!(e.detail, "slow");
+        assert!(
+            e.to_string()
+                .ends_with(": slow (Retry-After is longer than ferry waits)"),
+            "{e}"
+        );
+        let e = e.with_detail("see https://u:hunter2@s3.example/b?X-Amz-Signature=abc \x1b[2J");
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("abc") && !shown.contains('\x1b'),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn display_has_context() {
-        let mut e = RegistryError::new(
+        let e = RegistryError::new(
             ErrorKind::Status(503),
             "ghcr.io",
             "https://ghcr.io/v2/o/a/manifests/1",
             "busy",
         )
         .with_hint("try later");
-        e.attempts = 4;
-        e.elapsed = Duration::from_millis(2500);
+        let e = e.counted(4, Duration::from_millis(2500));
         let s = e.to_string();
         assert_eq!(
             s,

@@ -1,22 +1,19 @@
 //! One registry: where its API lives (https, or http on loopback), its TLS client, how many
-//! requests may be in flight to it, and one authenticated GET. Tokens: `auth.rs`; retries:
+//! requests may be in flight to it. Requests: `request.rs`; tokens: `auth.rs`; retries:
 //! `retry.rs`.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
 use super::Registries;
-use super::auth::{Challenge, TokenCache, parse_challenge, pull_scope};
-use super::error::{
-    ErrorKind, Missing, RegistryError, registry_code, registry_message, storage_message,
-};
-use super::limits::error_body;
+use super::auth::{Challenge, TokenCache, parse_challenge};
+use super::error::{ErrorKind, Missing, RegistryError, registry_code, registry_message};
 use super::retry::parse_retry_after;
 use super::tls::{self, CertProblem};
 
@@ -176,12 +173,8 @@ impl Host {
                         Ok(Url::parse(&format!("{scheme}://{}/", self.api_host))
                             .expect("valid base"))
                     }
-                    Err(mut e) => {
-                        if e.hint.is_none() {
-                            e.hint = Some(self.unreachable_hint());
-                        }
-                        Err(e)
-                    }
+                    Err(e) if e.hint.is_none() => Err(e.with_hint(self.unreachable_hint())),
+                    Err(e) => Err(e),
                 }
             })
             .await
@@ -374,11 +367,13 @@ impl Host {
             429 => ErrorKind::TooManyRequests,
             s => ErrorKind::Status(s),
         };
-        let mut e = self.err(kind.clone(), url, registry_message(body));
-        e.retry_after = headers
+        let retry_after = headers
             .and_then(|h| h.get(reqwest::header::RETRY_AFTER))
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let e = self
+            .err(kind.clone(), url, registry_message(body))
+            .with_retry_after(retry_after);
         let r = &self.registry;
         let repo = repository
             .map(|p| format!(" (repository {p})"))
@@ -407,101 +402,10 @@ impl Host {
                     ),
                     Missing::Object => return e,
                 };
-                e.missing = Some((missing, p.to_owned()));
-                e.with_hint(hint)
+                e.with_missing(missing, p).with_hint(hint)
             }
             _ => e,
         }
-    }
-
-    /// One GET to `path` (relative to the API base) for `repository`. Re-authenticates once
-    /// on 401. The returned permit counts against the registry's connection cap until dropped.
-    pub async fn get(
-        &self,
-        pool: &Registries,
-        repository: &str,
-        path: &str,
-        headers: HeaderMap,
-        attempt: u32,
-    ) -> Result<(Response, OwnedSemaphorePermit), RegistryError> {
-        let base = self.base(pool).await?;
-        let url = base.join(path).expect("registry paths are valid URL paths");
-        let scope = pull_scope(repository);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        let mut reauthenticated = false;
-        loop {
-            let mut req = self.client(pool).get(url.clone()).headers(headers.clone());
-            if let Some(auth) = self.authorization(pool, repository).await? {
-                req = req.header(AUTHORIZATION, auth);
-            }
-            let resp = self.send_get(pool, req, &url, attempt).await?;
-            let status = resp.status();
-            if resp.url() != &url {
-                // A redirect (object storage): where the bytes come from, query cut.
-                tracing::debug!(
-                    "redirected to {}",
-                    crate::redact::redact(resp.url().as_str())
-                );
-            }
-            if status.is_success() {
-                return Ok((resp, permit));
-            }
-            let redirected = resp.url().host_str() != url.host_str()
-                || resp.url().port_or_known_default() != url.port_or_known_default();
-            if redirected && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
-            {
-                // Object storage refusing a pre-signed URL (expired, clock skew): asking the
-                // registry again yields a fresh one, so this is worth a retry.
-                let storage_url = resp.url().to_string();
-                let body = error_body(resp, pool.options.retry.stall_timeout).await;
-                return Err(self.err(
-                    ErrorKind::Storage(status.as_u16()),
-                    &storage_url,
-                    storage_message(&body),
-                ));
-            }
-            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
-                // The token expired, or the registry wants a challenge we had not seen.
-                reauthenticated = true;
-                self.remember_challenge(resp.headers());
-                self.tokens.lock().expect("token lock").forget(&scope);
-                continue;
-            }
-            let headers = resp.headers().clone();
-            let body = error_body(resp, pool.options.retry.stall_timeout).await;
-            return Err(self.status_error(
-                status,
-                url.as_str(),
-                &body,
-                Some(&headers),
-                Some(repository),
-            ));
-        }
-    }
-    /// Sends one GET within the attempt's time limit (30 s doubling to 5 min for the
-    /// headers): a registry that takes a while to start answering (a cold cache) succeeds on
-    /// a later attempt. Once the body flows, the stall timer and the minimum rate take over.
-    async fn send_get(
-        &self,
-        pool: &Registries,
-        req: reqwest::RequestBuilder,
-        url: &Url,
-        attempt: u32,
-    ) -> Result<Response, RegistryError> {
-        let timeout = pool.options.retry.attempt_timeout(attempt);
-        let detail = format!(
-            "no response in {} s (--response-timeout, doubling each attempt)",
-            timeout.as_secs_f64()
-        );
-        self.send_traced(req, ("GET", url.as_str()), Some((timeout, detail)), |e| {
-            self.transport_error(url.as_str(), e)
-        })
-        .await
     }
 }
 

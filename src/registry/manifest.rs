@@ -6,8 +6,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::Registries;
 use super::error::{ErrorKind, RegistryError};
+use super::host::Host;
 use super::mirrors::Remote;
 use super::pace::Pace;
+use super::request::{Answer, Request};
 use crate::digest::{Algorithm, Digest};
 use crate::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
 
@@ -35,25 +37,17 @@ impl Registries {
         let sep = if reference.contains(':') { "@" } else { ":" };
         let what = format!("manifest {}{sep}{reference}", remote.name());
         let started = std::time::Instant::now();
-        let mut retrier = self.retrier(remote, what.clone());
-        loop {
-            let attempt = retrier.next_attempt();
-            match self
-                .fetch_manifest_once(remote, &path, pinned, attempt)
-                .await
-            {
-                Ok(m) => {
-                    tracing::debug!(
-                        "{what}: {} ({} bytes) in {} ms",
-                        m.digest,
-                        m.bytes.len(),
-                        started.elapsed().as_millis()
-                    );
-                    return Ok(m);
-                }
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+        let m = self
+            .retrier(remote, what.clone())
+            .run(|attempt| self.fetch_manifest_once(remote, &path, pinned, attempt))
+            .await?;
+        tracing::debug!(
+            "{what}: {} ({} bytes) in {} ms",
+            m.digest,
+            m.bytes.len(),
+            started.elapsed().as_millis()
+        );
+        Ok(m)
     }
 
     /// One attempt: GET, read within the size cap, check the digest.
@@ -67,9 +61,13 @@ impl Registries {
         let host = self.host(&remote.registry)?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-        let (resp, _permit) = host
-            .get(self, &remote.repository, path, headers, attempt)
-            .await?;
+        let request = Request::pull(self.url(&host, path).await?, &remote.repository)
+            .headers(headers)
+            .limit(Host::pull_limit(self, attempt));
+        let Answer {
+            response: resp,
+            slot: _slot,
+        } = host.execute(self, request).await?;
         let url = resp.url().to_string();
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let served_digest = header_str(resp.headers(), "docker-content-digest");

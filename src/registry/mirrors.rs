@@ -32,10 +32,12 @@ impl Tried {
     }
 
     /// Adds the remotes tried before to the last remote's error.
-    pub fn annotate(&self, error: &mut super::RegistryError) {
-        if !self.0.is_empty() {
-            error.detail = format!("{} (after {})", error.detail, self.0.join("; "));
+    pub fn annotate(&self, error: super::RegistryError) -> super::RegistryError {
+        if self.0.is_empty() {
+            return error;
         }
+        let detail = format!("{} (after {})", error.detail, self.0.join("; "));
+        error.with_detail(detail)
     }
 }
 
@@ -288,11 +290,10 @@ fn check_location(location: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `index.docker.io` and `registry-1.docker.io` are `docker.io` in references.
+/// A mirror rule's prefix always starts with a registry (`docker.io`, `registry-1.docker.io/
+/// library`): Docker Hub's other names are `docker.io`, as in references.
 fn normalize_prefix(prefix: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    let (host, rest) = prefix.split_at(prefix.find('/').unwrap_or(prefix.len()));
-    format!("{}{rest}", crate::docker_hub::canonical(host))
+    crate::reference::normalize_registry_prefix(prefix.trim_end_matches('/'))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod mirrors;
 mod pace;
 mod pinned;
 mod referrers;
+mod request;
 mod retry;
 mod tls;
 mod upload;
@@ -195,24 +196,21 @@ impl Registries {
             return e;
         };
         let path = format!("v2/{repository}/tags/list?n=1");
-        match host
-            .get(
-                self,
-                &repository,
-                &path,
-                reqwest::header::HeaderMap::new(),
-                1,
-            )
-            .await
-        {
+        let asked = match self.url(&host, &path).await {
+            Ok(url) => {
+                let request =
+                    request::Request::pull(url, &repository).limit(host::Host::pull_limit(self, 1));
+                host.execute(self, request).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        match asked {
             Err(list) if matches!(list.missing, Some((Missing::Repository, _))) => {
-                let mut e = e;
-                let hint = list.hint.clone();
-                e.missing = list.missing.clone();
                 // Both answers: the manifest's, then the tag list's that tells them apart.
-                e.detail = format!("{}; {}", e.detail, list.detail);
-                e.hint = hint;
-                e
+                let detail = format!("{}; {}", e.detail, list.detail);
+                e.with_detail(detail)
+                    .with_missing(Missing::Repository, &repository)
+                    .with_hint_opt(list.hint.clone())
             }
             _ => e,
         }
@@ -226,6 +224,26 @@ impl Registries {
     /// Where to fetch `image` from: its mirrors, then its own registry.
     pub fn remotes(&self, image: &ImageRef) -> Vec<Remote> {
         self.options.mirrors.remotes(image)
+    }
+
+    /// A plain HTTP client with the registries' settings (CA files, user agent, timeouts,
+    /// redirects), unverified TLS when `host` is named insecure: for what is not a registry
+    /// but is reached like one (a classic Helm chart repository).
+    pub fn http_client(&self, host: &str) -> reqwest::Client {
+        if self.is_insecure(host) {
+            self.unverified.clone()
+        } else {
+            self.verified.clone()
+        }
+    }
+
+    /// The credential set for `repository` on `registry` (`--user`, credential files), if any.
+    pub fn credential(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<crate::credentials::Credential>, crate::credentials::CredentialError> {
+        self.credentials.credential(registry, repository)
     }
 
     fn is_insecure(&self, registry: &str) -> bool {

@@ -6,8 +6,10 @@ use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::Registries;
+use super::host::Host;
 use super::manifest::FetchedManifest;
 use super::mirrors::Remote;
+use super::request::{Answer, Request};
 use crate::digest::Digest;
 use crate::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
 
@@ -24,10 +26,13 @@ impl Registries {
         let path = format!("v2/{}/referrers/{subject}", remote.repository);
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
-        let (resp, _permit) = host
-            .get(self, &remote.repository, &path, headers, 1)
-            .await
-            .ok()?;
+        let request = Request::pull(self.url(&host, &path).await.ok()?, &remote.repository)
+            .headers(headers)
+            .limit(Host::pull_limit(self, 1));
+        let Answer {
+            response: resp,
+            slot: _slot,
+        } = host.execute(self, request).await.ok()?;
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)

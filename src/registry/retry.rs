@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Registries;
-use super::error::{ErrorKind, RegistryError};
+use super::error::{ErrorKind, RegistryError, Stopped};
 use crate::report::Event;
 
 /// Retry and timeout settings for every request to a registry.
@@ -144,12 +144,30 @@ impl<'a> Retrier<'a> {
         self.attempts.saturating_sub(1)
     }
 
+    /// Runs `attempt` (given its 1-based number) until it succeeds or [`Retrier::failed`]
+    /// gives up: the one retry loop of every request that keeps nothing between attempts. A
+    /// transfer that keeps bytes across attempts (fetch's ranged parts, a streamed upload that
+    /// may have landed) counts its progress itself with `next_attempt` and `failed`.
+    pub async fn run<T, F, Fut>(&mut self, mut attempt: F) -> Result<T, RegistryError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        loop {
+            let number = self.next_attempt();
+            match attempt(number).await {
+                Ok(value) => return Ok(value),
+                Err(e) => self.failed(e, false).await?,
+            }
+        }
+    }
+
     /// Records a failed attempt. `progressed` (bytes were stored) resets the count of failures
     /// in a row. Returns after the backoff when another attempt is worth it, or the final
     /// error (with attempts and elapsed time) when not.
     pub async fn failed(
         &mut self,
-        mut error: RegistryError,
+        error: RegistryError,
         progressed: bool,
     ) -> Result<(), RegistryError> {
         let policy = &self.pool.options.retry;
@@ -164,8 +182,7 @@ impl<'a> Retrier<'a> {
         // would otherwise be retried for ever.
         let progressed = progressed && error.kind != ErrorKind::TooSlow;
         self.in_a_row = if progressed { 0 } else { self.in_a_row + 1 };
-        error.attempts = self.attempts;
-        error.elapsed = self.start.elapsed();
+        let error = error.counted(self.attempts, self.start.elapsed());
         if !error.kind.is_retryable() || self.in_a_row > self.retries {
             return Err(error);
         }
@@ -173,17 +190,11 @@ impl<'a> Retrier<'a> {
             .retry_after
             .is_some_and(|ra| ra > policy.max_retry_after)
         {
-            error
-                .detail
-                .push_str(" (Retry-After is longer than ferry waits)");
-            return Err(error);
+            return Err(error.stopped(Stopped::RetryAfterTooLong));
         }
         let delay = policy.delay(self.in_a_row.max(1), error.retry_after);
         if policy.past_deadline_after(delay) {
-            error
-                .detail
-                .push_str(" (the --timeout deadline leaves no time to retry)");
-            return Err(error);
+            return Err(error.stopped(Stopped::Deadline));
         }
         self.pool
             .retries

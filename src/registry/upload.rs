@@ -9,9 +9,7 @@ use std::io::{self, Read};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue,
-};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
@@ -20,6 +18,7 @@ use super::auth::{pull_scope, push_scope};
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
 use super::manifest::header_str;
+use super::request::Request;
 use super::retry::Retrier;
 use crate::digest::Digest;
 use crate::report::Event;
@@ -67,56 +66,6 @@ pub enum BlobOutcome {
 }
 
 impl Host {
-    /// One request to `url` (on this registry, or an upload URL it handed out) with the
-    /// Authorization `scope` needs; re-authenticates once on 401 (`body` builds the body anew
-    /// for each send).
-    /// Answers any status; the permit bounds requests in flight to the registry.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn send(
-        &self,
-        pool: &Registries,
-        method: Method,
-        url: &Url,
-        repository: &str,
-        scope: &str,
-        headers: HeaderMap,
-        body: &dyn Fn() -> Option<reqwest::Body>,
-        timeout: Option<Duration>,
-    ) -> Result<Response, RegistryError> {
-        let base = self.base(pool).await?;
-        // Credentials go only to the registry itself, never to a host an upload URL names.
-        let same_host = url.host_str() == base.host_str()
-            && url.port_or_known_default() == base.port_or_known_default();
-        let mut reauthenticated = false;
-        loop {
-            let mut req = self
-                .client(pool)
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
-            if same_host && let Some(auth) = self.authorization_for(pool, repository, scope).await?
-            {
-                req = req.header(AUTHORIZATION, auth);
-            }
-            let body = body();
-            if let Some(b) = body {
-                req = req.body(b);
-            }
-            let limit = timeout.map(|t| (t, format!("no response in {} s", t.as_secs())));
-            let resp = self
-                .send_traced(req, (method.as_str(), url.as_str()), limit, |e| {
-                    self.transport_error(url.as_str(), e)
-                })
-                .await?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && same_host {
-                reauthenticated = true;
-                self.remember_challenge(resp.headers());
-                self.tokens.lock().expect("token lock").forget(scope);
-                continue;
-            }
-            return Ok(resp);
-        }
-    }
-
     /// The error for an unexpected answer to a push request, with the registry's own code and
     /// a hint that fits pushing.
     pub(super) async fn push_error(&self, resp: Response, repository: &str) -> RegistryError {
@@ -130,10 +79,10 @@ impl Host {
 }
 
 /// Replaces pull-oriented hints with what to do when a push is refused.
-fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryError {
+fn push_hint(host: &Host, e: RegistryError, repository: &str) -> RegistryError {
     let r = e.registry.clone();
     let quota = e.detail.to_ascii_lowercase().contains("quota");
-    e.hint = match e.kind {
+    let hint = match e.kind {
         ErrorKind::Unauthorized => Some(format!(
             "{r} wants credentials that may push to {repository}: `ferry login {r}`, or \
              --authfile / --creds with them; {}",
@@ -157,9 +106,9 @@ fn push_hint(host: &Host, mut e: RegistryError, repository: &str) -> RegistryErr
         _ if quota => Some(format!(
             "the storage quota of {r} is used up: free space there or raise the quota"
         )),
-        _ => e.hint.take(),
+        _ => e.hint.clone(),
     };
-    e
+    e.with_hint_opt(hint)
 }
 
 /// Whether the registry's `Docker-Content-Digest` (when it sends one) is `expected`.
@@ -245,22 +194,20 @@ impl Registries {
         headers: HeaderMap,
         what: String,
     ) -> Result<Option<(Option<u64>, Option<String>)>, RegistryError> {
-        let mut retrier = self.push_retrier(what);
-        loop {
-            let attempt = retrier.next_attempt();
-            match self
-                .head(host, url, repository, headers.clone(), attempt)
-                .await
-            {
-                Ok((StatusCode::OK, len, digest)) => return Ok(Some((len, digest))),
-                Ok((StatusCode::NOT_FOUND, ..)) => return Ok(None),
-                Ok((status, ..)) => {
-                    let e = self.explain(host, url, repository, status, attempt).await;
-                    retrier.failed(e, false).await?;
+        self.push_retrier(what)
+            .run(|attempt| {
+                let headers = headers.clone();
+                async move {
+                    match self.head(host, url, repository, headers, attempt).await? {
+                        (StatusCode::OK, len, digest) => Ok(Some((len, digest))),
+                        (StatusCode::NOT_FOUND, ..) => Ok(None),
+                        (status, ..) => {
+                            Err(self.explain(host, url, repository, status, attempt).await)
+                        }
+                    }
                 }
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+            })
+            .await
     }
 
     /// The error for a refused HEAD, with the registry's own code: a HEAD answer has no body,
@@ -285,27 +232,16 @@ impl Registries {
             reqwest::header::RANGE,
             HeaderValue::from_static("bytes=0-0"),
         );
-        let _permit = host
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
-        let timeout = Some(self.small_timeout(attempt));
-        match host
-            .send(
-                self,
-                Method::GET,
-                url,
-                repository,
-                &push_scope(repository),
-                headers,
-                &|| None,
-                timeout,
-            )
-            .await
-        {
-            Ok(resp) if resp.status() == status => host.push_error(resp, repository).await,
+        let request = Request::push(
+            Method::GET,
+            url.clone(),
+            repository,
+            &push_scope(repository),
+        )
+        .headers(headers)
+        .limit(self.small_limit(attempt));
+        match host.execute(self, request).await {
+            Ok(a) if a.response.status() == status => host.push_error(a.response, repository).await,
             _ => head_error(),
         }
     }
@@ -355,25 +291,15 @@ impl Registries {
         headers: HeaderMap,
         attempt: u32,
     ) -> Result<(StatusCode, Option<u64>, Option<String>), RegistryError> {
-        let _permit = host
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
-        let timeout = self.small_timeout(attempt);
-        let resp = host
-            .send(
-                self,
-                Method::HEAD,
-                url,
-                repository,
-                &push_scope(repository),
-                headers,
-                &|| None,
-                Some(timeout),
-            )
-            .await?;
+        let request = Request::push(
+            Method::HEAD,
+            url.clone(),
+            repository,
+            &push_scope(repository),
+        )
+        .headers(headers)
+        .limit(self.small_limit(attempt));
+        let resp = host.execute(self, request).await?.response;
         let len = header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
         let digest = header_str(resp.headers(), "docker-content-digest");
         Ok((resp.status(), len, digest))
@@ -383,6 +309,12 @@ impl Registries {
     pub(super) fn small_timeout(&self, attempt: u32) -> Duration {
         let r = &self.options.retry;
         r.attempt_timeout(attempt).min(r.stall_timeout)
+    }
+
+    /// [`Registries::small_timeout`] with what to say when it passes.
+    pub(super) fn small_limit(&self, attempt: u32) -> (Duration, String) {
+        let t = self.small_timeout(attempt);
+        (t, format!("no response in {} s", t.as_secs()))
     }
 
     /// Mounts `digest` into `repository` from `from`, another repository of the same registry.
@@ -402,43 +334,20 @@ impl Registries {
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
         let scope = format!("{} {}", push_scope(repository), pull_scope(from));
-        let mut retrier = self.push_retrier(format!(
-            "mount of {} into {registry}/{repository}",
-            digest.short()
-        ));
-        loop {
-            let attempt = retrier.next_attempt();
-            let result = async {
-                let _permit = host
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("never closed");
-                let resp = host
-                    .send(
-                        self,
-                        Method::POST,
-                        &url,
-                        repository,
-                        &scope,
-                        HeaderMap::new(),
-                        &|| None,
-                        Some(self.small_timeout(attempt)),
-                    )
-                    .await?;
+        let what = format!("mount of {} into {registry}/{repository}", digest.short());
+        let (host, url, scope) = (&host, &url, &scope);
+        self.push_retrier(what)
+            .run(|attempt| async move {
+                let request = Request::push(Method::POST, url.clone(), repository, scope)
+                    .limit(self.small_limit(attempt));
+                let resp = host.execute(self, request).await?.response;
                 match resp.status() {
                     StatusCode::CREATED => Ok(true),
                     StatusCode::ACCEPTED => Ok(false),
                     _ => Err(host.push_error(resp, repository).await),
                 }
-            }
-            .await;
-            match result {
-                Ok(mounted) => return Ok(mounted),
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+            })
+            .await
     }
 
     /// Puts a manifest's exact bytes under `reference` (a tag or its digest) with its media
@@ -466,41 +375,24 @@ impl Registries {
         })?;
         headers.insert(CONTENT_TYPE, content_type);
         let scope = push_scope(repository);
-        let mut retrier =
-            self.push_retrier(format!("manifest {registry}/{repository}:{reference}"));
-        loop {
-            let attempt = retrier.next_attempt();
-            let result = async {
-                let _permit = host
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("never closed");
-                let body = || Some(reqwest::Body::from(bytes.clone()));
-                let resp = host
-                    .send(
-                        self,
-                        Method::PUT,
-                        &url,
-                        repository,
-                        &scope,
-                        headers.clone(),
-                        &body,
-                        Some(self.small_timeout(attempt)),
-                    )
-                    .await?;
-                if resp.status() != StatusCode::CREATED {
-                    return Err(host.push_error(resp, repository).await);
+        let body = || Some(reqwest::Body::from(bytes.clone()));
+        let what = format!("manifest {registry}/{repository}:{reference}");
+        self.push_retrier(what)
+            .run(|attempt| {
+                let request = Request::push(Method::PUT, url.clone(), repository, &scope)
+                    .headers(headers.clone())
+                    .body(&body)
+                    .limit(self.small_limit(attempt));
+                let (host, digest) = (&host, &digest);
+                async move {
+                    let resp = host.execute(self, request).await?.response;
+                    if resp.status() != StatusCode::CREATED {
+                        return Err(host.push_error(resp, repository).await);
+                    }
+                    check_served_digest(host, &resp, digest)
                 }
-                check_served_digest(&host, &resp, &digest)
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) => retrier.failed(e, false).await?,
-            }
-        }
+            })
+            .await
     }
 }
 

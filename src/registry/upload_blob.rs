@@ -17,6 +17,7 @@ use super::auth::push_scope;
 use super::error::{ErrorKind, RegistryError};
 use super::host::Host;
 use super::manifest::header_str;
+use super::request::Request;
 use super::upload::{BlobSource, UploadError, check_served_digest};
 use crate::digest::Digest;
 use crate::report::Event;
@@ -81,12 +82,6 @@ impl Registries {
         sent: &Arc<AtomicU64>,
     ) -> Result<(), RegistryError> {
         let scope = push_scope(repository);
-        let _permit = host
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
         let put = self
             .start_upload(host, repository, &scope, source.digest(), attempt)
             .await?;
@@ -106,18 +101,12 @@ impl Registries {
             sent.store(0, Ordering::SeqCst);
             Some(self.stream_body(source.clone(), sent.clone(), local.clone()))
         };
-        let send = host.send(
-            self,
-            Method::PUT,
-            &put,
-            repository,
-            &scope,
-            headers,
-            &make_body,
-            None,
-        );
+        let request = Request::push(Method::PUT, put.clone(), repository, &scope)
+            .headers(headers)
+            .body(&make_body);
+        let send = host.execute(self, request);
         let resp = tokio::select! {
-            r = send => r?,
+            r = send => r?.response,
             e = self.watch_upload(host, &put, sent, source.size(), attempt) => return Err(e),
         };
         if resp.status() != StatusCode::CREATED {
@@ -139,18 +128,9 @@ impl Registries {
         let start = self
             .url(host, &format!("v2/{repository}/blobs/uploads/"))
             .await?;
-        let resp = host
-            .send(
-                self,
-                Method::POST,
-                &start,
-                repository,
-                scope,
-                HeaderMap::new(),
-                &|| None,
-                Some(self.small_timeout(attempt)),
-            )
-            .await?;
+        let request = Request::push(Method::POST, start.clone(), repository, scope)
+            .limit(self.small_limit(attempt));
+        let resp = host.execute(self, request).await?.response;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(host.push_error(resp, repository).await);
         }

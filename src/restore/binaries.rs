@@ -11,9 +11,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::lock::LockFile;
+use crate::fsutil::write_atomic_mode;
 use crate::platform::Platform;
-use crate::store::{Layout, StoreError, WORK_DIR, write_atomic_mode};
+use crate::store::lockfile::LockFile;
+use crate::store::{Layout, StoreError, WORK_DIR};
 
 /// One binary placed into the bundle.
 #[derive(Debug, Clone)]
@@ -235,7 +236,7 @@ pub fn place(layout: &Layout, search: &Search) -> Result<Binaries, StoreError> {
         let dest = layout.root().join(&file);
         if !std::fs::read(&dest).is_ok_and(|old| old == bytes) {
             let tmp = layout.root().join(WORK_DIR).join("tmp");
-            write_atomic_mode(layout.root(), &file, &bytes, &tmp, 0o755)?;
+            write_atomic_mode(&dest, &bytes, Some(&tmp), 0o755).map_err(StoreError::from)?;
         }
         out.placed.push(Placed {
             platform: platform.to_string(),

@@ -45,7 +45,9 @@ pub fn restore(
              .tar.zst) and restore the folder, or use --runtime containerd",
         ));
     }
-    let tmp = tempdir()?;
+    // Removed when dropped: on every way out, an early error included.
+    let tmp = TempTree::create()?;
+    let tmp = tmp.path();
     let p = &options.platform;
     let mut outcomes = Vec::new();
     for (i, image) in images.iter().enumerate() {
@@ -78,7 +80,6 @@ pub fn restore(
                 ),
             )),
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
                 return Err(RestoreError::runtime_hint(
                     format!("cannot run skopeo: {e}"),
                     "apt-get install skopeo, or use --runtime containerd",
@@ -94,7 +95,6 @@ pub fn restore(
             already_present: false,
         });
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     if options.pin {
         pin(images, options)?;
     }
@@ -114,13 +114,60 @@ fn pin(images: &[PlatformImage], options: &RestoreOptions) -> Result<(), Restore
     list.write(&options.crio_conf_dir)
 }
 
-fn tempdir() -> Result<std::path::PathBuf, RestoreError> {
-    let dir = std::env::temp_dir().join(format!(
-        "ferry-restore-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RestoreError::runtime(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
+/// A private folder in the temp folder for the one-image layouts, removed with what is in it
+/// when dropped. Made with mkdir (never an existing folder or a planted link), mode 0700.
+struct TempTree(std::path::PathBuf);
+
+impl TempTree {
+    fn create() -> Result<TempTree, RestoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut tries = 0;
+        loop {
+            let dir = std::env::temp_dir().join(format!(
+                "ferry-restore-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(TempTree(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {
+                    tries += 1;
+                }
+                Err(e) => {
+                    return Err(RestoreError::runtime(format!(
+                        "cannot create {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temp_tree_is_private_and_gone_once_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let tree = TempTree::create().unwrap();
+        let dir = tree.path().to_path_buf();
+        std::fs::create_dir(dir.join("0")).unwrap();
+        std::fs::write(dir.join("0/index.json"), "{}").unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(tree);
+        assert!(!dir.exists());
+    }
 }

@@ -110,10 +110,9 @@ impl PinList {
     pub fn write(&self, dir: &Path) -> Result<(), RestoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| RestoreError::runtime(format!("cannot create {}: {e}", dir.display())))?;
-        crate::store::write_atomic_mode(dir, PIN_FILE, self.render().as_bytes(), dir, 0o644)
-            .map_err(|e| {
-                RestoreError::runtime(format!("cannot write the CRI-O pinning drop-in: {e}"))
-            })
+        crate::fsutil::write_atomic(&dir.join(PIN_FILE), self.render().as_bytes(), None).map_err(
+            |e| RestoreError::runtime(format!("cannot write the CRI-O pinning drop-in: {e}")),
+        )
     }
 }
 

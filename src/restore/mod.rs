@@ -9,7 +9,6 @@ mod crio_pins;
 mod groups;
 pub mod pins;
 mod present;
-pub mod script;
 
 use std::path::PathBuf;
 
@@ -164,6 +163,43 @@ pub fn repository(reference: &str) -> &str {
     }
 }
 
+/// A chart or other artifact that restore does not import.
+#[derive(Debug, Clone)]
+pub struct LeftAlone {
+    /// The reference.
+    pub reference: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// What it is.
+    pub kind: crate::artifact::Kind,
+    /// Why it is not imported.
+    pub reason: String,
+}
+
+/// The bundle's entries restore leaves alone: Helm charts and other artifacts, which no
+/// container runtime runs (signatures and SBOMs, which travel with their images, are not named).
+pub fn left_alone(layout: &dyn BundleSource) -> Result<Vec<LeftAlone>, RestoreError> {
+    let mut out = Vec::new();
+    for entry in layout.index()?.entries() {
+        let Some(name) = entry.name.clone() else {
+            continue;
+        };
+        if crate::supply::is_referrer_name(&name) {
+            continue;
+        }
+        let kind = crate::artifact::kind_of_entry(layout, &entry);
+        if let Some(reason) = kind.why_not_restored() {
+            out.push(LeftAlone {
+                reference: name,
+                digest: entry.descriptor.digest().to_string(),
+                kind,
+                reason,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Restores every image of the bundle that serves the node's platform; the others are
 /// reported as failed. Returns one outcome per image.
 pub fn restore(
@@ -180,6 +216,11 @@ pub fn restore(
             .as_deref()
             .is_some_and(crate::supply::is_referrer_name)
         {
+            continue;
+        }
+        // Charts and other artifacts travel in the bundle; no runtime runs them
+        // ([`left_alone`] names them).
+        if !crate::artifact::kind_of_entry(layout, &entry).is_runnable() {
             continue;
         }
         match offer(layout, &entry, &options.platform)? {
@@ -202,6 +243,9 @@ pub fn restore(
         }
     }
     if serving.is_empty() && outcomes.is_empty() {
+        if !left_alone(layout)?.is_empty() {
+            return Ok(Vec::new()); // only artifacts: nothing to import, nothing failed
+        }
         return Err(RestoreError::Empty(layout.path().display().to_string()));
     }
     if serving.is_empty() {

@@ -13,8 +13,8 @@ use super::{Layout, StoreError, WORK_DIR};
 const ROOT_FILES: [&str; 5] = [
     "oci-layout",
     "index.json",
-    crate::lock::LOCK_FILE_NAME,
-    crate::restore::script::SCRIPT_NAME,
+    super::lockfile::LOCK_FILE_NAME,
+    super::script::SCRIPT_NAME,
     "ferry",
 ];
 

@@ -93,25 +93,12 @@ pub fn remove_blobs(layout: &Layout, digests: &BTreeSet<Digest>) -> Result<Remov
             removed.blobs += 1;
             removed.blob_bytes += len;
         }
-        crash_point("remove-blob");
+        crate::fsutil::crash_point("remove-blob");
     }
     if removed.blobs > 0 {
         layout.sync_blob_dirs()?;
     }
     Ok(removed)
-}
-
-/// For tests of crash safety only: when `FERRY_TEST_CRASH_AT` names this point, the process
-/// kills itself with SIGKILL here, as a power cut or `kill -9` would. Debug builds only: the
-/// tests run one, and a release build has no such switch.
-pub fn crash_point(name: &str) {
-    if cfg!(debug_assertions) && std::env::var_os("FERRY_TEST_CRASH_AT").is_some_and(|v| v == name)
-    {
-        // SAFETY: raise has no preconditions; SIGKILL ends the process at once.
-        unsafe {
-            libc::raise(libc::SIGKILL);
-        }
-    }
 }
 
 /// The blob files of the bundle that nothing in `keep` names.

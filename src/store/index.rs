@@ -1,8 +1,6 @@
 //! index.json: one descriptor per image reference, sorted, annotated with the full reference.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Read};
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
@@ -25,32 +23,6 @@ pub const ANNOTATION_PLATFORMS: &str = "io.ferry.platforms";
 /// 1 GB) could exhaust a node.
 pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Reads a whole small file, `None` when it does not exist; refuses one larger than `limit`
-/// without reading it all (a FIFO or a device reads at most `limit` + 1 bytes).
-pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("read", path)(e)),
-    };
-    let too_large = || StoreError::Foreign {
-        path: path.to_path_buf(),
-        reason: format!("larger than the {} MiB ferry reads", limit >> 20),
-        hint: "this is not a file ferry wrote",
-    };
-    if file.metadata().is_ok_and(|m| m.len() > limit) {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(StoreError::io("read", path))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(Some(bytes))
-}
-
 /// Checks every field of an index.json entry that ferry uses or writes elsewhere: media type,
 /// digest, platform, and the name annotations (full references) and `io.ferry.platforms`
 /// (canonical platforms). Returns the entry's name.
@@ -64,6 +36,9 @@ pub fn check_entry(d: &Descriptor) -> Result<Option<String>, Invalid> {
         )
     })?;
     crate::manifest::descriptor_platform(d)?;
+    if let Some(t) = d.artifact_type() {
+        untrusted::check_media_type(t.as_ref())?;
+    }
     let Some(annotations) = d.annotations() else {
         return Ok(None);
     };
@@ -132,7 +107,7 @@ impl BundleIndex {
     /// (see [`check_entry`]): index.json may come from another tool or a tampered bundle, and
     /// its names reach restore.sh.
     pub fn read(path: &Path) -> Result<BundleIndex, StoreError> {
-        match read_bounded(path, MAX_INDEX_BYTES)? {
+        match crate::fsutil::read_bounded(path, MAX_INDEX_BYTES)? {
             Some(bytes) => BundleIndex::parse(&bytes, path),
             None => Ok(BundleIndex::default()),
         }
@@ -235,6 +210,7 @@ impl BundleIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const D1: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     const D2: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -390,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_device_is_read_no_further_than_the_limit() {
-        let e = read_bounded(Path::new("/dev/zero"), 1024)
+        let e = crate::fsutil::read_bounded(Path::new("/dev/zero"), 1024)
             .unwrap_err()
             .to_string();
         assert!(e.contains("larger than"), "{e}");

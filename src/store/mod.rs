@@ -4,28 +4,27 @@
 //! while written, fsynced and renamed, so a crash at any instant leaves a valid layout.
 //! This module knows nothing of registries.
 
-mod atomic;
 mod blob;
 mod discard;
 pub mod gc;
 mod index;
 pub mod inside;
 mod inspect;
+pub mod lockfile;
 mod partial;
+pub mod publish;
 mod read;
+pub mod script;
 pub mod select;
 pub mod source;
-mod space;
 pub mod verify;
 
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{AtomicFile, check_replaceable, write_atomic, write_atomic_mode};
 pub use blob::{BlobWriter, StagedBlob};
 pub use discard::discard_created;
-pub(crate) use index::read_bounded;
 pub use index::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_PLATFORMS, ANNOTATION_REF_NAME, BundleIndex, IndexEntry,
     MAX_INDEX_BYTES, check_entry,
@@ -36,10 +35,10 @@ pub use partial::{MAX_PARTS, Part, PartialDownload, contiguous, plan_parts};
 pub(crate) use read::blob_read_error;
 pub use read::{BlobFile, VerifiedReader};
 pub use source::{Blob, BlobStat, BundleSource, SourceKind};
-pub use space::{FreeSpace, free_space};
 
 use crate::digest::Digest;
-use crate::lock::{LOCK_FILE_NAME, LockFile};
+use crate::fsutil::{FsError, write_atomic, write_atomic_mode};
+use lockfile::{LOCK_FILE_NAME, LockFile};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -163,12 +162,35 @@ impl StoreError {
     }
 }
 
+impl From<FsError> for StoreError {
+    fn from(e: FsError) -> StoreError {
+        match e {
+            FsError::Io {
+                action,
+                path,
+                source,
+            } => StoreError::Io {
+                action,
+                path,
+                source,
+            },
+            FsError::WontReplace { path, what } => StoreError::WontReplace { path, what },
+            FsError::TooLarge { path, limit } => StoreError::Foreign {
+                path,
+                reason: format!("larger than the {} MiB ferry reads", limit >> 20),
+                hint: "this is not a file ferry wrote",
+            },
+        }
+    }
+}
+
 impl crate::error::Diagnostic for StoreError {
     fn kind(&self) -> crate::error::Kind {
         use crate::error::Kind;
         match self {
             StoreError::Io { .. } => Kind::Io,
-            StoreError::Busy(_) => Kind::Failed,
+            // A local condition, as a folder of other things is: exit 2, nothing contacted.
+            StoreError::Busy(_) => Kind::Configuration,
             // -o names a folder of other things (the CLI says whether a path was the user's).
             StoreError::NotEmpty(_) => Kind::Configuration,
             StoreError::NotALayout { .. } => Kind::Bundle,
@@ -242,7 +264,11 @@ impl Layout {
                 if has_foreign {
                     return Err(StoreError::NotEmpty(root.to_path_buf()));
                 }
-                write_atomic(root, "oci-layout", OCI_LAYOUT.as_bytes(), &layout.tmp_dir())?;
+                write_atomic(
+                    &root.join("oci-layout"),
+                    OCI_LAYOUT.as_bytes(),
+                    Some(&layout.tmp_dir()),
+                )?;
             }
             Err(e) => return Err(StoreError::io("read", &oci_layout)(e)),
         }
@@ -384,7 +410,7 @@ impl Layout {
             let dir = self.blob_dir(alg);
             // blobs/sha512 exists only once a sha512 blob was stored.
             if alg == crate::digest::Algorithm::Sha256 || dir.is_dir() {
-                atomic::sync_dir(&dir)?;
+                crate::fsutil::sync_dir(&dir)?;
             }
         }
         Ok(())
@@ -407,7 +433,11 @@ impl Layout {
     pub fn write_index(&self, index: &BundleIndex) -> Result<(), StoreError> {
         let bytes = index.to_json();
         self.refuse_unreadable("index.json", &bytes)?;
-        write_atomic(&self.root, "index.json", &bytes, &self.tmp_dir())
+        Ok(write_atomic(
+            &self.root.join("index.json"),
+            &bytes,
+            Some(&self.tmp_dir()),
+        )?)
     }
 
     /// Refuses to write `bytes` as `name` when ferry would refuse to read it back.
@@ -424,7 +454,12 @@ impl Layout {
 
     /// Replaces an executable file at the bundle's root atomically (restore.sh).
     pub fn write_script(&self, name: &str, text: &str) -> Result<(), StoreError> {
-        write_atomic_mode(&self.root, name, text.as_bytes(), &self.tmp_dir(), 0o755)
+        Ok(write_atomic_mode(
+            &self.root.join(name),
+            text.as_bytes(),
+            Some(&self.tmp_dir()),
+            0o755,
+        )?)
     }
 
     /// Reads the lock file (empty when absent).
@@ -436,7 +471,11 @@ impl Layout {
     pub fn write_lock(&self, lock: &LockFile) -> Result<(), StoreError> {
         let bytes = lock.to_json();
         self.refuse_unreadable(LOCK_FILE_NAME, &bytes)?;
-        write_atomic(&self.root, LOCK_FILE_NAME, &bytes, &self.tmp_dir())
+        Ok(write_atomic(
+            &self.root.join(LOCK_FILE_NAME),
+            &bytes,
+            Some(&self.tmp_dir()),
+        )?)
     }
 
     /// Every blob file under `blobs/`, with its digest (files that are not digests are skipped).

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Layout, StagedBlob, StoreError, atomic};
+use super::{Layout, StagedBlob, StoreError};
 use crate::digest::{self, Digest, Hasher};
 
 /// The most parts a record may hold: a blob is cut into parts of 8 to 64 MiB, more only for a
@@ -298,8 +298,7 @@ impl PartialDownload {
     pub fn split(&mut self, parts: Vec<Part>, etag: Option<String>) -> Result<(), StoreError> {
         let (text, lines_at) = Record::text(self.size, etag.as_deref(), &parts);
         let record_path = record_path(&self.path);
-        let (dir, name) = split_path(&record_path);
-        atomic::write_atomic(dir, name, text.as_bytes(), &self.tmp_dir)?;
+        crate::fsutil::write_atomic(&record_path, text.as_bytes(), Some(&self.tmp_dir))?;
         self.adopt(record_path, lines_at, parts, etag)
     }
 
@@ -413,15 +412,6 @@ fn record_path(partial: &Path) -> PathBuf {
     let mut name = partial.file_name().expect("a file name").to_owned();
     name.push(".parts");
     partial.with_file_name(name)
-}
-
-fn split_path(path: &Path) -> (&Path, &str) {
-    let dir = path.parent().expect("in the partial folder");
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("an ASCII name");
-    (dir, name)
 }
 
 /// Opens a file of the partial area, never through a link planted at its name, and only a

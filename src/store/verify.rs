@@ -14,8 +14,10 @@ use crate::digest::Digest;
 /// The outcome of a verification. The bundle is sound when `problems` is empty.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
-    /// Image references checked.
+    /// Image references checked (signatures, SBOMs and other referrers not counted).
     pub images: usize,
+    /// Referrer entries checked (cosign signatures, attestations, SBOMs).
+    pub referrers: usize,
     /// Blob files re-hashed.
     pub blobs: usize,
     /// Bytes re-hashed.
@@ -109,7 +111,14 @@ fn check_entries(
 ) -> BTreeSet<Digest> {
     let mut reachable = BTreeSet::new();
     for entry in index.entries() {
-        report.images += 1;
+        match entry
+            .name
+            .as_deref()
+            .is_some_and(crate::reference::is_referrer_name)
+        {
+            true => report.referrers += 1,
+            false => report.images += 1,
+        }
         let name = entry
             .name
             .clone()

@@ -373,7 +373,7 @@ fn refusals_at_the_seam() {
         vec!["export", s(&b), "--oci-archive", "-"],
     ] {
         let (code, _, stderr) = ferry_out(&args);
-        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(code, 2, "{args:?}");
         assert!(
             stderr.contains("in use by another ferry process"),
             "{args:?}: {stderr}"

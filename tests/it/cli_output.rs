@@ -68,6 +68,7 @@ fn help_of_the_main_commands() {
         insta::assert_snapshot!("help", help(&["--help"]));
         for command in [
             "bundle", "lock", "images", "ls", "verify", "diff", "restore", "export", "push",
+            "login",
         ] {
             insta::assert_snapshot!(format!("help_{command}"), help(&[command, "--help"]));
         }

@@ -70,4 +70,14 @@ fn man_pages_for_the_command_and_each_subcommand() {
         bundle.contains("platform"),
         "the bundle page documents its options"
     );
+    // The sections a man page has that clap knows nothing of: each command's examples, what
+    // its exit codes mean, the environment it reads (restore.sh's too, on restore's page).
+    for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+        assert!(bundle.contains(section), "{section}: {bundle}");
+    }
+    assert!(bundle.contains(r"ferry bundle \-f images.txt"), "{bundle}");
+    assert!(bundle.contains("REGISTRY_AUTH_FILE") && !bundle.contains("FERRY_CONTAINERS_STORAGE"));
+    let restore = std::fs::read_to_string(out.join("ferry-restore.1")).unwrap();
+    assert!(restore.contains("FERRY_CONTAINERS_STORAGE") && restore.contains("FERRY_PIN"));
+    assert!(restore.contains("130"), "{restore}");
 }

@@ -137,6 +137,51 @@ fn a_refused_certificate_and_a_refused_login() {
             "login_required",
             outcome(&["bundle", "-o", b, &locked.image("sample/hello:1.0")], &[])
         );
+        // A login missing for a whole registry is said once, then the other images counted.
+        insta::assert_snapshot!(
+            "login_required_for_three_images",
+            outcome(
+                &[
+                    "bundle",
+                    "-o",
+                    b,
+                    &locked.image("sample/hello:1.0"),
+                    &locked.image("sample/world:1.0"),
+                    &locked.image("sample/zstd:1.0"),
+                ],
+                &[]
+            )
+        );
+    });
+    // A credential helper that fails: the helper's words, no URL (none was asked), the
+    // helper's failure as the cause.
+    let broken = credential_helper(
+        dir.path(),
+        "broken",
+        &locked.addr,
+        "someone",
+        "secret",
+        Some("the keychain is locked"),
+    );
+    let cfg = docker_config(dir.path(), r#"{"credsStore":"broken"}"#);
+    let path = path_with(&broken);
+    let env = [
+        ("DOCKER_CONFIG", cfg.to_str().unwrap()),
+        ("PATH", path.as_str()),
+    ];
+    let mut s = filters(Some(&locked), &[(dir.path(), "[DIR]")]);
+    s.add_filter(&regex_escape(&locked.addr), "127.0.0.1:LOCKD");
+    s.bind(|| {
+        let args = ["bundle", "-o", b, &locked.image("sample/hello:1.0")];
+        insta::assert_snapshot!("credential_helper_fails", outcome(&args, &env));
+        let json = [
+            "bundle",
+            "--json",
+            "-o",
+            b,
+            &locked.image("sample/hello:1.0"),
+        ];
+        insta::assert_snapshot!("credential_helper_fails_json", outcome(&json, &env));
     });
 }
 

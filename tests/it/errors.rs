@@ -158,7 +158,7 @@ fn two_writers_on_one_bundle_are_refused() {
     let running = first.try_wait().unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(code, 1, "first writer: {running:?}; {stderr}");
+    assert_eq!(code, 2, "first writer: {running:?}; {stderr}");
     assert!(
         stderr.contains("in use by another ferry process"),
         "{stderr}"

@@ -295,7 +295,7 @@ fn bundle_json_reports_a_busy_folder() {
         b.to_str().unwrap(),
         "127.0.0.1:9/never/fetched:1",
     ]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "a folder in use is a local condition: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout:?} {stderr}"));
     assert_eq!(report["success"], false);

@@ -71,6 +71,19 @@ fn custom_resources_only_when_asked_and_never_text_that_mentions_image() {
         !all.iter().any(|i| i.contains("should/not-be-taken")),
         "{all:?}"
     );
+    // Without the flag, what was left unread is said once, with the flag that takes it.
+    let (code, stdout, stderr) = ferry_out(&["images", "--from-manifests", &manifests()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("operators/"), "{stdout}");
+    assert_eq!(
+        stderr.matches("--scan-all-image-fields").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("left out 2 image field(s) of Database"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -88,11 +101,28 @@ fn excludes_by_normalized_prefix_and_json_output() {
         .filter(|i| !i.starts_with("docker.io/library/") && i != "ghcr.io/shop/web:1.4.1")
         .collect();
     assert_eq!(kept, expected);
-    // `busybox` means docker.io/library/busybox, as a reference would.
-    let kept = images(&["--from-manifests", &manifests(), "--exclude", "busybox"]);
+    // `busybox` means docker.io/library/busybox, as a reference would; what was left out is
+    // named on stderr.
+    let (code, stdout, stderr) = ferry_out(&[
+        "images",
+        "--from-manifests",
+        &manifests(),
+        "--exclude",
+        "busybox",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let kept: Vec<&str> = stdout.lines().collect();
     assert!(
         !kept.iter().any(|i| i.contains("busybox")) && kept.len() == expected_default().len() - 1,
         "{kept:?}"
+    );
+    let busybox = expected_default()
+        .into_iter()
+        .find(|i| i.contains("busybox"))
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("--exclude left out 1 reference(s): {busybox}")),
+        "{stderr}"
     );
 
     let (code, stdout, _) = ferry_out(&["images", "--json", "--from-manifests", &manifests()]);

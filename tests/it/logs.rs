@@ -12,7 +12,11 @@ use common::*;
 fn lines_about<'a>(stderr: &'a str, prefix: &str, reference: &str) -> Vec<&'a str> {
     stderr
         .lines()
-        .filter(|l| l.starts_with(prefix) && l.contains(&format!(" {reference}: ")))
+        .filter(|l| {
+            l.starts_with(prefix)
+                && (l.contains(&format!(" {reference}: "))
+                    || l.contains(&format!(" {reference} (")))
+        })
         .collect()
 }
 

@@ -7,13 +7,17 @@
 //! (tests/parsers). A new test file goes here as a module: `mod NAME;` below, and
 //! `use crate::common;` at its top instead of `mod common;`.
 
+mod architecture;
 mod archive;
+mod artifacts;
 mod auth;
 mod auth_defaults;
 mod big_blobs;
 mod binary_delta;
 mod bundle;
 mod certificates;
+mod chart_images;
+mod charts;
 mod cli_output;
 mod common;
 mod conventions;
@@ -25,6 +29,7 @@ mod escaping;
 mod examples;
 mod export_more;
 mod faults;
+mod files;
 mod hostile;
 mod inputs;
 mod interrupt;
@@ -40,6 +45,7 @@ mod network;
 mod nodes;
 mod nothing_to_do;
 mod platforms_missing;
+mod prefixes;
 mod push;
 mod push_faults;
 mod push_readback;

@@ -63,7 +63,7 @@ fn the_arm64_binary_runs_and_an_arm64_node_without_one_imports_at_once() {
         .arg(&built)
         .args(["version", "--json"]));
     let version: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(version["arch"], "aarch64");
+    assert_eq!(version["arch"], "arm64");
     assert_eq!(version["ferry"], env!("CARGO_PKG_VERSION"));
     // binutils' own reading: no program interpreter (static), no symbol table (stripped).
     let headers = run(Command::new("aarch64-linux-gnu-readelf")
@@ -150,7 +150,7 @@ fn the_arm64_binary_runs_and_an_arm64_node_without_one_imports_at_once() {
     assert!(out.status.success(), "{log}");
     assert!(
         log.contains(
-            "no ferry binary runs on this aarch64 node (ferry-linux-arm64 is not an executable \
+            "no ferry binary runs on this linux/arm64 node (ferry-linux-arm64 is not an executable \
              for linux/arm64; none on PATH): importing the images instead of serving them"
         ),
         "{log}"

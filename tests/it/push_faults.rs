@@ -169,6 +169,26 @@ fn refusals_403_and_a_quota_fail_their_image_with_the_registrys_words() {
             "{status}: {stderr}"
         );
         assert!(stderr.contains("hint: "), "{status}: {stderr}");
+        // The next step, and the failed image's own digest (the bundle's, from index.json).
+        assert!(
+            stderr.contains("then run the same command again")
+                && stderr.contains(&format!(
+                    "--ref {}/team/app:1",
+                    report["images"][0]["source"]
+                        .as_str()
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap()
+                )),
+            "{stderr}"
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            report["images"][0]["digest"], index["manifests"][0]["digest"],
+            "{report}"
+        );
         assert!(manifest_puts(&target).is_empty(), "nothing tagged");
     }
 }

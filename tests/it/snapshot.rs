@@ -145,3 +145,41 @@ fn bad_names_and_no_cluster_are_usage_errors() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no kubeconfig"), "{stderr}");
 }
+
+/// An API server that does not answer: one line naming what ferry was doing and the cause,
+/// a hint, exit 1; no client-library wording ("ServiceError", "client error (Connect)").
+#[test]
+fn an_api_server_that_does_not_answer_is_named_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: \
+             https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  \
+             context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: c\nusers:\n- \
+             name: u\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    let mut args: Vec<&str> = ARGS.to_vec();
+    args.push("s");
+    let (code, _, stderr) = ferry_env(&args, &[("KUBECONFIG", kubeconfig.to_str().unwrap())]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the Kubernetes API server did not answer")
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: check the server address"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("ServiceError") && !stderr.contains("client error"),
+        "{stderr}"
+    );
+}

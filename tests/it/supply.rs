@@ -155,7 +155,17 @@ fn referrers_are_bundled_byte_exact_listed_and_verified() {
     let b = bundle.to_str().unwrap();
     let (code, stdout, stderr) = ferry_out(&["verify", b, "--key", &s.key("cosign.pub")]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stdout.contains("2 of 4 images signed"), "{stdout}");
+    assert!(
+        stdout.contains("signatures: 2 of 4 images signed"),
+        "{stdout}"
+    );
+    // One verdict, last, and it is the exit code's: never "ok" above "FAILED".
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.last().unwrap().starts_with("FAILED: 4 images (and "),
+        "signatures are not counted as images: {stdout}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("ok")), "{stdout}");
     let world = s.reg.image("sample/world:1.0");
     let zstd = s.reg.image("sample/zstd:1.0");
     assert!(
@@ -411,6 +421,33 @@ fn an_image_without_referrers_is_bundled() {
     assert!(
         !fake.seen("/v2/app/manifests/sha256-").is_empty(),
         "then the fallback tag"
+    );
+    // verify --key of a bundle that holds no signature says what the usual cause is.
+    let key = dir.path().join("cosign.pub");
+    let out = run(Command::new("openssl")
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+        .stdout(std::process::Stdio::piped()));
+    let private = dir.path().join("cosign.key");
+    std::fs::write(&private, &out.stdout).unwrap();
+    run(Command::new("openssl")
+        .args(["ec", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&key));
+    let (code, stdout, stderr) = ferry_out(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("signatures: 0 of 1 images signed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("no signatures found") && stderr.contains("--referrers"),
+        "{stderr}"
     );
 }
 

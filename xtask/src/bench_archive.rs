@@ -1,7 +1,9 @@
 //! The archive case of `cargo xtask bench` (`--archive-only` runs it alone): the bench set
 //! bundled once, then, alternating with the peer in the same run (medians, ratios printed):
 //! - `ferry export --oci-archive x.tar.zst` against `tar -c DIR | zstd -T0 -3` (target <= 1.2;
-//!   ferry's time includes the fsync before its rename, the peer writes without one);
+//!   ferry's time includes the fsync before its rename, the peer writes without one), and
+//!   against the same pipeline followed by `sync FILE`, the same durability: the machine's limit
+//!   for an archive that survives a power cut;
 //! - `ferry verify x.tar.zst` against `zstd -dc x.tar.zst | sha256sum` (target <= 1.2);
 //! - skopeo pulling every image from `ferry serve x.tar.zst` against from `ferry serve DIR`
 //!   (target <= 1.15);
@@ -64,6 +66,7 @@ pub fn run(ferry: &Path, refs: &[String], names: &[String], runs: usize) -> Resu
     let zst = work.path().join("x.tar.zst");
     let peer = work.path().join("peer.tar.zst");
     let (mut fe, mut pe, mut fv, mut pv) = (vec![], vec![], vec![], vec![]);
+    let mut durable = vec![];
     for _ in 0..runs {
         let _ = std::fs::remove_file(&zst);
         fe.push(timed(
@@ -75,6 +78,11 @@ pub fn run(ferry: &Path, refs: &[String], names: &[String], runs: usize) -> Resu
         )?);
         pe.push(timed(&mut shell(&format!(
             "tar -C '{}' -cf - . | zstd -T0 -3 -q -f -o '{}'",
+            bundle.display(),
+            peer.display()
+        )))?);
+        durable.push(timed(&mut shell(&format!(
+            "tar -C '{0}' -cf - . | zstd -T0 -3 -q -f -o '{1}' && sync '{1}'",
             bundle.display(),
             peer.display()
         )))?);
@@ -90,7 +98,9 @@ pub fn run(ferry: &Path, refs: &[String], names: &[String], runs: usize) -> Resu
         "archive: the bench set as one .tar.zst ({:.0} MiB), {runs} runs (median); machine shared",
         crate::bench::mib(size)
     );
-    ratio_line("export vs tar | zstd -T0 -3", &median(fe), &median(pe), 1.2);
+    let fe = median(fe);
+    ratio_line("export vs tar | zstd -T0 -3", &fe, &median(pe), 1.2);
+    ratio_line("export vs the same, then sync", &fe, &median(durable), 1.2);
     ratio_line(
         "verify vs zstd -dc | sha256sum",
         &median(fv),

@@ -27,9 +27,9 @@ pub use archive::ArchiveSource;
 pub use blob::{Blob, BlobReader, FileKey, RangeReader, VerifiedCache};
 pub use zst::{SEEKABLE_FRAME, SeekableWriter};
 
+use super::lockfile::{LOCK_FILE_NAME, LockFile};
 use super::{BundleIndex, Layout, MAX_INDEX_BYTES, MAX_SMALL_BLOB, StoreError};
 use crate::digest::Digest;
-use crate::lock::{LOCK_FILE_NAME, LockFile};
 
 /// The delta marker's name at a delta's root (`ferry-delta.json`).
 pub const MARKER_FILE: &str = "ferry-delta.json";

@@ -615,3 +615,14 @@ pub fn script_images(script: &str) -> Vec<String> {
         .expect("the here-document ends");
     rest.lines().take(end).map(str::to_owned).collect()
 }
+
+/// Pushes testdata/push_artifacts.py's Helm chart (`charts/mychart:0.1.0`) and oras-style file
+/// (`files/model:v1`) into `reg` (python, not ferry); the chart .tgz and the file land in
+/// `out`. Returns its fixtures.json: per artifact the manifest, config and layer digests.
+pub fn push_artifacts(reg: &Registry, out: &Path) -> serde_json::Value {
+    run(Command::new("python3")
+        .arg(root().join("testdata/push_artifacts.py"))
+        .arg(&reg.addr)
+        .arg(out));
+    serde_json::from_slice(&std::fs::read(out.join("fixtures.json")).unwrap()).unwrap()
+}

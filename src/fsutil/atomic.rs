@@ -9,44 +9,40 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use super::{FsError, folder_of};
 
-/// Writes `bytes` to `dir/name` atomically, staging the temp file in `tmp_dir` (same filesystem).
-pub fn write_atomic(
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-    tmp_dir: &Path,
-) -> Result<(), StoreError> {
-    write_atomic_mode(dir, name, bytes, tmp_dir, 0o644)
+/// Writes `bytes` to `dest` atomically (mode 0o644), staging the temp file in `tmp_dir` (on
+/// dest's filesystem), or beside `dest` when `None`.
+pub fn write_atomic(dest: &Path, bytes: &[u8], tmp_dir: Option<&Path>) -> Result<(), FsError> {
+    write_atomic_mode(dest, bytes, tmp_dir, 0o644)
 }
 
 /// [`write_atomic`] with a file mode (0o755 for a script, 0o600 for secrets).
 pub fn write_atomic_mode(
-    dir: &Path,
-    name: &str,
+    dest: &Path,
     bytes: &[u8],
-    tmp_dir: &Path,
+    tmp_dir: Option<&Path>,
     mode: u32,
-) -> Result<(), StoreError> {
-    fs::create_dir_all(tmp_dir).map_err(StoreError::io("create", tmp_dir))?;
-    let mut file = AtomicFile::create(&dir.join(name), tmp_dir, mode)?;
+) -> Result<(), FsError> {
+    let tmp_dir = tmp_dir.unwrap_or_else(|| folder_of(dest));
+    fs::create_dir_all(tmp_dir).map_err(FsError::io("create", tmp_dir))?;
+    let mut file = AtomicFile::create(dest, tmp_dir, mode)?;
     file.write_all(bytes)
-        .map_err(StoreError::io("write", file.tmp_path()))?;
+        .map_err(FsError::io("write", file.tmp_path()))?;
     file.commit()
 }
 
 /// Refuses to replace anything but a regular file (or nothing) at `path`.
-pub fn check_replaceable(path: &Path) -> Result<(), StoreError> {
+pub fn check_replaceable(path: &Path) -> Result<(), FsError> {
     let what = match path.symlink_metadata() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io("stat", path)(e)),
+        Err(e) => return Err(FsError::io("stat", path)(e)),
         Ok(m) if m.is_file() => return Ok(()),
         Ok(m) if m.is_symlink() => "a symlink",
         Ok(m) if m.is_dir() => "a folder",
         Ok(_) => "a device, FIFO or socket",
     };
-    Err(StoreError::WontReplace {
+    Err(FsError::WontReplace {
         path: path.to_path_buf(),
         what,
     })
@@ -65,7 +61,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temp file for `dest` in `tmp_dir` (which must be on dest's filesystem),
     /// refusing up front a destination that is not a regular file.
-    pub fn create(dest: &Path, tmp_dir: &Path, mode: u32) -> Result<AtomicFile, StoreError> {
+    pub fn create(dest: &Path, tmp_dir: &Path, mode: u32) -> Result<AtomicFile, FsError> {
         AtomicFile::create_named(dest, tmp_dir, mode, random_hex)
     }
 
@@ -76,7 +72,7 @@ impl AtomicFile {
         tmp_dir: &Path,
         mode: u32,
         mut random: impl FnMut() -> String,
-    ) -> Result<AtomicFile, StoreError> {
+    ) -> Result<AtomicFile, FsError> {
         check_replaceable(dest)?;
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         // Keep the temp name within NAME_MAX whatever the destination's name.
@@ -103,7 +99,7 @@ impl AtomicFile {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => {
                     attempts += 1;
                 }
-                Err(e) => return Err(StoreError::io("create", &tmp)(e)),
+                Err(e) => return Err(FsError::io("create", &tmp)(e)),
             }
         }
     }
@@ -119,14 +115,14 @@ impl AtomicFile {
     }
 
     /// fsyncs the temp file, renames it over the destination and fsyncs the folder.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<(), FsError> {
         self.file
             .sync_all()
-            .map_err(StoreError::io("sync", &self.tmp))?;
+            .map_err(FsError::io("sync", &self.tmp))?;
         // Checked again: something may have been put there since create (rename would replace
         // a link or node, not write through it, but it must not replace it silently either).
         check_replaceable(&self.dest)?;
-        fs::rename(&self.tmp, &self.dest).map_err(StoreError::io("rename into", &self.dest))?;
+        fs::rename(&self.tmp, &self.dest).map_err(FsError::io("rename into", &self.dest))?;
         self.done = true;
         let dir = self
             .dest
@@ -168,10 +164,10 @@ fn random_hex() -> String {
 }
 
 /// fsyncs a folder so that renames into it survive a power loss.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("sync", dir))
+        .map_err(FsError::io("sync", dir))
 }
 
 #[cfg(test)]
@@ -183,7 +179,7 @@ mod tests {
     fn replaces_a_file_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a"), "old").unwrap();
-        write_atomic(dir.path(), "a", b"new", dir.path()).unwrap();
+        write_atomic(&dir.path().join("a"), b"new", None).unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"new");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -196,11 +192,11 @@ mod tests {
         symlink(&target, dir.path().join("link")).unwrap();
         fs::create_dir(dir.path().join("folder")).unwrap();
         for name in ["link", "folder"] {
-            let err = write_atomic(dir.path(), name, b"x", dir.path()).unwrap_err();
-            assert!(matches!(err, StoreError::WontReplace { .. }), "{err}");
+            let err = write_atomic(&dir.path().join(name), b"x", None).unwrap_err();
+            assert!(matches!(err, FsError::WontReplace { .. }), "{err}");
         }
-        let err = write_atomic(Path::new("/dev"), "null", b"x", dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::WontReplace { .. }), "{err}");
+        let err = write_atomic(Path::new("/dev/null"), b"x", Some(dir.path())).unwrap_err();
+        assert!(matches!(err, FsError::WontReplace { .. }), "{err}");
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         assert!(dir.path().join("link").is_symlink());
         // Only what the test made: no temp file left behind.

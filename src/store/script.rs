@@ -4,7 +4,7 @@
 //! whose delimiter holds a `%`, which no token can contain. The script only reads it with
 //! `read` and quotes every expansion; it never evaluates it.
 
-use crate::store::{ANNOTATION_PLATFORMS, BundleIndex, IndexEntry, check_entry};
+use super::{ANNOTATION_PLATFORMS, BundleIndex, IndexEntry, check_entry};
 
 /// The script's file name in a bundle.
 pub const SCRIPT_NAME: &str = "restore.sh";
@@ -33,7 +33,7 @@ fn image_line(e: &IndexEntry) -> Option<String> {
         return None;
     }
     // Signatures and SBOMs travel in the bundle; they are not images to import.
-    if crate::supply::is_referrer_name(&name) {
+    if crate::reference::is_referrer_name(&name) || d.artifact_type().is_some() {
         return None;
     }
     let platforms = match d
@@ -55,10 +55,24 @@ fn image_line(e: &IndexEntry) -> Option<String> {
     ))
 }
 
+/// The artifacts restore.sh leaves alone (charts, files, models: no runtime runs them):
+/// `REFERENCE ARTIFACT-TYPE` a line, both checked like the image list's tokens.
+fn artifact_lines(index: &BundleIndex) -> Vec<String> {
+    let line = |e: &IndexEntry| -> Option<String> {
+        let d = &e.descriptor;
+        let name = check_entry(d).ok()??;
+        let kind = d.artifact_type().as_ref()?;
+        (e.name.as_deref() == Some(name.as_str()) && !crate::reference::is_referrer_name(&name))
+            .then(|| format!("{name} {kind}"))
+    };
+    index.entries().iter().filter_map(line).collect()
+}
+
 /// The script for a bundle with this index.
 pub fn render(index: &BundleIndex) -> String {
     TEMPLATE
         .replace("@@PINS@@", PINS.trim_end())
+        .replace("@@ARTIFACTS@@", &artifact_lines(index).join("\n"))
         .replace("@@IMAGES@@", &image_lines(index).join("\n"))
 }
 
@@ -106,6 +120,27 @@ mod tests {
             script.contains(&format!("<<'{LIST_END}'")),
             "the template uses LIST_END"
         );
-        assert_eq!(script.matches(LIST_END).count(), 2, "{script}");
+        assert_eq!(script.matches(LIST_END).count(), 4, "{script}");
+    }
+
+    #[test]
+    fn artifacts_are_listed_apart_and_never_imported() {
+        let mut index = BundleIndex::default();
+        let mut chart = descriptor(crate::manifest::OCI_MANIFEST);
+        chart.set_artifact_type(Some(MediaType::from(crate::artifact::HELM_CONFIG)));
+        index.upsert("example.com/charts/nginx:15.4.2", chart);
+        index.upsert(
+            "docker.io/library/alpine:3.20",
+            descriptor(crate::manifest::OCI_MANIFEST),
+        );
+        assert_eq!(image_lines(&index).len(), 1);
+        assert!(image_lines(&index)[0].starts_with("docker.io/library/alpine:3.20 "));
+        assert_eq!(
+            artifact_lines(&index),
+            [format!(
+                "example.com/charts/nginx:15.4.2 {}",
+                crate::artifact::HELM_CONFIG
+            )]
+        );
     }
 }

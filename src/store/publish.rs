@@ -6,9 +6,10 @@
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
-use crate::lock::{LOCK_FILE_NAME, LockFile};
-use crate::restore::script::{SCRIPT_NAME, render};
-use crate::store::{BundleIndex, Layout, StoreError, gc::crash_point};
+use super::lockfile::{LOCK_FILE_NAME, LockFile};
+use super::script::{SCRIPT_NAME, render};
+use super::{BundleIndex, Layout, StoreError};
+use crate::fsutil::crash_point;
 
 /// Writes index.json, then ferry.lock, then restore.sh, each atomically and only when its bytes
 /// differ from what is on disk. Every blob the index names must be stored (and synced) first.

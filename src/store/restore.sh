@@ -170,7 +170,7 @@ mirror_bin() {
     tried="${tried}unknown machine type; "
   fi
   if b=$(command -v ferry 2>/dev/null) && bin_runs "$b"; then echo "$b"; return 0; fi
-  log "no ferry binary runs on this $(uname -m) node (${tried}none on PATH): importing the images instead of serving them"
+  log "no ferry binary runs on this ${machine:-$(uname -m)} node (${tried}none on PATH): importing the images instead of serving them"
   return 1
 }
 
@@ -305,6 +305,14 @@ images() {
 FERRY%IMAGES
 }
 
+# The charts and other artifacts of this bundle, one a line: reference and artifact type. No
+# runtime runs them: they are named and left alone. Data only, like the image list.
+artifacts() {
+  cat <<'FERRY%IMAGES'
+@@ARTIFACTS@@
+FERRY%IMAGES
+}
+
 # valid_line REF DIGEST MEDIA SIZE PLATFORMS: whether each field has only the characters its
 # grammar allows (so none can break the JSON or the commands built from it).
 valid_line() {
@@ -413,7 +421,13 @@ while read -r ref digest media size platforms; do
     failed=1
   fi
 done <"$tmp/images"
+artifacts | while read -r ref kind; do
+  [ -n "$ref" ] || continue
+  valid_line "$ref" sha256:0 "$kind" 0 - || continue
+  log "$ref: left alone, an artifact of type $kind (containerd and CRI-O run images only; pull it from ferry serve or a registry)"
+done
 count=$(wc -l <"$tmp/serving" | tr -d ' ')
+[ "$count" -gt 0 ] || [ -z "$(artifacts)" ] || { log "no image in this bundle: nothing to import"; exit 0; }
 [ "$count" -gt 0 ] || die "no image in this bundle runs on $node"
 prepare_pins
 

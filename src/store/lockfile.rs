@@ -5,9 +5,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::{MAX_INDEX_BYTES, StoreError};
 use crate::digest::Digest;
+use crate::fsutil::read_bounded;
 use crate::platform::Platform;
-use crate::store::{MAX_INDEX_BYTES, StoreError, read_bounded};
 
 /// The lock file's name inside a bundle.
 pub const LOCK_FILE_NAME: &str = "ferry.lock";
