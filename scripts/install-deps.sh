@@ -17,6 +17,8 @@ deps=(
   "python3:python3"
   "sha256sum:coreutils"
   "podman:podman"
+  # tests/it/binary_delta.rs builds an image the way registries get them (Go's gzip).
+  "buildah:buildah"
   "shellcheck:shellcheck"
   # The tests' arm64 build of ferry (scripts/dist.sh arm64): the C compiler and linker for
   # ring's and zstd's C, and qemu to run it. (`cargo xtask dist` for amd64 also wants

@@ -56,6 +56,8 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
             "images": report.images,
             "blobsAdded": report.blobs_added,
             "bytesAdded": report.bytes_added,
+            "layersRebuilt": report.blobs_rebuilt,
+            "bytesRebuilt": report.bytes_rebuilt,
             "blobsRemoved": report.blobs_removed,
             "bytesRemoved": report.bytes_removed,
         }));
@@ -83,6 +85,13 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
         report.blobs_removed,
         output::bytes(report.bytes_removed)
     );
+    if report.blobs_rebuilt > 0 {
+        eprintln!(
+            "  {} layer(s) rebuilt from binary patches ({}), each checked against its digest",
+            report.blobs_rebuilt,
+            output::bytes(report.bytes_rebuilt)
+        );
+    }
     Ok(Exit::Ok)
 }
 

@@ -98,6 +98,13 @@ pub struct BundleArgs {
     #[arg(long, value_name = "BASE")]
     pub since: Option<PathBuf>,
 
+    /// With --since BASE (a bundle folder or archive): store each changed layer as a binary
+    /// patch against the most similar layer of BASE when it rebuilds exactly and is at most
+    /// half the layer (else the layer ships whole); `ferry apply` rebuilds it. Costs CPU on
+    /// both sides (README: Binary deltas).
+    #[arg(long, requires = "since")]
+    pub binary_deltas: bool,
+
     /// Blob downloads in flight at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -175,6 +182,10 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
             base.display()
         )));
     }
+    let binary_base = match (&args.since, args.binary_deltas) {
+        (Some(base), true) => Some(super::bindelta::open_base(base)?),
+        _ => None,
+    };
     let progress = Arc::new(BundleProgress::new(
         Style::pick(args.no_progress, args.quiet),
         refs.len(),
@@ -235,6 +246,9 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     .map_err(run_failure)?;
     progress.finish();
     let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
+    if let Some(base) = binary_base.filter(|_| !summary.cancelled && !timed_out) {
+        super::bindelta::patch_layers(layout.clone(), base, args.quiet).await?;
+    }
     finish_output(
         args,
         &layout,

@@ -33,13 +33,15 @@ fn load(path: &std::path::Path) -> Result<ferry::delta::Side, Failure> {
 pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
     let (a, b) = (load(&args.a)?, load(&args.b)?);
     let d = diff(&a, &b);
+    // B a delta made with --binary-deltas: what it ships per patched layer.
+    let marker = super::bindelta::marker_of(&args.b).filter(|m| !m.patched.is_empty());
     if args.json {
         let refs = |v: &[(String, ferry::digest::Digest)]| {
             v.iter()
                 .map(|(r, d)| serde_json::json!({"reference": r, "digest": d.to_string()}))
                 .collect::<Vec<_>>()
         };
-        output::json(&serde_json::json!({
+        let mut report = serde_json::json!({
             "version": 1,
             "a": args.a.display().to_string(),
             "b": args.b.display().to_string(),
@@ -49,7 +51,11 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
             "unchanged": d.unchanged,
             "newBlobs": d.new_blobs.as_ref().map(|b| b.len()),
             "newBytes": d.new_bytes(),
-        }));
+        });
+        if let Some(m) = &marker {
+            report["patched"] = super::bindelta::patched_json(m);
+        }
+        output::json(&report);
         return Ok(Exit::Ok);
     }
     for (r, digest) in &d.added {
@@ -81,6 +87,9 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
                 "bytes unknown: a lock file made by an older ferry records no blob digests; compare the bundle folders instead",
             );
         }
+    }
+    for line in marker.iter().flat_map(super::bindelta::patched_lines) {
+        println!("{line}");
     }
     Ok(Exit::Ok)
 }

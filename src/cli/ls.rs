@@ -75,6 +75,9 @@ pub fn run(args: LsArgs) -> Result<Exit, Failure> {
             "`ferry apply {} BASE` turns that bundle into this set",
             args.bundle.display()
         ));
+        for line in super::bindelta::patched_lines(m) {
+            output::line(&line);
+        }
     }
     let rows = rows(&listing);
     if args.json {
@@ -208,12 +211,16 @@ fn listing_json(
             item
         })
         .collect();
-    serde_json::json!({
+    let mut listing = serde_json::json!({
         "version": 1,
         "bundle": bundle.display().to_string(),
         "delta": marker.is_some(),
         "images": images,
-    })
+    });
+    if let Some(m) = marker.filter(|m| !m.patched.is_empty()) {
+        listing["patched"] = super::bindelta::patched_json(m);
+    }
+    listing
 }
 
 fn manifest_json(m: &Manifest) -> serde_json::Value {

@@ -2,6 +2,7 @@
 
 mod apply;
 mod binaries;
+mod bindelta;
 mod bundle;
 mod charts;
 mod completions;
@@ -261,9 +262,10 @@ mod tests {
         let bundle_problem = Error::context(Kind::Bundle, "index.json", io);
         assert_eq!(Failure::from(bundle_problem.clone()).exit(), Exit::Failed);
         assert_eq!(Failure::local(bundle_problem).exit(), Exit::Usage);
+        // A folder in use by another ferry process is a local condition: exit 2.
         let e = ferry::store::StoreError::Busy("/b".into());
         let f = Failure::from(e);
-        assert_eq!(f.exit(), Exit::Failed);
+        assert_eq!(f.exit(), Exit::Usage);
         assert_eq!(
             f.0.hint(),
             Some("wait for it to finish, or use another -o folder")

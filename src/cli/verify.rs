@@ -235,6 +235,7 @@ fn verify_delta(
             "blobs": report.blobs,
             "bytes": report.bytes,
             "fromBase": report.from_base,
+            "patched": report.patched,
             "problems": report.problems,
             "warnings": [],
         }));
@@ -243,13 +244,18 @@ fn verify_delta(
             output::error(p);
         }
         println!(
-            "{}: delta of base lock {}: {} images, {} blobs, {} verified, {} blob(s) from the base in {}{}",
+            "{}: delta of base lock {}: {} images, {} blobs, {} verified, {} blob(s) from the base{} in {}{}",
             if report.ok() { "ok" } else { "FAILED" },
             marker.base_lock,
             report.images,
             report.blobs,
             output::bytes(report.bytes),
             report.from_base,
+            if report.patched > 0 {
+                format!(", {} layer(s) as binary patches", report.patched)
+            } else {
+                String::new()
+            },
             args.bundle.display(),
             if report.ok() {
                 String::new()

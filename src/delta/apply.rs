@@ -87,6 +87,22 @@ pub enum ApplyError {
         /// The other delta's lock digest.
         pending: Digest,
     },
+    /// A layer did not rebuild from its binary patch to its digest.
+    #[error("layer {layer} does not rebuild from its binary patch: {reason}; nothing was changed")]
+    BadPatch {
+        /// The layer.
+        layer: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// A delta with binary patches cannot be applied into an archive.
+    #[error(
+        "{delta} holds layers as binary patches, which apply rebuilds only into a bundle folder"
+    )]
+    PatchedToArchive {
+        /// The delta.
+        delta: String,
+    },
     /// The delta does not describe complete images.
     #[error("the delta {delta} is not sound; the base's images are unchanged:\n{}", .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     BadDelta {
@@ -122,6 +138,10 @@ pub struct ApplyReport {
     pub blobs_removed: usize,
     /// Their bytes.
     pub bytes_removed: u64,
+    /// Layers rebuilt from binary patches (`--binary-deltas`).
+    pub blobs_rebuilt: usize,
+    /// Their bytes.
+    pub bytes_rebuilt: u64,
     /// An interrupted apply was finished.
     pub resumed: bool,
     /// BASE already was the new bundle.
@@ -226,10 +246,16 @@ fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError>
         }
     }
     let needed = sound_delta(delta)?;
-    let mut to_copy = check_base(source, base, &new_lock, &needed)?;
-    // Copied by the interrupted run this one finishes.
+    let (direct, mut patched) = super::apply_patched::split(delta, &needed);
+    let mut to_copy = check_base(source, base, &new_lock, &direct)?;
+    // Copied (or rebuilt) by the interrupted run this one finishes.
     to_copy.retain(|d, s| !base.has_blob(d, *s));
-    check_space(base, to_copy.values().sum())?;
+    patched.retain(|d, p| !base.has_blob(d, p.size));
+    let rebuilt_bytes: u64 = patched.values().map(|p| p.size).sum();
+    check_space(base, to_copy.values().sum::<u64>() + rebuilt_bytes)?;
+    // Before the journal: a layer that does not rebuild to its digest is refused with BASE
+    // unchanged (the rebuilt ones wait, staged, in BASE/.ferry/tmp).
+    let rebuilt = super::apply_patched::rebuild_all(delta, base, &patched)?;
     // From here on BASE changes; the journal lets a re-run finish.
     if !report.resumed {
         let journal = Journal {
@@ -242,6 +268,9 @@ fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError>
             .map_err(StoreError::from)?;
     }
     delta.copy(base, &to_copy, &mut report)?;
+    report.blobs_rebuilt = rebuilt.len();
+    report.bytes_rebuilt = rebuilt_bytes;
+    base.land(rebuilt)?;
     base.sync_blob_dirs()?;
     check_complete(base, &new_index, delta.name.clone())?;
     publish(base, &new_index, &new_lock)?;
@@ -437,8 +466,11 @@ impl crate::error::Diagnostic for ApplyError {
             // The user named the wrong folder.
             ApplyError::NotADelta(_)
             | ApplyError::WrongBase { .. }
-            | ApplyError::OtherApplyPending { .. } => Kind::Configuration,
-            ApplyError::MissingFromBase { .. } | ApplyError::BadDelta { .. } => Kind::Bundle,
+            | ApplyError::OtherApplyPending { .. }
+            | ApplyError::PatchedToArchive { .. } => Kind::Configuration,
+            ApplyError::MissingFromBase { .. }
+            | ApplyError::BadDelta { .. }
+            | ApplyError::BadPatch { .. } => Kind::Bundle,
             ApplyError::NoSpace { .. } => Kind::Io,
         }
     }
@@ -464,6 +496,12 @@ impl crate::error::Diagnostic for ApplyError {
             ApplyError::OtherApplyPending { .. } => {
                 "re-run `ferry apply` with that delta to finish it first".into()
             }
+            ApplyError::BadPatch { .. } => "run `ferry verify` on the delta and on BASE; make \
+                the delta again, or without --binary-deltas"
+                .into(),
+            ApplyError::PatchedToArchive { .. } => "apply it to the base bundle folder, then \
+                `ferry export` the result"
+                .into(),
             ApplyError::BadDelta { delta, .. } => {
                 format!("run `ferry verify {delta}`, and make the delta again")
             }

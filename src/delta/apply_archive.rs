@@ -37,6 +37,9 @@ pub fn apply_to_archive(
     cancel: &CancellationToken,
 ) -> Result<ArchiveApplied, ApplyError> {
     let delta = Delta::open(delta_path)?;
+    if !delta.marker.patched.is_empty() {
+        return Err(ApplyError::PatchedToArchive { delta: delta.name });
+    }
     let base = crate::store::source::open(base_path)?;
     check_base_lock(
         &delta,

@@ -5,6 +5,8 @@
 
 pub mod apply;
 mod apply_archive;
+mod apply_patched;
+pub mod binary;
 pub mod diff;
 pub mod verify;
 
@@ -27,6 +29,9 @@ use crate::store::{BundleSource, Layout, MAX_INDEX_BYTES, StoreError, WORK_DIR};
 pub const MARKER_NAME: &str = MARKER_FILE;
 
 const DELTA_VERSION: u32 = 1;
+/// The version of a delta that carries binary patches (`patched`): a ferry that reads only
+/// version 1 refuses it rather than miss the layers it must rebuild.
+const BINARY_DELTA_VERSION: u32 = 2;
 
 /// The content of `ferry-delta.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +43,9 @@ pub struct Marker {
     pub base_lock: Digest,
     /// Every blob the base holds, per its lock: what the delta may leave out.
     pub base_blobs: BTreeMap<Digest, u64>,
+    /// Layers the delta carries as patches against base layers (`--binary-deltas`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub patched: BTreeMap<Digest, binary::Patched>,
 }
 
 /// Why a delta operation failed.
@@ -100,11 +108,13 @@ impl Marker {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        if marker.delta_version != DELTA_VERSION {
+        let expected = marker.version();
+        if marker.delta_version != expected {
             return Err(StoreError::Corrupt {
                 path,
                 reason: format!(
-                    "delta version {} is not supported by this ferry (it reads version {DELTA_VERSION})",
+                    "delta version {} is not supported by this ferry (it reads versions \
+                     {DELTA_VERSION} and {BINARY_DELTA_VERSION}; version {BINARY_DELTA_VERSION} lists patched layers)",
                     marker.delta_version
                 ),
             });
@@ -112,9 +122,23 @@ impl Marker {
         Ok(Some(marker))
     }
 
+    /// The version this marker is written as: 2 when it lists patched layers, else 1 (which
+    /// every ferry that reads deltas applies).
+    fn version(&self) -> u32 {
+        if self.patched.is_empty() {
+            DELTA_VERSION
+        } else {
+            BINARY_DELTA_VERSION
+        }
+    }
+
     /// Writes the marker into a layout open for writing.
     pub fn write(&self, layout: &Layout) -> Result<(), StoreError> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("a marker serializes");
+        let marker = Marker {
+            delta_version: self.version(),
+            ..self.clone()
+        };
+        let mut bytes = serde_json::to_vec_pretty(&marker).expect("a marker serializes");
         bytes.push(b'\n');
         let tmp = layout.root().join(WORK_DIR).join("tmp");
         Ok(write_atomic(
@@ -245,14 +269,16 @@ pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u6
             Some("pass the base bundle folder instead, or re-make the lock with this ferry"),
         ));
     };
-    let marker = Marker {
+    let mut marker = Marker {
         delta_version: DELTA_VERSION,
         base_lock: side.lock_digest,
         base_blobs,
+        patched: BTreeMap::new(),
     };
     let out = layout.root();
     match Marker::of(layout)? {
-        Some(old) if old.base_lock == marker.base_lock => {}
+        // A re-run keeps the layers an earlier run patched (they are not fetched again).
+        Some(old) if old.base_lock == marker.base_lock => marker.patched = old.patched,
         Some(old) => {
             let problem = format!(
                 "it is a delta of another base (lock {}, not {})",
@@ -267,7 +293,9 @@ pub fn prepare_since(layout: &Layout, base: &Path) -> Result<BTreeMap<Digest, u6
         None => {}
     }
     marker.write(layout)?;
-    Ok(marker.base_blobs)
+    let mut present = marker.base_blobs;
+    present.extend(marker.patched.iter().map(|(d, p)| (d.clone(), p.size)));
+    Ok(present)
 }
 
 #[cfg(test)]

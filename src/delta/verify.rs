@@ -24,6 +24,8 @@ pub struct DeltaReport {
     pub bytes: u64,
     /// Blobs the images need that the base provides.
     pub from_base: usize,
+    /// Layers the delta carries as binary patches (rebuilt by apply).
+    pub patched: usize,
     /// What is wrong.
     pub problems: Vec<String>,
 }
@@ -108,6 +110,21 @@ fn check_needed(
         }
         if marker.base_blobs.get(digest) == Some(size) {
             report.from_base += 1;
+        } else if let Some(p) = marker.patched.get(digest).filter(|p| p.size == *size) {
+            // Rebuilt by apply from its patch (in the delta) and its base layer (BASE's).
+            report.patched += 1;
+            if !layout.has_blob(&p.patch, p.patch_size) {
+                report.problems.push(format!(
+                    "layer {digest}: its binary patch {} ({} bytes) is not in the delta",
+                    p.patch, p.patch_size
+                ));
+            }
+            if marker.base_blobs.get(&p.base) != Some(&p.base_size) {
+                report.problems.push(format!(
+                    "layer {digest}: its patch applies to {}, which the base's lock does not claim",
+                    p.base
+                ));
+            }
         } else {
             report.problems.push(format!(
                 "blob {digest} ({size} bytes) is neither in the delta nor in its base's lock"
@@ -140,6 +157,10 @@ pub fn export_delta(
     let mut plan = TarPlan::default();
     for (d, s) in needed.iter().filter(|(d, s)| layout.has_blob(d, **s)) {
         plan.add_blob(d.clone(), *s)?;
+    }
+    let patches = needed.keys().filter_map(|d| marker.patched.get(d));
+    for p in patches.filter(|p| layout.has_blob(&p.patch, p.patch_size)) {
+        plan.add_blob(p.patch.clone(), p.patch_size)?;
     }
     let names = ["index.json", LOCK_FILE_NAME, MARKER_NAME, SCRIPT_FILE];
     add_root_files(layout, &mut plan, &names)?;

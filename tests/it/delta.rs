@@ -86,7 +86,7 @@ fn blobs(dir: &Path) -> BTreeMap<String, u64> {
 }
 
 /// Every file under a folder with its bytes (to show that nothing changed).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

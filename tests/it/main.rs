@@ -13,6 +13,7 @@ mod artifacts;
 mod auth;
 mod auth_defaults;
 mod big_blobs;
+mod binary_delta;
 mod bundle;
 mod certificates;
 mod chart_images;

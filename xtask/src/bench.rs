@@ -25,6 +25,7 @@ struct Options {
     bigblob: bool,
     bigblob_only: bool,
     bigblob_gib: f64,
+    bindelta_only: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -42,6 +43,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         bigblob: true,
         bigblob_only: false,
         bigblob_gib: 4.0,
+        bindelta_only: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -59,6 +61,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
         if flag == "--archive-only" {
             o.archive_only = true;
+            continue;
+        }
+        if flag == "--bindelta-only" {
+            o.bindelta_only = true;
             continue;
         }
         if flag == "--small-only" {
@@ -339,6 +345,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if o.bigblob_only {
         return crate::bench_bigblob::run(&ferry, o.runs, o.bigblob_gib);
     }
+    if o.bindelta_only {
+        return crate::bench_bindelta::run(&ferry, o.runs);
+    }
     let setup = Setup::start(o.images, o.mib_per_image, o.shared_mib)?;
     let (registry, names, refs) = (&setup.registry, &setup.names, &setup.refs);
     let layout = setup.work.path().join("fixtures");
@@ -376,6 +385,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if o.bigblob {
         crate::bench_bigblob::run(&ferry, o.runs, o.bigblob_gib)?;
     }
+    crate::bench_bindelta::run(&ferry, o.runs)?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 mod bench;
 mod bench_archive;
 mod bench_bigblob;
+mod bench_bindelta;
 mod bench_fanout;
 mod bench_push;
 mod bench_restore;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(&args[1..]),
         Some("dist") => dist(&args[1..]),
         Some("man") => man(&args[1..]),
-        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--fanout-only] [--no-fanout] [--small-images N] [--small-only] [--archive-only] [--bigblob-only] [--no-bigblob] [--bigblob-gib N]\n       \
+        _ => Err("usage: cargo xtask bench [--runs N] [--images N] [--mib-per-image N] [--shared-mib N] [--no-bad-network] [--serve-only] [--fanout-only] [--no-fanout] [--small-images N] [--small-only] [--archive-only] [--bigblob-only] [--no-bigblob] [--bigblob-gib N] [--bindelta-only]\n       \
                   cargo xtask bench restore [--runs N] [--images N]\n       \
                   cargo xtask fixtures DIR\n       \
                   cargo xtask dist [amd64] [arm64]\n       \
