@@ -137,12 +137,15 @@ fn a_refused_certificate_and_a_refused_login() {
             "login_required",
             outcome(&["bundle", "-o", b, &locked.image("sample/hello:1.0")], &[])
         );
-        // A login missing for a whole registry is said once, then the other images counted.
+        // A login missing for a whole registry is said once, then the other images counted
+        // (one image at a time, so that the live lines come in one order).
         insta::assert_snapshot!(
             "login_required_for_three_images",
             outcome(
                 &[
                     "bundle",
+                    "--jobs",
+                    "1",
                     "-o",
                     b,
                     &locked.image("sample/hello:1.0"),
