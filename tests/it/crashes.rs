@@ -6,7 +6,6 @@ use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -66,10 +65,6 @@ fn indexed(b: &Path) -> BTreeSet<String> {
     index_names(b).into_iter().collect()
 }
 
-fn copy(from: &Path, to: &Path) {
-    run(Command::new("cp").arg("-a").arg(from).arg(to));
-}
-
 #[test]
 fn rm_and_gc_killed_at_each_step_leave_a_valid_bundle_a_rerun_finishes() {
     let reg = Registry::seeded();
@@ -80,13 +75,13 @@ fn rm_and_gc_killed_at_each_step_leave_a_valid_bundle_a_rerun_finishes() {
     let full = bundle_tags(&reg, &w.join("full"), &tags, &[]);
     let gone = [reg.image("sample/world:1.0"), reg.image("sample/zstd:1.0")];
     let clean = w.join("clean");
-    copy(&full, &clean);
+    copy_dir(&full, &clean);
     ok(&["rm", clean.to_str().unwrap(), &gone[0], &gone[1]]);
     let want = state(&clean);
 
     for point in ["after-index", "remove-blob"] {
         let b = w.join(point);
-        copy(&full, &b);
+        copy_dir(&full, &b);
         let s = b.to_str().unwrap();
         killed_at(point, &["rm", s, &gone[0], &gone[1]]);
         // index.json went first: the images are out, their blobs (some or all) still there.
@@ -120,7 +115,7 @@ fn rm_and_gc_killed_at_each_step_leave_a_valid_bundle_a_rerun_finishes() {
 
     // gc itself killed after its first removal: verify accepts, a second gc finishes.
     let b = w.join("gc");
-    copy(&clean, &b);
+    copy_dir(&clean, &b);
     let s = b.to_str().unwrap();
     for junk in ["one orphan", "another orphan"] {
         let digest = sha256(junk.as_bytes());

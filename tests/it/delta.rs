@@ -105,10 +105,6 @@ pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    run(Command::new("cp").arg("-a").arg(from).arg(to));
-}
-
 /// index.json, ferry.lock, restore.sh and the blob set are those of the full bundle.
 fn assert_same_bundle(got: &Path, want: &Path) {
     for f in ["index.json", "ferry.lock", "restore.sh", "oci-layout"] {

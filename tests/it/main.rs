@@ -29,6 +29,7 @@ mod escaping;
 mod examples;
 mod export_more;
 mod faults;
+mod faults_redirects;
 mod files;
 mod fleet_mirrors;
 mod hostile;

@@ -598,7 +598,3 @@ fn nodes_pull_the_original_names_through_the_mirror_config() {
     );
     assert_eq!(sha256(&out.stdout), digest);
 }
-
-fn copy_dir(from: &Path, to: &Path) {
-    run(Command::new("cp").arg("-a").arg(from).arg(to));
-}
