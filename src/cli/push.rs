@@ -60,6 +60,13 @@ pub struct PushArgs {
     #[arg(long = "prefer-mirror", value_name = "URL", requires = "mirror_config", value_parser = ferry::node::mirror_config::parse_mirror)]
     pub prefer_mirrors: Vec<ferry::node::mirror_config::Mirror>,
 
+    /// With --mirror-config and --ca-file: where the nodes will hold the target's CA, written
+    /// as hosts.toml's `ca` (the CA itself is copied to DIR/certs.d/<TARGET>/ca.crt). Default:
+    /// /etc/containerd/certs.d/<TARGET>/ca.crt, where that copy lands when DIR/certs.d is
+    /// installed as /etc/containerd/certs.d.
+    #[arg(long, value_name = "PATH", requires = "mirror_config")]
+    pub node_ca_path: Option<PathBuf>,
+
     /// Blob transfers in flight at once.
     #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -210,16 +217,23 @@ async fn write_mirror_config(
         .map(|r| r.registry().to_owned())
         .collect();
     let base = registries.api_base(&options.target.registry).await?;
-    let ca_file = match args.registry.access.ca_files.first() {
-        Some(p) => Some(
-            std::path::absolute(p)
+    // The nodes' path of the CA, never this machine's: the files are written for the nodes.
+    let target_host = options.target.registry.clone();
+    let ca = match args.registry.access.ca_files.first() {
+        Some(p) => Some((
+            std::fs::read(p)
                 .context(Kind::Configuration, || format!("--ca-file {}", p.display()))?,
-        ),
+            args.node_ca_path.clone().unwrap_or_else(|| {
+                std::path::Path::new("/etc/containerd/certs.d")
+                    .join(&target_host)
+                    .join("ca.crt")
+            }),
+        )),
         None => None,
     };
     let settings = MirrorSettings {
         origin: base.as_str().trim_end_matches('/').to_owned(),
-        ca_file,
+        ca_file: ca.as_ref().map(|(_, on_node)| on_node.clone()),
         skip_verify: args
             .registry
             .access
@@ -228,15 +242,29 @@ async fn write_mirror_config(
             .any(|h| h.eq_ignore_ascii_case(&options.target.registry)),
     };
     let mirrors = mirror::mirrors(&options.target, &sources, options.keep_registry, &settings);
-    let files = mirror::write(dir, &mirrors, &args.prefer_mirrors).map_err(|e| {
+    let config_error = |e: ferry::store::StoreError| {
         Error::from(e)
             .wrap("--mirror-config")
             .with_kind(Kind::Configuration)
-    })?;
+    };
+    let mut files = mirror::write(dir, &mirrors, &args.prefer_mirrors).map_err(config_error)?;
+    if let Some((pem, _)) = &ca {
+        let certs = dir.join("certs.d");
+        files.push(
+            ferry::node::mirror_config::write_ca(&certs, &target_host, pem)
+                .map_err(config_error)?,
+        );
+    }
     if !args.quiet {
         for f in files {
             eprintln!("wrote {}", f.display());
         }
+        output::note(&format!(
+            "nodes need pull credentials for {target_host} unless it allows anonymous pulls: \
+             kubelet's imagePullSecrets (or containerd's CRI registry auth), and for CRI-O and \
+             podman /etc/containers/auth.json (`ferry login {target_host} --authfile FILE` \
+             writes one)"
+        ));
     }
     Ok(())
 }

@@ -219,20 +219,38 @@ pub fn write_hosts_dir(
     let mut written = Vec::new();
     for (source, mirrors) in routes {
         // The folder name is a registry name from a validated reference: host[:port] only.
-        // The host folder and the temp folder in it must be real folders: a link planted
-        // there would carry the file (and the temp file) somewhere else.
         let name = crate::docker_hub::canonical(source);
-        let host = InsideDir::create(dir, &[name], 0o755)?;
-        let tmp = InsideDir::create(dir, &[name, ".ferry-tmp"], 0o755)?;
-        crate::fsutil::write_atomic(
-            &host.path().join("hosts.toml"),
-            hosts_toml(source, mirrors).as_bytes(),
-            Some(tmp.path()),
-        )?;
-        let _ = host.remove_dir(std::ffi::OsStr::new(".ferry-tmp"));
-        written.push(host.path().join("hosts.toml"));
+        let toml = hosts_toml(source, mirrors);
+        written.push(write_in_host_folder(
+            dir,
+            name,
+            "hosts.toml",
+            toml.as_bytes(),
+        )?);
     }
     Ok(written)
+}
+
+/// Writes the target's CA certificate as `DIR/HOST/ca.crt`, beside the hosts.toml files, so
+/// that installing DIR as the nodes' certs.d puts it where hosts.toml says; returns its path.
+pub fn write_ca(dir: &Path, host: &str, pem: &[u8]) -> Result<PathBuf, StoreError> {
+    write_in_host_folder(dir, host, "ca.crt", pem)
+}
+
+/// Writes `DIR/HOST/FILE` atomically. The host folder and the temp folder in it must be real
+/// folders: a link planted there would carry the file (and the temp file) somewhere else.
+fn write_in_host_folder(
+    dir: &Path,
+    host: &str,
+    file: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, StoreError> {
+    let folder = InsideDir::create(dir, &[host], 0o755)?;
+    let tmp = InsideDir::create(dir, &[host, ".ferry-tmp"], 0o755)?;
+    let path = folder.path().join(file);
+    crate::fsutil::write_atomic(&path, bytes, Some(tmp.path()))?;
+    let _ = folder.remove_dir(std::ffi::OsStr::new(".ferry-tmp"));
+    Ok(path)
 }
 
 /// Writes a registries.conf drop-in at `path`.

@@ -51,6 +51,7 @@ mod prefixes;
 mod preload;
 mod push;
 mod push_faults;
+mod push_mirror_config;
 mod push_readback;
 mod push_tokens;
 mod referrers_cap;

@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use common::*;
 
-const USER: &str = "pusher";
-const PASS: &str = "pu5h-Secret-42";
+pub(crate) const USER: &str = "pusher";
+pub(crate) const PASS: &str = "pu5h-Secret-42";
 
 const SAMPLES: &[&str] = &[
     "sample/hello:1.0",
@@ -27,17 +27,17 @@ const SAMPLES: &[&str] = &[
 
 /// Bundles made by ferry from a seeded registry (stopped afterwards): every sample with all
 /// platforms, and a linux/amd64-only one (indexes with absent children).
-struct Bundles {
-    full: PathBuf,
+pub(crate) struct Bundles {
+    pub(crate) full: PathBuf,
     amd64: PathBuf,
     /// The source registry's name in the bundles' references.
-    source: String,
+    pub(crate) source: String,
     /// sha256sum of the manifest bytes the source registry served for each sample (by its
     /// full reference): what a byte-exact push must reproduce, known without ferry.
     source_digests: BTreeMap<String, String>,
 }
 
-fn bundles() -> &'static Bundles {
+pub(crate) fn bundles() -> &'static Bundles {
     static B: OnceLock<Bundles> = OnceLock::new();
     B.get_or_init(|| {
         let reg = Registry::seeded();
@@ -93,14 +93,14 @@ fn bundle_images(bundle: &Path) -> Vec<(String, String)> {
 }
 
 /// A TLS registry with htpasswd auth and an access log, plus what clients need for it.
-struct Target {
-    reg: Registry,
+pub(crate) struct Target {
+    pub(crate) reg: Registry,
     tls: Tls,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Target {
-    fn start() -> Target {
+    pub(crate) fn start() -> Target {
         let tls = Tls::new();
         let dir = tempfile::tempdir().unwrap();
         let hp = htpasswd(dir.path(), USER, PASS);
@@ -125,7 +125,7 @@ impl Target {
         Target { reg, tls, dir }
     }
 
-    fn authfile(&self) -> String {
+    pub(crate) fn authfile(&self) -> String {
         self.dir
             .path()
             .join("auth.json")
@@ -134,7 +134,7 @@ impl Target {
             .to_owned()
     }
 
-    fn ca(&self) -> String {
+    pub(crate) fn ca(&self) -> String {
         self.tls.path("ca.crt")
     }
 
@@ -170,7 +170,7 @@ impl Target {
 }
 
 /// ferry push with the target's credentials and CA; returns (code, JSON report, stderr).
-fn push(
+pub(crate) fn push(
     target: &Target,
     bundle: &Path,
     dest: &str,
@@ -523,78 +523,4 @@ fn uploads_cut_mid_body_restart_and_the_push_completes_byte_exact() {
                 copy.path().join(tag.replace(['/', ':'], "-")).display()
             )));
     }
-}
-
-#[test]
-fn nodes_pull_the_original_names_through_the_mirror_config() {
-    let b = bundles();
-    let t = Target::start();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("node");
-    let dest = format!("{}/mirror", t.reg.addr);
-    let hello = format!("{}/sample/hello:1.0", b.source);
-    let (code, _, stderr) = push(
-        &t,
-        &b.full,
-        &dest,
-        &["--ref", &hello, "--mirror-config", cfg.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let hosts = cfg.join("certs.d").join(&b.source).join("hosts.toml");
-    let text = std::fs::read_to_string(&hosts).unwrap();
-    assert!(
-        text.contains("override_path = true") && text.contains(&t.ca()),
-        "{text}"
-    );
-
-    // containerd, the source registry stopped: the original name comes from the target.
-    let node = Containerd::start();
-    let out = Command::new("ctr")
-        .args([
-            "-a",
-            &node.socket,
-            "-n",
-            "k8s.io",
-            "images",
-            "pull",
-            "--hosts-dir",
-        ])
-        .arg(cfg.join("certs.d"))
-        .args(["--user", &format!("{USER}:{PASS}"), &hello])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let digest = index_entry(&b.full, &hello).unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let listed = String::from_utf8(node.ctr(&["images", "ls"]).stdout).unwrap();
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.contains(&hello) && l.contains(&digest)),
-        "{listed}"
-    );
-
-    // skopeo with the registries.conf drop-in (the CRI-O and podman path).
-    let out = Command::new("skopeo")
-        .arg("--registries-conf")
-        .arg(cfg.join("registries.conf.d/ferry.conf"))
-        // Credentials by host from an auth file: --creds would go to the source only.
-        .args(["inspect", "--raw", "--authfile", &t.authfile()])
-        .arg("--cert-dir")
-        .arg(t.dir.path().join("certs"))
-        .arg(format!("docker://{hello}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(sha256(&out.stdout), digest);
 }
