@@ -119,8 +119,9 @@ impl From<Category> for Exit {
     arg_required_else_help = true
 )]
 struct Cli {
-    /// Diagnostic logs on stderr: requests, retries, auth scopes, timings (-v debug, -vv trace;
-    /// RUST_LOG=ferry=debug works too). Secrets and query strings are never shown.
+    /// Diagnostic logs on stderr: requests, retries, auth scopes, timings (-v debug; -vv adds
+    /// response headers; RUST_LOG=ferry=debug works too). Secrets and query strings are never
+    /// shown.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 

@@ -43,13 +43,39 @@ pub(crate) struct Host {
 
 /// Logs one answered request (debug): method, URL with credentials and query removed, status
 /// and time. Never a header: they may carry credentials.
-fn trace_response(method: &str, url: &str, status: StatusCode, started: Instant) {
+fn trace_response(method: &str, url: &str, resp: &Response, started: Instant) {
     tracing::debug!(
         "{method} {} -> {} in {} ms",
         crate::redact::redact(url),
-        status.as_u16(),
+        resp.status().as_u16(),
         started.elapsed().as_millis()
     );
+    if tracing::enabled!(tracing::Level::TRACE) {
+        trace_headers(resp.headers());
+    }
+}
+
+/// The response headers that explain a registry's answer (`-vv`), redacted: an allow-list,
+/// so that no credential-bearing header (Authorization, Set-Cookie) is ever shown.
+fn trace_headers(headers: &reqwest::header::HeaderMap) {
+    const SHOWN: [&str; 9] = [
+        "content-type",
+        "content-length",
+        "content-range",
+        "docker-content-digest",
+        "location",
+        "www-authenticate",
+        "retry-after",
+        "ratelimit-remaining",
+        "docker-distribution-api-version",
+    ];
+    for name in SHOWN {
+        for value in headers.get_all(name) {
+            let value = crate::untrusted::printable(&String::from_utf8_lossy(value.as_bytes()))
+                .into_owned();
+            tracing::trace!("  < {name}: {}", crate::redact::redact(&value));
+        }
+    }
 }
 
 /// Logs a request that got no answer (debug).
@@ -85,7 +111,7 @@ impl Host {
         };
         let result = sent.and_then(|r| r.map_err(|e| transport(&e)));
         match &result {
-            Ok(resp) => trace_response(method, url, resp.status(), started),
+            Ok(resp) => trace_response(method, url, resp, started),
             Err(e) => trace_no_response(method, url, e, started),
         }
         result

@@ -219,8 +219,9 @@ fn verbose_shows_requests_and_token_scopes_and_no_secret() {
         "X-Amz-Signature",
         &base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}")),
     ];
-    let runs: [Run; 3] = [
+    let runs: [Run; 4] = [
         ("-v", &["-v"], &[("DOCKER_CONFIG", cfg)]),
+        ("-vv", &["-vv"], &[("DOCKER_CONFIG", cfg)]),
         ("--verbose", &["--verbose"], &[("DOCKER_CONFIG", cfg)]),
         (
             "RUST_LOG",
@@ -253,6 +254,20 @@ fn verbose_shows_requests_and_token_scopes_and_no_secret() {
                 "{name}: {secret} shown:\n{stderr}"
             );
         }
+        // -vv adds the response headers that explain an answer (an allow-list, redacted):
+        // the challenge and the sizes.
+        let headers = ["< www-authenticate: Bearer", "< content-length: "];
+        for header in headers {
+            assert_eq!(
+                stderr.contains(header),
+                name == "-vv",
+                "{name}: {header:?} in\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.to_lowercase().contains("< authorization"),
+            "{stderr}"
+        );
     }
 
     // Without -v nor RUST_LOG: no request lines.
