@@ -9,7 +9,8 @@
 //!
 //! - vocabulary: [`digest`], [`reference`](mod@reference) (and referrer names), [`platform`], [`manifest`],
 //!   [`untrusted`] (grammars), [`redact`], [`error`], [`report`] (events), [`docker_hub`]
-//! - [`fsutil`]: atomic writes, free space, bounded reads; knows no bundle
+//! - [`fsutil`]: atomic writes, free space, bounded reads; knows no bundle; [`tool`]: running
+//!   an external program to its end or until stopped
 //! - two peers that know no command and not each other: [`store`] (the bundle on disk: index,
 //!   lock file format, derived files, restore.sh, the one reader `store::source`) and
 //!   [`registry`] (the distribution API: one request pipeline, one retry loop) with
@@ -50,4 +51,5 @@ pub mod serve;
 pub mod snapshot;
 pub mod store;
 pub mod supply;
+pub mod tool;
 pub mod untrusted;

@@ -1,9 +1,7 @@
 //! An ext4 filesystem image of a bundle, made by e2fsprogs (`mkfs.ext4 -d`) and checked with
 //! `e2fsck -fn`: ready to write to a volume or import as a snapshot.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use tokio_util::sync::CancellationToken;
 
@@ -103,48 +101,19 @@ pub fn ext4_image(
 /// Runs an e2fsprogs tool to completion, or kills it when `cancel` fires (the temp image is
 /// then removed by its guard).
 fn tool(cmd: &mut Command, what: &str, cancel: &CancellationToken) -> Result<(), ExportError> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            ExportError::Tool(format!("cannot run {what}: {e}"))
-                .with_hint("it comes with e2fsprogs (apt-get install e2fsprogs)")
-        })?;
-    // Drained by threads, so a chatty tool never blocks on a full pipe while we poll.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = loop {
-        if cancel.is_cancelled() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ExportError::Interrupted);
-        }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(ExportError::Tool(format!("{what}: {e}"))),
-        }
-    };
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    if cancel.is_cancelled() {
-        return Err(ExportError::Interrupted);
-    }
-    if status.success() {
-        return Ok(());
+    let ran = crate::tool::run_until(cmd, || cancel.is_cancelled()).map_err(|e| {
+        ExportError::Tool(format!("cannot run {what}: {e}"))
+            .with_hint("it comes with e2fsprogs (apt-get install e2fsprogs)")
+    })?;
+    let crate::tool::Ran {
+        status,
+        stdout,
+        stderr,
+    } = ran;
+    match status {
+        Some(s) if !cancel.is_cancelled() && s.success() => return Ok(()),
+        Some(_) if !cancel.is_cancelled() => {}
+        _ => return Err(ExportError::Interrupted),
     }
     let said = if stderr.trim().is_empty() {
         stdout

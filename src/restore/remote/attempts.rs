@@ -2,8 +2,7 @@
 //! fetches: attempt n may take `attempt_timeout` doubled n-1 times (30 s to 5 min by default),
 //! with jittered backoff between attempts, never past the deadline.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::registry::RetryPolicy;
@@ -51,56 +50,16 @@ pub fn run_for(
     classify: impl Fn(String) -> Attempt,
 ) -> Result<String, Attempt> {
     let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Attempt::Fail(format!("cannot run {program}: {e}")))?;
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
     let start = Instant::now();
-    // Polled: std has no wait with a timeout; 50 ms is nothing beside a pull.
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(Attempt::Retry(format!("waiting for {program}: {e}"))),
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
+    let ran = crate::tool::run_until(&mut command, || start.elapsed() >= limit)
+        .map_err(|e| Attempt::Fail(format!("cannot run {program}: {e}")))?;
+    match ran.status {
         None => Err(Attempt::Retry(format!(
             "{program} took longer than {}",
             humantime::format_duration(limit)
         ))),
-        Some(s) if s.success() => Ok(stdout),
-        Some(_) => Err(classify(stderr.trim().to_owned())),
+        Some(s) if s.success() => Ok(ran.stdout),
+        Some(_) => Err(classify(ran.stderr.trim().to_owned())),
     }
 }
 
