@@ -115,3 +115,23 @@ pub struct Silent;
 impl Reporter for Silent {
     fn event(&self, _: &Event) {}
 }
+
+/// Names for a message: the first `shown`, joined by commas, then how many more there are
+/// (`a, b, c and 7 more`), so that a message stays one readable line however many there are.
+pub fn some_of<S: AsRef<str>>(names: &[S], shown: usize) -> String {
+    let listed: Vec<&str> = names.iter().take(shown).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(shown) {
+        0 => listed.join(", "),
+        n => format!("{} and {n} more", listed.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn some_of_lists_the_first_then_counts_the_rest() {
+        assert_eq!(super::some_of(&["a", "b"], 5), "a, b");
+        assert_eq!(super::some_of(&["a", "b", "c"], 2), "a, b and 1 more");
+        assert_eq!(super::some_of::<&str>(&[], 2), "");
+    }
+}

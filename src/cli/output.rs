@@ -91,16 +91,10 @@ pub fn image_failures<'a>(failed: impl IntoIterator<Item = (&'a str, &'a Error)>
         }
     }
     for ((kind, registry), first, others) in seen.iter().filter(|(_, _, o)| !o.is_empty()) {
-        const SHOWN: usize = 5;
-        let more = match others.len().saturating_sub(SHOWN) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
-        let listed: Vec<&str> = others.iter().take(SHOWN).copied().collect();
         error(&format!(
-            "{} other image(s) of {registry} failed as {first} did ({kind}): {}{more}",
+            "{} other image(s) of {registry} failed as {first} did ({kind}): {}",
             others.len(),
-            listed.join(", ")
+            ferry::report::some_of(others, 5)
         ));
     }
 }

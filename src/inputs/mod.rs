@@ -223,19 +223,12 @@ pub struct Collected {
 
 /// The note naming what `--exclude` left out: every reference, up to ten, then a count.
 fn excluded_note(dropped: &[ImageRef]) -> String {
-    const SHOWN: usize = 10;
     let mut names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
     names.sort();
-    let more = names.len().saturating_sub(SHOWN);
-    names.truncate(SHOWN);
-    let rest = match more {
-        0 => String::new(),
-        n => format!(" and {n} more"),
-    };
     format!(
-        "--exclude left out {} reference(s): {}{rest}",
+        "--exclude left out {} reference(s): {}",
         dropped.len(),
-        names.join(", ")
+        crate::report::some_of(&names, 10)
     )
 }
 
