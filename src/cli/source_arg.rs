@@ -13,8 +13,12 @@ use super::{Failure, output};
 /// oci-layout or index.json is a damaged bundle (exit 1). A `.tar.zst` without a seek table
 /// gets a note saying what reading it costs.
 pub fn open_bundle(path: &Path) -> Result<Arc<dyn BundleSource>, Failure> {
+    // Something that is no bundle at all (a typo, the wrong folder or file: no oci-layout) is
+    // the user's to fix, exit 2 whatever the far-side command; a layout that lost its
+    // index.json is a damaged bundle (exit 1).
+    let no_layout = std::fs::symlink_metadata(path.join("oci-layout")).is_err();
     let source = ferry::store::source::open(path).map_err(|e| match e {
-        StoreError::NotALayout { .. } if !path.is_dir() => {
+        StoreError::NotALayout { .. } if !path.is_dir() || no_layout => {
             Failure::from(Error::from(e).with_kind(Kind::Configuration))
         }
         e => Failure::from(e),

@@ -276,7 +276,8 @@ fn verify_needs_oci_layout_and_index_json() {
     .unwrap();
     std::fs::remove_file(b.join("oci-layout")).unwrap();
     let (code, stdout, stderr) = ferry_out(&["verify", b.to_str().unwrap()]);
-    assert_eq!(code, 1, "{stdout}");
+    // No oci-layout: no bundle at all (exit 2); a layout without index.json is damaged (1).
+    assert_eq!(code, 2, "{stdout}");
     assert!(stderr.contains("no oci-layout file"), "{stderr}");
 }
 

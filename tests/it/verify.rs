@@ -107,10 +107,10 @@ fn a_missing_manifest_and_a_stale_lock() {
 #[test]
 fn not_a_bundle() {
     let dir = tempfile::tempdir().unwrap();
-    // A folder without oci-layout is a damaged bundle (exit 1); a path that is no folder and
-    // no bundle file is the user's mistake (exit 2), said plainly.
+    // A folder without oci-layout, like a path that is no folder and no bundle file, is no
+    // bundle at all: the user's mistake (exit 2), said plainly.
     let (code, _, stderr) = ferry_out(&["verify", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("is not an OCI image layout: no oci-layout file"),
         "{stderr}"
