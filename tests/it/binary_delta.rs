@@ -10,6 +10,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, Weak};
 
 use common::*;
 
@@ -105,7 +106,7 @@ fn marker(delta: &Path) -> serde_json::Value {
 }
 
 /// v1 and v2 of the zlib image in a registry, bundled: BASE (v1), the full v2 bundle, and the
-/// delta of v2 since BASE with --binary-deltas.
+/// delta of v2 since BASE with --binary-deltas. Shared: a test copies what it changes.
 struct Made {
     work: tempfile::TempDir,
     reg: Registry,
@@ -116,7 +117,13 @@ struct Made {
     stderr: String,
 }
 
-fn made() -> Made {
+/// The one [`Made`] of the tests running now (about 40 s of building and bundling each).
+fn made() -> Arc<Made> {
+    static NOW: Mutex<Weak<Made>> = Mutex::new(Weak::new());
+    shared_while_used(&NOW, make)
+}
+
+fn make() -> Made {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let reg = Registry::start();
@@ -140,6 +147,12 @@ fn since(base: &Path) -> [&str; 3] {
     ["--since", base.to_str().unwrap(), "--binary-deltas"]
 }
 
+/// A copy of folder `from` at `to` (cp -a), returned.
+fn copy_of(from: &Path, to: &Path) -> PathBuf {
+    run(Command::new("cp").arg("-a").arg(from).arg(to));
+    to.to_owned()
+}
+
 /// Applies `delta` onto a copy of `base` at `to`; it must then be `full`.
 fn apply_onto_copy(base: &Path, delta: &Path, to: &Path, full: &Path) -> String {
     run(Command::new("cp").arg("-a").arg(base).arg(to));
@@ -152,8 +165,11 @@ fn apply_onto_copy(base: &Path, delta: &Path, to: &Path, full: &Path) -> String 
 #[test]
 fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
     let m = made();
-    let (w, reg, stderr) = (m.work.path(), &m.reg, &m.stderr);
-    let (base, full, delta) = (&m.base, &m.full, &m.delta);
+    let (reg, stderr, base, full) = (&m.reg, &m.stderr, &m.base, &m.full);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // Its own copy: a re-run of bundle writes into it.
+    let delta = &copy_of(&m.delta, &w.join("delta"));
 
     let (layer, layer_size) = layers(reg, "deb/zlib", "2").remove(0);
     let (old_layer, _) = layers(reg, "deb/zlib", "1").remove(0);
@@ -249,8 +265,10 @@ fn a_patched_gzip_layer_applies_to_the_full_bundle_byte_for_byte() {
 #[test]
 fn a_tampered_patch_is_refused_naming_the_layer_and_base_is_unchanged() {
     let m = made();
-    let (reg, base, delta) = (&m.reg, &m.base, &m.delta);
-    let (layer, _) = layers(reg, "deb/zlib", "2").remove(0);
+    let work = tempfile::tempdir().unwrap();
+    let base = &copy_of(&m.base, &work.path().join("base"));
+    let delta = &copy_of(&m.delta, &work.path().join("delta"));
+    let (layer, _) = layers(&m.reg, "deb/zlib", "2").remove(0);
     let m = marker(delta);
     let patch = m["patched"][&layer]["patch"].as_str().unwrap().to_owned();
     let patch_path = delta
@@ -333,13 +351,13 @@ fn rootfs_of(oci: &Path, into: &Path) {
 
 #[test]
 fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
+    let m = made();
+    let reg = &m.reg;
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let reg = Registry::start();
-    push_zlib_images(&reg, w, "deb/zlib");
     for v in ["1", "2"] {
         let rootfs = w.join(format!("rootfs{v}"));
-        rootfs_of(&w.join(format!("oci{v}")), &rootfs);
+        rootfs_of(&m.work.path().join(format!("oci{v}")), &rootfs);
         buildah_push(w, &rootfs, &reg.image(&format!("deb/built:{v}")));
         // zstd layers as skopeo writes them (klauspost's encoder, not libzstd), pushed byte
         // for byte (skopeo would recompress them on the way to the registry).
@@ -367,8 +385,8 @@ fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
     bundle(&full, &refs("2"), &[]);
     let stderr = bundle(&delta, &refs("2"), &since(&base));
 
-    let (built, _) = layers(&reg, "deb/built", "2").remove(0);
-    let (zstd, _) = layers(&reg, "deb/zstd", "2").remove(0);
+    let (built, _) = layers(reg, "deb/built", "2").remove(0);
+    let (zstd, _) = layers(reg, "deb/zstd", "2").remove(0);
     assert!(
         String::from_utf8(reg.manifest("deb/zstd", "2").0)
             .unwrap()
@@ -393,9 +411,10 @@ fn layers_whose_rebuild_cannot_be_proven_exact_ship_whole_and_still_apply() {
 #[test]
 fn an_apply_killed_midway_finishes_on_a_re_run_with_the_rebuilt_layer() {
     let m = made();
-    let (w, base, full, delta) = (m.work.path(), &m.base, &m.full, &m.delta);
+    let (base, full, delta) = (&m.base, &m.full, &m.delta);
+    let work = tempfile::tempdir().unwrap();
     for point in ["after-blob", "after-publish"] {
-        let target = w.join(point);
+        let target = work.path().join(point);
         run(Command::new("cp").arg("-a").arg(base).arg(&target));
         let killed = ferry()
             .env("FERRY_TEST_CRASH_AT", point)

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::{Registry, require, root, run};
 
@@ -47,6 +47,19 @@ fn once_per_run(key: &str, make: impl FnOnce(&Path)) -> PathBuf {
         dest
     })
     .clone()
+}
+
+/// A fixture shared by the tests that use it at the same time, made again when none is alive:
+/// unlike a static it is dropped (its registry stopped, its folders removed) when the last of
+/// them ends. Callers wait while the first makes it.
+pub fn shared_while_used<T>(now: &Mutex<Weak<T>>, make: impl FnOnce() -> T) -> Arc<T> {
+    let mut slot = lock(now);
+    if let Some(alive) = slot.upgrade() {
+        return alive;
+    }
+    let made = Arc::new(make());
+    *slot = Arc::downgrade(&made);
+    made
 }
 
 /// A registry storage folder seeded once per run by `seed` (run against a fresh registry),

@@ -16,7 +16,7 @@ pub use access::{Tls, credential_helper, docker_config, htpasswd, skopeo_push};
 pub use containerd::{Containerd, containerd_images, containerd_images_in};
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
-pub use fixtures::{machine_wide, run_dir};
+pub use fixtures::{machine_wide, run_dir, shared_while_used};
 #[allow(unused_imports)] // only the cluster tests use it
 pub use kube::FakeKubeApi;
 pub use silent::{Reaped, Silent};
