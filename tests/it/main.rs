@@ -14,6 +14,7 @@ mod auth;
 mod auth_defaults;
 mod big_blobs;
 mod binary_delta;
+mod broken_pipe;
 mod bundle;
 mod certificates;
 mod chart_images;
