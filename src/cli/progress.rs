@@ -57,6 +57,8 @@ struct Bars {
     blobs: Mutex<HashMap<Digest, ProgressBar>>,
     /// The images each blob belongs to (from the plan).
     owners: Mutex<Arc<HashMap<Digest, Vec<String>>>>,
+    /// The blobs the plan transfers (0 before it is made), for the overall bar's text.
+    blobs_planned: Mutex<usize>,
 }
 
 /// Counts for the periodic totals line.
@@ -128,11 +130,29 @@ impl BundleProgress {
 
     /// Counts an image that ended (for callers whose images end outside the events: push).
     pub fn count_image(&self, failed: bool) {
-        let mut t = self.totals.lock().expect("totals lock");
-        if failed {
-            t.failed += 1;
-        } else {
-            t.done += 1;
+        {
+            let mut t = self.totals.lock().expect("totals lock");
+            if failed {
+                t.failed += 1;
+            } else {
+                t.done += 1;
+            }
+        }
+        self.show_count();
+    }
+
+    /// Sets how many images the run has, once known (bundle's `--chart` and `--add-file`
+    /// entries, and the images charts name, join the references after the start).
+    pub fn set_images(&self, images: usize) {
+        self.totals.lock().expect("totals lock").images = images;
+        self.show_count();
+    }
+
+    /// Shows `x of N images` on the overall bar (once the run is planned).
+    fn show_count(&self) {
+        if let Some(b) = &self.bars {
+            let t = self.totals.lock().expect("totals lock");
+            b.show_count(t.done + t.failed, t.images);
         }
     }
 
@@ -206,9 +226,19 @@ impl BundleProgress {
         }
     }
 
-    /// Keeps the counts of the totals line.
+    /// Keeps the counts of the totals line and of the overall bar.
     fn count(&self, event: &Event) {
-        // Only the plain-lines style shows totals: the others skip the lock on the hot path.
+        match event {
+            Event::ImageDone { reference, .. } | Event::ImageFailed { reference, .. }
+                if !is_referrer_name(reference) =>
+            {
+                self.count_image(matches!(event, Event::ImageFailed { .. }));
+                return;
+            }
+            _ => {}
+        }
+        // Only the plain-lines style shows byte totals: the others skip the lock on the hot
+        // path.
         if self.style != Style::Lines {
             return;
         }
@@ -224,8 +254,6 @@ impl BundleProgress {
             Event::BlobStarted { offset, .. } => t.bytes += offset,
             Event::BlobProgress { bytes, .. } => t.bytes += bytes,
             Event::BlobRewound { bytes, .. } => t.bytes = t.bytes.saturating_sub(*bytes),
-            Event::ImageDone { reference, .. } if !is_referrer_name(reference) => t.done += 1,
-            Event::ImageFailed { reference, .. } if !is_referrer_name(reference) => t.failed += 1,
             _ => {}
         }
     }
@@ -276,6 +304,7 @@ impl Bars {
             total,
             blobs: Mutex::new(HashMap::new()),
             owners: Mutex::new(Arc::default()),
+            blobs_planned: Mutex::new(0),
         }
     }
 
@@ -321,12 +350,21 @@ impl Bars {
         self.total.set_position(0);
         self.total.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                "{spinner} [{elapsed_precise}] {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
             )
             .expect("valid template")
             .progress_chars("=> "),
         );
-        self.total.set_message(format!("{blobs} blobs"));
+        *self.blobs_planned.lock().expect("blobs lock") = blobs;
+    }
+
+    /// `3 of 12 images, 40 blobs` on the overall bar, once planned.
+    fn show_count(&self, ended: usize, images: usize) {
+        let blobs = *self.blobs_planned.lock().expect("blobs lock");
+        if self.total.length().is_some() {
+            self.total
+                .set_message(format!("{ended} of {images} images, {blobs} blobs"));
+        }
     }
 
     fn blob_started(&self, digest: &Digest, size: u64, offset: u64) {
@@ -378,6 +416,9 @@ impl Reporter for BundleProgress {
         }
         if let Some(b) = &self.bars {
             b.draw(event);
+            if matches!(event, Event::Planned { .. }) {
+                self.show_count();
+            }
         }
     }
 }
@@ -385,6 +426,38 @@ impl Reporter for BundleProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overall_bar_counts_images_of_the_whole_run() {
+        let p = BundleProgress::new(Style::Bars, 1);
+        p.set_images(3);
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        p.event(&Event::Planned {
+            blobs_to_fetch: 2,
+            bytes_to_fetch: 10,
+            blobs_present: 0,
+            bytes_present: 0,
+            owners: Arc::default(),
+        });
+        let total = &p.bars.as_ref().unwrap().total;
+        assert_eq!(total.message(), "0 of 3 images, 2 blobs");
+        p.event(&Event::ImageDone {
+            reference: "registry.example/a:1".into(),
+            digest: digest.clone(),
+            bytes: 10,
+            elapsed: Duration::ZERO,
+        });
+        p.count_image(true);
+        assert_eq!(total.message(), "2 of 3 images, 2 blobs");
+        // A signature is no image of the count.
+        p.event(&Event::ImageDone {
+            reference: format!("registry.example/a:sha256-{}.sig", "b".repeat(64)),
+            digest,
+            bytes: 1,
+            elapsed: Duration::ZERO,
+        });
+        assert_eq!(total.message(), "2 of 3 images, 2 blobs");
+    }
 
     #[test]
     fn platforms_are_counted_and_named() {

@@ -339,12 +339,19 @@ fn a_long_run_prints_running_totals() {
     );
     let dir = tempfile::tempdir().unwrap();
     let reference = format!("{}/team/slow:1", registry.addr);
+    // A file joins the run's images: the totals count it (2 images, not 1).
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "notes").unwrap();
     let mut child = ferry()
         .args([
             "bundle",
             "-o",
             dir.path().join("b").to_str().unwrap(),
             &reference,
+            "--add-file",
+            file.to_str().unwrap(),
+            "--as",
+            "registry.example/files/notes:1",
         ])
         .env("FERRY_LOG_INTERVAL", "0.1")
         .stderr(std::process::Stdio::piped())
@@ -365,9 +372,11 @@ fn a_long_run_prints_running_totals() {
     release.store(true, Ordering::SeqCst);
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(child.wait().unwrap().success(), "{seen:?} {rest:?}");
-    // `progress: 0 of 1 images done, 0 failed; 0 B of 2.93 KiB, 0 B/s, 0 s`
+    // `progress: 1 of 2 images done, 0 failed; 0 B of 2.93 KiB, 0 B/s, 0 s` (the file is
+    // done at once, the image waits for its layer)
     assert!(
-        totals.starts_with("progress: 0 of 1 images done, 0 failed; ")
+        totals.starts_with("progress: ")
+            && totals.contains(" of 2 images done, 0 failed; ")
             && totals.contains(" of 2.93 KiB, ")
             && totals.contains("/s, "),
         "{totals}"
