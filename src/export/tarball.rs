@@ -38,6 +38,37 @@ impl TarPlan {
         self.blobs.push(digest);
         Ok(())
     }
+
+    /// The bytes [`write_tar_checked`] writes for this plan (blobs without a declared size
+    /// count as empty): the total a progress bar counts towards.
+    pub fn tar_size(&self) -> u64 {
+        let padded = |n: u64| n.div_ceil(512) * 512;
+        // A header, a GNU long-name entry first when the path passes ustar's 100 bytes.
+        let member = |path: &str, size: u64| {
+            let long = if path.len() > 100 {
+                512 + padded(path.len() as u64 + 1)
+            } else {
+                0
+            };
+            long + 512 + padded(size)
+        };
+        let mut blobs = self.blobs.clone();
+        blobs.sort();
+        blobs.dedup();
+        let mut algorithms: Vec<&str> = blobs.iter().map(|d| d.algorithm().as_str()).collect();
+        algorithms.dedup();
+        let files: u64 = self
+            .files
+            .iter()
+            .map(|(path, bytes)| member(path, bytes.len() as u64))
+            .sum();
+        let blob_bytes: u64 = blobs
+            .iter()
+            .map(|d| member(&blob_member(d), self.sizes.get(d).copied().unwrap_or(0)))
+            .sum();
+        // `blobs/`, one folder per algorithm, and the two zero blocks that end the archive.
+        files + blob_bytes + 512 * (1 + algorithms.len() as u64) + 1024
+    }
 }
 
 /// A header without its path: `append_data` sets it, with a GNU long-name entry before it when
