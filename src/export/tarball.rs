@@ -171,3 +171,50 @@ fn append_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::report::{Counting, Event, Reporter};
+    use crate::store::Layout;
+
+    /// Sums the bytes of the copy events it hears.
+    #[derive(Default)]
+    struct Sum(AtomicU64);
+
+    impl Reporter for Sum {
+        fn event(&self, event: &Event) {
+            if let Event::Copied { bytes } = event {
+                self.0.fetch_add(*bytes, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_planned_size_is_the_tar_written_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        // Sizes around tar's 512-byte blocks, and one of several MiB (counted in steps).
+        let blobs: Vec<_> = [0usize, 1, 511, 512, 513, 5 << 20]
+            .iter()
+            .map(|&n| {
+                let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+                (Digest::sha256_of(&bytes), bytes)
+            })
+            .collect();
+        layout.land(layout.stage_blobs(&blobs).unwrap()).unwrap();
+        let mut plan = TarPlan::default();
+        for (d, bytes) in &blobs {
+            plan.add_blob(d.clone(), bytes.len() as u64).unwrap();
+        }
+        plan.files.push(("index.json".into(), vec![b'x'; 700]));
+        plan.files.push(("oci-layout".into(), Vec::new()));
+        let sum = Sum::default();
+        let mut tar = Vec::new();
+        write_tar(&layout, &plan, Counting::new(&mut tar, &sum)).unwrap();
+        assert_eq!(plan.tar_size(), tar.len() as u64);
+        assert_eq!(sum.0.load(Ordering::Relaxed), tar.len() as u64);
+    }
+}

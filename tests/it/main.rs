@@ -22,6 +22,7 @@ mod charts;
 mod cli_output;
 mod common;
 mod conventions;
+mod copy_progress;
 mod crashes;
 mod delta;
 mod error_output;
