@@ -37,6 +37,7 @@ mod fleet_mirrors;
 mod hostile;
 mod inputs;
 mod interrupt;
+mod interrupt_bars;
 mod interrupted;
 mod json_exit;
 mod k3s;
