@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use ferry::error::{Kind, ResultExt};
 use ferry::export::ext4::{Size, ext4_image};
 use ferry::export::{Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
@@ -200,25 +199,11 @@ pub(super) fn stop_on_signals(
     runtime: &tokio::runtime::Runtime,
     cancel: CancellationToken,
 ) -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let _guard = runtime.enter();
-    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
-    let (mut int, mut term) = (
-        handler(SignalKind::interrupt())?,
-        handler(SignalKind::terminate())?,
-    );
-    runtime.spawn(async move {
-        for _ in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if cancel.is_cancelled() {
-                super::progress::take_off_screen();
-                std::process::exit(Exit::Interrupted as i32);
-            }
-            cancel.cancel();
+    super::signals::on_each_signal(runtime, move || {
+        if cancel.is_cancelled() {
+            super::progress::take_off_screen();
+            std::process::exit(Exit::Interrupted as i32);
         }
-    });
-    Ok(())
+        cancel.cancel();
+    })
 }

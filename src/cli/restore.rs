@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use ferry::digest::Digest;
-use ferry::error::{Kind, ResultExt};
+use ferry::error::Kind;
 use ferry::platform::Platform;
 use ferry::restore::pins::{OldBundle, bundle_id};
 use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
@@ -211,25 +211,13 @@ fn check_signatures(bundle: &Path, layout: &dyn BundleSource, key: &Path) -> Res
 /// Ctrl-C or SIGTERM during an import: the bars go, then ferry says so and exits 130 (ctr
 /// and skopeo, in ferry's process group, stop on Ctrl-C too). A re-run skips what is in.
 fn exit_on_signals(runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let _guard = runtime.enter();
-    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
-    let (mut int, mut term) = (
-        handler(SignalKind::interrupt())?,
-        handler(SignalKind::terminate())?,
-    );
-    runtime.spawn(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
+    super::signals::on_each_signal(runtime, || {
         super::progress::take_off_screen();
         output::warning(
             "interrupted: run the same command again to import the rest (images already in are skipped)",
         );
         std::process::exit(Exit::Interrupted as i32);
-    });
-    Ok(())
+    })
 }
 
 /// `--quiet`: only the images that failed.

@@ -59,3 +59,28 @@ async fn next(signal: &mut Option<Signal>) {
         None => std::future::pending().await,
     }
 }
+
+/// Runs `each` on every Ctrl-C or SIGTERM, in a task of `runtime`, for the commands that run
+/// without one (export, apply, restore). The listeners exist once this returns.
+pub fn on_each_signal(
+    runtime: &tokio::runtime::Runtime,
+    mut each: impl FnMut() + Send + 'static,
+) -> Result<(), super::Failure> {
+    use ferry::error::{Kind, ResultExt};
+    let _guard = runtime.enter();
+    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
+    let (mut int, mut term) = (
+        handler(SignalKind::interrupt())?,
+        handler(SignalKind::terminate())?,
+    );
+    runtime.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            each();
+        }
+    });
+    Ok(())
+}

@@ -4,36 +4,14 @@
 
 use crate::common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::copy_progress::{bar_lines, on_pty, screen};
-use common::fake::{Fake, TestImage, ranged};
+use common::fake::Fake;
 
 #[test]
 fn ctrl_c_leaves_no_bar_on_the_screen() {
     let registry = Fake::start();
-    let image = TestImage::random(43, &[3000]);
-    registry.serve_image("team/held", "1", &image);
     // The layer never comes while the test runs: the bars stay up until the Ctrl-C.
-    let release = Arc::new(AtomicBool::new(false));
-    struct Release(Arc<AtomicBool>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let _release_at_end = Release(release.clone());
-    let (layer, held) = (image.layers[0].clone(), release.clone());
-    registry.route(
-        &format!("/v2/team/held/blobs/{}", image.layer_digest(0)),
-        move |req, _| {
-            while !held.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            ranged(req, &layer)
-        },
-    );
+    let _held = registry.serve_held_image("team/held", "1", 43);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b");
     let reference = format!("{}/team/held:1", registry.addr);
