@@ -89,14 +89,14 @@ fn restore_prints_totals_by_image_and_quiet_only_failures() {
     });
 }
 
-/// Runs ferry on a pseudo-terminal (stdout and stderr) with python3's `pty`; when `interrupt`
-/// is set, sends it SIGINT once a progress bar (its `ETA`) is on the screen. Returns the exit
-/// code and the raw bytes the terminal received.
-pub(crate) fn on_pty(args: &[&str], interrupt: bool) -> (i32, String) {
+/// Runs ferry on a pseudo-terminal (stdout and stderr) with python3's `pty`; with
+/// `interrupt_at`, sends it SIGINT once that text is on the screen (exit 99 when it never
+/// came). Returns the exit code and the raw bytes the terminal received.
+pub(crate) fn on_pty(args: &[&str], interrupt_at: Option<&str>) -> (i32, String) {
     require("python3", "python3");
     const DRIVER: &str = r#"
 import os, pty, select, signal, sys
-interrupt = sys.argv[1] == "1"
+interrupt = sys.argv[1].encode()
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[2], sys.argv[2:])
@@ -113,7 +113,7 @@ while True:
     if not data:
         break
     seen += data
-    if interrupt and not sent and b"ETA" in seen:
+    if interrupt and not sent and interrupt in seen:
         os.kill(pid, signal.SIGINT)
         sent = True
 _, status = os.waitpid(pid, 0)
@@ -129,7 +129,7 @@ sys.exit(os.waitstatus_to_exitcode(status) if sent or not interrupt else 99)
         };
     }
     let out = cmd
-        .args(["-c", DRIVER, if interrupt { "1" } else { "0" }])
+        .args(["-c", DRIVER, interrupt_at.unwrap_or_default()])
         .arg(ferry.get_program())
         .args(args)
         .output()
@@ -227,7 +227,7 @@ fn export_draws_a_bar_on_a_terminal_and_takes_it_away() {
             "--oci-archive",
             out.to_str().unwrap(),
         ],
-        false,
+        None,
     );
     assert_eq!(code, 0, "{raw:?}");
     // Drawn (the bytes, their rate and the ETA), then gone: the screen ends with the summary.

@@ -15,8 +15,13 @@ fn ctrl_c_leaves_no_bar_on_the_screen() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b");
     let reference = format!("{}/team/held:1", registry.addr);
-    let (code, raw) = on_pty(&["bundle", "-o", out.to_str().unwrap(), &reference], true);
+    // Interrupted once the overall bar counts the images (with its ETA: one template).
+    let (code, raw) = on_pty(
+        &["bundle", "-o", out.to_str().unwrap(), &reference],
+        Some("0 of 1 images, 1 blobs"),
+    );
     let shown = screen(&raw);
+    assert!(raw.contains(" ETA "), "{raw:?}");
     assert_eq!(code, 130, "{shown:#?}");
     assert!(bar_lines(&shown).is_empty(), "{shown:#?}\n{raw:?}");
     // The messages, each on a line of its own.
