@@ -93,6 +93,15 @@ fn restore_prints_totals_by_image_and_quiet_only_failures() {
 /// `interrupt_at`, sends it SIGINT once that text is on the screen (exit 99 when it never
 /// came). Returns the exit code and the raw bytes the terminal received.
 pub(crate) fn on_pty(args: &[&str], interrupt_at: Option<&str>) -> (i32, String) {
+    on_pty_env(args, interrupt_at, &[])
+}
+
+/// [`on_pty`] with extra environment.
+pub(crate) fn on_pty_env(
+    args: &[&str],
+    interrupt_at: Option<&str>,
+    env: &[(&str, &str)],
+) -> (i32, String) {
     require("python3", "python3");
     const DRIVER: &str = r#"
 import os, pty, select, signal, sys
@@ -128,6 +137,7 @@ sys.exit(os.waitstatus_to_exitcode(status) if sent or not interrupt else 99)
             None => cmd.env_remove(k),
         };
     }
+    cmd.envs(env.iter().copied());
     let out = cmd
         .args(["-c", DRIVER, interrupt_at.unwrap_or_default()])
         .arg(ferry.get_program())
