@@ -155,11 +155,7 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         report["leftAlone"] = left_alone_json(&left_alone);
         output::json(&report);
     }
-    if args.progress.quiet {
-        print_failures(&outcomes);
-    } else {
-        print_outcomes(&options, &outcomes);
-    }
+    print_outcomes(&options, &outcomes, args.progress.quiet);
     for a in left_alone.iter().filter(|_| !args.progress.quiet) {
         output::line(&format!("left alone: {} ({})", a.reference, a.reason));
     }
@@ -218,15 +214,6 @@ fn exit_on_signals(runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
         );
         std::process::exit(Exit::Interrupted as i32);
     })
-}
-
-/// `--quiet`: only the images that failed.
-fn print_failures(outcomes: &[Restored]) {
-    for o in outcomes {
-        if let Some(e) = &o.error {
-            output::image_failure(&o.reference, e);
-        }
-    }
 }
 
 /// The runtime `--runtime` names, or for `auto` the one this node has.
@@ -325,8 +312,16 @@ fn left_alone_json(list: &[ferry::restore::LeftAlone]) -> serde_json::Value {
         .collect()
 }
 
-/// One line per image on stderr, then the totals.
-pub(super) fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
+/// One line per image on stderr, then the totals; with `quiet`, only the images that failed.
+pub(super) fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored], quiet: bool) {
+    if quiet {
+        for o in outcomes {
+            if let Some(e) = &o.error {
+                output::image_failure(&o.reference, e);
+            }
+        }
+        return;
+    }
     for o in outcomes {
         match &o.error {
             None => output::line(&format!(
