@@ -1,7 +1,8 @@
-//! Draws bundle and push events: bars on a terminal (overall bytes and one bar per active blob,
+//! Draws bundle and push events, and the copies out of a bundle (export, apply, restore): bars
+//! on a terminal (overall bytes, rate, ETA and `x of N images`, and one bar per active blob,
 //! named after its images), plain lines otherwise (one per image as it resolves, completes or
-//! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default), and the lines
-//! that matter (failures, retries) everywhere.
+//! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default; a copy's once
+//! more at its end), and the lines that matter (failures, retries) everywhere.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
