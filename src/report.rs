@@ -100,6 +100,27 @@ pub enum Event {
         /// Why, with its cause chain, kind and hint.
         error: crate::error::Error,
     },
+    /// A copy out of a bundle starts (export, apply, restore): `bytes` to write, for
+    /// `images` images (0 when it is not counted by image).
+    CopyStarted {
+        /// Images it brings, each reported by [`Event::ImageCopied`].
+        images: usize,
+        /// Bytes it writes (the tar stream's, before any compression), reported by
+        /// [`Event::Copied`].
+        bytes: u64,
+    },
+    /// More bytes of the copy were written.
+    Copied {
+        /// New bytes since the last event.
+        bytes: u64,
+    },
+    /// One image of the copy is through (restore: imported, or failed).
+    ImageCopied {
+        /// The full normalized reference.
+        reference: String,
+        /// Whether it failed (its error is in the command's result).
+        failed: bool,
+    },
 }
 
 /// Receives events. Implementations must be cheap: events come from the transfer hot path.
@@ -114,6 +135,58 @@ pub struct Silent;
 
 impl Reporter for Silent {
     fn event(&self, _: &Event) {}
+}
+
+/// A writer that reports what passes through it as [`Event::Copied`], a few times a
+/// megabyte rather than on every small write (tar headers come 512 bytes at a time).
+pub struct Counting<'r, W> {
+    inner: W,
+    reporter: &'r dyn Reporter,
+    unreported: u64,
+}
+
+/// Bytes gathered before an [`Event::Copied`].
+const COUNT_STEP: u64 = 256 << 10;
+
+impl<'r, W> Counting<'r, W> {
+    /// Counts what is written to `inner`.
+    pub fn new(inner: W, reporter: &'r dyn Reporter) -> Self {
+        Counting {
+            inner,
+            reporter,
+            unreported: 0,
+        }
+    }
+
+    fn report(&mut self) {
+        if self.unreported > 0 {
+            self.reporter.event(&Event::Copied {
+                bytes: std::mem::take(&mut self.unreported),
+            });
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.unreported += n as u64;
+        if self.unreported >= COUNT_STEP {
+            self.report();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.report();
+        self.inner.flush()
+    }
+}
+
+impl<W> Drop for Counting<'_, W> {
+    fn drop(&mut self) {
+        self.report();
+    }
 }
 
 /// Names for a message: the first `shown`, joined by commas, then how many more there are

@@ -9,6 +9,7 @@ use ferry::delta::apply::apply;
 use ferry::delta::apply_to_archive;
 use ferry::export::Target;
 
+use super::progress::ProgressArgs;
 use super::{Exit, Failure, output};
 
 /// Apply a delta (made by `ferry bundle --since BASE`) to BASE, in place: afterwards BASE is
@@ -31,6 +32,8 @@ pub struct ApplyArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// Runs `ferry apply`.
@@ -45,7 +48,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
         ))
         .with_hint("pass -o NEW.tar.zst to write the new bundle as an archive"));
     }
-    let report = apply(&args.delta, &args.base)?;
+    let progress = args.progress.progress("checking the delta and its base");
+    let report = apply(&args.delta, &args.base, &progress)?;
+    progress.finish_copy();
     if args.json {
         output::json(&serde_json::json!({
             "version": 1,
@@ -61,6 +66,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Failure> {
             "blobsRemoved": report.blobs_removed,
             "bytesRemoved": report.bytes_removed,
         }));
+    }
+    if args.progress.quiet {
+        return Ok(Exit::Ok);
     }
     if report.already_applied {
         eprintln!(
@@ -101,7 +109,9 @@ fn to_archive(args: &ApplyArgs, out: &Path) -> Result<Exit, Failure> {
     let runtime = super::runtime();
     let cancel = CancellationToken::new();
     super::export::stop_on_signals(&runtime, cancel.clone())?;
-    let done = apply_to_archive(&args.delta, &args.base, &target, &cancel)?;
+    let progress = args.progress.progress("checking the delta and its base");
+    let done = apply_to_archive(&args.delta, &args.base, &target, &cancel, &progress)?;
+    progress.finish_copy();
     if args.json {
         output::json(&serde_json::json!({
             "version": 1,
@@ -112,6 +122,9 @@ fn to_archive(args: &ApplyArgs, out: &Path) -> Result<Exit, Failure> {
             "blobs": done.blobs,
             "blobsFromDelta": done.from_delta,
         }));
+    }
+    if args.progress.quiet {
+        return Ok(Exit::Ok);
     }
     eprintln!(
         "wrote {target}: {} image(s), {} blob(s) ({} from the delta); {} is unchanged",

@@ -219,6 +219,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     }
     let mut prepared = super::charts::store_layers(&layout, fetched, &since)?;
     prepared.extend(super::charts::store_files(&layout, files));
+    progress.set_images(distinct(&refs) + prepared.len());
     let options = BundleOptions {
         platforms: args.platforms.filter(),
         jobs: args.jobs.into(),
@@ -302,6 +303,11 @@ fn discard(layout: &Layout) -> bool {
             false
         }
     }
+}
+
+/// How many images `refs` names (the run bundles each once).
+fn distinct(refs: &[ImageRef]) -> usize {
+    refs.iter().collect::<std::collections::BTreeSet<_>>().len()
 }
 
 type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;

@@ -3,6 +3,7 @@
 
 use clap::{Args, CommandFactory};
 
+use super::stdout::outln;
 use super::{Cli, Exit, Failure, output};
 
 /// Print a shell completion script on stdout.
@@ -27,7 +28,9 @@ pub struct VersionArgs {
 /// Runs `ferry completions`.
 pub fn completions(args: CompletionsArgs) -> Result<Exit, Failure> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "ferry", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "ferry", &mut script);
+    super::stdout::write_bytes(&script);
     Ok(Exit::Ok)
 }
 
@@ -43,7 +46,7 @@ pub fn version(args: VersionArgs) -> Result<Exit, Failure> {
             "arch": ferry::platform::Platform::host().architecture(),
         }));
     } else {
-        println!("ferry {version}");
+        outln!("ferry {version}");
     }
     Ok(Exit::Ok)
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use ferry::delta::diff::diff;
 use ferry::delta::load_side;
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Compare two bundles or lock files: references added, removed and moved, and the bytes B
@@ -59,13 +60,13 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
         return Ok(Exit::Ok);
     }
     for (r, digest) in &d.added {
-        println!("+ {r} {digest}");
+        outln!("+ {r} {digest}");
     }
     for (r, digest) in &d.removed {
-        println!("- {r} {digest}");
+        outln!("- {r} {digest}");
     }
     for (r, old, new) in &d.moved {
-        println!("~ {r} {old} -> {new}");
+        outln!("~ {r} {old} -> {new}");
     }
     let summary = format!(
         "{} added, {} removed, {} moved, {} unchanged",
@@ -75,21 +76,21 @@ pub fn run(args: DiffArgs) -> Result<Exit, Failure> {
         d.unchanged
     );
     match &d.new_blobs {
-        Some(blobs) => println!(
+        Some(blobs) => outln!(
             "{summary}; B needs {} blob(s), {} ({} bytes) beyond A",
             blobs.len(),
             output::bytes(d.new_bytes().unwrap_or(0)),
             d.new_bytes().unwrap_or(0)
         ),
         None => {
-            println!("{summary}");
+            outln!("{summary}");
             output::warning(
                 "bytes unknown: a lock file made by an older ferry records no blob digests; compare the bundle folders instead",
             );
         }
     }
     for line in marker.iter().flat_map(super::bindelta::patched_lines) {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(Exit::Ok)
 }

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use ferry::error::{Kind, ResultExt};
 use ferry::export::ext4::{Size, ext4_image};
 use ferry::export::{Target, docker_archive, oci_archive};
 use ferry::platform::Platform;
 use ferry::store::{BundleSource, Layout};
 use tokio_util::sync::CancellationToken;
 
+use super::progress::ProgressArgs;
 use super::{Exit, Failure, output};
 
 /// Write a bundle as an oci-archive (`.tar`, `.tar.zst`), a docker-archive (for `docker load`
@@ -55,6 +55,8 @@ pub struct ExportArgs {
     /// DIR under their titles, each checked against its digest.
     #[arg(long, value_name = "DIR")]
     pub files: Option<PathBuf>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -113,25 +115,34 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
     let runtime = super::runtime();
     let cancel = CancellationToken::new();
     stop_on_signals(&runtime, cancel.clone())?;
+    let quiet = args.progress.quiet;
     if let Some(out) = &oci {
+        let progress = args.progress.progress("reading the bundle");
         match &marker {
-            Some(m) => ferry::delta::verify::export_delta(layout, m, out, &cancel),
-            None => oci_archive(layout, out, &cancel),
+            Some(m) => ferry::delta::verify::export_delta(layout, m, out, &cancel, &progress),
+            None => oci_archive(layout, out, &cancel, &progress),
         }?;
-        if let Target::File(path) = out {
+        progress.finish_copy();
+        if let (Target::File(path), false) = (out, quiet) {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             eprintln!("wrote {} ({})", path.display(), output::bytes(size));
         }
     }
     if let Some(out) = &docker {
         let platform = args.platform.clone().unwrap_or_else(Platform::host);
-        let skipped = docker_archive(layout, out, &platform, &cancel)?;
+        let progress = args.progress.progress("reading the bundle");
+        let skipped = docker_archive(layout, out, &platform, &cancel, &progress)?;
+        progress.finish_copy();
         for s in &skipped {
             output::warning(s);
         }
-        eprintln!("wrote {out} for {platform}");
+        if !quiet {
+            eprintln!("wrote {out} for {platform}");
+        }
     }
     if let Some(out) = &ext4 {
+        // mkfs.ext4 says nothing while it copies: a spinner shows the export is alive.
+        let progress = args.progress.progress("mkfs.ext4 is copying the bundle");
         let size = ext4_image(
             &folder_for_ext4(&args.bundle, layout)?,
             out,
@@ -139,16 +150,19 @@ pub fn run(args: ExportArgs) -> Result<Exit, Failure> {
             &args.label,
             &cancel,
         )?;
-        eprintln!(
-            "wrote {out} ({} ext4, label {}, checked with e2fsck)",
-            output::bytes(size),
-            args.label
-        );
+        progress.finish();
+        if !quiet {
+            eprintln!(
+                "wrote {out} ({} ext4, label {}, checked with e2fsck)",
+                output::bytes(size),
+                args.label
+            );
+        }
     }
     if let Some(dir) = &args.files {
         let written =
             ferry::artifact::export::export_files(layout, dir).map_err(ferry::error::Error::new)?;
-        for f in &written {
+        for f in written.iter().filter(|_| !quiet) {
             eprintln!(
                 "wrote {} ({}, from {})",
                 f.path.display(),
@@ -185,24 +199,11 @@ pub(super) fn stop_on_signals(
     runtime: &tokio::runtime::Runtime,
     cancel: CancellationToken,
 ) -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let _guard = runtime.enter();
-    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
-    let (mut int, mut term) = (
-        handler(SignalKind::interrupt())?,
-        handler(SignalKind::terminate())?,
-    );
-    runtime.spawn(async move {
-        for _ in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if cancel.is_cancelled() {
-                std::process::exit(Exit::Interrupted as i32);
-            }
-            cancel.cancel();
+    super::signals::on_each_signal(runtime, move || {
+        if cancel.is_cancelled() {
+            super::progress::take_off_screen();
+            std::process::exit(Exit::Interrupted as i32);
         }
-    });
-    Ok(())
+        cancel.cancel();
+    })
 }

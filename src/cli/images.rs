@@ -9,6 +9,7 @@ use ferry::error::{Error, Kind};
 
 use super::registry_args::RegistryArgs;
 use super::sources::SourceArgs;
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Print the normalized, de-duplicated, sorted references the same sources give `ferry bundle`.
@@ -63,7 +64,7 @@ pub async fn run(args: ImagesArgs) -> Result<Exit, Failure> {
         }));
     } else {
         for r in &refs {
-            println!("{r}");
+            outln!("{r}");
         }
     }
     Ok(Exit::Ok)

@@ -68,7 +68,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
         ));
     }
     let Some(path) = args.output.as_ref().filter(|_| !to_stdout) else {
-        print!("{}", String::from_utf8_lossy(&outcome.lock.to_json()));
+        super::stdout::write_bytes(&outcome.lock.to_json());
         return Ok(Exit::Ok);
     };
     if args.locked {

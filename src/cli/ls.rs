@@ -10,6 +10,7 @@ use ferry::platform::Platform;
 use ferry::store::{BundleSource, IndexEntry, inspect_entry};
 use ferry::supply::{ReferrerKind, parse_referrer_name};
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// List the images in a bundle: reference, digest, platforms, size, and the signatures, SBOMs
@@ -363,7 +364,7 @@ fn print_table(rows: &[Row]) {
     };
     let (w0, w1, w2, w3, w4) = (width(0), width(1), width(2), width(3), width(4));
     for [r, k, d, p, s, x] in std::iter::once(&header).chain(&table) {
-        println!(
+        outln!(
             "{}",
             format!("{r:w0$}  {k:w1$}  {d:w2$}  {p:w3$}  {s:>w4$}  {x}").trim_end()
         );

@@ -67,7 +67,8 @@ const ENVIRONMENT: [(&str, &str); 9] = [
     ),
     (
         "FERRY_LOG_INTERVAL",
-        "seconds between progress lines when stderr is not a terminal",
+        "seconds between progress lines of bundle, push, export, apply and restore when stderr \
+         is not a terminal or with --no-progress (10 by default)",
     ),
     ("RUST_LOG", "log filter, as -v (ferry=debug)"),
     ("NO_COLOR", "when set, no colour on a terminal"),

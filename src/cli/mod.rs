@@ -31,6 +31,7 @@ mod signatures;
 mod snapshot;
 mod source_arg;
 mod sources;
+mod stdout;
 mod verify;
 
 use std::process::ExitCode;
@@ -200,6 +201,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => {
             output::finish_json(json, exit == Exit::Ok, None);
+            // Data that could not be written (a full disk behind `>`) is no success.
+            let exit = match exit {
+                Exit::Ok if stdout::failed() => Exit::Failed,
+                exit => exit,
+            };
             ExitCode::from(exit as u8)
         }
         Err(failure) => {

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use console::style;
 use ferry::error::{Error, Kind};
 
+use super::stdout::outln;
+
 /// Applies `NO_COLOR` (https://no-color.org) and the terminal check once, at start.
 pub fn init() {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -183,7 +185,7 @@ pub fn finish_json(wanted: bool, exit_ok: bool, failure: Option<&Error>) {
             object.insert("error".into(), error_json(e));
         }
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&value).expect("JSON values serialize")
     );

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use ferry::restore::pins::{self, OldBundle, Replaced};
 use ferry::restore::{RestoreError, RestoreOptions, Restored};
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Unpins what OLD alone had, once every image of the new bundle is in; when one is not,
@@ -100,7 +101,7 @@ pub fn list(options: &RestoreOptions, json: bool) -> Result<Exit, Failure> {
                 None => lock.to_string(),
             })
             .collect();
-        println!(
+        outln!(
             "{} {} {}",
             plain(&p.name),
             p.digest.as_deref().unwrap_or("-"),

@@ -140,6 +140,6 @@ pub fn run(args: PreloadArgs) -> Result<Exit, Failure> {
         serve_from_pvc: args.serve_from_pvc,
     };
     let objects = manifests(&options).map_err(|e| Failure::from(ferry::error::Error::new(e)))?;
-    print!("{}", render(&objects));
+    super::stdout::write(&render(&objects));
     Ok(Exit::Ok)
 }

@@ -1,21 +1,23 @@
-//! Draws bundle and push events: bars on a terminal (overall bytes and one bar per active blob,
+//! Draws bundle and push events, and the copies out of a bundle (export, apply, restore): bars
+//! on a terminal (overall bytes, rate, ETA and `x of N images`, and one bar per active blob,
 //! named after its images), plain lines otherwise (one per image as it resolves, completes or
-//! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default), and the lines
-//! that matter (failures, retries) everywhere.
+//! fails, and running totals every `FERRY_LOG_INTERVAL` seconds, 10 by default; a copy's once
+//! more at its end), and the lines that matter (failures, retries) everywhere.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressDrawTarget};
 
-use ferry::digest::Digest;
 use ferry::report::{Event, Reporter};
 use ferry::supply::is_referrer_name;
 use ferry::untrusted::printable;
 
 use super::output;
+
+mod bars;
+use bars::Bars;
 
 /// How the run is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,40 @@ impl Style {
     }
 }
 
-/// The CLI's reporter for `ferry bundle` and `ferry push`.
+/// `--no-progress` and `-q/--quiet` of the commands that copy out of a bundle (export,
+/// apply, restore).
+#[derive(Debug, clap::Args)]
+pub struct ProgressArgs {
+    /// No progress bars, even on a terminal: plain lines instead, with running totals every
+    /// FERRY_LOG_INTERVAL seconds (10 by default) and the totals at the end.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Only errors and warnings on stderr: no progress, no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl ProgressArgs {
+    /// A reporter for a copy, its spinner saying `starting` until the copy is counted.
+    pub fn progress(&self, starting: &str) -> BundleProgress {
+        BundleProgress::with_spinner(Style::pick(self.no_progress, self.quiet), 0, starting)
+    }
+}
+
+/// The bars on the terminal now: a signal handler takes them off before it says anything.
+static ON_SCREEN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Clears the bars from the terminal and keeps them off (a run being stopped draws no
+/// more), so that what is printed next starts on a clean line.
+pub fn take_off_screen() {
+    if let Some(multi) = ON_SCREEN.lock().expect("screen lock").take() {
+        let _ = multi.clear();
+        multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+}
+
+/// The CLI's reporter for `ferry bundle` and `ferry push`, and for the copies out of a bundle
+/// (export, apply, restore).
 pub struct BundleProgress {
     bars: Option<Bars>,
     style: Style,
@@ -49,14 +84,6 @@ pub struct BundleProgress {
     /// Stops the periodic totals (started once the run is planned: before, the resolved
     /// lines show the progress).
     ticker: Mutex<Option<mpsc::Sender<()>>>,
-}
-
-struct Bars {
-    multi: MultiProgress,
-    total: ProgressBar,
-    blobs: Mutex<HashMap<Digest, ProgressBar>>,
-    /// The images each blob belongs to (from the plan).
-    owners: Mutex<Arc<HashMap<Digest, Vec<String>>>>,
 }
 
 /// Counts for the periodic totals line.
@@ -67,22 +94,36 @@ struct Totals {
     failed: usize,
     bytes: u64,
     bytes_total: u64,
+    /// A copy out of a bundle (export, apply, restore), not a transfer.
+    copy: bool,
 }
 
 impl Totals {
     fn line(&self) -> String {
         let secs = self.start.elapsed().as_secs_f64();
+        // A copy's total is its tar's size, exact; the count never passes it.
+        let bytes = if self.copy {
+            self.bytes.min(self.bytes_total)
+        } else {
+            self.bytes
+        };
         let rate = if secs > 0.0 {
-            (self.bytes as f64 / secs) as u64
+            (bytes as f64 / secs) as u64
         } else {
             0
         };
+        // An export or apply counts bytes only.
+        let images = if self.copy && self.images == 0 {
+            String::new()
+        } else {
+            format!(
+                "{} of {} images done, {} failed; ",
+                self.done, self.images, self.failed
+            )
+        };
         format!(
-            "progress: {} of {} images done, {} failed; {} of {}, {}/s, {:.0} s",
-            self.done,
-            self.images,
-            self.failed,
-            output::bytes(self.bytes),
+            "progress: {images}{} of {}, {}/s, {:.0} s",
+            output::bytes(bytes),
             output::bytes(self.bytes_total),
             output::bytes(rate),
             secs
@@ -102,6 +143,11 @@ fn interval() -> Duration {
 impl BundleProgress {
     /// A reporter drawing in `style`, for a run of `images` images.
     pub fn new(style: Style, images: usize) -> BundleProgress {
+        Self::with_spinner(style, images, "resolving references")
+    }
+
+    /// A reporter whose spinner says `starting` until the work is counted.
+    pub fn with_spinner(style: Style, images: usize, starting: &str) -> BundleProgress {
         let totals = Arc::new(Mutex::new(Totals {
             start: Instant::now(),
             images,
@@ -109,9 +155,14 @@ impl BundleProgress {
             failed: 0,
             bytes: 0,
             bytes_total: 0,
+            copy: false,
         }));
         BundleProgress {
-            bars: (style == Style::Bars).then(Bars::new),
+            bars: (style == Style::Bars).then(|| {
+                let bars = Bars::new(starting);
+                *ON_SCREEN.lock().expect("screen lock") = Some(bars.multi.clone());
+                bars
+            }),
             style,
             totals,
             ticker: Mutex::new(None),
@@ -128,11 +179,29 @@ impl BundleProgress {
 
     /// Counts an image that ended (for callers whose images end outside the events: push).
     pub fn count_image(&self, failed: bool) {
-        let mut t = self.totals.lock().expect("totals lock");
-        if failed {
-            t.failed += 1;
-        } else {
-            t.done += 1;
+        {
+            let mut t = self.totals.lock().expect("totals lock");
+            if failed {
+                t.failed += 1;
+            } else {
+                t.done += 1;
+            }
+        }
+        self.show_count();
+    }
+
+    /// Sets how many images the run has, once known (bundle's `--chart` and `--add-file`
+    /// entries, and the images charts name, join the references after the start).
+    pub fn set_images(&self, images: usize) {
+        self.totals.lock().expect("totals lock").images = images;
+        self.show_count();
+    }
+
+    /// Shows `x of N images` on the overall bar (once the run is planned).
+    fn show_count(&self) {
+        if let Some(b) = &self.bars {
+            let t = self.totals.lock().expect("totals lock");
+            b.show_count(t.done + t.failed, t.images);
         }
     }
 
@@ -147,11 +216,8 @@ impl BundleProgress {
     pub fn finish(&self) {
         self.stop_ticker();
         if let Some(b) = &self.bars {
-            for (_, bar) in b.blobs.lock().expect("bars lock").drain() {
-                bar.finish_and_clear();
-            }
-            b.total.finish_and_clear();
-            let _ = b.multi.clear();
+            b.clear();
+            ON_SCREEN.lock().expect("screen lock").take();
         }
     }
 
@@ -206,9 +272,21 @@ impl BundleProgress {
         }
     }
 
-    /// Keeps the counts of the totals line.
+    /// Keeps the counts of the totals line and of the overall bar.
     fn count(&self, event: &Event) {
-        // Only the plain-lines style shows totals: the others skip the lock on the hot path.
+        match event {
+            Event::ImageDone { reference, .. } | Event::ImageFailed { reference, .. }
+                if !is_referrer_name(reference) =>
+            {
+                self.count_image(matches!(event, Event::ImageFailed { .. }));
+                return;
+            }
+            Event::ImageCopied { failed, .. } => return self.count_image(*failed),
+            Event::CopyStarted { images, bytes } => return self.copy_started(*images, *bytes),
+            _ => {}
+        }
+        // Only the plain-lines style shows byte totals: the others skip the lock on the hot
+        // path.
         if self.style != Style::Lines {
             return;
         }
@@ -224,17 +302,49 @@ impl BundleProgress {
             Event::BlobStarted { offset, .. } => t.bytes += offset,
             Event::BlobProgress { bytes, .. } => t.bytes += bytes,
             Event::BlobRewound { bytes, .. } => t.bytes = t.bytes.saturating_sub(*bytes),
-            Event::ImageDone { reference, .. } if !is_referrer_name(reference) => t.done += 1,
-            Event::ImageFailed { reference, .. } if !is_referrer_name(reference) => t.failed += 1,
+            Event::Copied { bytes } => t.bytes += bytes,
             _ => {}
+        }
+    }
+
+    /// A copy out of a bundle starts: its totals, and the ticker of the plain lines.
+    fn copy_started(&self, images: usize, bytes: u64) {
+        {
+            let mut t = self.totals.lock().expect("totals lock");
+            t.images = images;
+            t.bytes_total = bytes;
+            t.copy = true;
+            // Each copy of a run counts from zero (export writes one output after another).
+            (t.done, t.failed, t.bytes) = (0, 0, 0);
+        }
+        if self.style == Style::Lines {
+            let mut ticker = self.ticker.lock().expect("ticker lock");
+            if ticker.is_none() {
+                *ticker = Some(start_ticker(self.totals.clone()));
+            }
+        }
+        if let Some(b) = &self.bars {
+            b.copy_started(bytes);
+        }
+        self.show_count();
+    }
+
+    /// [`finish`](Self::finish), then, in plain lines, the totals of the copy (export, apply,
+    /// restore) once more, final.
+    pub fn finish_copy(&self) {
+        self.finish();
+        let t = self.totals.lock().expect("totals lock");
+        if self.style == Style::Lines && t.copy {
+            eprintln!("{}", t.line());
         }
     }
 }
 
 impl Drop for BundleProgress {
-    /// A run that ends in an error never reaches `finish`: its totals stop here.
+    /// A run that ends in an error never reaches `finish`: its totals stop and its bars go
+    /// here, before the error is printed.
     fn drop(&mut self) {
-        self.stop_ticker();
+        self.finish();
     }
 }
 
@@ -260,114 +370,6 @@ fn start_ticker(totals: Arc<Mutex<Totals>>) -> mpsc::Sender<()> {
     stop
 }
 
-impl Bars {
-    fn new() -> Bars {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let total = multi.add(ProgressBar::new_spinner());
-        total.set_style(
-            ProgressStyle::with_template("{spinner} {msg}")
-                .expect("valid template")
-                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
-        );
-        total.set_message("resolving references");
-        total.enable_steady_tick(Duration::from_millis(100));
-        Bars {
-            multi,
-            total,
-            blobs: Mutex::new(HashMap::new()),
-            owners: Mutex::new(Arc::default()),
-        }
-    }
-
-    fn draw(&self, event: &Event) {
-        match event {
-            Event::Planned {
-                bytes_to_fetch,
-                blobs_to_fetch,
-                owners,
-                ..
-            } => self.planned(*bytes_to_fetch, *blobs_to_fetch, owners),
-            Event::BlobStarted {
-                digest,
-                size,
-                offset,
-            } => self.blob_started(digest, *size, *offset),
-            Event::BlobProgress { digest, bytes } => {
-                self.total.inc(*bytes);
-                if let Some(bar) = self.blobs.lock().expect("bars lock").get(digest) {
-                    bar.inc(*bytes);
-                }
-            }
-            Event::BlobRewound { digest, bytes } => {
-                self.total
-                    .set_position(self.total.position().saturating_sub(*bytes));
-                if let Some(bar) = self.blobs.lock().expect("bars lock").get(digest) {
-                    bar.set_position(0);
-                }
-            }
-            Event::BlobDone { digest } | Event::BlobFailed { digest } => {
-                if let Some(bar) = self.blobs.lock().expect("bars lock").remove(digest) {
-                    bar.finish_and_clear();
-                    self.multi.remove(&bar);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn planned(&self, bytes: u64, blobs: usize, owners: &Arc<HashMap<Digest, Vec<String>>>) {
-        *self.owners.lock().expect("owners lock") = Arc::clone(owners);
-        self.total.set_length(bytes);
-        self.total.set_position(0);
-        self.total.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar:.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        self.total.set_message(format!("{blobs} blobs"));
-    }
-
-    fn blob_started(&self, digest: &Digest, size: u64, offset: u64) {
-        let bar = self.multi.insert_from_back(1, ProgressBar::new(size));
-        bar.set_style(
-            ProgressStyle::with_template("  {msg:50} {bar:30} {bytes:>10}/{total_bytes:10}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(self.blob_label(digest));
-        bar.set_position(offset);
-        self.total.inc(offset);
-        self.blobs
-            .lock()
-            .expect("bars lock")
-            .insert(digest.clone(), bar);
-    }
-
-    /// `docker.io/library/alpine:3.20 (+2) 1a2b3c4d5e6f`: the first image needing the blob, how many more do,
-    /// and the blob's short digest.
-    fn blob_label(&self, digest: &Digest) -> String {
-        let owners = self.owners.lock().expect("owners lock");
-        let names = owners.get(digest).map(Vec::as_slice).unwrap_or_default();
-        let Some(first) = names.first() else {
-            return digest.short();
-        };
-        // The end of a long name says most (repository and tag).
-        let first = if first.chars().count() > 32 {
-            let tail: String = first.chars().rev().take(31).collect();
-            format!("…{}", tail.chars().rev().collect::<String>())
-        } else {
-            first.clone()
-        };
-        let more = match names.len() {
-            1 => String::new(),
-            n => format!(" (+{})", n - 1),
-        };
-        format!("{first}{more} {}", digest.short())
-    }
-}
-
 impl Reporter for BundleProgress {
     fn event(&self, event: &Event) {
         self.count(event);
@@ -378,6 +380,9 @@ impl Reporter for BundleProgress {
         }
         if let Some(b) = &self.bars {
             b.draw(event);
+            if matches!(event, Event::Planned { .. }) {
+                self.show_count();
+            }
         }
     }
 }
@@ -385,6 +390,38 @@ impl Reporter for BundleProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overall_bar_counts_images_of_the_whole_run() {
+        let p = BundleProgress::new(Style::Bars, 1);
+        p.set_images(3);
+        let digest: ferry::digest::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        p.event(&Event::Planned {
+            blobs_to_fetch: 2,
+            bytes_to_fetch: 10,
+            blobs_present: 0,
+            bytes_present: 0,
+            owners: Arc::default(),
+        });
+        let total = &p.bars.as_ref().unwrap().total;
+        assert_eq!(total.message(), "0 of 3 images, 2 blobs");
+        p.event(&Event::ImageDone {
+            reference: "registry.example/a:1".into(),
+            digest: digest.clone(),
+            bytes: 10,
+            elapsed: Duration::ZERO,
+        });
+        p.count_image(true);
+        assert_eq!(total.message(), "2 of 3 images, 2 blobs");
+        // A signature is no image of the count.
+        p.event(&Event::ImageDone {
+            reference: format!("registry.example/a:sha256-{}.sig", "b".repeat(64)),
+            digest,
+            bytes: 1,
+            elapsed: Duration::ZERO,
+        });
+        assert_eq!(total.message(), "2 of 3 images, 2 blobs");
+    }
 
     #[test]
     fn platforms_are_counted_and_named() {

@@ -11,6 +11,7 @@ use ferry::restore::pins::{OldBundle, bundle_id};
 use ferry::restore::{RestoreOptions, Restored, Runtime, restore};
 use ferry::store::{BundleSource, verify};
 
+use super::progress::ProgressArgs;
 use super::{Exit, Failure, output};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +94,8 @@ pub struct RestoreArgs {
     pub jobs: usize,
     #[command(flatten)]
     pub from: super::restore_from::FromArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 fn on_path(program: &str) -> bool {
@@ -134,7 +137,11 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         )));
     }
     let options = options(&args, runtime, Some(id));
-    let outcomes = restore(layout, &options)?;
+    let signals = super::runtime();
+    exit_on_signals(&signals)?;
+    let progress = args.progress.progress("asking the runtime what it holds");
+    let outcomes = restore(layout, &options, &progress)?;
+    progress.finish_copy();
     let left_alone = ferry::restore::left_alone(layout)?;
     let replaced = match &old {
         Some(old) => Some(super::pins::replace(&options, old, &outcomes, args.remove)?),
@@ -148,8 +155,8 @@ pub fn run(args: RestoreArgs) -> Result<Exit, Failure> {
         report["leftAlone"] = left_alone_json(&left_alone);
         output::json(&report);
     }
-    print_outcomes(&options, &outcomes);
-    for a in &left_alone {
+    print_outcomes(&options, &outcomes, args.progress.quiet);
+    for a in left_alone.iter().filter(|_| !args.progress.quiet) {
         output::line(&format!("left alone: {} ({})", a.reference, a.reason));
     }
     if let Some(r) = &replaced {
@@ -195,6 +202,18 @@ fn check_signatures(bundle: &Path, layout: &dyn BundleSource, key: &Path) -> Res
         ));
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM during an import: the bars go, then ferry says so and exits 130 (ctr
+/// and skopeo, in ferry's process group, stop on Ctrl-C too). A re-run skips what is in.
+fn exit_on_signals(runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
+    super::signals::on_each_signal(runtime, || {
+        super::progress::take_off_screen();
+        output::warning(
+            "interrupted: run the same command again to import the rest (images already in are skipped)",
+        );
+        std::process::exit(Exit::Interrupted as i32);
+    })
 }
 
 /// The runtime `--runtime` names, or for `auto` the one this node has.
@@ -293,8 +312,16 @@ fn left_alone_json(list: &[ferry::restore::LeftAlone]) -> serde_json::Value {
         .collect()
 }
 
-/// One line per image on stderr, then the totals.
-pub(super) fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored]) {
+/// One line per image on stderr, then the totals; with `quiet`, only the images that failed.
+pub(super) fn print_outcomes(options: &RestoreOptions, outcomes: &[Restored], quiet: bool) {
+    if quiet {
+        for o in outcomes {
+            if let Some(e) = &o.error {
+                output::image_failure(&o.reference, e);
+            }
+        }
+        return;
+    }
     for o in outcomes {
         match &o.error {
             None => output::line(&format!(

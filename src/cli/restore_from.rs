@@ -63,7 +63,7 @@ pub fn run(args: &RestoreArgs, url: &str) -> Result<Exit, Failure> {
     if args.json {
         output::json(&report_json(&origin.shown(), &options, &outcomes));
     }
-    print_outcomes(&options, &outcomes);
+    print_outcomes(&options, &outcomes, args.progress.quiet);
     Ok(if outcomes.iter().any(|o| o.error.is_some()) {
         Exit::Failed
     } else {

@@ -13,6 +13,7 @@ use ferry::node::mirror_config::{Mirror, parse_mirror};
 use ferry::serve::node::Holder;
 use ferry::serve::{self, Event, Limits, Listen, Live, Pool, Snapshot, Tls};
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Serve a bundle as a read-only registry (the OCI distribution API's pull side).
@@ -255,7 +256,7 @@ fn setup_only(args: &ServeArgs, snapshot: &Snapshot, tls: Option<&Tls>) -> Resul
     }
     let origin = serve::node::origin(args.addr, tls.is_some());
     write_node_files(args, &snapshot.catalog, &origin, tls)?;
-    println!(
+    outln!(
         "{}",
         if holder == Holder::ThisBundle {
             "running"

@@ -1,5 +1,6 @@
 //! Ctrl-C and SIGTERM for the long-running commands (bundle, push): the first one stops the
-//! run cleanly, a second Ctrl-C exits at once.
+//! run cleanly, a second Ctrl-C exits at once. Either way the progress bars leave the terminal
+//! before anything is said.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, output};
+use super::{Exit, output, progress};
 
 /// Waits for Ctrl-C, SIGTERM (a Job being stopped) or the `timeout` deadline (which sets
 /// `timed_out`), says `stopping`, cancels the run, then exits 130 on a second Ctrl-C.
@@ -36,9 +37,12 @@ pub fn stop_on_signals(
             () = next(&mut term) => {}
             () = deadline => {
                 timed_out.store(true, Ordering::SeqCst);
+                progress::take_off_screen();
                 output::error("--timeout reached: stopping; finished images are kept, a re-run continues");
             }
         }
+        // The bars go first: a message printed under them would leave half a bar above it.
+        progress::take_off_screen();
         output::warning(stopping);
         cancel.cancel();
         next(&mut interrupt).await;
@@ -54,4 +58,29 @@ async fn next(signal: &mut Option<Signal>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// Runs `each` on every Ctrl-C or SIGTERM, in a task of `runtime`, for the commands that run
+/// without one (export, apply, restore). The listeners exist once this returns.
+pub fn on_each_signal(
+    runtime: &tokio::runtime::Runtime,
+    mut each: impl FnMut() + Send + 'static,
+) -> Result<(), super::Failure> {
+    use ferry::error::{Kind, ResultExt};
+    let _guard = runtime.enter();
+    let handler = |kind| signal(kind).context(Kind::Failed, || "cannot handle signals");
+    let (mut int, mut term) = (
+        handler(SignalKind::interrupt())?,
+        handler(SignalKind::terminate())?,
+    );
+    runtime.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            each();
+        }
+    });
+    Ok(())
 }

@@ -6,6 +6,7 @@ use clap::Args;
 
 use ferry::snapshot::{SnapshotProgress, SnapshotRequest, snapshot};
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Snapshot the PVC holding a bundle and print the snapshot's storage handle.
@@ -79,7 +80,7 @@ pub async fn run(args: SnapshotArgs) -> Result<Exit, Failure> {
             "VolumeSnapshot {}/{} is ready (content {})",
             result.namespace, result.name, result.content
         );
-        println!("{}", result.snapshot_handle);
+        outln!("{}", result.snapshot_handle);
     }
     Ok(Exit::Ok)
 }

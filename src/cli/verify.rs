@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ferry::store::verify::VerifyReport;
 use ferry::store::{BundleSource, Layout, verify};
 
+use super::stdout::outln;
 use super::{Exit, Failure, output};
 
 /// Re-hash every blob of a bundle and check that every image in it is complete.
@@ -145,7 +146,7 @@ fn signatures_line(
     unsigned: usize,
 ) {
     let key = args.key.as_deref().unwrap_or(Path::new("-"));
-    println!(
+    outln!(
         "signatures: {} of {} images signed by {}",
         verdicts.len() - unsigned,
         verdicts.len(),
@@ -176,7 +177,7 @@ fn print_report(bundle: &Path, report: &VerifyReport, unsigned: usize) {
         0 => String::new(),
         n => format!(" (and {n} signatures/SBOMs)"),
     };
-    println!(
+    outln!(
         "{}: {} images{referrers}, {} blobs, {} verified in {}{}",
         if problems == 0 { "ok" } else { "FAILED" },
         report.images,
@@ -243,7 +244,7 @@ fn verify_delta(
         for p in &report.problems {
             output::error(p);
         }
-        println!(
+        outln!(
             "{}: delta of base lock {}: {} images, {} blobs, {} verified, {} blob(s) from the base{} in {}{}",
             if report.ok() { "ok" } else { "FAILED" },
             marker.base_lock,

@@ -20,6 +20,7 @@ use super::verify::needed_blobs;
 use crate::digest::Digest;
 use crate::fsutil::crash_point;
 use crate::fsutil::write_atomic;
+use crate::report::{Event, Reporter};
 use crate::store::gc::{referenced, remove_blobs, unreferenced};
 use crate::store::inspect_entry;
 use crate::store::publish::publish;
@@ -202,12 +203,13 @@ impl Delta {
         base: &Layout,
         wanted: &BTreeMap<Digest, u64>,
         report: &mut ApplyReport,
+        reporter: &dyn Reporter,
     ) -> Result<(), StoreError> {
         for (digest, _) in self.source.blobs()? {
             let Some(&size) = wanted.get(&digest) else {
                 continue;
             };
-            copy_blob(&*self.source, base, &digest, size)?;
+            copy_blob(&*self.source, base, &digest, size, reporter)?;
             crash_point("after-blob");
         }
         report.blobs_added += wanted.len();
@@ -217,18 +219,27 @@ impl Delta {
 }
 
 /// Applies the delta `delta_path` (a folder, or an oci-archive `.tar`/`.tar.zst`, read in
-/// place) to the bundle folder `base_root`.
-pub fn apply(delta_path: &Path, base_root: &Path) -> Result<ApplyReport, ApplyError> {
+/// place) to the bundle folder `base_root`. The blobs it copies are reported as
+/// [`Event::CopyStarted`] and [`Event::Copied`].
+pub fn apply(
+    delta_path: &Path,
+    base_root: &Path,
+    reporter: &dyn Reporter,
+) -> Result<ApplyReport, ApplyError> {
     super::apply_archive::remove_stale_temp_folders();
     let delta = Delta::open(delta_path)?;
     Layout::open_read(base_root)?;
     let base = Layout::open_for_write(base_root)?;
-    let result = apply_locked(&delta, &base);
+    let result = apply_locked(&delta, &base, reporter);
     base.tidy();
     result
 }
 
-fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError> {
+fn apply_locked(
+    delta: &Delta,
+    base: &Layout,
+    reporter: &dyn Reporter,
+) -> Result<ApplyReport, ApplyError> {
     let source = &*delta.source;
     let new_lock_digest = source.lock_digest()?;
     let new_index = source.index()?;
@@ -267,7 +278,11 @@ fn apply_locked(delta: &Delta, base: &Layout) -> Result<ApplyReport, ApplyError>
         write_atomic(&work.join(JOURNAL_NAME), &bytes, Some(&work.join("tmp")))
             .map_err(StoreError::from)?;
     }
-    delta.copy(base, &to_copy, &mut report)?;
+    reporter.event(&Event::CopyStarted {
+        images: 0,
+        bytes: to_copy.values().sum(),
+    });
+    delta.copy(base, &to_copy, &mut report, reporter)?;
     report.blobs_rebuilt = rebuilt.len();
     report.bytes_rebuilt = rebuilt_bytes;
     base.land(rebuilt)?;
@@ -442,6 +457,7 @@ fn copy_blob(
     base: &Layout,
     digest: &Digest,
     size: u64,
+    reporter: &dyn Reporter,
 ) -> Result<(), StoreError> {
     let source = delta.open_blob(digest, Some(size))?;
     let mut reader = source.reader().map_err(|e| source.error(e))?;
@@ -453,6 +469,7 @@ fn copy_blob(
             break;
         }
         writer.write(&buf[..n])?;
+        reporter.event(&Event::Copied { bytes: n as u64 });
     }
     writer.commit()
 }

@@ -35,6 +35,7 @@ pub fn apply_to_archive(
     base_path: &Path,
     out: &Target,
     cancel: &CancellationToken,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<ArchiveApplied, ApplyError> {
     let delta = Delta::open(delta_path)?;
     if !delta.marker.patched.is_empty() {
@@ -68,7 +69,7 @@ pub fn apply_to_archive(
         (LOCK_FILE_NAME.into(), new_lock.to_json()),
         (SCRIPT_FILE.into(), script.into_bytes()),
     ];
-    write_oci_tar(&layered, &plan, out, cancel)?;
+    write_oci_tar(&layered, &plan, out, cancel, reporter)?;
     Ok(ArchiveApplied {
         images: index.len(),
         blobs: plan.sizes.len(),

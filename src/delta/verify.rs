@@ -142,6 +142,7 @@ pub fn export_delta(
     marker: &Marker,
     out: &Target,
     cancel: &CancellationToken,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<(), ExportError> {
     // Blobs are re-hashed as the tar streams them; what is checked here is that the delta is
     // whole: every blob its images need is in it or claimed by its base.
@@ -164,5 +165,5 @@ pub fn export_delta(
     }
     let names = ["index.json", LOCK_FILE_NAME, MARKER_NAME, SCRIPT_FILE];
     add_root_files(layout, &mut plan, &names)?;
-    crate::export::write_oci_tar(layout, &plan, out, cancel)
+    crate::export::write_oci_tar(layout, &plan, out, cancel, reporter)
 }

@@ -7,6 +7,7 @@ use super::tarball::{TarPlan, write_tar_checked as write_tar};
 use super::{ExportError, Target};
 use crate::digest::Digest;
 use crate::platform::Platform;
+use crate::report::{Counting, Event, Reporter};
 use crate::store::lockfile::LOCK_FILE_NAME;
 use crate::store::select::{Offer, offer};
 use crate::store::source::{SCRIPT_FILE, SeekableWriter};
@@ -43,6 +44,7 @@ pub fn oci_archive(
     layout: &dyn BundleSource,
     out: &Target,
     cancel: &CancellationToken,
+    reporter: &dyn Reporter,
 ) -> Result<(), ExportError> {
     let (index, blobs) = complete_images(layout)?;
     let mut plan = TarPlan::default();
@@ -51,7 +53,7 @@ pub fn oci_archive(
     }
     plan.files.push(("index.json".into(), index.to_json()));
     add_root_files(layout, &mut plan, &[LOCK_FILE_NAME, SCRIPT_FILE])?;
-    write_oci_tar(layout, &plan, out, cancel)
+    write_oci_tar(layout, &plan, out, cancel, reporter)
 }
 
 /// Adds oci-layout, and the named root files the bundle has (verbatim: a delta names its base
@@ -109,24 +111,38 @@ impl ArchiveFormat {
 
 /// Writes a planned layout tar to `out`: in the zstd seekable format when its name ends in
 /// `.zst` (every member starts a frame; frames are compressed on every core, the bytes do not
-/// depend on how many), plain otherwise. Bundles and deltas share it.
+/// depend on how many), plain otherwise. Bundles and deltas share it. The tar's bytes (before
+/// compression) are reported as [`Event::CopyStarted`] and [`Event::Copied`].
 pub(crate) fn write_oci_tar(
     layout: &dyn BundleSource,
     plan: &TarPlan,
     out: &Target,
     cancel: &CancellationToken,
+    reporter: &dyn Reporter,
 ) -> Result<(), ExportError> {
     let format = ArchiveFormat::of(out)?;
     let name = out.to_string();
+    reporter.event(&Event::CopyStarted {
+        images: 0,
+        bytes: plan.tar_size(),
+    });
     out.write_with(|f| match format {
         ArchiveFormat::SeekableZst => {
             let io = |e| ExportError::Io(name.clone(), e);
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
             let mut enc = SeekableWriter::new(f, threads);
-            write_tar(layout, plan, &mut enc, &name, cancel)?;
+            write_tar(
+                layout,
+                plan,
+                &mut Counting::new(&mut enc, reporter),
+                &name,
+                cancel,
+            )?;
             enc.finish().and_then(|w| w.flush()).map_err(io)
         }
-        ArchiveFormat::Tar => write_tar(layout, plan, f, &name, cancel),
+        ArchiveFormat::Tar => {
+            write_tar(layout, plan, &mut Counting::new(f, reporter), &name, cancel)
+        }
     })
 }
 
@@ -139,6 +155,7 @@ pub fn docker_archive(
     out: &Target,
     platform: &Platform,
     cancel: &CancellationToken,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<String>, ExportError> {
     let index = layout.index()?;
     let mut plan = TarPlan::default();
@@ -209,6 +226,18 @@ pub fn docker_archive(
         serde_json::to_vec(&manifest).expect("JSON serializes"),
     ));
     let name = out.to_string();
-    out.write_with(|f| write_tar(layout, &plan, f, &name, cancel))?;
+    reporter.event(&Event::CopyStarted {
+        images: 0,
+        bytes: plan.tar_size(),
+    });
+    out.write_with(|f| {
+        write_tar(
+            layout,
+            &plan,
+            &mut Counting::new(f, reporter),
+            &name,
+            cancel,
+        )
+    })?;
     Ok(skipped)
 }

@@ -38,6 +38,37 @@ impl TarPlan {
         self.blobs.push(digest);
         Ok(())
     }
+
+    /// The bytes [`write_tar_checked`] writes for this plan (blobs without a declared size
+    /// count as empty): the total a progress bar counts towards.
+    pub fn tar_size(&self) -> u64 {
+        let padded = |n: u64| n.div_ceil(512) * 512;
+        // A header, a GNU long-name entry first when the path passes ustar's 100 bytes.
+        let member = |path: &str, size: u64| {
+            let long = if path.len() > 100 {
+                512 + padded(path.len() as u64 + 1)
+            } else {
+                0
+            };
+            long + 512 + padded(size)
+        };
+        let mut blobs = self.blobs.clone();
+        blobs.sort();
+        blobs.dedup();
+        let mut algorithms: Vec<&str> = blobs.iter().map(|d| d.algorithm().as_str()).collect();
+        algorithms.dedup();
+        let files: u64 = self
+            .files
+            .iter()
+            .map(|(path, bytes)| member(path, bytes.len() as u64))
+            .sum();
+        let blob_bytes: u64 = blobs
+            .iter()
+            .map(|d| member(&blob_member(d), self.sizes.get(d).copied().unwrap_or(0)))
+            .sum();
+        // `blobs/`, one folder per algorithm, and the two zero blocks that end the archive.
+        files + blob_bytes + 512 * (1 + algorithms.len() as u64) + 1024
+    }
 }
 
 /// A header without its path: `append_data` sets it, with a GNU long-name entry before it when
@@ -139,4 +170,51 @@ fn append_all(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::report::{Counting, Event, Reporter};
+    use crate::store::Layout;
+
+    /// Sums the bytes of the copy events it hears.
+    #[derive(Default)]
+    struct Sum(AtomicU64);
+
+    impl Reporter for Sum {
+        fn event(&self, event: &Event) {
+            if let Event::Copied { bytes } = event {
+                self.0.fetch_add(*bytes, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_planned_size_is_the_tar_written_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_for_write(dir.path()).unwrap();
+        // Sizes around tar's 512-byte blocks, and one of several MiB (counted in steps).
+        let blobs: Vec<_> = [0usize, 1, 511, 512, 513, 5 << 20]
+            .iter()
+            .map(|&n| {
+                let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+                (Digest::sha256_of(&bytes), bytes)
+            })
+            .collect();
+        layout.land(layout.stage_blobs(&blobs).unwrap()).unwrap();
+        let mut plan = TarPlan::default();
+        for (d, bytes) in &blobs {
+            plan.add_blob(d.clone(), bytes.len() as u64).unwrap();
+        }
+        plan.files.push(("index.json".into(), vec![b'x'; 700]));
+        plan.files.push(("oci-layout".into(), Vec::new()));
+        let sum = Sum::default();
+        let mut tar = Vec::new();
+        write_tar(&layout, &plan, Counting::new(&mut tar, &sum)).unwrap();
+        assert_eq!(plan.tar_size(), tar.len() as u64);
+        assert_eq!(sum.0.load(Ordering::Relaxed), tar.len() as u64);
+    }
 }

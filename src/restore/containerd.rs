@@ -10,6 +10,7 @@ use super::present::{self, PresentImage};
 use super::{RestoreError, RestoreOptions, Restored, repository};
 use crate::error::{Error, Kind};
 use crate::export::tarball::{TarPlan, write_tar};
+use crate::report::{Counting, Event, Reporter};
 use crate::store::select::PlatformImage;
 use crate::store::{BundleIndex, BundleSource, OCI_LAYOUT};
 
@@ -60,6 +61,7 @@ pub fn restore(
     layout: &dyn BundleSource,
     images: &[PlatformImage],
     options: &RestoreOptions,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<Restored>, RestoreError> {
     let (mut outcomes, todo) = skip_present(
         images,
@@ -67,7 +69,7 @@ pub fn restore(
         options,
     );
     if !todo.is_empty() {
-        import_parallel(layout, &todo, options)?;
+        import_parallel(layout, &todo, options, reporter)?;
         outcomes.extend(
             todo.iter()
                 .map(|image| name_and_pin(&image.name, image.entry.digest().as_ref(), options)),
@@ -132,6 +134,7 @@ fn import_parallel(
     layout: &dyn BundleSource,
     images: &[&PlatformImage],
     options: &RestoreOptions,
+    reporter: &dyn Reporter,
 ) -> Result<(), RestoreError> {
     let blobs: Vec<Vec<(crate::digest::Digest, u64)>> = images
         .iter()
@@ -142,13 +145,22 @@ fn import_parallel(
         n => n,
     };
     let groups = groups::split(&blobs, workers);
+    let plans: Vec<(Vec<&PlatformImage>, TarPlan)> = groups
+        .iter()
+        .map(|g| {
+            let group: Vec<&PlatformImage> = g.iter().map(|&i| images[i]).collect();
+            let plan = tar_plan(&group, g.iter().map(|&i| &blobs[i]))?;
+            Ok((group, plan))
+        })
+        .collect::<Result<_, RestoreError>>()?;
+    reporter.event(&Event::CopyStarted {
+        images: images.len(),
+        bytes: plans.iter().map(|(_, p)| p.tar_size()).sum(),
+    });
     std::thread::scope(|s| {
-        let handles: Vec<_> = groups
+        let handles: Vec<_> = plans
             .iter()
-            .map(|g| {
-                let group: Vec<&PlatformImage> = g.iter().map(|&i| images[i]).collect();
-                s.spawn(move || import(layout, &group, options))
-            })
+            .map(|(group, plan)| s.spawn(move || import(layout, group, plan, options, reporter)))
             .collect();
         handles
             .into_iter()
@@ -158,23 +170,36 @@ fn import_parallel(
     Ok(())
 }
 
-/// Streams one tar of `images` into `ctr images import`.
-fn import(
-    layout: &dyn BundleSource,
+/// The tar of `images` (with their blobs and sizes) for one `ctr images import`: an index of
+/// these images only, since ctr would record the others without their content.
+fn tar_plan<'a>(
     images: &[&PlatformImage],
-    options: &RestoreOptions,
-) -> Result<(), RestoreError> {
-    // An index of these images only: ctr would record the others without their content.
+    blobs: impl Iterator<Item = &'a Vec<(crate::digest::Digest, u64)>>,
+) -> Result<TarPlan, RestoreError> {
     let mut index = BundleIndex::default();
     let mut plan = TarPlan::default();
     for image in images {
         index.upsert(&image.name, image.entry.clone());
-        plan.blobs.extend(image.blobs()?);
+    }
+    for (digest, size) in blobs.flatten() {
+        plan.add_blob(digest.clone(), *size)
+            .map_err(|e| RestoreError::runtime(e.to_string()))?;
     }
     plan.files.push(("index.json".into(), index.to_json()));
     plan.files
         .push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+    Ok(plan)
+}
 
+/// Streams the tar `plan` of `images` into `ctr images import`; reports its bytes, then its
+/// images once ctr has them.
+fn import(
+    layout: &dyn BundleSource,
+    images: &[&PlatformImage],
+    plan: &TarPlan,
+    options: &RestoreOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), RestoreError> {
     let mut import = ctr(options);
     import
         .args([
@@ -198,8 +223,8 @@ fn import(
     // Stream from a thread while ctr reads; ctr's stderr is collected by wait_with_output.
     let (written, out) = std::thread::scope(|s| {
         let w = s.spawn(move || -> std::io::Result<()> {
-            let mut stdin = stdin;
-            write_tar(layout, &plan, &mut stdin)?;
+            let mut stdin = Counting::new(stdin, reporter);
+            write_tar(layout, plan, &mut stdin)?;
             stdin.flush()
         });
         let out = child.wait_with_output();
@@ -219,7 +244,14 @@ fn import(
             ),
         ));
     }
-    written.map_err(|e| RestoreError::runtime(format!("streaming the bundle to ctr: {e}")))
+    written.map_err(|e| RestoreError::runtime(format!("streaming the bundle to ctr: {e}")))?;
+    for image in images {
+        reporter.event(&Event::ImageCopied {
+            reference: image.name.clone(),
+            failed: false,
+        });
+    }
+    Ok(())
 }
 
 /// Names an imported image `repository@digest` too, and pins both names when asked.

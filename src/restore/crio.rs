@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{RestoreError, RestoreOptions, Restored};
+use crate::report::{Event, Reporter};
 use crate::store::select::PlatformImage;
 use crate::store::{BundleSource, OCI_LAYOUT};
 
@@ -34,6 +35,7 @@ pub fn restore(
     layout: &dyn BundleSource,
     images: &[PlatformImage],
     options: &RestoreOptions,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<Restored>, RestoreError> {
     if layout.kind().is_archive() {
         return Err(RestoreError::runtime_hint(
@@ -50,6 +52,15 @@ pub fn restore(
     let tmp = tmp.path();
     let p = &options.platform;
     let mut outcomes = Vec::new();
+    // skopeo copies each image whole: counted by image and by its blobs' bytes.
+    let sizes: Vec<u64> = images
+        .iter()
+        .map(|i| Ok(i.sized_blobs()?.iter().map(|(_, s)| s).sum()))
+        .collect::<Result<_, crate::store::StoreError>>()?;
+    reporter.event(&Event::CopyStarted {
+        images: images.len(),
+        bytes: sizes.iter().sum(),
+    });
     for (i, image) in images.iter().enumerate() {
         let dir = tmp.join(i.to_string());
         one_image_layout(&dir, layout, image)
@@ -86,6 +97,11 @@ pub fn restore(
                 ));
             }
         };
+        reporter.event(&Event::Copied { bytes: sizes[i] });
+        reporter.event(&Event::ImageCopied {
+            reference: image.name.clone(),
+            failed: error.is_some(),
+        });
         outcomes.push(Restored {
             reference: image.name.clone(),
             digest: image.entry.digest().to_string(),

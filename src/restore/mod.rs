@@ -229,10 +229,12 @@ pub fn left_alone(layout: &dyn BundleSource) -> Result<Vec<LeftAlone>, RestoreEr
 }
 
 /// Restores every image of the bundle that serves the node's platform; the others are
-/// reported as failed. Returns one outcome per image.
+/// reported as failed. Returns one outcome per image. What it imports is reported as
+/// [`Event::CopyStarted`](crate::report::Event::CopyStarted), then bytes and images as they go.
 pub fn restore(
     layout: &dyn BundleSource,
     options: &RestoreOptions,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<Vec<Restored>, RestoreError> {
     let index = layout.index()?;
     let mut serving: Vec<PlatformImage> = Vec::new();
@@ -297,8 +299,8 @@ pub fn restore(
         });
     }
     let done = match options.runtime {
-        Runtime::Containerd => containerd::restore(layout, &serving, options)?,
-        Runtime::CriO => crio::restore(layout, &serving, options)?,
+        Runtime::Containerd => containerd::restore(layout, &serving, options, reporter)?,
+        Runtime::CriO => crio::restore(layout, &serving, options, reporter)?,
     };
     outcomes.extend(done);
     outcomes.sort_by(|a, b| a.reference.cmp(&b.reference));

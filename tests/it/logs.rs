@@ -311,40 +311,25 @@ fn verbose_is_global_and_serve_keeps_its_request_log() {
 #[test]
 fn a_long_run_prints_running_totals() {
     use std::io::BufRead as _;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let registry = Fake::start();
-    let image = TestImage::random(41, &[3000]);
-    registry.serve_image("team/slow", "1", &image);
     // The layer is held back until the test has seen a totals line: the run is "long" for as
     // long as the test needs, whatever the machine's speed.
-    let release = Arc::new(AtomicBool::new(false));
-    // Released when the test ends, however it ends, so that no request waits for ever.
-    struct Release(Arc<AtomicBool>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let _release_at_end = Release(release.clone());
-    let (layer, held) = (image.layers[0].clone(), release.clone());
-    registry.route(
-        &format!("/v2/team/slow/blobs/{}", image.layer_digest(0)),
-        move |req, _| {
-            while !held.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            ranged(req, &layer)
-        },
-    );
+    let held = registry.serve_held_image("team/slow", "1", 41);
     let dir = tempfile::tempdir().unwrap();
     let reference = format!("{}/team/slow:1", registry.addr);
+    // A file joins the run's images: the totals count it (2 images, not 1).
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "notes").unwrap();
     let mut child = ferry()
         .args([
             "bundle",
             "-o",
             dir.path().join("b").to_str().unwrap(),
             &reference,
+            "--add-file",
+            file.to_str().unwrap(),
+            "--as",
+            "registry.example/files/notes:1",
         ])
         .env("FERRY_LOG_INTERVAL", "0.1")
         .stderr(std::process::Stdio::piped())
@@ -362,12 +347,14 @@ fn a_long_run_prints_running_totals() {
             break line;
         }
     };
-    release.store(true, Ordering::SeqCst);
+    held.release();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(child.wait().unwrap().success(), "{seen:?} {rest:?}");
-    // `progress: 0 of 1 images done, 0 failed; 0 B of 2.93 KiB, 0 B/s, 0 s`
+    // `progress: 1 of 2 images done, 0 failed; 0 B of 2.93 KiB, 0 B/s, 0 s` (the file is
+    // done at once, the image waits for its layer)
     assert!(
-        totals.starts_with("progress: 0 of 1 images done, 0 failed; ")
+        totals.starts_with("progress: ")
+            && totals.contains(" of 2 images done, 0 failed; ")
             && totals.contains(" of 2.93 KiB, ")
             && totals.contains("/s, "),
         "{totals}"

@@ -475,3 +475,42 @@ impl TestImage {
         digest_of(&self.layers[i])
     }
 }
+
+/// A layer held back by [`Fake::serve_held_image`] until [`Held::release`] or drop (so that no
+/// request waits for ever, however the test ends).
+pub struct Held(Arc<std::sync::atomic::AtomicBool>);
+
+impl Held {
+    /// Lets the layer go.
+    pub fn release(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Fake {
+    /// Serves `repo:tag`, a one-layer image (`seed`, 3000 bytes), whose layer is held back
+    /// until the [`Held`] is released: a run stays at that layer for as long as the test needs,
+    /// whatever the machine's speed.
+    pub fn serve_held_image(&self, repo: &str, tag: &str, seed: u64) -> Held {
+        let image = TestImage::random(seed, &[3000]);
+        self.serve_image(repo, tag, &image);
+        let held = Held(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let (layer, gate) = (image.layers[0].clone(), held.0.clone());
+        self.route(
+            &format!("/v2/{repo}/blobs/{}", image.layer_digest(0)),
+            move |req, _| {
+                while !gate.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                ranged(req, &layer)
+            },
+        );
+        held
+    }
+}
