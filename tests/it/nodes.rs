@@ -48,7 +48,8 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The arm64 build from scripts/dist.sh (cached under target/: seconds when nothing changed)
+/// The arm64 build from scripts/dist.sh (its `dist-test` profile: the shipped build's static,
+/// stripped form without optimisation, half the CPU of a cold build; cached under target/)
 /// runs `ferry version` under qemu-user, static and stripped; `--with-binary` places it and
 /// names the platform it has no binary for; an arm64 node whose bundle holds no binary that
 /// runs there (a `uname` that says aarch64, a file that is no arm64 executable) gets the
@@ -57,8 +58,10 @@ fn stderr(out: &Output) -> String {
 fn the_arm64_binary_runs_and_an_arm64_node_without_one_imports_at_once() {
     require("qemu-aarch64-static", "qemu-user-static");
     require("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu");
-    run(Command::new(root().join("scripts/dist.sh")).arg("arm64"));
-    let built = root().join("target/dist/ferry-linux-arm64");
+    run(Command::new(root().join("scripts/dist.sh"))
+        .arg("arm64")
+        .env("FERRY_DIST_PROFILE", "dist-test"));
+    let built = root().join("target/dist-test/ferry-linux-arm64");
     let out = run(Command::new("qemu-aarch64-static")
         .arg(&built)
         .args(["version", "--json"]));
@@ -73,7 +76,8 @@ fn the_arm64_binary_runs_and_an_arm64_node_without_one_imports_at_once() {
     assert!(!headers.contains("INTERP"), "{headers}");
     assert!(!headers.contains(".symtab") && !headers.contains(".debug_info"));
     let bytes = std::fs::read(&built).unwrap();
-    assert!(bytes.len() < 32 << 20, "{} bytes", bytes.len());
+    // Unoptimised; the shipped (opt-level "s") build is about 14 MB.
+    assert!(bytes.len() < 48 << 20, "{} bytes", bytes.len());
 
     let reg = Registry::seeded();
     let dir = tempfile::tempdir().unwrap();
