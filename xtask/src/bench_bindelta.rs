@@ -142,7 +142,10 @@ pub fn run(ferry: &Path, runs: usize) -> Result<(), String> {
         peer.make.cpu.as_secs_f64(),
         peer.apply.cpu.as_secs_f64()
     );
-    for (what, repo) in [("zlib gzip (python)", "debian"), ("Go gzip (buildah)", "built")] {
+    for (what, repo) in [
+        ("zlib gzip (python)", "debian"),
+        ("Go gzip (buildah)", "built"),
+    ] {
         let image = |v: &str| format!("{}/bench/{repo}:{v}", registry.addr);
         one_image(ferry, w, runs, what, &image, &peer)?;
     }
