@@ -160,8 +160,10 @@ fn gzip_segments<R: Read>(
     let Ok(header) = codec::gzip_header(&mut r) else {
         return Ok(Err("its gzip header is not one this ferry reads".into()));
     };
+    // Go's table-based matchers (buildah, podman, skopeo) pick matches deep in any hash chain
+    // preflate models: up to the 32 KiB window (vendor/preflate-rs/README-ferry.md).
     let config = PreflateConfig {
-        max_chain_length: 4096,
+        max_chain_length: 32768,
         plain_text_limit: SEGMENT,
         verify_compression: false,
     };
