@@ -5,7 +5,7 @@
 
 Writes DIR/index.yaml for every NAME-VERSION.tgz in DIR (digest = sha256 of the file, url
 relative, as `helm repo index` writes), plus an entry `liar 0.1.0` whose digest matches no
-file, then serves DIR on 127.0.0.1 (a free port) and prints `127.0.0.1:PORT` on stdout once it
+file, again at each GET of /index.yaml (so a test can republish a chart), then serves DIR on 127.0.0.1 (a free port) and prints `127.0.0.1:PORT` on stdout once it
 listens. With --user every request needs that Basic authentication (else 401). Standard
 library only; the index is written as plain text, not with a YAML library.
 """
@@ -26,7 +26,8 @@ def write_index(root):
             with open(os.path.join(root, f), "rb") as fh:
                 digest = hashlib.sha256(fh.read()).hexdigest()
             charts.setdefault(name, []).append((version, digest, f))
-    charts.setdefault("liar", []).append(("0.1.0", "0" * 64, sorted(os.listdir(root))[0]))
+    first = [f for f in sorted(os.listdir(root)) if f.endswith(".tgz")][0]
+    charts.setdefault("liar", []).append(("0.1.0", "0" * 64, first))
     for name, versions in charts.items():
         lines.append(f"  {name}:")
         for version, digest, f in versions:
@@ -39,8 +40,9 @@ def write_index(root):
                 f"    - {f}",
             ]
     lines.append("generated: \"2026-12-07T00:00:00Z\"")
-    with open(os.path.join(root, "index.yaml"), "w") as fh:
+    with open(os.path.join(root, "index.yaml.tmp"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
+    os.replace(os.path.join(root, "index.yaml.tmp"), os.path.join(root, "index.yaml"))
 
 
 def main():
@@ -60,6 +62,8 @@ def main():
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if self.path.split("?")[0] == "/index.yaml":
+                write_index(root)
             super().do_GET()
 
         def log_message(self, *a):

@@ -42,8 +42,38 @@ impl<'a> ChartRepo<'a> {
         ChartRepo { registries }
     }
 
-    /// The chart `.tgz` `spec` names, its sha256 checked against index.yaml's digest.
-    pub async fn fetch(&self, spec: &ChartSpec) -> Result<Bytes, ChartError> {
+    /// The chart `.tgz` `spec` names, its sha256 checked against index.yaml's digest and, when
+    /// a lock gives one, first that digest against the `locked` one (a version republished
+    /// with other content is refused before any byte of it is fetched).
+    pub async fn fetch(
+        &self,
+        spec: &ChartSpec,
+        locked: Option<&crate::digest::Digest>,
+    ) -> Result<Bytes, ChartError> {
+        let (url, expected) = self.entry(spec).await?;
+        if let Some(locked) = locked
+            && locked.to_string() != expected
+        {
+            return Err(ChartError::Moved {
+                chart: spec.to_string(),
+                locked: locked.to_string(),
+                now: expected,
+            });
+        }
+        let tgz = self.get(&spec.repo, &url, MAX_CHART_BYTES).await?;
+        let actual = crate::digest::Digest::sha256_of(&tgz).to_string();
+        if actual != expected {
+            return Err(ChartError::Digest {
+                url: shown(&url),
+                expected,
+                actual,
+            });
+        }
+        Ok(tgz)
+    }
+
+    /// The URL of the chart `spec` names and its digest (`sha256:HEX`), from index.yaml.
+    async fn entry(&self, spec: &ChartSpec) -> Result<(url::Url, String), ChartError> {
         let mut base = spec.repo.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -91,16 +121,7 @@ impl<'a> ChartRepo<'a> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("chart URL: http or https only".into()));
         }
-        let tgz = self.get(&spec.repo, &url, MAX_CHART_BYTES).await?;
-        let actual = crate::digest::Digest::sha256_of(&tgz).to_string();
-        if actual.strip_prefix("sha256:") != Some(expected.as_str()) {
-            return Err(ChartError::Digest {
-                url: shown(&url),
-                expected: format!("sha256:{expected}"),
-                actual,
-            });
-        }
-        Ok(tgz)
+        Ok((url, format!("sha256:{expected}")))
     }
 
     /// GETs `url` into memory, at most `limit` bytes; credentials go only to the repository's

@@ -12,13 +12,13 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 
 /// testdata/helm_repo.py serving a folder, killed on drop.
-struct HelmRepo {
-    addr: String,
+pub(crate) struct HelmRepo {
+    pub(crate) addr: String,
     child: Child,
 }
 
 impl HelmRepo {
-    fn start(dir: &Path, user: Option<&str>) -> HelmRepo {
+    pub(crate) fn start(dir: &Path, user: Option<&str>) -> HelmRepo {
         let mut cmd = Command::new("python3");
         cmd.arg(root().join("testdata/helm_repo.py")).arg(dir);
         if let Some(u) = user {
@@ -44,14 +44,14 @@ impl Drop for HelmRepo {
 }
 
 /// A registry holding the chart pushed as OCI, and the same .tgz in a chart folder.
-struct Setup {
+pub(crate) struct Setup {
     reg: Registry,
     dir: tempfile::TempDir,
     fx: serde_json::Value,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let reg = Registry::start();
         let dir = tempfile::tempdir().unwrap();
         let fx = push_artifacts(&reg, &dir.path().join("fx"));
@@ -65,11 +65,11 @@ impl Setup {
         Setup { reg, dir, fx }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn tgz(&self) -> Vec<u8> {
+    pub(crate) fn tgz(&self) -> Vec<u8> {
         std::fs::read(self.path("fx/mychart-0.1.0.tgz")).unwrap()
     }
 }

@@ -17,6 +17,7 @@ mod binary_delta;
 mod bundle;
 mod certificates;
 mod chart_images;
+mod chart_lock;
 mod charts;
 mod cli_output;
 mod common;
