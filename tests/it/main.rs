@@ -18,6 +18,7 @@ mod bundle;
 mod certificates;
 mod chart_images;
 mod chart_lock;
+mod chart_pull;
 mod charts;
 mod cli_output;
 mod common;
