@@ -81,9 +81,17 @@ fn a_chart_from_an_http_repository_is_pulled_from_serve_as_helm_pull_asks() {
         assert_eq!(m["layers"][0]["digest"], layer);
         // The config and the chart layer: the .tgz as the HTTP repository served it.
         let config = m["config"]["digest"].as_str().unwrap();
-        let got = curl("GET", &served.url(&format!("/v2/{name}/blobs/{config}")), &[]);
+        let got = curl(
+            "GET",
+            &served.url(&format!("/v2/{name}/blobs/{config}")),
+            &[],
+        );
         assert_eq!(sha256(&got.body), config);
-        let got = curl("GET", &served.url(&format!("/v2/{name}/blobs/{layer}")), &[]);
+        let got = curl(
+            "GET",
+            &served.url(&format!("/v2/{name}/blobs/{layer}")),
+            &[],
+        );
         assert_eq!(got.status, 200);
         assert!(got.body == tgz, "{name}: the chart .tgz byte for byte");
     }
