@@ -5,7 +5,7 @@
 //! names it unless `--add-file` gives it back. The repository is testdata/helm_repo.py (it
 //! re-indexes its folder at each GET of index.yaml, as a republishing repository would).
 
-use crate::charts::{HelmRepo, Setup};
+use crate::charts::{HelmRepo, Setup, bundle};
 use crate::common;
 
 use std::path::Path;
@@ -15,11 +15,11 @@ use common::*;
 
 const FILE_REF: &str = "registry.example/tools/licence:1";
 
-fn bundle(out: &Path, args: &[&str]) -> (i32, String) {
-    let mut all = vec!["bundle", "--no-progress", "-o", out.to_str().unwrap()];
-    all.extend(args);
-    let (code, _, stderr) = ferry_out(&all);
-    (code, stderr)
+/// `bundle` of `args` with `file` stored as FILE_REF.
+fn with_file(out: &Path, args: &[&str], file: &Path) -> (i32, String) {
+    let mut all = args.to_vec();
+    all.extend(["--add-file", file.to_str().unwrap(), "--as", FILE_REF]);
+    bundle(out, &all)
 }
 
 fn lock_entry(bundle: &Path, reference: &str) -> serde_json::Value {
@@ -48,17 +48,7 @@ fn a_locked_chart_is_fetched_again_from_its_repository_with_the_same_digest() {
     let licence = s.path("LICENCE.txt");
     std::fs::write(&licence, "the licence, crossing with the chart\n").unwrap();
     let first = s.path("first");
-    let (code, stderr) = bundle(
-        &first,
-        &[
-            "--chart",
-            &spec,
-            "--add-file",
-            licence.to_str().unwrap(),
-            "--as",
-            FILE_REF,
-        ],
-    );
+    let (code, stderr) = with_file(&first, &["--chart", &spec], &licence);
     assert_eq!(code, 0, "{stderr}");
 
     // The lock says where each came from; the .tgz digest is sha256sum's word on the file.
@@ -92,17 +82,7 @@ fn a_locked_chart_is_fetched_again_from_its_repository_with_the_same_digest() {
 
     // With the file given back: the same bundle, entry for entry.
     let whole = s.path("whole");
-    let (code, stderr) = bundle(
-        &whole,
-        &[
-            "--lock",
-            lock.to_str().unwrap(),
-            "--add-file",
-            licence.to_str().unwrap(),
-            "--as",
-            FILE_REF,
-        ],
-    );
+    let (code, stderr) = with_file(&whole, &["--lock", lock.to_str().unwrap()], &licence);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         std::fs::read(whole.join("index.json")).unwrap(),
@@ -116,17 +96,7 @@ fn a_locked_chart_is_fetched_again_from_its_repository_with_the_same_digest() {
     // Another file under the locked name is not what the lock records: refused by name.
     std::fs::write(&licence, "another licence\n").unwrap();
     let other = s.path("other");
-    let (code, stderr) = bundle(
-        &other,
-        &[
-            "--lock",
-            lock.to_str().unwrap(),
-            "--add-file",
-            licence.to_str().unwrap(),
-            "--as",
-            FILE_REF,
-        ],
-    );
+    let (code, stderr) = with_file(&other, &["--lock", lock.to_str().unwrap()], &licence);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!("{FILE_REF}: the lock file says")),

@@ -4,7 +4,7 @@
 //! by a real OCI client, skopeo; the bytes are compared with the chart's `.tgz` (sha256sum's
 //! word, not ferry's) and with the digests the server announces.
 
-use crate::charts::{HelmRepo, Setup};
+use crate::charts::{HelmRepo, Setup, bundle};
 use crate::common;
 use crate::served::{Served, curl};
 
@@ -24,14 +24,7 @@ fn a_chart_from_an_http_repository_is_pulled_from_serve_as_helm_pull_asks() {
     let repo = HelmRepo::start(&s.path("charts"), None);
     let b = s.path("b");
     let spec = format!("http://{}/mychart:0.1.0", repo.addr);
-    let (code, _, stderr) = ferry_out(&[
-        "bundle",
-        "--no-progress",
-        "-o",
-        b.to_str().unwrap(),
-        "--chart",
-        &spec,
-    ]);
+    let (code, stderr) = bundle(&b, &["--chart", &spec]);
     assert_eq!(code, 0, "{stderr}");
     let tgz = s.tgz();
     let layer = sha256(&tgz);

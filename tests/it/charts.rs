@@ -74,7 +74,8 @@ impl Setup {
     }
 }
 
-fn bundle(out: &Path, args: &[&str]) -> (i32, String) {
+/// `ferry bundle --no-progress -o OUT ARGS...`: its exit code and stderr.
+pub(crate) fn bundle(out: &Path, args: &[&str]) -> (i32, String) {
     let mut all = vec!["bundle", "--no-progress", "-o", out.to_str().unwrap()];
     all.extend(args);
     let (code, _, stderr) = ferry_out(&all);
