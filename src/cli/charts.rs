@@ -50,6 +50,21 @@ pub async fn fetch_all(
     out
 }
 
+/// Locks each chart (`ferry lock`): its entry as `bundle --chart` records it, or why not.
+pub async fn lock_into(
+    outcome: &mut ferry::lock::LockOutcome,
+    registries: &Registries,
+    specs: &[ChartSpec],
+) {
+    for fetched in fetch_all(registries, specs, &Default::default()).await {
+        match fetched {
+            Ok(chart) => outcome.lock.upsert(ferry::lock::locked_image(&chart.image)),
+            Err(failed) => outcome.failed.push(failed),
+        }
+    }
+    outcome.failed.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
 /// Stores each chart's layer (the `.tgz`) unless the base of a delta has it, and hands the
 /// charts to the run as resolved images.
 pub fn store_layers(

@@ -15,7 +15,9 @@ use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
 
 /// Resolve every reference to its digest (and an index's platform manifests) into a lock file,
-/// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests.
+/// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests. A list
+/// file's chart lines (`REPO_URL/NAME:VERSION`) are locked too: their `.tgz` is fetched (the
+/// manifest is made from it) and its digest recorded.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   ferry lock -f images.txt --platform linux/amd64 -o ferry.lock
@@ -40,16 +42,18 @@ pub struct LockArgs {
 
 /// Runs `ferry lock`.
 pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
-    let refs = args.sources.collect("lock").await?;
+    let (refs, chart_lines) = args.sources.collect_with_charts("lock").await?;
+    let charts = super::charts::parse(&chart_lines)?;
     let reporter = Arc::new(BundleProgress::new(Style::Lines, refs.len()));
     let registries = args.registry.registries(reporter)?;
-    let outcome = ferry::lock::lock(
+    let mut outcome = ferry::lock::lock(
         &registries,
         &refs,
         &args.platforms.filter(),
         args.jobs.into(),
     )
     .await;
+    super::charts::lock_into(&mut outcome, &registries, &charts).await;
     output::image_failures(outcome.failed.iter().map(|(r, e)| (r.as_str(), e)));
     if !outcome.failed.is_empty() {
         return Err(Failure::failed(
@@ -57,7 +61,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
             format!(
                 "{} of {} reference(s) could not be resolved; no lock file written",
                 outcome.failed.len(),
-                refs.len()
+                refs.len() + charts.len()
             ),
         ));
     }

@@ -23,8 +23,11 @@ fn with_file(out: &Path, args: &[&str], file: &Path) -> (i32, String) {
 }
 
 fn lock_entry(bundle: &Path, reference: &str) -> serde_json::Value {
-    let lock: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("ferry.lock")).unwrap()).unwrap();
+    lock_entry_in(&bundle.join("ferry.lock"), reference)
+}
+
+fn lock_entry_in(lock: &Path, reference: &str) -> serde_json::Value {
+    let lock: serde_json::Value = serde_json::from_slice(&std::fs::read(lock).unwrap()).unwrap();
     lock["images"]
         .as_array()
         .unwrap()
@@ -63,6 +66,20 @@ fn a_locked_chart_is_fetched_again_from_its_repository_with_the_same_digest() {
     let file = lock_entry(&first, FILE_REF);
     assert_eq!(file["source"]["kind"], "localFile", "{file}");
     assert_eq!(file["source"]["title"], "LICENCE.txt");
+
+    // `ferry lock` of a list file's chart line writes the same entry.
+    let list = s.path("list.txt");
+    std::fs::write(&list, format!("{spec}\n")).unwrap();
+    let locked = s.path("locked.json");
+    let (code, _, stderr) = ferry_out(&[
+        "lock",
+        "-f",
+        list.to_str().unwrap(),
+        "-o",
+        locked.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lock_entry_in(&locked, &chart), entry);
 
     // The lock alone: the chart comes back with the same digest; the file is named, not dropped.
     let lock = first.join("ferry.lock");
