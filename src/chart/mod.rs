@@ -108,6 +108,15 @@ impl crate::error::Diagnostic for ChartError {
                 kind: crate::error::Kind::Unauthorized,
                 ..
             } => Some("give the repository's credentials with --creds or `ferry login HOST`".into()),
+            ChartError::Fetch {
+                kind: crate::error::Kind::Certificate,
+                ..
+            } => Some(
+                "the repository's TLS certificate was refused (not trusted, expired, or naming \
+                 another host): pass its CA with --ca-file CA.pem; --insecure-registry HOST:PORT \
+                 skips verification (test setups only)"
+                    .into(),
+            ),
             ChartError::Digest { .. } => {
                 Some("the repository serves another file than its index.yaml names; nothing was stored".into())
             }

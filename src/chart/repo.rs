@@ -142,10 +142,14 @@ impl<'a> ChartRepo<'a> {
                 Credential::IdentityToken(token) => request.bearer_auth(token),
             };
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fetch_error(url, without_url(&e), Kind::Transport))?;
+        let response = request.send().await.map_err(|e| {
+            // A refused certificate is the repository's for every chart: its own kind.
+            let kind = match crate::registry::cert_problem(&e) {
+                Some(_) => Kind::Certificate,
+                None => Kind::Transport,
+            };
+            fetch_error(url, without_url(&e), kind)
+        })?;
         let status = response.status();
         if !status.is_success() {
             let kind = match status.as_u16() {

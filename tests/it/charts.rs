@@ -19,11 +19,18 @@ pub(crate) struct HelmRepo {
 
 impl HelmRepo {
     pub(crate) fn start(dir: &Path, user: Option<&str>) -> HelmRepo {
-        let mut cmd = Command::new("python3");
-        cmd.arg(root().join("testdata/helm_repo.py")).arg(dir);
-        if let Some(u) = user {
-            cmd.args(["--user", u]);
+        match user {
+            Some(u) => HelmRepo::with_args(dir, &["--user", u]),
+            None => HelmRepo::with_args(dir, &[]),
         }
+    }
+
+    /// The repository with helm_repo.py's options (`--user U:P`, `--tls CERT KEY`).
+    pub(crate) fn with_args(dir: &Path, args: &[&str]) -> HelmRepo {
+        let mut cmd = Command::new("python3");
+        cmd.arg(root().join("testdata/helm_repo.py"))
+            .arg(dir)
+            .args(args);
         let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())

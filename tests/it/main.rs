@@ -19,6 +19,7 @@ mod certificates;
 mod chart_images;
 mod chart_lock;
 mod chart_pull;
+mod chart_tls;
 mod charts;
 mod cli_output;
 mod common;
