@@ -58,7 +58,9 @@ pub async fn wanted(args: &BundleArgs, charts: bool) -> Result<Wanted, Failure> 
             path.display()
         )));
     }
-    let split = ferry::lock::sources::split(&lock.images);
+    let split = ferry::lock::sources::split(&lock.images).map_err(|e| {
+        Error::context(Kind::Configuration, format!("--lock {}", path.display()), e)
+    })?;
     let mut refs = Vec::new();
     for reference in split.registry.keys() {
         refs.push(reference.parse().map_err(|e| {

@@ -20,6 +20,16 @@ pub enum SourceError {
         /// Its title (the file's name), as shown.
         title: String,
     },
+    /// A chart's source maps to another name than the entry's (a lock ferry did not write).
+    #[error("{reference}: its source {chart} is stored as {maps_to}, not under this name")]
+    Misnamed {
+        /// The entry's reference.
+        reference: String,
+        /// The chart (`REPO_URL/NAME:VERSION`).
+        chart: String,
+        /// The name that chart is stored under.
+        maps_to: String,
+    },
     /// What was fetched or packed again is not what the lock records.
     #[error("the lock file says {locked}, this run made {now}")]
     Changed {
@@ -32,13 +42,19 @@ pub enum SourceError {
 
 impl crate::error::Diagnostic for SourceError {
     fn kind(&self) -> Kind {
-        Kind::Failed
+        match self {
+            SourceError::Misnamed { .. } => Kind::Bundle,
+            _ => Kind::Failed,
+        }
     }
 
     fn hint(&self) -> Option<String> {
         Some(match self {
             SourceError::LocalFile { reference, .. } => {
                 format!("give it with the lock: --add-file PATH --as {reference}")
+            }
+            SourceError::Misnamed { .. } => {
+                "ferry never writes this; make the lock again with `ferry lock`".into()
             }
             SourceError::Changed { .. } => {
                 "its source changed since the lock was made; nothing of it was stored under \
@@ -60,8 +76,9 @@ pub struct Split {
     pub charts: Vec<String>,
 }
 
-/// Splits a lock's entries into registry images and entries with a source.
-pub fn split(entries: &[LockedImage]) -> Split {
+/// Splits a lock's entries into registry images and entries with a source; refuses a chart
+/// whose source would be stored under another name (it would silently replace the entry).
+pub fn split(entries: &[LockedImage]) -> Result<Split, Error> {
     let mut out = Split::default();
     for entry in entries {
         match &entry.source {
@@ -76,13 +93,23 @@ pub fn split(entries: &[LockedImage]) -> Split {
                     ..
                 } = source
                 {
-                    out.charts.push(format!("{repository}/{chart}:{version}"));
+                    let line = format!("{repository}/{chart}:{version}");
+                    let spec: crate::chart::ChartSpec = line.parse().map_err(Error::new)?;
+                    let maps_to = spec.reference().map_err(Error::new)?.to_string();
+                    if maps_to != entry.reference {
+                        return Err(Error::new(SourceError::Misnamed {
+                            reference: entry.reference.clone(),
+                            chart: spec.to_string(),
+                            maps_to,
+                        }));
+                    }
+                    out.charts.push(line);
                 }
                 out.sourced.insert(entry.reference.clone(), entry.clone());
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The `.tgz` digest the lock records for the chart stored as `reference`, if any.
@@ -134,4 +161,51 @@ pub fn check(made: Vec<Made>, sourced: &BTreeMap<String, LockedImage>) -> Vec<Ma
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn chart_entry(reference: &str, repository: &str) -> LockedImage {
+        let d = Digest::sha256_of(reference.as_bytes());
+        LockedImage {
+            reference: reference.into(),
+            digest: d.clone(),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            size: 1,
+            platforms: Vec::new(),
+            total_size: 1,
+            blobs: Default::default(),
+            source: Some(LockedSource::HelmRepository {
+                repository: repository.into(),
+                chart: "nginx".into(),
+                version: "1.0.0".into(),
+                chart_digest: d,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_chart_is_fetched_again_only_under_the_name_its_source_maps_to() {
+        let good = chart_entry(
+            "charts.example.com/stable/nginx:1.0.0",
+            "https://charts.example.com/stable",
+        );
+        let parts = split(std::slice::from_ref(&good)).unwrap();
+        assert_eq!(
+            parts.charts,
+            ["https://charts.example.com/stable/nginx:1.0.0"]
+        );
+        assert!(parts.registry.is_empty());
+        assert_eq!(parts.sourced.len(), 1);
+        // A source that would land under another name would replace the entry silently.
+        let bad = chart_entry("docker.io/library/nginx:1.0.0", "https://evil.example");
+        let e = split(&[good, bad]).unwrap_err().to_string();
+        assert!(
+            e.contains("is stored as evil.example/nginx:1.0.0, not under this name"),
+            "{e}"
+        );
+    }
 }
