@@ -15,13 +15,13 @@ use super::sources::{PlatformArgs, SourceArgs};
 use super::{Exit, Failure, output};
 
 /// Resolve every reference to its digest (and an index's platform manifests) into a lock file,
-/// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests. A list
-/// file's chart lines (`REPO_URL/NAME:VERSION`) are locked too: their `.tgz` is fetched (the
-/// manifest is made from it) and its digest recorded.
+/// downloading no blobs. `ferry bundle --lock FILE` then fetches exactly those digests.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   ferry lock -f images.txt --platform linux/amd64 -o ferry.lock
-  ferry lock -f images.txt -o ferry.lock --locked     # fails when a tag moved")]
+  ferry lock -f images.txt -o ferry.lock --locked     # fails when a tag moved
+A list file's chart lines (REPO_URL/NAME:VERSION) are locked too: each .tgz is fetched to make
+its manifest, and its digest recorded.")]
 pub struct LockArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
