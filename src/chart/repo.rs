@@ -72,6 +72,12 @@ impl<'a> ChartRepo<'a> {
         Ok(tgz)
     }
 
+    /// The digest (`sha256:HEX`) index.yaml gives the chart `spec` names today; nothing else
+    /// is fetched.
+    pub async fn current_digest(&self, spec: &ChartSpec) -> Result<String, ChartError> {
+        Ok(self.entry(spec).await?.1)
+    }
+
     /// The URL of the chart `spec` names and its digest (`sha256:HEX`), from index.yaml.
     async fn entry(&self, spec: &ChartSpec) -> Result<(url::Url, String), ChartError> {
         let mut base = spec.repo.clone();

@@ -166,9 +166,10 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let mut charts = super::charts::parse(&args.chart)?;
     let files = super::charts::file_names(&args.add_file, &args.as_reference)?;
-    let wanted = super::bundle_lock::wanted(args, !charts.is_empty() || !files.is_empty()).await?;
+    let mut wanted =
+        super::bundle_lock::wanted(args, !charts.is_empty() || !files.is_empty()).await?;
     charts.extend(super::charts::parse(&wanted.charts)?);
-    let (mut refs, pins) = (wanted.refs, wanted.pins);
+    let mut refs = std::mem::take(&mut wanted.refs);
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -214,7 +215,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
     if args.locked {
-        super::bundle_lock::check_locked(&registries, &pins).await?;
+        super::bundle_lock::check_locked(&registries, &wanted).await?;
     }
     let mut prepared = super::charts::store_layers(&layout, fetched, &since)?;
     prepared.extend(super::charts::store_files(&layout, files));
@@ -226,7 +227,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
             parts: args.range_parts.into(),
             threshold: args.range_threshold,
         },
-        pins,
+        pins: std::mem::take(&mut wanted.pins),
         referrers: args.referrers,
         require_signatures,
         since,

@@ -75,16 +75,18 @@ pub async fn wanted(args: &BundleArgs, charts: bool) -> Result<Wanted, Failure> 
     })
 }
 
-/// `--locked`: fails, fetching nothing, when a tag moved since the lock was made.
+/// `--locked`: fails, storing nothing, when a tag moved since the lock was made, or a chart's
+/// repository gives its version another `.tgz`.
 pub async fn check_locked(
     registries: &ferry::registry::Registries,
-    pins: &Pins,
+    wanted: &Wanted,
 ) -> Result<(), Failure> {
     let lock = ferry::lock::LockFile {
-        images: pins.values().cloned().collect(),
+        images: wanted.pins.values().cloned().collect(),
         ..Default::default()
     };
-    let drift = ferry::lock::drift(registries, &lock).await;
+    let mut drift = ferry::lock::drift(registries, &lock).await;
+    drift.extend(ferry::lock::sources::chart_drift(registries, &wanted.sourced).await);
     if drift.is_empty() {
         return Ok(());
     }

@@ -123,6 +123,43 @@ pub fn chart_digest<'a>(
     }
 }
 
+/// The charts of `sourced` whose repository's index.yaml gives their version another `.tgz`
+/// digest today, as [`super::drift`] says of moved tags (errors count as drift, named).
+pub async fn chart_drift(
+    registries: &crate::registry::Registries,
+    sourced: &BTreeMap<String, LockedImage>,
+) -> Vec<String> {
+    let repo = crate::chart::ChartRepo::new(registries);
+    let mut out = Vec::new();
+    for (reference, locked) in sourced {
+        let Some(LockedSource::HelmRepository {
+            repository,
+            chart,
+            version,
+            chart_digest,
+        }) = &locked.source
+        else {
+            continue;
+        };
+        let spec: crate::chart::ChartSpec = match format!("{repository}/{chart}:{version}").parse()
+        {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(format!("{reference}: {e}"));
+                continue;
+            }
+        };
+        match repo.current_digest(&spec).await {
+            Ok(d) if d == chart_digest.to_string() => {}
+            Ok(d) => out.push(format!(
+                "{reference}: locked .tgz {chart_digest}, {spec} now gives {d}"
+            )),
+            Err(e) => out.push(format!("{reference}: cannot check: {e}")),
+        }
+    }
+    out
+}
+
 /// An image made before the run (chart or file), or why not: (reference, error).
 pub type Made = Result<ResolvedImage, (String, Error)>;
 

@@ -156,6 +156,16 @@ fn a_chart_republished_under_its_version_is_refused_by_name_and_the_bundle_keeps
     let republished = sha256(&std::fs::read(&tgz).unwrap());
     assert_ne!(republished, layer);
 
+    // --locked: said as drift, before anything is fetched.
+    let (code, stderr) = bundle(&b, &["--lock", lock.to_str().unwrap(), "--locked"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the lock file is out of date")
+            && stderr.contains(&format!(
+                "{chart}: locked .tgz {layer}, {spec} now gives {republished}"
+            )),
+        "{stderr}"
+    );
     let (code, stderr) = bundle(&b, &["--lock", lock.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
