@@ -37,6 +37,7 @@ pub enum Category {
 /// | `timeout` | a stall, a too-slow transfer or a deadline |
 /// | `corrupt` | content did not match its digest or size |
 /// | `protocol` | the registry answered something it must not, or an unexpected HTTP status |
+/// | `certificate` | the registry's TLS certificate was refused (unknown CA, expired, another name) |
 /// | `credentials` | credentials could not be read (helper, malformed file) |
 /// | `signature` | a signature check refused the image |
 /// | `io` | a local read or write failed (disk full, permissions) |
@@ -69,6 +70,8 @@ pub enum Kind {
     Corrupt,
     /// The registry answered something it must not.
     Protocol,
+    /// The registry's TLS certificate was refused (not trusted, expired, naming another host).
+    Certificate,
     /// Credentials could not be read.
     Credentials,
     /// A signature check refused the image.
@@ -99,6 +102,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::Corrupt => "corrupt",
             Kind::Protocol => "protocol",
+            Kind::Certificate => "certificate",
             Kind::Credentials => "credentials",
             Kind::Signature => "signature",
             Kind::Io => "io",
@@ -336,6 +340,7 @@ mod tests {
             Kind::Timeout,
             Kind::Corrupt,
             Kind::Protocol,
+            Kind::Certificate,
             Kind::Credentials,
             Kind::Signature,
             Kind::Io,

@@ -131,6 +131,7 @@ mod tests {
             reference,
             root: m.clone(),
             is_index: false,
+            source: None,
             platforms: vec![ResolvedPlatform {
                 platform: None,
                 manifest: m,

@@ -64,6 +64,9 @@ pub struct ResolvedImage {
     pub is_index: bool,
     /// The platforms kept (for a single image, exactly one).
     pub platforms: Vec<ResolvedPlatform>,
+    /// Where it came from when not from a registry (a chart from an HTTP repository, a local
+    /// file), recorded in the lock; None for what a registry serves.
+    pub source: Option<crate::store::lockfile::LockedSource>,
 }
 
 impl ResolvedImage {
@@ -254,6 +257,7 @@ pub async fn resolve(
                 )?],
                 root,
                 is_index: false,
+                source: None,
             })
         }
         Manifest::Index(index) => {
@@ -271,6 +275,7 @@ pub async fn resolve(
                 root,
                 is_index: true,
                 platforms,
+                source: None,
             })
         }
     }

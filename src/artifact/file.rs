@@ -99,13 +99,15 @@ pub fn pack_file(
         }],
     });
     let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON"));
-    Ok(super::made_here(
+    let mut image = super::made_here(
         reference,
         bytes,
         config,
         Bytes::from_static(EMPTY_CONFIG),
         vec![layer],
-    ))
+    );
+    image.source = Some(crate::store::lockfile::LockedSource::LocalFile { title });
+    Ok(image)
 }
 
 /// Reads `file` to its end in 1 MiB chunks.

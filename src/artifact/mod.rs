@@ -167,6 +167,7 @@ pub fn made_here(
             layers,
             attestation: false,
         }],
+        source: None,
     }
 }
 

@@ -263,6 +263,7 @@ mod tests {
             reference: "docker.io/library/alpine:3.20".parse().unwrap(),
             remotes: Vec::new(),
             is_index: false,
+            source: None,
             platforms: vec![ResolvedPlatform {
                 platform: Some("linux/amd64".parse().unwrap()),
                 manifest: root.clone(),

@@ -111,6 +111,7 @@ fn locked_from_bundle(layout: &Layout, entry: &IndexEntry) -> Option<LockedImage
         platforms,
         total_size: contents.total_size(),
         blobs: contents.blobs,
+        source: None,
     })
 }
 

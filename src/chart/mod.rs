@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::reference::ImageRef;
 use crate::resolve::{BlobRef, ResolvedImage};
+use crate::store::lockfile::LockedSource;
 
 pub use oci::fetch_oci_chart;
 pub use package::{ChartMeta, read_chart_yaml};
@@ -60,6 +61,18 @@ pub enum ChartError {
         /// What is wrong.
         why: String,
     },
+    /// The repository's index.yaml now gives the version another `.tgz` digest than the lock.
+    #[error(
+        "{chart}: the repository now serves {now} for this version, the lock file says {locked}"
+    )]
+    Moved {
+        /// The chart (`REPO_URL/NAME:VERSION`, redacted).
+        chart: String,
+        /// The digest the lock records.
+        locked: String,
+        /// The digest index.yaml gives today.
+        now: String,
+    },
     /// The `.tgz` does not have the digest index.yaml gives.
     #[error("{url}: sha256 is {actual} but index.yaml says {expected}")]
     Digest {
@@ -81,6 +94,7 @@ impl crate::error::Diagnostic for ChartError {
             ChartError::NotInIndex { .. } => Kind::TagNotFound,
             ChartError::Invalid { .. } => Kind::Protocol,
             ChartError::Digest { .. } => Kind::Corrupt,
+            ChartError::Moved { .. } => Kind::Failed,
         }
     }
 
@@ -94,9 +108,23 @@ impl crate::error::Diagnostic for ChartError {
                 kind: crate::error::Kind::Unauthorized,
                 ..
             } => Some("give the repository's credentials with --creds or `ferry login HOST`".into()),
+            ChartError::Fetch {
+                kind: crate::error::Kind::Certificate,
+                ..
+            } => Some(
+                "the repository's TLS certificate was refused (not trusted, expired, or naming \
+                 another host): pass its CA with --ca-file CA.pem; --insecure-registry HOST:PORT \
+                 skips verification (test setups only)"
+                    .into(),
+            ),
             ChartError::Digest { .. } => {
                 Some("the repository serves another file than its index.yaml names; nothing was stored".into())
             }
+            ChartError::Moved { .. } => Some(
+                "the chart was republished under the same version; nothing of it was fetched and \
+                 the bundle keeps what it had: bundle it without --lock to take the new one"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -252,6 +280,19 @@ pub fn pack(reference: ImageRef, tgz: Bytes) -> Result<PackedChart, ChartError> 
     let manifest = Bytes::from(meta.manifest_json(&config_ref, &layer));
     let image = crate::artifact::made_here(reference, manifest, config_ref, config, vec![layer]);
     Ok(PackedChart { image, tgz })
+}
+
+/// Packs a chart `.tgz` fetched from `spec`'s repository (its digest checked) as
+/// [`pack`] does, under the name `spec` maps to, recording that repository as its source.
+pub fn pack_from_repo(spec: &ChartSpec, tgz: Bytes) -> Result<PackedChart, ChartError> {
+    let mut packed = pack(spec.reference()?, tgz)?;
+    packed.image.source = Some(LockedSource::helm(
+        &spec.repo,
+        &spec.name,
+        &spec.version,
+        Digest::sha256_of(&packed.tgz),
+    ));
+    Ok(packed)
 }
 
 #[cfg(test)]

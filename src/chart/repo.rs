@@ -42,8 +42,44 @@ impl<'a> ChartRepo<'a> {
         ChartRepo { registries }
     }
 
-    /// The chart `.tgz` `spec` names, its sha256 checked against index.yaml's digest.
-    pub async fn fetch(&self, spec: &ChartSpec) -> Result<Bytes, ChartError> {
+    /// The chart `.tgz` `spec` names, its sha256 checked against index.yaml's digest and, when
+    /// a lock gives one, first that digest against the `locked` one (a version republished
+    /// with other content is refused before any byte of it is fetched).
+    pub async fn fetch(
+        &self,
+        spec: &ChartSpec,
+        locked: Option<&crate::digest::Digest>,
+    ) -> Result<Bytes, ChartError> {
+        let (url, expected) = self.entry(spec).await?;
+        if let Some(locked) = locked
+            && locked.to_string() != expected
+        {
+            return Err(ChartError::Moved {
+                chart: spec.to_string(),
+                locked: locked.to_string(),
+                now: expected,
+            });
+        }
+        let tgz = self.get(&spec.repo, &url, MAX_CHART_BYTES).await?;
+        let actual = crate::digest::Digest::sha256_of(&tgz).to_string();
+        if actual != expected {
+            return Err(ChartError::Digest {
+                url: shown(&url),
+                expected,
+                actual,
+            });
+        }
+        Ok(tgz)
+    }
+
+    /// The digest (`sha256:HEX`) index.yaml gives the chart `spec` names today; nothing else
+    /// is fetched.
+    pub async fn current_digest(&self, spec: &ChartSpec) -> Result<String, ChartError> {
+        Ok(self.entry(spec).await?.1)
+    }
+
+    /// The URL of the chart `spec` names and its digest (`sha256:HEX`), from index.yaml.
+    async fn entry(&self, spec: &ChartSpec) -> Result<(url::Url, String), ChartError> {
         let mut base = spec.repo.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -91,16 +127,7 @@ impl<'a> ChartRepo<'a> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("chart URL: http or https only".into()));
         }
-        let tgz = self.get(&spec.repo, &url, MAX_CHART_BYTES).await?;
-        let actual = crate::digest::Digest::sha256_of(&tgz).to_string();
-        if actual.strip_prefix("sha256:") != Some(expected.as_str()) {
-            return Err(ChartError::Digest {
-                url: shown(&url),
-                expected: format!("sha256:{expected}"),
-                actual,
-            });
-        }
-        Ok(tgz)
+        Ok((url, format!("sha256:{expected}")))
     }
 
     /// GETs `url` into memory, at most `limit` bytes; credentials go only to the repository's
@@ -121,10 +148,14 @@ impl<'a> ChartRepo<'a> {
                 Credential::IdentityToken(token) => request.bearer_auth(token),
             };
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fetch_error(url, without_url(&e), Kind::Transport))?;
+        let response = request.send().await.map_err(|e| {
+            // A refused certificate is the repository's for every chart: its own kind.
+            let kind = match crate::registry::cert_problem(&e) {
+                Some(_) => Kind::Certificate,
+                None => Kind::Transport,
+            };
+            fetch_error(url, without_url(&e), kind)
+        })?;
         let status = response.status();
         if !status.is_success() {
             let kind = match status.as_u16() {

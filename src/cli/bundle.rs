@@ -7,8 +7,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use ferry::bundle::{BundleOptions, BundleSummary, ImageStatus, bundle};
-use ferry::error::{Error, Kind};
-use ferry::reference::ImageRef;
+use ferry::error::Error;
 use ferry::restore::binaries::Binaries;
 use ferry::store::{Layout, StoreError};
 use ferry::supply::is_referrer_name;
@@ -167,9 +166,10 @@ pub async fn run(args: BundleArgs) -> Result<Exit, Failure> {
 async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
     let mut charts = super::charts::parse(&args.chart)?;
     let files = super::charts::file_names(&args.add_file, &args.as_reference)?;
-    let (mut refs, pins, listed) =
-        references(args, !charts.is_empty() || !files.is_empty()).await?;
-    charts.extend(super::charts::parse(&listed)?);
+    let mut wanted =
+        super::bundle_lock::wanted(args, !charts.is_empty() || !files.is_empty()).await?;
+    charts.extend(super::charts::parse(&wanted.charts)?);
+    let mut refs = std::mem::take(&mut wanted.refs);
     let require_signatures = match &args.key {
         Some(path) => Some(Arc::new(super::signatures::load_key(path)?)),
         None => None,
@@ -191,7 +191,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         refs.len(),
     ));
     let registries = Arc::new(args.registry.registries(progress.clone())?);
-    let fetched = super::charts::fetch_all(&registries, &charts).await;
+    let fetched = super::charts::fetch_all(&registries, &charts, &wanted.sourced).await;
     if args.with_chart_images {
         refs.extend(super::charts::images_of(&fetched));
     }
@@ -215,10 +215,11 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
         "stopping: finished blobs and partial downloads are kept; press Ctrl-C again to quit at once",
     ));
     if args.locked {
-        check_locked(&registries, &pins).await?;
+        super::bundle_lock::check_locked(&registries, &wanted).await?;
     }
     let mut prepared = super::charts::store_layers(&layout, fetched, &since)?;
     prepared.extend(super::charts::store_files(&layout, files));
+    let prepared = ferry::lock::sources::check(prepared, &wanted.sourced);
     progress.set_images(distinct(&refs) + prepared.len());
     let options = BundleOptions {
         platforms: args.platforms.filter(),
@@ -227,7 +228,7 @@ async fn run_inner(args: &BundleArgs) -> Result<Exit, Failure> {
             parts: args.range_parts.into(),
             threshold: args.range_threshold,
         },
-        pins,
+        pins: std::mem::take(&mut wanted.pins),
         referrers: args.referrers,
         require_signatures,
         since,
@@ -310,57 +311,6 @@ fn distinct(refs: &[ImageRef]) -> usize {
     refs.iter().collect::<std::collections::BTreeSet<_>>().len()
 }
 
-type Pins = std::collections::BTreeMap<String, ferry::lock::LockedImage>;
-
-/// The references to bundle: from the lock file (with their pins), else the sources. Sources
-/// that name none (a file of comments, an --exclude taking all) are a usage error: nothing to
-/// do is no success.
-/// The references to bundle, the pins of --lock, and the chart lines of the list files.
-async fn references(
-    args: &BundleArgs,
-    charts: bool,
-) -> Result<(Vec<ImageRef>, Pins, Vec<String>), Failure> {
-    let Some(path) = &args.lock else {
-        if charts && args.sources.sources().is_empty() {
-            return Ok((Vec::new(), Pins::new(), Vec::new()));
-        }
-        let (refs, listed) = args.sources.collect_with_charts("bundle").await?;
-        if refs.is_empty() && listed.is_empty() && !charts {
-            return Err(
-                Failure::usage("the sources name no images; nothing was bundled")
-                    .with_hint("check the list file, --from-* sources and --exclude prefixes"),
-            );
-        }
-        return Ok((refs, Pins::new(), listed));
-    };
-    if !args.sources.sources().is_empty() {
-        return Err(Failure::usage(
-            "--lock takes the references from the lock file; name no other images",
-        ));
-    }
-    let lock = ferry::lock::LockFile::read(path).map_err(|e| {
-        Error::context(Kind::Configuration, format!("--lock {}", path.display()), e)
-    })?;
-    let mut refs = Vec::new();
-    for locked in &lock.images {
-        refs.push(locked.reference.parse().map_err(|e| {
-            Error::context(Kind::Configuration, format!("--lock {}", path.display()), e)
-        })?);
-    }
-    if refs.is_empty() {
-        return Err(Failure::config(format!(
-            "the lock file {} names no images",
-            path.display()
-        )));
-    }
-    let pins = lock
-        .images
-        .iter()
-        .map(|i| (i.reference.clone(), i.clone()))
-        .collect();
-    Ok((refs, pins, Vec::new()))
-}
-
 /// Opens (creating) the output folder and, with --since, marks it as a delta of the base.
 fn open_output(args: &BundleArgs) -> Result<(Arc<Layout>, Since), Failure> {
     // -o naming a file or a folder of other things is the user's to fix (exit 2).
@@ -374,30 +324,6 @@ fn open_output(args: &BundleArgs) -> Result<(Arc<Layout>, Since), Failure> {
 }
 
 type Since = std::collections::BTreeMap<ferry::digest::Digest, u64>;
-
-/// `--locked`: fails, fetching nothing, when a tag moved since the lock was made.
-async fn check_locked(
-    registries: &ferry::registry::Registries,
-    pins: &Pins,
-) -> Result<(), Failure> {
-    let lock = ferry::lock::LockFile {
-        images: pins.values().cloned().collect(),
-        ..Default::default()
-    };
-    let drift = ferry::lock::drift(registries, &lock).await;
-    if drift.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = drift.iter().map(|d| format!("  {d}")).collect();
-    Err(Failure::failed(
-        Kind::Failed,
-        format!(
-            "the lock file is out of date; nothing was fetched:\n{}",
-            list.join("\n")
-        ),
-    )
-    .with_hint("update it with `ferry lock ... -o FILE`, or drop --locked"))
-}
 
 /// A store failure that ended the whole run.
 fn run_failure(e: ferry::store::StoreError) -> Failure {

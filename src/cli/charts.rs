@@ -2,7 +2,7 @@
 //! and packed before the run, their layer stored so the run commits them like any image.
 
 use ferry::bundle::Prepared;
-use ferry::chart::{ChartRepo, ChartSpec, PackedChart, pack};
+use ferry::chart::{ChartRepo, ChartSpec, PackedChart, pack_from_repo};
 use ferry::error::Error;
 use ferry::registry::Registries;
 use ferry::store::Layout;
@@ -23,26 +23,46 @@ pub fn parse(specs: &[String]) -> Result<Vec<ChartSpec>, Failure> {
 /// A chart fetched and packed, or why not, under the reference it is stored as.
 pub type Fetched = Result<PackedChart, (String, Error)>;
 
-/// Fetches and packs each chart (one after the other: a handful of small files).
-pub async fn fetch_all(registries: &Registries, specs: &[ChartSpec]) -> Vec<Fetched> {
+/// Fetches and packs each chart (one after the other: a handful of small files); a chart the
+/// lock (`--lock`) records must still have the `.tgz` digest it records.
+pub async fn fetch_all(
+    registries: &Registries,
+    specs: &[ChartSpec],
+    locked: &super::bundle_lock::Pins,
+) -> Vec<Fetched> {
     let repo = ChartRepo::new(registries);
     let mut out = Vec::new();
     for spec in specs {
-        let reference = match spec.reference() {
-            Ok(r) => r,
+        let name = match spec.reference() {
+            Ok(r) => r.to_string(),
             Err(e) => {
                 out.push(Err((spec.to_string(), Error::new(e))));
                 continue;
             }
         };
-        let name = reference.to_string();
-        let packed = match repo.fetch(spec).await {
-            Ok(tgz) => pack(reference, tgz).map_err(Error::new),
+        let digest = ferry::lock::sources::chart_digest(locked, &name);
+        let packed = match repo.fetch(spec, digest).await {
+            Ok(tgz) => pack_from_repo(spec, tgz).map_err(Error::new),
             Err(e) => Err(Error::new(e)),
         };
         out.push(packed.map_err(|e| (name, e)));
     }
     out
+}
+
+/// Locks each chart (`ferry lock`): its entry as `bundle --chart` records it, or why not.
+pub async fn lock_into(
+    outcome: &mut ferry::lock::LockOutcome,
+    registries: &Registries,
+    specs: &[ChartSpec],
+) {
+    for fetched in fetch_all(registries, specs, &Default::default()).await {
+        match fetched {
+            Ok(chart) => outcome.lock.upsert(ferry::lock::locked_image(&chart.image)),
+            Err(failed) => outcome.failed.push(failed),
+        }
+    }
+    outcome.failed.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// Stores each chart's layer (the `.tgz`) unless the base of a delta has it, and hands the

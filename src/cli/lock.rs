@@ -19,7 +19,9 @@ use super::{Exit, Failure, output};
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   ferry lock -f images.txt --platform linux/amd64 -o ferry.lock
-  ferry lock -f images.txt -o ferry.lock --locked     # fails when a tag moved")]
+  ferry lock -f images.txt -o ferry.lock --locked     # fails when a tag moved
+A list file's chart lines (REPO_URL/NAME:VERSION) are locked too: each .tgz is fetched to make
+its manifest, and its digest recorded.")]
 pub struct LockArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
@@ -40,16 +42,18 @@ pub struct LockArgs {
 
 /// Runs `ferry lock`.
 pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
-    let refs = args.sources.collect("lock").await?;
+    let (refs, chart_lines) = args.sources.collect_with_charts("lock").await?;
+    let charts = super::charts::parse(&chart_lines)?;
     let reporter = Arc::new(BundleProgress::new(Style::Lines, refs.len()));
     let registries = args.registry.registries(reporter)?;
-    let outcome = ferry::lock::lock(
+    let mut outcome = ferry::lock::lock(
         &registries,
         &refs,
         &args.platforms.filter(),
         args.jobs.into(),
     )
     .await;
+    super::charts::lock_into(&mut outcome, &registries, &charts).await;
     output::image_failures(outcome.failed.iter().map(|(r, e)| (r.as_str(), e)));
     if !outcome.failed.is_empty() {
         return Err(Failure::failed(
@@ -57,7 +61,7 @@ pub async fn run(args: LockArgs) -> Result<Exit, Failure> {
             format!(
                 "{} of {} reference(s) could not be resolved; no lock file written",
                 outcome.failed.len(),
-                refs.len()
+                refs.len() + charts.len()
             ),
         ));
     }

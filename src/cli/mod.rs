@@ -4,6 +4,7 @@ mod apply;
 mod binaries;
 mod bindelta;
 mod bundle;
+mod bundle_lock;
 mod charts;
 mod completions;
 mod delta_args;

@@ -105,7 +105,11 @@ pub fn image_failures<'a>(failed: impl IntoIterator<Item = (&'a str, &'a Error)>
 fn registry_wide(reference: &str, e: &Error) -> Option<(Kind, String)> {
     let wide = matches!(
         e.kind(),
-        Kind::Unauthorized | Kind::Credentials | Kind::Transport | Kind::RateLimited
+        Kind::Unauthorized
+            | Kind::Credentials
+            | Kind::Transport
+            | Kind::RateLimited
+            | Kind::Certificate
     );
     let registry = reference
         .split('/')

@@ -85,7 +85,7 @@ impl SourceArgs {
         let (refs, charts) = self.collect_with_charts(what).await?;
         if !charts.is_empty() {
             output::warning(&format!(
-                "left out {} chart line(s) of the list files: only ferry bundle takes charts",
+                "left out {} chart line(s) of the list files: only ferry bundle and ferry lock take charts",
                 charts.len()
             ));
         }

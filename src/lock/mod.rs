@@ -1,6 +1,8 @@
 //! `ferry lock`: what every reference resolves to, without downloading blobs; and the drift
 //! between a lock file and what the tags say today.
 
+pub mod sources;
+
 use std::collections::BTreeMap;
 
 use crate::platform::PlatformFilter;
@@ -33,6 +35,7 @@ pub fn locked_image(image: &ResolvedImage) -> LockedImage {
         platforms,
         total_size: image.all_blobs().values().sum(),
         blobs: image.all_blobs(),
+        source: image.source.clone(),
     }
 }
 

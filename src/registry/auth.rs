@@ -161,7 +161,7 @@ impl Host {
     /// A transport error on the token realm, whose TLS hint names the realm's host.
     fn realm_error(&self, realm_host: &str, url: &str, e: &reqwest::Error) -> RegistryError {
         let err = self.transport_error(url, e);
-        if err.kind == ErrorKind::Protocol && realm_host != self.registry {
+        if err.kind == ErrorKind::Certificate && realm_host != self.registry {
             return err.with_hint(format!(
                 "the certificate of {realm_host}, the token server of {}, is not trusted: add its CA \
                  with --ca-file CA.pem, or as /etc/containers/certs.d/{realm_host}/ca.crt",

@@ -39,6 +39,9 @@ pub enum ErrorKind {
     /// The registry answered with something it must not (bad digest, oversized manifest,
     /// wrong Content-Range, malformed token response...).
     Protocol,
+    /// The TLS certificate was refused (an unknown CA, expired, naming another host): the same
+    /// for every image of the registry, and no retry changes it.
+    Certificate,
 }
 
 impl ErrorKind {
@@ -262,6 +265,7 @@ impl fmt::Display for RegistryError {
             ErrorKind::Corrupt => format!("{r} sent corrupt content"),
             ErrorKind::Credentials => format!("cannot get the credentials for {r}"),
             ErrorKind::Protocol => format!("{r} sent a bad response"),
+            ErrorKind::Certificate => format!("the certificate of {r} was refused"),
         };
         write!(f, "{what}")?;
         if !self.url.is_empty() {
@@ -306,6 +310,7 @@ impl crate::error::Diagnostic for RegistryError {
             ErrorKind::Denied => Kind::Denied,
             ErrorKind::TooManyRequests => Kind::RateLimited,
             ErrorKind::Status(_) | ErrorKind::Protocol => Kind::Protocol,
+            ErrorKind::Certificate => Kind::Certificate,
             ErrorKind::Transport
             | ErrorKind::Unresolved
             | ErrorKind::Interrupted

@@ -254,7 +254,9 @@ impl Host {
                     Ok(resp) => return Ok(("https", resp)),
                     // A certificate problem proves the server speaks TLS: falling back to
                     // plain HTTP would only trade a clear error for a confusing one.
-                    Err(e) if e.kind == ErrorKind::Protocol => return Err(e),
+                    Err(e) if matches!(e.kind, ErrorKind::Certificate | ErrorKind::Protocol) => {
+                        return Err(e);
+                    }
                     Err(e) => https_error = Some(e),
                 },
                 r = &mut http, if http_result.is_none() => match r {
@@ -297,7 +299,8 @@ impl Host {
         }
     }
 
-    /// Classifies a reqwest error; certificate problems are not worth retrying.
+    /// Classifies a reqwest error; certificate problems are their own kind (the same for the
+    /// whole registry: said once, then counted) and not worth retrying.
     pub fn transport_error(&self, url: &str, e: &reqwest::Error) -> RegistryError {
         // reqwest's outer layers say "error sending request for url (…): client error
         // (Connect)"; the cause users can act on is the innermost one.
@@ -343,7 +346,7 @@ impl Host {
                 chain
             };
             return self
-                .err(ErrorKind::Protocol, url, format!("TLS: {chain}"))
+                .err(ErrorKind::Certificate, url, format!("TLS: {chain}"))
                 .with_hint(self.certificate_hint(problem));
         }
         if e.is_redirect() {

@@ -35,6 +35,7 @@ pub use manifest::FetchedManifest;
 pub use mirrors::{Mirror, MirrorError, MirrorRule, Mirrors, Remote, Tried};
 pub use retry::{Retrier, RetryPolicy, parse_retry_after};
 pub use tls::TlsOptions;
+pub(crate) use tls::cert_problem;
 pub use upload::{BlobOutcome, BlobSource, UploadError};
 
 use host::Host;

@@ -10,6 +10,8 @@ use crate::digest::Digest;
 use crate::fsutil::read_bounded;
 use crate::platform::Platform;
 
+pub use super::lock_source::LockedSource;
+
 /// The lock file's name inside a bundle.
 pub const LOCK_FILE_NAME: &str = "ferry.lock";
 
@@ -47,6 +49,10 @@ pub struct LockedImage {
     /// older ferry versions, which still read.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub blobs: std::collections::BTreeMap<Digest, u64>,
+    /// Where the entry came from when no registry serves it under its reference (a chart from
+    /// an HTTP Helm repository, a local file); absent for registry images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LockedSource>,
 }
 
 /// One platform of a locked image.
@@ -92,6 +98,7 @@ impl LockFile {
         for image in &lock.images {
             crate::untrusted::check_reference_name(&image.reference)
                 .and_then(|_| crate::untrusted::check_media_type(&image.media_type))
+                .and_then(|_| image.source.as_ref().map_or(Ok(()), LockedSource::check))
                 .map_err(|e| StoreError::Foreign {
                     path: path.to_path_buf(),
                     reason: e.to_string(),
@@ -178,6 +185,7 @@ mod tests {
             }],
             total_size: 100,
             blobs: Default::default(),
+            source: None,
         }
     }
 

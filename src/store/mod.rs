@@ -10,6 +10,7 @@ pub mod gc;
 mod index;
 pub mod inside;
 mod inspect;
+mod lock_source;
 pub mod lockfile;
 mod partial;
 pub mod publish;

@@ -215,5 +215,6 @@ async fn from_index(
         },
         is_index: true,
         platforms,
+        source: None,
     }))
 }

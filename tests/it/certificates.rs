@@ -212,12 +212,25 @@ new_certs_dir=db\\ndefault_md=sha256\\npolicy=p\\n[p]\\ncommonName=supplied\\n' 
         &p("b"),
         "--ca-file",
         &p("ca.crt"),
+        "--jobs",
+        "1",
         &reg.image("sample/hello:1.0"),
+        &reg.image("sample/world:1.0"),
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("has expired or is not valid yet")
             && stderr.contains("openssl x509 -noout -dates"),
+        "{stderr}"
+    );
+    // The registry's certificate, not the image: said once, the other image counted.
+    assert_eq!(stderr.matches("has expired").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "1 other image(s) of {} failed as {} did (certificate)",
+            reg.addr,
+            reg.image("sample/hello:1.0")
+        )),
         "{stderr}"
     );
     assert!(!b_has_images(&p("b")));

@@ -12,18 +12,25 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 
 /// testdata/helm_repo.py serving a folder, killed on drop.
-struct HelmRepo {
-    addr: String,
+pub(crate) struct HelmRepo {
+    pub(crate) addr: String,
     child: Child,
 }
 
 impl HelmRepo {
-    fn start(dir: &Path, user: Option<&str>) -> HelmRepo {
-        let mut cmd = Command::new("python3");
-        cmd.arg(root().join("testdata/helm_repo.py")).arg(dir);
-        if let Some(u) = user {
-            cmd.args(["--user", u]);
+    pub(crate) fn start(dir: &Path, user: Option<&str>) -> HelmRepo {
+        match user {
+            Some(u) => HelmRepo::with_args(dir, &["--user", u]),
+            None => HelmRepo::with_args(dir, &[]),
         }
+    }
+
+    /// The repository with helm_repo.py's options (`--user U:P`, `--tls CERT KEY`).
+    pub(crate) fn with_args(dir: &Path, args: &[&str]) -> HelmRepo {
+        let mut cmd = Command::new("python3");
+        cmd.arg(root().join("testdata/helm_repo.py"))
+            .arg(dir)
+            .args(args);
         let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
@@ -44,14 +51,14 @@ impl Drop for HelmRepo {
 }
 
 /// A registry holding the chart pushed as OCI, and the same .tgz in a chart folder.
-struct Setup {
+pub(crate) struct Setup {
     reg: Registry,
     dir: tempfile::TempDir,
     fx: serde_json::Value,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let reg = Registry::start();
         let dir = tempfile::tempdir().unwrap();
         let fx = push_artifacts(&reg, &dir.path().join("fx"));
@@ -65,16 +72,17 @@ impl Setup {
         Setup { reg, dir, fx }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn tgz(&self) -> Vec<u8> {
+    pub(crate) fn tgz(&self) -> Vec<u8> {
         std::fs::read(self.path("fx/mychart-0.1.0.tgz")).unwrap()
     }
 }
 
-fn bundle(out: &Path, args: &[&str]) -> (i32, String) {
+/// `ferry bundle --no-progress -o OUT ARGS...`: its exit code and stderr.
+pub(crate) fn bundle(out: &Path, args: &[&str]) -> (i32, String) {
     let mut all = vec!["bundle", "--no-progress", "-o", out.to_str().unwrap()];
     all.extend(args);
     let (code, _, stderr) = ferry_out(&all);

@@ -133,6 +133,24 @@ fn a_refused_certificate_and_a_refused_login() {
                 &[]
             )
         );
+        // A refused certificate is the registry's, not the image's: said once, then counted.
+        insta::assert_snapshot!(
+            "untrusted_certificate_for_two_images",
+            outcome(
+                &[
+                    "bundle",
+                    "--retries",
+                    "0",
+                    "--jobs",
+                    "1",
+                    "-o",
+                    b,
+                    &untrusted.image("sample/hello:1.0"),
+                    &untrusted.image("sample/world:1.0"),
+                ],
+                &[]
+            )
+        );
         insta::assert_snapshot!(
             "login_required",
             outcome(&["bundle", "-o", b, &locked.image("sample/hello:1.0")], &[])
