@@ -307,7 +307,7 @@ fn discard(layout: &Layout) -> bool {
 }
 
 /// How many images `refs` names (the run bundles each once).
-fn distinct(refs: &[ImageRef]) -> usize {
+fn distinct(refs: &[ferry::reference::ImageRef]) -> usize {
     refs.iter().collect::<std::collections::BTreeSet<_>>().len()
 }
 
