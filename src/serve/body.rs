@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::buffers::Chunk;
 use super::conn::{Activity, Busy};
 pub use super::pool::Pool;
 use super::pool::Streaming;
@@ -79,37 +80,37 @@ pub struct BlobStream {
 /// Told once why a blob's transfer was cut.
 type OnError = Box<dyn FnOnce(&io::Error) + Send>;
 
-/// Reads `want` bytes (fewer only at an error).
-fn read_chunk(reader: &mut Reader, want: usize) -> io::Result<Bytes> {
-    let mut buf = vec![0; want];
-    let mut got = 0;
-    while got < want {
-        match reader.read(&mut buf[got..]) {
+/// Reads `chunk`'s length (fewer bytes only at an error).
+fn read_chunk(reader: &mut Reader, mut chunk: Chunk) -> io::Result<Bytes> {
+    while !chunk.unfilled().is_empty() {
+        match reader.read(chunk.unfilled()) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the blob ended early",
                 ));
             }
-            Ok(n) => got += n,
+            Ok(n) => chunk.advance(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(chunk.freeze())
 }
 
 impl BlobStream {
     fn start_read(&mut self, mut reader: Reader) -> ChunkRead {
-        let want = self.left.min(self.pool.chunk_size() as u64) as usize;
+        let size = self.pool.chunk_size();
+        let want = self.left.min(size as u64) as usize;
         let pool = self.pool.clone();
+        let buf = self.pool.buffer(size, want);
         // The server is the slow one while a chunk is read: the connection is not idle.
         let busy: Option<Busy> = self.activity.as_ref().map(Activity::busy);
         Box::pin(async move {
             let _busy = busy;
             match pool
                 .run(move || {
-                    let chunk = read_chunk(&mut reader, want);
+                    let chunk = read_chunk(&mut reader, buf);
                     (reader, chunk)
                 })
                 .await

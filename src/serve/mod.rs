@@ -14,6 +14,7 @@
 
 mod blobs;
 mod body;
+mod buffers;
 mod bundle_files;
 pub mod catalog;
 mod conn;

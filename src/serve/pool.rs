@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
+use super::buffers::{Buffers, Chunk};
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// What the chunks of every download in flight may take together, about: each download's
@@ -28,6 +30,8 @@ pub struct Pool {
     jobs: Sender<Job>,
     /// Downloads reading from the pool now.
     streams: Arc<AtomicUsize>,
+    /// Chunk buffers that came back from the connections, for the next reads.
+    buffers: Arc<Buffers>,
 }
 
 /// A download counted among the pool's while it lives.
@@ -54,6 +58,9 @@ impl Pool {
         Pool {
             jobs,
             streams: Arc::default(),
+            // A download reads its next chunk while the connection still sends the end of the
+            // last, so up to one buffer per download is between uses: as much as the budget.
+            buffers: Buffers::new(CHUNK_BUDGET),
         }
     }
 
@@ -64,11 +71,18 @@ impl Pool {
     }
 
     /// How much a download reads at once now: [`CHUNK_BUDGET`] shared out among the downloads
-    /// in flight, in 16 KiB steps.
+    /// in flight, rounded down to a power of two: few sizes, so that the buffers the
+    /// connections give back fit the next reads as downloads come and go.
     pub fn chunk_size(&self) -> usize {
         let n = self.streams.load(Ordering::Relaxed).max(1);
         let share = (CHUNK_BUDGET / n).clamp(MIN_CHUNK, MAX_CHUNK);
-        share - share % MIN_CHUNK
+        1 << share.ilog2()
+    }
+
+    /// A buffer for a chunk of `len` bytes (at most `size`, a chunk size), reused when one of
+    /// that size came back.
+    pub fn buffer(&self, size: usize, len: usize) -> Chunk {
+        self.buffers.take(size, len)
     }
 
     /// The default size: twice the CPUs, between 4 and 16 (reads from the page cache are
@@ -132,7 +146,7 @@ mod tests {
         assert_eq!(pool.chunk_size(), MIN_CHUNK);
         drop(many);
         let few: Vec<Streaming> = (0..48).map(|_| pool.streaming()).collect();
-        assert_eq!(pool.chunk_size(), 160 << 10);
+        assert_eq!(pool.chunk_size(), 128 << 10, "170 KiB each, rounded down");
         drop(few);
         assert_eq!(pool.chunk_size(), MAX_CHUNK);
     }
