@@ -106,7 +106,7 @@ pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// index.json, ferry.lock, restore.sh and the blob set are those of the full bundle.
-fn assert_same_bundle(got: &Path, want: &Path) {
+pub(crate) fn assert_same_bundle(got: &Path, want: &Path) {
     for f in ["index.json", "ferry.lock", "restore.sh", "oci-layout"] {
         assert_eq!(
             std::fs::read(got.join(f)).unwrap(),
