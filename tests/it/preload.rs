@@ -401,12 +401,7 @@ fn the_init_containers_command_restores_every_image_into_containerd() {
         }
         let listed = containerd_images(&node);
         for (name, digest) in &expected {
-            let row = listed
-                .iter()
-                .find(|r| &r.0 == name)
-                .unwrap_or_else(|| panic!("{name}: {listed:?}"));
-            assert_eq!(&row.1, digest, "{name}");
-            assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+            assert_pinned(&listed, name, digest);
         }
     }
 }

@@ -59,12 +59,7 @@ fn every_image_comes_with_the_bundles_digests_pinned_and_a_second_run_pulls_noth
     for (name, digest) in names.iter().zip(&digests) {
         let twin = format!("{}@{digest}", name.rsplit_once(':').unwrap().0);
         for n in [name, &twin] {
-            let row = listed
-                .iter()
-                .find(|r| &r.0 == n)
-                .unwrap_or_else(|| panic!("{n} not in containerd: {listed:?}"));
-            assert_eq!(&row.1, digest, "{n}");
-            assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+            assert_pinned(&listed, n, digest);
         }
         let check = String::from_utf8(node.ctr(&["images", "check"]).stdout).unwrap();
         let line = check
@@ -182,19 +177,22 @@ fn cri_o_gets_the_same_bytes_and_the_pinning_drop_in() {
         dir.path().join("csrun").display()
     );
     let conf = dir.path().join("crio.conf.d");
-    let (code, stdout, stderr) = ferry_out(&[
-        "restore",
-        "--from",
-        &served.url(""),
-        "--runtime",
-        "cri-o",
-        "--storage",
-        &storage,
-        "--crio-conf-dir",
-        conf.to_str().unwrap(),
-        "--pin",
-        "--json",
-    ]);
+    let restore = || {
+        ferry_out(&[
+            "restore",
+            "--from",
+            &served.url(""),
+            "--runtime",
+            "cri-o",
+            "--storage",
+            &storage,
+            "--crio-conf-dir",
+            conf.to_str().unwrap(),
+            "--pin",
+            "--json",
+        ])
+    };
+    let (code, stdout, stderr) = restore();
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["totals"]["restored"], tags.len(), "{report}");
@@ -224,19 +222,7 @@ fn cri_o_gets_the_same_bytes_and_the_pinning_drop_in() {
     }
     // Again: each name is the image holding its very manifest (hello and hello-docker share
     // one image in containers-storage, with both manifests): nothing is copied again.
-    let (code, stdout, stderr) = ferry_out(&[
-        "restore",
-        "--from",
-        &served.url(""),
-        "--runtime",
-        "cri-o",
-        "--storage",
-        &storage,
-        "--crio-conf-dir",
-        conf.to_str().unwrap(),
-        "--pin",
-        "--json",
-    ]);
+    let (code, stdout, stderr) = restore();
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["totals"]["present"], tags.len(), "{report}");
@@ -333,12 +319,7 @@ fn a_registry_filled_by_ferry_push_serves_the_lock_s_images() {
     assert_eq!(code, 0, "{stderr}\n{report}");
     let listed = containerd_images(&node);
     for (name, digest) in &expected {
-        let row = listed
-            .iter()
-            .find(|r| &r.0 == name)
-            .unwrap_or_else(|| panic!("{name}: {listed:?}"));
-        assert_eq!(&row.1, digest, "{name}");
-        assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+        assert_pinned(&listed, name, digest);
     }
     assert!(
         target.log().contains("/manifests/sha256:"),

@@ -61,6 +61,16 @@ pub fn containerd_images(node: &Containerd) -> Vec<(String, String, String)> {
     containerd_images_in(node, "k8s.io")
 }
 
+/// `name` is among `listed` (rows of [`containerd_images`]) with `digest`, pinned.
+pub fn assert_pinned(listed: &[(String, String, String)], name: &str, digest: &str) {
+    let row = listed
+        .iter()
+        .find(|r| r.0 == name)
+        .unwrap_or_else(|| panic!("{name} not in containerd: {listed:?}"));
+    assert_eq!(row.1, digest, "{name}");
+    assert!(row.2.contains("io.cri-containerd.pinned=pinned"), "{row:?}");
+}
+
 /// [`containerd_images`] of namespace `ns`.
 pub fn containerd_images_in(node: &Containerd, ns: &str) -> Vec<(String, String, String)> {
     let out = run(Command::new("ctr").args(["-a", &node.socket, "-n", ns, "images", "ls"]));

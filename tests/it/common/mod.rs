@@ -13,7 +13,7 @@ mod kube;
 mod silent;
 pub mod snapshots;
 pub use access::{Tls, credential_helper, docker_config, htpasswd, skopeo_push};
-pub use containerd::{Containerd, containerd_images, containerd_images_in};
+pub use containerd::{Containerd, assert_pinned, containerd_images, containerd_images_in};
 #[allow(unused_imports)]
 pub use faultproxy as proxy;
 pub use fixtures::{machine_wide, run_dir, shared_while_used};
