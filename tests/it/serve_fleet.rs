@@ -171,14 +171,11 @@ fn four_hundred_overlapping_downloads_of_a_large_layer_stay_under_64_mib() {
     assert_eq!(sha256(&std::fs::read(&kept).unwrap()), digest);
     let peak = peak_rss_mib(served.child.id());
     eprintln!("ferry serve peak RSS: {peak:.1} MiB");
-    let log = served.log();
-    let complete = log
-        .lines()
-        .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
-        .count();
     assert_eq!(
-        complete, CLIENTS,
-        "every response logged as complete:\n{log}"
+        served.complete_gets(&path, CLIENTS),
+        CLIENTS,
+        "every response logged as complete:\n{}",
+        served.log()
     );
     assert!(
         peak < 64.0,
@@ -353,12 +350,7 @@ fn keep_alive_http1_h2c_and_h2_over_tls_all_serve_a_layer_to_many_clients() {
     }
     // Every transfer complete by serve's own account too.
     for (served, n) in [(&plain, 128), (&secure, 64)] {
-        let log = served.log();
-        let complete = log
-            .lines()
-            .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
-            .count();
-        assert_eq!(complete, n, "{log}");
+        assert_eq!(served.complete_gets(&path, n), n, "{}", served.log());
     }
 }
 

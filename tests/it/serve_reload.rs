@@ -129,9 +129,9 @@ fn after_apply_a_moved_tag_answers_its_new_digest_a_removed_one_404s_and_a_downl
     assert_eq!(sha256(&got), layer);
     let log = served.log();
     assert!(log.contains("changed: now serving"), "{log}");
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&format!("/blobs/{layer} 200")) && l.contains(" complete ")),
+    assert_eq!(
+        served.complete_gets(&format!("/v2/{repo}/blobs/{layer}"), 1),
+        1,
         "{log}"
     );
 }

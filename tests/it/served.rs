@@ -87,6 +87,22 @@ impl Served {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// How many responses to `GET {path} 200` the log calls complete, once at least `n` are
+    /// there (within 30 s). serve logs a response when its connection has sent the last byte,
+    /// which may come a moment after the client has read it.
+    pub fn complete_gets(&self, path: &str, n: usize) -> usize {
+        let count = || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(&format!("GET {path} 200")) && l.contains(" complete "))
+                .count()
+        };
+        wait_for(30, "serve's log line for every response", || count() >= n);
+        count()
+    }
+
     /// Stops it with SIGTERM; returns its exit code.
     pub fn stop(&mut self) -> i32 {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
